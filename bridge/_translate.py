@@ -1,0 +1,310 @@
+"""One set of translation rules between a WSGI environ and an ASGI HTTP scope.
+
+Theory of operation
+-------------------
+Both adapters and both middleware drivers go through this module, so a request
+looks the same whichever side it came from:
+
+* Paths. ASGI carries the decoded path as ``str`` (UTF-8) and includes
+  ``root_path`` as its prefix. WSGI carries "bytes in str": the raw UTF-8 bytes
+  re-read as latin-1, split into SCRIPT_NAME (the mount point) and PATH_INFO.
+  ``root_path`` owns a path only at a segment boundary: ``/mnt`` owns ``/mnt``
+  and ``/mnt/a`` but not ``/mntx/a``.
+* Request headers. ASGI: a list of ``(lowercase name, value)`` byte pairs.
+  WSGI: CONTENT_TYPE / CONTENT_LENGTH bare, everything else as ``HTTP_*``;
+  repeated headers are joined with ``", "`` (``"; "`` for Cookie). Names with
+  ``_`` are dropped on the way into an environ unless allowed, because
+  ``X_User`` and ``X-User`` collide there and a client could spoof one with
+  the other.
+* Response headers stay a list in both directions, so Set-Cookie survives.
+
+Every failure here is a :class:`BadRequest` that carries the HTTP status the
+caller should answer with; nothing in this module does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+from urllib.parse import quote
+
+from asgiref.typing import HTTPScope
+
+from ._types import Environ
+
+__all__ = (
+    "DEFAULT_MAX_HEADER_LINES",
+    "BadRequest",
+    "environ_from_scope",
+    "headers_from_environ",
+    "parse_content_length",
+    "scope_from_environ",
+    "split_root_path",
+)
+
+#: Same default as gunicorn's ``limit_request_fields``.
+DEFAULT_MAX_HEADER_LINES: Final = 100
+
+_SPECIAL_ENVIRON_HEADERS: Final = {
+    "CONTENT_TYPE": b"content-type",
+    "CONTENT_LENGTH": b"content-length",
+}
+_JOINERS: Final = {b"cookie": "; "}
+
+
+class BadRequest(Exception):
+    """The request cannot be translated; answer it with :attr:`status`.
+
+    The message names the problem and is meant for one log line.
+    """
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+# -- paths -------------------------------------------------------------------
+
+
+def split_root_path(path: str, root_path: str) -> tuple[str, str]:
+    """Return ``(script_name, path_info)`` for an ASGI ``path`` under ``root_path``.
+
+    ``root_path`` owns ``path`` only at a segment boundary. When it does not
+    own it, the server followed the older convention where ``path`` excludes
+    ``root_path``, and ``path`` is taken as relative to the mount point.
+    """
+    root = root_path.rstrip("/")
+    if not root:
+        return "", path
+    if path == root or path.startswith(root + "/"):
+        return root, path[len(root) :]
+    return root, path
+
+
+def _wsgi_str(text: str) -> str:
+    """Unicode text to WSGI's "bytes in str" form (UTF-8 bytes read as latin-1)."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("latin-1")
+
+
+def _unicode_from_wsgi(text: str, what: str) -> str:
+    if text.isascii():
+        return text
+    try:
+        return text.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        raise BadRequest(f"{what} is not valid UTF-8: {text!r}") from None
+
+
+# -- headers -----------------------------------------------------------------
+
+
+def parse_content_length(values: Iterable[bytes]) -> int | None:
+    """The single Content-Length of a request, or None when there is none.
+
+    Raises :class:`BadRequest` (400) for a repeated, negative or non-numeric
+    value: a request whose length is ambiguous must not be guessed at.
+    """
+    found: int | None = None
+    for value in values:
+        if found is not None:
+            raise BadRequest("duplicated Content-Length header")
+        text = value.strip()
+        if not text.isdigit() or len(text) > 19:
+            raise BadRequest(f"invalid Content-Length: {value[:40]!r}")
+        found = int(text)
+    return found
+
+
+def _environ_headers(
+    headers: Iterable[tuple[bytes, bytes]],
+    *,
+    max_header_lines: int,
+    allow_underscores: bool,
+) -> dict[str, str]:
+    """Request header pairs to CGI keys; linear in the number of lines."""
+    grouped: dict[bytes, list[str]] = {}
+    lines = 0
+    for name, value in headers:
+        lines += 1
+        if lines > max_header_lines:
+            raise BadRequest(f"more than {max_header_lines} request header lines", status=431)
+        if not allow_underscores and b"_" in name:
+            continue
+        key = name.lower()
+        text = value.decode("latin-1")
+        bucket = grouped.get(key)
+        if bucket is None:
+            grouped[key] = [text]
+        else:
+            bucket.append(text)
+    out: dict[str, str] = {}
+    for name, values in grouped.items():
+        if name == b"content-length":
+            length = parse_content_length(v.encode("latin-1") for v in values)
+            if length is not None:
+                out["CONTENT_LENGTH"] = str(length)
+            continue
+        if name == b"content-type":
+            out["CONTENT_TYPE"] = values[-1]
+            continue
+        cgi = "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
+        out[cgi] = values[0] if len(values) == 1 else _JOINERS.get(name, ", ").join(values)
+    return out
+
+
+def headers_from_environ(environ: Mapping[str, Any]) -> list[tuple[bytes, bytes]]:
+    """The request headers of an environ as ASGI byte pairs, lowercase names."""
+    headers: list[tuple[bytes, bytes]] = []
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            if key in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
+                continue  # CGI says the bare keys win; some servers send both
+            name = key[5:].lower().replace("_", "-").encode("latin-1")
+        elif key in _SPECIAL_ENVIRON_HEADERS:
+            if not value:
+                continue
+            name = _SPECIAL_ENVIRON_HEADERS[key]
+        else:
+            continue
+        headers.append((name, str(value).encode("latin-1")))
+    return headers
+
+
+# -- scope -> environ ----------------------------------------------------------
+
+
+def _server_address(scope: HTTPScope, host_header: str | None) -> tuple[str, str]:
+    server = scope.get("server")
+    if server is not None:
+        host, port = server
+        return host, "" if port is None else str(port)
+    default_port = "443" if scope.get("scheme") in ("https", "wss") else "80"
+    if host_header:
+        host, sep, port = host_header.rpartition(":")
+        if sep and port.isdigit() and (not host.startswith("[") or host.endswith("]")):
+            return host, port
+        return host_header, default_port
+    return "localhost", default_port
+
+
+def _request_uri(scope: HTTPScope) -> str:
+    raw_path = scope.get("raw_path")
+    if raw_path is None:
+        uri = quote(scope["path"], safe="/;=,:@!$&'()*+~")
+    else:
+        uri = raw_path.decode("latin-1")
+    query = scope.get("query_string", b"")
+    return uri + "?" + query.decode("latin-1") if query else uri
+
+
+def environ_from_scope(
+    scope: HTTPScope,
+    *,
+    wsgi_input: Any,
+    wsgi_errors: Any,
+    max_header_lines: int = DEFAULT_MAX_HEADER_LINES,
+    allow_underscores_in_headers: bool = False,
+    multiprocess: bool = False,
+    file_wrapper: Any = None,
+) -> Environ:
+    """Build a PEP 3333 environ for an ASGI ``http`` scope.
+
+    Raises :class:`BadRequest` (400 or 431) for requests that cannot be
+    represented faithfully.
+    """
+    script_name, path_info = split_root_path(scope["path"], scope.get("root_path", ""))
+    environ: Environ = _environ_headers(
+        scope["headers"],
+        max_header_lines=max_header_lines,
+        allow_underscores=allow_underscores_in_headers,
+    )
+    server_name, server_port = _server_address(scope, environ.get("HTTP_HOST"))
+    uri = _request_uri(scope)
+    environ.update(
+        {
+            "REQUEST_METHOD": scope["method"],
+            "SCRIPT_NAME": _wsgi_str(script_name),
+            "PATH_INFO": _wsgi_str(path_info),
+            "QUERY_STRING": scope.get("query_string", b"").decode("latin-1"),
+            "REQUEST_URI": uri,
+            "RAW_URI": uri,
+            "SERVER_NAME": server_name,
+            "SERVER_PORT": server_port,
+            "SERVER_PROTOCOL": "HTTP/" + scope.get("http_version", "1.1"),
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": scope.get("scheme", "http"),
+            "wsgi.input": wsgi_input,
+            "wsgi.errors": wsgi_errors,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": multiprocess,
+            "wsgi.run_once": False,
+            "wsgi.input_terminated": True,
+            "asgi.scope": scope,
+        }
+    )
+    client = scope.get("client")
+    if client is not None:
+        environ["REMOTE_ADDR"] = client[0]
+        environ["REMOTE_PORT"] = str(client[1])
+    if file_wrapper is not None:
+        environ["wsgi.file_wrapper"] = file_wrapper
+    return environ
+
+
+# -- environ -> scope ----------------------------------------------------------
+
+
+def _http_version(protocol: str) -> str:
+    version = protocol.partition("/")[2]
+    return version if version in ("1.0", "1.1", "2", "3") else "1.1"
+
+
+def _port(value: Any) -> int | None:
+    text = str(value)
+    return int(text) if text.isdigit() else None
+
+
+def _raw_path(environ: Mapping[str, Any], path: str) -> bytes:
+    uri = environ.get("REQUEST_URI") or environ.get("RAW_URI")
+    if uri:
+        raw = str(uri).partition("?")[0]
+        if "://" in raw:  # absolute-form request target
+            raw = "/" + raw.partition("://")[2].partition("/")[2]
+        return raw.encode("latin-1", "replace")
+    return quote(path, safe="/;=,:@!$&'()*+~").encode("ascii")
+
+
+def scope_from_environ(environ: Mapping[str, Any]) -> HTTPScope:
+    """Build an ASGI 3 ``http`` scope for a PEP 3333 environ.
+
+    Raises :class:`BadRequest` (400) when SCRIPT_NAME or PATH_INFO is not
+    UTF-8 or a header value cannot be represented as bytes.
+    """
+    script_name = _unicode_from_wsgi(environ.get("SCRIPT_NAME", ""), "SCRIPT_NAME")
+    path_info = _unicode_from_wsgi(environ.get("PATH_INFO", ""), "PATH_INFO")
+    path = script_name + path_info
+    try:
+        headers = headers_from_environ(environ)
+        query = str(environ.get("QUERY_STRING", "")).encode("latin-1")
+    except UnicodeEncodeError as exc:
+        raise BadRequest(f"request head is not latin-1 text: {exc.reason}") from None
+    remote = environ.get("REMOTE_ADDR")
+    client = (str(remote), _port(environ.get("REMOTE_PORT", 0)) or 0) if remote else None
+    scope: HTTPScope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": _http_version(str(environ.get("SERVER_PROTOCOL", "HTTP/1.1"))),
+        "method": str(environ.get("REQUEST_METHOD", "GET")).upper(),
+        "scheme": str(environ.get("wsgi.url_scheme", "http")),
+        "path": path,
+        "raw_path": _raw_path(environ, path),
+        "query_string": query,
+        "root_path": script_name,
+        "headers": headers,
+        "client": client,
+        "server": (str(environ.get("SERVER_NAME", "localhost")), _port(environ.get("SERVER_PORT"))),
+        "extensions": {},
+    }
+    return scope

@@ -1,0 +1,155 @@
+"""Shared fixtures: every async test runs on asyncio and trio; real servers on loopback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Protocol
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(("asyncio", {}), id="asyncio"),
+        pytest.param(("trio", {}), id="trio"),
+    ]
+)
+def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, object]]:
+    """Every ``@pytest.mark.anyio`` test runs once per backend."""
+    backend: tuple[str, dict[str, object]] = request.param
+    return backend
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes] | None, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+            raise RuntimeError(f"server exited with {proc.returncode} before listening:\n{out}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listened on 127.0.0.1:{port} within {timeout}s")
+
+
+class Server:
+    """A server process on 127.0.0.1; ``url`` is its base URL."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], port: int) -> None:
+        self.proc = proc
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+
+    def stop(self) -> str:
+        """Stop the process (SIGTERM, then SIGKILL) and return what it printed."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        return self.proc.stdout.read().decode(errors="replace") if self.proc.stdout else ""
+
+
+def start_server(argv: Sequence[str], port: int, *, env: dict[str, str] | None = None) -> Server:
+    """Start ``argv`` (a server listening on ``port``) and wait until it accepts connections.
+
+    The test modules under tests/ are importable as ``tests.xxx`` from the repository
+    root, which is the child's working directory.
+    """
+    child_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    proc = subprocess.Popen(
+        list(argv),
+        cwd=ROOT,
+        env=child_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_port(port, proc)
+    except BaseException:
+        proc.kill()
+        proc.wait(10)
+        raise
+    return Server(proc, port)
+
+
+class RunServer(Protocol):
+    def __call__(
+        self, build_argv: Callable[[int], Sequence[str]], env: dict[str, str] | None = None
+    ) -> Server: ...
+
+
+@pytest.fixture
+def run_server() -> Iterator[RunServer]:
+    """``run_server(build_argv)``: start servers, always stopped after the test.
+
+    ``build_argv(port)`` returns the command line for a free port.
+    """
+    servers: list[Server] = []
+
+    def _run(
+        build_argv: Callable[[int], Sequence[str]], env: dict[str, str] | None = None
+    ) -> Server:
+        port = free_port()
+        server = start_server(build_argv(port), port, env=env)
+        servers.append(server)
+        return server
+
+    yield _run
+    for server in servers:
+        server.stop()
+
+
+PYTHON = sys.executable
+
+
+def redis_server_binary() -> str | None:
+    return shutil.which("redis-server")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real redis-server on a free loopback port for the whole session.
+
+    Outside CI a missing redis-server skips the test; in CI it fails loudly,
+    because .ci/run installs it.
+    """
+    binary = redis_server_binary()
+    if binary is None:
+        message = "redis-server is not installed (apt-get install redis-server)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_port(port, proc)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -1,0 +1,134 @@
+"""The shared environ <-> scope rules (sans-IO: no app, no server, no loop)."""
+
+from __future__ import annotations
+
+import io
+import sys
+
+import pytest
+from asgiref.typing import HTTPScope
+
+from bridge._translate import (
+    BadRequest,
+    environ_from_scope,
+    parse_content_length,
+    scope_from_environ,
+    split_root_path,
+)
+
+
+def make_scope(**overrides: object) -> HTTPScope:
+    scope: dict[str, object] = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/",
+        "raw_path": b"/",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"example.com")],
+        "client": ("10.0.0.1", 5000),
+        "server": ("127.0.0.1", 8000),
+        "extensions": {},
+    }
+    scope.update(overrides)
+    return scope  # type: ignore[return-value]
+
+
+def environ_for(scope: HTTPScope, **options: object) -> dict[str, object]:
+    return environ_from_scope(
+        scope,
+        wsgi_input=io.BytesIO(),
+        wsgi_errors=sys.stderr,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "root", "expected"),
+    [
+        pytest.param("/mnt/a", "/mnt", ("/mnt", "/a"), id="owned"),
+        pytest.param("/mnt", "/mnt", ("/mnt", ""), id="exact"),
+        pytest.param("/mntx/a", "/mnt", ("/mnt", "/mntx/a"), id="not-at-segment"),
+        pytest.param("/a", "/mnt/", ("/mnt", "/a"), id="relative-path-trailing-slash-root"),
+        pytest.param("/a", "", ("", "/a"), id="no-root"),
+    ],
+)
+def test_split_root_path(path: str, root: str, expected: tuple[str, str]) -> None:
+    assert split_root_path(path, root) == expected
+
+
+def test_non_ascii_path_under_root_path_is_latin1_bytes_in_str() -> None:
+    scope = make_scope(path="/mnt/caf\u00e9", root_path="/mnt", query_string="q=\u00e9".encode())
+    environ = environ_for(scope)
+    assert environ["SCRIPT_NAME"] == "/mnt"
+    assert environ["PATH_INFO"] == "/caf\u00e9".encode().decode("latin-1")
+    assert environ["QUERY_STRING"] == "q=\u00e9".encode().decode("latin-1")
+
+
+def test_headers_join_and_special_keys() -> None:
+    scope = make_scope(
+        headers=[
+            (b"content-type", b"text/plain"),
+            (b"content-length", b"5"),
+            (b"accept", b"a"),
+            (b"accept", b"b"),
+            (b"cookie", b"a=1"),
+            (b"cookie", b"b=2"),
+            (b"x_user", b"spoof"),
+            (b"x-user", b"real"),
+        ]
+    )
+    environ = environ_for(scope)
+    assert environ["CONTENT_TYPE"] == "text/plain"
+    assert environ["CONTENT_LENGTH"] == "5"
+    assert "HTTP_CONTENT_LENGTH" not in environ
+    assert environ["HTTP_ACCEPT"] == "a, b"
+    assert environ["HTTP_COOKIE"] == "a=1; b=2"
+    assert environ["HTTP_X_USER"] == "real"
+
+
+def test_underscore_headers_allowed_when_asked() -> None:
+    environ = environ_for(
+        make_scope(headers=[(b"x_user", b"v")]), allow_underscores_in_headers=True
+    )
+    assert environ["HTTP_X_USER"] == "v"
+
+
+def test_too_many_header_lines_is_431() -> None:
+    scope = make_scope(headers=[(b"x-a", b"1")] * 10_000)
+    with pytest.raises(BadRequest) as info:
+        environ_for(scope)
+    assert info.value.status == 431
+
+
+@pytest.mark.parametrize("values", [[b"-1"], [b"abc"], [b"5", b"5"], [b"1e3"], [b""]])
+def test_bad_content_length_is_400(values: list[bytes]) -> None:
+    with pytest.raises(BadRequest) as info:
+        parse_content_length(values)
+    assert info.value.status == 400
+
+
+def test_round_trip_scope_environ_scope() -> None:
+    scope = make_scope(
+        path="/mnt/caf\u00e9",
+        raw_path=b"/mnt/caf%C3%A9",
+        root_path="/mnt",
+        query_string=b"a=1",
+        headers=[(b"host", b"example.com"), (b"x-a", b"1"), (b"content-length", b"3")],
+    )
+    back = scope_from_environ(environ_for(scope))
+    assert back["path"] == "/mnt/caf\u00e9"
+    assert back["root_path"] == "/mnt"
+    assert back["raw_path"] == b"/mnt/caf%C3%A9"
+    assert back["query_string"] == b"a=1"
+    assert sorted(back["headers"]) == sorted(scope["headers"])
+    assert back["client"] == ("10.0.0.1", 5000)
+    assert back["server"] == ("127.0.0.1", 8000)
+
+
+def test_non_utf8_path_info_is_400() -> None:
+    with pytest.raises(BadRequest):
+        scope_from_environ({"PATH_INFO": "/\xff", "REQUEST_METHOD": "GET"})
