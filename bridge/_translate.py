@@ -177,10 +177,9 @@ def headers_from_environ(environ: Mapping[str, Any]) -> list[tuple[bytes, bytes]
 
 def _server_address(scope: HTTPScope, host_header: str | None) -> tuple[str, str]:
     server = scope.get("server")
-    if server is not None:
-        host, port = server
-        return host, "" if port is None else str(port)
     default_port = "443" if scope.get("scheme") in ("https", "wss") else "80"
+    if server is not None:
+        return server[0], default_port if server[1] is None else str(server[1])
     if host_header:
         host, sep, port = host_header.rpartition(":")
         if sep and port.isdigit() and (not host.startswith("[") or host.endswith("]")):
