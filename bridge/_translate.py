@@ -25,7 +25,7 @@ caller should answer with; nothing in this module does I/O.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from typing import Any, Final, cast
 from urllib.parse import quote
 
 from asgiref.typing import HTTPScope
@@ -189,7 +189,8 @@ def _server_address(scope: HTTPScope, host_header: str | None) -> tuple[str, str
 
 
 def _request_uri(scope: HTTPScope) -> str:
-    raw_path = scope.get("raw_path")
+    # The spec allows servers to omit raw_path or send None; asgiref's type does not.
+    raw_path = cast("bytes | None", scope.get("raw_path"))
     if raw_path is None:
         uri = quote(scope["path"], safe="/;=,:@!$&'()*+~")
     else:
