@@ -150,6 +150,8 @@ class ResponseState:
 
     def finish(self) -> None:
         """The body is complete: emit the end of the response."""
+        if self.status is None:
+            raise ResponseError("the application returned without calling start_response()")
         if self._declared is not None and self._sent < self._declared:
             raise ResponseError(
                 f"the response ended after {self._sent} of its {self._declared} "

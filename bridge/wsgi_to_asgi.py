@@ -28,18 +28,13 @@ Invariants:
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from functools import partial
 from typing import Any, Final, cast
 
 import anyio
 from anyio import from_thread, to_thread
-from asgiref.typing import (
-    ASGIReceiveCallable,
-    ASGISendCallable,
-    HTTPScope,
-    Scope,
-)
+from asgiref.typing import HTTPScope
 
 from ._handoff import HandoffQueue
 from ._translate import DEFAULT_MAX_HEADER_LINES, BadRequest, environ_from_scope
@@ -58,6 +53,12 @@ DEFAULT_BUFFER_SIZE: Final = 256 * 1024
 
 Send = Callable[[Message], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
+# The public signature uses the loose mappings servers and frameworks (Starlette,
+# httpx, uvicorn) type ASGI apps with, so WsgiToAsgi type-checks wherever an ASGI
+# app is expected; inside, the scope is read as asgiref's TypedDicts.
+AnyScope = MutableMapping[str, Any]
+AnyReceive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+AnySend = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 class _ErrorStream:
@@ -141,9 +142,7 @@ class WsgiToAsgi:
         self.multiprocess = multiprocess
         self.buffer_size = buffer_size
 
-    async def __call__(
-        self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
-    ) -> None:
+    async def __call__(self, scope: AnyScope, receive: AnyReceive, send: AnySend) -> None:
         kind = scope["type"]
         recv = cast("Receive", receive)
         if kind == "http":
