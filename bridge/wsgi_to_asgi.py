@@ -27,6 +27,7 @@ Invariants:
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from functools import partial
@@ -200,6 +201,14 @@ class _Exchange:
         self.send = send
         self.limiter = adapter.limiter
         self.send_error: Exception | None = None
+        # Every thread call of this request runs in this one Context: a generator
+        # response that sets context variables (Flask's stream_with_context) and
+        # resets them with tokens in a later call finds them, as on a WSGI server.
+        self.context = contextvars.copy_context()
+
+    async def in_thread(self, func: Callable[..., Outcome | None], *args: object) -> Any:
+        """Run ``func(*args)`` in a worker thread, in this request's Context."""
+        return await to_thread.run_sync(self.context.run, func, *args, limiter=self.limiter)
 
     def _describe(self) -> str:
         return f"{self.scope.get('method', '?')} {self.scope.get('path', '?')}"
@@ -264,13 +273,13 @@ class _Exchange:
         run.state.emit = pending.append
         run.flush = partial(self._flush_from_thread, pending)
         try:
-            outcome = await to_thread.run_sync(run.begin, True, limiter=self.limiter)
+            outcome = await self.in_thread(run.begin, True)
             if await self._send_or_log(pending) and outcome is Outcome.STREAMING:
                 await self._stream(run, run.resume, None)
         finally:
             if not run.closed:  # cancelled or disconnected between two thread calls
                 with anyio.CancelScope(shield=True):
-                    await to_thread.run_sync(run.close, limiter=self.limiter)
+                    await self.in_thread(run.close)
 
     def _flush_from_thread(self, pending: list[Message]) -> None:
         """After ``write()`` on the fast path: transmit now (PEP 3333 forbids holding it)."""
@@ -305,7 +314,7 @@ class _Exchange:
         self, work: Callable[[], Outcome], responses: HandoffQueue[Message]
     ) -> None:
         try:
-            await to_thread.run_sync(work, limiter=self.limiter)
+            await self.in_thread(work)
         finally:
             responses.finish()
 

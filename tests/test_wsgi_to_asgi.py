@@ -675,3 +675,20 @@ async def test_injected_limiter_bounds_concurrency() -> None:
         assert limiter.borrowed_tokens == 2
         release.set()
     assert peak == 2
+
+
+async def test_generator_context_survives_between_thread_calls() -> None:
+    """A generator that sets a context variable and resets it with its token later
+    (Flask's stream_with_context) runs in one Context across all its chunks."""
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("generator_var")
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
+        token = var.set("inside")
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        yield b"first "
+        yield var.get("lost").encode()
+        var.reset(token)
+
+    exchange = await drive(app)
+    assert exchange.body == b"first inside"
+    assert exchange.complete
