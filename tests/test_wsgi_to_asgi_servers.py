@@ -238,3 +238,12 @@ def test_256_mib_each_way_with_bounded_memory(run_server: RunServer, server: Ser
     growth = rss.peak - baseline
     print(f"server peak RSS growth for 256 MiB each way: {growth / MiB:.1f} MiB")
     assert growth < 16 * MiB
+
+
+def test_readme_example_serves_flask(run_server: RunServer) -> None:
+    running = run_server(lambda port: [PYTHON, "examples/legacy_flask.py", "--port", str(port)])
+    with httpx.Client(base_url=running.url) as c:
+        assert "Hello from Flask" in c.get("/").text
+        assert c.post("/echo", content=b"ping" * 10_000).content == b"ping" * 10_000
+        assert c.get("/count").text.split() == [str(n) for n in range(1, 11)]
+    assert f"http://127.0.0.1:{running.port}" in running.stop()
