@@ -16,18 +16,24 @@ from ._translate import BadRequest
 
 # -- middleware: core and header middleware (bridge.middleware)
 from . import testing  # isort: skip
+from .middleware.headers import Headers  # isort: skip
+from .middleware.proxy_headers import ProxyHeaders  # isort: skip
+from .middleware.security_headers import SecurityHeaders  # isort: skip
 
 # -- middleware: buffering (bridge.middleware.buffering)
 
 # -- middleware: rate limiting (bridge.ratelimit)
 
-__all__ = (
+__all__ = (  # noqa: RUF022 - grouped by area, one section per issue
     "BadRequest",
     "__version__",
     # -- adapters: wsgi_to_asgi
     # -- adapters: asgi_to_wsgi
     # -- sync helpers
     # -- middleware: core and headers
+    "Headers",
+    "ProxyHeaders",
+    "SecurityHeaders",
     "testing",
     # -- middleware: buffering
     # -- middleware: rate limiting

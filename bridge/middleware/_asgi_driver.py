@@ -29,6 +29,7 @@ from ._exchange import (
     ClientDisconnected,
     Exchange,
     Features,
+    Forward,
     Outcome,
     OutcomeKind,
     ReplayBody,
@@ -55,6 +56,9 @@ async def run_asgi(
     if scope["type"] not in mw.scope_types:
         await mw.app(scope, receive, send)
         return
+    if scope["type"] == "websocket":
+        await _websocket(mw, scope, receive, send)
+        return
     http = cast("HTTPScope", scope)
     try:
         head = head_from_scope(http)
@@ -72,6 +76,40 @@ async def run_asgi(
         await mw.app(scope, receive, send)
         return
     await _AsgiRun(mw, ex, http, receive, send).run()
+
+
+async def _websocket(mw: Middleware, scope: Any, receive: Any, send: Any) -> None:
+    """A websocket for a middleware that opted in: only the request decision applies."""
+    try:
+        head = head_from_scope(scope)
+        ex = mw.exchange(head, mw.clock())
+        if ex is None:
+            decision: Forward | Respond = Forward(head)
+        else:
+            result = ex.request()
+            found = as_decision(result)
+            if found is None:
+                if not isinstance(result, Generator):
+                    raise bad_decision(result)
+                found = await drive_async(result, _AsgiBody(receive))
+            decision = found
+    except Exception:
+        logger.exception("%s failed on a websocket handshake; closed it", type(mw).__name__)
+        await receive()
+        await send({"type": "websocket.close", "code": 1011})
+        return
+    if isinstance(decision, Respond):
+        await receive()  # websocket.connect; closing before accept answers 403
+        await send({"type": "websocket.close", "code": 1008})
+    else:
+        await mw.app(scope_with_head(scope, head, decision.head), receive, send)
+    if ex is not None and features_of(type(ex)).finish:
+        with anyio.CancelScope(shield=True):
+            steps = ex.finish(
+                Outcome("completed" if isinstance(decision, Forward) else "responded")
+            )
+            if steps is not None:
+                await drive_async(steps, _AsgiBody(receive))
 
 
 async def _send_response(send: Any, response: Response) -> None:

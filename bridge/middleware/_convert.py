@@ -60,6 +60,10 @@ def _values(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(found) if found else NO_VALUES
 
 
+def _server(server: Any) -> tuple[str, int | None] | None:
+    return None if server is None else (server[0], server[1])
+
+
 def head_from_scope(scope: HTTPScope) -> RequestHead:
     """The head of an ASGI ``http`` scope. Raises ``BadRequest`` like the environ rules."""
     script_name, path_info = split_root_path(scope["path"], scope.get("root_path", ""))
@@ -69,7 +73,7 @@ def head_from_scope(scope: HTTPScope) -> RequestHead:
         raw_path = quote(path, safe="/;=,:@!$&'()*+~").encode("ascii")
     client = scope.get("client")
     return RequestHead(
-        method=scope["method"],
+        method=scope.get("method", "GET"),  # websocket scopes have none
         scheme=scope.get("scheme", "http"),
         path=path,
         root_path=script_name,
@@ -77,7 +81,7 @@ def head_from_scope(scope: HTTPScope) -> RequestHead:
         query_string=scope.get("query_string", b""),
         headers=tuple(normalize_request_headers(scope["headers"])),
         client=(client[0], client[1]) if client is not None else None,
-        server=scope.get("server"),
+        server=_server(scope.get("server")),
         http_version=scope.get("http_version", "1.1"),
         values=_values(cast("Mapping[str, Any]", scope)),
     )
