@@ -16,12 +16,16 @@ from .wsgi_to_asgi import ClientDisconnected, WsgiToAsgi
 # -- sync <-> async helpers (bridge.sync)
 
 # -- middleware: core and header middleware (bridge.middleware)
+from . import testing  # isort: skip
+from .middleware.headers import Headers  # isort: skip
+from .middleware.proxy_headers import ProxyHeaders  # isort: skip
+from .middleware.security_headers import SecurityHeaders  # isort: skip
 
 # -- middleware: buffering (bridge.middleware.buffering)
 
 # -- middleware: rate limiting (bridge.ratelimit)
 
-__all__ = (
+__all__ = (  # noqa: RUF022 - grouped by area, one section per issue
     "BadRequest",
     "__version__",
     # -- adapters: wsgi_to_asgi
@@ -30,6 +34,10 @@ __all__ = (
     # -- adapters: asgi_to_wsgi
     # -- sync helpers
     # -- middleware: core and headers
+    "Headers",
+    "ProxyHeaders",
+    "SecurityHeaders",
+    "testing",
     # -- middleware: buffering
     # -- middleware: rate limiting
 )
