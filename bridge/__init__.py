@@ -25,7 +25,7 @@ from .middleware.security_headers import SecurityHeaders  # isort: skip
 
 # -- middleware: rate limiting (bridge.ratelimit)
 
-__all__ = (  # noqa: RUF022 - grouped by area, one section per issue
+__all__ = (
     "BadRequest",
     "__version__",
     # -- adapters: wsgi_to_asgi
