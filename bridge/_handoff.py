@@ -57,6 +57,7 @@ class HandoffQueue(Generic[T]):
 
     def __init__(self, limit: int, size_of: Callable[[T], int]) -> None:
         self._call_soon = loop_call_soon()
+        self._loop_thread = threading.get_ident()
         self._lock = threading.Lock()
         self._thread_wakeup = threading.Condition(self._lock)
         self._items: deque[T] = deque()
@@ -92,7 +93,10 @@ class HandoffQueue(Generic[T]):
         waiter = self._loop_waiter
         if waiter is not None:
             self._loop_waiter = None
-            self._call_soon(waiter.set)
+            if threading.get_ident() == self._loop_thread:
+                waiter.set()  # already on the loop: no need to go through its self-pipe
+            else:
+                self._call_soon(waiter.set)
 
     def _has_room(self, size: int) -> bool:
         return not self._size or self._size + size <= self._limit
@@ -146,6 +150,22 @@ class HandoffQueue(Generic[T]):
                 waiter = self._loop_waiter = anyio.Event()
             await waiter.wait()
 
+    def get_ready(self) -> list[T] | None:
+        """Everything queued without waiting; ``[]`` at the end, None when nothing is ready."""
+        with self._lock:
+            if self._error is not None:
+                raise self._error
+            if self._items:
+                return self._take_all()
+            return [] if self._finished else None
+
+    def _take_all(self) -> list[T]:
+        items = list(self._items)
+        self._items.clear()
+        self._size = 0
+        self._thread_wakeup.notify()
+        return items
+
     async def get_all(self) -> list[T]:
         """Everything queued, waiting while the queue is empty; ``[]`` at the end."""
         while True:
@@ -153,11 +173,7 @@ class HandoffQueue(Generic[T]):
                 if self._error is not None:
                     raise self._error
                 if self._items:
-                    items = list(self._items)
-                    self._items.clear()
-                    self._size = 0
-                    self._thread_wakeup.notify()
-                    return items
+                    return self._take_all()
                 if self._finished:
                     return []
                 waiter = self._loop_waiter = anyio.Event()

@@ -298,9 +298,11 @@ class _Exchange:
         run.flush = _ignore_flush
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._run_worker, work, responses)
-            tg.start_soon(self._watch_client, requests, responses)
+            watch = partial(tg.start_soon, self._watch_client, requests, responses)
+            if requests is not None:
+                watch()  # it also feeds the request body to the thread
             try:
-                await self._send_stream(responses)
+                await self._send_stream(responses, None if requests is not None else watch)
             finally:
                 gone = ClientDisconnected("the response was abandoned by the server")
                 responses.abort(gone)
@@ -318,10 +320,25 @@ class _Exchange:
         finally:
             responses.finish()
 
-    async def _send_stream(self, responses: HandoffQueue[Message]) -> None:
+    async def _send_stream(
+        self, responses: HandoffQueue[Message], watch: Callable[[], object] | None
+    ) -> None:
+        """Send what the thread queues until the end.
+
+        ``watch()`` starts the disconnect watcher, lazily: only when the loop has to
+        wait for the thread after the first batch. A short generator that the thread
+        finishes in one go (the common case) needs no watcher task at all.
+        """
+        first = True
         while True:
             try:
-                batch = await responses.get_all()
+                batch = None if first else responses.get_ready()
+                if batch is None:
+                    if watch is not None and not first:
+                        watch()
+                        watch = None
+                    batch = await responses.get_all()
+                first = False
             except ClientDisconnected:
                 return
             if not batch:
