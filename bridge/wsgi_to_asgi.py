@@ -44,7 +44,13 @@ from ._wsgi_app_run import AppRun, Outcome
 from ._wsgi_input import ClientDisconnected, RequestBodyError, WsgiInput
 from ._wsgi_response import FileWrapper, Message, ResponseState
 
-__all__ = ("DEFAULT_BUFFER_SIZE", "ClientDisconnected", "FileWrapper", "WsgiToAsgi")
+__all__ = (
+    "DEFAULT_BUFFER_SIZE",
+    "ClientDisconnected",
+    "FileWrapper",
+    "RequestBodyError",
+    "WsgiToAsgi",
+)
 
 logger = logging.getLogger("bridge.wsgi_to_asgi")
 errors_logger = logging.getLogger("bridge.wsgi_to_asgi.errors")

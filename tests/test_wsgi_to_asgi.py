@@ -692,3 +692,22 @@ async def test_generator_context_survives_between_thread_calls() -> None:
     exchange = await drive(app)
     assert exchange.body == b"first inside"
     assert exchange.complete
+
+
+async def test_mounted_in_fastapi() -> None:
+    from fastapi import FastAPI
+
+    api = FastAPI()
+
+    @api.get("/api/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    api.mount("/legacy", WsgiToAsgi(validator(flask_app.sized_reads(flask_app.flask))))
+    transport = httpx.ASGITransport(app=api)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        assert (await c.get("/api/health")).json() == {"status": "ok"}
+        assert (await c.get("/legacy/")).text == "Hello from Flask"
+        seen = (await c.get("/legacy/thread")).json()
+        assert (seen["root"], seen["path"]) == ("/legacy", "/thread")
+        assert (await c.post("/legacy/echo", content=b"m" * 70_000)).content == b"m" * 70_000
