@@ -39,6 +39,7 @@ logger = logging.getLogger("bridge.wsgi_to_asgi")
 
 class Outcome(Enum):
     DONE = "done"
+    STREAMING = "streaming"  # paused at the first streamed chunk; resume() goes on
     ABORTED = "aborted"
 
 
@@ -67,11 +68,19 @@ class AppRun:
         self.environ = environ
         self.state = state
         self.pathsend = pathsend
-        #: Called once, in the thread, when the response must start streaming.
+        #: Whether the driver can take a streamed response while the thread goes on
+        #: (it has a task group to spawn a sender in). If not, :meth:`begin` returns
+        #: ``STREAMING`` at the first streamed chunk and :meth:`resume` goes on later,
+        #: and ``write()`` transmits through :attr:`flush` before it returns.
+        self.stream_in_place = True
+        #: Called once, in the thread, when the response starts streaming in place.
         self.start_streaming: Callable[[], None] = _noop
-        #: Whether :attr:`start_streaming` has been called.
+        #: Called after ``write()`` when not streaming in place: transmit now.
+        self.flush: Callable[[], None] = _noop
+        #: Whether the response is streaming (in place, or after ``STREAMING``).
         self.streaming = False
         self._result: Iterable[bytes] | None = None
+        self._iterator: Iterator[bytes] | None = None
         self._closed = False
 
     # -- the WSGI callables --------------------------------------------------------
@@ -87,12 +96,13 @@ class AppRun:
 
     def write(self, data: bytes) -> None:
         self.state.body(data)
-        if self.state.headers_sent and not self.streaming:
-            self._stream()
-
-    def _stream(self) -> None:
-        self.streaming = True
-        self.start_streaming()
+        if not self.state.headers_sent or self.streaming:
+            return
+        if self.stream_in_place:
+            self.streaming = True
+            self.start_streaming()
+        else:
+            self.flush()
 
     # -- running -----------------------------------------------------------------
 
@@ -105,7 +115,15 @@ class AppRun:
             self._result = result
             if self.pathsend and isinstance(result, FileWrapper) and self._send_path(result):
                 return self._end(Outcome.DONE)
-            return self._iterate(iter(result), in_memory=isinstance(result, (list, tuple)))
+            self._iterator = iter(result)
+            return self._iterate(in_memory=isinstance(result, (list, tuple)))
+        except BaseException as exc:
+            return self._fail(exc)
+
+    def resume(self) -> Outcome:
+        """Iterate the rest of a response :meth:`begin` left ``STREAMING``. Never raises."""
+        try:
+            return self._iterate(in_memory=False)
         except BaseException as exc:
             return self._fail(exc)
 
@@ -116,8 +134,11 @@ class AppRun:
         self.state.pathsend(path)
         return True
 
-    def _iterate(self, iterator: Iterator[bytes], *, in_memory: bool) -> Outcome:
+    def _iterate(self, *, in_memory: bool) -> Outcome:
         state = self.state
+        iterator = self._iterator
+        if iterator is None:
+            raise RuntimeError("resume() without a response iterator")
         for chunk in iterator:
             state.body(chunk)
             if state.overflowed:
@@ -128,7 +149,10 @@ class AppRun:
                 )
                 break
             if not in_memory and not self.streaming and state.headers_sent:
-                self._stream()
+                self.streaming = True
+                if not self.stream_in_place:
+                    return Outcome.STREAMING
+                self.start_streaming()
         state.finish()
         return self._end(Outcome.DONE)
 

@@ -43,7 +43,7 @@ from functools import partial
 from typing import Any, Final, cast
 
 import anyio
-from anyio import to_thread
+from anyio import from_thread, to_thread
 from asgiref.typing import HTTPScope
 
 from ._handoff import HandoffQueue
@@ -134,6 +134,10 @@ class WsgiToAsgi:
     .. versionadded:: 0.1
     """
 
+    # Learned per instance, not configured: whether the app's last response streamed
+    # (see _Exchange._run_without_task_group). Races between requests are harmless.
+    _expect_streaming = False
+
     def __init__(
         self,
         app: WsgiApp,
@@ -222,6 +226,7 @@ class _Exchange:
         self.requests: HandoffQueue[bytes] | None = None
         self.responses = HandoffQueue[Message](adapter.buffer_size, _body_size)
         self.watching = False
+        self.queue_in_use = False
 
     def _describe(self) -> str:
         return f"{self.scope.get('method', '?')} {self.scope.get('path', '?')}"
@@ -239,16 +244,10 @@ class _Exchange:
             logger.warning("%s: bad request: %s", self._describe(), exc)
             await self._send_plain_error(getattr(exc, "status", 400))
             return
-        async with anyio.create_task_group() as tg:
-            self.tg = tg
-            if self.requests is not None:
-                self.watching = True
-                tg.start_soon(self._watch_client)  # it feeds the request body to the thread
-            await self._call_app(run)
-            if not run.streaming:
-                await self._send_or_log(self.pending)
-                if self.watching:
-                    tg.cancel_scope.cancel()  # stops the body pump
+        if self.requests is None and not self.adapter._expect_streaming:
+            await self._run_without_task_group(run)
+        else:
+            await self._run_in_task_group(run, run.begin)
         if self.send_error is not None:
             raise self.send_error
 
@@ -289,19 +288,71 @@ class _Exchange:
 
     # -- the worker thread -----------------------------------------------------------
 
-    async def _call_app(self, run: AppRun) -> None:
+    async def _run_without_task_group(self, run: AppRun) -> None:
+        """The cheapest path: one thread call, then the loop sends what it collected.
+
+        A task group costs about a third of a small request, so it is only opened
+        when the response turns out to stream; the adapter then remembers that its
+        app streams and opens the group up front next time.
+        """
+        run.stream_in_place = False
+        run.flush = self._flush_from_thread
         try:
-            await to_thread.run_sync(self.context.run, self._thread_main, run, limiter=self.limiter)
+            outcome = await self._call_app(run.begin)
+            if outcome is not Outcome.STREAMING:
+                await self._send_or_log(self.pending)
+                return
+            self.adapter._expect_streaming = True
+            # start + first chunk go out before the app is asked for the next one
+            if await self._send_or_log(self.pending):
+                self.pending.clear()
+                await self._run_in_task_group(run, run.resume)
+        finally:
+            if not run.closed:  # cancelled or disconnected between the two thread calls
+                with anyio.CancelScope(shield=True):
+                    await to_thread.run_sync(self.context.run, run.close, limiter=self.limiter)
+
+    async def _run_in_task_group(self, run: AppRun, work: Callable[[], Outcome]) -> None:
+        async with anyio.create_task_group() as tg:
+            self.tg = tg
+            if self.requests is not None:
+                self.watching = True
+                tg.start_soon(self._watch_client)  # it feeds the request body to the thread
+            if run.streaming:  # resuming a response that already started
+                run.state.emit = self.responses.put_from_thread
+                self.queue_in_use = True
+                tg.start_soon(self._send_stream)
+            await self._call_app(work)
+            if not run.streaming:
+                await self._send_or_log(self.pending)
+                if self.watching:
+                    tg.cancel_scope.cancel()  # stops the body pump
+                if self.requests is None:
+                    self.adapter._expect_streaming = False
+
+    async def _call_app(self, work: Callable[[], Outcome]) -> Outcome:
+        try:
+            outcome: Outcome = await to_thread.run_sync(
+                self.context.run, self._thread_main, work, limiter=self.limiter
+            )
         except BaseException:
             self._abort_queues("the request was cancelled")
             raise
+        return outcome
 
-    def _thread_main(self, run: AppRun) -> Outcome:
+    def _thread_main(self, work: Callable[[], Outcome]) -> Outcome:
         try:
-            return run.begin()
+            return work()
         finally:
-            if run.streaming:
+            if self.queue_in_use:
                 self.responses.finish()
+
+    def _flush_from_thread(self) -> None:
+        """After ``write()`` without a task group: transmit before returning (PEP 3333)."""
+        if self.pending:
+            batch = self.pending[:]
+            self.pending.clear()
+            from_thread.run(_send_batch, self.send, batch)
 
     def _start_streaming(self, state: ResponseState) -> None:
         """In the thread, at the first body chunk of an iterator or ``write()``.
@@ -313,6 +364,7 @@ class _Exchange:
         """
         responses = self.responses
         state.emit = responses.put_from_thread
+        self.queue_in_use = True
         for message in self.pending:
             responses.put_from_thread(message)
         self.pending.clear()

@@ -42,6 +42,14 @@ async def drive(
     return exchange
 
 
+@pytest.fixture(autouse=True, params=["learns", "expects-streaming"])
+def _adapter_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run every test on both internal paths: the adapter starts without a task group
+    and learns that its app streams, or it already expects streaming."""
+    if request.param == "expects-streaming":
+        monkeypatch.setattr(WsgiToAsgi, "_expect_streaming", True)
+
+
 @pytest.fixture(autouse=True)
 def _log_info(caplog: pytest.LogCaptureFixture) -> None:
     """Capture everything bridge logs, so "exactly one log line" counts INFO too."""
