@@ -719,3 +719,26 @@ async def test_mounted_in_fastapi() -> None:
         seen = (await c.get("/legacy/thread")).json()
         assert (seen["root"], seen["path"]) == ("/legacy", "/thread")
         assert (await c.post("/legacy/echo", content=b"m" * 70_000)).content == b"m" * 70_000
+
+
+async def test_close_raising_is_logged_and_response_completes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class BadClose(Tracked):
+        def close(self) -> None:
+            super().close()
+            raise RuntimeError("close failed")
+
+    tracked = BadClose([b"a", b"b"])
+    exchange = await drive(app_returning(tracked))
+    assert exchange.body == b"ab"
+    assert exchange.complete
+    records = bridge_records(caplog)
+    assert len(records) == 1
+    assert "close() raised" in records[0].getMessage()
+
+
+async def test_client_gone_before_request(caplog: pytest.LogCaptureFixture) -> None:
+    exchange = await drive(wsgi_apps.hello, Exchange([{"type": "http.disconnect"}]))
+    assert exchange.sent == []
+    assert len(bridge_records(caplog)) == 1
