@@ -12,7 +12,6 @@ Invariants:
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -244,7 +243,8 @@ class _WsgiRun:
         return self.write
 
     def write(self, data: bytes) -> None:
-        if self.outer_write is not None and not self.features.response_body:
+        # Legacy write(): held with the head, then passed straight to the server.
+        if self.outer_write is not None:
             self.outer_write(data)
         else:
             self.pending.append(data)
@@ -258,7 +258,7 @@ class _WsgiRun:
             return self.app_failed(exc, None)
         try:
             chunks = self.chunks(iterable)
-            first = next((chunk for chunk in chunks if chunk), None)
+            first = self.first_chunk(chunks)
         except Exception as exc:
             return self.app_failed(exc, iterable)
         if self.abort is not None:
@@ -278,15 +278,23 @@ class _WsgiRun:
 
     def chunks(self, iterable: Iterable[bytes]) -> Iterator[bytes]:
         chunks: Iterator[bytes] = iter(iterable)
-        if self.pending:
-            chunks = itertools.chain(self.drain(), chunks, self.drain())
         if self.features.response_body:
             chunks = _hooked(self.ex, chunks)
         return chunks
 
-    def drain(self) -> Iterator[bytes]:
-        while self.pending:
-            yield self.pending.pop(0)
+    def first_chunk(self, chunks: Iterator[bytes]) -> bytes | None:
+        """The first non-empty chunk; bytes given to ``write()`` so far come first."""
+        for chunk in chunks:
+            if self.pending:
+                chunk = self.take_pending() + chunk
+            if chunk:
+                return chunk
+        return self.take_pending() or None
+
+    def take_pending(self) -> bytes:
+        data = b"".join(self.pending)
+        self.pending.clear()
+        return data
 
     def send_head(self) -> None:
         if self.held is None:
