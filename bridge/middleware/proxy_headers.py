@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
+from types import MappingProxyType
 from typing import Any, Final, Literal
 from urllib.parse import quote
 
@@ -44,6 +45,7 @@ _X_NAMES: Final = {
     "prefix": b"x-forwarded-prefix",
 }
 _USES: Final = frozenset(_X_NAMES)
+_CACHE_SIZE: Final = 4096
 _DEFAULT_PORTS: Final = {"http": 80, "ws": 80, "https": 443, "wss": 443}
 
 
@@ -97,6 +99,19 @@ class ProxyHeaders(Middleware):
         self.uses = uses
         names = [_X_NAMES[u] for u in uses] if mode == "x-forwarded" else [b"forwarded"]
         self._names = frozenset(names)
+        self._chains: dict[str, tuple[tuple[str, int] | None, str]] = {}
+
+    def client_from_chain(self, chain: str) -> tuple[tuple[str, int] | None, str]:
+        """The client of an X-Forwarded-For chain, or None and the bad entry (cached)."""
+        found = self._chains.get(chain)
+        if found is None:
+            nodes = chain.split(",")
+            index, node = walk_chain(nodes, self.trusted)
+            found = (node, nodes[index].strip())
+            if len(self._chains) >= _CACHE_SIZE:
+                self._chains.clear()
+            self._chains[chain] = found
+        return found
 
     def exchange(self, head: RequestHead, now: float) -> Exchange | None:
         names = self._names
@@ -138,10 +153,9 @@ class _ProxyExchange(Exchange):
         uses = self.mw.uses
         chain = self._joined(b"x-forwarded-for") if "for" in uses else None
         if chain is not None:
-            nodes = chain.split(",")
-            index, node = walk_chain(nodes, self.mw.trusted)
+            node, problem = self.mw.client_from_chain(chain)
             if node is None:
-                self.problems.append(f"X-Forwarded-For entry {nodes[index].strip()!r}")
+                self.problems.append(f"X-Forwarded-For entry {problem!r}")
             else:
                 values["for"] = node
         for use in ("proto", "host", "port", "prefix"):
@@ -193,7 +207,8 @@ class _ProxyExchange(Exchange):
             "server": head.server,
             "root_path": head.root_path,
         }
-        return head.replace(**changes).with_value(ORIGINAL_KEY, original)
+        changes["values"] = MappingProxyType({**head.values, ORIGINAL_KEY: original})
+        return head.replace(**changes)
 
     def _scheme(self, proto_text: str | None) -> str | None:
         if proto_text is None:
