@@ -21,9 +21,11 @@ from asgiref.typing import HTTPScope
 from bridge._translate import (
     BadRequest,
     apply_scope_fields_to_environ,
+    environ_header_lookup,
     headers_from_environ,
     normalize_request_headers,
     scope_from_environ,
+    scope_header_lookup,
     split_root_path,
 )
 from bridge._types import Environ
@@ -45,19 +47,6 @@ VALUE_PREFIX: Final = "bridge."
 
 #: Key of the mapping of all per-request values (the index of the keys above).
 VALUES_KEY: Final = "bridge.values"
-
-# Fields compared one by one; headers are compared by RequestHead.same_headers.
-_FIELDS: Final = (
-    "method",
-    "scheme",
-    "path",
-    "root_path",
-    "raw_path",
-    "query_string",
-    "client",
-    "server",
-    "http_version",
-)
 
 
 def _scope_headers(raw: Any) -> Callable[[], Headers]:
@@ -98,6 +87,7 @@ def head_from_scope(scope: HTTPScope) -> RequestHead:
         _server(scope.get("server")),
         scope.get("http_version", "1.1"),
         cast("Mapping[str, Any]", scope).get(VALUES_KEY, NO_VALUES),
+        scope_header_lookup(scope["headers"]),
     )
 
 
@@ -116,14 +106,25 @@ def head_from_environ(environ: Environ) -> RequestHead:
         scope["server"],
         scope["http_version"],
         environ.get(VALUES_KEY, NO_VALUES),
+        environ_header_lookup(environ),
     )
 
 
 def _changed(old: RequestHead, new: RequestHead) -> list[str]:
     changed = [
         name
-        for name in _FIELDS
-        if getattr(old, name) is not getattr(new, name) and getattr(old, name) != getattr(new, name)
+        for name, before, after in (
+            ("method", old.method, new.method),
+            ("scheme", old.scheme, new.scheme),
+            ("path", old.path, new.path),
+            ("root_path", old.root_path, new.root_path),
+            ("raw_path", old.raw_path, new.raw_path),
+            ("query_string", old.query_string, new.query_string),
+            ("client", old.client, new.client),
+            ("server", old.server, new.server),
+            ("http_version", old.http_version, new.http_version),
+        )
+        if before is not after and before != after
     ]
     if not new.same_headers(old):
         changed.append("headers")
@@ -158,8 +159,18 @@ def environ_with_head(environ: Environ, old: RequestHead, new: RequestHead) -> E
     copied = dict(environ)
     changed = _changed(old, new)
     if changed:
-        fields = {name: getattr(new, name) for name in _FIELDS}
-        fields["headers"] = new.headers if "headers" in changed else ()
+        fields = {
+            "method": new.method,
+            "scheme": new.scheme,
+            "path": new.path,
+            "root_path": new.root_path,
+            "raw_path": new.raw_path,
+            "query_string": new.query_string,
+            "headers": new.headers if "headers" in changed else (),
+            "client": new.client,
+            "server": new.server,
+            "http_version": new.http_version,
+        }
         apply_scope_fields_to_environ(copied, fields, changed)
     _set_values(copied, old, new)
     return copied

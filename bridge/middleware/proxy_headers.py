@@ -98,7 +98,7 @@ class ProxyHeaders(Middleware):
             raise ValueError("Forwarded (RFC 7239) has no port or prefix; use mode='x-forwarded'")
         self.uses = uses
         names = [_X_NAMES[u] for u in uses] if mode == "x-forwarded" else [b"forwarded"]
-        self._names = frozenset(names)
+        self._names = tuple(names)
         self._chains: dict[str, tuple[tuple[str, int] | None, str]] = {}
 
     def client_from_chain(self, chain: str) -> tuple[tuple[str, int] | None, str]:
@@ -114,9 +114,8 @@ class ProxyHeaders(Middleware):
         return found
 
     def exchange(self, head: RequestHead, now: float) -> Exchange | None:
-        names = self._names
-        for name, _value in head.headers:
-            if name in names:
+        for name in self._names:
+            if head.header(name) is not None:
                 break
         else:
             return None  # nothing forwarded: pass through untouched
@@ -145,8 +144,9 @@ class _ProxyExchange(Exchange):
     # -- reading the headers --
 
     def _joined(self, name: bytes) -> str | None:
-        found = self.head.header_values(name)
-        return ", ".join(v.decode("latin-1") for v in found) if found else None
+        # Heads carry one line per name (repeats joined with ", "), as in an environ.
+        found = self.head.header(name)
+        return None if found is None else found.decode("latin-1")
 
     def x_forwarded(self) -> dict[str, Any]:
         values: dict[str, Any] = {}
