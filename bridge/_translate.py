@@ -195,6 +195,7 @@ def _regroup(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     return out
 
 
+_BARE_HEADERS: Final = frozenset({b"content-type", b"content-length"})
 _CGI_KEYS: dict[bytes, str] = {b"content-type": "CONTENT_TYPE", b"content-length": "CONTENT_LENGTH"}
 
 
@@ -219,7 +220,8 @@ def environ_header_lookup(environ: Mapping[str, Any]) -> Callable[[bytes], bytes
             return None
         value = environ.get(_cgi_key(name))
         if not value:
-            return None if value is None or name in _CGI_KEYS else b""
+            # an empty CONTENT_TYPE / CONTENT_LENGTH means "absent" (see headers_from_environ)
+            return None if value is None or name in _BARE_HEADERS else b""
         return str(value).encode("latin-1")
 
     return lookup
