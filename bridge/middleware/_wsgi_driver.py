@@ -142,7 +142,12 @@ class _WsgiBody:
         if size == 0:
             return b""
         read = self._input.read
-        chunk: bytes = read(size) if seconds is None else timed_read(read, size, seconds)
+        try:
+            chunk: bytes = read(size) if seconds is None else timed_read(read, size, seconds)
+        except (BodyTimeout, ClientDisconnected):
+            raise
+        except OSError as exc:  # servers differ: a reset, an incomplete read...
+            raise ClientDisconnected(f"request body read failed: {exc}") from exc
         if self._remaining is not None:
             if not chunk:
                 raise ClientDisconnected("client closed the connection mid-body")
