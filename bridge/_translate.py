@@ -42,7 +42,6 @@ __all__ = (
     "normalize_request_headers",
     "parse_content_length",
     "scope_from_environ",
-    "scope_header_lookup",
     "split_root_path",
 )
 
@@ -168,12 +167,11 @@ def normalize_request_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tu
     common case (no repeats, no ``_``) returns the lines unchanged.
     """
     listed = list(headers)
-    seen: set[bytes] = set()
-    for name, _value in listed:
-        if name in seen or b"_" in name or not name.islower():
-            return _regroup(listed)
-        seen.add(name)
-    return listed
+    names = [name for name, _value in listed]
+    joined = b"".join(names)
+    if len(set(names)) == len(names) and b"_" not in joined and joined == joined.lower():
+        return listed
+    return _regroup(listed)
 
 
 def _regroup(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
@@ -223,28 +221,6 @@ def environ_header_lookup(environ: Mapping[str, Any]) -> Callable[[bytes], bytes
             # an empty CONTENT_TYPE / CONTENT_LENGTH means "absent" (see headers_from_environ)
             return None if value is None or name in _BARE_HEADERS else b""
         return str(value).encode("latin-1")
-
-    return lookup
-
-
-def scope_header_lookup(
-    headers: Iterable[tuple[bytes, bytes]],
-) -> Callable[[bytes], bytes | None]:
-    """``lookup(name)``: one ASGI header as :func:`normalize_request_headers` gives it."""
-
-    def lookup(name: bytes) -> bytes | None:
-        if b"_" in name:
-            return None
-        found = [value for key, value in headers if key == name or key.lower() == name]
-        if not found:
-            return None
-        if len(found) == 1:
-            return found[0]
-        if name == b"content-type":
-            return found[-1]
-        if name == b"content-length":
-            return str(parse_content_length(found)).encode("ascii")
-        return _JOINERS.get(name, ", ").encode("latin-1").join(found)
 
     return lookup
 

@@ -25,7 +25,6 @@ from bridge._translate import (
     headers_from_environ,
     normalize_request_headers,
     scope_from_environ,
-    scope_header_lookup,
     split_root_path,
 )
 from bridge._types import Environ
@@ -87,7 +86,6 @@ def head_from_scope(scope: HTTPScope) -> RequestHead:
         _server(scope.get("server")),
         scope.get("http_version", "1.1"),
         cast("Mapping[str, Any]", scope).get(VALUES_KEY, NO_VALUES),
-        scope_header_lookup(scope["headers"]),
     )
 
 
