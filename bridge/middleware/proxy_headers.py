@@ -46,6 +46,7 @@ _X_NAMES: Final = {
 }
 _USES: Final = frozenset(_X_NAMES)
 _CACHE_SIZE: Final = 4096
+_CACHED_CHAIN: Final = 200
 _DEFAULT_PORTS: Final = {"http": 80, "ws": 80, "https": 443, "wss": 443}
 
 
@@ -107,10 +108,11 @@ class ProxyHeaders(Middleware):
         if found is None:
             nodes = chain.split(",")
             index, node = walk_chain(nodes, self.trusted)
-            found = (node, nodes[index].strip())
-            if len(self._chains) >= _CACHE_SIZE:
-                self._chains.clear()
-            self._chains[chain] = found
+            found = (node, nodes[index].strip()[:100])
+            if len(chain) <= _CACHED_CHAIN:  # bounded memory: short chains only
+                if len(self._chains) >= _CACHE_SIZE:
+                    self._chains.clear()
+                self._chains[chain] = found
         return found
 
     def exchange(self, head: RequestHead, now: float) -> Exchange | None:
