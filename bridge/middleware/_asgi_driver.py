@@ -340,7 +340,7 @@ class _AsgiRun:
         status = held["status"]
         headers = held.get("headers", ())
         if self.features.response:
-            head = ResponseHead(status, tuple((bytes(k), bytes(v)) for k, v in headers))
+            head = ResponseHead(status, tuple(map(tuple, headers)))
             new = self.ex.response(head)
             if new is not head:
                 held = {**held, "status": new.status, "headers": list(new.headers)}

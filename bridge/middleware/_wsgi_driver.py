@@ -338,14 +338,12 @@ class _WsgiRun:
         status, headers = self.held
         code = int(status[:3])
         if self.features.response:
-            head = ResponseHead(
-                code, tuple((k.encode("latin-1"), v.encode("latin-1")) for k, v in headers)
-            )
+            head = ResponseHead(code, tuple(map(_to_bytes, headers)))
             new = self.ex.response(head)
             if new is not head:
                 if new.status != code:
                     code, status = new.status, f"{new.status} {reason_phrase(new.status)}"
-                headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in new.headers]
+                headers = _to_text(headers, head.headers, new.headers)
         self.status = code
         self.outer_write = self.outer_start(status, headers)
 
@@ -381,6 +379,45 @@ class _WsgiRun:
                 drive_sync(steps, _WsgiBody(self.environ))
         except Exception:
             logger.exception("%s failed in finish()", type(self.mw).__name__)
+
+
+# Header lines repeat from response to response (Content-Type, the security headers),
+# so their conversions are memoised; the caches are bounded by clearing when full.
+_BYTES_OF: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+_TEXT_OF: dict[tuple[bytes, bytes], tuple[str, str]] = {}
+_MEMO_SIZE = 512
+
+
+def _to_bytes(pair: tuple[str, str]) -> tuple[bytes, bytes]:
+    found = _BYTES_OF.get(pair)
+    if found is None:
+        found = (pair[0].encode("latin-1"), pair[1].encode("latin-1"))
+        if len(_BYTES_OF) >= _MEMO_SIZE:
+            _BYTES_OF.clear()
+        _BYTES_OF[pair] = found
+    return found
+
+
+def _pair_text(pair: tuple[bytes, bytes]) -> tuple[str, str]:
+    found = _TEXT_OF.get(pair)
+    if found is None:
+        found = (pair[0].decode("latin-1"), pair[1].decode("latin-1"))
+        if len(_TEXT_OF) >= _MEMO_SIZE:
+            _TEXT_OF.clear()
+        _TEXT_OF[pair] = found
+    return found
+
+
+def _to_text(
+    original: WsgiHeaders,
+    before: tuple[tuple[bytes, bytes], ...],
+    after: tuple[tuple[bytes, bytes], ...],
+) -> WsgiHeaders:
+    """``after`` as WSGI text pairs; ``original`` is reused when ``after`` extends ``before``."""
+    kept = len(before)
+    if after[:kept] == before:
+        return [*original, *map(_pair_text, after[kept:])]
+    return list(map(_pair_text, after))
 
 
 def _hooked(ex: Exchange, chunks: Iterator[bytes]) -> Iterator[bytes]:
