@@ -13,6 +13,8 @@ from ._translate import BadRequest
 # -- adapters: ASGI app under a WSGI server (bridge.asgi_to_wsgi)
 
 # -- sync <-> async helpers (bridge.sync)
+from .sync import ThreadSensitiveContext, async_to_sync, sync_to_async  # isort: skip
+from .sync import iterate_in_loop, iterate_in_thread  # isort: skip
 
 # -- middleware: core and header middleware (bridge.middleware)
 
@@ -20,12 +22,17 @@ from ._translate import BadRequest
 
 # -- middleware: rate limiting (bridge.ratelimit)
 
-__all__ = (
+__all__ = (  # noqa: RUF022 - one section per issue, see the comments
     "BadRequest",
     "__version__",
     # -- adapters: wsgi_to_asgi
     # -- adapters: asgi_to_wsgi
     # -- sync helpers
+    "ThreadSensitiveContext",
+    "async_to_sync",
+    "iterate_in_loop",
+    "iterate_in_thread",
+    "sync_to_async",
     # -- middleware: core and headers
     # -- middleware: buffering
     # -- middleware: rate limiting
