@@ -70,15 +70,23 @@ class _Namespace:
 
 _a2s: Any = getattr(_asgiref_sync, "AsyncToSync", None)
 _s2a: Any = getattr(_asgiref_sync, "SyncToAsync", None)
-_executors: Any = getattr(_a2s, "executors", None) or _Namespace()
-_loop_executors: dict[Any, Any] = getattr(_a2s, "loop_thread_executors", None) or {}
-_context_var: contextvars.ContextVar[Any] = getattr(
-    _s2a, "thread_sensitive_context", None
-) or contextvars.ContextVar("bridge.thread_sensitive_context")
-_context_executors: weakref.WeakKeyDictionary[Any, Executor] = (
-    getattr(_s2a, "context_to_thread_executor", None) or weakref.WeakKeyDictionary()
+
+
+def _shared(owner: Any, name: str, fallback: Any) -> Any:
+    # Never ``getattr(...) or fallback``: an empty registry is falsy but must be shared.
+    value = getattr(owner, name, None)
+    return fallback if value is None else value
+
+
+_executors: Any = _shared(_a2s, "executors", _Namespace())
+_loop_executors: dict[Any, Any] = _shared(_a2s, "loop_thread_executors", {})
+_context_var: contextvars.ContextVar[Any] = _shared(
+    _s2a, "thread_sensitive_context", contextvars.ContextVar("bridge.thread_sensitive_context")
 )
-_asgiref_threadlocal: Any = getattr(_s2a, "threadlocal", None) or threading.local()
+_context_executors: weakref.WeakKeyDictionary[Any, Executor] = _shared(
+    _s2a, "context_to_thread_executor", weakref.WeakKeyDictionary()
+)
+_asgiref_threadlocal: Any = _shared(_s2a, "threadlocal", threading.local())
 _context_lock: Final = threading.Lock()
 
 thread_sensitive_context_var = _context_var

@@ -14,12 +14,10 @@ import functools
 import inspect
 from collections.abc import (
     AsyncIterable,
-    AsyncIterator,
     Awaitable,
     Callable,
     Coroutine,
     Iterable,
-    Iterator,
 )
 from concurrent.futures import Executor
 from types import TracebackType
@@ -252,7 +250,7 @@ def iterate_in_thread(
     *,
     buffer_size: int = 1,
     limiter: anyio.CapacityLimiter | None = None,
-) -> AsyncIterator[T]:
+) -> AsyncIteratorInThread[T]:
     """Iterate a sync iterable in a worker thread: ``async for item in iterate_in_thread(it)``.
 
     One worker thread pulls items ahead of the consumer into a buffer of at most
@@ -269,7 +267,9 @@ def iterate_in_thread(
     return AsyncIteratorInThread(iter(iterable), iterable, buffer_size, limiter)
 
 
-def iterate_in_loop(aiterable: AsyncIterable[T], *, backend: str = "asyncio") -> Iterator[T]:
+def iterate_in_loop(
+    aiterable: AsyncIterable[T], *, backend: str = "asyncio"
+) -> SyncIteratorOverAsync[T]:
     """Iterate an async iterable from sync code: ``for item in iterate_in_loop(agen)``.
 
     Each step runs like ``async_to_sync``: on the loop of the enclosing ``sync_to_async``
