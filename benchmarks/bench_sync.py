@@ -193,9 +193,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--calls", type=int, default=2048)
+    parser.add_argument("--only", default="", help="run only cases whose name contains this")
     args = parser.parse_args()
     long_lived = LongLivedLoop()
-    cases = build_cases(long_lived)
+    cases = {name: case for name, case in build_cases(long_lived).items() if args.only in name}
     samples: dict[str, list[float]] = {name: [] for name in cases}
     names = list(cases)
     for _ in range(args.rounds):
@@ -212,6 +213,8 @@ def report(us: dict[str, float]) -> None:
     for name in sorted(us):
         print(f"{name:58} {us[name]:9.1f}")
     print()
+    if len(us) < 26:
+        return  # a partial run (--only): no ratios
     print("ratios (lower is better for bridge):")
     for mode in ("seq  ", "x64  "):
         base = us[f"sync_to_async {mode}| run_in_executor"]

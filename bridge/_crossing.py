@@ -21,6 +21,7 @@ import asyncio
 import contextvars
 import sys
 import threading
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any
@@ -39,11 +40,34 @@ from ._interop import (
     origin_loop_from_asgiref,
     set_current_frame,
 )
-from ._threads import Call, OwnThread, SyncFrame, current_origin, shared_thread, worker_pool
+from ._threads import Call, Inbox, OwnThread, SyncFrame, current_origin, shared_thread, worker_pool
 
 __all__ = ("call_async", "call_sync", "context_thread")
 
 _get_running_loop = asyncio._get_running_loop
+
+
+_inboxes: weakref.WeakKeyDictionary[Any, Inbox] = weakref.WeakKeyDictionary()
+_last_inbox: tuple[Any, Inbox | None] = (None, None)
+_inbox_lock = threading.Lock()
+
+
+def inbox_for(origin: Any) -> Inbox:
+    """The one :class:`Inbox` of an asyncio loop or trio token (remembered for the last)."""
+    global _last_inbox
+    last_origin, inbox = _last_inbox
+    if last_origin is origin and inbox is not None:
+        return inbox
+    inbox = _inboxes.get(origin)
+    if inbox is None:
+        hook = (
+            origin.call_soon_threadsafe
+            if isinstance(origin, asyncio.AbstractEventLoop)
+            else origin.run_sync_soon
+        )
+        inbox = _inboxes.setdefault(origin, Inbox(hook))
+    _last_inbox = (origin, inbox)
+    return inbox
 
 
 def context_thread() -> OwnThread:
@@ -79,7 +103,7 @@ def _put(target: Executor, call: Call) -> None:
     def cancelled(future: Future[Any]) -> None:
         if future.cancelled():
             call.error = RuntimeError(f"{target!r} cancelled the call before running it")
-            call.schedule(call.wake)
+            call.schedule(call)
 
     target.submit(call.run).add_done_callback(cancelled)
 
@@ -100,7 +124,7 @@ async def call_sync(
     try:
         if loop is not None:
             call = Call(fn, args, kwargs, ctx, exc, loop)
-            call.schedule = loop.call_soon_threadsafe
+            call.schedule = inbox_for(loop).post
             if thread_sensitive:
                 await _on_asyncio(loop, call, thread_sensitive_target(loop))
             elif executor is not None:
@@ -137,11 +161,24 @@ async def _finish_shielded_asyncio(loop: asyncio.AbstractEventLoop, call: Call) 
                 continue
 
 
+_last_default: tuple[Any, anyio.CapacityLimiter | None] = (None, None)
+
+
+def _default_limiter(loop: asyncio.AbstractEventLoop) -> anyio.CapacityLimiter:
+    """anyio's default thread limiter of ``loop``, remembered for the last loop seen."""
+    global _last_default
+    last_loop, limiter = _last_default
+    if last_loop is not loop or limiter is None:
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        _last_default = (loop, limiter)
+    return limiter
+
+
 async def _on_asyncio_limited(
     loop: asyncio.AbstractEventLoop, call: Call, limiter: anyio.CapacityLimiter | None
 ) -> None:
     if limiter is None:
-        limiter = anyio.to_thread.current_default_thread_limiter()
+        limiter = _default_limiter(loop)
     try:
         limiter.acquire_on_behalf_of_nowait(call)
     except anyio.WouldBlock:
@@ -171,20 +208,36 @@ async def _on_trio(
             "sync_to_async() functions must be awaited inside a running asyncio or trio loop"
         ) from None
     call = Call(fn, args, kwargs, ctx, exc, token)
-    if not thread_sensitive and executor is None:
-        await anyio.to_thread.run_sync(call.run_here, limiter=limiter)
-        await anyio.lowlevel.checkpoint_if_cancelled()
-        return call
-    call.schedule = token.run_sync_soon
+    call.schedule = inbox_for(token).post
+    if thread_sensitive:
+        await _wait_trio(call, thread_sensitive_target(None))
+    elif executor is not None:
+        await _wait_trio(call, executor)
+    else:
+        if limiter is None:
+            limiter = anyio.to_thread.current_default_thread_limiter()
+        try:
+            limiter.acquire_on_behalf_of_nowait(call)
+        except anyio.WouldBlock:
+            await limiter.acquire_on_behalf_of(call)
+        try:
+            await _wait_trio(call, worker_pool())
+        finally:
+            limiter.release_on_behalf_of(call)
+    return call
+
+
+async def _wait_trio(call: Call, target: Executor) -> None:
+    import trio
+
     call.waiter = event = trio.Event()
-    _put(thread_sensitive_target(None) if thread_sensitive else executor, call)  # type: ignore[arg-type]
+    _put(target, call)
     try:
         await event.wait()
     except BaseException:
         with trio.CancelScope(shield=True):
             await event.wait()
         raise
-    return call
 
 
 # -- async_to_sync -----------------------------------------------------------------------

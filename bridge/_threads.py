@@ -62,8 +62,9 @@ def current_origin() -> Any:
 class Call:
     """One sync call: ``fn(*args, **kwargs)`` run once in ``context`` on a target thread.
 
-    ``origin`` is the caller's asyncio loop (or trio token); ``schedule`` its thread-safe
-    "call soon" hook; ``waiter`` an asyncio future or a trio event woken by :meth:`wake`.
+    ``origin`` is the caller's asyncio loop (or trio token); ``schedule(call)`` delivers
+    the finished call to that loop (an :class:`Inbox`'s ``post``); ``waiter`` is an
+    asyncio future or a trio event, woken by :meth:`wake`.
     ``exc`` is the exception being handled by the caller, re-raised around the call so
     ``sys.exc_info()`` matches in the callee.
     """
@@ -106,10 +107,7 @@ class Call:
     def run(self) -> None:
         """On the target thread: run the call, then wake the caller on its loop."""
         self.run_here()
-        try:
-            self.schedule(self.wake)
-        except RuntimeError:
-            pass  # the caller's loop has closed; nobody is waiting any more
+        self.schedule(self)
 
     def run_here(self) -> None:
         previous = getattr(_state, "origin", None)
@@ -157,6 +155,40 @@ class Call:
             raise error
         finally:
             del error
+
+
+class Inbox:
+    """Finished calls on their way back to one loop, with at most one wake-up pending.
+
+    Under load many calls finish between two passes of the loop; they share one
+    thread-safe wake-up (one self-pipe write on asyncio) instead of one each.
+    Invariant: a call appended to ``items`` is drained by a ``drain`` that starts after
+    the append, because ``post`` reads ``pending`` after appending and ``drain`` clears
+    it before draining.
+    """
+
+    __slots__ = ("__weakref__", "call_soon", "items", "pending")
+
+    def __init__(self, call_soon: Callable[[Callable[[], None]], Any]) -> None:
+        self.call_soon = call_soon  # loop.call_soon_threadsafe or TrioToken.run_sync_soon
+        self.items: deque[Call] = deque()
+        self.pending = False
+
+    def post(self, call: Call) -> None:
+        """From any thread: deliver ``call`` to the loop, which then runs ``call.wake()``."""
+        self.items.append(call)
+        if not self.pending:
+            self.pending = True
+            try:
+                self.call_soon(self.drain)
+            except RuntimeError:
+                pass  # the loop has closed; nobody is waiting any more
+
+    def drain(self) -> None:
+        self.pending = False
+        items = self.items
+        while items:
+            items.popleft().wake()
 
 
 class _WorkItem:
@@ -320,7 +352,7 @@ class _PoolThread:
                 item = get()  # a caller took this thread just as it timed out
             item.run()
             del item
-            pool.idle.append(self)  # list.append is atomic; pop and retire hold the lock
+            pool.idle.append(self)
 
 
 class WorkerPool(_Target):
@@ -331,24 +363,25 @@ class WorkerPool(_Target):
     """
 
     def __init__(self) -> None:
+        # list.pop, list.append and list.remove are each atomic: a worker is taken by
+        # exactly one of a caller (pop) and its own idle timeout (retire).
         self.idle: list[_PoolThread] = []
-        self._lock = threading.Lock()
 
     def put(self, item: Runnable) -> None:
-        with self._lock:
-            worker = self.idle.pop() if self.idle else None
-        if worker is None:
+        try:
+            worker = self.idle.pop()
+        except IndexError:
             worker = _PoolThread(self)
             name = "bridge-sync-worker"
             threading.Thread(target=worker.loop, name=name, daemon=True).start()
         worker.queue.put(item)
 
     def retire(self, worker: _PoolThread) -> bool:
-        with self._lock:
-            if worker in self.idle:
-                self.idle.remove(worker)
-                return True
-            return False
+        try:
+            self.idle.remove(worker)
+        except ValueError:
+            return False  # a caller has just taken it: its item is on the way
+        return True
 
 
 _shared: OwnThread | None = None
