@@ -9,6 +9,7 @@ from .__about__ import __version__
 from ._translate import BadRequest
 
 # -- adapters: WSGI app under an ASGI server (bridge.wsgi_to_asgi)
+from .wsgi_to_asgi import ClientDisconnected, WsgiToAsgi
 
 # -- adapters: ASGI app under a WSGI server (bridge.asgi_to_wsgi)
 
@@ -17,6 +18,10 @@ from .sync import ThreadSensitiveContext, async_to_sync, sync_to_async  # isort:
 from .sync import iterate_in_loop, iterate_in_thread  # isort: skip
 
 # -- middleware: core and header middleware (bridge.middleware)
+from . import testing  # isort: skip
+from .middleware.headers import Headers  # isort: skip
+from .middleware.proxy_headers import ProxyHeaders  # isort: skip
+from .middleware.security_headers import SecurityHeaders  # isort: skip
 
 # -- middleware: buffering (bridge.middleware.buffering)
 
@@ -26,6 +31,8 @@ __all__ = (  # noqa: RUF022 - one section per issue, see the comments
     "BadRequest",
     "__version__",
     # -- adapters: wsgi_to_asgi
+    "ClientDisconnected",
+    "WsgiToAsgi",
     # -- adapters: asgi_to_wsgi
     # -- sync helpers
     "ThreadSensitiveContext",
@@ -34,6 +41,10 @@ __all__ = (  # noqa: RUF022 - one section per issue, see the comments
     "iterate_in_thread",
     "sync_to_async",
     # -- middleware: core and headers
+    "Headers",
+    "ProxyHeaders",
+    "SecurityHeaders",
+    "testing",
     # -- middleware: buffering
     # -- middleware: rate limiting
 )
