@@ -27,7 +27,7 @@ from .middleware.security_headers import SecurityHeaders  # isort: skip
 
 # -- middleware: rate limiting (bridge.ratelimit)
 
-__all__ = (  # noqa: RUF022 - one section per issue, see the comments
+__all__ = (
     "BadRequest",
     "__version__",
     # -- adapters: wsgi_to_asgi

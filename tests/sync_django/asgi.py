@@ -4,6 +4,6 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.sync_django.settings")
 
-from django.core.asgi import get_asgi_application  # type: ignore[import-untyped]  # noqa: E402
+from django.core.asgi import get_asgi_application  # type: ignore[import-untyped]
 
 application = get_asgi_application()
