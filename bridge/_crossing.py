@@ -35,6 +35,7 @@ from ._interop import (
     current_frame,
     current_thread_sensitive_context,
     executor_for_context,
+    inside_thread,
     loop_frame,
     merge_context,
     origin_loop_from_asgiref,
@@ -94,6 +95,22 @@ def thread_sensitive_target(loop: asyncio.AbstractEventLoop | None) -> Executor:
     return shared_thread()
 
 
+def sensitive_target_for(ctx: contextvars.Context, own_context: bool, loop: Any) -> Executor:
+    """:func:`thread_sensitive_target`, refusing the one case that cannot finish."""
+    target = thread_sensitive_target(loop)
+    if isinstance(target, OwnThread):
+        if inside_thread.get() is target:
+            raise RuntimeError(
+                "this thread-sensitive call would deadlock: it was made by a task started from "
+                "a call running in that same thread, which is waiting for it. Cross back with "
+                "bridge.async_to_sync (it keeps the thread serving calls) instead of "
+                "run_coroutine_threadsafe / from_thread.run"
+            )
+        if own_context:
+            ctx.run(inside_thread.set, target)
+    return target
+
+
 def _put(target: Executor, call: Call) -> None:
     put = getattr(target, "put", None)
     if put is not None:
@@ -126,13 +143,15 @@ async def call_sync(
             call = Call(fn, args, kwargs, ctx, exc, loop)
             call.schedule = inbox_for(loop).post
             if thread_sensitive:
-                await _on_asyncio(loop, call, thread_sensitive_target(loop))
+                await _on_asyncio(loop, call, sensitive_target_for(ctx, context is None, loop))
             elif executor is not None:
                 await _on_asyncio(loop, call, executor)
             else:
                 await _on_asyncio_limited(loop, call, limiter)
         else:
-            call = await _on_trio(fn, args, kwargs, ctx, exc, thread_sensitive, executor, limiter)
+            call = await _on_trio(
+                fn, args, kwargs, ctx, exc, thread_sensitive, executor, limiter, context is None
+            )
     finally:
         if context is None:
             merge_context(ctx)
@@ -198,6 +217,7 @@ async def _on_trio(
     thread_sensitive: bool,
     executor: Executor | None,
     limiter: anyio.CapacityLimiter | None,
+    own_context: bool,
 ) -> Call:
     import trio
 
@@ -210,7 +230,7 @@ async def _on_trio(
     call = Call(fn, args, kwargs, ctx, exc, token)
     call.schedule = inbox_for(token).post
     if thread_sensitive:
-        await _wait_trio(call, thread_sensitive_target(None))
+        await _wait_trio(call, sensitive_target_for(ctx, own_context, None))
     elif executor is not None:
         await _wait_trio(call, executor)
     else:

@@ -42,6 +42,7 @@ __all__ = (
     "current_thread_sensitive_context",
     "executor_for_context",
     "forget_context_executor",
+    "inside_thread",
     "loop_frame",
     "merge_context",
     "origin_loop_from_asgiref",
@@ -199,10 +200,19 @@ def adopt_context(context: contextvars.Context) -> None:
             var.set(_Storage(ident, value.data))
 
 
+# The thread-sensitive thread whose call a context was copied for. A task that inherits it
+# and asks that same thread for a call would wait on a thread that waits on it.
+inside_thread: contextvars.ContextVar[Any] = contextvars.ContextVar(
+    "bridge.inside_thread", default=None
+)
+
+
 def merge_context(context: contextvars.Context) -> None:
     """Copy the values of ``context`` into the current context (changes flow back)."""
     ident = threading.get_ident()
     for var, value in context.items():
+        if var is inside_thread:
+            continue  # it describes the callee's side only
         if _Storage is not None and type(value) is _Storage and value.thread_id != ident:
             value = _Storage(ident, value.data)
         elif var.get(_UNSET) is value:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import inspect
 import sys
@@ -13,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import anyio
+import anyio.from_thread
 import anyio.lowlevel
 import anyio.to_thread
 import pytest
@@ -409,6 +411,27 @@ async def test_thread_sensitive_context_stops_its_thread_on_exit() -> None:
         thread = await bridge.sync_to_async(threading.current_thread)()
     await anyio.to_thread.run_sync(thread.join, 10)
     assert not thread.is_alive()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("scope", ["process", "context"])
+async def test_a_call_that_would_deadlock_raises_instead(scope: str) -> None:
+    """The thread-sensitive thread waits (outside async_to_sync) for a task that needs it."""
+    token = anyio.lowlevel.current_token()
+
+    async def needs_the_same_thread() -> str:
+        return await bridge.sync_to_async(thread_name)()
+
+    def waits_for_the_loop() -> str:
+        return anyio.from_thread.run(needs_the_same_thread, token=token)
+
+    async with contextlib.AsyncExitStack() as stack:
+        if scope == "context":
+            await stack.enter_async_context(bridge.ThreadSensitiveContext())
+        with pytest.raises(RuntimeError, match="would deadlock"):
+            await bridge.sync_to_async(waits_for_the_loop)()
+        # the caller's own later calls are not affected
+        assert await bridge.sync_to_async(thread_name)() != threading.current_thread().name
 
 
 # -- concurrency and limiters -------------------------------------------------------------
