@@ -48,6 +48,17 @@ __all__ = ("call_async", "call_sync", "context_thread")
 _get_running_loop = asyncio._get_running_loop
 
 
+def _sniffio_thread_local() -> Any:
+    try:
+        import sniffio
+    except ImportError:  # pragma: no cover - anyio may come without sniffio
+        return None
+    return sniffio.thread_local
+
+
+_sniffio_local: Any = _sniffio_thread_local()
+
+
 _inboxes: weakref.WeakKeyDictionary[Any, Inbox] = weakref.WeakKeyDictionary()
 _last_inbox: tuple[Any, Inbox | None] = (None, None)
 _inbox_lock = threading.Lock()
@@ -264,19 +275,24 @@ async def _wait_trio(call: Call, target: Executor) -> None:
 
 
 def refuse_in_loop_thread() -> None:
-    message = (
-        "async_to_sync() cannot run in a thread whose event loop is running (it would block "
-        "that loop); await the coroutine function directly instead"
-    )
-    if _get_running_loop() is not None:
-        raise RuntimeError(message)
+    if _get_running_loop() is not None or _in_trio_thread():
+        raise RuntimeError(
+            "async_to_sync() cannot run in a thread whose event loop is running (it would "
+            "block that loop); await the coroutine function directly instead"
+        )
+
+
+def _in_trio_thread() -> bool:
     trio = sys.modules.get("trio")
-    if trio is not None:
-        try:
-            trio.lowlevel.current_task()
-        except RuntimeError:
-            return
-        raise RuntimeError(message)
+    if trio is None:
+        return False
+    if _sniffio_local is not None:  # trio names itself in sniffio's thread-local while it runs
+        return getattr(_sniffio_local, "name", None) == "trio"
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
+        return False
+    return True
 
 
 def call_async(
