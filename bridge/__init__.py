@@ -14,6 +14,8 @@ from .wsgi_to_asgi import ClientDisconnected, WsgiToAsgi
 # -- adapters: ASGI app under a WSGI server (bridge.asgi_to_wsgi)
 
 # -- sync <-> async helpers (bridge.sync)
+from .sync import ThreadSensitiveContext, async_to_sync, sync_to_async  # isort: skip
+from .sync import iterate_in_loop, iterate_in_thread  # isort: skip
 
 # -- middleware: core and header middleware (bridge.middleware)
 from . import testing  # isort: skip
@@ -33,6 +35,11 @@ __all__ = (
     "WsgiToAsgi",
     # -- adapters: asgi_to_wsgi
     # -- sync helpers
+    "ThreadSensitiveContext",
+    "async_to_sync",
+    "iterate_in_loop",
+    "iterate_in_thread",
+    "sync_to_async",
     # -- middleware: core and headers
     "Headers",
     "ProxyHeaders",
