@@ -1,0 +1,7 @@
+"""Request and response buffering (nginx's body limits, body timeout and buffering)."""
+
+from __future__ import annotations
+
+from ._rules import RequestBufferingRule
+
+__all__ = ("RequestBufferingRule",)

@@ -1,0 +1,124 @@
+"""A body held in memory up to a size, then in an anonymous temporary file.
+
+Invariants:
+
+* At most ``memory_size`` bytes are held in memory; the first write that would
+  go over moves everything to a file, and later writes go straight to it.
+* The file is ``tempfile.TemporaryFile``: on Linux it has no name at all
+  (``O_TMPFILE``), elsewhere it is unlinked at once, so nothing is left on
+  disk even if the process is killed. :meth:`Spool.close` releases it and is
+  safe to call any number of times.
+* A disk that refuses the file (cannot create it, ENOSPC, quota, EFBIG) is a
+  :class:`SpoolRefused`, never a half-written body handed on as complete. When
+  the refusal comes while moving to the file, the memory chunks are kept (so a
+  response can still be streamed); a later refusal closes the spool.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from collections.abc import Iterator
+from typing import IO, Final
+
+__all__ = ("Spool", "SpoolRefused")
+
+READ_SIZE: Final = 64 * 1024
+
+
+class SpoolRefused(OSError):
+    """The temporary file for a spooled body could not be created or written.
+
+    ``body_kept`` is True when the body held so far is still in memory.
+    """
+
+    body_kept = False
+
+
+def _kept(error: SpoolRefused) -> SpoolRefused:
+    error.body_kept = True
+    return error
+
+
+class Spool:
+    """Collects a body; :meth:`reader` replays it from the start."""
+
+    __slots__ = ("_chunks", "_file", "_in_memory", "directory", "memory_size", "size")
+
+    def __init__(self, memory_size: int, directory: str | os.PathLike[str] | None = None) -> None:
+        self.memory_size = memory_size
+        self.directory = directory
+        self.size = 0
+        self._chunks: list[bytes] = []
+        self._in_memory = 0
+        self._file: IO[bytes] | None = None
+
+    @property
+    def on_disk(self) -> bool:
+        return self._file is not None
+
+    def write(self, data: bytes) -> None:
+        if not data:
+            return
+        if self._file is None and self._in_memory + len(data) <= self.memory_size:
+            self._chunks.append(data)
+            self._in_memory += len(data)
+            self.size += len(data)
+            return
+        file = self._file if self._file is not None else self._move_to_file()
+        try:
+            file.write(data)
+            self.size += len(data)
+        except OSError as exc:
+            self.close()
+            raise SpoolRefused(exc.errno, f"cannot write the spooled body: {exc}") from exc
+
+    def _move_to_file(self) -> IO[bytes]:
+        """Open the file and move the memory chunks into it; on failure they stay in memory."""
+        try:
+            file = tempfile.TemporaryFile(dir=self.directory)  # noqa: SIM115
+        except OSError as exc:
+            raise _kept(SpoolRefused(exc.errno, f"cannot create the spool file: {exc}")) from exc
+        try:
+            file.writelines(self._chunks)
+        except OSError as exc:
+            file.close()
+            raise _kept(SpoolRefused(exc.errno, f"cannot write the spool file: {exc}")) from exc
+        self._file = file
+        self._chunks = []
+        self._in_memory = 0
+        return file
+
+    def reader(self) -> IO[bytes]:
+        """A binary file positioned at the start of the body (shares the spool's file)."""
+        if self._file is None:
+            return io.BytesIO(b"".join(self._chunks))
+        try:
+            self._file.flush()
+            self._file.seek(0)
+        except OSError as exc:
+            self.close()
+            raise SpoolRefused(exc.errno, f"cannot read the spooled body back: {exc}") from exc
+        return self._file
+
+    def memory_chunks(self) -> list[bytes]:
+        """The chunks held in memory (all of the body unless :attr:`on_disk`)."""
+        return self._chunks
+
+    def iter_chunks(self, size: int = READ_SIZE) -> Iterator[bytes]:
+        """Replay the body: one joined chunk from memory, or ``size`` pieces from the file."""
+        if self._file is None:
+            if self._chunks:
+                yield b"".join(self._chunks)
+            return
+        reader = self.reader()
+        while chunk := reader.read(size):
+            yield chunk
+
+    def close(self) -> None:
+        file, self._file = self._file, None
+        self._chunks = []
+        self._in_memory = 0
+        if file is not None:
+            file.close()
