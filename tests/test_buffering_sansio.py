@@ -147,16 +147,16 @@ def test_app_path() -> None:
 # -- the body account -------------------------------------------------------------
 
 
-def limits(**changes: object) -> BodyLimits:
-    options: dict[str, object] = {
-        "max_body_size": 10,
-        "body_timeout": 5,
-        "body_deadline": None,
-        "mode": "buffer",
-        "memory_size": 4,
-    }
-    options.update(changes)
-    return make_limits(**options)
+def limits(
+    *, max_body_size: object = 10, body_timeout: object = 5, body_deadline: object = None
+) -> BodyLimits:
+    return make_limits(
+        max_body_size=max_body_size,
+        body_timeout=body_timeout,
+        body_deadline=body_deadline,
+        mode="buffer",
+        memory_size=4,
+    )
 
 
 @pytest.mark.parametrize(
