@@ -80,15 +80,13 @@ class ResponseCollector:
 
         The chunk that crosses is not held: the caller replays :meth:`held`
         and then sends it. A disk that refuses the file also ends buffering
-        while the body is still in memory (``SpoolRefused`` otherwise).
+        (:attr:`refused` says why); what was held is still replayed.
         """
         if self.spool.size + len(chunk) > self._max_total:
             return False
         try:
             self.spool.write(chunk)
         except SpoolRefused as exc:
-            if not exc.body_kept:
-                raise
             self.refused = exc
             return False
         return True

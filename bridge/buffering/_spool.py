@@ -9,9 +9,9 @@ Invariants:
   disk even if the process is killed. :meth:`Spool.close` releases it and is
   safe to call any number of times.
 * A disk that refuses the file (cannot create it, ENOSPC, quota, EFBIG) is a
-  :class:`SpoolRefused`, never a half-written body handed on as complete. When
-  the refusal comes while moving to the file, the memory chunks are kept (so a
-  response can still be streamed); a later refusal closes the spool.
+  :class:`SpoolRefused`, never a half-written body handed on as complete. The
+  chunk that was refused is not counted; everything stored before it stays
+  readable (``size`` bytes), so a response can still be streamed.
 """
 
 from __future__ import annotations
@@ -28,17 +28,7 @@ READ_SIZE: Final = 64 * 1024
 
 
 class SpoolRefused(OSError):
-    """The temporary file for a spooled body could not be created or written.
-
-    ``body_kept`` is True when the body held so far is still in memory.
-    """
-
-    body_kept = False
-
-
-def _kept(error: SpoolRefused) -> SpoolRefused:
-    error.body_kept = True
-    return error
+    """The temporary file for a spooled body could not be created or written."""
 
 
 class Spool:
@@ -71,7 +61,6 @@ class Spool:
             file.write(data)
             self.size += len(data)
         except OSError as exc:
-            self.close()
             raise SpoolRefused(exc.errno, f"cannot write the spooled body: {exc}") from exc
 
     def _move_to_file(self) -> IO[bytes]:
@@ -79,12 +68,12 @@ class Spool:
         try:
             file = tempfile.TemporaryFile(dir=self.directory)  # noqa: SIM115
         except OSError as exc:
-            raise _kept(SpoolRefused(exc.errno, f"cannot create the spool file: {exc}")) from exc
+            raise SpoolRefused(exc.errno, f"cannot create the spool file: {exc}") from exc
         try:
             file.writelines(self._chunks)
         except OSError as exc:
             file.close()
-            raise _kept(SpoolRefused(exc.errno, f"cannot write the spool file: {exc}")) from exc
+            raise SpoolRefused(exc.errno, f"cannot write the spool file: {exc}") from exc
         self._file = file
         self._chunks = []
         self._in_memory = 0
@@ -98,7 +87,6 @@ class Spool:
             self._file.flush()
             self._file.seek(0)
         except OSError as exc:
-            self.close()
             raise SpoolRefused(exc.errno, f"cannot read the spooled body back: {exc}") from exc
         return self._file
 
@@ -113,7 +101,12 @@ class Spool:
                 yield b"".join(self._chunks)
             return
         reader = self.reader()
-        while chunk := reader.read(size):
+        left = self.size  # a refused write may have left a partial chunk beyond it
+        while left > 0:
+            chunk = reader.read(min(size, left))
+            if not chunk:
+                return
+            left -= len(chunk)
             yield chunk
 
     def close(self) -> None:

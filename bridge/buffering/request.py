@@ -1,0 +1,268 @@
+"""``RequestBuffering``: body size cap, body read timeout, and buffering before the app.
+
+The exchange below is the whole middleware: it decides from the request head
+(400/413 before reading), reads the body through :class:`ReadBody` effects
+when buffering (so the WSGI driver reads ``wsgi.input`` and the ASGI driver
+awaits ``receive``, each with the read timeout), and forwards a replayable
+body with a Content-Length. In streaming mode it only counts what the app
+reads. The spool is closed in ``finish``, which the drivers call exactly once
+on every path, so no temporary file outlives its request.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Generator, Iterable
+from typing import Any, Final, Literal
+
+from bridge.middleware import (
+    Abort,
+    BodyTimeout,
+    ClientDisconnected,
+    Effect,
+    Exchange,
+    Forward,
+    Outcome,
+    ReadBody,
+    ReplayBody,
+    RequestHead,
+    Respond,
+    Response,
+    remove_header,
+    set_header,
+)
+
+from ._account import BodyAccount, BodyRejected
+from ._replies import ERROR_FORMATS, ErrorFormat, render
+from ._rules import BodyLimits, Mode, RequestBufferingRule, app_path, compile_limits, limits_for
+from ._rules import make_limits as _make_limits
+from ._spool import Spool, SpoolRefused
+
+__all__ = ("RequestBuffering",)
+
+logger = logging.getLogger("bridge.buffering")
+
+_SPOOL_STATUSES: Final = (500, 503)
+
+
+class _Config:
+    """Validated, precomputed options shared by every request."""
+
+    __slots__ = ("base", "clock", "error_format", "rules", "spool_dir", "spool_error_status")
+
+    def __init__(
+        self,
+        *,
+        max_body_size: int | str | None,
+        body_timeout: float | None,
+        body_deadline: float | None,
+        mode: Mode,
+        memory_size: int | str,
+        rules: Iterable[RequestBufferingRule],
+        error_format: ErrorFormat,
+        spool_dir: str | os.PathLike[str] | None,
+        spool_error_status: int,
+        clock: Callable[[], float],
+    ) -> None:
+        self.base = _make_limits(
+            max_body_size=max_body_size,
+            body_timeout=body_timeout,
+            body_deadline=body_deadline,
+            mode=mode,
+            memory_size=memory_size,
+        )
+        self.rules = compile_limits(self.base, rules)
+        if error_format not in ERROR_FORMATS:
+            raise ValueError(f"error_format must be 'text' or 'problem+json', got {error_format!r}")
+        if spool_error_status not in _SPOOL_STATUSES:
+            raise ValueError(f"spool_error_status must be 503 or 500, got {spool_error_status!r}")
+        if not callable(clock):
+            raise TypeError("clock must be a callable returning seconds, like time.monotonic")
+        self.error_format: ErrorFormat = error_format
+        self.spool_dir = spool_dir
+        self.spool_error_status = spool_error_status
+        self.clock = clock
+
+    def limits(self, head: RequestHead) -> BodyLimits:
+        if not self.rules:
+            return self.base
+        return limits_for(self.base, self.rules, head.method, app_path(head.path, head.root_path))
+
+    def reject(self, head: RequestHead, rejection: BodyRejected) -> Response:
+        """Log one line naming the problem and build the documented response."""
+        logger.warning(
+            "%s %s: %d %s: %s",
+            head.method,
+            head.path,
+            rejection.status,
+            rejection.title,
+            rejection.detail,
+        )
+        reply = render(rejection, self.error_format)
+        return Response(reply.status, reply.headers, reply.body)
+
+
+class RequestBufferingExchange(Exchange):
+    """One request through :class:`RequestBuffering`."""
+
+    __slots__ = ("_account", "_spool", "config")
+
+    def __init__(self, head: RequestHead, now: float, config: _Config) -> None:
+        super().__init__(head, now)
+        self.config = config
+        self._account: BodyAccount | None = None
+        self._spool: Spool | None = None
+
+    def request(self) -> Forward | Respond | Generator[Effect[Any], Any, Forward | Respond]:
+        config = self.config
+        limits = config.limits(self.head)
+        try:
+            account = BodyAccount.open(self.head.headers, limits, self.now)
+        except BodyRejected as rejection:
+            return Respond(config.reject(self.head, rejection))
+        if limits.mode == "stream":
+            self._account = account  # request_body counts what the app reads
+            return Forward(self.head)
+        if not account.expects_body:
+            return Forward(self.head)
+        return self._buffer(account, limits)
+
+    def _buffer(
+        self, account: BodyAccount, limits: BodyLimits
+    ) -> Generator[Effect[Any], Any, Forward | Respond]:
+        spool = self._spool = Spool(limits.memory_size, self.config.spool_dir)
+        try:
+            yield from self._read_into(account, spool)
+            account.finish()
+        except BodyRejected as rejection:
+            return Respond(self.config.reject(self.head, rejection))
+        except SpoolRefused as error:
+            return Respond(self._spool_refused(error))
+        return Forward(self._buffered_head(spool.size), self._replay(spool))
+
+    def _read_into(self, account: BodyAccount, spool: Spool) -> Generator[Effect[Any], Any, None]:
+        clock = self.config.clock
+        while True:
+            timeout = account.read_timeout(clock())
+            try:
+                chunk: bytes = yield ReadBody(timeout)
+            except BodyTimeout:
+                raise account.timed_out() from None
+            except ClientDisconnected:
+                raise account.disconnected() from None
+            if not chunk:
+                return
+            account.add(len(chunk))
+            spool.write(chunk)
+
+    def _buffered_head(self, size: int) -> RequestHead:
+        headers = remove_header(self.head.headers, b"transfer-encoding")
+        headers = set_header(headers, b"content-length", str(size).encode("ascii"))
+        return self.head.replace(headers=headers)
+
+    @staticmethod
+    def _replay(spool: Spool) -> ReplayBody:
+        if spool.on_disk:
+            return ReplayBody(spool.reader(), spool.size)
+        return ReplayBody(b"".join(spool.memory_chunks()))
+
+    def _spool_refused(self, error: SpoolRefused) -> Response:
+        status = self.config.spool_error_status
+        logger.error("%s %s: %d: %s", self.head.method, self.head.path, status, error)
+        rejection = BodyRejected(status, "the request body could not be stored")
+        reply = render(rejection, self.config.error_format)
+        return Response(reply.status, reply.headers, reply.body)
+
+    # -- streaming mode: count what the app reads -------------------------------
+
+    def request_body(self, chunk: bytes, more: bool) -> None:
+        account = self._account
+        if account is None:
+            return
+        try:
+            account.add(len(chunk))
+            if not more:
+                account.finish()
+        except BodyRejected as rejection:
+            raise Abort(self.config.reject(self.head, rejection)) from None
+
+    def read_timed_out(self) -> Response:
+        account = self._account
+        received = 0 if account is None else account.received
+        rejection = BodyRejected(408, f"request body stalled after {received} bytes")
+        return self.config.reject(self.head, rejection)
+
+    def finish(self, outcome: Outcome) -> None:
+        spool, self._spool = self._spool, None
+        if spool is not None:
+            spool.close()
+
+
+class RequestBuffering(Middleware):
+    """Cap, time and buffer request bodies before the app sees them (nginx-style).
+
+    ``RequestBuffering(app, **options)`` returns an app of the same interface
+    as ``app`` (WSGI or ASGI). Options (all keyword-only):
+
+    * ``max_body_size`` (default ``"10m"``, 10 MiB): the largest body accepted,
+      as bytes (int), a size string (``"10MB"``, ``"512k"``, ``"1GiB"``) or
+      None for no limit. A larger declared Content-Length is answered 413
+      before the body is read; a chunked body is answered 413 the moment it
+      crosses the limit. nginx: ``client_max_body_size``.
+    * ``body_timeout`` (default ``60.0`` seconds, None for none): the longest
+      wait between two reads of the body; a stalled upload gets 408.
+      nginx: ``client_body_timeout``.
+    * ``body_deadline`` (default None): an overall limit in seconds on reading
+      the whole body, against clients that drip bytes just fast enough.
+    * ``mode`` (default ``"buffer"``): ``"buffer"`` reads the whole body before
+      calling the app (the app then sees a Content-Length); ``"stream"``
+      passes it through as the app reads, enforcing only the limit and the
+      timeout. nginx: ``proxy_request_buffering on|off``.
+    * ``memory_size`` (default ``"1m"``): how much of a buffered body stays in
+      memory; the rest goes to an anonymous temporary file.
+      nginx: ``client_body_buffer_size``.
+    * ``rules`` (default none): :class:`RequestBufferingRule` overrides by path
+      prefix (or regex) and method; the first match wins.
+    * ``error_format`` (default ``"text"``): ``"text"`` or ``"problem+json"``.
+    * ``spool_dir`` (default: the system temporary directory).
+    * ``spool_error_status`` (default 503): the status when the disk refuses
+      the spool file (503 or 500).
+    * ``interface``, ``clock``: see :class:`bridge.middleware.Middleware`.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        max_body_size: int | str | None = "10m",
+        body_timeout: float | None = 60.0,
+        body_deadline: float | None = None,
+        mode: Mode = "buffer",
+        memory_size: int | str = "1m",
+        rules: Iterable[RequestBufferingRule] = (),
+        error_format: ErrorFormat = "text",
+        spool_dir: str | os.PathLike[str] | None = None,
+        spool_error_status: int = 503,
+        interface: Interface | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(app, interface=interface, clock=clock)
+        self.config = _Config(
+            max_body_size=max_body_size,
+            body_timeout=body_timeout,
+            body_deadline=body_deadline,
+            mode=mode,
+            memory_size=memory_size,
+            rules=rules,
+            error_format=error_format,
+            spool_dir=spool_dir,
+            spool_error_status=spool_error_status,
+            clock=clock,
+        )
+
+    def exchange(self, head: RequestHead, now: float) -> RequestBufferingExchange:
+        return RequestBufferingExchange(head, now, self.config)
