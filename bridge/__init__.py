@@ -18,10 +18,11 @@ from ._translate import BadRequest
 from . import testing  # isort: skip
 
 # -- middleware: buffering (bridge.middleware.buffering)
+from .buffering import RequestBuffering, RequestBufferingRule  # isort: skip
 
 # -- middleware: rate limiting (bridge.ratelimit)
 
-__all__ = (
+__all__ = (  # noqa: RUF022 - grouped by issue so merges do not collide
     "BadRequest",
     "__version__",
     # -- adapters: wsgi_to_asgi
@@ -30,5 +31,7 @@ __all__ = (
     # -- middleware: core and headers
     "testing",
     # -- middleware: buffering
+    "RequestBuffering",
+    "RequestBufferingRule",
     # -- middleware: rate limiting
 )

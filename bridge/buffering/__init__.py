@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from ._rules import RequestBufferingRule
+from .request import RequestBuffering
 
-__all__ = ("RequestBufferingRule",)
+__all__ = ("RequestBuffering", "RequestBufferingRule")

@@ -101,7 +101,11 @@ class BodyAccount:
             return timeout
         left = self._deadline - now
         if left <= 0:
-            raise self.timed_out()
+            raise BodyRejected(
+                408,
+                f"request body not complete within body_deadline "
+                f"{self.limits.body_deadline:g} s ({self.received} bytes received)",
+            )
         return left if timeout is None else min(timeout, left)
 
     def add(self, size: int) -> None:
@@ -112,9 +116,8 @@ class BodyAccount:
             raise BodyRejected(413, f"request body crossed the limit {cap} while being read")
 
     def timed_out(self) -> BodyRejected:
-        return BodyRejected(
-            408, f"request body stalled after {self.received} bytes (body_timeout or deadline)"
-        )
+        """A read waited longer than it was allowed to."""
+        return BodyRejected(408, f"request body stalled after {self.received} bytes")
 
     def disconnected(self) -> BodyRejected:
         return BodyRejected(400, f"client disconnected mid-body after {self.received} bytes")

@@ -29,8 +29,11 @@ class Reply:
     body: bytes
 
 
-def render(rejection: BodyRejected, error_format: ErrorFormat) -> Reply:
-    """The response for ``rejection`` in ``error_format``."""
+def render(rejection: BodyRejected, error_format: ErrorFormat, *, close: bool = True) -> Reply:
+    """The response for ``rejection`` in ``error_format``.
+
+    ``close=False`` leaves out ``Connection: close`` (a WSGI app may not send it).
+    """
     if error_format == "problem+json":
         document = {
             "type": "about:blank",
@@ -44,6 +47,6 @@ def render(rejection: BodyRejected, error_format: ErrorFormat) -> Reply:
         body = f"{rejection.title}: {rejection.detail}\n".encode()
         content_type = b"text/plain; charset=utf-8"
     headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
-    if rejection.close:
+    if close and rejection.close:
         headers.append((b"connection", b"close"))
     return Reply(rejection.status, tuple(headers), body)

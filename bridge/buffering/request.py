@@ -15,7 +15,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Generator, Iterable
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from bridge.middleware import (
     Abort,
@@ -24,6 +24,8 @@ from bridge.middleware import (
     Effect,
     Exchange,
     Forward,
+    Interface,
+    Middleware,
     Outcome,
     ReadBody,
     ReplayBody,
@@ -50,7 +52,15 @@ _SPOOL_STATUSES: Final = (500, 503)
 class _Config:
     """Validated, precomputed options shared by every request."""
 
-    __slots__ = ("base", "clock", "error_format", "rules", "spool_dir", "spool_error_status")
+    __slots__ = (
+        "base",
+        "clock",
+        "close_connection",
+        "error_format",
+        "rules",
+        "spool_dir",
+        "spool_error_status",
+    )
 
     def __init__(
         self,
@@ -65,6 +75,7 @@ class _Config:
         spool_dir: str | os.PathLike[str] | None,
         spool_error_status: int,
         clock: Callable[[], float],
+        close_connection: bool,
     ) -> None:
         self.base = _make_limits(
             max_body_size=max_body_size,
@@ -84,6 +95,7 @@ class _Config:
         self.spool_dir = spool_dir
         self.spool_error_status = spool_error_status
         self.clock = clock
+        self.close_connection = close_connection
 
     def limits(self, head: RequestHead) -> BodyLimits:
         if not self.rules:
@@ -100,7 +112,10 @@ class _Config:
             rejection.title,
             rejection.detail,
         )
-        reply = render(rejection, self.error_format)
+        return self.response(rejection)
+
+    def response(self, rejection: BodyRejected) -> Response:
+        reply = render(rejection, self.error_format, close=self.close_connection)
         return Response(reply.status, reply.headers, reply.body)
 
 
@@ -171,17 +186,23 @@ class RequestBufferingExchange(Exchange):
     def _spool_refused(self, error: SpoolRefused) -> Response:
         status = self.config.spool_error_status
         logger.error("%s %s: %d: %s", self.head.method, self.head.path, status, error)
-        rejection = BodyRejected(status, "the request body could not be stored")
-        reply = render(rejection, self.config.error_format)
-        return Response(reply.status, reply.headers, reply.body)
+        rejection = BodyRejected(status, "the request body could not be stored", close=False)
+        return self.config.response(rejection)
 
     # -- streaming mode: count what the app reads -------------------------------
+
+    # The core reads this per exchange; here it depends on the matching rule.
+    @property
+    def request_read_timeout(self) -> float | None:  # type: ignore[override]
+        account = self._account
+        return None if account is None else account.limits.body_timeout
 
     def request_body(self, chunk: bytes, more: bool) -> None:
         account = self._account
         if account is None:
             return
         try:
+            account.read_timeout(self.config.clock())  # 408 once body_deadline has passed
             account.add(len(chunk))
             if not more:
                 account.finish()
@@ -190,9 +211,9 @@ class RequestBufferingExchange(Exchange):
 
     def read_timed_out(self) -> Response:
         account = self._account
-        received = 0 if account is None else account.received
-        rejection = BodyRejected(408, f"request body stalled after {received} bytes")
-        return self.config.reject(self.head, rejection)
+        if account is None:  # pragma: no cover - the core only times reads it filters
+            return self.config.reject(self.head, BodyRejected(408, "request body stalled"))
+        return self.config.reject(self.head, account.timed_out())
 
     def finish(self, outcome: Outcome) -> None:
         spool, self._spool = self._spool, None
@@ -229,6 +250,9 @@ class RequestBuffering(Middleware):
     * ``spool_dir`` (default: the system temporary directory).
     * ``spool_error_status`` (default 503): the status when the disk refuses
       the spool file (503 or 500).
+    * ``close_connection`` (default True): under ASGI, send ``Connection:
+      close`` with a 400/408/413 whose body was not read to its end, so the
+      server stops reading it (a WSGI app may not send that header).
     * ``interface``, ``clock``: see :class:`bridge.middleware.Middleware`.
 
     .. versionadded:: 0.1
@@ -247,6 +271,7 @@ class RequestBuffering(Middleware):
         error_format: ErrorFormat = "text",
         spool_dir: str | os.PathLike[str] | None = None,
         spool_error_status: int = 503,
+        close_connection: bool = True,
         interface: Interface | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -262,6 +287,9 @@ class RequestBuffering(Middleware):
             spool_dir=spool_dir,
             spool_error_status=spool_error_status,
             clock=clock,
+            # PEP 3333 forbids hop-by-hop headers from a WSGI app (waitress and
+            # wsgiref refuse them), so only an ASGI server is told to close.
+            close_connection=close_connection and self.interface == "asgi",
         )
 
     def exchange(self, head: RequestHead, now: float) -> RequestBufferingExchange:
