@@ -18,7 +18,7 @@ from ._translate import BadRequest
 from . import testing  # isort: skip
 
 # -- middleware: buffering (bridge.middleware.buffering)
-from .buffering import RequestBuffering, RequestBufferingRule  # isort: skip
+from .buffering import RequestBuffering, RequestBufferingRule, ResponseBuffering  # isort: skip
 
 # -- middleware: rate limiting (bridge.ratelimit)
 
@@ -33,5 +33,6 @@ __all__ = (  # noqa: RUF022 - grouped by issue so merges do not collide
     # -- middleware: buffering
     "RequestBuffering",
     "RequestBufferingRule",
+    "ResponseBuffering",
     # -- middleware: rate limiting
 )

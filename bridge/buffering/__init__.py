@@ -4,5 +4,6 @@ from __future__ import annotations
 
 from ._rules import RequestBufferingRule
 from .request import RequestBuffering
+from .response import ResponseBuffering
 
-__all__ = ("RequestBuffering", "RequestBufferingRule")
+__all__ = ("RequestBuffering", "RequestBufferingRule", "ResponseBuffering")

@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from bridge.buffering import RequestBuffering, RequestBufferingRule
+from bridge.buffering import RequestBuffering, RequestBufferingRule, ResponseBuffering
 from bridge.testing import FakeClock, InnerApp, Request, Seen
 
 from . import Case, Step
@@ -267,6 +267,127 @@ CASES = [
                 500,
                 "Internal Server Error: the request body could not be stored",
                 post(b"abcd"),
+            )
+        ],
+    ),
+]
+
+
+# -- ResponseBuffering ----------------------------------------------------------
+
+
+def response_buffering(**options: Any) -> Callable[[Any, FakeClock], Any]:
+    def build(app: Any, clock: FakeClock) -> Any:
+        return ResponseBuffering(app, **options)
+
+    return build
+
+
+def length(n: int) -> tuple[bytes, bytes]:
+    return (b"content-length", str(n).encode())
+
+
+INTERNAL = Step(status=500, headers=[TEXT, length(21)], body=b"Internal Server Error")
+THREE = InnerApp(body=(b"ab", b"", b"cd", b"ef"))
+
+CASES += [
+    Case(
+        id="response-buffering-held-and-sent-with-content-length",
+        build=response_buffering(),
+        inner=THREE,
+        steps=[Step(status=200, headers=[TEXT, length(6)], body=b"abcdef")],
+    ),
+    Case(
+        id="response-buffering-app-length-replaced-by-the-real-one",
+        build=response_buffering(),
+        inner=InnerApp(headers=(TEXT, length(6)), body=(b"abc", b"def")),
+        steps=[Step(status=200, headers=[TEXT, length(6)], body=b"abcdef")],
+    ),
+    Case(
+        id="response-buffering-spills-to-file",
+        build=response_buffering(max_size=3, max_file_size=100),
+        inner=THREE,
+        steps=[Step(status=200, headers=[TEXT, length(6)], body=b"abcdef")],
+    ),
+    Case(
+        id="response-buffering-stream-once-over-memory",
+        build=response_buffering(max_size=3, overflow="stream"),
+        inner=THREE,
+        steps=[Step(status=200, headers=[TEXT], body=b"abcdef")],
+    ),
+    Case(
+        id="response-buffering-stream-once-over-file",
+        build=response_buffering(max_size=2, max_file_size=2),
+        inner=THREE,
+        steps=[Step(status=200, headers=[TEXT], body=b"abcdef")],
+    ),
+    Case(
+        id="response-buffering-disk-refused-streams",
+        build=response_buffering(max_size=2, spool_dir=MISSING_DIR),
+        inner=THREE,
+        steps=[Step(status=200, headers=[TEXT], body=b"abcdef")],
+    ),
+    Case(
+        id="response-buffering-never-event-stream",
+        build=response_buffering(),
+        inner=InnerApp(headers=((b"content-type", b"text/event-stream"),), body=(b"data: 1\n\n",)),
+        steps=[Step(status=200, lacks_headers=[b"content-length"], body=b"data: 1\n\n")],
+    ),
+    Case(
+        id="response-buffering-x-accel-buffering-no-passed-on",
+        build=response_buffering(),
+        inner=InnerApp(headers=(TEXT, (b"x-accel-buffering", b"no")), body=(b"a", b"b")),
+        steps=[Step(status=200, headers=[TEXT, (b"x-accel-buffering", b"no")], body=b"ab")],
+    ),
+    Case(
+        id="response-buffering-bypass-rule",
+        build=response_buffering(bypass=lambda method, status, headers: status == 201),
+        inner=InnerApp(status=201, body=(b"a", b"b")),
+        steps=[Step(status=201, headers=[TEXT], body=b"ab")],
+    ),
+    Case(
+        id="response-buffering-head-and-204-untouched",
+        build=response_buffering(),
+        inner=InnerApp(status=204, headers=(), body=()),
+        steps=[Step(status=204, headers=[], body=b"")],
+    ),
+    Case(
+        id="response-buffering-head-request",
+        build=response_buffering(),
+        inner=InnerApp(headers=(TEXT, length(5))),
+        steps=[Step(request=Request(method="HEAD"), status=200, headers=[TEXT, length(5)])],
+    ),
+    Case(
+        id="response-buffering-app-raises-while-held-500",
+        build=response_buffering(),
+        inner=InnerApp(body=(b"ab", b"cd"), fail="after_body"),
+        steps=[INTERNAL],
+    ),
+    Case(
+        id="response-buffering-app-raises-after-start-500",
+        build=response_buffering(),
+        inner=InnerApp(fail="after_start"),
+        steps=[INTERNAL],
+    ),
+    Case(
+        id="response-buffering-app-raises-after-stream-once-over",
+        build=response_buffering(max_size=1, overflow="stream"),
+        inner=InnerApp(body=(b"ab", b"cd"), fail="after_body"),
+        steps=[Step(status=200, headers=[TEXT], body=b"ab", error=True)],
+    ),
+    Case(
+        id="request-and-response-buffering-stacked",
+        build=lambda app, clock: RequestBuffering(
+            ResponseBuffering(app, max_size=4), memory_size=2, clock=clock
+        ),
+        inner=ECHO,
+        steps=[
+            Step(
+                request=post([b"abc", b"def"], chunked=True),
+                status=200,
+                headers=[TEXT, length(6)],
+                body=b"abcdef",
+                seen=saw(b"abcdef"),
             )
         ],
     ),
