@@ -9,6 +9,7 @@ from .__about__ import __version__
 from ._translate import BadRequest
 
 # -- adapters: WSGI app under an ASGI server (bridge.wsgi_to_asgi)
+from .wsgi_to_asgi import ClientDisconnected, WsgiToAsgi
 
 # -- adapters: ASGI app under a WSGI server (bridge.asgi_to_wsgi)
 
@@ -26,6 +27,8 @@ __all__ = (  # noqa: RUF022 - grouped by issue so merges do not collide
     "BadRequest",
     "__version__",
     # -- adapters: wsgi_to_asgi
+    "ClientDisconnected",
+    "WsgiToAsgi",
     # -- adapters: asgi_to_wsgi
     # -- sync helpers
     # -- middleware: core and headers
