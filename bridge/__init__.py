@@ -23,7 +23,7 @@ from .buffering import RequestBuffering, RequestBufferingRule, ResponseBuffering
 
 # -- middleware: rate limiting (bridge.ratelimit)
 
-__all__ = (  # noqa: RUF022 - grouped by issue so merges do not collide
+__all__ = (
     "BadRequest",
     "__version__",
     # -- adapters: wsgi_to_asgi
