@@ -191,6 +191,10 @@ class ResponseBuffering:
             bypass=bypass,
         )
 
+    def __call__(self, *args: Any) -> Any:
+        # Replaced by the WSGI or ASGI variant that __new__ picks.
+        raise TypeError("ResponseBuffering was not created through its class")
+
     def __repr__(self) -> str:
         return f"<ResponseBuffering ({self.interface}) around {self.app!r}>"
 
