@@ -32,8 +32,6 @@ from bridge.middleware import (
     RequestHead,
     Respond,
     Response,
-    remove_header,
-    set_header,
 )
 
 from ._account import BodyAccount, BodyRejected
@@ -119,35 +117,32 @@ class _Config:
         return Response(reply.status, reply.headers, reply.body)
 
 
-class RequestBufferingExchange(Exchange):
-    """One request through :class:`RequestBuffering`."""
+class BufferingExchange(Exchange):
+    """One request in ``"buffer"`` mode: read it all, then forward a replayable body.
 
-    __slots__ = ("_account", "_spool", "config")
+    It does not override ``request_body``, so the drivers give the app the
+    replayed body with no per-read hook at all.
+    """
 
-    def __init__(self, head: RequestHead, now: float, config: _Config) -> None:
+    __slots__ = ("_spool", "config", "limits")
+
+    def __init__(self, head: RequestHead, now: float, config: _Config, limits: BodyLimits) -> None:
         super().__init__(head, now)
         self.config = config
-        self._account: BodyAccount | None = None
+        self.limits = limits
         self._spool: Spool | None = None
 
     def request(self) -> Forward | Respond | Generator[Effect[Any], Any, Forward | Respond]:
-        config = self.config
-        limits = config.limits(self.head)
         try:
-            account = BodyAccount.open(self.head.headers, limits, self.now)
+            account = BodyAccount.open(self.head.headers, self.limits, self.now)
         except BodyRejected as rejection:
-            return Respond(config.reject(self.head, rejection))
-        if limits.mode == "stream":
-            self._account = account  # request_body counts what the app reads
-            return Forward(self.head)
+            return Respond(self.config.reject(self.head, rejection))
         if not account.expects_body:
             return Forward(self.head)
-        return self._buffer(account, limits)
+        return self._buffer(account)
 
-    def _buffer(
-        self, account: BodyAccount, limits: BodyLimits
-    ) -> Generator[Effect[Any], Any, Forward | Respond]:
-        spool = self._spool = Spool(limits.memory_size, self.config.spool_dir)
+    def _buffer(self, account: BodyAccount) -> Generator[Effect[Any], Any, Forward | Respond]:
+        spool = self._spool = Spool(self.limits.memory_size, self.config.spool_dir)
         try:
             yield from self._read_into(account, spool)
             account.finish()
@@ -155,12 +150,17 @@ class RequestBufferingExchange(Exchange):
             return Respond(self.config.reject(self.head, rejection))
         except SpoolRefused as error:
             return Respond(self._spool_refused(error))
-        return Forward(self._buffered_head(spool.size), self._replay(spool))
+        # The driver announces the replayed body: Content-Length, no Transfer-Encoding.
+        return Forward(self.head, self._replay(spool))
 
     def _read_into(self, account: BodyAccount, spool: Spool) -> Generator[Effect[Any], Any, None]:
-        clock = self.config.clock
-        while True:
-            timeout = account.read_timeout(clock())
+        clock = self.config.clock if self.limits.body_deadline is not None else None
+        timeout = self.limits.body_timeout
+        declared = account.declared
+        # A declared length that has arrived is the end: no read just to see b"".
+        while declared is None or account.received < declared:
+            if clock is not None:
+                timeout = account.read_timeout(clock())
             try:
                 chunk: bytes = yield ReadBody(timeout)
             except BodyTimeout:
@@ -172,16 +172,12 @@ class RequestBufferingExchange(Exchange):
             account.add(len(chunk))
             spool.write(chunk)
 
-    def _buffered_head(self, size: int) -> RequestHead:
-        headers = remove_header(self.head.headers, b"transfer-encoding")
-        headers = set_header(headers, b"content-length", str(size).encode("ascii"))
-        return self.head.replace(headers=headers)
-
     @staticmethod
     def _replay(spool: Spool) -> ReplayBody:
         if spool.on_disk:
             return ReplayBody(spool.reader(), spool.size)
-        return ReplayBody(b"".join(spool.memory_chunks()))
+        chunks = spool.memory_chunks()
+        return ReplayBody(chunks[0] if len(chunks) == 1 else b"".join(chunks))
 
     def _spool_refused(self, error: SpoolRefused) -> Response:
         status = self.config.spool_error_status
@@ -189,17 +185,38 @@ class RequestBufferingExchange(Exchange):
         rejection = BodyRejected(status, "the request body could not be stored", close=False)
         return self.config.response(rejection)
 
-    # -- streaming mode: count what the app reads -------------------------------
+    def finish(self, outcome: Outcome) -> None:
+        spool, self._spool = self._spool, None
+        if spool is not None:
+            spool.close()
+
+
+class StreamingExchange(Exchange):
+    """One request in ``"stream"`` mode: count what the app reads, time each read."""
+
+    __slots__ = ("_account", "config", "limits")
+
+    def __init__(self, head: RequestHead, now: float, config: _Config, limits: BodyLimits) -> None:
+        super().__init__(head, now)
+        self.config = config
+        self.limits = limits
+        self._account: BodyAccount | None = None
+
+    def request(self) -> Forward | Respond:
+        try:
+            self._account = BodyAccount.open(self.head.headers, self.limits, self.now)
+        except BodyRejected as rejection:
+            return Respond(self.config.reject(self.head, rejection))
+        return Forward(self.head)
 
     # The core reads this per exchange; here it depends on the matching rule.
     @property
     def request_read_timeout(self) -> float | None:  # type: ignore[override]
-        account = self._account
-        return None if account is None else account.limits.body_timeout
+        return self.limits.body_timeout
 
     def request_body(self, chunk: bytes, more: bool) -> None:
         account = self._account
-        if account is None:
+        if account is None:  # pragma: no cover - the app runs only after request()
             return
         try:
             account.read_timeout(self.config.clock())  # 408 once body_deadline has passed
@@ -214,11 +231,6 @@ class RequestBufferingExchange(Exchange):
         if account is None:  # pragma: no cover - the core only times reads it filters
             return self.config.reject(self.head, BodyRejected(408, "request body stalled"))
         return self.config.reject(self.head, account.timed_out())
-
-    def finish(self, outcome: Outcome) -> None:
-        spool, self._spool = self._spool, None
-        if spool is not None:
-            spool.close()
 
 
 class RequestBuffering(Middleware):
@@ -292,5 +304,8 @@ class RequestBuffering(Middleware):
             close_connection=close_connection and self.interface == "asgi",
         )
 
-    def exchange(self, head: RequestHead, now: float) -> RequestBufferingExchange:
-        return RequestBufferingExchange(head, now, self.config)
+    def exchange(self, head: RequestHead, now: float) -> BufferingExchange | StreamingExchange:
+        limits = self.config.limits(head)
+        if limits.mode == "stream":
+            return StreamingExchange(head, now, self.config, limits)
+        return BufferingExchange(head, now, self.config, limits)
