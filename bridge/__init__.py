@@ -17,6 +17,9 @@ from .wsgi_to_asgi import ClientDisconnected, WsgiToAsgi
 
 # -- middleware: core and header middleware (bridge.middleware)
 from . import testing  # isort: skip
+from .middleware.headers import Headers  # isort: skip
+from .middleware.proxy_headers import ProxyHeaders  # isort: skip
+from .middleware.security_headers import SecurityHeaders  # isort: skip
 
 # -- middleware: buffering (bridge.middleware.buffering)
 from .buffering import RequestBuffering, RequestBufferingRule, ResponseBuffering  # isort: skip
@@ -32,6 +35,9 @@ __all__ = (
     # -- adapters: asgi_to_wsgi
     # -- sync helpers
     # -- middleware: core and headers
+    "Headers",
+    "ProxyHeaders",
+    "SecurityHeaders",
     "testing",
     # -- middleware: buffering
     "RequestBuffering",
