@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Generator, Iterable
 from typing import Any, Final
 
+from bridge._translate import BadRequest
 from bridge.middleware import (
     Abort,
     BodyTimeout,
@@ -26,7 +27,6 @@ from bridge.middleware import (
     Forward,
     Interface,
     Middleware,
-    Outcome,
     ReadBody,
     ReplayBody,
     RequestHead,
@@ -117,24 +117,33 @@ class _Config:
         return Response(reply.status, reply.headers, reply.body)
 
 
+def open_account(head: RequestHead, limits: BodyLimits, now: float) -> BodyAccount:
+    """The body account of ``head``; :class:`BodyRejected` for a head that cannot have one."""
+    try:
+        headers = head.headers  # built lazily by the core: a broken header list raises here
+    except BadRequest as exc:
+        raise BodyRejected(exc.status, str(exc)) from None
+    return BodyAccount.open(headers, limits, now)
+
+
 class BufferingExchange(Exchange):
     """One request in ``"buffer"`` mode: read it all, then forward a replayable body.
 
-    It does not override ``request_body``, so the drivers give the app the
-    replayed body with no per-read hook at all.
+    It overrides ``request`` only, so the drivers add nothing to the app's
+    reads or to the response; the spool is closed by the driver (through the
+    :class:`ReplayBody`) or, on every other path, by ``_buffer`` itself.
     """
 
-    __slots__ = ("_spool", "config", "limits")
+    __slots__ = ("config", "limits")
 
     def __init__(self, head: RequestHead, now: float, config: _Config, limits: BodyLimits) -> None:
         super().__init__(head, now)
         self.config = config
         self.limits = limits
-        self._spool: Spool | None = None
 
     def request(self) -> Forward | Respond | Generator[Effect[Any], Any, Forward | Respond]:
         try:
-            account = BodyAccount.open(self.head.headers, self.limits, self.now)
+            account = open_account(self.head, self.limits, self.now)
         except BodyRejected as rejection:
             return Respond(self.config.reject(self.head, rejection))
         if not account.expects_body:
@@ -142,16 +151,23 @@ class BufferingExchange(Exchange):
         return self._buffer(account)
 
     def _buffer(self, account: BodyAccount) -> Generator[Effect[Any], Any, Forward | Respond]:
-        spool = self._spool = Spool(self.limits.memory_size, self.config.spool_dir)
+        spool = Spool(self.limits.memory_size, self.config.spool_dir)
+        replay: ReplayBody | None = None
         try:
             yield from self._read_into(account, spool)
             account.finish()
+            # From here the driver owns the file (through the ReplayBody) and closes
+            # it when the request ends; it also announces the replayed body
+            # (Content-Length, no Transfer-Encoding).
+            replay = self._replay(spool)
+            return Forward(self.head, replay)
         except BodyRejected as rejection:
             return Respond(self.config.reject(self.head, rejection))
         except SpoolRefused as error:
             return Respond(self._spool_refused(error))
-        # The driver announces the replayed body: Content-Length, no Transfer-Encoding.
-        return Forward(self.head, self._replay(spool))
+        finally:  # rejected, refused, failed, or closed because the request was cancelled
+            if replay is None:
+                spool.close()
 
     def _read_into(self, account: BodyAccount, spool: Spool) -> Generator[Effect[Any], Any, None]:
         clock = self.config.clock if self.limits.body_deadline is not None else None
@@ -185,11 +201,6 @@ class BufferingExchange(Exchange):
         rejection = BodyRejected(status, "the request body could not be stored", close=False)
         return self.config.response(rejection)
 
-    def finish(self, outcome: Outcome) -> None:
-        spool, self._spool = self._spool, None
-        if spool is not None:
-            spool.close()
-
 
 class StreamingExchange(Exchange):
     """One request in ``"stream"`` mode: count what the app reads, time each read."""
@@ -204,7 +215,7 @@ class StreamingExchange(Exchange):
 
     def request(self) -> Forward | Respond:
         try:
-            self._account = BodyAccount.open(self.head.headers, self.limits, self.now)
+            self._account = open_account(self.head, self.limits, self.now)
         except BodyRejected as rejection:
             return Respond(self.config.reject(self.head, rejection))
         return Forward(self.head)
