@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import io
 import random
+import socket
 import statistics
 import sys
 import time
@@ -55,6 +56,19 @@ async def asgi_hello(scope: Any, receive: Any, send: Any) -> None:
         {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"5")]}
     )
     await send({"type": "http.response.body", "body": b"hello"})
+
+
+async def asgi_collect(scope: Any, receive: Any, send: Any) -> None:
+    """Reads the whole body into one bytes object, as a framework's ``body()`` does."""
+    parts = []
+    more = True
+    while more:
+        message = await receive()
+        parts.append(message.get("body", b""))
+        more = message.get("more_body", False)
+    body = b"".join(parts)
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": str(len(body)).encode()})
 
 
 async def starlette_endpoint(request: StarletteRequest) -> PlainTextResponse:
@@ -118,8 +132,17 @@ def large_asgi(app: Any) -> Callable[[], Awaitable[None]]:
     return one
 
 
-def small_wsgi(app: Any) -> Callable[[], None]:
+#: Keeps the socket a "gunicorn" environ carries open for the whole run.
+_SOCKETS = socket.socketpair()
+
+
+def small_wsgi(app: Any, server: str = "other") -> Callable[[], None]:
+    """``server``: "gunicorn" (a socket in the environ), "waitress" or "other"."""
     base = environ_from_scope(SMALL.scope(), wsgi_input=None, wsgi_errors=sys.stderr)
+    if server == "gunicorn":
+        base["gunicorn.socket"] = _SOCKETS[0]
+    elif server == "waitress":
+        base["waitress.client_disconnected"] = lambda: False
     body = b"x" * 100
 
     def start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
@@ -211,6 +234,9 @@ def main() -> None:
             "+ bridge RequestBuffering (stream)": small_asgi(
                 RequestBuffering(inner, max_body_size=LIMIT, mode="stream")
             ),
+            "+ bridge RequestBuffering (buffer, no timeout)": small_asgi(
+                RequestBuffering(inner, max_body_size=LIMIT, body_timeout=None)
+            ),
         }
         results = run(variants, True, args.rounds, args.seconds)
         report_small(
@@ -221,13 +247,16 @@ def main() -> None:
         )
 
     for label, wsgi_inner in (("bare WSGI app", wsgi_hello), ("Flask app", flask_hello())):
+        buffered = RequestBuffering(wsgi_inner, max_body_size=LIMIT)
+        streamed = RequestBuffering(wsgi_inner, max_body_size=LIMIT, mode="stream")
         wsgi_variants = {
             label: small_wsgi(wsgi_inner),
-            "+ bridge RequestBuffering (buffer)": small_wsgi(
-                RequestBuffering(wsgi_inner, max_body_size=LIMIT)
-            ),
-            "+ bridge RequestBuffering (stream)": small_wsgi(
-                RequestBuffering(wsgi_inner, max_body_size=LIMIT, mode="stream")
+            "+ buffer, timeout in a thread": small_wsgi(buffered),
+            "+ buffer, gunicorn socket timeout": small_wsgi(buffered, "gunicorn"),
+            "+ buffer, under waitress": small_wsgi(buffered, "waitress"),
+            "+ stream, gunicorn socket timeout": small_wsgi(streamed, "gunicorn"),
+            "+ buffer, no timeout": small_wsgi(
+                RequestBuffering(wsgi_inner, max_body_size=LIMIT, body_timeout=None)
             ),
         }
         results = run(wsgi_variants, False, args.rounds, args.seconds)
@@ -235,23 +264,25 @@ def main() -> None:
             f"WSGI, 100-byte POST, {label} (no Starlette peer under WSGI)", results, label, None
         )
 
+    app = asgi_collect
     large = {
-        "bare ASGI app": large_asgi(asgi_hello),
+        "bare ASGI app": large_asgi(app),
         "Starlette RequestBodyLimitMiddleware": large_asgi(
-            RequestBodyLimitMiddleware(asgi_hello, max_body_size=LIMIT)
+            RequestBodyLimitMiddleware(app, max_body_size=LIMIT)
         ),
-        "bridge stream": large_asgi(
-            RequestBuffering(asgi_hello, max_body_size=LIMIT, mode="stream")
+        "bridge stream": large_asgi(RequestBuffering(app, max_body_size=LIMIT, mode="stream")),
+        "bridge stream, no timeout": large_asgi(
+            RequestBuffering(app, max_body_size=LIMIT, mode="stream", body_timeout=None)
         ),
         "bridge buffer, memory 1 MiB + disk": large_asgi(
-            RequestBuffering(asgi_hello, max_body_size=LIMIT)
+            RequestBuffering(app, max_body_size=LIMIT)
         ),
         "bridge buffer, all in memory": large_asgi(
-            RequestBuffering(asgi_hello, max_body_size=LIMIT, memory_size=LIMIT)
+            RequestBuffering(app, max_body_size=LIMIT, memory_size=LIMIT)
         ),
     }
     results = run(large, True, max(3, args.rounds // 2), args.seconds * 2)
-    print("\nASGI, 10 MiB chunked POST (160 x 64 KiB), throughput")
+    print("\nASGI, 10 MiB chunked POST (160 x 64 KiB) into an app that joins it, throughput")
     peer = results["Starlette RequestBodyLimitMiddleware"]
     for name, value in results.items():
         print(f"  {name:<38} {10 / value:9.0f} MiB/s  {peer / value:5.2f}x Starlette's throughput")

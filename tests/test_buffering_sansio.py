@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -21,7 +22,7 @@ from bridge.buffering._rules import (
     limits_for,
     make_limits,
 )
-from bridge.buffering._spool import Spool, SpoolRefused
+from bridge.buffering._spool import ChunkReader, Spool, SpoolRefused
 
 # -- sizes and durations --------------------------------------------------------
 
@@ -372,3 +373,30 @@ def test_collector_disk_refused_falls_back_to_streaming(tmp_path: Path) -> None:
     assert collector.refused is not None
     assert list(collector.held()) == [b"ab"]
     collector.close()
+
+
+# -- replaying memory chunks ------------------------------------------------------
+
+
+def test_chunk_reader_read_is_exact_and_shares_aligned_chunks() -> None:
+    first, second = b"abcd", b"efgh"
+    reader = ChunkReader([first, second, b"ij"])
+    assert reader.read(4) is first  # lined up with a chunk: no copy
+    assert reader.read(3) == b"efg"
+    assert reader.read(3) == b"hij"
+    assert reader.read(3) == b""
+    reader.seek(0)
+    assert reader.read() == b"abcdefghij"
+    reader.seek(0)
+    assert reader.read(None) == b"abcdefghij"
+    with pytest.raises(io.UnsupportedOperation):
+        reader.seek(3)
+
+
+def test_chunk_reader_readline_across_chunks() -> None:
+    reader = ChunkReader([b"ab\ncd", b"e\nf", b"g\n", b"tail"])
+    assert reader.readline() == b"ab\n"
+    assert reader.readline() == b"cde\n"
+    assert reader.readline(1) == b"f"
+    assert reader.readline() == b"g\n"
+    assert list(reader) == [b"tail"]

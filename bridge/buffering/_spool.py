@@ -115,3 +115,69 @@ class Spool:
         self._in_memory = 0
         if file is not None:
             file.close()
+
+
+class ChunkReader(io.RawIOBase):
+    """A read-only binary file over a list of chunks, copying only when it must.
+
+    ``read(n)`` returns exactly ``min(n, left)`` bytes, like a file; when a
+    read lines up with a stored chunk (the usual 64 KiB reads of 64 KiB
+    chunks) the chunk itself is returned, so replaying a body held in memory
+    costs no copy at all.
+    """
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        super().__init__()
+        self._chunks = chunks
+        self._index = 0  # the chunk being read
+        self._offset = 0  # position inside it
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if (offset, whence) != (0, 0):
+            raise io.UnsupportedOperation("ChunkReader can only seek back to the start")
+        self._index = self._offset = 0
+        return 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        parts: list[bytes] = []
+        want = -1 if size is None or size < 0 else size
+        while want != 0 and self._index < len(self._chunks):
+            chunk = self._chunks[self._index]
+            if self._offset == 0 and (want < 0 or len(chunk) <= want):
+                piece = chunk
+            else:
+                end = len(chunk) if want < 0 else min(len(chunk), self._offset + want)
+                piece = chunk[self._offset : end]
+            self._offset += len(piece)
+            if self._offset >= len(chunk):
+                self._index += 1
+                self._offset = 0
+            parts.append(piece)
+            if want > 0:
+                want -= len(piece)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        parts: list[bytes] = []
+        want = -1 if size is None or size < 0 else size
+        while want != 0 and self._index < len(self._chunks):
+            chunk = self._chunks[self._index]
+            newline = chunk.find(b"\n", self._offset)
+            end = len(chunk) if newline < 0 else newline + 1
+            if want >= 0:
+                end = min(end, self._offset + want)
+                want -= end - self._offset
+            parts.append(chunk[self._offset : end])
+            self._offset = end
+            if self._offset >= len(chunk):
+                self._index += 1
+                self._offset = 0
+            if newline >= 0 and end == newline + 1:
+                break
+        return b"".join(parts)

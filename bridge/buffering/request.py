@@ -15,7 +15,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Generator, Iterable
-from typing import Any, Final
+from typing import IO, Any, Final, cast
 
 from bridge._translate import BadRequest
 from bridge.middleware import (
@@ -38,7 +38,7 @@ from ._account import BodyAccount, BodyRejected
 from ._replies import ERROR_FORMATS, ErrorFormat, render
 from ._rules import BodyLimits, Mode, RequestBufferingRule, app_path, compile_limits, limits_for
 from ._rules import make_limits as _make_limits
-from ._spool import Spool, SpoolRefused
+from ._spool import ChunkReader, Spool, SpoolRefused
 
 __all__ = ("RequestBuffering",)
 
@@ -193,7 +193,10 @@ class BufferingExchange(Exchange):
         if spool.on_disk:
             return ReplayBody(spool.reader(), spool.size)
         chunks = spool.memory_chunks()
-        return ReplayBody(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        if len(chunks) == 1:
+            return ReplayBody(chunks[0])
+        reader = cast("IO[bytes]", ChunkReader(chunks))  # a binary file, as ReplayBody wants
+        return ReplayBody(reader, spool.size)  # no join: replayed chunk by chunk
 
     def _spool_refused(self, error: SpoolRefused) -> Response:
         status = self.config.spool_error_status
