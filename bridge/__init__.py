@@ -24,6 +24,7 @@ from .middleware.proxy_headers import ProxyHeaders  # isort: skip
 from .middleware.security_headers import SecurityHeaders  # isort: skip
 
 # -- middleware: buffering (bridge.middleware.buffering)
+from .buffering import RequestBuffering, RequestBufferingRule, ResponseBuffering  # isort: skip
 
 # -- middleware: rate limiting (bridge.ratelimit)
 
@@ -46,5 +47,8 @@ __all__ = (
     "SecurityHeaders",
     "testing",
     # -- middleware: buffering
+    "RequestBuffering",
+    "RequestBufferingRule",
+    "ResponseBuffering",
     # -- middleware: rate limiting
 )

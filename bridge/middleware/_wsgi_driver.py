@@ -41,6 +41,7 @@ from ._exchange import (
     features_of,
 )
 from ._heads import Response, ResponseHead, reason_phrase
+from ._wsgi_read import timed_reader
 
 if TYPE_CHECKING:
     from ._base import Middleware
@@ -128,9 +129,10 @@ def _content_length(environ: Environ) -> int | None:
 class _WsgiBody:
     """``RequestBodyIO`` over ``wsgi.input``: honours CONTENT_LENGTH, never over-reads."""
 
-    __slots__ = ("_input", "_remaining", "_terminated")
+    __slots__ = ("_input", "_remaining", "_terminated", "_timed")
 
     def __init__(self, environ: Environ) -> None:
+        self._timed = timed_reader(environ, timed_read)
         self._input = environ["wsgi.input"]
         self._remaining = _content_length(environ)
         self._terminated = bool(environ.get("wsgi.input_terminated"))
@@ -143,7 +145,7 @@ class _WsgiBody:
             return b""
         read = self._input.read
         try:
-            chunk: bytes = read(size) if seconds is None else timed_read(read, size, seconds)
+            chunk: bytes = read(size) if seconds is None else self._timed(read, size, seconds)
         except (BodyTimeout, ClientDisconnected):
             raise
         except OSError as exc:  # servers differ: a reset, an incomplete read...
@@ -166,6 +168,7 @@ class _FilteredInput:
         self._inner = inner
         self._remaining = length
         self._timeout = run.ex.request_read_timeout
+        self._timed = timed_reader(run.environ, timed_read)
 
     def _see(self, chunk: bytes) -> bytes:
         if self._remaining is not None:
@@ -186,7 +189,7 @@ class _FilteredInput:
         if self._timeout is None:
             return self._see(method(size))
         try:
-            return self._see(timed_read(method, size, self._timeout))
+            return self._see(self._timed(method, size, self._timeout))
         except BodyTimeout:
             self._run.abort = self._run.ex.read_timed_out()
             raise RequestBodyAborted("request body read timed out") from None
