@@ -68,7 +68,10 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
-        return self.proc.stdout.read().decode(errors="replace") if self.proc.stdout else ""
+        if self.proc.stdout is None or self.proc.stdout.closed:
+            return ""  # stopped before: its output was returned then
+        with self.proc.stdout:  # closed, or it leaks as a ResourceWarning (an error here)
+            return self.proc.stdout.read().decode(errors="replace")
 
 
 def start_server(argv: Sequence[str], port: int, *, env: dict[str, str] | None = None) -> Server:
@@ -153,3 +156,5 @@ def redis_url() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()  # an unclosed pipe is a ResourceWarning, an error under -W error

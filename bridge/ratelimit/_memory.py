@@ -93,6 +93,13 @@ class MemoryStore:
                 )
                 allowed = all(o.allowed for o in outcomes)
                 expires = max(o.expires_at for o in outcomes)
+                if not allowed:  # nothing consumed: report the admitting rates as they stand
+                    outcomes = tuple(
+                        decide(None if states is None else states[i], now, rates[i], 0)
+                        if o.allowed
+                        else o
+                        for i, o in enumerate(outcomes)
+                    )
             if allowed:
                 entries[key] = (expires, tuple([o[1] for o in outcomes]))
                 entries.move_to_end(key)

@@ -20,6 +20,8 @@ def test_multi_rate_denial_consumes_nothing() -> None:
     assert decisions == [True, True, False, True, False, False]
     verdict = store.check("k", rates, "gcra", 1, 2.0)
     assert [o.allowed for o in verdict.outcomes] == [True, False]
+    # The per-second rate admitted but consumed nothing: it reports its full state.
+    assert verdict.outcomes[0].remaining == 2
 
 
 @pytest.mark.parametrize("algorithm", ["gcra", "fixed_window", "sliding_window"])
