@@ -15,6 +15,7 @@ from ._translate import BadRequest
 # -- sync <-> async helpers (bridge.sync)
 
 # -- middleware: core and header middleware (bridge.middleware)
+from . import testing  # isort: skip
 
 # -- middleware: buffering (bridge.middleware.buffering)
 
@@ -27,6 +28,7 @@ __all__ = (
     # -- adapters: asgi_to_wsgi
     # -- sync helpers
     # -- middleware: core and headers
+    "testing",
     # -- middleware: buffering
     # -- middleware: rate limiting
 )

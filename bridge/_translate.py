@@ -35,8 +35,10 @@ from ._types import Environ
 __all__ = (
     "DEFAULT_MAX_HEADER_LINES",
     "BadRequest",
+    "apply_scope_fields_to_environ",
     "environ_from_scope",
     "headers_from_environ",
+    "normalize_request_headers",
     "parse_content_length",
     "scope_from_environ",
     "split_root_path",
@@ -151,6 +153,43 @@ def _environ_headers(
             continue
         cgi = "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
         out[cgi] = values[0] if len(values) == 1 else _JOINERS.get(name, ", ").join(values)
+    return out
+
+
+def normalize_request_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """ASGI request headers as they look after a round trip through an environ.
+
+    Repeated names become one line at the first one's place, joined like
+    :func:`environ_from_scope` joins them; the last Content-Type wins; names
+    with ``_`` are dropped; names are lowercased. This is what lets a
+    middleware see the same headers under WSGI and ASGI. Linear time; the
+    common case (no repeats, no ``_``) returns the lines unchanged.
+    """
+    listed = list(headers)
+    seen: set[bytes] = set()
+    for name, _value in listed:
+        if name in seen or b"_" in name or not name.islower():
+            return _regroup(listed)
+        seen.add(name)
+    return listed
+
+
+def _regroup(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    grouped: dict[bytes, list[bytes]] = {}
+    for name, value in headers:
+        key = name.lower()
+        if b"_" in key:
+            continue
+        grouped.setdefault(key, []).append(value)
+    out: list[tuple[bytes, bytes]] = []
+    for name, values in grouped.items():
+        if name == b"content-length":
+            length = parse_content_length(values)
+            out.append((name, str(length).encode("ascii")))
+        elif name == b"content-type" or len(values) == 1:
+            out.append((name, values[-1]))
+        else:
+            out.append((name, _JOINERS.get(name, ", ").encode("latin-1").join(values)))
     return out
 
 
@@ -308,3 +347,70 @@ def scope_from_environ(environ: Mapping[str, Any]) -> HTTPScope:
         "extensions": {},
     }
     return scope
+
+
+# -- rewritten scope fields -> an existing environ -------------------------------
+
+_HEADER_KEYS: Final = ("CONTENT_TYPE", "CONTENT_LENGTH")
+
+
+def apply_scope_fields_to_environ(
+    environ: Environ,
+    fields: Mapping[str, Any],
+    changed: Iterable[str],
+    *,
+    max_header_lines: int = DEFAULT_MAX_HEADER_LINES,
+    allow_underscores_in_headers: bool = False,
+) -> None:
+    """Write the ``changed`` scope fields (ASGI names) of ``fields`` into ``environ``.
+
+    ``fields`` holds every field by its scope name (``path`` includes
+    ``root_path``). The same rules as :func:`environ_from_scope` apply, so a
+    middleware that rewrites a request gives a WSGI app the environ an ASGI
+    server would have produced for the rewritten request.
+    """
+    changed = set(changed)
+    if "headers" in changed:
+        for key in [k for k in environ if k.startswith("HTTP_") or k in _HEADER_KEYS]:
+            del environ[key]
+        environ.update(
+            _environ_headers(
+                fields["headers"],
+                max_header_lines=max_header_lines,
+                allow_underscores=allow_underscores_in_headers,
+            )
+        )
+    if changed & {"path", "root_path"}:
+        script_name, path_info = split_root_path(fields["path"], fields["root_path"])
+        environ["SCRIPT_NAME"] = _wsgi_str(script_name)
+        environ["PATH_INFO"] = _wsgi_str(path_info)
+    if changed & {"raw_path", "query_string"}:
+        uri = _request_uri(cast("HTTPScope", fields))
+        environ["REQUEST_URI"] = environ["RAW_URI"] = uri
+        environ["QUERY_STRING"] = fields["query_string"].decode("latin-1")
+    if "method" in changed:
+        environ["REQUEST_METHOD"] = fields["method"]
+    if "scheme" in changed:
+        environ["wsgi.url_scheme"] = fields["scheme"]
+    if "http_version" in changed:
+        environ["SERVER_PROTOCOL"] = "HTTP/" + fields["http_version"]
+    if "client" in changed:
+        _set_client(environ, fields["client"])
+    if "server" in changed or "scheme" in changed:
+        _set_server(environ, fields)
+
+
+def _set_client(environ: Environ, client: tuple[str, int] | None) -> None:
+    if client is None:
+        environ.pop("REMOTE_ADDR", None)
+        environ.pop("REMOTE_PORT", None)
+    else:
+        environ["REMOTE_ADDR"] = client[0]
+        environ["REMOTE_PORT"] = str(client[1])
+
+
+def _set_server(environ: Environ, fields: Mapping[str, Any]) -> None:
+    host = environ.get("HTTP_HOST")
+    name, port = _server_address(cast("HTTPScope", fields), host)
+    environ["SERVER_NAME"] = name
+    environ["SERVER_PORT"] = port

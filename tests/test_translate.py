@@ -132,3 +132,51 @@ def test_round_trip_scope_environ_scope() -> None:
 def test_non_utf8_path_info_is_400() -> None:
     with pytest.raises(BadRequest):
         scope_from_environ({"PATH_INFO": "/\xff", "REQUEST_METHOD": "GET"})
+
+
+# -- helpers added for the middleware drivers -----------------------------------
+
+
+def test_normalize_request_headers_matches_an_environ_round_trip() -> None:
+    from bridge._translate import headers_from_environ, normalize_request_headers
+
+    raw = [
+        (b"host", b"h"),
+        (b"X-A", b"1"),
+        (b"x-a", b"2"),
+        (b"cookie", b"a=1"),
+        (b"cookie", b"b=2"),
+        (b"x_b", b"spoof"),
+    ]
+    environ = environ_for(make_scope(headers=raw))
+    assert normalize_request_headers(raw) == headers_from_environ(environ)
+    plain = [(b"host", b"h"), (b"accept", b"*/*")]
+    assert normalize_request_headers(plain) == plain
+
+
+def test_apply_scope_fields_to_environ_gives_what_the_scope_would() -> None:
+    from bridge._translate import apply_scope_fields_to_environ
+
+    old = make_scope()
+    new = make_scope(
+        scheme="https",
+        path="/mnt/caf\u00e9",
+        root_path="/mnt",
+        raw_path=b"/mnt/caf%C3%A9",
+        query_string=b"q=1",
+        headers=[(b"host", b"example.org"), (b"content-length", b"3")],
+        client=("203.0.113.9", 1),
+        server=("example.org", 443),
+        method="POST",
+        http_version="2",
+    )
+    environ = environ_for(old)
+    changed = [k for k in new if k not in ("type", "asgi", "extensions")]
+    apply_scope_fields_to_environ(environ, dict(new), changed)
+    expected = environ_for(new)
+    for key in (
+        "REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING", "REQUEST_URI",
+        "SERVER_NAME", "SERVER_PORT", "SERVER_PROTOCOL", "wsgi.url_scheme",
+        "REMOTE_ADDR", "REMOTE_PORT", "HTTP_HOST", "CONTENT_LENGTH",
+    ):  # fmt: skip
+        assert environ[key] == expected[key], key

@@ -1,0 +1,88 @@
+"""Middleware written once, identical under WSGI and ASGI.
+
+The core (see docs/middleware/writing.md): a :class:`Middleware` subclass is
+configured once and creates an :class:`Exchange` per request; the exchange sees
+an immutable :class:`RequestHead`, decides (:class:`Forward` or
+:class:`Respond`, yielding :class:`Effect` objects when it needs I/O), sees
+the :class:`ResponseHead` before it is sent and is told how the request ended
+(:class:`Outcome`). The WSGI and ASGI drivers do all the I/O.
+"""
+
+from __future__ import annotations
+
+from ._base import Interface, Middleware, detect_interface
+from ._convert import (
+    VALUE_PREFIX,
+    environ_with_head,
+    head_from_environ,
+    head_from_scope,
+    scope_with_head,
+)
+from ._exchange import (
+    Abort,
+    BodyTimeout,
+    Call,
+    ClientDisconnected,
+    Decision,
+    Effect,
+    Exchange,
+    Forward,
+    Outcome,
+    OutcomeKind,
+    ReadBody,
+    ReplayBody,
+    RequestBodyAborted,
+    RequestBodyIO,
+    Respond,
+)
+from ._heads import (
+    Headers,
+    RequestHead,
+    Response,
+    ResponseHead,
+    append_header,
+    header_value,
+    header_values,
+    reason_phrase,
+    remove_header,
+    set_header,
+)
+from ._stack import Layer, stack
+
+__all__ = (
+    "VALUE_PREFIX",
+    "Abort",
+    "BodyTimeout",
+    "Call",
+    "ClientDisconnected",
+    "Decision",
+    "Effect",
+    "Exchange",
+    "Forward",
+    "Headers",
+    "Interface",
+    "Layer",
+    "Middleware",
+    "Outcome",
+    "OutcomeKind",
+    "ReadBody",
+    "ReplayBody",
+    "RequestBodyAborted",
+    "RequestBodyIO",
+    "RequestHead",
+    "Respond",
+    "Response",
+    "ResponseHead",
+    "append_header",
+    "detect_interface",
+    "environ_with_head",
+    "head_from_environ",
+    "head_from_scope",
+    "header_value",
+    "header_values",
+    "reason_phrase",
+    "remove_header",
+    "scope_with_head",
+    "set_header",
+    "stack",
+)

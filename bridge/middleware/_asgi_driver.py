@@ -1,0 +1,328 @@
+"""The ASGI driver: runs a middleware's exchange around an ASGI 3 app.
+
+Invariants:
+
+* Scope types the middleware does not list in ``scope_types`` (lifespan;
+  websocket unless opted in) reach the app untouched.
+* ``http.response.start`` is held until the first non-empty body chunk (or
+  the end of the body), so an app that fails before its body is answered
+  with the same 500 as under WSGI; ``Exchange.response`` sees it just then.
+* The caller's scope is never mutated (a rewritten head gives a copy).
+* ``Exchange.finish`` runs exactly once, shielded from cancellation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterator
+from typing import TYPE_CHECKING, Any, cast
+
+import anyio
+from asgiref.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope, Scope
+
+from bridge._translate import BadRequest
+
+from ._convert import head_for_body, head_from_scope, scope_with_head
+from ._drive import INTERNAL_ERROR, drive_async, logger
+from ._exchange import (
+    Abort,
+    BodyTimeout,
+    ClientDisconnected,
+    Exchange,
+    Features,
+    Outcome,
+    OutcomeKind,
+    ReplayBody,
+    Respond,
+    as_decision,
+    bad_decision,
+    features_of,
+)
+from ._heads import Response, ResponseHead
+
+if TYPE_CHECKING:
+    from ._base import Middleware
+
+__all__ = ("run_asgi",)
+
+Message = dict[str, Any]
+_DISCONNECT: dict[str, Any] = {"type": "http.disconnect"}
+
+
+async def run_asgi(
+    mw: Middleware, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
+) -> None:
+    """Handle one ASGI connection through ``mw`` (this is ``mw.__call__``)."""
+    if scope["type"] not in mw.scope_types:
+        await mw.app(scope, receive, send)
+        return
+    http = cast("HTTPScope", scope)
+    try:
+        head = head_from_scope(http)
+    except BadRequest as exc:
+        logger.warning("%s: bad request: %s", type(mw).__name__, exc)
+        await _send_response(send, Response.text(exc.status, str(exc)))
+        return
+    try:
+        ex = mw.exchange(head, mw.clock())
+    except Exception:
+        logger.exception("%s failed to start an exchange; sent 500", type(mw).__name__)
+        await _send_response(send, INTERNAL_ERROR)
+        return
+    if ex is None:
+        await mw.app(scope, receive, send)
+        return
+    await _AsgiRun(mw, ex, http, receive, send).run()
+
+
+async def _send_response(send: Any, response: Response) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": response.status,
+            "headers": list(response.headers),
+        }
+    )
+    await send({"type": "http.response.body", "body": response.body, "more_body": False})
+
+
+class _AsgiBody:
+    """``RequestBodyIO`` over ``receive``."""
+
+    __slots__ = ("_done", "_receive")
+
+    def __init__(self, receive: Any) -> None:
+        self._receive = receive
+        self._done = False
+
+    def read_sync(self, seconds: float | None) -> bytes:
+        raise RuntimeError("the ASGI driver runs effects asynchronously")
+
+    async def read_async(self, seconds: float | None) -> bytes:
+        while not self._done:
+            try:
+                with anyio.fail_after(seconds):
+                    message = await self._receive()
+            except TimeoutError:
+                raise BodyTimeout(f"no request body within {seconds:g} s") from None
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnected("client closed the connection mid-body")
+            self._done = not message.get("more_body", False)
+            body: bytes = message.get("body", b"")
+            if body or self._done:
+                return body
+        return b""
+
+
+class _AsgiRun:
+    """Per-request state of the ASGI driver."""
+
+    def __init__(
+        self, mw: Middleware, ex: Exchange, scope: HTTPScope, receive: Any, send: Any
+    ) -> None:
+        self.mw = mw
+        self.ex = ex
+        self.features: Features = features_of(type(ex))
+        self.scope = scope
+        self.receive = receive
+        self.outer_send = send
+        self.held: Message | None = None
+        self.status: int | None = None  # set once the head is sent
+        self.abort: Response | None = None
+        self.replaced = False  # the app's response was replaced by ours
+        self.replay: ReplayBody | None = None
+        self.complete = False
+
+    async def run(self) -> None:
+        outcome = Outcome("cancelled")
+        try:
+            outcome = await self.decide_and_call()
+        except OSError as exc:
+            outcome = Outcome("disconnected", self.status, exc)
+            raise
+        except Exception as exc:
+            outcome = Outcome("app_error", self.status, exc)
+            raise
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.finish(outcome)
+
+    async def decide_and_call(self) -> Outcome:
+        ex = self.ex
+        try:
+            result = ex.request()
+            decision = as_decision(result)
+            if decision is None:
+                if not isinstance(result, Generator):
+                    raise bad_decision(result)
+                decision = await drive_async(result, _AsgiBody(self.receive))
+        except Exception as exc:
+            logger.exception("%s failed while deciding; sent 500", type(self.mw).__name__)
+            return await self.respond(INTERNAL_ERROR, "middleware_error", exc)
+        if isinstance(decision, Respond):
+            return await self.respond(decision.response, "responded")
+        head = decision.head
+        if decision.body is not None:
+            head = head_for_body(head, decision.body.length)
+        scope = scope_with_head(self.scope, ex.head, head)
+        receive = self.receive
+        if decision.body is not None:
+            self.replay = decision.body
+            receive = self.replay_receive(decision.body)
+        if self.features.request_body:
+            receive = self.filtered_receive(receive)
+        return await self.call_app(scope, receive)
+
+    async def call_app(self, scope: HTTPScope, receive: Any) -> Outcome:
+        try:
+            await self.mw.app(scope, receive, self.send)
+        except Exception as exc:
+            if self.replaced:
+                return Outcome("aborted", self.status)
+            if self.status is not None:
+                raise
+            if self.abort is not None:
+                return await self.respond(self.abort, "aborted")
+            logger.error("the app raised before its response started; sent 500", exc_info=exc)
+            return await self.respond(INTERNAL_ERROR, "app_error", exc)
+        if self.abort is not None and self.status is None:
+            return await self.respond(self.abort, "aborted")
+        if self.status is None:
+            if self.held is None:
+                logger.error("the app returned without a response; sent 500")
+                return await self.respond(INTERNAL_ERROR, "app_error")
+            await self.send_head()
+        if self.replaced:
+            return Outcome("aborted", self.status)
+        return Outcome("completed" if self.complete else "app_error", self.status)
+
+    async def respond(
+        self, response: Response, kind: OutcomeKind, error: BaseException | None = None
+    ) -> Outcome:
+        self.status = response.status
+        await _send_response(self.outer_send, response)
+        return Outcome(kind, response.status, error)
+
+    # -- the app's send --
+
+    async def send(self, message: Any) -> None:
+        kind = message["type"]
+        if self.replaced:
+            return
+        if kind == "http.response.start":
+            if self.held is not None:
+                raise RuntimeError("the app sent http.response.start twice")
+            self.held = message
+            return
+        if self.held is None:
+            raise RuntimeError(f"the app sent {kind!r} before http.response.start")
+        if kind != "http.response.body":
+            await self.send_head()
+            await self.outer_send(message)
+            return
+        if self.features.response_body:
+            await self.send_hooked(message)
+            return
+        body = message.get("body", b"")
+        more = message.get("more_body", False)
+        if self.status is None:
+            if not body and more:
+                return
+            await self.send_head()
+            if self.abort is not None:
+                return  # the app's response was replaced by the abort response
+        self.complete = not more
+        await self.outer_send(message)
+
+    async def send_hooked(self, message: Any) -> None:
+        body = message.get("body", b"")
+        more = message.get("more_body", False)
+        await self.send_chunks(self.ex.response_body(body, True), True)
+        if not more:
+            await self.send_chunks(self.ex.response_body(b"", False), False)
+
+    async def send_chunks(self, chunks: Any, more: bool) -> None:
+        for chunk in chunks:
+            if not chunk:
+                continue
+            if self.status is None:
+                await self.send_head()
+            if self.replaced:
+                return
+            await self.outer_send({"type": "http.response.body", "body": chunk, "more_body": True})
+        if not more:
+            if self.status is None:
+                await self.send_head()
+            if self.replaced:
+                return
+            self.complete = True
+            await self.outer_send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def send_head(self) -> None:
+        if self.abort is not None:
+            self.replaced = True
+            await self.respond(self.abort, "aborted")
+            return
+        held = cast("Message", self.held)
+        status = held["status"]
+        headers = held.get("headers", ())
+        if self.features.response:
+            head = ResponseHead(status, tuple((bytes(k), bytes(v)) for k, v in headers))
+            new = self.ex.response(head)
+            if new is not head:
+                held = {**held, "status": new.status, "headers": list(new.headers)}
+                status = new.status
+        self.status = status
+        await self.outer_send(held)
+
+    # -- the app's receive --
+
+    def replay_receive(self, body: ReplayBody) -> Any:
+        chunks: Iterator[bytes] = iter(body.chunks())
+        pending: bytes | None = next(chunks, b"")
+        receive = self.receive
+
+        async def replay() -> Message:
+            nonlocal pending
+            if pending is not None:
+                current, pending = pending, next(chunks, None)
+                return {"type": "http.request", "body": current, "more_body": pending is not None}
+            while True:  # the body was replaced: wait for the real disconnect
+                message: Message = await receive()
+                if message["type"] == "http.disconnect":
+                    return message
+
+        return replay
+
+    def filtered_receive(self, inner: Any) -> Any:
+        timeout = self.ex.request_read_timeout
+
+        async def filtered() -> Message:
+            if self.abort is not None:
+                return _DISCONNECT
+            try:
+                with anyio.fail_after(timeout):
+                    message: Message = await inner()
+            except TimeoutError:
+                self.abort = self.ex.read_timed_out()
+                return _DISCONNECT
+            if message["type"] == "http.request":
+                try:
+                    self.ex.request_body(message.get("body", b""), message.get("more_body", False))
+                except Abort as abort:
+                    self.abort = abort.response
+                    return _DISCONNECT
+            return message
+
+        return filtered
+
+    async def finish(self, outcome: Outcome) -> None:
+        if self.replay is not None:
+            self.replay.close()
+        if not self.features.finish:
+            return
+        try:
+            steps = self.ex.finish(outcome)
+            if steps is not None:
+                await drive_async(steps, _AsgiBody(self.receive))
+        except Exception:
+            logger.exception("%s failed in finish()", type(self.mw).__name__)

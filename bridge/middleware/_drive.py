@@ -1,0 +1,57 @@
+"""Pieces both drivers share: running effect generators, logging, fallbacks.
+
+Invariants: a generator is driven until it returns; the result of each
+effect (or the exception it raised) goes back into the generator, so a
+middleware handles I/O failures in its own code. Nothing here knows which
+middleware it runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Generator
+from typing import Any, Final, TypeVar
+
+from ._exchange import Effect, RequestBodyIO
+from ._heads import Response
+
+__all__ = ("INTERNAL_ERROR", "drive_async", "drive_sync", "logger")
+
+logger: Final = logging.getLogger("bridge.middleware")
+
+T = TypeVar("T")
+
+#: What both drivers send when the app or a middleware fails before the head.
+INTERNAL_ERROR: Final = Response.text(500)
+
+
+def drive_sync(steps: Generator[Effect[Any], Any, T], body: RequestBodyIO) -> T:
+    """Run ``steps`` to completion with each effect's ``run_sync``."""
+    value: Any = None
+    error: Exception | None = None
+    while True:
+        try:
+            effect = steps.send(value) if error is None else steps.throw(error)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+        try:
+            value, error = effect.run_sync(body), None
+        except Exception as exc:
+            value, error = None, exc
+
+
+async def drive_async(steps: Generator[Effect[Any], Any, T], body: RequestBodyIO) -> T:
+    """Run ``steps`` to completion awaiting each effect's ``run_async``."""
+    value: Any = None
+    error: Exception | None = None
+    while True:
+        try:
+            effect = steps.send(value) if error is None else steps.throw(error)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+        try:
+            value, error = await effect.run_async(body), None
+        except Exception as exc:
+            value, error = None, exc

@@ -1,0 +1,214 @@
+"""Immutable request and response heads, and the respond-now ``Response``.
+
+Invariants:
+
+* Request header names are lowercase bytes, in the order the client sent them;
+  the same request gives an equal :class:`RequestHead` under WSGI and ASGI
+  (both are built with the rules in ``bridge._translate``).
+* ``RequestHead.path`` is the decoded full path *including* ``root_path``
+  (the ASGI convention); ``raw_path`` is the request target as sent.
+* Response header names keep the case the app used; every helper compares
+  names case-insensitively and keeps repeated headers (Set-Cookie) as a list.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from http import HTTPStatus
+from types import MappingProxyType
+from typing import Any, Final
+
+__all__ = (
+    "Headers",
+    "RequestHead",
+    "Response",
+    "ResponseHead",
+    "append_header",
+    "header_value",
+    "header_values",
+    "remove_header",
+    "set_header",
+)
+
+Headers = tuple[tuple[bytes, bytes], ...]
+
+NO_VALUES: Final[Mapping[str, Any]] = MappingProxyType({})
+
+
+# -- header-list helpers (pure, case-insensitive) ----------------------------
+
+
+def header_value(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    """The first value of header ``name`` (any case), or None."""
+    name = name.lower()
+    for key, value in headers:
+        if key.lower() == name:
+            return value
+    return None
+
+
+def header_values(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> list[bytes]:
+    """Every value of header ``name`` (any case), in order."""
+    name = name.lower()
+    return [value for key, value in headers if key.lower() == name]
+
+
+def remove_header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> Headers:
+    """``headers`` without any line named ``name`` (any case)."""
+    name = name.lower()
+    return tuple(pair for pair in headers if pair[0].lower() != name)
+
+
+def set_header(headers: Iterable[tuple[bytes, bytes]], name: bytes, value: bytes) -> Headers:
+    """``headers`` with every ``name`` line replaced by one ``name: value`` line.
+
+    The new line takes the place of the first old one, or goes last.
+    """
+    lowered = name.lower()
+    out: list[tuple[bytes, bytes]] = []
+    placed = False
+    for pair in headers:
+        if pair[0].lower() != lowered:
+            out.append(pair)
+        elif not placed:
+            out.append((name, value))
+            placed = True
+    if not placed:
+        out.append((name, value))
+    return tuple(out)
+
+
+def append_header(headers: Iterable[tuple[bytes, bytes]], name: bytes, value: bytes) -> Headers:
+    """``headers`` with one more ``name: value`` line at the end."""
+    return (*headers, (name, value))
+
+
+# -- request head ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RequestHead:
+    """What a middleware sees of a request; the same under WSGI and ASGI.
+
+    ``values`` carries per-request values a middleware attaches for
+    everything downstream (keys are namespaced, e.g. ``"bridge.csp_nonce"``):
+    a WSGI app reads them as environ keys and an ASGI app as scope keys of the
+    same name.
+    """
+
+    method: str
+    scheme: str
+    path: str
+    root_path: str
+    raw_path: bytes
+    query_string: bytes
+    headers: Headers
+    client: tuple[str, int] | None
+    server: tuple[str, int | None] | None
+    http_version: str = "1.1"
+    values: Mapping[str, Any] = field(default_factory=lambda: NO_VALUES)
+
+    def header(self, name: bytes) -> bytes | None:
+        """The first value of request header ``name`` (lowercase bytes), or None."""
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+    def header_values(self, name: bytes) -> list[bytes]:
+        """Every value of request header ``name`` (lowercase bytes), in order."""
+        return [value for key, value in self.headers if key == name]
+
+    def replace(self, **changes: Any) -> RequestHead:
+        """A copy with ``changes`` applied (field names as above)."""
+        return replace(self, **changes)
+
+    def with_value(self, key: str, value: Any) -> RequestHead:
+        """A copy whose ``values`` also maps ``key`` to ``value``."""
+        return replace(self, values=MappingProxyType({**self.values, key: value}))
+
+    @property
+    def host(self) -> str | None:
+        """The Host header as text (latin-1), or None."""
+        value = self.header(b"host")
+        return None if value is None else value.decode("latin-1")
+
+
+# -- response head and respond-now responses ---------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseHead:
+    """The status and header lines of a response, before they are sent."""
+
+    status: int
+    headers: Headers
+
+    def header(self, name: bytes) -> bytes | None:
+        """The first value of response header ``name`` (any case), or None."""
+        return header_value(self.headers, name)
+
+    def replace(self, **changes: Any) -> ResponseHead:
+        """A copy with ``changes`` applied."""
+        return replace(self, **changes)
+
+
+def reason_phrase(status: int) -> str:
+    """The standard reason phrase for ``status`` ("" when there is none)."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A complete response a middleware sends instead of calling the app."""
+
+    status: int
+    headers: Headers = ()
+    body: bytes = b""
+
+    @classmethod
+    def text(cls, status: int, message: str | None = None, headers: Headers = ()) -> Response:
+        """A ``text/plain`` response; the message defaults to the reason phrase."""
+        body = (message if message is not None else reason_phrase(status)).encode("utf-8")
+        base = (
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode("ascii")),
+        )
+        return cls(status, (*base, *headers), body)
+
+    @classmethod
+    def problem(
+        cls,
+        status: int,
+        detail: str | None = None,
+        *,
+        title: str | None = None,
+        headers: Headers = (),
+        **members: Any,
+    ) -> Response:
+        """An RFC 9457 ``application/problem+json`` response.
+
+        ``title`` defaults to the reason phrase; extra ``members`` go into the
+        JSON object as they are.
+        """
+        document: dict[str, Any] = {"type": "about:blank", "status": status}
+        document["title"] = title if title is not None else reason_phrase(status)
+        if detail is not None:
+            document["detail"] = detail
+        document.update(members)
+        body = json.dumps(document, separators=(",", ":")).encode("utf-8")
+        base = (
+            (b"content-type", b"application/problem+json"),
+            (b"content-length", str(len(body)).encode("ascii")),
+        )
+        return cls(status, (*base, *headers), body)
+
+    @property
+    def head(self) -> ResponseHead:
+        """The status and headers as a :class:`ResponseHead`."""
+        return ResponseHead(self.status, self.headers)

@@ -1,0 +1,393 @@
+"""The WSGI driver: runs a middleware's exchange around a PEP 3333 app.
+
+Invariants:
+
+* The outer ``start_response`` is called exactly once, just before the first
+  non-empty body chunk leaves (or when the body turns out empty), so an app
+  that fails before its body is answered with the same 500 as under ASGI.
+* The app's iterable is always closed, and ``Exchange.finish`` runs exactly
+  once, on every path.
+* The caller's environ is never mutated (a rewritten head gives a copy).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Generator, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.to_thread
+
+from bridge._portal import background_portal
+from bridge._translate import BadRequest
+from bridge._types import Environ, ExcInfo, StartResponse, WsgiHeaders
+
+from ._convert import environ_with_head, head_for_body, head_from_environ
+from ._drive import INTERNAL_ERROR, drive_sync, logger
+from ._exchange import (
+    Abort,
+    BodyTimeout,
+    ClientDisconnected,
+    Exchange,
+    Features,
+    Outcome,
+    OutcomeKind,
+    ReplayBody,
+    RequestBodyAborted,
+    Respond,
+    as_decision,
+    bad_decision,
+    features_of,
+)
+from ._heads import Response, ResponseHead, reason_phrase
+
+if TYPE_CHECKING:
+    from ._base import Middleware
+
+__all__ = ("run_wsgi",)
+
+_CHUNK = 65536
+
+
+def run_wsgi(mw: Middleware, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    """Handle one WSGI request through ``mw`` (this is ``mw.__call__``)."""
+    try:
+        head = head_from_environ(environ)
+    except BadRequest as exc:
+        logger.warning("%s: bad request: %s", type(mw).__name__, exc)
+        return _respond(start_response, Response.text(exc.status, str(exc)))
+    try:
+        ex = mw.exchange(head, mw.clock())
+    except Exception:
+        logger.exception("%s failed to start an exchange; sent 500", type(mw).__name__)
+        return _respond(start_response, INTERNAL_ERROR)
+    if ex is None:
+        result: Iterable[bytes] = mw.app(environ, start_response)
+        return result
+    return _WsgiRun(mw, ex, environ, start_response).run()
+
+
+def _respond(start_response: StartResponse, response: Response) -> list[bytes]:
+    status = f"{response.status} {reason_phrase(response.status)}"
+    start_response(
+        status, [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers]
+    )
+    return [response.body]
+
+
+# -- request body access -------------------------------------------------------
+
+
+def timed_read(read: Any, size: int, timeout: float) -> bytes:
+    """``read(size)`` in a worker thread, abandoned after ``timeout`` seconds."""
+
+    async def _read() -> bytes:
+        with anyio.fail_after(timeout):
+            data: bytes = await anyio.to_thread.run_sync(read, size, abandon_on_cancel=True)
+            return data
+
+    try:
+        return background_portal().call(_read)
+    except TimeoutError:
+        raise BodyTimeout(f"no request body within {timeout:g} s") from None
+
+
+def _content_length(environ: Environ) -> int | None:
+    text = str(environ.get("CONTENT_LENGTH") or "").strip()
+    return int(text) if text.isdigit() else None
+
+
+class _WsgiBody:
+    """``RequestBodyIO`` over ``wsgi.input``: honours CONTENT_LENGTH, never over-reads."""
+
+    __slots__ = ("_input", "_remaining", "_terminated")
+
+    def __init__(self, environ: Environ) -> None:
+        self._input = environ["wsgi.input"]
+        self._remaining = _content_length(environ)
+        self._terminated = bool(environ.get("wsgi.input_terminated"))
+
+    def read_sync(self, seconds: float | None) -> bytes:
+        if self._remaining is None and not self._terminated:
+            return b""  # PEP 3333: no CONTENT_LENGTH means no body
+        size = _CHUNK if self._remaining is None else min(_CHUNK, self._remaining)
+        if size == 0:
+            return b""
+        read = self._input.read
+        chunk: bytes = read(size) if seconds is None else timed_read(read, size, seconds)
+        if self._remaining is not None:
+            if not chunk:
+                raise ClientDisconnected("client closed the connection mid-body")
+            self._remaining -= len(chunk)
+        return chunk
+
+    async def read_async(self, seconds: float | None) -> bytes:
+        raise RuntimeError("the WSGI driver runs effects synchronously")
+
+
+class _FilteredInput:
+    """``wsgi.input`` that shows each chunk to ``Exchange.request_body``."""
+
+    def __init__(self, run: _WsgiRun, inner: Any, length: int | None) -> None:
+        self._run = run
+        self._inner = inner
+        self._remaining = length
+        self._timeout = run.ex.request_read_timeout
+
+    def _see(self, chunk: bytes) -> bytes:
+        if self._remaining is not None:
+            self._remaining -= len(chunk)
+            more = self._remaining > 0 and bool(chunk)
+        else:
+            more = bool(chunk)
+        try:
+            self._run.ex.request_body(chunk, more)
+        except Abort as abort:
+            self._run.abort = abort.response
+            raise RequestBodyAborted(f"request body refused with {abort.response.status}") from None
+        return chunk
+
+    def _read(self, method: Any, size: int) -> bytes:
+        if self._run.abort is not None:
+            raise RequestBodyAborted("request body already refused")
+        if self._timeout is None:
+            return self._see(method(size))
+        try:
+            return self._see(timed_read(method, size, self._timeout))
+        except BodyTimeout:
+            self._run.abort = self._run.ex.read_timed_out()
+            raise RequestBodyAborted("request body read timed out") from None
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            return b"".join(iter(lambda: self._read(self._inner.read, _CHUNK), b""))
+        return self._read(self._inner.read, size)
+
+    def readline(self, size: int = -1) -> bytes:
+        return self._read(self._inner.readline, size)
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        return list(iter(self.readline, b""))
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.readline, b"")
+
+
+# -- one request ----------------------------------------------------------------
+
+
+class _WsgiRun:
+    """Per-request state of the WSGI driver."""
+
+    def __init__(
+        self, mw: Middleware, ex: Exchange, environ: Environ, start_response: StartResponse
+    ) -> None:
+        self.mw = mw
+        self.ex = ex
+        self.features: Features = features_of(type(ex))
+        self.environ = environ
+        self.outer_start = start_response
+        self.held: tuple[str, WsgiHeaders] | None = None
+        self.pending: list[bytes] = []
+        self.outer_write: Any = None
+        self.abort: Response | None = None
+        self.status: int | None = None
+        self.replay: ReplayBody | None = None
+        self.finished = False
+
+    def run(self) -> Iterable[bytes]:
+        ex = self.ex
+        try:
+            result = ex.request()
+            decision = as_decision(result)
+            if decision is None:
+                if not isinstance(result, Generator):
+                    raise bad_decision(result)
+                decision = drive_sync(result, _WsgiBody(self.environ))
+        except Exception as exc:
+            logger.exception("%s failed while deciding; sent 500", type(self.mw).__name__)
+            return self.respond(INTERNAL_ERROR, "middleware_error", exc)
+        if isinstance(decision, Respond):
+            return self.respond(decision.response, "responded")
+        head = decision.head
+        if decision.body is not None:
+            head = head_for_body(head, decision.body.length)
+        environ = environ_with_head(self.environ, ex.head, head)
+        if decision.body is not None:
+            environ = self.replace_body(environ, decision.body)
+        if self.features.request_body:
+            if environ is self.environ:
+                environ = dict(environ)
+            length = _content_length(environ)
+            environ["wsgi.input"] = _FilteredInput(self, environ["wsgi.input"], length)
+        return self.call_app(environ)
+
+    def replace_body(self, environ: Environ, body: ReplayBody) -> Environ:
+        self.replay = body
+        if environ is self.environ:
+            environ = dict(environ)
+        environ["wsgi.input"] = body.open()
+        environ["wsgi.input_terminated"] = True
+        return environ
+
+    # -- the app's side of start_response --
+
+    def start_response(
+        self, status: str, headers: WsgiHeaders, exc_info: ExcInfo | None = None
+    ) -> Any:
+        if exc_info is not None and exc_info[1] is not None and self.status is not None:
+            raise exc_info[1].with_traceback(exc_info[2])
+        if self.held is not None and exc_info is None:
+            raise RuntimeError("start_response called twice without exc_info")
+        self.held = (status, headers)
+        return self.write
+
+    def write(self, data: bytes) -> None:
+        if self.outer_write is not None and not self.features.response_body:
+            self.outer_write(data)
+        else:
+            self.pending.append(data)
+
+    # -- running the app --
+
+    def call_app(self, environ: Environ) -> Iterable[bytes]:
+        try:
+            iterable = self.mw.app(environ, self.start_response)
+        except Exception as exc:
+            return self.app_failed(exc, None)
+        try:
+            chunks = self.chunks(iterable)
+            first = next((chunk for chunk in chunks if chunk), None)
+        except Exception as exc:
+            return self.app_failed(exc, iterable)
+        if self.abort is not None:
+            _close(iterable)
+            return self.respond(self.abort, "aborted")
+        try:
+            self.send_head()
+        except Exception as exc:
+            _close(iterable)
+            logger.exception("%s failed on the response head; sent 500", type(self.mw).__name__)
+            return self.respond(INTERNAL_ERROR, "middleware_error", exc)
+        if first is None:
+            _close(iterable)
+            self.finish(Outcome("completed", self.status))
+            return []
+        return _Body(self, first, chunks, iterable)
+
+    def chunks(self, iterable: Iterable[bytes]) -> Iterator[bytes]:
+        chunks: Iterator[bytes] = iter(iterable)
+        if self.pending:
+            chunks = itertools.chain(self.drain(), chunks, self.drain())
+        if self.features.response_body:
+            chunks = _hooked(self.ex, chunks)
+        return chunks
+
+    def drain(self) -> Iterator[bytes]:
+        while self.pending:
+            yield self.pending.pop(0)
+
+    def send_head(self) -> None:
+        if self.held is None:
+            raise RuntimeError("the WSGI app returned without calling start_response")
+        status, headers = self.held
+        code = int(status[:3])
+        if self.features.response:
+            head = ResponseHead(
+                code, tuple((k.encode("latin-1"), v.encode("latin-1")) for k, v in headers)
+            )
+            new = self.ex.response(head)
+            if new is not head:
+                if new.status != code:
+                    code, status = new.status, f"{new.status} {reason_phrase(new.status)}"
+                headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in new.headers]
+        self.status = code
+        self.outer_write = self.outer_start(status, headers)
+
+    def app_failed(self, exc: Exception, iterable: Iterable[bytes] | None) -> list[bytes]:
+        if iterable is not None:
+            _close(iterable)
+        if self.abort is not None:
+            return self.respond(self.abort, "aborted")
+        logger.error("the app raised before its response started; sent 500", exc_info=exc)
+        return self.respond(INTERNAL_ERROR, "app_error", exc)
+
+    def respond(
+        self, response: Response, kind: OutcomeKind, error: BaseException | None = None
+    ) -> list[bytes]:
+        self.status = response.status
+        try:
+            body = _respond(self.outer_start, response)
+        finally:
+            self.finish(Outcome(kind, response.status, error))
+        return body
+
+    def finish(self, outcome: Outcome) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        if self.replay is not None:
+            self.replay.close()
+        if not self.features.finish:
+            return
+        try:
+            steps = self.ex.finish(outcome)
+            if steps is not None:
+                drive_sync(steps, _WsgiBody(self.environ))
+        except Exception:
+            logger.exception("%s failed in finish()", type(self.mw).__name__)
+
+
+def _hooked(ex: Exchange, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    for chunk in chunks:
+        yield from ex.response_body(chunk, True)
+    yield from ex.response_body(b"", False)
+
+
+def _close(iterable: Iterable[bytes]) -> None:
+    close = getattr(iterable, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception:
+            logger.exception("the app's response iterable failed in close()")
+
+
+class _Body:
+    """The response iterable handed to the server after the head was sent."""
+
+    __slots__ = ("_chunks", "_first", "_inner", "_outcome", "_run")
+
+    def __init__(
+        self, run: _WsgiRun, first: bytes, chunks: Iterator[bytes], inner: Iterable[bytes]
+    ) -> None:
+        self._run = run
+        self._first: bytes | None = first
+        self._chunks = chunks
+        self._inner = inner
+        self._outcome: Outcome | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        first = self._first
+        if first is not None:
+            self._first = None
+            return first
+        try:
+            return next(self._chunks)
+        except StopIteration:
+            self._outcome = Outcome("completed", self._run.status)
+            raise
+        except Exception as exc:
+            self._outcome = Outcome("app_error", self._run.status, exc)
+            raise
+
+    def close(self) -> None:
+        try:
+            _close(self._inner)
+        finally:
+            outcome = self._outcome or Outcome("disconnected", self._run.status)
+            self._run.finish(outcome)
