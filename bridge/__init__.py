@@ -5,6 +5,8 @@ Each public name lives in one module and is re-exported here.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .__about__ import __version__
 from ._translate import BadRequest
 
@@ -20,8 +22,21 @@ from . import testing  # isort: skip
 # -- middleware: buffering (bridge.middleware.buffering)
 
 # -- middleware: rate limiting (bridge.ratelimit)
+from .ratelimit import ConcurrencyLimit, MemoryStore, RateLimit  # isort: skip
 
-__all__ = (
+if TYPE_CHECKING:  # RedisStore needs the "redis" extra: imported on first use, see below
+    from .ratelimit.redis import RedisStore
+
+
+def __getattr__(name: str) -> object:
+    if name == "RedisStore":
+        from .ratelimit.redis import RedisStore
+
+        return RedisStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = (  # noqa: RUF022 - grouped by issue section, so merges do not collide
     "BadRequest",
     "__version__",
     # -- adapters: wsgi_to_asgi
@@ -31,4 +46,8 @@ __all__ = (
     "testing",
     # -- middleware: buffering
     # -- middleware: rate limiting
+    "ConcurrencyLimit",
+    "MemoryStore",
+    "RateLimit",
+    "RedisStore",
 )
