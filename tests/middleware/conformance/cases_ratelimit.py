@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
 
 from bridge.ratelimit import ConcurrencyLimit, RateLimit, Rule, header_key
-from bridge.testing import FakeClock, InnerApp, Request, Seen
+from bridge.testing import InnerApp, Request, Seen
 
 from . import Case, Step
 
@@ -252,5 +251,3 @@ CASES = [
         steps=[Step(status=200), Step(status=200), Step(status=200)],
     ),
 ]
-
-_: Any = FakeClock  # the build functions receive one
