@@ -36,7 +36,7 @@ _SF_INT_MAX: Final = 999_999_999_999_999
 class Policy:
     """A rate as advertised: its name, quota ``q`` and window ``w`` for one algorithm."""
 
-    __slots__ = ("name", "quota", "sf_name", "window")
+    __slots__ = ("field", "name", "quota", "sf_name", "window")
 
     def __init__(self, rate: Rate, algorithm: str) -> None:
         self.name = rate.name
@@ -45,6 +45,8 @@ class Policy:
             self.quota, self.window = rate.capacity, rate.window
         else:
             self.quota, self.window = rate.count, rate.period
+        #: This policy alone as a ``RateLimit-Policy`` value.
+        self.field = f"{self.sf_name};q={self.quota};w={self.window}".encode()
 
 
 def policies_for(rates: Sequence[Rate], algorithm: str) -> tuple[Policy, ...]:
@@ -60,7 +62,8 @@ def sf_string(text: str) -> str:
 
 def _seconds(value: float) -> int:
     """Whole seconds, rounded up so a client that waits that long is never early."""
-    return min(_SF_INT_MAX, max(0, math.ceil(value - 1e-9)))
+    seconds = math.ceil(value - 1e-9)
+    return seconds if 0 <= seconds <= _SF_INT_MAX else min(_SF_INT_MAX, max(0, seconds))
 
 
 def retry_after_seconds(outcomes: Sequence[Outcome]) -> int:
@@ -70,7 +73,7 @@ def retry_after_seconds(outcomes: Sequence[Outcome]) -> int:
 
 
 def policy_field(policies: Sequence[Policy]) -> bytes:
-    return ", ".join(f"{p.sf_name};q={p.quota};w={p.window}" for p in policies).encode()
+    return b", ".join(p.field for p in policies)
 
 
 def ratelimit_fields(
@@ -80,11 +83,18 @@ def ratelimit_fields(
     legacy: bool = False,
 ) -> list[tuple[bytes, bytes]]:
     """The ``RateLimit-Policy`` and ``RateLimit`` fields (and ``X-RateLimit-*`` if ``legacy``)."""
-    state = ", ".join(
-        f"{p.sf_name};r={max(0, o.remaining)};t={_seconds(o.reset)}"
-        for p, o in zip(policies, outcomes, strict=True)
-    )
-    fields = [(b"ratelimit-policy", policy_field(policies)), (b"ratelimit", state.encode())]
+    if len(policies) == 1:  # the common case, without the generator
+        p, o = policies[0], outcomes[0]
+        remaining = o.remaining if o.remaining > 0 else 0
+        state = f"{p.sf_name};r={remaining};t={_seconds(o.reset)}"
+        policy = p.field
+    else:
+        state = ", ".join(
+            f"{p.sf_name};r={max(0, o.remaining)};t={_seconds(o.reset)}"
+            for p, o in zip(policies, outcomes, strict=True)
+        )
+        policy = policy_field(policies)
+    fields = [(b"ratelimit-policy", policy), (b"ratelimit", state.encode())]
     if legacy:
         fields.extend(_legacy_fields(policies, outcomes))
     return fields

@@ -237,7 +237,7 @@ _LIST_FIELDS: Final = (b"ratelimit-policy", b"ratelimit")
 
 
 def merge_fields(
-    headers: Iterable[tuple[bytes, bytes]], fields: list[tuple[bytes, bytes]]
+    headers: tuple[tuple[bytes, bytes], ...], fields: list[tuple[bytes, bytes]]
 ) -> tuple[tuple[bytes, bytes], ...]:
     """``headers`` plus ``fields``; an inner limiter's policies stay in the same list.
 
@@ -246,6 +246,13 @@ def merge_fields(
     field of ours replaces the app's.
     """
     ours = dict(fields)
+    clash = False
+    for name, _ in headers:
+        if name.lower() in ours:
+            clash = True
+            break
+    if not clash:  # the common case: nothing to merge
+        return (*headers, *fields)
     out: list[tuple[bytes, bytes]] = []
     for name, value in headers:
         lower = name.lower()
@@ -289,7 +296,8 @@ class _RateLimitExchange(Exchange):
         verdict = self.verdict
         if verdict is None or not verdict.outcomes or not self.mw.headers:
             return head
-        return head.replace(headers=merge_fields(head.headers, self.mw.fields(self.rule, verdict)))
+        fields = self.mw.fields(self.rule, verdict)
+        return ResponseHead(head.status, merge_fields(head.headers, fields))
 
 
 # -- ConcurrencyLimit -------------------------------------------------------------------
