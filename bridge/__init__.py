@@ -11,6 +11,7 @@ from .__about__ import __version__
 from ._translate import BadRequest
 
 # -- adapters: WSGI app under an ASGI server (bridge.wsgi_to_asgi)
+from .wsgi_to_asgi import ClientDisconnected, WsgiToAsgi
 
 # -- adapters: ASGI app under a WSGI server (bridge.asgi_to_wsgi)
 
@@ -18,6 +19,9 @@ from ._translate import BadRequest
 
 # -- middleware: core and header middleware (bridge.middleware)
 from . import testing  # isort: skip
+from .middleware.headers import Headers  # isort: skip
+from .middleware.proxy_headers import ProxyHeaders  # isort: skip
+from .middleware.security_headers import SecurityHeaders  # isort: skip
 
 # -- middleware: buffering (bridge.middleware.buffering)
 
@@ -40,9 +44,14 @@ __all__ = (  # noqa: RUF022 - grouped by issue section, so merges do not collide
     "BadRequest",
     "__version__",
     # -- adapters: wsgi_to_asgi
+    "ClientDisconnected",
+    "WsgiToAsgi",
     # -- adapters: asgi_to_wsgi
     # -- sync helpers
     # -- middleware: core and headers
+    "Headers",
+    "ProxyHeaders",
+    "SecurityHeaders",
     "testing",
     # -- middleware: buffering
     # -- middleware: rate limiting

@@ -315,17 +315,19 @@ def _raw_path(environ: Mapping[str, Any], path: str) -> bytes:
     return quote(path, safe="/;=,:@!$&'()*+~").encode("ascii")
 
 
-def scope_from_environ(environ: Mapping[str, Any]) -> HTTPScope:
+def scope_from_environ(environ: Mapping[str, Any], *, with_headers: bool = True) -> HTTPScope:
     """Build an ASGI 3 ``http`` scope for a PEP 3333 environ.
 
     Raises :class:`BadRequest` (400) when SCRIPT_NAME or PATH_INFO is not
-    UTF-8 or a header value cannot be represented as bytes.
+    UTF-8 or a header value cannot be represented as bytes. With
+    ``with_headers=False`` the ``headers`` list is left empty, for callers
+    that translate headers later (:func:`headers_from_environ`) or never.
     """
     script_name = _unicode_from_wsgi(environ.get("SCRIPT_NAME", ""), "SCRIPT_NAME")
     path_info = _unicode_from_wsgi(environ.get("PATH_INFO", ""), "PATH_INFO")
     path = script_name + path_info
     try:
-        headers = headers_from_environ(environ)
+        headers = headers_from_environ(environ) if with_headers else []
         query = str(environ.get("QUERY_STRING", "")).encode("latin-1")
     except UnicodeEncodeError as exc:
         raise BadRequest(f"request head is not latin-1 text: {exc.reason}") from None

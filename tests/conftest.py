@@ -58,9 +58,14 @@ class Server:
         self.proc = proc
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
+        self.output = ""
 
     def stop(self) -> str:
-        """Stop the process (SIGTERM, then SIGKILL) and return what it printed."""
+        """Stop the process (SIGTERM, then SIGKILL) and return what it printed.
+
+        Safe to call twice (a test may stop its server to read the output before the
+        fixture does); the pipe is closed so no ResourceWarning fails a later test.
+        """
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -68,10 +73,10 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
-        if self.proc.stdout is None or self.proc.stdout.closed:
-            return ""  # stopped before: its output was returned then
-        with self.proc.stdout:  # closed, or it leaks as a ResourceWarning (an error here)
-            return self.proc.stdout.read().decode(errors="replace")
+        if self.proc.stdout is not None and not self.proc.stdout.closed:
+            self.output += self.proc.stdout.read().decode(errors="replace")
+            self.proc.stdout.close()
+        return self.output
 
 
 def start_server(argv: Sequence[str], port: int, *, env: dict[str, str] | None = None) -> Server:
@@ -156,5 +161,3 @@ def redis_url() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(10)
-        if proc.stdout is not None:
-            proc.stdout.close()  # an unclosed pipe is a ResourceWarning, an error under -W error

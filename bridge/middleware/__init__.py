@@ -48,6 +48,9 @@ from ._heads import (
     set_header,
 )
 from ._stack import Layer, stack
+from .headers import Headers as HeadersMiddleware
+from .proxy_headers import ProxyHeaders
+from .security_headers import SecurityHeaders
 
 __all__ = (
     "VALUE_PREFIX",
@@ -60,11 +63,13 @@ __all__ = (
     "Exchange",
     "Forward",
     "Headers",
+    "HeadersMiddleware",
     "Interface",
     "Layer",
     "Middleware",
     "Outcome",
     "OutcomeKind",
+    "ProxyHeaders",
     "ReadBody",
     "ReplayBody",
     "RequestBodyAborted",
@@ -73,6 +78,7 @@ __all__ = (
     "Respond",
     "Response",
     "ResponseHead",
+    "SecurityHeaders",
     "append_header",
     "detect_interface",
     "environ_with_head",

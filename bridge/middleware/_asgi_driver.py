@@ -29,6 +29,7 @@ from ._exchange import (
     ClientDisconnected,
     Exchange,
     Features,
+    Forward,
     Outcome,
     OutcomeKind,
     ReplayBody,
@@ -55,6 +56,9 @@ async def run_asgi(
     if scope["type"] not in mw.scope_types:
         await mw.app(scope, receive, send)
         return
+    if scope["type"] == "websocket":
+        await _websocket(mw, scope, receive, send)
+        return
     http = cast("HTTPScope", scope)
     try:
         head = head_from_scope(http)
@@ -71,7 +75,70 @@ async def run_asgi(
     if ex is None:
         await mw.app(scope, receive, send)
         return
-    await _AsgiRun(mw, ex, http, receive, send).run()
+    features = features_of(type(ex))
+    if not features.request_only:
+        await _AsgiRun(mw, ex, http, receive, send, features).run()
+        return
+    # Request-only exchange: decide, then leave the response path to the app and server.
+    try:
+        decision = await _decide(ex, receive, features)
+    except Exception:
+        logger.exception("%s failed while deciding; sent 500", type(mw).__name__)
+        await _send_response(send, INTERNAL_ERROR)
+        return
+    if isinstance(decision, Respond):
+        await _send_response(send, decision.response)
+    elif decision.body is not None:
+        await _AsgiRun(mw, ex, http, receive, send, features).run(decision)
+    else:
+        await mw.app(scope_with_head(http, head, decision.head), receive, send)
+
+
+async def _decide(ex: Exchange, receive: Any, features: Features) -> Forward | Respond:
+    """Run ``ex.request()``, awaiting its effects."""
+    if not features.request:
+        return Forward(ex.head)
+    result = ex.request()
+    decision = as_decision(result)
+    if decision is None:
+        if not isinstance(result, Generator):
+            raise bad_decision(result)
+        decision = await drive_async(result, _AsgiBody(receive))
+    return decision
+
+
+async def _websocket(mw: Middleware, scope: Any, receive: Any, send: Any) -> None:
+    """A websocket for a middleware that opted in: only the request decision applies."""
+    try:
+        head = head_from_scope(scope)
+        ex = mw.exchange(head, mw.clock())
+        if ex is None:
+            decision: Forward | Respond = Forward(head)
+        else:
+            result = ex.request()
+            found = as_decision(result)
+            if found is None:
+                if not isinstance(result, Generator):
+                    raise bad_decision(result)
+                found = await drive_async(result, _AsgiBody(receive))
+            decision = found
+    except Exception:
+        logger.exception("%s failed on a websocket handshake; closed it", type(mw).__name__)
+        await receive()
+        await send({"type": "websocket.close", "code": 1011})
+        return
+    if isinstance(decision, Respond):
+        await receive()  # websocket.connect; closing before accept answers 403
+        await send({"type": "websocket.close", "code": 1008})
+    else:
+        await mw.app(scope_with_head(scope, head, decision.head), receive, send)
+    if ex is not None and features_of(type(ex)).finish:
+        with anyio.CancelScope(shield=True):
+            steps = ex.finish(
+                Outcome("completed" if isinstance(decision, Forward) else "responded")
+            )
+            if steps is not None:
+                await drive_async(steps, _AsgiBody(receive))
 
 
 async def _send_response(send: Any, response: Response) -> None:
@@ -117,11 +184,17 @@ class _AsgiRun:
     """Per-request state of the ASGI driver."""
 
     def __init__(
-        self, mw: Middleware, ex: Exchange, scope: HTTPScope, receive: Any, send: Any
+        self,
+        mw: Middleware,
+        ex: Exchange,
+        scope: HTTPScope,
+        receive: Any,
+        send: Any,
+        features: Features,
     ) -> None:
         self.mw = mw
         self.ex = ex
-        self.features: Features = features_of(type(ex))
+        self.features = features
         self.scope = scope
         self.receive = receive
         self.outer_send = send
@@ -132,10 +205,10 @@ class _AsgiRun:
         self.replay: ReplayBody | None = None
         self.complete = False
 
-    async def run(self) -> None:
+    async def run(self, decision: Forward | None = None) -> None:
         outcome = Outcome("cancelled")
         try:
-            outcome = await self.decide_and_call()
+            outcome = await self.decide_and_call(decision)
         except OSError as exc:
             outcome = Outcome("disconnected", self.status, exc)
             raise
@@ -143,18 +216,14 @@ class _AsgiRun:
             outcome = Outcome("app_error", self.status, exc)
             raise
         finally:
-            with anyio.CancelScope(shield=True):
-                await self.finish(outcome)
+            if self.features.finish or self.replay is not None:
+                with anyio.CancelScope(shield=True):
+                    await self.finish(outcome)
 
-    async def decide_and_call(self) -> Outcome:
+    async def decide_and_call(self, decided: Forward | None) -> Outcome:
         ex = self.ex
         try:
-            result = ex.request()
-            decision = as_decision(result)
-            if decision is None:
-                if not isinstance(result, Generator):
-                    raise bad_decision(result)
-                decision = await drive_async(result, _AsgiBody(self.receive))
+            decision = decided or await _decide(ex, self.receive, self.features)
         except Exception as exc:
             logger.exception("%s failed while deciding; sent 500", type(self.mw).__name__)
             return await self.respond(INTERNAL_ERROR, "middleware_error", exc)

@@ -12,7 +12,6 @@ Invariants:
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +30,7 @@ from ._exchange import (
     ClientDisconnected,
     Exchange,
     Features,
+    Forward,
     Outcome,
     OutcomeKind,
     ReplayBody,
@@ -65,7 +65,34 @@ def run_wsgi(mw: Middleware, environ: Environ, start_response: StartResponse) ->
     if ex is None:
         result: Iterable[bytes] = mw.app(environ, start_response)
         return result
-    return _WsgiRun(mw, ex, environ, start_response).run()
+    features = features_of(type(ex))
+    if not features.request_only:
+        return _WsgiRun(mw, ex, environ, start_response, features).run()
+    # Request-only exchange: decide, then leave the response path to the app and server.
+    try:
+        decision = _decide(ex, environ, features)
+    except Exception:
+        logger.exception("%s failed while deciding; sent 500", type(mw).__name__)
+        return _respond(start_response, INTERNAL_ERROR)
+    if isinstance(decision, Respond):
+        return _respond(start_response, decision.response)
+    if decision.body is not None:
+        return _WsgiRun(mw, ex, environ, start_response, features).forward(decision)
+    result = mw.app(environ_with_head(environ, head, decision.head), start_response)
+    return result
+
+
+def _decide(ex: Exchange, environ: Environ, features: Features) -> Forward | Respond:
+    """Run ``ex.request()``, driving its effects synchronously."""
+    if not features.request:
+        return Forward(ex.head)
+    result = ex.request()
+    decision = as_decision(result)
+    if decision is None:
+        if not isinstance(result, Generator):
+            raise bad_decision(result)
+        decision = drive_sync(result, _WsgiBody(environ))
+    return decision
 
 
 def _respond(start_response: StartResponse, response: Response) -> list[bytes]:
@@ -181,11 +208,16 @@ class _WsgiRun:
     """Per-request state of the WSGI driver."""
 
     def __init__(
-        self, mw: Middleware, ex: Exchange, environ: Environ, start_response: StartResponse
+        self,
+        mw: Middleware,
+        ex: Exchange,
+        environ: Environ,
+        start_response: StartResponse,
+        features: Features,
     ) -> None:
         self.mw = mw
         self.ex = ex
-        self.features: Features = features_of(type(ex))
+        self.features = features
         self.environ = environ
         self.outer_start = start_response
         self.held: tuple[str, WsgiHeaders] | None = None
@@ -197,19 +229,17 @@ class _WsgiRun:
         self.finished = False
 
     def run(self) -> Iterable[bytes]:
-        ex = self.ex
         try:
-            result = ex.request()
-            decision = as_decision(result)
-            if decision is None:
-                if not isinstance(result, Generator):
-                    raise bad_decision(result)
-                decision = drive_sync(result, _WsgiBody(self.environ))
+            decision = _decide(self.ex, self.environ, self.features)
         except Exception as exc:
             logger.exception("%s failed while deciding; sent 500", type(self.mw).__name__)
             return self.respond(INTERNAL_ERROR, "middleware_error", exc)
         if isinstance(decision, Respond):
             return self.respond(decision.response, "responded")
+        return self.forward(decision)
+
+    def forward(self, decision: Forward) -> Iterable[bytes]:
+        ex = self.ex
         head = decision.head
         if decision.body is not None:
             head = head_for_body(head, decision.body.length)
@@ -244,7 +274,8 @@ class _WsgiRun:
         return self.write
 
     def write(self, data: bytes) -> None:
-        if self.outer_write is not None and not self.features.response_body:
+        # Legacy write(): held with the head, then passed straight to the server.
+        if self.outer_write is not None:
             self.outer_write(data)
         else:
             self.pending.append(data)
@@ -258,7 +289,7 @@ class _WsgiRun:
             return self.app_failed(exc, None)
         try:
             chunks = self.chunks(iterable)
-            first = next((chunk for chunk in chunks if chunk), None)
+            first = self.first_chunk(chunks)
         except Exception as exc:
             return self.app_failed(exc, iterable)
         if self.abort is not None:
@@ -278,15 +309,23 @@ class _WsgiRun:
 
     def chunks(self, iterable: Iterable[bytes]) -> Iterator[bytes]:
         chunks: Iterator[bytes] = iter(iterable)
-        if self.pending:
-            chunks = itertools.chain(self.drain(), chunks, self.drain())
         if self.features.response_body:
             chunks = _hooked(self.ex, chunks)
         return chunks
 
-    def drain(self) -> Iterator[bytes]:
-        while self.pending:
-            yield self.pending.pop(0)
+    def first_chunk(self, chunks: Iterator[bytes]) -> bytes | None:
+        """The first non-empty chunk; bytes given to ``write()`` so far come first."""
+        for chunk in chunks:
+            if self.pending:
+                chunk = self.take_pending() + chunk
+            if chunk:
+                return chunk
+        return self.take_pending() or None
+
+    def take_pending(self) -> bytes:
+        data = b"".join(self.pending)
+        self.pending.clear()
+        return data
 
     def send_head(self) -> None:
         if self.held is None:

@@ -1,0 +1,164 @@
+"""A bounded queue between the event loop and one worker thread.
+
+Theory of operation
+-------------------
+One side of a :class:`HandoffQueue` runs on the event loop, the other in a
+worker thread; either side may be the producer. The queue bounds memory, not
+item counts: it holds at most ``limit`` units (body bytes), except that one
+item larger than the limit is accepted into an empty queue so that progress is
+always possible.
+
+Invariants:
+
+* Neither side ever blocks on the other. The thread waits on a
+  ``threading.Condition``; the loop only takes the lock for O(1) work and
+  notifies the condition. The loop waits on an ``anyio.Event``; the thread sets
+  it through the loop's non-blocking thread-safe callback
+  (``call_soon_threadsafe`` on asyncio, ``run_sync_soon`` on trio), and only
+  when the loop is actually waiting, so a busy stream costs no wake-ups.
+* :meth:`finish` ends the stream: the consumer drains what is queued, then
+  sees the end. :meth:`abort` fails it: both sides raise the given error at
+  their next call, queued items are dropped, and both sides are woken. Abort
+  is how a cancelled or disconnected request releases a blocked thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+import anyio
+
+__all__ = ("HandoffQueue", "loop_call_soon")
+
+T = TypeVar("T")
+CallSoon = Callable[[Callable[[], object]], object]
+
+
+def loop_call_soon() -> CallSoon:
+    """The running loop's non-blocking "call this soon, from any thread" function."""
+    try:
+        return asyncio.get_running_loop().call_soon_threadsafe
+    except RuntimeError:
+        pass
+    import trio  # only importable (and only needed) when trio is running
+
+    return trio.lowlevel.current_trio_token().run_sync_soon
+
+
+class HandoffQueue(Generic[T]):
+    """A FIFO of items between the loop and one thread, bounded by ``limit`` units.
+
+    Create it on the event loop thread.
+    """
+
+    def __init__(self, limit: int, size_of: Callable[[T], int]) -> None:
+        self._call_soon = loop_call_soon()
+        self._lock = threading.Lock()
+        self._thread_wakeup = threading.Condition(self._lock)
+        self._items: deque[T] = deque()
+        self._size = 0
+        self._limit = limit
+        self._size_of = size_of
+        self._finished = False
+        self._error: BaseException | None = None
+        self._loop_waiter: anyio.Event | None = None
+
+    # -- both sides ------------------------------------------------------------
+
+    def finish(self) -> None:
+        """No more items will be put; the consumer drains, then sees the end."""
+        with self._lock:
+            self._finished = True
+            self._wake_both()
+
+    def abort(self, error: BaseException) -> None:
+        """Fail the stream: both sides raise ``error`` at their next call."""
+        with self._lock:
+            if self._error is None:
+                self._error = error
+            self._items.clear()
+            self._size = 0
+            self._wake_both()
+
+    def _wake_both(self) -> None:
+        self._thread_wakeup.notify_all()
+        self._wake_loop()
+
+    def _wake_loop(self) -> None:
+        waiter = self._loop_waiter
+        if waiter is not None:
+            self._loop_waiter = None
+            self._call_soon(waiter.set)
+
+    def _has_room(self, size: int) -> bool:
+        return not self._size or self._size + size <= self._limit
+
+    def _append(self, item: T, size: int) -> None:
+        if self._finished:
+            raise RuntimeError("put() after finish()")
+        self._items.append(item)
+        self._size += size
+
+    # -- thread side ---------------------------------------------------------
+
+    def put_from_thread(self, item: T) -> None:
+        """Queue ``item``, waiting while the queue is full. Raises the abort error."""
+        size = self._size_of(item)
+        with self._lock:
+            while self._error is None and not self._has_room(size):
+                self._thread_wakeup.wait()
+            if self._error is not None:
+                raise self._error
+            self._append(item, size)
+            self._wake_loop()
+
+    def get_from_thread(self) -> T | None:
+        """The next item, waiting while the queue is empty; None at the end."""
+        with self._lock:
+            while self._error is None and not self._items and not self._finished:
+                self._thread_wakeup.wait()
+            if self._error is not None:
+                raise self._error
+            if not self._items:
+                return None
+            item = self._items.popleft()
+            self._size -= self._size_of(item)
+            self._wake_loop()
+            return item
+
+    # -- loop side -----------------------------------------------------------
+
+    async def put(self, item: T) -> None:
+        """Queue ``item``, waiting while the queue is full. Raises the abort error."""
+        size = self._size_of(item)
+        while True:
+            with self._lock:
+                if self._error is not None:
+                    raise self._error
+                if self._has_room(size):
+                    self._append(item, size)
+                    self._thread_wakeup.notify()
+                    return
+                waiter = self._loop_waiter = anyio.Event()
+            await waiter.wait()
+
+    async def get_all(self) -> list[T]:
+        """Everything queued, waiting while the queue is empty; ``[]`` at the end."""
+        while True:
+            with self._lock:
+                if self._error is not None:
+                    raise self._error
+                if self._items:
+                    items = list(self._items)
+                    self._items.clear()
+                    self._size = 0
+                    self._thread_wakeup.notify()
+                    return items
+                if self._finished:
+                    return []
+                waiter = self._loop_waiter = anyio.Event()
+            await waiter.wait()

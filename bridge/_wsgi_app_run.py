@@ -1,0 +1,203 @@
+"""The worker-thread side of one WsgiToAsgi request: call the app, iterate, always close.
+
+Theory of operation
+-------------------
+:class:`AppRun` runs entirely in worker threads. :meth:`AppRun.begin` calls
+the app and iterates its response; when ``first_only`` is set it returns as
+soon as the first non-empty chunk has been emitted (``STREAMING``), so the
+event loop can transmit it before the app is asked for the next one -- PEP
+3333 forbids holding a block back while the app produces the next.
+:meth:`AppRun.resume` continues from there. A list or tuple response is
+already complete in memory, so it is emitted whole in one call.
+
+Invariants:
+
+* ``close()`` of the app's iterable is called exactly once on every path
+  (end, app error, client disconnect, abort) unless the loop takes over the
+  iterable with :meth:`AppRun.close` (after a cancellation between calls).
+* Every failure ends as one log line and an outcome: ``DONE`` (a complete
+  response was emitted, perhaps a 400/500 page) or ``ABORTED`` (the response
+  cannot be completed: headers already went out, or the client is gone).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator
+from enum import Enum
+
+from ._types import Environ, ExcInfo, WriteCallable, WsgiApp
+from ._wsgi_input import ClientDisconnected, RequestBodyError
+from ._wsgi_response import FileWrapper, ResponseError, ResponseState
+
+__all__ = ("AppRun", "Outcome")
+
+logger = logging.getLogger("bridge.wsgi_to_asgi")
+
+
+class Outcome(Enum):
+    DONE = "done"
+    STREAMING = "streaming"
+    ABORTED = "aborted"
+
+
+def _find_cause(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _noop() -> None:
+    pass
+
+
+class AppRun:
+    """One request's call into the WSGI app (see the module docstring)."""
+
+    def __init__(
+        self, app: WsgiApp, environ: Environ, state: ResponseState, *, pathsend: bool
+    ) -> None:
+        self.app = app
+        self.environ = environ
+        self.state = state
+        self.pathsend = pathsend
+        #: Called after ``write()``: transmits what was emitted (set by the driver).
+        self.flush: Callable[[], None] = _noop
+        self._result: Iterable[bytes] | None = None
+        self._iterator: Iterator[bytes] | None = None
+        self._closed = False
+
+    # -- the WSGI callables --------------------------------------------------------
+
+    def start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
+    ) -> WriteCallable:
+        try:
+            self.state.start_response(status, headers, exc_info)
+        finally:
+            exc_info = None  # PEP 3333: avoid a reference cycle through the traceback
+        return self.write
+
+    def write(self, data: bytes) -> None:
+        self.state.body(data)
+        self.flush()
+
+    # -- running -----------------------------------------------------------------
+
+    def begin(self, first_only: bool) -> Outcome:
+        """Call the app and iterate (see the module docstring). Never raises."""
+        try:
+            result = self.app(self.environ, self.start_response)
+            if result is None:
+                raise ResponseError("the application returned None instead of an iterable")
+            self._result = result
+            if self.pathsend and isinstance(result, FileWrapper) and self._send_path(result):
+                return self._end(Outcome.DONE)
+            if isinstance(result, (list, tuple)):
+                first_only = False
+            self._iterator = iter(result)
+            return self._iterate(first_only)
+        except BaseException as exc:
+            return self._fail(exc)
+
+    def resume(self) -> Outcome:
+        """Iterate the rest of the response. Never raises."""
+        try:
+            return self._iterate(first_only=False)
+        except BaseException as exc:
+            return self._fail(exc)
+
+    def _send_path(self, wrapper: FileWrapper) -> bool:
+        path = wrapper.path()
+        if path is None or not self.state.can_send_whole_file(os.path.getsize(path)):
+            return False
+        self.state.pathsend(path)
+        return True
+
+    def _iterate(self, first_only: bool) -> Outcome:
+        iterator = self._iterator
+        if iterator is None:
+            raise RuntimeError("AppRun.resume() before begin() produced an iterator")
+        body = self.state.body
+        for chunk in iterator:
+            body(chunk)
+            if self.state.overflowed:
+                logger.warning(
+                    "%s %s: response longer than its Content-Length; extra bytes dropped",
+                    self.environ["REQUEST_METHOD"],
+                    self.environ["PATH_INFO"],
+                )
+                break
+            if first_only and self.state.headers_sent:
+                return Outcome.STREAMING
+        self.state.finish()
+        return self._end(Outcome.DONE)
+
+    def _end(self, outcome: Outcome) -> Outcome:
+        self.close()
+        return outcome
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has run."""
+        return self._closed
+
+    def close(self) -> None:
+        """Call ``close()`` on the app's iterable once; errors are logged."""
+        if self._closed:
+            return
+        self._closed = True
+        close = getattr(self._result, "close", None)
+        if close is None:
+            return
+        try:
+            close()
+        except Exception:
+            logger.exception("the response iterable's close() raised")
+
+    def _fail(self, exc: BaseException) -> Outcome:
+        try:
+            return self._outcome_of(exc)
+        finally:
+            self.close()
+            if not isinstance(exc, Exception):
+                raise exc
+
+    def _outcome_of(self, exc: BaseException) -> Outcome:
+        request = f"{self.environ['REQUEST_METHOD']} {self.environ['PATH_INFO']}"
+        disconnect = _find_cause(exc, ClientDisconnected)
+        if disconnect is not None:
+            if not getattr(disconnect, "already_logged", False):
+                logger.info("%s: %s", request, disconnect)
+            return Outcome.ABORTED
+        if not isinstance(exc, Exception):
+            return Outcome.ABORTED
+        body_error = _find_cause(exc, RequestBodyError)
+        if self.state.headers_sent:
+            logger.error(
+                "%s: the application failed after the response started; response aborted: %s",
+                request,
+                exc,
+                exc_info=not isinstance(exc, ResponseError),
+            )
+            return Outcome.ABORTED
+        if body_error is not None:
+            logger.warning("%s: bad request: %s", request, body_error)
+        else:
+            logger.error(
+                "%s: the application failed: %s",
+                request,
+                exc,
+                exc_info=not isinstance(exc, ResponseError),
+            )
+        try:
+            self.state.fail(400 if body_error is not None else 500)
+        except ClientDisconnected:
+            return Outcome.ABORTED
+        return Outcome.DONE

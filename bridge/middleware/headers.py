@@ -1,0 +1,157 @@
+"""Headers: set, append or remove request and response headers by configuration."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Final
+
+from ._base import Interface, Middleware
+from ._exchange import Exchange, Forward
+from ._heads import Headers as HeaderLines
+from ._heads import RequestHead, ResponseHead
+from ._validate import header_name, header_pairs, matches_prefix, path_prefixes
+
+__all__ = ("Headers",)
+
+HeaderSpec = Mapping[str, str] | Iterable[tuple[str, str]] | None
+
+# Framing headers belong to the server: changing them desynchronises the body.
+_FRAMING: Final = frozenset({b"content-length", b"transfer-encoding", b"connection"})
+
+
+class Headers(Middleware):
+    """Edit request headers before the app and response headers after it.
+
+    Options (mappings of name to value, or lists of ``(name, value)`` pairs;
+    names are case-insensitive and validated as tokens, values must not
+    contain CR, LF, NUL or other control characters):
+
+    * ``set_request`` / ``append_request`` / ``remove_request`` (names):
+      request headers the app sees.
+    * ``set_response`` (replace the app's value), ``default_response`` (set
+      only if the app did not), ``append_response`` (one more line) and
+      ``remove_response`` (names, e.g. ``["server"]``).
+    * ``paths``: path prefixes (relative to the root path, segment
+      boundaries) the rules apply to; default all. ``exclude_paths``: prefixes
+      they never apply to.
+
+    Removals run first, then sets, then appends. Framing headers
+    (Content-Length, Transfer-Encoding, Connection) cannot be configured.
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        set_request: HeaderSpec = None,
+        append_request: HeaderSpec = None,
+        remove_request: Iterable[str] = (),
+        set_response: HeaderSpec = None,
+        default_response: HeaderSpec = None,
+        append_response: HeaderSpec = None,
+        remove_response: Iterable[str] = (),
+        paths: Iterable[str] | None = None,
+        exclude_paths: Iterable[str] = (),
+        interface: Interface | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(app, interface=interface, clock=clock)
+        self.set_request = _checked(header_pairs(set_request, "set_request"), "set_request")
+        self.append_request = _checked(
+            header_pairs(append_request, "append_request"), "append_request"
+        )
+        self.remove_request = _names(remove_request, "remove_request")
+        self.set_response = _checked(header_pairs(set_response, "set_response"), "set_response")
+        self.default_response = _checked(
+            header_pairs(default_response, "default_response"), "default_response"
+        )
+        self.append_response = _checked(
+            header_pairs(append_response, "append_response"), "append_response"
+        )
+        self.remove_response = _names(remove_response, "remove_response")
+        self.edits_request = bool(self.set_request or self.append_request or self.remove_request)
+        self.edits_response = bool(
+            self.set_response
+            or self.default_response
+            or self.append_response
+            or self.remove_response
+        )
+        if not (self.edits_request or self.edits_response):
+            raise ValueError("Headers: configure at least one of the set/append/remove options")
+        self.paths = path_prefixes(paths, "paths") if paths is not None else None
+        self.exclude = path_prefixes(exclude_paths, "exclude_paths")
+
+    def exchange(self, head: RequestHead, now: float) -> Exchange | None:
+        if self.paths is not None or self.exclude:
+            path = head.path[len(head.root_path) :] or "/"
+            if self.paths is not None and not matches_prefix(path, self.paths):
+                return None
+            if self.exclude and matches_prefix(path, self.exclude):
+                return None
+        return _HeadersExchange(head, now, self)
+
+
+def _names(names: Iterable[str], what: str) -> frozenset[bytes]:
+    if isinstance(names, str | bytes):
+        names = (names,)
+    found = frozenset(header_name(name, f"{what}: header name") for name in names)
+    return _checked_names(found, what)
+
+
+def _checked_names(names: frozenset[bytes], what: str) -> frozenset[bytes]:
+    framing = names & _FRAMING
+    if framing:
+        listed = ", ".join(sorted(n.decode() for n in framing))
+        raise ValueError(f"{what}: {listed} are framing headers the server owns; leave them out")
+    return names
+
+
+def _checked(pairs: HeaderLines, what: str) -> HeaderLines:
+    _checked_names(frozenset(name for name, _ in pairs), what)
+    return pairs
+
+
+def _edit(
+    headers: HeaderLines,
+    remove: frozenset[bytes],
+    replace: HeaderLines,
+    default: HeaderLines,
+    append: HeaderLines,
+) -> HeaderLines:
+    drop = remove | {name for name, _ in replace}
+    out = [pair for pair in headers if pair[0].lower() not in drop] if drop else list(headers)
+    out.extend(replace)
+    if default:
+        present = {name.lower() for name, _ in out}
+        out.extend(pair for pair in default if pair[0] not in present)
+    out.extend(append)
+    return tuple(out)
+
+
+class _HeadersExchange(Exchange):
+    __slots__ = ("mw",)
+
+    def __init__(self, head: RequestHead, now: float, mw: Headers) -> None:
+        super().__init__(head, now)
+        self.mw = mw
+
+    def request(self) -> Forward:
+        mw = self.mw
+        if not mw.edits_request:
+            return Forward(self.head)
+        headers = _edit(self.head.headers, mw.remove_request, mw.set_request, (), mw.append_request)
+        return Forward(self.head.replace(headers=headers))
+
+    def response(self, head: ResponseHead) -> ResponseHead:
+        mw = self.mw
+        if not mw.edits_response:
+            return head
+        headers = _edit(
+            head.headers,
+            mw.remove_response,
+            mw.set_response,
+            mw.default_response,
+            mw.append_response,
+        )
+        return head.replace(headers=headers)

@@ -1,0 +1,1 @@
+"""Test applications importable by server subprocesses as ``tests.apps.<module>``."""

@@ -1,0 +1,75 @@
+"""A real Django 5.2 app configured in-process: ``uvicorn tests.apps.django_app:asgi``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from wsgiref.validate import validator
+
+import django  # type: ignore[import-untyped]
+from django.conf import settings  # type: ignore[import-untyped]
+
+if not settings.configured:
+    settings.configure(
+        DEBUG=False,
+        SECRET_KEY="test-only-not-secret",
+        ROOT_URLCONF=__name__,
+        ALLOWED_HOSTS=["*"],
+        MIDDLEWARE=["django.middleware.common.CommonMiddleware"],
+        INSTALLED_APPS=[],
+        DATABASES={},
+        USE_TZ=True,
+        LOGGING_CONFIG=None,
+    )
+    django.setup()
+
+# These imports need configured settings.
+from django.core.handlers.wsgi import WSGIHandler  # type: ignore[import-untyped]
+from django.http import (  # type: ignore[import-untyped]
+    HttpRequest,
+    HttpResponse,
+    JsonResponse,
+    StreamingHttpResponse,
+)
+from django.urls import path  # type: ignore[import-untyped]
+
+from bridge import WsgiToAsgi
+
+
+def index(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("Hello from Django")
+
+
+def echo(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(request.body, content_type="application/octet-stream")
+
+
+def info(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(
+        {
+            "path": request.path,
+            "path_info": request.path_info,
+            "script_name": request.META["SCRIPT_NAME"],
+            "query": request.GET.dict(),
+            "host": request.get_host(),
+            "x_user": request.headers.get("X-User"),
+        }
+    )
+
+
+def stream(request: HttpRequest) -> StreamingHttpResponse:
+    def lines() -> Iterator[bytes]:
+        for i in range(10):
+            yield f"line {i}\n".encode()
+
+    return StreamingHttpResponse(lines(), content_type="text/plain")
+
+
+urlpatterns = [
+    path("", index),
+    path("echo", echo),
+    path("info", info),
+    path("stream", stream),
+]
+
+validated = validator(WSGIHandler())
+asgi = WsgiToAsgi(validated)

@@ -1,0 +1,277 @@
+"""ProxyHeaders cases, including the bad-input list."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bridge import ProxyHeaders, SecurityHeaders
+from bridge.testing import FakeClock, Request, Seen
+
+from . import Case, Step
+
+HOST = (b"host", b"testserver")
+PEER = ("127.0.0.1", 50000)  # the default client of bridge.testing.Request: trusted by default
+
+
+def proxy(**options: Any) -> Any:
+    def build(app: Any, clock: FakeClock) -> Any:
+        return ProxyHeaders(app, clock=clock, **options)
+
+    return build
+
+
+def get(*headers: tuple[bytes, bytes], client: tuple[str, int] | None = PEER, **kw: Any) -> Request:
+    return Request(headers=[HOST, *headers], client=client, **kw)
+
+
+def saw(**fields: Any) -> Any:
+    def check(seen: Seen | None) -> None:
+        assert seen is not None
+        for name, value in fields.items():
+            if name == "original":
+                actual = seen.head.values.get("bridge.proxy.original")
+            elif name == "host":
+                actual = seen.head.header(b"host")
+            else:
+                actual = getattr(seen.head, name)
+            assert actual == value, (name, actual, value)
+
+    return check
+
+
+XFF = b"x-forwarded-for"
+XFP = b"x-forwarded-proto"
+ORIGINAL = {
+    "client": PEER,
+    "scheme": "http",
+    "host": "testserver",
+    "server": ("testserver", 80),
+    "root_path": "",
+}
+
+CASES = [
+    Case(
+        "proxy-trusted-peer-for-and-proto",
+        proxy(),
+        [
+            Step(
+                get((XFF, b"203.0.113.5"), (XFP, b"https")),
+                status=200,
+                seen=saw(client=("203.0.113.5", 0), scheme="https", original=ORIGINAL),
+            )
+        ],
+    ),
+    Case(
+        "proxy-untrusted-peer-is-ignored",
+        proxy(),
+        [
+            Step(
+                get((XFF, b"203.0.113.5"), (XFP, b"https"), client=("198.51.100.9", 1234)),
+                status=200,
+                seen=saw(client=("198.51.100.9", 1234), scheme="http", original=None),
+            )
+        ],
+    ),
+    Case(
+        "proxy-no-client-address-is-untrusted",
+        proxy(),
+        [Step(get((XFF, b"203.0.113.5"), client=None), status=200, seen=saw(client=None))],
+    ),
+    Case(
+        "proxy-walks-right-to-left-skipping-trusted-hops",
+        proxy(trusted=["127.0.0.1", "10.0.0.0/8"]),
+        [
+            Step(
+                get((XFF, b"203.0.113.5, 198.51.100.1, 10.1.2.3")),
+                status=200,
+                seen=saw(client=("198.51.100.1", 0)),
+            )
+        ],
+    ),
+    Case(
+        "proxy-duplicate-x-forwarded-for-lines-are-one-chain",
+        proxy(),
+        [
+            Step(
+                get((XFF, b"203.0.113.5"), (XFF, b"198.51.100.1")),
+                status=200,
+                seen=saw(client=("198.51.100.1", 0)),
+            )
+        ],
+    ),
+    Case(
+        "proxy-fewer-values-than-trusted-proxies",
+        proxy(trusted=["127.0.0.1", "10.0.0.0/8"]),
+        [
+            Step(get((XFF, b"203.0.113.5")), status=200, seen=saw(client=("203.0.113.5", 0))),
+            # every hop trusted: the leftmost is the client
+            Step(get((XFF, b"10.0.0.7, 10.0.0.8")), status=200, seen=saw(client=("10.0.0.7", 0))),
+        ],
+    ),
+    Case(
+        "proxy-more-values-than-hops-ignores-spoofed-left-entries",
+        proxy(),
+        [
+            Step(
+                get((XFF, b"1.1.1.1, 2.2.2.2, 203.0.113.5")),
+                status=200,
+                seen=saw(client=("203.0.113.5", 0)),
+            )
+        ],
+    ),
+    Case(
+        "proxy-ipv6-brackets-and-ports",
+        proxy(trusted=["127.0.0.1", "::1", "fd00::/8"]),
+        [
+            Step(
+                get((XFF, b"[2001:db8::1]:4711")),
+                status=200,
+                seen=saw(client=("2001:db8::1", 4711)),
+            ),
+            Step(
+                get((XFF, b"203.0.113.5:8080")), status=200, seen=saw(client=("203.0.113.5", 8080))
+            ),
+            Step(
+                get((XFF, b"2001:db8::2, fd00::1"), client=("::1", 1)),
+                status=200,
+                seen=saw(client=("2001:db8::2", 0)),
+            ),
+        ],
+    ),
+    Case(
+        "proxy-malformed-x-forwarded-for-is-ignored",
+        proxy(),
+        [
+            Step(get((XFF, b"203.0.113.5, not-an-ip")), status=200, seen=saw(client=PEER)),
+            Step(get((XFF, b"203.0.113.5,,")), status=200, seen=saw(client=PEER)),
+            Step(get((XFF, b"[2001:db8::1")), status=200, seen=saw(client=PEER)),
+            Step(get((XFF, b"203.0.113.5:99999")), status=200, seen=saw(client=PEER)),
+        ],
+    ),
+    Case(
+        "proxy-invalid-proto-is-ignored",
+        proxy(),
+        [
+            Step(get((XFP, b"javascript")), status=200, seen=saw(scheme="http")),
+            Step(get((XFP, b"HTTPS")), status=200, seen=saw(scheme="https")),
+            # the nearest proxy's value wins
+            Step(get((XFP, b"http, https")), status=200, seen=saw(scheme="https")),
+        ],
+    ),
+    Case(
+        "proxy-host-and-port",
+        proxy(use=["for", "proto", "host", "port"]),
+        [
+            Step(
+                get(
+                    (b"x-forwarded-host", b"Example.COM"),
+                    (b"x-forwarded-port", b"8443"),
+                    (XFP, b"https"),
+                ),
+                status=200,
+                seen=saw(host=b"example.com:8443", server=("example.com", 8443), scheme="https"),
+            ),
+            Step(
+                get((b"x-forwarded-host", b"example.com"), (XFP, b"https")),
+                status=200,
+                seen=saw(host=b"example.com", server=("example.com", 443)),
+            ),
+            Step(
+                get((b"x-forwarded-host", b"[2001:db8::5]:8080")),
+                status=200,
+                seen=saw(host=b"[2001:db8::5]:8080", server=("2001:db8::5", 8080)),
+            ),
+        ],
+    ),
+    Case(
+        "proxy-invalid-host-and-port-are-ignored",
+        proxy(use=["host", "port"]),
+        [
+            Step(
+                get((b"x-forwarded-host", b"evil.com/path")),
+                status=200,
+                seen=saw(host=b"testserver"),
+            ),
+            Step(get((b"x-forwarded-host", b"a b")), status=200, seen=saw(host=b"testserver")),
+            Step(get((b"x-forwarded-port", b"http")), status=200, seen=saw(host=b"testserver")),
+        ],
+    ),
+    Case(
+        "proxy-host-not-used-unless-enabled",
+        proxy(),
+        [
+            Step(
+                get((b"x-forwarded-host", b"evil.example")),
+                status=200,
+                seen=saw(host=b"testserver"),
+            )
+        ],
+    ),
+    Case(
+        "proxy-prefix-becomes-root-path",
+        proxy(use=["prefix"]),
+        [
+            Step(
+                get((b"x-forwarded-prefix", b"/api/v1/"), path="/items/caf\u00e9"),
+                status=200,
+                seen=saw(
+                    root_path="/api/v1",
+                    path="/api/v1/items/caf\u00e9",
+                    raw_path=b"/api/v1/items/caf%C3%A9",
+                ),
+            ),
+            Step(get((b"x-forwarded-prefix", b"/../etc")), status=200, seen=saw(root_path="")),
+            Step(get((b"x-forwarded-prefix", b"no-slash")), status=200, seen=saw(root_path="")),
+        ],
+    ),
+    Case(
+        "proxy-forwarded-mode",
+        proxy(mode="forwarded", use=["for", "proto", "host"]),
+        [
+            Step(
+                get((b"forwarded", b"for=203.0.113.5;proto=https;host=example.com, for=127.0.0.1")),
+                status=200,
+                seen=saw(client=("203.0.113.5", 0), scheme="https", host=b"example.com"),
+            ),
+            Step(
+                get((b"forwarded", b'for="[2001:db8::7]:1234";proto=https')),
+                status=200,
+                seen=saw(client=("2001:db8::7", 1234), scheme="https"),
+            ),
+            # the X-Forwarded family is not read in this mode
+            Step(get((XFF, b"203.0.113.5"), (XFP, b"https")), status=200, seen=saw(client=PEER)),
+            Step(get((b"forwarded", b"for=unknown")), status=200, seen=saw(client=PEER)),
+            Step(get((b"forwarded", b"for=203.0.113.5;;")), status=200, seen=saw(client=PEER)),
+        ],
+    ),
+    Case(
+        "proxy-x-forwarded-mode-ignores-forwarded",
+        proxy(),
+        [
+            Step(
+                get((b"forwarded", b"for=203.0.113.5;proto=https")),
+                status=200,
+                seen=saw(client=PEER),
+            )
+        ],
+    ),
+    Case(
+        "proxy-then-security-headers-hsts-only-over-resolved-https",
+        lambda app, clock: ProxyHeaders(SecurityHeaders(app, clock=clock), clock=clock),
+        [
+            Step(
+                get((XFP, b"https")),
+                status=200,
+                has_headers=[
+                    (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
+                ],
+            ),
+            Step(get(), status=200, lacks_headers=[b"strict-transport-security"]),
+            Step(
+                get((XFP, b"https"), client=("198.51.100.9", 1)),
+                status=200,
+                lacks_headers=[b"strict-transport-security"],
+            ),
+        ],
+    ),
+]

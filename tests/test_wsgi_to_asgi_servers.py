@@ -1,0 +1,249 @@
+"""WsgiToAsgi under real ASGI servers on 127.0.0.1: uvicorn (h11 and httptools, asyncio
+and uvloop) and hypercorn (asyncio and trio workers), serving real Flask and Django apps
+and the plain WSGI apps of ``tests.apps.wsgi_apps`` (all behind ``wsgiref.validate``)."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import httpx
+import psutil
+import pytest
+
+from tests.conftest import PYTHON, RunServer, Server
+
+pytestmark = pytest.mark.server
+
+MiB = 1024 * 1024
+
+
+def uvicorn(
+    http: str = "h11", loop: str = "asyncio"
+) -> Callable[[str], Callable[[int], list[str]]]:
+    def for_app(app: str) -> Callable[[int], list[str]]:
+        def argv(port: int) -> list[str]:
+            return [
+                PYTHON, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
+                "--http", http, "--loop", loop, "--log-level", "info", "--no-access-log",
+            ]  # fmt: skip
+
+        return argv
+
+    return for_app
+
+
+def hypercorn(worker: str) -> Callable[[str], Callable[[int], list[str]]]:
+    def for_app(app: str) -> Callable[[int], list[str]]:
+        def argv(port: int) -> list[str]:
+            return [PYTHON, "-m", "hypercorn", app, "--bind", f"127.0.0.1:{port}", "-k", worker]
+
+        return argv
+
+    return for_app
+
+
+SERVERS = [
+    pytest.param(uvicorn("h11"), id="uvicorn-h11"),
+    pytest.param(uvicorn("httptools", "uvloop"), id="uvicorn-httptools-uvloop"),
+    pytest.param(hypercorn("asyncio"), id="hypercorn-asyncio"),
+    pytest.param(hypercorn("trio"), id="hypercorn-trio"),
+]
+ServerFactory = Callable[[str], Callable[[int], list[str]]]
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_flask(run_server: RunServer, server: ServerFactory) -> None:
+    running = run_server(server("tests.apps.flask_app:asgi"))
+    with httpx.Client(base_url=running.url, timeout=30) as c:
+        assert c.get("/").text == "Hello from Flask"
+        assert c.post("/echo", content=b"e" * 3 * MiB).content == b"e" * 3 * MiB
+        assert c.get("/stream").text == "".join(f"line {i}\n" for i in range(10))
+        assert len(c.get("/cookies").headers.get_list("set-cookie")) == 2
+        assert c.get("/boom").status_code == 500
+    output = running.stop()
+    assert "RuntimeError: boom" in output  # Flask logs its own traceback
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_django(run_server: RunServer, server: ServerFactory) -> None:
+    running = run_server(server("tests.apps.django_app:asgi"))
+    with httpx.Client(base_url=running.url, timeout=30) as c:
+        assert c.get("/").text == "Hello from Django"
+        assert c.post("/echo", content=b"d" * MiB).content == b"d" * MiB
+        info = c.get("/info", params={"q": "ü"}).json()
+        assert info["query"] == {"q": "ü"}
+        assert c.get("/stream").text.count("line") == 10
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_lifespan_needs_no_flag(run_server: RunServer, server: ServerFactory) -> None:
+    running = run_server(server("tests.apps.wsgi_apps:asgi"))
+    with httpx.Client(base_url=running.url) as c:
+        assert c.get("/").status_code == 200
+    output = running.stop()
+    assert "error" not in output.lower(), output
+    assert "exception" not in output.lower(), output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "server",
+    [
+        pytest.param(uvicorn("h11"), id="uvicorn-h11"),
+        pytest.param(uvicorn("httptools", "uvloop"), id="uvicorn-httptools-uvloop"),
+        pytest.param(hypercorn("trio"), id="hypercorn-trio"),
+    ],
+)
+def test_keep_alive_requests_do_not_leak_state(
+    run_server: RunServer, server: ServerFactory
+) -> None:
+    """Many requests on ONE connection all succeed and none sees the previous one's context."""
+    running = run_server(server("tests.apps.wsgi_apps:asgi"))
+    ports = set()
+    with httpx.Client(base_url=running.url, limits=httpx.Limits(max_connections=1)) as c:
+        for i in range(300):
+            path = "/context" if i % 2 else "/context2"
+            response = c.get(path)
+            assert response.status_code == 200, (i, response.text)
+            assert response.json()["seen"] == "unset", i
+            if i % 50 == 0:
+                ports.add(c.get("/environ").json()["REMOTE_PORT"])
+    assert len(ports) == 1  # really one keep-alive connection
+
+
+# -- disconnects ---------------------------------------------------------------------------
+
+
+def events(server: Server) -> list[str]:
+    result: list[str] = httpx.get(server.url + "/events").json()
+    return result
+
+
+def wait_for_event(server: Server, prefix: str) -> str:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        found = [e for e in events(server) if e.startswith(prefix)]
+        if found:
+            return found[0]
+        time.sleep(0.05)
+    raise AssertionError(f"no {prefix!r} event; saw {events(server)}")
+
+
+DISCONNECT_SERVERS = [
+    pytest.param(uvicorn("h11"), id="uvicorn-h11"),
+    pytest.param(uvicorn("httptools", "uvloop"), id="uvicorn-httptools-uvloop"),
+    pytest.param(hypercorn("asyncio"), id="hypercorn-asyncio"),
+    pytest.param(hypercorn("trio"), id="hypercorn-trio"),
+]
+
+
+@pytest.mark.parametrize("server", DISCONNECT_SERVERS)
+def test_disconnect_mid_upload_raises_in_the_app(
+    run_server: RunServer, server: ServerFactory
+) -> None:
+    running = run_server(server("tests.apps.wsgi_apps:asgi"))
+    with socket.create_connection(("127.0.0.1", running.port)) as sock:
+        sock.sendall(
+            b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
+            b"Content-Length: 10000000\r\n\r\n" + b"u" * 300_000
+        )
+        time.sleep(0.2)  # let the app start reading; not an assertion on time
+    event = wait_for_event(running, "upload-error:")
+    assert event.startswith("upload-error:ClientDisconnected:")
+    assert "disconnected" in event
+    with httpx.Client(base_url=running.url) as c:  # the server is fine
+        assert c.get("/").status_code == 200
+
+
+@pytest.mark.parametrize("server", DISCONNECT_SERVERS)
+def test_disconnect_mid_download_closes_iterable(
+    run_server: RunServer, server: ServerFactory
+) -> None:
+    running = run_server(server("tests.apps.wsgi_apps:asgi"))
+    with socket.create_connection(("127.0.0.1", running.port)) as sock:
+        sock.sendall(b"GET /download?mib=0 HTTP/1.1\r\nHost: x\r\n\r\n")
+        received = 0
+        while received < 2 * MiB:
+            received += len(sock.recv(65536))
+    assert wait_for_event(running, "closed:download") == "closed:download"
+    with httpx.Client(base_url=running.url) as c:
+        assert c.get("/").status_code == 200
+
+
+# -- large bodies with bounded memory ------------------------------------------------------
+
+
+class PeakRss:
+    """Samples a process's RSS in a thread; ``peak`` is the largest value seen."""
+
+    def __init__(self, pid: int) -> None:
+        self.process = psutil.Process(pid)
+        self.peak = self.process.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.002):
+            self.peak = max(self.peak, self.process.memory_info().rss)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def body(total: int, chunk: bytes) -> Iterator[bytes]:
+    for _ in range(total // len(chunk)):
+        yield chunk
+
+
+def upload_and_download(c: httpx.Client, size: int) -> None:
+    chunk = bytes(range(256)) * 4096  # 1 MiB
+    response = c.post("/upload", content=body(size, chunk), headers={"Content-Length": str(size)})
+    expected = hashlib.sha256()
+    for _ in range(size // len(chunk)):
+        expected.update(chunk)
+    assert response.json() == {"size": size, "sha256": expected.hexdigest()}
+    received = 0
+    with c.stream("GET", "/download", params={"mib": size // MiB}) as download:
+        for data in download.iter_raw():
+            received += len(data)
+    assert received == size
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize(
+    "server",
+    [
+        pytest.param(uvicorn("h11"), id="uvicorn-h11"),
+        pytest.param(uvicorn("httptools", "uvloop"), id="uvicorn-httptools-uvloop"),
+    ],
+)
+def test_256_mib_each_way_with_bounded_memory(run_server: RunServer, server: ServerFactory) -> None:
+    running = run_server(server("tests.apps.wsgi_apps:asgi"))
+    pid = int(httpx.get(running.url + "/pid").text)
+    with httpx.Client(base_url=running.url, timeout=120) as c:
+        upload_and_download(c, 8 * MiB)  # warm up: imports, thread pool, buffers
+        baseline = psutil.Process(pid).memory_info().rss
+        with PeakRss(pid) as rss:
+            upload_and_download(c, 256 * MiB)
+    growth = rss.peak - baseline
+    print(f"server peak RSS growth for 256 MiB each way: {growth / MiB:.1f} MiB")
+    assert growth < 16 * MiB
+
+
+def test_readme_example_serves_flask(run_server: RunServer) -> None:
+    running = run_server(lambda port: [PYTHON, "examples/legacy_flask.py", "--port", str(port)])
+    with httpx.Client(base_url=running.url) as c:
+        assert "Hello from Flask" in c.get("/").text
+        assert c.post("/echo", content=b"ping" * 10_000).content == b"ping" * 10_000
+        assert c.get("/count").text.split() == [str(n) for n in range(1, 11)]
+    assert f"http://127.0.0.1:{running.port}" in running.stop()
