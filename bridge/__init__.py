@@ -40,7 +40,7 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = (  # noqa: RUF022 - grouped by issue section, so merges do not collide
+__all__ = (
     "BadRequest",
     "__version__",
     # -- adapters: wsgi_to_asgi

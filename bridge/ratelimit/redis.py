@@ -207,14 +207,18 @@ class RedisStore:
         ] = weakref.WeakKeyDictionary()
         self._health = _Health(backoff, failure, _describe(url, client))
 
+    # One immediate retry on a connection error, none on a timeout: after a Redis
+    # restart every pooled connection is stale and fails once, which is no outage;
+    # a timeout already cost its full wait, and the failure policy decides then.
+
     @staticmethod
     def _sync_client(url: str, options: dict[str, Any]) -> redis.Redis:
-        retry = redis.retry.Retry(NoBackoff(), 0)  # the failure policy decides, not retries
+        retry = redis.retry.Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
         return redis.Redis.from_url(url, retry=retry, **options)
 
     @staticmethod
     def _async_client(url: str, options: dict[str, Any]) -> redis.asyncio.Redis:
-        retry = redis.asyncio.retry.Retry(NoBackoff(), 0)
+        retry = redis.asyncio.retry.Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
         return redis.asyncio.Redis.from_url(url, retry=retry, **options)
 
     # -- keys -------------------------------------------------------------------

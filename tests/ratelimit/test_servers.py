@@ -94,4 +94,5 @@ def test_redis_killed_and_restarted_fail_closed(
     output = server.stop()
     # One line per worker process that saw the outage, not one per request.
     assert 1 <= output.count("is unavailable") <= 4, output
-    assert output.count("is back after") == output.count("is unavailable"), output
+    # A worker logs the recovery on its next request (one may have had none since).
+    assert 1 <= output.count("is back after") <= output.count("is unavailable"), output
