@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import re
 
+from bridge.middleware.proxy_headers import ProxyHeaders
 from bridge.ratelimit import ConcurrencyLimit, RateLimit, Rule, header_key
 from bridge.testing import InnerApp, Request, Seen
 
@@ -23,25 +23,11 @@ def not_called(seen: Seen | None) -> None:
     assert seen is None, "the app must not be called for a rejected request"
 
 
-def is_quota_problem(body: bytes) -> None:
-    problem = json.loads(body)
-    assert problem["type"].endswith("#quota-exceeded")
-    assert problem["violated-policies"] == ["2/minute"]
-
-
 REJECTED_TEXT = b"Too Many Requests: retry in 20 seconds.\n"
 
 
-def _problem_step(advance: float = 0.0) -> Step:
-    return Step(
-        advance=advance,
-        status=429,
-        has_headers=[
-            (b"content-type", b"application/problem+json"),
-            (b"retry-after", b"30"),
-            (b"x-ratelimit-remaining", b"0"),
-        ],
-    )
+def proxied(forwarded_for: bytes) -> Request:
+    return Request(client=("10.0.0.1", 40000), headers=[(b"x-forwarded-for", forwarded_for)])
 
 
 CASES = [
@@ -202,6 +188,29 @@ CASES = [
             Step(Request(headers=[(b"x-forwarded-for", b"1.1.1.1")]), status=200),
             Step(Request(headers=[(b"x-forwarded-for", b"2.2.2.2")]), status=429),
             Step(Request(client=("10.9.9.9", 1)), status=200),
+        ],
+    ),
+    Case(
+        # Behind a trusted proxy the key is the client ProxyHeaders resolved, not the proxy.
+        id="ratelimit-behind-proxyheaders-keys-on-the-resolved-client",
+        build=lambda app, clock: ProxyHeaders(
+            RateLimit(app, "1/minute", clock=clock), trusted=["10.0.0.1"], clock=clock
+        ),
+        steps=[
+            Step(proxied(b"203.0.113.7"), status=200),
+            Step(proxied(b"203.0.113.7"), status=429),
+            Step(proxied(b"198.51.100.2"), status=200),
+            # A client prepending a fake hop changes nothing: the proxy appended the real one.
+            Step(proxied(b"1.2.3.4, 203.0.113.7"), status=429),
+            # An untrusted peer's forwarded header is ignored: keyed on the peer itself.
+            Step(
+                Request(client=("192.0.2.50", 1), headers=[(b"x-forwarded-for", b"9.9.9.9")]),
+                status=200,
+            ),
+            Step(
+                Request(client=("192.0.2.50", 1), headers=[(b"x-forwarded-for", b"8.8.8.8")]),
+                status=429,
+            ),
         ],
     ),
     Case(
