@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -135,3 +136,33 @@ async def test_async_paths(redis_url: str) -> None:
 def test_misconfiguration(options: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         RedisStore(**options)  # type: ignore[arg-type]
+
+
+def test_app_clocks_do_not_matter(redis_url: str) -> None:
+    """Two "machines" whose clocks disagree by an hour share one limit exactly."""
+    rates = parse_rates("4/hour")
+    prefix = f"skew:{uuid.uuid4().hex}:"
+    machine_a, machine_b = (
+        RedisStore(redis_url, prefix=prefix),
+        RedisStore(redis_url, prefix=prefix),
+    )
+    try:
+        decisions = [
+            (machine_a if i % 2 else machine_b).check("k", rates, "gcra", 1, 5.0 + (i % 2) * 3600)
+            for i in range(6)
+        ]
+        assert [d.allowed for d in decisions] == [True] * 4 + [False] * 2
+    finally:
+        machine_a.close()
+        machine_b.close()
+
+
+def test_a_dead_workers_slot_comes_back_after_its_lease(redis_url: str) -> None:
+    store = RedisStore(redis_url, prefix=f"lease:{uuid.uuid4().hex}:", lease=0.2)
+    try:
+        assert store.acquire("k", 1, "dead-worker", 0.0)  # never released
+        assert not store.acquire("k", 1, "next", 0.0)
+        time.sleep(0.3)
+        assert store.acquire("k", 1, "next", 0.0)
+    finally:
+        store.close()
