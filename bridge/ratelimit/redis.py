@@ -101,6 +101,12 @@ class _Health:
             self.down_since, self.probing, self.delay = None, False, self.first
         return None if since is None else time.monotonic() - since
 
+    def abandon(self) -> None:
+        """The probe ended without an answer about Redis (cancelled, or a bug)."""
+        if self.probing:
+            with self._lock:
+                self.probing = False
+
     def failed(self, exc: BaseException) -> None:
         now = time.monotonic()
         with self._lock:
@@ -261,6 +267,9 @@ class RedisStore:
                 reply = self._check_script(keys, args)
             except _OUTAGE as exc:
                 self._health.failed(exc)
+            except BaseException:  # a bug or a cancellation: let another caller probe
+                self._health.abandon()
+                raise
             else:
                 self._health.succeeded()
                 return _split_reply(reply, len(rates))
@@ -278,6 +287,9 @@ class RedisStore:
                 )
             except _OUTAGE as exc:
                 self._health.failed(exc)
+            except BaseException:  # a bug or a cancellation: let another caller probe
+                self._health.abandon()
+                raise
             else:
                 self._health.succeeded()
                 return _split_reply(reply, len(rates))
@@ -320,6 +332,9 @@ class RedisStore:
                 reply = self._acquire_script([self._slot_key(key)], [limit, token, self.lease])
             except _OUTAGE as exc:
                 self._health.failed(exc)
+            except BaseException:  # a bug or a cancellation: let another caller probe
+                self._health.abandon()
+                raise
             else:
                 self._health.succeeded()
                 return bool(reply)
@@ -336,6 +351,9 @@ class RedisStore:
                 )
             except _OUTAGE as exc:
                 self._health.failed(exc)
+            except BaseException:  # a bug or a cancellation: let another caller probe
+                self._health.abandon()
+                raise
             else:
                 self._health.succeeded()
                 return bool(reply)

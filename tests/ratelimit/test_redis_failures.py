@@ -124,3 +124,28 @@ async def test_async_outage_and_recovery(own_redis: RedisProcess) -> None:
         assert not verdict.unavailable
     finally:
         await store.aclose()
+
+
+@pytest.mark.anyio
+@pytest.mark.timeout(30)
+async def test_cancelled_probe_lets_the_next_caller_probe(own_redis: RedisProcess) -> None:
+    import anyio
+
+    store = RedisStore(own_redis.url, failure="fail_closed", backoff=(0.01, 0.01))
+    try:
+        assert (await store.check_async("k", RATES, "gcra", 1, 0.0)).allowed
+        own_redis.stop()
+        assert (await store.check_async("k", RATES, "gcra", 1, 0.0)).unavailable
+        own_redis.start()
+        admin = RedisStore(own_redis.url)
+        admin._client.client_pause(300)  # the next probe hangs...
+        admin.close()
+        wait_until_reprobed(store)
+        with anyio.move_on_after(0.05):  # ...and its request is cancelled
+            await store.check_async("k", RATES, "gcra", 1, 0.0)
+        assert not store._health.probing
+        await anyio.sleep(0.35)  # the pause is over
+        verdict = await store.check_async("k", RATES, "gcra", 1, 0.0)
+        assert verdict.allowed
+    finally:
+        await store.aclose()
