@@ -166,22 +166,29 @@ class RateLimit(Middleware):
         self.status = status
         self.dry_run = dry_run
         self._warned_missing_key = False
+        # One rule for every path and method (the common case): no matching per request.
+        only = self.rules[0]
+        self._catch_all = (
+            len(self.rules) == 1 and only.matches_path is None and only.methods is None
+        )
 
     def exchange(self, head: RequestHead, now: float) -> Exchange | None:
-        rule = match_rule(self.rules, head)
+        rules = self.rules
+        rule = rules[0] if self._catch_all else match_rule(rules, head)
         if rule is None or not rule.rates or (self.exempt is not None and self.exempt(head)):
             return None
         raw_key = rule.key(head)
         if raw_key is None:
             self._missing_key(rule)
             return None
-        cost = rule.cost if isinstance(rule.cost, int) else rule.cost(head)
-        if not isinstance(cost, int) or cost < 0:
-            raise ValueError(f"rule {rule.name!r}: cost function returned {cost!r}")
+        cost = rule.cost
+        if not isinstance(cost, int):
+            cost = cost(head)
+            if not isinstance(cost, int) or cost < 0:
+                raise ValueError(f"rule {rule.name!r}: cost function returned {cost!r}")
         key = rule.key_prefix + safe_key(raw_key)
-        return _RateLimitExchange(
-            head, now, self, rule, (key, rule.rates, self.algorithm, cost, now)
-        )
+        kind = _RateLimitExchange if self.headers else _QuietRateLimitExchange
+        return kind(head, now, self, rule, (key, rule.rates, self.algorithm, cost, now))
 
     def _missing_key(self, rule: CompiledRule) -> None:
         if not self._warned_missing_key:
@@ -284,8 +291,10 @@ class _RateLimitExchange(Exchange):
     def request(self) -> Forward | Respond | Generator[Effect[Any], Any, Forward | Respond]:
         store = self.mw.store
         if store.local:
-            self.verdict = store.check(*self.args)
-            return self.mw.decide(self.head, self.rule, self.verdict)
+            verdict = self.verdict = store.check(*self.args)
+            if verdict.allowed and not verdict.unavailable:
+                return Forward(self.head)
+            return self.mw.decide(self.head, self.rule, verdict)
         return self._shared(store)
 
     def _shared(self, store: Store) -> Generator[Effect[Any], Any, Forward | Respond]:
@@ -294,10 +303,18 @@ class _RateLimitExchange(Exchange):
 
     def response(self, head: ResponseHead) -> ResponseHead:
         verdict = self.verdict
-        if verdict is None or not verdict.outcomes or not self.mw.headers:
+        if verdict is None or not verdict.outcomes:
             return head
         fields = self.mw.fields(self.rule, verdict)
         return ResponseHead(head.status, merge_fields(head.headers, fields))
+
+
+class _QuietRateLimitExchange(_RateLimitExchange):
+    """``headers=False``: no response hook at all, so the driver skips it."""
+
+    __slots__ = ()
+
+    response = Exchange.response
 
 
 # -- ConcurrencyLimit -------------------------------------------------------------------

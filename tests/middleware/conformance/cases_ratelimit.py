@@ -222,6 +222,14 @@ CASES = [
         ],
     ),
     Case(
+        id="ratelimit-headers-off",
+        build=lambda app, clock: RateLimit(app, "1/minute", headers=False, clock=clock),
+        steps=[
+            Step(status=200, lacks_headers=FIELDS),
+            Step(status=429, has_headers=[(b"retry-after", b"60")], lacks_headers=FIELDS),
+        ],
+    ),
+    Case(
         id="ratelimit-dry-run-never-rejects",
         build=lambda app, clock: RateLimit(app, "1/minute", dry_run=True, clock=clock),
         steps=[
