@@ -27,6 +27,11 @@ SERVERS: dict[str, Callable[[int], Sequence[str]]] = {
         PYTHON, "-m", "uvicorn", "--workers", "4", "--port", str(port), "--lifespan", "off",
         "--no-access-log", "tests.ratelimit.server_apps:asgi_app",
     ],
+    # trio: RedisStore runs the blocking client in a worker thread.
+    "hypercorn-trio-2-workers": lambda port: [
+        PYTHON, "-m", "hypercorn", "--worker-class", "trio", "--workers", "2",
+        "--bind", f"127.0.0.1:{port}", "tests.ratelimit.server_apps:asgi_app",
+    ],
 }  # fmt: skip
 
 
