@@ -5,6 +5,8 @@ Each public name lives in one module and is re-exported here.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .__about__ import __version__
 from ._translate import BadRequest
 
@@ -27,6 +29,19 @@ from .middleware.security_headers import SecurityHeaders  # isort: skip
 from .buffering import RequestBuffering, RequestBufferingRule, ResponseBuffering  # isort: skip
 
 # -- middleware: rate limiting (bridge.ratelimit)
+from .ratelimit import ConcurrencyLimit, MemoryStore, RateLimit  # isort: skip
+
+if TYPE_CHECKING:  # RedisStore needs the "redis" extra: imported on first use, see below
+    from .ratelimit.redis import RedisStore
+
+
+def __getattr__(name: str) -> object:
+    if name == "RedisStore":
+        from .ratelimit.redis import RedisStore
+
+        return RedisStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = (
     "BadRequest",
@@ -51,4 +66,8 @@ __all__ = (
     "RequestBufferingRule",
     "ResponseBuffering",
     # -- middleware: rate limiting
+    "ConcurrencyLimit",
+    "MemoryStore",
+    "RateLimit",
+    "RedisStore",
 )
