@@ -11,6 +11,7 @@ from ._translate import BadRequest
 # -- adapters: WSGI app under an ASGI server (bridge.wsgi_to_asgi)
 
 # -- adapters: ASGI app under a WSGI server (bridge.asgi_to_wsgi)
+from .asgi_to_wsgi import AsgiToWsgi, ClientDisconnected  # isort: skip
 
 # -- sync <-> async helpers (bridge.sync)
 
@@ -20,11 +21,13 @@ from ._translate import BadRequest
 
 # -- middleware: rate limiting (bridge.ratelimit)
 
-__all__ = (
+__all__ = (  # noqa: RUF022 - one section per issue, see the comments
     "BadRequest",
     "__version__",
     # -- adapters: wsgi_to_asgi
     # -- adapters: asgi_to_wsgi
+    "AsgiToWsgi",
+    "ClientDisconnected",
     # -- sync helpers
     # -- middleware: core and headers
     # -- middleware: buffering
