@@ -14,7 +14,7 @@ from ._translate import BadRequest
 from .wsgi_to_asgi import ClientDisconnected, WsgiToAsgi
 
 # -- adapters: ASGI app under a WSGI server (bridge.asgi_to_wsgi)
-from .asgi_to_wsgi import AsgiToWsgi, ClientDisconnected  # isort: skip
+from .asgi_to_wsgi import AsgiToWsgi  # isort: skip
 
 # -- sync <-> async helpers (bridge.sync)
 from .sync import ThreadSensitiveContext, async_to_sync, sync_to_async  # isort: skip
@@ -44,7 +44,7 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = (  # noqa: RUF022 - one section per issue, see the comments
+__all__ = (
     "BadRequest",
     "__version__",
     # -- adapters: wsgi_to_asgi
@@ -52,7 +52,6 @@ __all__ = (  # noqa: RUF022 - one section per issue, see the comments
     "WsgiToAsgi",
     # -- adapters: asgi_to_wsgi
     "AsgiToWsgi",
-    "ClientDisconnected",
     # -- sync helpers
     "ThreadSensitiveContext",
     "async_to_sync",

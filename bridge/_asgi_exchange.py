@@ -42,6 +42,7 @@ from asgiref.typing import ASGI3Application, HTTPScope
 from ._asgi_response import error_body, status_line, wsgi_headers
 from ._loop_handle import LoopHandle
 from ._types import Environ, StartResponse, WsgiHeaders
+from ._wsgi_input import ClientDisconnected
 
 __all__ = ("ClientDisconnected", "Exchange", "Options")
 
@@ -50,10 +51,6 @@ logger: Final = logging.getLogger("bridge.asgi_to_wsgi")
 READ, HEAD, BODY, PATHSEND, FAILED, ENDED = range(6)
 _DISCONNECT: Final = {"type": "http.disconnect"}
 _ENDED_EVENT: Final[tuple[int, Any]] = (ENDED, None)
-
-
-class ClientDisconnected(OSError):
-    """Raised by ``send()`` once the WSGI server has closed the response (ASGI HTTP 2.4)."""
 
 
 @dataclass(frozen=True, slots=True)
