@@ -130,7 +130,8 @@ def memory_child(adapter: str, direction: str) -> None:
     app = apps.ADAPTERS[adapter](wsgi)
     process = psutil.Process()
     body = [b"u" * 65536] * (200 * 16) if direction == "upload" else None
-    asyncio.run(one_request(app, [b"u" * 65536] * 16 if body else None))  # warm up
+    warm_up = apps.ADAPTERS[adapter](apps.echo)  # threads, imports, allocator arenas
+    asyncio.run(one_request(warm_up, [b"u" * 65536] * 16))
     baseline = process.memory_info().rss
     writes = process.io_counters().write_bytes
     peak = baseline

@@ -227,6 +227,7 @@ class _Exchange:
         self.responses = HandoffQueue[Message](adapter.buffer_size, _body_size)
         self.watching = False
         self.queue_in_use = False
+        self.sender_started = False
 
     def _describe(self) -> str:
         return f"{self.scope.get('method', '?')} {self.scope.get('path', '?')}"
@@ -321,8 +322,12 @@ class _Exchange:
             if run.streaming:  # resuming a response that already started
                 run.state.emit = self.responses.put_from_thread
                 self.queue_in_use = True
+                self.sender_started = True
                 tg.start_soon(self._send_stream)
             await self._call_app(work)
+            if run.streaming and not self.sender_started:
+                self.sender_started = True
+                await self._send_stream()
             if not run.streaming:
                 await self._send_or_log(self.pending)
                 if self.watching:
@@ -371,6 +376,12 @@ class _Exchange:
         responses.call_soon(self._spawn_sender)
 
     def _spawn_sender(self) -> None:
+        # On the loop. When the thread has already finished the response (a short
+        # generator, e.g. most Flask responses), the handler sends it inline once the
+        # thread call returns, which saves a task.
+        if self.sender_started or self.responses.finished:
+            return
+        self.sender_started = True
         self.tg.start_soon(self._send_stream)
 
     def _abort_queues(self, reason: str) -> None:
