@@ -227,7 +227,13 @@ def loopback(rounds: int, seconds: int, connections: int) -> dict[str, float]:
         shift = round_number % len(names)
         for name in names[shift:] + names[:shift]:
             port = free_port()
-            proc = subprocess.Popen(server_argv(name, port), cwd=root, env=env)
+            proc = subprocess.Popen(
+                server_argv(name, port),
+                cwd=root,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,  # asgiref's adapter logs a traceback per failure
+            )
             try:
                 wait_for(port)
                 wrk(port, 1, connections)  # warm up
