@@ -5,6 +5,7 @@ and the plain WSGI apps of ``tests.apps.wsgi_apps`` (all behind ``wsgiref.valida
 from __future__ import annotations
 
 import hashlib
+import json
 import socket
 import threading
 import time
@@ -257,3 +258,48 @@ def test_readme_example_serves_flask(run_server: RunServer) -> None:
         assert c.post("/echo", content=b"ping" * 10_000).content == b"ping" * 10_000
         assert c.get("/count").text.split() == [str(n) for n in range(1, 11)]
     assert f"http://127.0.0.1:{running.port}" in running.stop()
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_non_ascii_and_percent_encoded_targets(
+    run_server: RunServer, server: ServerFactory
+) -> None:
+    running = run_server(server("tests.apps.wsgi_apps:asgi"))
+    with socket.create_connection(("127.0.0.1", running.port)) as sock:
+        sock.sendall(
+            b"GET /environ/caf%C3%A9/a%20b/%FF?q=%C3%A9&r=%FF HTTP/1.1\r\n"
+            b"Host: x\r\nX-Dup: 1\r\nX-Dup: 2\r\nX_Spoof: 1\r\nConnection: close\r\n\r\n"
+        )
+        response = b""
+        while chunk := sock.recv(65536):
+            response += chunk
+    head, _, body = response.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head
+    if b"chunked" in head.lower():
+        body = b"".join(body.split(b"\r\n")[1::2])
+    env = json.loads(body)
+    assert env["PATH_INFO"].encode("latin-1").startswith("/environ/café/a b/".encode())
+    assert env["QUERY_STRING"] == "q=%C3%A9&r=%FF"
+    assert env["REQUEST_URI"].startswith("/environ/caf%C3%A9/a%20b/%FF?")
+    assert env["HTTP_X_DUP"] == "1, 2"
+    assert "HTTP_X_SPOOF" not in env
+
+
+@pytest.mark.parametrize(
+    "server",
+    [
+        pytest.param(hypercorn("asyncio"), id="hypercorn-asyncio"),
+        pytest.param(hypercorn("trio"), id="hypercorn-trio"),
+    ],
+)
+def test_websocket_is_refused_cleanly(run_server: RunServer, server: ServerFactory) -> None:
+    running = run_server(server("tests.apps.wsgi_apps:asgi"))
+    with socket.create_connection(("127.0.0.1", running.port)) as sock:
+        sock.sendall(
+            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        status_line = sock.recv(65536).split(b"\r\n", 1)[0]
+    assert status_line.startswith(b"HTTP/1.1 403"), status_line
+    with httpx.Client(base_url=running.url) as c:
+        assert c.get("/").status_code == 200
