@@ -224,7 +224,8 @@ class _Exchange:
         self.context = contextvars.copy_context()
         self.pending: list[Message] = []
         self.requests: HandoffQueue[bytes] | None = None
-        self.responses = HandoffQueue[Message](adapter.buffer_size, _body_size)
+        # Created with the task group: a response collected in memory never needs it.
+        self.responses: HandoffQueue[Message] | None = None
         self.watching = False
         self.queue_in_use = False
         self.sender_started = False
@@ -279,11 +280,17 @@ class _Exchange:
         await self._send_or_log(self.pending)
 
     async def _send_or_log(self, messages: list[Message]) -> bool:
-        """Send ``messages``; False (after one log line) when the client is gone."""
+        """Send ``messages``; False (after one log line) when the client is gone.
+
+        ``send()`` raising anything but ``OSError`` is the server's bug: it is logged
+        the same way and re-raised to the server.
+        """
         try:
             await _send_batch(self.send, messages)
-        except OSError as exc:
-            logger.info("%s: client disconnected: send() raised %r", self._describe(), exc)
+        except Exception as exc:
+            logger.info("%s: send() raised %r; response abandoned", self._describe(), exc)
+            if not isinstance(exc, OSError):
+                raise
             return False
         return True
 
@@ -314,6 +321,7 @@ class _Exchange:
                     await to_thread.run_sync(self.context.run, run.close, limiter=self.limiter)
 
     async def _run_in_task_group(self, run: AppRun, work: Callable[[], Outcome]) -> None:
+        self.responses = HandoffQueue[Message](self.adapter.buffer_size, _body_size)
         async with anyio.create_task_group() as tg:
             self.tg = tg
             if self.requests is not None:
@@ -349,7 +357,7 @@ class _Exchange:
         try:
             return work()
         finally:
-            if self.queue_in_use:
+            if self.queue_in_use and self.responses is not None:
                 self.responses.finish()
 
     def _flush_from_thread(self) -> None:
@@ -368,6 +376,8 @@ class _Exchange:
         in memory, and the loop sends it after the thread returns.
         """
         responses = self.responses
+        if responses is None:
+            raise RuntimeError("streaming in place needs the task group's queue")
         state.emit = responses.put_from_thread
         self.queue_in_use = True
         for message in self.pending:
@@ -379,14 +389,16 @@ class _Exchange:
         # On the loop. When the thread has already finished the response (a short
         # generator, e.g. most Flask responses), the handler sends it inline once the
         # thread call returns, which saves a task.
-        if self.sender_started or self.responses.finished:
+        if self.sender_started or self.responses is None or self.responses.finished:
             return
         self.sender_started = True
         self.tg.start_soon(self._send_stream)
 
-    def _abort_queues(self, reason: str) -> None:
-        gone = ClientDisconnected(reason)
-        self.responses.abort(gone)
+    def _abort_queues(self, reason: str | ClientDisconnected) -> None:
+        """Fail both queues: the thread gets ``ClientDisconnected`` at its next use."""
+        gone = reason if isinstance(reason, ClientDisconnected) else ClientDisconnected(reason)
+        if self.responses is not None:
+            self.responses.abort(gone)
         if self.requests is not None:
             self.requests.abort(gone)
 
@@ -400,6 +412,8 @@ class _Exchange:
         needs no watcher task at all.
         """
         responses = self.responses
+        if responses is None:
+            raise RuntimeError("the sender runs only with the task group's queue")
         try:
             while True:
                 batch = responses.get_ready()
@@ -424,7 +438,7 @@ class _Exchange:
             logger.info("%s: send() raised %r; response abandoned", self._describe(), exc)
             gone = ClientDisconnected(f"send() raised {exc!r}")
             gone.already_logged = True
-            self.responses.abort(gone)
+            self._abort_queues(gone)
             if not isinstance(exc, OSError):
                 self.send_error = exc
             raise gone from None

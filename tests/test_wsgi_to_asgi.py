@@ -474,7 +474,9 @@ async def test_client_disconnect_mid_download_closes_iterable() -> None:
 
 
 @pytest.mark.parametrize("error", [OSError("connection reset"), RuntimeError("server bug")])
-async def test_send_raising_releases_the_thread(error: Exception) -> None:
+async def test_send_raising_releases_the_thread(
+    error: Exception, caplog: pytest.LogCaptureFixture
+) -> None:
     tracked = Tracked([b"x" * 65536] * 10_000)
 
     async def on_send(message: Message) -> None:
@@ -489,6 +491,9 @@ async def test_send_raising_releases_the_thread(error: Exception) -> None:
             await drive(app_returning(tracked), exchange)
     assert tracked.closed.is_set()
     assert tracked.produced < 100
+    records = bridge_records(caplog)
+    assert len(records) == 1, [r.getMessage() for r in records]
+    assert "send() raised" in records[0].getMessage()
 
 
 async def test_send_raising_on_fast_path() -> None:
