@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-Each ``http`` request is one :class:`_Exchange`, and costs ONE worker-thread
+Each ``http`` request is one :class:`Exchange`, and costs ONE worker-thread
 hand-off. The event loop reads the first body message before anything else;
 then one thread call runs the app and its whole iteration (``AppRun.begin``).
 
@@ -30,7 +30,7 @@ Invariants:
   iterable and returns before this coroutine does (all tasks live in one task
   group around the thread call).
 * One request never sees another's state: everything per-request lives on the
-  ``_Exchange`` and ``AppRun`` objects, and the thread runs the app in a copy of
+  ``Exchange`` and ``AppRun`` objects, and the thread runs the app in a copy of
   the caller's contextvars context (one copy for the whole request).
 """
 
