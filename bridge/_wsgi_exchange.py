@@ -315,6 +315,7 @@ class Exchange:
         responses = self.responses
         if responses is None:
             raise RuntimeError("the sender runs only with the task group's queue")
+        complete = False
         try:
             while True:
                 batch = responses.get_ready()
@@ -324,13 +325,16 @@ class Exchange:
                         self.tg.start_soon(self._watch_client)
                     batch = await responses.get_all()
                 if not batch:
+                    complete = True  # the thread finished the queue: nothing to release
                     return
                 await self._send_streamed(batch)
         except ClientDisconnected:
             return
         finally:
-            self._abort_queues("the response was abandoned by the server")
-            self.tg.cancel_scope.cancel()  # stops the watcher
+            if not complete:
+                self._abort_queues("the response was abandoned by the server")
+            if self.watching:
+                self.tg.cancel_scope.cancel()  # stops the watcher (cancel() is not cheap)
 
     async def _send_streamed(self, batch: list[Message]) -> None:
         try:
