@@ -308,9 +308,9 @@ class Exchange:
     async def _send_stream(self) -> None:
         """Send what the thread queues, until the end of the response.
 
-        The disconnect watcher starts lazily, when the loop has to wait for the thread:
-        a short generator that the thread finishes in one go (most Flask responses)
-        needs no watcher task at all.
+        The disconnect watcher starts lazily, once the response outlasts one batch: a
+        short generator that the thread finishes in one go (most Flask responses) needs
+        no watcher task at all.
         """
         responses = self.responses
         if responses is None:
@@ -320,14 +320,16 @@ class Exchange:
             while True:
                 batch = responses.get_ready()
                 if batch is None:
-                    if not self.watching:
-                        self.watching = True
-                        self.tg.start_soon(self._watch_client)
+                    self._start_watching()
                     batch = await responses.get_all()
                 if not batch:
                     complete = True  # the thread finished the queue: nothing to release
                     return
                 await self._send_streamed(batch)
+                if not responses.finished:
+                    # Some servers (uvicorn) drop sends to a gone client silently: only
+                    # receive() tells, so a stream that goes on needs the watcher.
+                    self._start_watching()
         except ClientDisconnected:
             return
         finally:
@@ -335,6 +337,11 @@ class Exchange:
                 self._abort_queues("the response was abandoned by the server")
             if self.watching:
                 self.tg.cancel_scope.cancel()  # stops the watcher (cancel() is not cheap)
+
+    def _start_watching(self) -> None:
+        if not self.watching:
+            self.watching = True
+            self.tg.start_soon(self._watch_client)
 
     async def _send_streamed(self, batch: list[Message]) -> None:
         try:

@@ -170,16 +170,22 @@ def test_disconnect_mid_upload_raises_in_the_app(
         assert c.get("/").status_code == 200
 
 
+@pytest.mark.parametrize("slow_reader", [False, True], ids=["fast-reader", "slow-reader"])
 @pytest.mark.parametrize("server", DISCONNECT_SERVERS)
 def test_disconnect_mid_download_closes_iterable(
-    run_server: RunServer, server: ServerFactory
+    run_server: RunServer, server: ServerFactory, slow_reader: bool
 ) -> None:
+    """An endless response stops and is closed when the client goes, also after the
+    client has been slow (backpressure: the queue was full, the loop never idle)."""
     running = run_server(server("tests.apps.wsgi_apps:asgi"))
     with socket.create_connection(("127.0.0.1", running.port)) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
         sock.sendall(b"GET /download?mib=0 HTTP/1.1\r\nHost: x\r\n\r\n")
         received = 0
         while received < 2 * MiB:
             received += len(sock.recv(65536))
+            if slow_reader:
+                time.sleep(0.002)  # pacing only; nothing asserts on time
     assert wait_for_event(running, "closed:download") == "closed:download"
     with httpx.Client(base_url=running.url) as c:
         assert c.get("/").status_code == 200
