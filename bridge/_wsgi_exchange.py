@@ -165,6 +165,8 @@ class Exchange:
             multiprocess=adapter.multiprocess,
             file_wrapper=FileWrapper,
         )
+        if not adapter.allow_underscores_in_headers:
+            self._log_dropped_headers()
         length = environ.get("CONTENT_LENGTH")
         more = self.requests.get_from_thread if self.requests is not None else None
         environ["wsgi.input"] = WsgiInput(body, more, int(length) if length else None)
@@ -174,6 +176,17 @@ class Exchange:
         run = AppRun(adapter.app, environ, state, pathsend=pathsend)
         run.start_streaming = partial(self._start_streaming, state)
         return run
+
+    def _log_dropped_headers(self) -> None:
+        dropped = [name for name, _ in self.scope["headers"] if b"_" in name]
+        if dropped:
+            names = ", ".join(repr(name.decode("latin-1")) for name in dropped[:5])
+            logger.info(
+                "%s: dropped request header(s) %s: names with '_' could spoof '-' headers "
+                "in the environ (allow_underscores_in_headers=True keeps them)",
+                self._describe(),
+                names,
+            )
 
     async def _send_plain_error(self, status: int) -> None:
         state = ResponseState(self.pending.append, head_request=False)

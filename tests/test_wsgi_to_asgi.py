@@ -156,7 +156,7 @@ async def test_duplicate_headers_joined_when_allowed() -> None:
     assert json.loads(exchange.body)["HTTP_X_DUP"] == ", ".join(["v"] * 10_000)
 
 
-async def test_underscore_headers_configurable() -> None:
+async def test_underscore_headers_configurable(caplog: pytest.LogCaptureFixture) -> None:
     headers = [(b"x_user", b"mallory")]
     dropped = json.loads(
         (await drive(wsgi_apps.router, scope=http_scope("/environ", headers=headers))).body
@@ -168,6 +168,9 @@ async def test_underscore_headers_configurable() -> None:
         allow_underscores_in_headers=True,
     )
     assert json.loads(kept.body)["HTTP_X_USER"] == "mallory"
+    records = bridge_records(caplog)
+    assert len(records) == 1  # the dropped header, once; none when they are allowed
+    assert "'x_user'" in records[0].getMessage()
 
 
 async def test_contextvars_reach_the_thread() -> None:
