@@ -242,6 +242,7 @@ def upload_and_download(c: httpx.Client, size: int) -> None:
     [
         pytest.param(uvicorn("h11"), id="uvicorn-h11"),
         pytest.param(uvicorn("httptools", "uvloop"), id="uvicorn-httptools-uvloop"),
+        pytest.param(hypercorn("trio"), id="hypercorn-trio"),
     ],
 )
 def test_256_mib_each_way_with_bounded_memory(run_server: RunServer, server: ServerFactory) -> None:
@@ -254,7 +255,7 @@ def test_256_mib_each_way_with_bounded_memory(run_server: RunServer, server: Ser
             upload_and_download(c, 256 * MiB)
     growth = rss.peak - baseline
     print(f"server peak RSS growth for 256 MiB each way: {growth / MiB:.1f} MiB")
-    assert growth < 16 * MiB
+    assert growth < 8 * MiB  # measured: 1.1-1.5 MiB
 
 
 def test_readme_example_serves_flask(run_server: RunServer) -> None:
