@@ -2,21 +2,26 @@
 
 Theory of operation
 -------------------
-Each ``http`` request is one :class:`Exchange`, and costs ONE worker-thread
-hand-off. The event loop reads the first body message before anything else;
-then one thread call runs the app and its whole iteration (``AppRun.begin``).
+Each ``http`` request is one :class:`Exchange`. The event loop reads the first
+body message before anything else; then one thread call runs the app and its
+iteration (``AppRun.begin``).
 
 * A list or tuple response (and any error page) is collected in memory, where
-  it already was, and the loop sends it after the thread returns.
-* Any other iterable, and ``write()``, switch the response to streaming at the
-  first non-empty chunk: from then on the thread puts messages into a bounded
-  :class:`~bridge._handoff.HandoffQueue` and a sender task, spawned on the
-  loop by a non-blocking callback from the thread, transmits each batch while
-  the app produces the next (PEP 3333 forbids holding a chunk back).
+  it already was, and the loop sends it after the thread returns: one thread
+  hand-off, no task group, no other task.
+* Any other iterable, and ``write()``, make the response stream at the first
+  non-empty chunk (PEP 3333 forbids holding a chunk back while the app produces
+  the next). When the adapter expects that (its app streamed before), the
+  exchange runs inside a task group from the start: the thread goes on putting
+  messages into a bounded :class:`~bridge._handoff.HandoffQueue`, and a sender
+  task, spawned by a non-blocking loop callback from the thread, transmits each
+  batch while the app produces the next (if the thread finished first, the
+  handler sends inline instead). When it does not expect it, the thread returns
+  at the first chunk, the loop sends it, a second thread call goes on inside a
+  task group, and the adapter remembers for next time.
 * A request body that is still arriving is fed to ``wsgi.input`` through a
-  second bounded queue by a loop task, which then watches for a disconnect.
-  For a streamed response the disconnect watcher starts lazily, when the sender
-  has to wait for the thread.
+  second bounded queue by a loop task, which then watches ``receive()`` for a
+  disconnect. A streamed response starts that watcher once it outlasts a batch.
 
 Memory stays bounded in both directions, and a slow client slows the app
 (backpressure) instead of growing a buffer.
@@ -27,8 +32,8 @@ Invariants:
   of the exchange aborts both queues when it is cancelled or sees the client go
   away, and a failing ``send()`` aborts them too; the thread then gets
   :class:`ClientDisconnected` at its next queue operation, closes the app's
-  iterable and returns before this coroutine does (all tasks live in one task
-  group around the thread call).
+  iterable and returns before this coroutine does (all tasks of an exchange
+  live in one task group around the thread call).
 * One request never sees another's state: everything per-request lives on the
   ``Exchange`` and ``AppRun`` objects, and the thread runs the app in a copy of
   the caller's contextvars context (one copy for the whole request).
