@@ -750,3 +750,19 @@ async def test_client_gone_before_request(caplog: pytest.LogCaptureFixture) -> N
     exchange = await drive(wsgi_apps.hello, Exchange([{"type": "http.disconnect"}]))
     assert exchange.sent == []
     assert len(bridge_records(caplog)) == 1
+
+
+async def test_adapter_learns_whether_its_app_streams() -> None:
+    streamed = True
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return iter([b"a", b"b"]) if streamed else [b"ab"]
+
+    # No validator: it wraps every response in an iterator, so a list would stream.
+    adapter = WsgiToAsgi(app)
+    for expect_after, streamed in ((True, True), (True, True), (False, False), (False, False)):  # noqa: B007 - app reads it
+        exchange = Exchange()
+        await adapter(http_scope(), exchange.receive, exchange.send)
+        assert (exchange.body, exchange.complete) == (b"ab", True)
+        assert adapter._expect_streaming is expect_after
