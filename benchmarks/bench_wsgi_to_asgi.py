@@ -130,7 +130,8 @@ def memory_child(adapter: str, direction: str) -> None:
     app = apps.ADAPTERS[adapter](wsgi)
     process = psutil.Process()
     body = [b"u" * 65536] * (200 * 16) if direction == "upload" else None
-    asyncio.run(one_request(app, [b"u" * 65536] * 16 if body else None))  # warm up
+    warm_up = apps.ADAPTERS[adapter](apps.echo)  # threads, imports, allocator arenas
+    asyncio.run(one_request(warm_up, [b"u" * 65536] * 16))
     baseline = process.memory_info().rss
     writes = process.io_counters().write_bytes
     peak = baseline
@@ -226,7 +227,13 @@ def loopback(rounds: int, seconds: int, connections: int) -> dict[str, float]:
         shift = round_number % len(names)
         for name in names[shift:] + names[:shift]:
             port = free_port()
-            proc = subprocess.Popen(server_argv(name, port), cwd=root, env=env)
+            proc = subprocess.Popen(
+                server_argv(name, port),
+                cwd=root,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,  # asgiref's adapter logs a traceback per failure
+            )
             try:
                 wait_for(port)
                 wrk(port, 1, connections)  # warm up

@@ -77,6 +77,11 @@ class HandoffQueue(Generic[T]):
 
     # -- both sides ------------------------------------------------------------
 
+    @property
+    def finished(self) -> bool:
+        """Whether :meth:`finish` has been called (items may still be queued)."""
+        return self._finished
+
     def call_soon(self, func: Callable[[], object]) -> None:
         """Run ``func`` on the loop soon; never blocks, callable from any thread.
 

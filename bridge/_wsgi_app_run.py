@@ -2,15 +2,18 @@
 
 Theory of operation
 -------------------
-:class:`AppRun` runs in one worker-thread call. :meth:`AppRun.begin` calls the
-app and iterates its response into the :class:`ResponseState`, whose ``emit``
+:class:`AppRun` runs in worker threads. :meth:`AppRun.begin` calls the app
+and iterates its response into the :class:`ResponseState`, whose ``emit``
 first collects messages in memory. A list or tuple response is complete in
 memory anyway, so it is collected whole and the event loop sends it after the
 thread returns: one thread hand-off per request. Any other iterable (and any
-``write()``) calls :attr:`AppRun.start_streaming` once the first non-empty chunk
-is out: the driver then moves the response to a bounded queue drained by a
-sender on the loop, because PEP 3333 forbids holding a chunk back while the app
-produces the next one.
+``write()``) must stream from its first non-empty chunk on, because PEP 3333
+forbids holding a chunk back while the app produces the next one. Streaming
+happens in place (:attr:`AppRun.start_streaming` moves the response to a
+bounded queue the loop drains while this thread goes on) when the driver can
+take it; otherwise :meth:`AppRun.begin` returns ``STREAMING`` and
+:meth:`AppRun.resume` goes on in a later thread call, and ``write()``
+transmits through :attr:`AppRun.flush` before it returns.
 
 Invariants:
 

@@ -156,7 +156,7 @@ async def test_duplicate_headers_joined_when_allowed() -> None:
     assert json.loads(exchange.body)["HTTP_X_DUP"] == ", ".join(["v"] * 10_000)
 
 
-async def test_underscore_headers_configurable() -> None:
+async def test_underscore_headers_configurable(caplog: pytest.LogCaptureFixture) -> None:
     headers = [(b"x_user", b"mallory")]
     dropped = json.loads(
         (await drive(wsgi_apps.router, scope=http_scope("/environ", headers=headers))).body
@@ -168,6 +168,9 @@ async def test_underscore_headers_configurable() -> None:
         allow_underscores_in_headers=True,
     )
     assert json.loads(kept.body)["HTTP_X_USER"] == "mallory"
+    records = bridge_records(caplog)
+    assert len(records) == 1  # the dropped header, once; none when they are allowed
+    assert "'x_user'" in records[0].getMessage()
 
 
 async def test_contextvars_reach_the_thread() -> None:
@@ -474,7 +477,9 @@ async def test_client_disconnect_mid_download_closes_iterable() -> None:
 
 
 @pytest.mark.parametrize("error", [OSError("connection reset"), RuntimeError("server bug")])
-async def test_send_raising_releases_the_thread(error: Exception) -> None:
+async def test_send_raising_releases_the_thread(
+    error: Exception, caplog: pytest.LogCaptureFixture
+) -> None:
     tracked = Tracked([b"x" * 65536] * 10_000)
 
     async def on_send(message: Message) -> None:
@@ -489,6 +494,9 @@ async def test_send_raising_releases_the_thread(error: Exception) -> None:
             await drive(app_returning(tracked), exchange)
     assert tracked.closed.is_set()
     assert tracked.produced < 100
+    records = bridge_records(caplog)
+    assert len(records) == 1, [r.getMessage() for r in records]
+    assert "send() raised" in records[0].getMessage()
 
 
 async def test_send_raising_on_fast_path() -> None:
@@ -742,3 +750,19 @@ async def test_client_gone_before_request(caplog: pytest.LogCaptureFixture) -> N
     exchange = await drive(wsgi_apps.hello, Exchange([{"type": "http.disconnect"}]))
     assert exchange.sent == []
     assert len(bridge_records(caplog)) == 1
+
+
+async def test_adapter_learns_whether_its_app_streams() -> None:
+    streamed = True
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return iter([b"a", b"b"]) if streamed else [b"ab"]
+
+    # No validator: it wraps every response in an iterator, so a list would stream.
+    adapter = WsgiToAsgi(app)
+    for expect_after, streamed in ((True, True), (True, True), (False, False), (False, False)):  # noqa: B007 - app reads it
+        exchange = Exchange()
+        await adapter(http_scope(), exchange.receive, exchange.send)
+        assert (exchange.body, exchange.complete) == (b"ab", True)
+        assert adapter._expect_streaming is expect_after

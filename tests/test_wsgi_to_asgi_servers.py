@@ -5,6 +5,7 @@ and the plain WSGI apps of ``tests.apps.wsgi_apps`` (all behind ``wsgiref.valida
 from __future__ import annotations
 
 import hashlib
+import json
 import socket
 import threading
 import time
@@ -169,16 +170,22 @@ def test_disconnect_mid_upload_raises_in_the_app(
         assert c.get("/").status_code == 200
 
 
+@pytest.mark.parametrize("slow_reader", [False, True], ids=["fast-reader", "slow-reader"])
 @pytest.mark.parametrize("server", DISCONNECT_SERVERS)
 def test_disconnect_mid_download_closes_iterable(
-    run_server: RunServer, server: ServerFactory
+    run_server: RunServer, server: ServerFactory, slow_reader: bool
 ) -> None:
+    """An endless response stops and is closed when the client goes, also after the
+    client has been slow (backpressure: the queue was full, the loop never idle)."""
     running = run_server(server("tests.apps.wsgi_apps:asgi"))
     with socket.create_connection(("127.0.0.1", running.port)) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
         sock.sendall(b"GET /download?mib=0 HTTP/1.1\r\nHost: x\r\n\r\n")
         received = 0
         while received < 2 * MiB:
             received += len(sock.recv(65536))
+            if slow_reader:
+                time.sleep(0.002)  # pacing only; nothing asserts on time
     assert wait_for_event(running, "closed:download") == "closed:download"
     with httpx.Client(base_url=running.url) as c:
         assert c.get("/").status_code == 200
@@ -235,6 +242,7 @@ def upload_and_download(c: httpx.Client, size: int) -> None:
     [
         pytest.param(uvicorn("h11"), id="uvicorn-h11"),
         pytest.param(uvicorn("httptools", "uvloop"), id="uvicorn-httptools-uvloop"),
+        pytest.param(hypercorn("trio"), id="hypercorn-trio"),
     ],
 )
 def test_256_mib_each_way_with_bounded_memory(run_server: RunServer, server: ServerFactory) -> None:
@@ -247,7 +255,7 @@ def test_256_mib_each_way_with_bounded_memory(run_server: RunServer, server: Ser
             upload_and_download(c, 256 * MiB)
     growth = rss.peak - baseline
     print(f"server peak RSS growth for 256 MiB each way: {growth / MiB:.1f} MiB")
-    assert growth < 16 * MiB
+    assert growth < 8 * MiB  # measured: 1.1-1.5 MiB
 
 
 def test_readme_example_serves_flask(run_server: RunServer) -> None:
@@ -257,3 +265,48 @@ def test_readme_example_serves_flask(run_server: RunServer) -> None:
         assert c.post("/echo", content=b"ping" * 10_000).content == b"ping" * 10_000
         assert c.get("/count").text.split() == [str(n) for n in range(1, 11)]
     assert f"http://127.0.0.1:{running.port}" in running.stop()
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_non_ascii_and_percent_encoded_targets(
+    run_server: RunServer, server: ServerFactory
+) -> None:
+    running = run_server(server("tests.apps.wsgi_apps:asgi"))
+    with socket.create_connection(("127.0.0.1", running.port)) as sock:
+        sock.sendall(
+            b"GET /environ/caf%C3%A9/a%20b/%FF?q=%C3%A9&r=%FF HTTP/1.1\r\n"
+            b"Host: x\r\nX-Dup: 1\r\nX-Dup: 2\r\nX_Spoof: 1\r\nConnection: close\r\n\r\n"
+        )
+        response = b""
+        while chunk := sock.recv(65536):
+            response += chunk
+    head, _, body = response.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head
+    if b"chunked" in head.lower():
+        body = b"".join(body.split(b"\r\n")[1::2])
+    env = json.loads(body)
+    assert env["PATH_INFO"].encode("latin-1").startswith("/environ/café/a b/".encode())
+    assert env["QUERY_STRING"] == "q=%C3%A9&r=%FF"
+    assert env["REQUEST_URI"].startswith("/environ/caf%C3%A9/a%20b/%FF?")
+    assert env["HTTP_X_DUP"] == "1, 2"
+    assert "HTTP_X_SPOOF" not in env
+
+
+@pytest.mark.parametrize(
+    "server",
+    [
+        pytest.param(hypercorn("asyncio"), id="hypercorn-asyncio"),
+        pytest.param(hypercorn("trio"), id="hypercorn-trio"),
+    ],
+)
+def test_websocket_is_refused_cleanly(run_server: RunServer, server: ServerFactory) -> None:
+    running = run_server(server("tests.apps.wsgi_apps:asgi"))
+    with socket.create_connection(("127.0.0.1", running.port)) as sock:
+        sock.sendall(
+            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        status_line = sock.recv(65536).split(b"\r\n", 1)[0]
+    assert status_line.startswith(b"HTTP/1.1 403"), status_line
+    with httpx.Client(base_url=running.url) as c:
+        assert c.get("/").status_code == 200

@@ -142,7 +142,8 @@ ROUTES = {
 
 
 def router(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-    app = ROUTES.get(environ["PATH_INFO"])
+    path = environ["PATH_INFO"]
+    app = ROUTES.get(path) or (environ_dump if path.startswith("/environ/") else None)
     if app is None:
         start_response("404 Not Found", [("Content-Type", "text/plain")])
         return [b"not found"]

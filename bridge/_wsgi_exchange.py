@@ -1,0 +1,406 @@
+"""One HTTP exchange of :class:`bridge.WsgiToAsgi`: the event-loop side.
+
+Theory of operation
+-------------------
+Each ``http`` request is one :class:`Exchange`. The event loop reads the first
+body message before anything else; then one thread call runs the app and its
+iteration (``AppRun.begin``).
+
+* A list or tuple response (and any error page) is collected in memory, where
+  it already was, and the loop sends it after the thread returns: one thread
+  hand-off, no task group, no other task.
+* Any other iterable, and ``write()``, make the response stream at the first
+  non-empty chunk (PEP 3333 forbids holding a chunk back while the app produces
+  the next). When the adapter expects that (its app streamed before), the
+  exchange runs inside a task group from the start: the thread goes on putting
+  messages into a bounded :class:`~bridge._handoff.HandoffQueue`, and a sender
+  task, spawned by a non-blocking loop callback from the thread, transmits each
+  batch while the app produces the next (if the thread finished first, the
+  handler sends inline instead). When it does not expect it, the thread returns
+  at the first chunk, the loop sends it, a second thread call goes on inside a
+  task group, and the adapter remembers for next time.
+* A request body that is still arriving is fed to ``wsgi.input`` through a
+  second bounded queue by a loop task, which then watches ``receive()`` for a
+  disconnect. A streamed response starts that watcher once it outlasts a batch.
+
+Memory stays bounded in both directions, and a slow client slows the app
+(backpressure) instead of growing a buffer.
+
+Invariants:
+
+* The worker thread never waits on the loop without a way out: every loop task
+  of the exchange aborts both queues when it is cancelled or sees the client go
+  away, and a failing ``send()`` aborts them too; the thread then gets
+  :class:`ClientDisconnected` at its next queue operation, closes the app's
+  iterable and returns before this coroutine does (all tasks of an exchange
+  live in one task group around the thread call).
+* One request never sees another's state: everything per-request lives on the
+  ``Exchange`` and ``AppRun`` objects, and the thread runs the app in a copy of
+  the caller's contextvars context (one copy for the whole request).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any, Final
+
+import anyio
+from anyio import from_thread, to_thread
+from asgiref.typing import HTTPScope
+
+from ._handoff import HandoffQueue
+from ._translate import BadRequest, environ_from_scope
+from ._wsgi_app_run import AppRun, Outcome
+from ._wsgi_input import ClientDisconnected, RequestBodyError, WsgiInput
+from ._wsgi_response import FileWrapper, Message, ResponseState
+
+if TYPE_CHECKING:
+    from .wsgi_to_asgi import WsgiToAsgi
+
+__all__ = ("Exchange", "Receive", "Send")
+
+logger = logging.getLogger("bridge.wsgi_to_asgi")
+errors_logger = logging.getLogger("bridge.wsgi_to_asgi.errors")
+
+Send = Callable[[Message], Awaitable[None]]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+
+
+class _ErrorStream:
+    """``wsgi.errors``: each write becomes one log record on ``bridge.wsgi_to_asgi.errors``."""
+
+    def write(self, text: str) -> int:
+        line = text.rstrip("\n")
+        if line:
+            errors_logger.error("%s", line)
+        return len(text)
+
+    def writelines(self, lines: list[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        pass
+
+
+_ERRORS: Final = _ErrorStream()
+
+
+def _body_size(message: Message) -> int:
+    body = message.get("body")
+    return len(body) if body else 0
+
+
+def _body(chunk: bytes, more_body: bool) -> Message:
+    return {"type": "http.response.body", "body": chunk, "more_body": more_body}
+
+
+async def send_batch(send: Send, messages: list[Message]) -> None:
+    """Send ``messages``, joining consecutive body chunks into one ``send()``."""
+    parts: list[bytes] = []
+    for message in messages:
+        if message["type"] == "http.response.body":
+            parts.append(message["body"])
+            if message["more_body"]:
+                continue
+            message = _body(b"".join(parts), False)
+            parts = []
+        elif parts:
+            await send(_body(b"".join(parts), True))
+            parts = []
+        await send(message)
+    if parts:
+        await send(_body(b"".join(parts), True))
+
+
+class Exchange:
+    """One HTTP request/response through the WSGI app (see the module docstring)."""
+
+    def __init__(self, adapter: WsgiToAsgi, scope: HTTPScope, receive: Receive, send: Send):
+        self.adapter = adapter
+        self.scope = scope
+        self.receive = receive
+        self.send = send
+        self.limiter = adapter.limiter
+        self.send_error: Exception | None = None
+        # The thread's run of the app happens in this Context, a copy of the caller's.
+        self.context = contextvars.copy_context()
+        self.pending: list[Message] = []
+        self.requests: HandoffQueue[bytes] | None = None
+        # Created with the task group: a response collected in memory never needs it.
+        self.responses: HandoffQueue[Message] | None = None
+        self.watching = False
+        self.queue_in_use = False
+        self.sender_started = False
+
+    def _describe(self) -> str:
+        return f"{self.scope.get('method', '?')} {self.scope.get('path', '?')}"
+
+    async def run(self) -> None:
+        message = await self.receive()
+        if message["type"] != "http.request":
+            logger.info("%s: client disconnected before sending its request", self._describe())
+            return
+        if message.get("more_body", False):
+            self.requests = HandoffQueue[bytes](self.adapter.buffer_size, len)
+        try:
+            run = self._prepare(message.get("body", b""))
+        except (BadRequest, RequestBodyError) as exc:
+            logger.warning("%s: bad request: %s", self._describe(), exc)
+            await self._send_plain_error(getattr(exc, "status", 400))
+            return
+        if self.requests is None and not self.adapter._expect_streaming:
+            await self._run_without_task_group(run)
+        else:
+            await self._run_in_task_group(run, run.begin)
+        if self.send_error is not None:
+            raise self.send_error
+
+    def _prepare(self, body: bytes) -> AppRun:
+        adapter = self.adapter
+        environ = environ_from_scope(
+            self.scope,
+            wsgi_input=None,
+            wsgi_errors=_ERRORS,
+            max_header_lines=adapter.max_header_lines,
+            allow_underscores_in_headers=adapter.allow_underscores_in_headers,
+            multiprocess=adapter.multiprocess,
+            file_wrapper=FileWrapper,
+        )
+        if not adapter.allow_underscores_in_headers:
+            self._log_dropped_headers()
+        length = environ.get("CONTENT_LENGTH")
+        more = self.requests.get_from_thread if self.requests is not None else None
+        environ["wsgi.input"] = WsgiInput(body, more, int(length) if length else None)
+        state = ResponseState(self.pending.append, head_request=self.scope["method"] == "HEAD")
+        extensions = self.scope.get("extensions") or {}
+        pathsend = "http.response.pathsend" in extensions
+        run = AppRun(adapter.app, environ, state, pathsend=pathsend)
+        run.start_streaming = partial(self._start_streaming, state)
+        return run
+
+    def _log_dropped_headers(self) -> None:
+        dropped = [name for name, _ in self.scope["headers"] if b"_" in name]
+        if dropped:
+            names = ", ".join(repr(name.decode("latin-1")) for name in dropped[:5])
+            logger.info(
+                "%s: dropped request header(s) %s: names with '_' could spoof '-' headers "
+                "in the environ (allow_underscores_in_headers=True keeps them)",
+                self._describe(),
+                names,
+            )
+
+    async def _send_plain_error(self, status: int) -> None:
+        state = ResponseState(self.pending.append, head_request=False)
+        state.fail(status)
+        await self._send_or_log(self.pending)
+
+    async def _send_or_log(self, messages: list[Message]) -> bool:
+        """Send ``messages``; False (after one log line) when the client is gone.
+
+        ``send()`` raising anything but ``OSError`` is the server's bug: it is logged
+        the same way and re-raised to the server.
+        """
+        try:
+            await send_batch(self.send, messages)
+        except Exception as exc:
+            logger.info("%s: send() raised %r; response abandoned", self._describe(), exc)
+            if not isinstance(exc, OSError):
+                raise
+            return False
+        return True
+
+    # -- the worker thread -----------------------------------------------------------
+
+    async def _run_without_task_group(self, run: AppRun) -> None:
+        """The cheapest path: one thread call, then the loop sends what it collected.
+
+        A task group costs about a third of a small request, so it is only opened
+        when the response turns out to stream; the adapter then remembers that its
+        app streams and opens the group up front next time.
+        """
+        run.stream_in_place = False
+        run.flush = self._flush_from_thread
+        try:
+            outcome = await self._call_app(run.begin)
+            if outcome is not Outcome.STREAMING:
+                await self._send_or_log(self.pending)
+                return
+            self.adapter._expect_streaming = True
+            # start + first chunk go out before the app is asked for the next one
+            if await self._send_or_log(self.pending):
+                self.pending.clear()
+                await self._run_in_task_group(run, run.resume)
+        finally:
+            if not run.closed:  # cancelled or disconnected between the two thread calls
+                with anyio.CancelScope(shield=True):
+                    await to_thread.run_sync(self.context.run, run.close, limiter=self.limiter)
+
+    async def _run_in_task_group(self, run: AppRun, work: Callable[[], Outcome]) -> None:
+        self.responses = HandoffQueue[Message](self.adapter.buffer_size, _body_size)
+        async with anyio.create_task_group() as tg:
+            self.tg = tg
+            if self.requests is not None:
+                self.watching = True
+                tg.start_soon(self._watch_client)  # it feeds the request body to the thread
+            if run.streaming:  # resuming a response that already started
+                run.state.emit = self.responses.put_from_thread
+                self.queue_in_use = True
+                self.sender_started = True
+                tg.start_soon(self._send_stream)
+            await self._call_app(work)
+            if run.streaming and not self.sender_started:
+                self.sender_started = True
+                await self._send_stream()
+            if not run.streaming:
+                await self._send_or_log(self.pending)
+                if self.watching:
+                    tg.cancel_scope.cancel()  # stops the body pump
+                if self.requests is None:
+                    self.adapter._expect_streaming = False
+
+    async def _call_app(self, work: Callable[[], Outcome]) -> Outcome:
+        try:
+            outcome: Outcome = await to_thread.run_sync(
+                self.context.run, self._thread_main, work, limiter=self.limiter
+            )
+        except BaseException:
+            self._abort_queues("the request was cancelled")
+            raise
+        return outcome
+
+    def _thread_main(self, work: Callable[[], Outcome]) -> Outcome:
+        try:
+            return work()
+        finally:
+            if self.queue_in_use and self.responses is not None:
+                self.responses.finish()
+
+    def _flush_from_thread(self) -> None:
+        """After ``write()`` without a task group: transmit before returning (PEP 3333)."""
+        if self.pending:
+            batch = self.pending[:]
+            self.pending.clear()
+            from_thread.run(send_batch, self.send, batch)
+
+    def _start_streaming(self, state: ResponseState) -> None:
+        """In the thread, at the first body chunk of an iterator or ``write()``.
+
+        From here on the response goes through the bounded queue to a sender task on
+        the loop, which transmits each chunk while the app produces the next (PEP 3333
+        forbids holding a chunk back). A list response never gets here: it is complete
+        in memory, and the loop sends it after the thread returns.
+        """
+        responses = self.responses
+        if responses is None:
+            raise RuntimeError("streaming in place needs the task group's queue")
+        state.emit = responses.put_from_thread
+        self.queue_in_use = True
+        for message in self.pending:
+            responses.put_from_thread(message)
+        self.pending.clear()
+        responses.call_soon(self._spawn_sender)
+
+    def _spawn_sender(self) -> None:
+        # On the loop. When the thread has already finished the response (a short
+        # generator, e.g. most Flask responses), the handler sends it inline once the
+        # thread call returns, which saves a task.
+        if self.sender_started or self.responses is None or self.responses.finished:
+            return
+        self.sender_started = True
+        self.tg.start_soon(self._send_stream)
+
+    def _abort_queues(self, reason: str | ClientDisconnected) -> None:
+        """Fail both queues: the thread gets ``ClientDisconnected`` at its next use."""
+        gone = reason if isinstance(reason, ClientDisconnected) else ClientDisconnected(reason)
+        if self.responses is not None:
+            self.responses.abort(gone)
+        if self.requests is not None:
+            self.requests.abort(gone)
+
+    # -- loop tasks while streaming ----------------------------------------------------
+
+    async def _send_stream(self) -> None:
+        """Send what the thread queues, until the end of the response.
+
+        The disconnect watcher starts lazily, once the response outlasts one batch: a
+        short generator that the thread finishes in one go (most Flask responses) needs
+        no watcher task at all.
+        """
+        responses = self.responses
+        if responses is None:
+            raise RuntimeError("the sender runs only with the task group's queue")
+        complete = False
+        try:
+            while True:
+                batch = responses.get_ready()
+                if batch is None:
+                    self._start_watching()
+                    batch = await responses.get_all()
+                if not batch:
+                    complete = True  # the thread finished the queue: nothing to release
+                    return
+                await self._send_streamed(batch)
+                if not responses.finished:
+                    # Some servers (uvicorn) drop sends to a gone client silently: only
+                    # receive() tells, so a stream that goes on needs the watcher.
+                    self._start_watching()
+        except ClientDisconnected:
+            return
+        finally:
+            if not complete:
+                self._abort_queues("the response was abandoned by the server")
+            if self.watching:
+                self.tg.cancel_scope.cancel()  # stops the watcher (cancel() is not cheap)
+
+    def _start_watching(self) -> None:
+        if not self.watching:
+            self.watching = True
+            self.tg.start_soon(self._watch_client)
+
+    async def _send_streamed(self, batch: list[Message]) -> None:
+        try:
+            await send_batch(self.send, batch)
+        except Exception as exc:
+            logger.info("%s: send() raised %r; response abandoned", self._describe(), exc)
+            gone = ClientDisconnected(f"send() raised {exc!r}")
+            gone.already_logged = True
+            self._abort_queues(gone)
+            if not isinstance(exc, OSError):
+                self.send_error = exc
+            raise gone from None
+
+    async def _watch_client(self) -> None:
+        """Feed the request body to the thread, then watch for a disconnect.
+
+        Cancelled when the response is done; a cancellation before that (the server
+        cancelled the request) also aborts the queues, so the thread never waits on a
+        loop that stopped serving it.
+        """
+        try:
+            if self.requests is not None:
+                await self._pump_body(self.requests)
+            while (await self.receive())["type"] != "http.disconnect":
+                pass
+        except ClientDisconnected:
+            return
+        except BaseException:
+            self._abort_queues("the request was cancelled")
+            raise
+        self._abort_queues("client disconnected before the response was complete")
+
+    async def _pump_body(self, requests: HandoffQueue[bytes]) -> None:
+        while True:
+            message = await self.receive()
+            if message["type"] != "http.request":
+                self._abort_queues("client disconnected before the request body ended")
+                raise ClientDisconnected
+            chunk = message.get("body", b"")
+            if chunk:
+                await requests.put(chunk)
+            if not message.get("more_body", False):
+                requests.finish()
+                return
