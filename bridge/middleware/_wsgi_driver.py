@@ -135,24 +135,27 @@ class _WsgiBody:
         self._remaining = _content_length(environ)
         self._terminated = bool(environ.get("wsgi.input_terminated"))
 
-    def read_sync(self, seconds: float | None) -> bytes:
+    def read_next(self, seconds: float | None) -> bytes:
         if self._remaining is None and not self._terminated:
             return b""  # PEP 3333: no CONTENT_LENGTH means no body
         size = _CHUNK if self._remaining is None else min(_CHUNK, self._remaining)
         if size == 0:
             return b""
         read = self._input.read
-        try:
-            chunk: bytes = read(size) if seconds is None else timed_read(read, size, seconds)
-        except (BodyTimeout, ClientDisconnected):
-            raise
-        except OSError as exc:  # servers differ: a reset, an incomplete read...
-            raise ClientDisconnected(f"request body read failed: {exc}") from exc
+        chunk: bytes = read(size) if seconds is None else timed_read(read, size, seconds)
         if self._remaining is not None:
             if not chunk:
                 raise ClientDisconnected("client closed the connection mid-body")
             self._remaining -= len(chunk)
         return chunk
+
+    def read_sync(self, seconds: float | None) -> bytes:
+        try:
+            return self.read_next(seconds)
+        except (BodyTimeout, ClientDisconnected):
+            raise
+        except OSError as exc:  # servers differ: a reset, an incomplete read...
+            raise ClientDisconnected(f"request body read failed: {exc}") from exc
 
     async def read_async(self, seconds: float | None) -> bytes:
         raise RuntimeError("the WSGI driver runs effects synchronously")
