@@ -71,6 +71,8 @@ class ProxyHeaders(Middleware):
     The request as the server saw it is kept under ``bridge.proxy.original``
     (environ / scope key): a dict with ``client``, ``scheme``, ``host``,
     ``server`` and ``root_path``. Websocket scopes are handled too (ASGI).
+
+    .. versionadded:: 0.1
     """
 
     scope_types = frozenset({"http", "websocket"})
