@@ -41,6 +41,7 @@ from ._exchange import (
     features_of,
 )
 from ._heads import Response, ResponseHead, reason_phrase
+from ._wsgi_read import timed_reader
 
 if TYPE_CHECKING:
     from ._base import Middleware
@@ -126,34 +127,32 @@ def _content_length(environ: Environ) -> int | None:
 class _WsgiBody:
     """``RequestBodyIO`` over ``wsgi.input``: honours CONTENT_LENGTH, never over-reads."""
 
-    __slots__ = ("_input", "_remaining", "_terminated")
+    __slots__ = ("_input", "_remaining", "_terminated", "_timed")
 
     def __init__(self, environ: Environ) -> None:
+        self._timed = timed_reader(environ, timed_read)
         self._input = environ["wsgi.input"]
         self._remaining = _content_length(environ)
         self._terminated = bool(environ.get("wsgi.input_terminated"))
 
-    def read_next(self, seconds: float | None) -> bytes:
+    def read_sync(self, seconds: float | None) -> bytes:
         if self._remaining is None and not self._terminated:
             return b""  # PEP 3333: no CONTENT_LENGTH means no body
         size = _CHUNK if self._remaining is None else min(_CHUNK, self._remaining)
         if size == 0:
             return b""
         read = self._input.read
-        chunk: bytes = read(size) if seconds is None else timed_read(read, size, seconds)
+        try:
+            chunk: bytes = read(size) if seconds is None else self._timed(read, size, seconds)
+        except (BodyTimeout, ClientDisconnected):
+            raise
+        except OSError as exc:  # servers differ: a reset, an incomplete read...
+            raise ClientDisconnected(f"request body read failed: {exc}") from exc
         if self._remaining is not None:
             if not chunk:
                 raise ClientDisconnected("client closed the connection mid-body")
             self._remaining -= len(chunk)
         return chunk
-
-    def read_sync(self, seconds: float | None) -> bytes:
-        try:
-            return self.read_next(seconds)
-        except (BodyTimeout, ClientDisconnected):
-            raise
-        except OSError as exc:  # servers differ: a reset, an incomplete read...
-            raise ClientDisconnected(f"request body read failed: {exc}") from exc
 
     async def read_async(self, seconds: float | None) -> bytes:
         raise RuntimeError("the WSGI driver runs effects synchronously")
@@ -167,6 +166,7 @@ class _FilteredInput:
         self._inner = inner
         self._remaining = length
         self._timeout = run.ex.request_read_timeout
+        self._timed = timed_reader(run.environ, timed_read)
 
     def _see(self, chunk: bytes) -> bytes:
         if self._remaining is not None:
@@ -187,7 +187,7 @@ class _FilteredInput:
         if self._timeout is None:
             return self._see(method(size))
         try:
-            return self._see(timed_read(method, size, self._timeout))
+            return self._see(self._timed(method, size, self._timeout))
         except BodyTimeout:
             self._run.abort = self._run.ex.read_timed_out()
             raise RequestBodyAborted("request body read timed out") from None
