@@ -258,10 +258,10 @@ class _AsgiRun:
         if self.abort is not None and self.status is None:
             return await self.respond(self.abort, "aborted")
         if self.status is None:
-            if self.held is None:
-                logger.error("the app returned without a response; sent 500")
-                return await self.respond(INTERNAL_ERROR, "app_error")
-            await self.send_head()
+            # Nothing sent yet: the app returned without a response, or without its body.
+            what = "a response" if self.held is None else "its response body"
+            logger.error("the app returned without %s; sent 500", what)
+            return await self.respond(INTERNAL_ERROR, "app_error")
         if self.replaced:
             return Outcome("aborted", self.status)
         return Outcome("completed" if self.complete else "app_error", self.status)

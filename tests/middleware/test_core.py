@@ -374,3 +374,14 @@ def test_untranslatable_headers_found_late_are_400_with_one_line(
     assert statuses == ["400 Bad Request"]
     records = [r for r in caplog.records if r.name == "bridge.middleware"]
     assert [r.levelname for r in records] == ["WARNING", "WARNING"]
+
+
+def test_asgi_app_that_returns_after_start_without_body_gets_500(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def half(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+
+    result = call_asgi(Recorder(half), Request())
+    assert result.status == 500
+    assert any("without its response body" in r.getMessage() for r in caplog.records)
