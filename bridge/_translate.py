@@ -53,6 +53,7 @@ _SPECIAL_ENVIRON_HEADERS: Final = {
     "CONTENT_LENGTH": b"content-length",
 }
 _JOINERS: Final = {b"cookie": "; "}
+_BARE_HEADERS: Final = frozenset({b"content-type", b"content-length"})
 
 
 class BadRequest(Exception):
@@ -168,10 +169,12 @@ def normalize_request_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tu
     """
     listed = list(headers)
     names = [name for name, _value in listed]
+    unique = set(names)
     joined = b"".join(names)
-    if len(set(names)) == len(names) and b"_" not in joined and joined == joined.lower():
+    simple = len(unique) == len(names) and b"_" not in joined and joined == joined.lower()
+    if simple and not unique & _BARE_HEADERS:
         return listed
-    return _regroup(listed)
+    return _regroup(listed)  # repeats, odd names, or a Content-Type/-Length to check
 
 
 def _regroup(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
@@ -187,13 +190,13 @@ def _regroup(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
             length = parse_content_length(values)
             out.append((name, str(length).encode("ascii")))
         elif name == b"content-type" or len(values) == 1:
-            out.append((name, values[-1]))
+            if values[-1] or name != b"content-type":  # an empty Content-Type is no Content-Type
+                out.append((name, values[-1]))
         else:
             out.append((name, _JOINERS.get(name, ", ").encode("latin-1").join(values)))
     return out
 
 
-_BARE_HEADERS: Final = frozenset({b"content-type", b"content-length"})
 _CGI_KEYS: dict[bytes, str] = {b"content-type": "CONTENT_TYPE", b"content-length": "CONTENT_LENGTH"}
 
 

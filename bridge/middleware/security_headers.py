@@ -85,6 +85,8 @@ class SecurityHeaders(Middleware):
     * ``exempt_paths``: path prefixes (relative to the root path, matched at
       segment boundaries) that get no headers, e.g. ``["/healthz"]``.
     * ``nonce_factory``: makes nonces (default ``secrets.token_urlsafe(16)``).
+
+    .. versionadded:: 0.1
     """
 
     def __init__(
