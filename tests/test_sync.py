@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import contextvars
 import inspect
+import os
 import sys
 import threading
 import traceback
@@ -575,3 +576,25 @@ def test_background_loop_restarts_after_shutdown() -> None:
     second = in_plain_thread(call)
     assert second is not first
     assert in_plain_thread(call) is second
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_starts_its_own_loop_and_threads() -> None:
+    parent_loop = bridge.async_to_sync(_identity)()
+    parent_thread = asyncio.run(bridge.sync_to_async(threading.current_thread)())
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never return into pytest
+        try:
+            loop = bridge.async_to_sync(_identity)()
+            thread = asyncio.run(bridge.sync_to_async(threading.current_thread)())
+            ok = loop is not parent_loop and thread is not parent_thread and thread.is_alive()
+            os.write(write_end, b"ok" if ok else b"stale")
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        answer = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert answer == b"ok"

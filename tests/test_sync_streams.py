@@ -170,3 +170,27 @@ async def test_iterate_in_loop_inside_sync_to_async_uses_the_callers_loop() -> N
 
     assert await bridge.sync_to_async(consume)() == [0, 1, 2]
     assert ticker.loops == {current_loop()}
+
+
+@pytest.mark.anyio
+@pytest.mark.timeout(60)
+async def test_streaming_256_mib_through_a_slow_consumer_keeps_memory_bounded() -> None:
+    psutil = pytest.importorskip("psutil")
+    chunk = b"x" * 65536
+    total = 256 * 1024 * 1024
+    process = psutil.Process()
+    baseline = process.memory_info().rss
+    peak = baseline
+    received = 0
+
+    def body() -> Iterator[bytes]:
+        for _ in range(total // len(chunk)):
+            yield chunk[1:] + b"x"  # a fresh 64 KiB object each time, as a real body's
+
+    async for piece in bridge.iterate_in_thread(body(), buffer_size=8):
+        received += len(piece)
+        if received % (16 * 1024 * 1024) == 0:
+            peak = max(peak, process.memory_info().rss)
+            await anyio.sleep(0.001)  # the consumer is slower than the producer
+    assert received == total
+    assert peak - baseline < 32 * 1024 * 1024
