@@ -350,9 +350,16 @@ class _PoolThread:
                 if pool.retire(self):
                     return
                 item = get()  # a caller took this thread just as it timed out
-            item.run()
+            if type(item) is Call:
+                # Back on the idle list before the caller wakes: a caller making its next
+                # call at once must find this thread instead of starting another one.
+                item.run_here()
+                pool.idle.append(self)
+                item.schedule(item)
+            else:
+                item.run()
+                pool.idle.append(self)
             del item
-            pool.idle.append(self)
 
 
 class WorkerPool(_Target):

@@ -504,6 +504,13 @@ def test_many_threads_call_async_to_sync_at_once() -> None:
 
 
 @pytest.mark.anyio
+async def test_sequential_calls_reuse_one_worker_thread() -> None:
+    call = bridge.sync_to_async(threading.current_thread, thread_sensitive=False)
+    threads = {await call() for _ in range(200)}
+    assert len(threads) == 1
+
+
+@pytest.mark.anyio
 async def test_custom_executor_runs_the_call() -> None:
     with ThreadPoolExecutor(1, thread_name_prefix="custom") as executor:
         name = await bridge.sync_to_async(thread_name, thread_sensitive=False, executor=executor)()
