@@ -29,7 +29,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from . import _portal
+from . import _gate, _portal
 from ._interop import (
     adopt_context,
     current_frame,
@@ -209,14 +209,19 @@ async def _on_asyncio_limited(
 ) -> None:
     if limiter is None:
         limiter = _default_limiter(loop)
+    call.waiter = future = loop.create_future()
+    _gate.admit(call, limiter, loop)
     try:
-        limiter.acquire_on_behalf_of_nowait(call)
-    except anyio.WouldBlock:
-        await limiter.acquire_on_behalf_of(call)
-    try:
-        await _on_asyncio(loop, call, worker_pool())
+        await future
+    except BaseException:
+        if call.slot is None:  # still queued: nothing runs, nothing to wait for
+            _gate.forget(call, limiter)
+            raise
+        await _finish_shielded_asyncio(loop, call)
+        raise
     finally:
-        limiter.release_on_behalf_of(call)
+        if call.slot is not None:
+            _gate.pass_on(call.slot, limiter)
 
 
 async def _on_trio(

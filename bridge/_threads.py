@@ -80,6 +80,7 @@ class Call:
         "origin",
         "result",
         "schedule",
+        "slot",
         "waiter",
     )
 
@@ -103,6 +104,7 @@ class Call:
         self.finished = False
         self.schedule: Any = None
         self.waiter: Any = None
+        self.slot: object | None = None  # the limiter token it runs under (bridge._gate)
 
     def run(self) -> None:
         """On the target thread: run the call, then wake the caller on its loop."""

@@ -483,6 +483,57 @@ async def test_injected_capacity_limiter_bounds_concurrent_calls() -> None:
 
 
 @pytest.mark.anyio
+async def test_a_shared_limiter_serves_bridge_and_anyio_callers_alike() -> None:
+    gauge = Gauge()
+    limiter = anyio.CapacityLimiter(2)
+    ours = bridge.sync_to_async(gauge.enter_and_wait, thread_sensitive=False, limiter=limiter)
+    done: list[str] = []
+
+    async def bridge_caller() -> None:
+        await ours()
+        done.append("bridge")
+
+    async def anyio_caller() -> None:
+        await anyio.to_thread.run_sync(gauge.enter_and_wait, limiter=limiter)
+        done.append("anyio")
+
+    gauge.release.set()  # calls return at once: the point is admission, not blocking
+    async with anyio.create_task_group() as tg:
+        for i in range(60):
+            tg.start_soon(bridge_caller if i % 3 else anyio_caller)
+    assert sorted(done) == ["anyio"] * 20 + ["bridge"] * 40
+    assert gauge.peak <= 2
+    assert limiter.borrowed_tokens == 0
+
+
+@pytest.mark.anyio
+async def test_cancelling_a_call_waiting_for_the_limiter_never_runs_it() -> None:
+    limiter = anyio.CapacityLimiter(1)
+    hold, started = threading.Event(), threading.Event()
+    ran: list[str] = []
+
+    def blocker() -> None:
+        started.set()
+        hold.wait(10)
+
+    def never() -> None:
+        ran.append("never")
+
+    call_blocker = bridge.sync_to_async(blocker, thread_sensitive=False, limiter=limiter)
+    call_never = bridge.sync_to_async(never, thread_sensitive=False, limiter=limiter)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(call_blocker)
+        assert await anyio.to_thread.run_sync(started.wait, 10)  # it holds the only token
+        with anyio.move_on_after(0.05) as scope:
+            await call_never()
+        assert scope.cancelled_caught
+        hold.set()
+    await bridge.sync_to_async(ran.append, thread_sensitive=False, limiter=limiter)("later")
+    assert ran == ["later"]
+    assert limiter.borrowed_tokens == 0
+
+
+@pytest.mark.anyio
 async def test_many_concurrent_callers_get_their_own_results() -> None:
     sensitive = bridge.sync_to_async(double)
     pooled = bridge.sync_to_async(double, thread_sensitive=False)
