@@ -27,7 +27,7 @@ import anyio
 import anyio.to_thread
 
 from ._crossing import call_async
-from ._threads import worker_pool
+from ._threads import run_serving, worker_pool
 
 __all__ = ("AsyncIteratorInThread", "SyncIteratorOverAsync")
 
@@ -121,7 +121,7 @@ class AsyncIteratorInThread(AsyncIterator[T]):
             self._limiter = anyio.to_thread.current_default_thread_limiter()
         await self._limiter.acquire_on_behalf_of(self._borrower)
         self._started = True
-        worker_pool().put(_Producer(self, contextvars.copy_context()))
+        worker_pool().put(_Producer(self, contextvars.copy_context(), _current_origin()))
 
     def _release(self) -> None:
         if self._limiter is not None and self._borrower is not None:
@@ -189,14 +189,27 @@ class AsyncIteratorInThread(AsyncIterator[T]):
 
 
 class _Producer:
-    __slots__ = ("context", "stream")
+    __slots__ = ("context", "origin", "stream")
 
-    def __init__(self, stream: AsyncIteratorInThread[Any], context: contextvars.Context) -> None:
+    def __init__(
+        self, stream: AsyncIteratorInThread[Any], context: contextvars.Context, origin: Any
+    ) -> None:
         self.stream = stream
         self.context = context
+        self.origin = origin
 
     def run(self) -> None:
-        self.context.run(self.stream.produce)
+        run_serving(self.origin, lambda: self.context.run(self.stream.produce))
+
+
+def _current_origin() -> Any:
+    """The running asyncio loop or trio token, for ``async_to_sync`` in the producer."""
+    loop = asyncio._get_running_loop()
+    if loop is not None:
+        return loop
+    import trio
+
+    return trio.lowlevel.current_trio_token()
 
 
 class SyncIteratorOverAsync(Iterator[T], Generic[T]):

@@ -46,6 +46,7 @@ __all__ = (
     "SyncFrame",
     "WorkerPool",
     "current_origin",
+    "run_serving",
     "shared_thread",
     "worker_pool",
 )
@@ -57,6 +58,16 @@ _state = threading.local()
 def current_origin() -> Any:
     """The event loop (or trio token) whose ``sync_to_async`` call this thread is running."""
     return getattr(_state, "origin", None)
+
+
+def run_serving(origin: Any, fn: Callable[[], Any]) -> Any:
+    """Run ``fn`` in this thread as work for ``origin``: ``async_to_sync`` inside goes there."""
+    previous = getattr(_state, "origin", None)
+    _state.origin = origin
+    try:
+        return fn()
+    finally:
+        _state.origin = previous
 
 
 class Call:

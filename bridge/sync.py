@@ -56,7 +56,6 @@ def _is_async_callable(func: object) -> bool:
 @overload
 def sync_to_async(
     func: Callable[P, R],
-    /,
     *,
     thread_sensitive: bool = True,
     executor: Executor | None = None,
@@ -77,7 +76,6 @@ def sync_to_async(
 
 def sync_to_async(
     func: Callable[P, R] | None = None,
-    /,
     *,
     thread_sensitive: bool = True,
     executor: Executor | None = None,
@@ -153,7 +151,6 @@ def _wrap_sync(
 @overload
 def async_to_sync(
     awaitable: Callable[P, Awaitable[R]],
-    /,
     *,
     force_new_loop: bool = False,
     backend: str = "asyncio",
@@ -168,7 +165,6 @@ def async_to_sync(
 
 def async_to_sync(
     awaitable: Callable[P, Awaitable[R]] | None = None,
-    /,
     *,
     force_new_loop: bool = False,
     backend: str = "asyncio",

@@ -110,6 +110,17 @@ async def test_closing_before_iterating_still_closes_the_iterable() -> None:
     assert body.produced == 0
 
 
+@pytest.mark.anyio
+async def test_async_to_sync_inside_the_iterated_body_runs_on_the_consumers_loop() -> None:
+    async def where() -> object:
+        return current_loop()
+
+    def body() -> Iterator[object]:
+        yield bridge.async_to_sync(where)()
+
+    assert [loop async for loop in bridge.iterate_in_thread(body())] == [current_loop()]
+
+
 def test_iterate_in_thread_rejects_an_empty_buffer() -> None:
     with pytest.raises(ValueError, match="buffer_size"):
         bridge.iterate_in_thread([], buffer_size=0)
