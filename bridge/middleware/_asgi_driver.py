@@ -75,7 +75,41 @@ async def run_asgi(
     if ex is None:
         await mw.app(scope, receive, send)
         return
-    await _AsgiRun(mw, ex, http, receive, send).run()
+    features = features_of(type(ex))
+    if not features.request_only:
+        await _AsgiRun(mw, ex, http, receive, send, features).run()
+        return
+    # Request-only exchange: decide, then leave the response path to the app and server.
+    try:
+        result = ex.request() if features.request else Forward(head)
+        decision = as_decision(result)
+        if decision is None:
+            if not isinstance(result, Generator):
+                raise bad_decision(result)
+            decision = await drive_async(result, _AsgiBody(receive))
+    except Exception:
+        logger.exception("%s failed while deciding; sent 500", type(mw).__name__)
+        await _send_response(send, INTERNAL_ERROR)
+        return
+    if isinstance(decision, Respond):
+        await _send_response(send, decision.response)
+    elif decision.body is not None:
+        await _AsgiRun(mw, ex, http, receive, send, features).run(decision)
+    else:
+        await mw.app(scope_with_head(http, head, decision.head), receive, send)
+
+
+async def _decide(ex: Exchange, receive: Any, features: Features) -> Forward | Respond:
+    """Run ``ex.request()``, awaiting its effects."""
+    if not features.request:
+        return Forward(ex.head)
+    result = ex.request()
+    decision = as_decision(result)
+    if decision is None:
+        if not isinstance(result, Generator):
+            raise bad_decision(result)
+        decision = await drive_async(result, _AsgiBody(receive))
+    return decision
 
 
 async def _websocket(mw: Middleware, scope: Any, receive: Any, send: Any) -> None:
@@ -155,11 +189,17 @@ class _AsgiRun:
     """Per-request state of the ASGI driver."""
 
     def __init__(
-        self, mw: Middleware, ex: Exchange, scope: HTTPScope, receive: Any, send: Any
+        self,
+        mw: Middleware,
+        ex: Exchange,
+        scope: HTTPScope,
+        receive: Any,
+        send: Any,
+        features: Features,
     ) -> None:
         self.mw = mw
         self.ex = ex
-        self.features: Features = features_of(type(ex))
+        self.features = features
         self.scope = scope
         self.receive = receive
         self.outer_send = send
@@ -170,10 +210,10 @@ class _AsgiRun:
         self.replay: ReplayBody | None = None
         self.complete = False
 
-    async def run(self) -> None:
+    async def run(self, decision: Forward | None = None) -> None:
         outcome = Outcome("cancelled")
         try:
-            outcome = await self.decide_and_call()
+            outcome = await self.decide_and_call(decision)
         except OSError as exc:
             outcome = Outcome("disconnected", self.status, exc)
             raise
@@ -181,18 +221,14 @@ class _AsgiRun:
             outcome = Outcome("app_error", self.status, exc)
             raise
         finally:
-            with anyio.CancelScope(shield=True):
-                await self.finish(outcome)
+            if self.features.finish or self.replay is not None:
+                with anyio.CancelScope(shield=True):
+                    await self.finish(outcome)
 
-    async def decide_and_call(self) -> Outcome:
+    async def decide_and_call(self, decided: Forward | None) -> Outcome:
         ex = self.ex
         try:
-            result = ex.request()
-            decision = as_decision(result)
-            if decision is None:
-                if not isinstance(result, Generator):
-                    raise bad_decision(result)
-                decision = await drive_async(result, _AsgiBody(self.receive))
+            decision = decided or await _decide(ex, self.receive, self.features)
         except Exception as exc:
             logger.exception("%s failed while deciding; sent 500", type(self.mw).__name__)
             return await self.respond(INTERNAL_ERROR, "middleware_error", exc)
@@ -304,7 +340,7 @@ class _AsgiRun:
         status = held["status"]
         headers = held.get("headers", ())
         if self.features.response:
-            head = ResponseHead(status, tuple((bytes(k), bytes(v)) for k, v in headers))
+            head = ResponseHead(status, tuple(map(tuple, headers)))
             new = self.ex.response(head)
             if new is not head:
                 held = {**held, "status": new.status, "headers": list(new.headers)}

@@ -12,24 +12,27 @@ between a :class:`RequestHead` and the interface's mapping. Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from types import MappingProxyType
+from collections.abc import Callable, Mapping
 from typing import Any, Final, cast
 from urllib.parse import quote
 
 from asgiref.typing import HTTPScope
 
 from bridge._translate import (
+    BadRequest,
     apply_scope_fields_to_environ,
+    environ_header_lookup,
+    headers_from_environ,
     normalize_request_headers,
     scope_from_environ,
     split_root_path,
 )
 from bridge._types import Environ
 
-from ._heads import NO_VALUES, RequestHead, remove_header, set_header
+from ._heads import NO_VALUES, Headers, RequestHead, remove_header, set_header
 
 __all__ = (
+    "VALUES_KEY",
     "VALUE_PREFIX",
     "environ_with_head",
     "head_for_body",
@@ -41,23 +44,22 @@ __all__ = (
 #: Keys of per-request values (``RequestHead.values``) in environs and scopes.
 VALUE_PREFIX: Final = "bridge."
 
-_FIELDS: Final = (
-    "method",
-    "scheme",
-    "path",
-    "root_path",
-    "raw_path",
-    "query_string",
-    "headers",
-    "client",
-    "server",
-    "http_version",
-)
+#: Key of the mapping of all per-request values (the index of the keys above).
+VALUES_KEY: Final = "bridge.values"
 
 
-def _values(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
-    found = {k: v for k, v in mapping.items() if k.startswith(VALUE_PREFIX)}
-    return MappingProxyType(found) if found else NO_VALUES
+def _scope_headers(raw: Any) -> Callable[[], Headers]:
+    return lambda: tuple(normalize_request_headers(raw))
+
+
+def _environ_headers(environ: Environ) -> Callable[[], Headers]:
+    def load() -> Headers:
+        try:
+            return tuple(headers_from_environ(environ))
+        except UnicodeEncodeError as exc:
+            raise BadRequest(f"request header is not latin-1 text: {exc.reason}") from None
+
+    return load
 
 
 def _server(server: Any) -> tuple[str, int | None] | None:
@@ -65,7 +67,7 @@ def _server(server: Any) -> tuple[str, int | None] | None:
 
 
 def head_from_scope(scope: HTTPScope) -> RequestHead:
-    """The head of an ASGI ``http`` scope. Raises ``BadRequest`` like the environ rules."""
+    """The head of an ASGI ``http`` or ``websocket`` scope."""
     script_name, path_info = split_root_path(scope["path"], scope.get("root_path", ""))
     path = script_name + path_info
     raw_path = cast("bytes | None", scope.get("raw_path"))
@@ -73,40 +75,58 @@ def head_from_scope(scope: HTTPScope) -> RequestHead:
         raw_path = quote(path, safe="/;=,:@!$&'()*+~").encode("ascii")
     client = scope.get("client")
     return RequestHead(
-        method=scope.get("method", "GET"),  # websocket scopes have none
-        scheme=scope.get("scheme", "http"),
-        path=path,
-        root_path=script_name,
-        raw_path=raw_path,
-        query_string=scope.get("query_string", b""),
-        headers=tuple(normalize_request_headers(scope["headers"])),
-        client=(client[0], client[1]) if client is not None else None,
-        server=_server(scope.get("server")),
-        http_version=scope.get("http_version", "1.1"),
-        values=_values(cast("Mapping[str, Any]", scope)),
+        scope.get("method", "GET"),  # websocket scopes have none
+        scope.get("scheme", "http"),
+        path,
+        script_name,
+        raw_path,
+        scope.get("query_string", b""),
+        _scope_headers(scope["headers"]),
+        (client[0], client[1]) if client is not None else None,
+        _server(scope.get("server")),
+        scope.get("http_version", "1.1"),
+        cast("Mapping[str, Any]", scope).get(VALUES_KEY, NO_VALUES),
     )
 
 
 def head_from_environ(environ: Environ) -> RequestHead:
     """The head of a PEP 3333 environ. Raises ``BadRequest`` for non-UTF-8 paths."""
-    scope = scope_from_environ(environ)
+    scope = scope_from_environ(environ, with_headers=False)
     return RequestHead(
-        method=scope["method"],
-        scheme=scope["scheme"],
-        path=scope["path"],
-        root_path=scope["root_path"],
-        raw_path=scope["raw_path"],
-        query_string=scope["query_string"],
-        headers=tuple(scope["headers"]),
-        client=scope["client"],
-        server=scope["server"],
-        http_version=scope["http_version"],
-        values=_values(environ),
+        scope["method"],
+        scope["scheme"],
+        scope["path"],
+        scope["root_path"],
+        scope["raw_path"],
+        scope["query_string"],
+        _environ_headers(environ),
+        scope["client"],
+        scope["server"],
+        scope["http_version"],
+        environ.get(VALUES_KEY, NO_VALUES),
+        environ_header_lookup(environ),
     )
 
 
 def _changed(old: RequestHead, new: RequestHead) -> list[str]:
-    return [name for name in _FIELDS if getattr(old, name) != getattr(new, name)]
+    changed = [
+        name
+        for name, before, after in (
+            ("method", old.method, new.method),
+            ("scheme", old.scheme, new.scheme),
+            ("path", old.path, new.path),
+            ("root_path", old.root_path, new.root_path),
+            ("raw_path", old.raw_path, new.raw_path),
+            ("query_string", old.query_string, new.query_string),
+            ("client", old.client, new.client),
+            ("server", old.server, new.server),
+            ("http_version", old.http_version, new.http_version),
+        )
+        if before is not after and before != after
+    ]
+    if not new.same_headers(old):
+        changed.append("headers")
+    return changed
 
 
 def _set_values(target: dict[str, Any], old: RequestHead, new: RequestHead) -> None:
@@ -116,6 +136,7 @@ def _set_values(target: dict[str, Any], old: RequestHead, new: RequestHead) -> N
         if key not in new.values:
             target.pop(key, None)
     target.update(new.values)
+    target[VALUES_KEY] = new.values
 
 
 def scope_with_head(scope: HTTPScope, old: RequestHead, new: RequestHead) -> HTTPScope:
@@ -124,8 +145,7 @@ def scope_with_head(scope: HTTPScope, old: RequestHead, new: RequestHead) -> HTT
         return scope
     copied = cast("dict[str, Any]", dict(scope))
     for name in _changed(old, new):
-        value = getattr(new, name)
-        copied[name] = list(value) if name == "headers" else value
+        copied[name] = list(new.headers) if name == "headers" else getattr(new, name)
     _set_values(copied, old, new)
     return cast("HTTPScope", copied)
 
@@ -137,7 +157,18 @@ def environ_with_head(environ: Environ, old: RequestHead, new: RequestHead) -> E
     copied = dict(environ)
     changed = _changed(old, new)
     if changed:
-        fields = {name: getattr(new, name) for name in _FIELDS}
+        fields = {
+            "method": new.method,
+            "scheme": new.scheme,
+            "path": new.path,
+            "root_path": new.root_path,
+            "raw_path": new.raw_path,
+            "query_string": new.query_string,
+            "headers": new.headers if "headers" in changed else (),
+            "client": new.client,
+            "server": new.server,
+            "http_version": new.http_version,
+        }
         apply_scope_fields_to_environ(copied, fields, changed)
     _set_values(copied, old, new)
     return copied

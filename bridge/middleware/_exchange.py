@@ -31,6 +31,8 @@ from collections.abc import Awaitable, Callable, Generator, Iterable
 from dataclasses import dataclass
 from typing import IO, Any, ClassVar, Generic, Literal, Protocol, TypeAlias, TypeVar
 
+from bridge._wsgi_input import ClientDisconnected
+
 from ._heads import RequestHead, Response, ResponseHead
 
 __all__ = (
@@ -53,10 +55,6 @@ T = TypeVar("T")
 
 
 # -- errors the drivers raise into exchanges and apps -------------------------
-
-
-class ClientDisconnected(OSError):
-    """The client went away before the request body was complete."""
 
 
 class BodyTimeout(TimeoutError):
@@ -293,8 +291,15 @@ class Exchange:
 
 @dataclass(frozen=True, slots=True)
 class Features:
-    """Which hooks an exchange class overrides (computed once per class)."""
+    """Which hooks an exchange class overrides (computed once per class).
 
+    ``request_only``: none of the body, response or finish hooks is
+    overridden, so after forwarding the drivers hand the app the server's own
+    ``send`` / ``start_response`` and add nothing to the response path.
+    """
+
+    request: bool
+    request_only: bool
     request_body: bool
     response_body: bool
     response: bool
@@ -308,11 +313,12 @@ def features_of(kind: type[Exchange]) -> Features:
     """The :class:`Features` of exchange class ``kind`` (cached)."""
     found = _features.get(kind)
     if found is None:
+        hooks = {
+            name: getattr(kind, name) is not getattr(Exchange, name)
+            for name in ("request", "request_body", "response_body", "response", "finish")
+        }
         found = Features(
-            request_body=kind.request_body is not Exchange.request_body,
-            response_body=kind.response_body is not Exchange.response_body,
-            response=kind.response is not Exchange.response,
-            finish=kind.finish is not Exchange.finish,
+            request_only=not any(v for k, v in hooks.items() if k != "request"), **hooks
         )
         _features[kind] = found
     return found

@@ -14,8 +14,8 @@ Invariants:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from http import HTTPStatus
 from types import MappingProxyType
 from typing import Any, Final
@@ -88,15 +88,40 @@ def append_header(headers: Iterable[tuple[bytes, bytes]], name: bytes, value: by
 # -- request head ------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+_REQUEST_FIELDS: Final = (
+    "method",
+    "scheme",
+    "path",
+    "root_path",
+    "raw_path",
+    "query_string",
+    "headers",
+    "client",
+    "server",
+    "http_version",
+    "values",
+)
+_FIELD_NAMES: Final = frozenset(_REQUEST_FIELDS)
+_SLOTS: Final = (*_REQUEST_FIELDS[:6], "_headers", "_load", "_lookup", *_REQUEST_FIELDS[7:])
+_set = object.__setattr__
+
+
 class RequestHead:
     """What a middleware sees of a request; the same under WSGI and ASGI.
 
-    ``values`` carries per-request values a middleware attaches for
-    everything downstream (keys are namespaced, e.g. ``"bridge.csp_nonce"``):
-    a WSGI app reads them as environ keys and an ASGI app as scope keys of the
-    same name.
+    Immutable. Fields: ``method``, ``scheme``, ``path`` (decoded, including
+    ``root_path``), ``root_path``, ``raw_path``, ``query_string``,
+    ``headers`` (lowercase byte pairs), ``client``, ``server``,
+    ``http_version`` and ``values``: per-request values a middleware attaches
+    for everything downstream (keys are namespaced, e.g.
+    ``"bridge.csp_nonce"``); a WSGI app reads them as environ keys and an
+    ASGI app as scope keys of the same name.
+
+    The drivers build ``headers`` only when something reads them, so a
+    middleware that never looks at request headers does not pay for them.
     """
+
+    __slots__ = _SLOTS
 
     method: str
     scheme: str
@@ -104,14 +129,86 @@ class RequestHead:
     root_path: str
     raw_path: bytes
     query_string: bytes
-    headers: Headers
+    _headers: Headers | None
+    _load: Callable[[], Headers] | None
+    _lookup: Callable[[bytes], bytes | None] | None
     client: tuple[str, int] | None
     server: tuple[str, int | None] | None
-    http_version: str = "1.1"
-    values: Mapping[str, Any] = field(default_factory=lambda: NO_VALUES)
+    http_version: str
+    values: Mapping[str, Any]
+
+    def __init__(
+        self,
+        method: str,
+        scheme: str,
+        path: str,
+        root_path: str,
+        raw_path: bytes,
+        query_string: bytes,
+        headers: Iterable[tuple[bytes, bytes]] | Callable[[], Headers],
+        client: tuple[str, int] | None,
+        server: tuple[str, int | None] | None,
+        http_version: str = "1.1",
+        values: Mapping[str, Any] = NO_VALUES,
+        lookup: Callable[[bytes], bytes | None] | None = None,
+    ) -> None:
+        _set(self, "method", method)
+        _set(self, "scheme", scheme)
+        _set(self, "path", path)
+        _set(self, "root_path", root_path)
+        _set(self, "raw_path", raw_path)
+        _set(self, "query_string", query_string)
+        if callable(headers):  # built on first use
+            _set(self, "_headers", None)
+            _set(self, "_load", headers)
+        else:
+            _set(self, "_headers", headers if type(headers) is tuple else tuple(headers))
+            _set(self, "_load", None)
+        _set(self, "client", client)
+        _set(self, "server", server)
+        _set(self, "http_version", http_version)
+        _set(self, "values", values)
+        # While the lines are not built, a lazy head answers header() through
+        # ``lookup``, which follows the same joining rules as the full list.
+        _set(self, "_lookup", lookup if self._headers is None else None)
+
+    @property
+    def headers(self) -> Headers:
+        """Request header lines: lowercase names, repeated names joined, order kept."""
+        headers = self._headers
+        if headers is None:
+            load = self._load
+            headers = load() if load is not None else ()
+            _set(self, "_headers", headers)
+        return headers
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"RequestHead is immutable; use head.replace({name}=...)")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("RequestHead is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RequestHead):
+            return NotImplemented
+        return all(getattr(self, f) == getattr(other, f) for f in _REQUEST_FIELDS)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{f}={getattr(self, f)!r}" for f in _REQUEST_FIELDS)
+        return f"RequestHead({fields})"
+
+    def same_headers(self, other: RequestHead) -> bool:
+        """True when both heads certainly carry the same header lines (cheap check first)."""
+        if self._headers is other._headers and self._load is other._load:
+            return True
+        return self.headers == other.headers
 
     def header(self, name: bytes) -> bytes | None:
         """The first value of request header ``name`` (lowercase bytes), or None."""
+        if self._headers is None and self._lookup is not None:
+            return self._lookup(name)
         for key, value in self.headers:
             if key == name:
                 return value
@@ -119,15 +216,41 @@ class RequestHead:
 
     def header_values(self, name: bytes) -> list[bytes]:
         """Every value of request header ``name`` (lowercase bytes), in order."""
+        if self._headers is None and self._lookup is not None:
+            value = self._lookup(name)
+            return [] if value is None else [value]
         return [value for key, value in self.headers if key == name]
 
     def replace(self, **changes: Any) -> RequestHead:
         """A copy with ``changes`` applied (field names as above)."""
-        return replace(self, **changes)
+        if not changes.keys() <= _FIELD_NAMES:
+            raise TypeError(f"RequestHead has no field {sorted(changes.keys() - _FIELD_NAMES)}")
+        get = changes.get
+        copy = object.__new__(RequestHead)
+        _set(copy, "method", get("method", self.method))
+        _set(copy, "scheme", get("scheme", self.scheme))
+        _set(copy, "path", get("path", self.path))
+        _set(copy, "root_path", get("root_path", self.root_path))
+        _set(copy, "raw_path", get("raw_path", self.raw_path))
+        _set(copy, "query_string", get("query_string", self.query_string))
+        headers = get("headers")
+        if headers is None:
+            _set(copy, "_headers", self._headers)
+            _set(copy, "_load", self._load)
+            _set(copy, "_lookup", self._lookup)
+        else:
+            _set(copy, "_headers", headers if type(headers) is tuple else tuple(headers))
+            _set(copy, "_load", None)
+            _set(copy, "_lookup", None)
+        _set(copy, "client", get("client", self.client))
+        _set(copy, "server", get("server", self.server))
+        _set(copy, "http_version", get("http_version", self.http_version))
+        _set(copy, "values", get("values", self.values))
+        return copy
 
     def with_value(self, key: str, value: Any) -> RequestHead:
         """A copy whose ``values`` also maps ``key`` to ``value``."""
-        return replace(self, values=MappingProxyType({**self.values, key: value}))
+        return self.replace(values=MappingProxyType({**self.values, key: value}))
 
     @property
     def host(self) -> str | None:

@@ -12,7 +12,6 @@ Invariants:
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +30,7 @@ from ._exchange import (
     ClientDisconnected,
     Exchange,
     Features,
+    Forward,
     Outcome,
     OutcomeKind,
     ReplayBody,
@@ -41,6 +41,7 @@ from ._exchange import (
     features_of,
 )
 from ._heads import Response, ResponseHead, reason_phrase
+from ._wsgi_read import timed_reader
 
 if TYPE_CHECKING:
     from ._base import Middleware
@@ -65,7 +66,34 @@ def run_wsgi(mw: Middleware, environ: Environ, start_response: StartResponse) ->
     if ex is None:
         result: Iterable[bytes] = mw.app(environ, start_response)
         return result
-    return _WsgiRun(mw, ex, environ, start_response).run()
+    features = features_of(type(ex))
+    if not features.request_only:
+        return _WsgiRun(mw, ex, environ, start_response, features).run()
+    # Request-only exchange: decide, then leave the response path to the app and server.
+    try:
+        decision = _decide(ex, environ, features)
+    except Exception:
+        logger.exception("%s failed while deciding; sent 500", type(mw).__name__)
+        return _respond(start_response, INTERNAL_ERROR)
+    if isinstance(decision, Respond):
+        return _respond(start_response, decision.response)
+    if decision.body is not None:
+        return _WsgiRun(mw, ex, environ, start_response, features).forward(decision)
+    result = mw.app(environ_with_head(environ, head, decision.head), start_response)
+    return result
+
+
+def _decide(ex: Exchange, environ: Environ, features: Features) -> Forward | Respond:
+    """Run ``ex.request()``, driving its effects synchronously."""
+    if not features.request:
+        return Forward(ex.head)
+    result = ex.request()
+    decision = as_decision(result)
+    if decision is None:
+        if not isinstance(result, Generator):
+            raise bad_decision(result)
+        decision = drive_sync(result, _WsgiBody(environ))
+    return decision
 
 
 def _respond(start_response: StartResponse, response: Response) -> list[bytes]:
@@ -101,9 +129,10 @@ def _content_length(environ: Environ) -> int | None:
 class _WsgiBody:
     """``RequestBodyIO`` over ``wsgi.input``: honours CONTENT_LENGTH, never over-reads."""
 
-    __slots__ = ("_input", "_remaining", "_terminated")
+    __slots__ = ("_input", "_remaining", "_terminated", "_timed")
 
     def __init__(self, environ: Environ) -> None:
+        self._timed = timed_reader(environ, timed_read)
         self._input = environ["wsgi.input"]
         self._remaining = _content_length(environ)
         self._terminated = bool(environ.get("wsgi.input_terminated"))
@@ -115,7 +144,12 @@ class _WsgiBody:
         if size == 0:
             return b""
         read = self._input.read
-        chunk: bytes = read(size) if seconds is None else timed_read(read, size, seconds)
+        try:
+            chunk: bytes = read(size) if seconds is None else self._timed(read, size, seconds)
+        except (BodyTimeout, ClientDisconnected):
+            raise
+        except OSError as exc:  # servers differ: a reset, an incomplete read...
+            raise ClientDisconnected(f"request body read failed: {exc}") from exc
         if self._remaining is not None:
             if not chunk:
                 raise ClientDisconnected("client closed the connection mid-body")
@@ -134,6 +168,7 @@ class _FilteredInput:
         self._inner = inner
         self._remaining = length
         self._timeout = run.ex.request_read_timeout
+        self._timed = timed_reader(run.environ, timed_read)
 
     def _see(self, chunk: bytes) -> bytes:
         if self._remaining is not None:
@@ -154,7 +189,7 @@ class _FilteredInput:
         if self._timeout is None:
             return self._see(method(size))
         try:
-            return self._see(timed_read(method, size, self._timeout))
+            return self._see(self._timed(method, size, self._timeout))
         except BodyTimeout:
             self._run.abort = self._run.ex.read_timed_out()
             raise RequestBodyAborted("request body read timed out") from None
@@ -181,11 +216,16 @@ class _WsgiRun:
     """Per-request state of the WSGI driver."""
 
     def __init__(
-        self, mw: Middleware, ex: Exchange, environ: Environ, start_response: StartResponse
+        self,
+        mw: Middleware,
+        ex: Exchange,
+        environ: Environ,
+        start_response: StartResponse,
+        features: Features,
     ) -> None:
         self.mw = mw
         self.ex = ex
-        self.features: Features = features_of(type(ex))
+        self.features = features
         self.environ = environ
         self.outer_start = start_response
         self.held: tuple[str, WsgiHeaders] | None = None
@@ -197,19 +237,17 @@ class _WsgiRun:
         self.finished = False
 
     def run(self) -> Iterable[bytes]:
-        ex = self.ex
         try:
-            result = ex.request()
-            decision = as_decision(result)
-            if decision is None:
-                if not isinstance(result, Generator):
-                    raise bad_decision(result)
-                decision = drive_sync(result, _WsgiBody(self.environ))
+            decision = _decide(self.ex, self.environ, self.features)
         except Exception as exc:
             logger.exception("%s failed while deciding; sent 500", type(self.mw).__name__)
             return self.respond(INTERNAL_ERROR, "middleware_error", exc)
         if isinstance(decision, Respond):
             return self.respond(decision.response, "responded")
+        return self.forward(decision)
+
+    def forward(self, decision: Forward) -> Iterable[bytes]:
+        ex = self.ex
         head = decision.head
         if decision.body is not None:
             head = head_for_body(head, decision.body.length)
@@ -244,7 +282,8 @@ class _WsgiRun:
         return self.write
 
     def write(self, data: bytes) -> None:
-        if self.outer_write is not None and not self.features.response_body:
+        # Legacy write(): held with the head, then passed straight to the server.
+        if self.outer_write is not None:
             self.outer_write(data)
         else:
             self.pending.append(data)
@@ -258,7 +297,7 @@ class _WsgiRun:
             return self.app_failed(exc, None)
         try:
             chunks = self.chunks(iterable)
-            first = next((chunk for chunk in chunks if chunk), None)
+            first = self.first_chunk(chunks)
         except Exception as exc:
             return self.app_failed(exc, iterable)
         if self.abort is not None:
@@ -278,15 +317,23 @@ class _WsgiRun:
 
     def chunks(self, iterable: Iterable[bytes]) -> Iterator[bytes]:
         chunks: Iterator[bytes] = iter(iterable)
-        if self.pending:
-            chunks = itertools.chain(self.drain(), chunks, self.drain())
         if self.features.response_body:
             chunks = _hooked(self.ex, chunks)
         return chunks
 
-    def drain(self) -> Iterator[bytes]:
-        while self.pending:
-            yield self.pending.pop(0)
+    def first_chunk(self, chunks: Iterator[bytes]) -> bytes | None:
+        """The first non-empty chunk; bytes given to ``write()`` so far come first."""
+        for chunk in chunks:
+            if self.pending:
+                chunk = self.take_pending() + chunk
+            if chunk:
+                return chunk
+        return self.take_pending() or None
+
+    def take_pending(self) -> bytes:
+        data = b"".join(self.pending)
+        self.pending.clear()
+        return data
 
     def send_head(self) -> None:
         if self.held is None:
@@ -294,14 +341,12 @@ class _WsgiRun:
         status, headers = self.held
         code = int(status[:3])
         if self.features.response:
-            head = ResponseHead(
-                code, tuple((k.encode("latin-1"), v.encode("latin-1")) for k, v in headers)
-            )
+            head = ResponseHead(code, tuple(map(_to_bytes, headers)))
             new = self.ex.response(head)
             if new is not head:
                 if new.status != code:
                     code, status = new.status, f"{new.status} {reason_phrase(new.status)}"
-                headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in new.headers]
+                headers = _to_text(headers, head.headers, new.headers)
         self.status = code
         self.outer_write = self.outer_start(status, headers)
 
@@ -337,6 +382,45 @@ class _WsgiRun:
                 drive_sync(steps, _WsgiBody(self.environ))
         except Exception:
             logger.exception("%s failed in finish()", type(self.mw).__name__)
+
+
+# Header lines repeat from response to response (Content-Type, the security headers),
+# so their conversions are memoised; the caches are bounded by clearing when full.
+_BYTES_OF: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+_TEXT_OF: dict[tuple[bytes, bytes], tuple[str, str]] = {}
+_MEMO_SIZE = 512
+
+
+def _to_bytes(pair: tuple[str, str]) -> tuple[bytes, bytes]:
+    found = _BYTES_OF.get(pair)
+    if found is None:
+        found = (pair[0].encode("latin-1"), pair[1].encode("latin-1"))
+        if len(_BYTES_OF) >= _MEMO_SIZE:
+            _BYTES_OF.clear()
+        _BYTES_OF[pair] = found
+    return found
+
+
+def _pair_text(pair: tuple[bytes, bytes]) -> tuple[str, str]:
+    found = _TEXT_OF.get(pair)
+    if found is None:
+        found = (pair[0].decode("latin-1"), pair[1].decode("latin-1"))
+        if len(_TEXT_OF) >= _MEMO_SIZE:
+            _TEXT_OF.clear()
+        _TEXT_OF[pair] = found
+    return found
+
+
+def _to_text(
+    original: WsgiHeaders,
+    before: tuple[tuple[bytes, bytes], ...],
+    after: tuple[tuple[bytes, bytes], ...],
+) -> WsgiHeaders:
+    """``after`` as WSGI text pairs; ``original`` is reused when ``after`` extends ``before``."""
+    kept = len(before)
+    if after[:kept] == before:
+        return [*original, *map(_pair_text, after[kept:])]
+    return list(map(_pair_text, after))
 
 
 def _hooked(ex: Exchange, chunks: Iterator[bytes]) -> Iterator[bytes]:

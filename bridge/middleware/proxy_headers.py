@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
+from types import MappingProxyType
 from typing import Any, Final, Literal
 from urllib.parse import quote
 
@@ -44,6 +45,8 @@ _X_NAMES: Final = {
     "prefix": b"x-forwarded-prefix",
 }
 _USES: Final = frozenset(_X_NAMES)
+_CACHE_SIZE: Final = 4096
+_CACHED_CHAIN: Final = 200
 _DEFAULT_PORTS: Final = {"http": 80, "ws": 80, "https": 443, "wss": 443}
 
 
@@ -95,29 +98,51 @@ class ProxyHeaders(Middleware):
         if mode == "forwarded" and uses & {"port", "prefix"}:
             raise ValueError("Forwarded (RFC 7239) has no port or prefix; use mode='x-forwarded'")
         self.uses = uses
-        names = [_X_NAMES[u] for u in uses] if mode == "x-forwarded" else [b"forwarded"]
-        self._names = frozenset(names)
+        names = [_X_NAMES[u] for u in sorted(uses)] if mode == "x-forwarded" else [b"forwarded"]
+        self._names = tuple(names)
+        self._chains: dict[str, tuple[tuple[str, int] | None, str]] = {}
+
+    def client_from_chain(self, chain: str) -> tuple[tuple[str, int] | None, str]:
+        """The client of an X-Forwarded-For chain, or None and the bad entry (cached)."""
+        found = self._chains.get(chain)
+        if found is None:
+            nodes = chain.split(",")
+            index, node = walk_chain(nodes, self.trusted)
+            found = (node, nodes[index].strip()[:100])
+            if len(chain) <= _CACHED_CHAIN:  # bounded memory: short chains only
+                if len(self._chains) >= _CACHE_SIZE:
+                    self._chains.clear()
+                self._chains[chain] = found
+        return found
 
     def exchange(self, head: RequestHead, now: float) -> Exchange | None:
-        names = self._names
-        for name, _value in head.headers:
-            if name in names:
-                break
-        else:
+        found: dict[bytes, str] | None = None
+        for name in self._names:
+            value = head.header(name)
+            if value is not None:
+                if found is None:
+                    found = {}
+                # Heads carry one line per name (repeats joined with ", "), as an environ does.
+                found[name] = value.decode("latin-1")
+        if found is None:
             return None  # nothing forwarded: pass through untouched
         peer = head.client[0] if head.client is not None else None
         if peer is None or peer not in self.trusted:
             logger.info("ignored forwarded headers from untrusted peer %s", peer)
             return None
-        return _ProxyExchange(head, now, self)
+        return _ProxyExchange(head, now, self, found)
 
 
 class _ProxyExchange(Exchange):
-    __slots__ = ("mw", "problems")
+    __slots__ = ("found", "mw", "problems")
 
-    def __init__(self, head: RequestHead, now: float, mw: ProxyHeaders) -> None:
-        super().__init__(head, now)
+    def __init__(
+        self, head: RequestHead, now: float, mw: ProxyHeaders, found: dict[bytes, str]
+    ) -> None:
+        self.head = head
+        self.now = now
         self.mw = mw
+        self.found = found
         self.problems: list[str] = []
 
     def request(self) -> Forward:
@@ -130,18 +155,16 @@ class _ProxyExchange(Exchange):
     # -- reading the headers --
 
     def _joined(self, name: bytes) -> str | None:
-        found = self.head.header_values(name)
-        return ", ".join(v.decode("latin-1") for v in found) if found else None
+        return self.found.get(name)
 
     def x_forwarded(self) -> dict[str, Any]:
         values: dict[str, Any] = {}
         uses = self.mw.uses
         chain = self._joined(b"x-forwarded-for") if "for" in uses else None
         if chain is not None:
-            nodes = chain.split(",")
-            index, node = walk_chain(nodes, self.mw.trusted)
+            node, problem = self.mw.client_from_chain(chain)
             if node is None:
-                self.problems.append(f"X-Forwarded-For entry {nodes[index].strip()!r}")
+                self.problems.append(f"X-Forwarded-For entry {problem!r}")
             else:
                 values["for"] = node
         for use in ("proto", "host", "port", "prefix"):
@@ -193,7 +216,8 @@ class _ProxyExchange(Exchange):
             "server": head.server,
             "root_path": head.root_path,
         }
-        return head.replace(**changes).with_value(ORIGINAL_KEY, original)
+        changes["values"] = MappingProxyType({**head.values, ORIGINAL_KEY: original})
+        return head.replace(**changes)
 
     def _scheme(self, proto_text: str | None) -> str | None:
         if proto_text is None:

@@ -1,0 +1,230 @@
+"""Added cost per request of bridge's header middleware, against the peers they replace.
+
+Each middleware wraps an in-process hello world (a bare app and a framework app:
+Flask under WSGI, Starlette under ASGI); the request carries X-Forwarded-For /
+-Proto from 127.0.0.1 so every proxy middleware does its work. Variants run
+interleaved (shuffled each round) and repeated; the median per-request time of
+each is reported with the cost it adds over the bare app and the ratio of that
+added cost to the peer's.
+
+    PYTHONPATH=$PWD python benchmarks/bench_middleware.py [--rounds 7] [--seconds 0.3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from flask import Flask
+from secure import Secure
+from secure.middleware import SecureASGIMiddleware, SecureWSGIMiddleware
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from bridge import Headers, ProxyHeaders, SecurityHeaders
+from bridge._translate import environ_from_scope
+from bridge.testing import Request
+
+SECURE = Secure.with_default_headers()
+# The same headers secure sends, configured on bridge (override=True, as secure overwrites).
+_SAME_AS_SECURE: dict[str, Any] = {
+    "preset": "none",
+    "override": True,
+    "hsts": "max-age=31536000; includeSubDomains",
+    "csp": SECURE.headers["Content-Security-Policy"],
+    "content_type_options": "nosniff",
+    "frame_options": "SAMEORIGIN",
+    "referrer_policy": "strict-origin-when-cross-origin",
+    "permissions_policy": "geolocation=(), microphone=(), camera=()",
+    "coop": "same-origin",
+    "corp": "same-origin",
+}
+
+REQUEST = Request(
+    headers=[
+        (b"host", b"example.com"),
+        (b"user-agent", b"bench/1.0"),
+        (b"accept", b"*/*"),
+        (b"x-forwarded-for", b"203.0.113.9"),
+        (b"x-forwarded-proto", b"https"),
+    ],
+    client=("127.0.0.1", 50000),
+)
+
+
+# -- apps ------------------------------------------------------------------------
+
+
+def wsgi_hello(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
+    return [b"hello"]
+
+
+def flask_hello() -> Any:
+    app = Flask("bench")
+    app.add_url_rule("/", "index", lambda: "hello")
+    return app.wsgi_app
+
+
+async def asgi_hello(scope: Any, receive: Any, send: Any) -> None:
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"5")]}
+    )
+    await send({"type": "http.response.body", "body": b"hello"})
+
+
+def starlette_hello() -> Any:
+    return Starlette(routes=[Route("/", lambda request: PlainTextResponse("hello"))])
+
+
+WSGI_VARIANTS: dict[str, Callable[[Any], Any]] = {
+    "bare": lambda app: app,
+    "bridge ProxyHeaders": lambda app: ProxyHeaders(app),
+    "werkzeug ProxyFix": lambda app: ProxyFix(app, x_for=1, x_proto=1),
+    "bridge SecurityHeaders": lambda app: SecurityHeaders(app, **_SAME_AS_SECURE),
+    "secure SecureWSGIMiddleware": lambda app: SecureWSGIMiddleware(app, secure=SECURE),
+    "bridge Headers": lambda app: Headers(app, set_response={"cache-control": "no-store"}),
+}
+ASGI_VARIANTS: dict[str, Callable[[Any], Any]] = {
+    "bare": lambda app: app,
+    "bridge ProxyHeaders": lambda app: ProxyHeaders(app),
+    "uvicorn ProxyHeadersMiddleware": lambda app: ProxyHeadersMiddleware(app, "127.0.0.1"),
+    "bridge SecurityHeaders": lambda app: SecurityHeaders(app, **_SAME_AS_SECURE),
+    "secure SecureASGIMiddleware": lambda app: SecureASGIMiddleware(app, secure=SECURE),
+    "bridge Headers": lambda app: Headers(app, set_response={"cache-control": "no-store"}),
+}
+PEERS = {
+    "bridge ProxyHeaders": ("werkzeug ProxyFix", "uvicorn ProxyHeadersMiddleware"),
+    "bridge SecurityHeaders": ("secure SecureWSGIMiddleware", "secure SecureASGIMiddleware"),
+}
+
+
+# -- timing ------------------------------------------------------------------------
+
+
+def _start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
+    return None
+
+
+def wsgi_batch(app: Any, n: int) -> float:
+    base = environ_from_scope(REQUEST.scope(), wsgi_input=io.BytesIO(), wsgi_errors=sys.stderr)
+    del base["asgi.scope"]
+    start = time.perf_counter()
+    for _ in range(n):
+        body = app(dict(base), _start_response)
+        for _chunk in body:
+            pass
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
+    return (time.perf_counter() - start) / n
+
+
+async def _receive() -> Any:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+async def _send(message: Any) -> None:
+    return None
+
+
+async def asgi_batch(app: Any, n: int) -> float:
+    base = REQUEST.scope()
+    start = time.perf_counter()
+    for _ in range(n):
+        await app(dict(base), _receive, _send)
+    return (time.perf_counter() - start) / n
+
+
+def calibrate(run: Callable[[int], float], seconds: float) -> int:
+    """A batch size taking about ``seconds``."""
+    per_request = run(200)
+    return max(200, int(seconds / per_request))
+
+
+def measure(
+    kind: str, bases: dict[str, Any], variants: dict[str, Callable[[Any], Any]], args: Any
+) -> dict[tuple[str, str], list[float]]:
+    loop = asyncio.new_event_loop()
+    runners: dict[tuple[str, str], Callable[[int], float]] = {}
+    for base_name, base_app in bases.items():
+        for name, wrap in variants.items():
+            app = wrap(base_app)
+            if kind == "wsgi":
+                runners[(base_name, name)] = lambda n, app=app: wsgi_batch(app, n)
+            else:
+                runners[(base_name, name)] = lambda n, app=app: loop.run_until_complete(
+                    asgi_batch(app, n)
+                )
+    sizes = {key: calibrate(run, args.seconds) for key, run in runners.items()}
+    samples: dict[tuple[str, str], list[float]] = {key: [] for key in runners}
+    rng = random.Random(args.seed)
+    for _ in range(args.rounds):
+        order = list(runners)
+        rng.shuffle(order)
+        for key in order:
+            samples[key].append(runners[key](sizes[key]))
+    loop.close()
+    return samples
+
+
+def report(kind: str, samples: dict[tuple[str, str], list[float]]) -> None:
+    medians = {key: statistics.median(values) for key, values in samples.items()}
+    print(f"\n== {kind.upper()} (median of {len(next(iter(samples.values())))} rounds)")
+    bases = sorted({base for base, _ in medians})
+    for base in bases:
+        bare = medians[(base, "bare")]
+        print(f"\n  app: {base}  bare = {bare * 1e6:7.2f} us/request")
+        print(f"  {'middleware':34} {'us/req':>8} {'added us':>9} {'added %':>8}  vs peer")
+        for (b, name), value in medians.items():
+            if b != base or name == "bare":
+                continue
+            added = value - bare
+            peer_note = ""
+            for peer in PEERS.get(name, ()):
+                if (base, peer) in medians:
+                    peer_added = medians[(base, peer)] - bare
+                    peer_note = (
+                        f"{value / medians[(base, peer)]:.2f}x total, "
+                        f"{added / peer_added:.2f}x added ({peer})"
+                        if peer_added > 0
+                        else f"peer adds nothing measurable ({peer})"
+                    )
+            print(
+                f"  {name:34} {value * 1e6:8.2f} {added * 1e6:9.2f} {added / bare * 100:7.1f}%  "
+                f"{peer_note}"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--seconds", type=float, default=0.2, help="per batch")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    print(f"python {sys.version.split()[0]}; batches of ~{args.seconds}s, interleaved, shuffled")
+    wsgi = measure(
+        "wsgi", {"bare WSGI hello": wsgi_hello, "Flask hello": flask_hello()}, WSGI_VARIANTS, args
+    )
+    report("wsgi", wsgi)
+    asgi = measure(
+        "asgi",
+        {"bare ASGI hello": asgi_hello, "Starlette hello": starlette_hello()},
+        ASGI_VARIANTS,
+        args,
+    )
+    report("asgi", asgi)
+
+
+if __name__ == "__main__":
+    main()

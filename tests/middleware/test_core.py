@@ -1,0 +1,339 @@
+"""The core's public behaviour: interface detection, hooks, outcomes, effects, errors."""
+
+from __future__ import annotations
+
+import io
+import logging
+import sys
+from collections.abc import Generator, Iterable, Iterator
+from typing import Any
+
+import anyio
+import pytest
+from asgiref.compatibility import guarantee_single_callable
+from hypercorn.utils import is_asgi
+
+from bridge._translate import environ_from_scope
+from bridge._types import Environ, StartResponse
+from bridge.middleware import (
+    Call,
+    Effect,
+    Exchange,
+    Forward,
+    Middleware,
+    Outcome,
+    RequestHead,
+    Respond,
+    Response,
+    ResponseHead,
+    detect_interface,
+    set_header,
+    stack,
+)
+from bridge.testing import InnerApp, Request, acall_asgi, call_asgi, call_wsgi
+
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+
+class Recorder(Middleware):
+    """Records every outcome given to finish(); optionally responds or breaks."""
+
+    def __init__(self, app: Any, *, respond: bool = False, **kw: Any) -> None:
+        super().__init__(app, **kw)
+        self.outcomes: list[Outcome] = []
+        self.respond = respond
+
+    def exchange(self, head: RequestHead, now: float) -> Exchange:
+        return _Recording(head, now, self)
+
+
+class _Recording(Exchange):
+    __slots__ = ("mw",)
+
+    def __init__(self, head: RequestHead, now: float, mw: Recorder) -> None:
+        super().__init__(head, now)
+        self.mw = mw
+
+    def request(self) -> Forward | Respond:
+        if self.mw.respond:
+            return Respond(Response.text(403))
+        return Forward(self.head)
+
+    def finish(self, outcome: Outcome) -> None:
+        self.mw.outcomes.append(outcome)
+
+
+def wsgi_hello(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"hello"]
+
+
+async def asgi_hello(scope: Any, receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"hello"})
+
+
+# -- interface detection ---------------------------------------------------------
+
+
+def test_wsgi_in_wsgi_out_and_asgi_in_asgi_out() -> None:
+    from uvicorn._compat import iscoroutinefunction
+
+    wsgi = Recorder(wsgi_hello)
+    asgi = Recorder(asgi_hello)
+    assert wsgi.interface == "wsgi"
+    assert asgi.interface == "asgi"
+    assert isinstance(wsgi, Recorder)
+    assert isinstance(asgi, Recorder)
+    # what uvicorn and hypercorn look at
+    assert iscoroutinefunction(asgi.__call__)
+    assert not iscoroutinefunction(wsgi.__call__)
+    assert is_asgi(asgi)
+    assert not is_asgi(wsgi)
+    assert guarantee_single_callable(asgi) is asgi  # type: ignore[no-untyped-call]
+    # nesting keeps the interface
+    assert Recorder(asgi).interface == "asgi"
+    assert Recorder(wsgi).interface == "wsgi"
+
+
+def test_detection_of_framework_apps() -> None:
+    import flask
+    import starlette.applications
+    from django.core.handlers.asgi import ASGIHandler  # type: ignore[import-untyped]
+    from django.core.handlers.wsgi import WSGIHandler  # type: ignore[import-untyped]
+
+    assert detect_interface(flask.Flask("x")) == "wsgi"
+    assert detect_interface(flask.Flask("x").wsgi_app) == "wsgi"
+    assert detect_interface(starlette.applications.Starlette()) == "asgi"
+    assert detect_interface(ASGIHandler.__call__) == "asgi"
+    assert detect_interface(WSGIHandler.__call__) == "wsgi"
+
+
+def test_explicit_interface_override_and_bad_apps() -> None:
+    forced = Recorder(lambda *args: None, interface="asgi")
+    assert forced.interface == "asgi"
+    with pytest.raises(ValueError, match="interface must be"):
+        Recorder(wsgi_hello, interface="rsgi")
+    with pytest.raises(TypeError, match="is a class"):
+        Recorder(InnerApp)
+    with pytest.raises(TypeError, match="not callable"):
+        Recorder(42)
+    with pytest.raises(TypeError, match="clock"):
+        Recorder(wsgi_hello, clock=3)
+
+
+def test_keyword_app_like_older_starlette() -> None:
+    middleware = Recorder(app=asgi_hello)
+    assert middleware.interface == "asgi"
+
+
+def test_stack_orders_outer_first() -> None:
+    order: list[str] = []
+
+    def layer(name: str) -> Any:
+        def wrap(app: Any) -> Any:
+            order.append(name)
+            return app
+
+        return wrap
+
+    stack(wsgi_hello, layer("outer"), layer("inner"))
+    assert order == ["inner", "outer"]
+    app = stack(wsgi_hello, (Recorder, {"respond": True}), Recorder)
+    assert call_wsgi(app).status == 403
+
+
+# -- finish outcomes ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("inner", "respond", "kind", "status"),
+    [
+        pytest.param(InnerApp(), False, "completed", 200, id="completed"),
+        pytest.param(InnerApp(), True, "responded", 403, id="responded"),
+        pytest.param(InnerApp(fail="before_start"), False, "app_error", 500, id="app-error"),
+        pytest.param(InnerApp(fail="after_start"), False, "app_error", 500, id="after-start"),
+        pytest.param(
+            InnerApp(body=[b"a", b"b"], fail="after_body"), False, "app_error", 200, id="mid-body"
+        ),
+    ],
+)
+def test_finish_runs_once_with_the_outcome(
+    inner: InnerApp, respond: bool, kind: str, status: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.CRITICAL)
+    wsgi = Recorder(inner.wsgi(), respond=respond)
+    asgi = Recorder(inner.asgi(), respond=respond)
+    call_wsgi(wsgi, Request())
+    call_asgi(asgi, Request())
+    for middleware in (wsgi, asgi):
+        assert [(o.kind, o.status) for o in middleware.outcomes] == [(kind, status)]
+
+
+def test_finish_on_wsgi_close_before_the_end_is_disconnected() -> None:
+    middleware = Recorder(InnerApp(body=[b"a", b"b"]).wsgi())
+    environ = environ_from_scope(Request().scope(), wsgi_input=io.BytesIO(), wsgi_errors=sys.stderr)
+    body = middleware(environ, lambda status, headers, exc_info=None: None)
+    assert next(iter(body)) == b"a"
+    body.close()
+    body.close()
+    assert [o.kind for o in middleware.outcomes] == ["disconnected"]
+
+
+@pytest.mark.anyio
+async def test_finish_on_asgi_cancellation_is_cancelled() -> None:
+    started = anyio.Event()
+
+    async def slow(scope: Any, receive: Any, send: Any) -> None:
+        started.set()
+        await anyio.sleep_forever()
+
+    middleware = Recorder(slow)
+    async with anyio.create_task_group() as group:
+        group.start_soon(acall_asgi, middleware, Request())
+        await started.wait()
+        group.cancel_scope.cancel()
+    assert [o.kind for o in middleware.outcomes] == ["cancelled"]
+
+
+# -- effects -------------------------------------------------------------------------
+
+
+class Counter(Middleware):
+    """Asks a 'store' through a Call effect; a failing effect is thrown back in."""
+
+    def __init__(self, app: Any, *, fail: bool = False, **kw: Any) -> None:
+        super().__init__(app, **kw)
+        self.fail = fail
+        self.calls: list[str] = []
+
+    def exchange(self, head: RequestHead, now: float) -> Exchange:
+        return _Counting(head, now, self)
+
+    def incr(self, how: str) -> int:
+        self.calls.append(how)
+        if self.fail:
+            raise ConnectionError("store is down")
+        return len(self.calls)
+
+
+class _Counting(Exchange):
+    __slots__ = ("mw",)
+
+    def __init__(self, head: RequestHead, now: float, mw: Counter) -> None:
+        super().__init__(head, now)
+        self.mw = mw
+
+    def request(self) -> Generator[Effect[Any], Any, Forward | Respond]:
+        mw = self.mw
+
+        async def incr_async() -> int:
+            return mw.incr("async")
+
+        try:
+            count = yield Call(lambda: mw.incr("sync"), incr_async)
+        except ConnectionError:
+            return Respond(Response.problem(503, "store is down"))
+        return Forward(self.head.with_value("bridge.count", count))
+
+    def response(self, head: ResponseHead) -> ResponseHead:
+        return head.replace(headers=set_header(head.headers, b"x-count", b"1"))
+
+
+def test_call_effect_runs_sync_under_wsgi_and_async_under_asgi() -> None:
+    wsgi = Counter(InnerApp().wsgi())
+    asgi = Counter(InnerApp().asgi())
+    for result in (call_wsgi(wsgi), call_asgi(asgi, backend="trio")):
+        assert result.status == 200
+        assert result.seen is not None
+        assert result.seen.head.values["bridge.count"] == 1
+    assert wsgi.calls == ["sync"]
+    assert asgi.calls == ["async"]
+
+
+def test_effect_errors_are_thrown_into_the_generator() -> None:
+    wsgi = call_wsgi(Counter(InnerApp().wsgi(), fail=True))
+    asgi = call_asgi(Counter(InnerApp().asgi(), fail=True))
+    assert wsgi == asgi
+    assert wsgi.status == 503
+
+
+# -- drivers -------------------------------------------------------------------------
+
+
+def test_request_is_not_mutated_and_bad_paths_give_400(caplog: pytest.LogCaptureFixture) -> None:
+    class Https(Middleware):
+        def exchange(self, head: RequestHead, now: float) -> Exchange:
+            return _Https(head, now)
+
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": "GET",
+        "SCRIPT_NAME": "",
+        "PATH_INFO": "/\xff",  # not UTF-8
+        "SERVER_NAME": "x",
+        "SERVER_PORT": "80",
+        "wsgi.url_scheme": "http",
+    }
+    statuses: list[str] = []
+    body = Https(wsgi_hello)(
+        environ, lambda status, headers, exc_info=None: statuses.append(status)
+    )
+    assert statuses == ["400 Bad Request"]
+    assert b"UTF-8" in b"".join(body)
+    assert [r.name for r in caplog.records] == ["bridge.middleware"]
+    environ["PATH_INFO"] = "/ok"
+    before = dict(environ)
+    result = Https(wsgi_hello)(environ, lambda *args: None)
+    assert list(result) == [b"hello"]
+    assert environ == before
+
+
+class _Https(Exchange):
+    def request(self) -> Forward:
+        return Forward(self.head.replace(scheme="https"))
+
+
+def test_asgi_app_that_returns_without_response_gets_500(caplog: pytest.LogCaptureFixture) -> None:
+    async def silent(scope: Any, receive: Any, send: Any) -> None:
+        return None
+
+    result = call_asgi(Recorder(silent), Request())
+    assert result.status == 500
+    assert any("without a response" in r.getMessage() for r in caplog.records)
+
+
+def test_legacy_wsgi_write_callable() -> None:
+    def legacy(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        write(b"written ")
+        yield b"yielded"
+
+    assert call_wsgi(Recorder(legacy)).body == b"written yielded"
+
+
+def test_scope_is_copied_before_change() -> None:
+    seen: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope)
+        await asgi_hello(scope, receive, send)
+
+    class Https(Middleware):
+        def exchange(self, head: RequestHead, now: float) -> Exchange:
+            return _Https(head, now)
+
+    scope = Request().scope()
+    original = dict(scope)
+
+    async def main() -> None:
+        async def receive() -> Any:
+            return {"type": "http.request", "body": b""}
+
+        async def send(message: Any) -> None:
+            pass
+
+        await Https(app)(scope, receive, send)
+
+    anyio.run(main)
+    assert dict(scope) == original
+    assert seen[0]["scheme"] == "https"
