@@ -12,7 +12,7 @@ import threading
 import traceback
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, assert_type
 
 import anyio
 import anyio.from_thread
@@ -102,6 +102,24 @@ async def test_sync_to_async_call_shapes() -> None:
     assert await Account().read() == 10
     assert inspect.iscoroutinefunction(decorated_plain)
     assert decorated_plain.__name__ == "decorated_plain"
+
+
+def test_wrapped_signatures_survive_for_type_checkers() -> None:
+    """mypy checks these ``assert_type`` calls (tests/ are type-checked, strict)."""
+
+    def greet(name: str, *, punctuation: str = "!") -> str:
+        return name + punctuation
+
+    async def agreet(name: str, *, punctuation: str = "!") -> str:
+        return name + punctuation
+
+    to_async = bridge.sync_to_async(greet)
+    to_sync = bridge.async_to_sync(agreet)
+    checked: Callable[[str], Coroutine[Any, Any, str]] = to_async
+    assert_type(to_sync("a", punctuation="?"), str)
+    with pytest.raises(TypeError):
+        to_sync("a", bogus=1)  # type: ignore[call-arg]  # an unused ignore would fail mypy
+    assert inspect.signature(checked) == inspect.signature(greet)
 
 
 def test_async_to_sync_call_shapes() -> None:
