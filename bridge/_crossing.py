@@ -70,14 +70,10 @@ def inbox_for(origin: Any) -> Inbox:
     last_origin, inbox = _last_inbox
     if last_origin is origin and inbox is not None:
         return inbox
-    inbox = _inboxes.get(origin)
-    if inbox is None:
-        hook = (
-            origin.call_soon_threadsafe
-            if isinstance(origin, asyncio.AbstractEventLoop)
-            else origin.run_sync_soon
-        )
-        inbox = _inboxes.setdefault(origin, Inbox(hook))
+    with _inbox_lock:  # loops running in several threads may get here at once
+        inbox = _inboxes.get(origin)
+        if inbox is None:
+            inbox = _inboxes[origin] = Inbox(origin)
     _last_inbox = (origin, inbox)
     return inbox
 
@@ -92,7 +88,7 @@ def thread_sensitive_target(loop: asyncio.AbstractEventLoop | None) -> Executor:
     if frame is not None:
         return frame  # type: ignore[no-any-return]
     scope = current_thread_sensitive_context()
-    if scope is not None:
+    if scope is not None and not getattr(scope, "_finished", False):
         if getattr(scope, "_exited", False):
             raise RuntimeError(
                 "this ThreadSensitiveContext has exited; tasks started inside it must "

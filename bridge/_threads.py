@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
@@ -180,10 +181,12 @@ class Inbox:
     it before draining.
     """
 
-    __slots__ = ("__weakref__", "call_soon", "items", "pending")
+    __slots__ = ("__weakref__", "items", "origin", "pending")
 
-    def __init__(self, call_soon: Callable[[Callable[[], None]], Any]) -> None:
-        self.call_soon = call_soon  # loop.call_soon_threadsafe or TrioToken.run_sync_soon
+    def __init__(self, origin: Any) -> None:
+        # Weakly: inboxes live in a WeakKeyDictionary keyed by the origin, and a strong
+        # reference from the value would keep every loop ever used alive.
+        self.origin = weakref.ref(origin)
         self.items: deque[Call] = deque()
         self.pending = False
 
@@ -192,10 +195,14 @@ class Inbox:
         self.items.append(call)
         if not self.pending:
             self.pending = True
+            origin = self.origin()
             try:
-                self.call_soon(self.drain)
+                if isinstance(origin, asyncio.AbstractEventLoop):
+                    origin.call_soon_threadsafe(self.drain)
+                elif origin is not None:
+                    origin.run_sync_soon(self.drain)
             except RuntimeError:
-                pass  # the loop has closed; nobody is waiting any more
+                pass  # the loop has closed (trio: RunFinishedError); nobody waits any more
 
     def drain(self) -> None:
         self.pending = False

@@ -217,6 +217,7 @@ class ThreadSensitiveContext:
     """
 
     _exited = False  # read by asgiref's sync_to_async
+    _finished = False  # read by bridge: set once the block has exited
 
     def __init__(self) -> None:
         self._token: contextvars.Token[Any] | None = None
@@ -237,6 +238,7 @@ class ThreadSensitiveContext:
         executor = forget_context_executor(self)
         thread_sensitive_context_var.reset(self._token)
         self._token = None
+        self._finished = True  # tasks that outlive the block use the process-wide thread
         if executor is not None:
             executor.shutdown(wait=False)  # finishes what is queued, never blocks the loop
 

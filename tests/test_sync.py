@@ -453,6 +453,26 @@ async def test_a_call_that_would_deadlock_raises_instead(scope: str) -> None:
         assert await bridge.sync_to_async(thread_name)() != threading.current_thread().name
 
 
+@pytest.mark.anyio
+async def test_a_task_outliving_its_thread_sensitive_context_uses_the_shared_thread() -> None:
+    current = threading.current_thread
+    shared = await bridge.sync_to_async(current)()
+    leave = anyio.Event()
+    seen: list[threading.Thread] = []
+
+    async def outlives_the_block() -> None:
+        await leave.wait()
+        seen.append(await bridge.sync_to_async(current)())
+
+    async with anyio.create_task_group() as tg:
+        async with bridge.ThreadSensitiveContext():
+            inside = await bridge.sync_to_async(current)()
+            tg.start_soon(outlives_the_block)  # inherits the context
+        leave.set()
+    assert inside is not shared
+    assert seen == [shared]
+
+
 # -- concurrency and limiters -------------------------------------------------------------
 
 
