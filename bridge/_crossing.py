@@ -41,7 +41,16 @@ from ._interop import (
     origin_loop_from_asgiref,
     set_current_frame,
 )
-from ._threads import Call, Inbox, OwnThread, SyncFrame, current_origin, shared_thread, worker_pool
+from ._threads import (
+    Call,
+    Inbox,
+    OwnThread,
+    SyncFrame,
+    Target,
+    current_origin,
+    shared_thread,
+    worker_pool,
+)
 
 __all__ = ("call_async", "call_sync", "context_thread")
 
@@ -119,9 +128,8 @@ def sensitive_target_for(ctx: contextvars.Context, own_context: bool, loop: Any)
 
 
 def _put(target: Executor, call: Call) -> None:
-    put = getattr(target, "put", None)
-    if put is not None:
-        put(call)
+    if isinstance(target, Target):
+        target.put(call)
         return
 
     def cancelled(future: Future[Any]) -> None:

@@ -45,6 +45,7 @@ __all__ = (
     "Call",
     "OwnThread",
     "SyncFrame",
+    "Target",
     "WorkerPool",
     "current_origin",
     "run_serving",
@@ -238,7 +239,9 @@ class Runnable(Protocol):
     def run(self) -> None: ...
 
 
-class _Target(Executor):
+class Target(Executor):
+    """A bridge thread target: ``put`` is the lean path, ``submit`` the Executor one."""
+
     def put(self, item: Runnable) -> None:
         raise NotImplementedError
 
@@ -248,7 +251,7 @@ class _Target(Executor):
         return future
 
 
-class OwnThread(_Target):
+class OwnThread(Target):
     """A daemon thread of its own that runs calls in order; started on first use."""
 
     def __init__(self, name: str) -> None:
@@ -284,7 +287,7 @@ class OwnThread(_Target):
             self._queue.put(None)
 
 
-class SyncFrame(_Target):
+class SyncFrame(Target):
     """A sync thread blocked in ``async_to_sync``, running calls sent back to it.
 
     Attribute names follow asgiref's ``CurrentThreadExecutor`` so asgiref can walk a
@@ -314,7 +317,7 @@ class SyncFrame(_Target):
                 "the sync thread this call belongs to has returned from async_to_sync; "
                 "tasks started inside async_to_sync must finish before it returns"
             )
-        if isinstance(below, _Target):
+        if isinstance(below, Target):
             below.put(item)
         else:
             below.submit(item.run)
@@ -382,7 +385,7 @@ class _PoolThread:
             del item
 
 
-class WorkerPool(_Target):
+class WorkerPool(Target):
     """Idle threads reused for ``thread_sensitive=False`` calls; idle ones exit after 10 s.
 
     The pool itself does not bound its size: callers hold a ``CapacityLimiter`` token
