@@ -364,6 +364,32 @@ async def test_nested_chain_from_async_keeps_one_thread() -> None:
 
 
 @pytest.mark.anyio
+async def test_concurrent_requests_keep_their_own_thread_through_nested_chains() -> None:
+    current = threading.current_thread
+
+    async def level(depth: int) -> list[threading.Thread]:
+        await anyio.lowlevel.checkpoint()  # let the other requests interleave at every level
+        return await bridge.sync_to_async(sync_level)(depth)
+
+    def sync_level(depth: int) -> list[threading.Thread]:
+        here = [current()]
+        return here if depth == 0 else here + bridge.async_to_sync(level)(depth - 1)
+
+    chains: list[list[threading.Thread]] = []
+
+    async def request() -> None:
+        async with bridge.ThreadSensitiveContext():
+            chains.append(await level(3))
+
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            for _ in range(20):
+                tg.start_soon(request)
+    assert all(len(set(chain)) == 1 for chain in chains)
+    assert len({chain[0] for chain in chains}) == 20
+
+
+@pytest.mark.anyio
 async def test_async_to_sync_in_a_worker_runs_on_the_original_loop() -> None:
     outer = current_loop_identity()
 
