@@ -403,7 +403,7 @@ async def test_async_to_sync_in_a_worker_runs_on_the_original_loop() -> None:
         assert inner is outer
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", [*BACKENDS, pytest.param("asyncio+uvloop", id="uvloop")])
 def test_plain_threads_share_one_persistent_background_loop(backend: str) -> None:
     call = bridge.async_to_sync(lambda: _identity(), backend=backend)
     first = in_plain_thread(call)
