@@ -6,9 +6,9 @@ puts one :class:`~bridge._threads.Call` on it and awaits its wake-up. ``call_asy
 :class:`~bridge._threads.SyncFrame`, starts the coroutine on the right loop and runs
 calls sent back to the thread until the coroutine finishes.
 
-Where the coroutine runs, in order: the loop this thread is serving a ``sync_to_async``
-call for (bridge's or asgiref's); a new loop in a new thread if ``force_new_loop``;
-otherwise the persistent background loop of ``bridge._portal``.
+Where the coroutine runs: a new loop in a new thread if ``force_new_loop``; else the loop
+this thread is serving a call for (bridge's ``sync_to_async``, ``anyio.to_thread`` or
+asgiref's ``sync_to_async``); else the persistent background loop of ``bridge._portal``.
 
 Invariants: a caller waiting for a thread keeps waiting through cancellation (a thread
 cannot be stopped) and re-raises the cancellation once the call has finished; the
@@ -38,6 +38,7 @@ from ._interop import (
     inside_thread,
     loop_frame,
     merge_context,
+    origin_from_anyio_worker,
     origin_loop_from_asgiref,
     set_current_frame,
 )
@@ -360,7 +361,7 @@ async def _drive(
 
 
 def _start_on_origin(driver: Any, context: Any, frame: SyncFrame, backend: str) -> None:
-    origin = current_origin() or origin_loop_from_asgiref()
+    origin = current_origin() or origin_from_anyio_worker() or origin_loop_from_asgiref()
     if origin is not None:
         try:
             _schedule(origin, driver, context, frame)

@@ -172,8 +172,8 @@ def async_to_sync(
     """Turn a coroutine function into a sync callable that blocks until it finishes.
 
     Usable as ``async_to_sync(fn)``, ``@async_to_sync`` and ``@async_to_sync(...)``.
-    From a thread running a ``sync_to_async`` call (bridge's or asgiref's) the coroutine
-    runs on that call's loop; from any other thread it runs on one persistent background
+    From a thread running a ``sync_to_async`` call (bridge's or asgiref's) or an
+    ``anyio.to_thread.run_sync`` call, the coroutine runs on that call's loop; from any other thread it runs on one persistent background
     loop per backend, started on first use. While it runs, thread-sensitive
     ``sync_to_async`` calls made by the coroutine run back in this thread.
 

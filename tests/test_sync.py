@@ -403,6 +403,16 @@ async def test_async_to_sync_in_a_worker_runs_on_the_original_loop() -> None:
         assert inner is outer
 
 
+@pytest.mark.anyio
+async def test_async_to_sync_in_an_anyio_worker_thread_runs_on_the_original_loop() -> None:
+    outer = current_loop_identity()
+
+    async def where() -> object:
+        return current_loop_identity()
+
+    assert await anyio.to_thread.run_sync(bridge.async_to_sync(where)) is outer
+
+
 @pytest.mark.parametrize("backend", [*BACKENDS, pytest.param("asyncio+uvloop", id="uvloop")])
 def test_plain_threads_share_one_persistent_background_loop(backend: str) -> None:
     call = bridge.async_to_sync(lambda: _identity(), backend=backend)
