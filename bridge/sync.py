@@ -173,9 +173,10 @@ def async_to_sync(
 
     Usable as ``async_to_sync(fn)``, ``@async_to_sync`` and ``@async_to_sync(...)``.
     From a thread running a ``sync_to_async`` call (bridge's or asgiref's) or an
-    ``anyio.to_thread.run_sync`` call, the coroutine runs on that call's loop; from any other thread it runs on one persistent background
-    loop per backend, started on first use. While it runs, thread-sensitive
-    ``sync_to_async`` calls made by the coroutine run back in this thread.
+    ``anyio.to_thread.run_sync`` call, the coroutine runs on that call's loop; from any
+    other thread it runs on one persistent background loop per backend, started on first
+    use. While it runs, thread-sensitive ``sync_to_async`` calls made by the coroutine run
+    back in this thread.
 
     :param force_new_loop: run on a new event loop in a new thread for this call
         (default ``False``).
