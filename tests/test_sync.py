@@ -711,6 +711,9 @@ def test_background_loop_restarts_after_shutdown() -> None:
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+# Python 3.12+ warns on fork() with threads running; forking such a process (gunicorn
+# --preload, multiprocessing) is exactly what this test is about.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_forked_child_starts_its_own_loop_and_threads() -> None:
     parent_loop = bridge.async_to_sync(_identity)()
     parent_thread = asyncio.run(bridge.sync_to_async(threading.current_thread)())
