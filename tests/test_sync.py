@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import gc
 import inspect
 import os
 import sys
 import threading
 import traceback
+import tracemalloc
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, assert_type
@@ -733,3 +735,28 @@ def test_a_forked_child_starts_its_own_loop_and_threads() -> None:
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert answer == b"ok"
+
+
+@pytest.mark.anyio
+async def test_calls_retain_no_memory() -> None:
+    """Many calls both ways leave nothing behind (no per-call cycles or registries)."""
+    sensitive = bridge.sync_to_async(double)
+    pooled = bridge.sync_to_async(double, thread_sensitive=False)
+    back = bridge.async_to_sync(adouble)
+
+    async def round_trips(count: int) -> None:
+        for i in range(count):
+            await sensitive(i)
+            await pooled(i)
+            await bridge.sync_to_async(back)(i)
+
+    await round_trips(200)  # warm up: threads, inboxes, caches
+    gc.collect()
+    tracemalloc.start()
+    try:
+        await round_trips(1000)
+        gc.collect()
+        retained, _peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert retained < 64 * 1024
