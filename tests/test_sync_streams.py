@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import itertools
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -11,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import anyio
 import anyio.lowlevel
+import anyio.to_thread
 import pytest
 
 import bridge
@@ -28,6 +30,7 @@ class Body:
         self.fail_at = fail_at
         self.produced = 0
         self.closed_in: threading.Thread | None = None
+        self.closed = threading.Event()
         self.tags: list[str] = []
 
     def __iter__(self) -> Iterator[bytes]:
@@ -40,6 +43,7 @@ class Body:
 
     def close(self) -> None:
         self.closed_in = threading.current_thread()
+        self.closed.set()
 
 
 @pytest.mark.anyio
@@ -99,6 +103,24 @@ async def test_closing_early_stops_the_producer_and_closes_the_iterable() -> Non
     assert body.closed_in is not None
     assert body.produced < 100
     assert limiter.borrowed_tokens == 0
+
+
+@pytest.mark.anyio
+async def test_an_abandoned_iterator_stops_its_producer_and_returns_its_token() -> None:
+    body = Body([b"x"] * 100)
+    limiter = anyio.CapacityLimiter(1)
+
+    async def first_chunk_only() -> bytes:
+        async for chunk in bridge.iterate_in_thread(body, limiter=limiter):
+            return chunk  # leaves the loop without aclose(): the iterator is dropped
+        raise AssertionError("empty")
+
+    assert await first_chunk_only() == b"x"
+    gc.collect()
+    assert await anyio.to_thread.run_sync(body.closed.wait, 10)
+    await anyio.lowlevel.checkpoint()  # the token comes back through the loop
+    assert limiter.borrowed_tokens == 0
+    assert body.produced < 100
 
 
 @pytest.mark.anyio
