@@ -3,10 +3,11 @@
 Theory of operation
 -------------------
 A :class:`Call` is created on the event loop, put on exactly one *target* thread, run
-there once (inside the caller's copied ``contextvars.Context``), and then schedules
-``Call.wake`` back on the caller's loop with the loop's own thread-safe hook
-(``loop.call_soon_threadsafe`` on asyncio, ``TrioToken.run_sync_soon`` on trio). The
-caller awaits that wake-up; nothing else is allocated per call.
+there once (inside the caller's copied ``contextvars.Context``), and then posted to the
+:class:`Inbox` of the caller's loop, which runs ``Call.wake`` there. An inbox uses the
+loop's own thread-safe hook (``loop.call_soon_threadsafe`` on asyncio,
+``TrioToken.run_sync_soon`` on trio) at most once per loop pass, however many calls
+finish meanwhile. The caller awaits its wake-up; nothing else is allocated per call.
 
 Targets:
 
@@ -16,7 +17,7 @@ Targets:
   back to it until its coroutine finishes. Frames nest; a call sent to a frame that has
   finished goes to the frame below it in the same thread (the asgiref rule).
 * :class:`WorkerPool` -- idle threads for ``thread_sensitive=False``; the caller bounds
-  concurrency with a ``CapacityLimiter`` before putting a call here.
+  concurrency with a ``CapacityLimiter`` before putting a call here (``bridge._gate``).
 
 Every target also implements ``concurrent.futures.Executor.submit`` so asgiref's own
 ``sync_to_async`` can use it (see ``bridge._interop``).
