@@ -2,8 +2,6 @@
 
 ``sync_to_async`` and ``async_to_sync`` take the same arguments as ``asgiref.sync`` so
 migrating is an import change; see ``docs/threads.md`` for what runs where.
-
-.. versionadded:: 0.1.0
 """
 
 from __future__ import annotations
@@ -102,6 +100,8 @@ def sync_to_async(
     caller's; exceptions propagate with their traceback. If the awaiting task is
     cancelled, the call still finishes (a thread cannot be stopped) and the cancellation
     is raised afterwards. Works under asyncio and trio.
+
+    .. versionadded:: 0.1
     """
     if thread_sensitive and (executor is not None or limiter is not None):
         raise TypeError(
@@ -183,6 +183,8 @@ def async_to_sync(
     :param backend: the background loop for calls from plain threads: ``"asyncio"``
         (default), ``"asyncio+uvloop"`` or ``"trio"``.
     :raises RuntimeError: when called from a thread whose event loop is running.
+
+    .. versionadded:: 0.1
     """
     _portal.backend_options(backend)  # an unknown backend fails here, not at call time
     if awaitable is None:
@@ -215,6 +217,8 @@ class ThreadSensitiveContext:
     process-wide one, so concurrent requests do not queue behind each other. Only the
     outermost context takes effect; the thread stops when the block exits. Works under
     asyncio and trio, and is the same scope as ``asgiref.sync.ThreadSensitiveContext``.
+
+    .. versionadded:: 0.1
     """
 
     _exited = False  # read by asgiref's sync_to_async
@@ -260,6 +264,8 @@ def iterate_in_thread(
 
     :param limiter: the ``anyio.CapacityLimiter`` the worker thread counts against
         (default: anyio's default thread limiter).
+
+    .. versionadded:: 0.1
     """
     if buffer_size < 1:
         raise ValueError(f"buffer_size must be at least 1, got {buffer_size!r}")
@@ -274,6 +280,8 @@ def iterate_in_loop(
     Each step runs like ``async_to_sync``: on the loop of the enclosing ``sync_to_async``
     call if there is one, else on the persistent background loop of ``backend``.
     Closing the iterator (or exhausting it) calls the async iterator's ``aclose()``.
+
+    .. versionadded:: 0.1
     """
     _portal.backend_options(backend)
     return SyncIteratorOverAsync(aiterable, backend)
