@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 import threading
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
@@ -32,6 +33,7 @@ from ._threads import run_serving, worker_pool
 __all__ = ("AsyncIteratorInThread", "SyncIteratorOverAsync")
 
 T = TypeVar("T")
+logger = logging.getLogger("bridge.sync")
 
 
 def _loop_waiter() -> tuple[Any, Callable[[], None], Callable[[Any], Any]]:
@@ -91,6 +93,7 @@ class _Channel(Generic[T]):
         self.error: BaseException | None = None  # raised by the iterator
         self.close_error: BaseException | None = None  # raised by the iterable's close()
         self.stopping = False  # the consumer asked the producer to stop
+        self.abandoned = False  # ... by dropping its iterator: nobody will see errors
         self.wake: Callable[[], None] | None = None  # the consumer's waiter, if waiting
 
     def produce(self) -> None:
@@ -113,8 +116,15 @@ class _Channel(Generic[T]):
             with self.lock:
                 self.done = True
                 wake, self.wake = self.wake, None
+                abandoned = self.abandoned
             if wake is not None:
                 wake()
+            if abandoned and self.close_error is not None:
+                logger.warning(
+                    "closing an iterable dropped without aclose() raised %s: %s",
+                    type(self.close_error).__name__,
+                    self.close_error,
+                )
 
     def close_iterable(self) -> None:
         close = getattr(self.iterable, "close", None)
@@ -125,8 +135,9 @@ class _Channel(Generic[T]):
         except BaseException as error:
             self.close_error = error
 
-    def stop(self) -> None:
+    def stop(self, *, abandoned: bool = False) -> None:
         with self.lock:
+            self.abandoned = abandoned
             self.stopping = True
             self.buffer.clear()
             self.lock.notify()
@@ -211,7 +222,7 @@ class AsyncIteratorInThread(AsyncIterator[T]):
         # thread) and give the limiter token back on its loop.
         if not self._started or self._borrower is None:
             return
-        self._channel.stop()
+        self._channel.stop(abandoned=True)
         limiter, borrower, self._borrower = self._limiter, self._borrower, None
         if limiter is not None:  # always, once started
             _call_soon(self._origin, limiter.release_on_behalf_of, borrower)

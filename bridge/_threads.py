@@ -31,6 +31,7 @@ thread of the parent.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 import weakref
@@ -55,6 +56,7 @@ __all__ = (
 )
 
 _IDLE_SECONDS: Final = 10.0
+logger = logging.getLogger("bridge.sync")
 _state = threading.local()
 
 
@@ -203,8 +205,23 @@ class Inbox:
                     origin.call_soon_threadsafe(self.drain)
                 elif origin is not None:
                     origin.run_sync_soon(self.drain)
-            except RuntimeError:
-                pass  # the loop has closed (trio: RunFinishedError); nobody waits any more
+                else:
+                    self.drop()
+            except RuntimeError:  # closed (trio: RunFinishedError)
+                self.drop()
+
+    def drop(self) -> None:
+        """The loop is gone, and with it every caller: say so for errors nobody will see."""
+        self.pending = False
+        while self.items:
+            error = self.items.popleft().error
+            if error is not None:
+                logger.warning(
+                    "a function run by sync_to_async raised after its event loop had closed: "
+                    "%s: %s",
+                    type(error).__name__,
+                    error,
+                )
 
     def drain(self) -> None:
         self.pending = False

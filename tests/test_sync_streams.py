@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import gc
 import itertools
+import logging
 import threading
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -121,6 +122,36 @@ async def test_an_abandoned_iterator_stops_its_producer_and_returns_its_token() 
     await anyio.lowlevel.checkpoint()  # the token comes back through the loop
     assert limiter.borrowed_tokens == 0
     assert body.produced < 100
+
+
+class FailingClose(Body):
+    def close(self) -> None:
+        super().close()
+        raise OSError("disk gone")
+
+
+@pytest.mark.anyio
+async def test_an_abandoned_iterables_close_error_is_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    body = FailingClose([b"x"] * 100)
+
+    async def first_chunk_only() -> bytes:
+        async for chunk in bridge.iterate_in_thread(body):
+            return chunk
+        raise AssertionError("empty")
+
+    caplog.set_level(logging.WARNING, logger="bridge.sync")
+    await first_chunk_only()
+    gc.collect()
+    assert await anyio.to_thread.run_sync(body.closed.wait, 10)
+    for _ in range(100):  # the line is written just after close() returns, in that thread
+        if caplog.records:
+            break
+        await anyio.to_thread.run_sync(threading.Event().wait, 0.01)
+    assert [record.getMessage() for record in caplog.records] == [
+        "closing an iterable dropped without aclose() raised OSError: disk gone"
+    ]
 
 
 @pytest.mark.anyio
