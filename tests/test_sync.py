@@ -760,3 +760,11 @@ async def test_calls_retain_no_memory() -> None:
     finally:
         tracemalloc.stop()
     assert retained < 64 * 1024
+
+
+def test_public_names_are_exported_from_bridge() -> None:
+    import bridge.sync
+
+    for name in bridge.sync.__all__:
+        assert getattr(bridge, name) is getattr(bridge.sync, name)
+        assert name in bridge.__all__
