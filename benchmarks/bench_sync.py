@@ -5,8 +5,9 @@ Run from the repository root::
     PYTHONPATH=$PWD python benchmarks/bench_sync.py [--rounds 7] [--calls 2000]
 
 Every case does the same trivial call; cases are interleaved in a shuffled order in each
-round and the median over rounds is reported in microseconds per call, with ratios
-against the peers measured in the same run (the machine is noisy: compare within a run).
+round; the median and the best round are reported in microseconds per call, with ratios
+against the peers measured in the same run (the machine is noisy: compare within a run;
+the best round is the least disturbed by other processes).
 
 * ``sync_to_async``: one task calling sequentially, then 64 tasks at once, on asyncio;
   peers are asgiref (both thread-sensitive modes), ``anyio.to_thread.run_sync`` and
@@ -205,17 +206,18 @@ def main() -> None:
             calls = calls_for(name, args.calls)
             samples[name].append(cases[name](calls) / calls * 1e6)
     long_lived.close()
-    report({name: statistics.median(values) for name, values in samples.items()})
+    print(f"{'case':58} {'median':>9} {'best':>9}  (us/call)")
+    for name in sorted(samples):
+        values = samples[name]
+        print(f"{name:58} {statistics.median(values):9.1f} {min(values):9.1f}")
+    if len(samples) < len(cases) or args.only:
+        return  # a partial run: no ratios
+    for label, pick in (("median", statistics.median), ("best", min)):
+        print(f"\nratios of the {label} over {args.rounds} rounds (lower is better for bridge):")
+        report({name: pick(values) for name, values in samples.items()})
 
 
 def report(us: dict[str, float]) -> None:
-    print(f"{'case':58} {'us/call':>9}")
-    for name in sorted(us):
-        print(f"{name:58} {us[name]:9.1f}")
-    print()
-    if len(us) < 26:
-        return  # a partial run (--only): no ratios
-    print("ratios (lower is better for bridge):")
     for mode in ("seq  ", "x64  "):
         base = us[f"sync_to_async {mode}| run_in_executor"]
         for flavour in ("ts=True", "ts=False"):

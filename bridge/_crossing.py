@@ -6,9 +6,9 @@ puts one :class:`~bridge._threads.Call` on it and awaits its wake-up. ``call_asy
 :class:`~bridge._threads.SyncFrame`, starts the coroutine on the right loop and runs
 calls sent back to the thread until the coroutine finishes.
 
-Where the coroutine runs, in order: the loop this thread is serving a ``sync_to_async``
-call for (bridge's or asgiref's); a new loop in a new thread if ``force_new_loop``;
-otherwise the persistent background loop of ``bridge._portal``.
+Where the coroutine runs: a new loop in a new thread if ``force_new_loop``; else the loop
+this thread is serving a call for (bridge's ``sync_to_async``, ``anyio.to_thread`` or
+asgiref's ``sync_to_async``); else the persistent background loop of ``bridge._portal``.
 
 Invariants: a caller waiting for a thread keeps waiting through cancellation (a thread
 cannot be stopped) and re-raises the cancellation once the call has finished; the
@@ -29,7 +29,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from . import _portal
+from . import _gate, _portal
 from ._interop import (
     adopt_context,
     current_frame,
@@ -38,10 +38,20 @@ from ._interop import (
     inside_thread,
     loop_frame,
     merge_context,
+    origin_from_anyio_worker,
     origin_loop_from_asgiref,
     set_current_frame,
 )
-from ._threads import Call, Inbox, OwnThread, SyncFrame, current_origin, shared_thread, worker_pool
+from ._threads import (
+    Call,
+    Inbox,
+    OwnThread,
+    SyncFrame,
+    Target,
+    current_origin,
+    shared_thread,
+    worker_pool,
+)
 
 __all__ = ("call_async", "call_sync", "context_thread")
 
@@ -70,14 +80,10 @@ def inbox_for(origin: Any) -> Inbox:
     last_origin, inbox = _last_inbox
     if last_origin is origin and inbox is not None:
         return inbox
-    inbox = _inboxes.get(origin)
-    if inbox is None:
-        hook = (
-            origin.call_soon_threadsafe
-            if isinstance(origin, asyncio.AbstractEventLoop)
-            else origin.run_sync_soon
-        )
-        inbox = _inboxes.setdefault(origin, Inbox(hook))
+    with _inbox_lock:  # loops running in several threads may get here at once
+        inbox = _inboxes.get(origin)
+        if inbox is None:
+            inbox = _inboxes[origin] = Inbox(origin)
     _last_inbox = (origin, inbox)
     return inbox
 
@@ -92,7 +98,7 @@ def thread_sensitive_target(loop: asyncio.AbstractEventLoop | None) -> Executor:
     if frame is not None:
         return frame  # type: ignore[no-any-return]
     scope = current_thread_sensitive_context()
-    if scope is not None:
+    if scope is not None and not getattr(scope, "_finished", False):
         if getattr(scope, "_exited", False):
             raise RuntimeError(
                 "this ThreadSensitiveContext has exited; tasks started inside it must "
@@ -123,9 +129,8 @@ def sensitive_target_for(ctx: contextvars.Context, own_context: bool, loop: Any)
 
 
 def _put(target: Executor, call: Call) -> None:
-    put = getattr(target, "put", None)
-    if put is not None:
-        put(call)
+    if isinstance(target, Target):
+        target.put(call)
         return
 
     def cancelled(future: Future[Any]) -> None:
@@ -209,14 +214,19 @@ async def _on_asyncio_limited(
 ) -> None:
     if limiter is None:
         limiter = _default_limiter(loop)
+    call.waiter = future = loop.create_future()
+    _gate.admit(call, limiter, loop)
     try:
-        limiter.acquire_on_behalf_of_nowait(call)
-    except anyio.WouldBlock:
-        await limiter.acquire_on_behalf_of(call)
-    try:
-        await _on_asyncio(loop, call, worker_pool())
+        await future
+    except BaseException:
+        if call.slot is None:  # still queued: nothing runs, nothing to wait for
+            _gate.forget(call, limiter)
+            raise
+        await _finish_shielded_asyncio(loop, call)
+        raise
     finally:
-        limiter.release_on_behalf_of(call)
+        if call.slot is not None:
+            _gate.pass_on(call.slot, limiter)
 
 
 async def _on_trio(
@@ -351,7 +361,7 @@ async def _drive(
 
 
 def _start_on_origin(driver: Any, context: Any, frame: SyncFrame, backend: str) -> None:
-    origin = current_origin() or origin_loop_from_asgiref()
+    origin = current_origin() or origin_from_anyio_worker() or origin_loop_from_asgiref()
     if origin is not None:
         try:
             _schedule(origin, driver, context, frame)

@@ -45,6 +45,7 @@ __all__ = (
     "inside_thread",
     "loop_frame",
     "merge_context",
+    "origin_from_anyio_worker",
     "origin_loop_from_asgiref",
     "set_asgiref_origin",
     "set_current_frame",
@@ -168,6 +169,27 @@ def origin_loop_from_asgiref() -> asyncio.AbstractEventLoop | None:
     if loop.is_closed() or not loop.is_running():
         return None
     return loop
+
+
+def _anyio_threadlocals() -> Any:
+    try:
+        from anyio._core._eventloop import threadlocals
+    except ImportError:  # pragma: no cover - a future anyio may move it
+        return None
+    return threadlocals
+
+
+_anyio_local = _anyio_threadlocals()
+
+
+def origin_from_anyio_worker() -> Any:
+    """The loop (asyncio) or trio token an ``anyio.to_thread`` worker thread came from, if any.
+
+    So ``async_to_sync`` inside ``anyio.to_thread.run_sync`` (Starlette's threadpool,
+    FastAPI's sync endpoints) runs on the caller's loop, as ``anyio.from_thread`` would.
+    """
+    token = getattr(_anyio_local, "current_token", None)
+    return getattr(token, "native_token", None)
 
 
 def set_asgiref_origin(loop: asyncio.AbstractEventLoop | None) -> tuple[Any, Any]:

@@ -43,6 +43,7 @@ _owner_pid = os.getpid()
 # The background loop's own hook for callers in other threads: its asyncio loop (for
 # ``call_soon_threadsafe``) or its ``TrioToken`` (for ``run_sync_soon``). Cleared with _portals.
 _origins: dict[str, Any] = {}
+_inherited: list[object] = []  # what a forked child inherited from its parent, never touched
 
 
 def backend_options(backend: str) -> tuple[str, dict[str, Any]]:
@@ -106,7 +107,10 @@ def _current_origin() -> Any:
 def _forget_if_forked() -> None:
     global _owner_pid
     if _owner_pid != os.getpid():
-        # The loop threads did not survive the fork; their objects are inert here.
+        # The loop threads did not survive the fork; their objects are inert here and must
+        # stay referenced: finalising a portal's context manager would wait forever for the
+        # dead loop thread, and a dropped loop object warns that it was never closed.
+        _inherited.append((dict(_portals), dict(_origins)))
         _portals.clear()
         _origins.clear()
         _owner_pid = os.getpid()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 import threading
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
@@ -27,11 +28,12 @@ import anyio
 import anyio.to_thread
 
 from ._crossing import call_async
-from ._threads import worker_pool
+from ._threads import run_serving, worker_pool
 
 __all__ = ("AsyncIteratorInThread", "SyncIteratorOverAsync")
 
 T = TypeVar("T")
+logger = logging.getLogger("bridge.sync")
 
 
 def _loop_waiter() -> tuple[Any, Callable[[], None], Callable[[Any], Any]]:
@@ -74,6 +76,73 @@ async def _await_event(event: Any) -> None:
     await event.wait()
 
 
+class _Channel(Generic[T]):
+    """What the producer thread and the consumer share; the producer holds only this.
+
+    So a consumer that drops its iterator without ``aclose()`` (``break`` out of
+    ``async for``) lets it be collected, and its finaliser stops the producer.
+    """
+
+    def __init__(self, iterator: Iterator[T], iterable: Iterable[T], size: int) -> None:
+        self.iterator = iterator
+        self.iterable = iterable
+        self.size = size
+        self.lock = threading.Condition(threading.Lock())
+        self.buffer: deque[T] = deque()
+        self.done = False  # the producer has finished (and closed the iterable)
+        self.error: BaseException | None = None  # raised by the iterator
+        self.close_error: BaseException | None = None  # raised by the iterable's close()
+        self.stopping = False  # the consumer asked the producer to stop
+        self.abandoned = False  # ... by dropping its iterator: nobody will see errors
+        self.wake: Callable[[], None] | None = None  # the consumer's waiter, if waiting
+
+    def produce(self) -> None:
+        """In the producer thread: fill the buffer until exhausted, failed or stopped."""
+        try:
+            for item in self.iterator:
+                with self.lock:
+                    while len(self.buffer) >= self.size and not self.stopping:
+                        self.lock.wait()
+                    if self.stopping:
+                        break
+                    self.buffer.append(item)
+                    wake, self.wake = self.wake, None
+                if wake is not None:
+                    wake()
+        except BaseException as error:
+            self.error = error
+        finally:
+            self.close_iterable()
+            with self.lock:
+                self.done = True
+                wake, self.wake = self.wake, None
+                abandoned = self.abandoned
+            if wake is not None:
+                wake()
+            if abandoned and self.close_error is not None:
+                logger.warning(
+                    "closing an iterable dropped without aclose() raised %s: %s",
+                    type(self.close_error).__name__,
+                    self.close_error,
+                )
+
+    def close_iterable(self) -> None:
+        close = getattr(self.iterable, "close", None)
+        if close is None:
+            return
+        try:
+            close()
+        except BaseException as error:
+            self.close_error = error
+
+    def stop(self, *, abandoned: bool = False) -> None:
+        with self.lock:
+            self.abandoned = abandoned
+            self.stopping = True
+            self.buffer.clear()
+            self.lock.notify()
+
+
 class AsyncIteratorInThread(AsyncIterator[T]):
     def __init__(
         self,
@@ -82,36 +151,29 @@ class AsyncIteratorInThread(AsyncIterator[T]):
         buffer_size: int,
         limiter: anyio.CapacityLimiter | None,
     ) -> None:
-        self._iterator = iterator
-        self._iterable = iterable
-        self._size = buffer_size
+        self._channel = _Channel(iterator, iterable, buffer_size)
         self._limiter = limiter
-        self._lock = threading.Condition(threading.Lock())
-        self._buffer: deque[T] = deque()
-        self._done = False  # the producer has finished (and closed the iterable)
-        self._error: BaseException | None = None  # raised by the iterator
-        self._close_error: BaseException | None = None  # raised by the iterable's close()
-        self._stopping = False  # the consumer asked the producer to stop
-        self._wake: Callable[[], None] | None = None  # the consumer's waiter, if waiting
         self._started = False
         self._borrower: object | None = object()
+        self._origin: Any = None
 
     async def __anext__(self) -> T:
         if not self._started:
             await self._start()
+        channel = self._channel
         while True:
-            with self._lock:
-                if self._buffer:
-                    item = self._buffer.popleft()
-                    self._lock.notify()
+            with channel.lock:
+                if channel.buffer:
+                    item = channel.buffer.popleft()
+                    channel.lock.notify()
                     return item
-                if self._done:
+                if channel.done:
                     break
-                waiter, self._wake, wait = _loop_waiter()
+                waiter, channel.wake, wait = _loop_waiter()
             await wait(waiter)
         self._release()
-        error = self._error or self._close_error
-        self._error = self._close_error = None
+        error = channel.error or channel.close_error
+        channel.error = channel.close_error = None
         if error is not None:
             raise error
         raise StopAsyncIteration
@@ -121,82 +183,81 @@ class AsyncIteratorInThread(AsyncIterator[T]):
             self._limiter = anyio.to_thread.current_default_thread_limiter()
         await self._limiter.acquire_on_behalf_of(self._borrower)
         self._started = True
-        worker_pool().put(_Producer(self, contextvars.copy_context()))
+        self._origin = _current_origin()
+        producer = _Producer(self._channel, contextvars.copy_context(), self._origin)
+        worker_pool().put(producer)
 
     def _release(self) -> None:
         if self._limiter is not None and self._borrower is not None:
             self._limiter.release_on_behalf_of(self._borrower)
             self._borrower = None
 
-    def produce(self) -> None:
-        """In the producer thread: fill the buffer until exhausted, failed or stopped."""
-        try:
-            for item in self._iterator:
-                with self._lock:
-                    while len(self._buffer) >= self._size and not self._stopping:
-                        self._lock.wait()
-                    if self._stopping:
-                        break
-                    self._buffer.append(item)
-                    wake, self._wake = self._wake, None
-                if wake is not None:
-                    wake()
-        except BaseException as error:
-            self._error = error
-        finally:
-            self._close_iterable()
-            with self._lock:
-                self._done = True
-                wake, self._wake = self._wake, None
-            if wake is not None:
-                wake()
-
-    def _close_iterable(self) -> None:
-        close = getattr(self._iterable, "close", None)
-        if close is None:
-            return
-        try:
-            close()
-        except BaseException as error:
-            self._close_error = error
-
     async def aclose(self) -> None:
         """Stop the producer, close the iterable in its thread and wait for both."""
+        channel = self._channel
         if not self._started:
-            self._started = self._done = True
-            await anyio.to_thread.run_sync(self._close_iterable, limiter=self._limiter)
+            self._started = channel.done = True
+            await anyio.to_thread.run_sync(channel.close_iterable, limiter=self._limiter)
             self._raise_close_error()
             return
-        with self._lock:
-            self._stopping = True
-            self._buffer.clear()
-            self._lock.notify()
+        channel.stop()
         with anyio.CancelScope(shield=True):
             while True:
-                with self._lock:
-                    if self._done:
+                with channel.lock:
+                    if channel.done:
                         break
-                    waiter, self._wake, wait = _loop_waiter()
+                    waiter, channel.wake, wait = _loop_waiter()
                 await wait(waiter)
         self._release()
-        self._error = None  # the consumer stopped early: later items' errors are not its
+        channel.error = None  # the consumer stopped early: later items' errors are not its
         self._raise_close_error()
 
     def _raise_close_error(self) -> None:
-        error, self._close_error = self._close_error, None
+        error, self._channel.close_error = self._channel.close_error, None
         if error is not None:
             raise error
 
+    def __del__(self) -> None:
+        # Dropped without aclose(): stop the producer (it closes the iterable in its own
+        # thread) and give the limiter token back on its loop.
+        if not self._started or self._borrower is None:
+            return
+        self._channel.stop(abandoned=True)
+        limiter, borrower, self._borrower = self._limiter, self._borrower, None
+        if limiter is not None:  # always, once started
+            _call_soon(self._origin, limiter.release_on_behalf_of, borrower)
+
+
+def _call_soon(origin: Any, fn: Callable[..., Any], *args: Any) -> None:
+    try:
+        if isinstance(origin, asyncio.AbstractEventLoop):
+            origin.call_soon_threadsafe(fn, *args)
+        else:
+            origin.run_sync_soon(fn, *args)
+    except RuntimeError:
+        pass  # the loop has closed, and its limiter with it
+
 
 class _Producer:
-    __slots__ = ("context", "stream")
+    __slots__ = ("channel", "context", "origin")
 
-    def __init__(self, stream: AsyncIteratorInThread[Any], context: contextvars.Context) -> None:
-        self.stream = stream
+    def __init__(self, channel: _Channel[Any], context: contextvars.Context, origin: Any) -> None:
+        self.channel = channel
         self.context = context
+        self.origin = origin
 
     def run(self) -> None:
-        self.context.run(self.stream.produce)
+        run_serving(self.origin, lambda: self.context.run(self.channel.produce))
+
+
+def _current_origin() -> Any:
+    """The running asyncio loop or trio token, for ``async_to_sync`` in the producer."""
+    loop = asyncio._get_running_loop()
+    if loop is not None:
+        return loop
+    import trio
+
+    return trio.lowlevel.current_trio_token()
 
 
 class SyncIteratorOverAsync(Iterator[T], Generic[T]):

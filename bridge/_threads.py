@@ -3,10 +3,11 @@
 Theory of operation
 -------------------
 A :class:`Call` is created on the event loop, put on exactly one *target* thread, run
-there once (inside the caller's copied ``contextvars.Context``), and then schedules
-``Call.wake`` back on the caller's loop with the loop's own thread-safe hook
-(``loop.call_soon_threadsafe`` on asyncio, ``TrioToken.run_sync_soon`` on trio). The
-caller awaits that wake-up; nothing else is allocated per call.
+there once (inside the caller's copied ``contextvars.Context``), and then posted to the
+:class:`Inbox` of the caller's loop, which runs ``Call.wake`` there. An inbox uses the
+loop's own thread-safe hook (``loop.call_soon_threadsafe`` on asyncio,
+``TrioToken.run_sync_soon`` on trio) at most once per loop pass, however many calls
+finish meanwhile. The caller awaits its wake-up; nothing else is allocated per call.
 
 Targets:
 
@@ -16,7 +17,7 @@ Targets:
   back to it until its coroutine finishes. Frames nest; a call sent to a frame that has
   finished goes to the frame below it in the same thread (the asgiref rule).
 * :class:`WorkerPool` -- idle threads for ``thread_sensitive=False``; the caller bounds
-  concurrency with a ``CapacityLimiter`` before putting a call here.
+  concurrency with a ``CapacityLimiter`` before putting a call here (``bridge._gate``).
 
 Every target also implements ``concurrent.futures.Executor.submit`` so asgiref's own
 ``sync_to_async`` can use it (see ``bridge._interop``).
@@ -30,8 +31,10 @@ thread of the parent.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
@@ -44,19 +47,32 @@ __all__ = (
     "Call",
     "OwnThread",
     "SyncFrame",
+    "Target",
     "WorkerPool",
     "current_origin",
+    "run_serving",
     "shared_thread",
     "worker_pool",
 )
 
 _IDLE_SECONDS: Final = 10.0
+logger = logging.getLogger("bridge.sync")
 _state = threading.local()
 
 
 def current_origin() -> Any:
     """The event loop (or trio token) whose ``sync_to_async`` call this thread is running."""
     return getattr(_state, "origin", None)
+
+
+def run_serving(origin: Any, fn: Callable[[], Any]) -> Any:
+    """Run ``fn`` in this thread as work for ``origin``: ``async_to_sync`` inside goes there."""
+    previous = getattr(_state, "origin", None)
+    _state.origin = origin
+    try:
+        return fn()
+    finally:
+        _state.origin = previous
 
 
 class Call:
@@ -80,6 +96,7 @@ class Call:
         "origin",
         "result",
         "schedule",
+        "slot",
         "waiter",
     )
 
@@ -103,6 +120,7 @@ class Call:
         self.finished = False
         self.schedule: Any = None
         self.waiter: Any = None
+        self.slot: object | None = None  # the limiter token it runs under (bridge._gate)
 
     def run(self) -> None:
         """On the target thread: run the call, then wake the caller on its loop."""
@@ -167,10 +185,12 @@ class Inbox:
     it before draining.
     """
 
-    __slots__ = ("__weakref__", "call_soon", "items", "pending")
+    __slots__ = ("__weakref__", "items", "origin", "pending")
 
-    def __init__(self, call_soon: Callable[[Callable[[], None]], Any]) -> None:
-        self.call_soon = call_soon  # loop.call_soon_threadsafe or TrioToken.run_sync_soon
+    def __init__(self, origin: Any) -> None:
+        # Weakly: inboxes live in a WeakKeyDictionary keyed by the origin, and a strong
+        # reference from the value would keep every loop ever used alive.
+        self.origin = weakref.ref(origin)
         self.items: deque[Call] = deque()
         self.pending = False
 
@@ -179,10 +199,29 @@ class Inbox:
         self.items.append(call)
         if not self.pending:
             self.pending = True
+            origin = self.origin()
             try:
-                self.call_soon(self.drain)
-            except RuntimeError:
-                pass  # the loop has closed; nobody is waiting any more
+                if isinstance(origin, asyncio.AbstractEventLoop):
+                    origin.call_soon_threadsafe(self.drain)
+                elif origin is not None:
+                    origin.run_sync_soon(self.drain)
+                else:
+                    self.drop()
+            except RuntimeError:  # closed (trio: RunFinishedError)
+                self.drop()
+
+    def drop(self) -> None:
+        """The loop is gone, and with it every caller: say so for errors nobody will see."""
+        self.pending = False
+        while self.items:
+            error = self.items.popleft().error
+            if error is not None:
+                logger.warning(
+                    "a function run by sync_to_async raised after its event loop had closed: "
+                    "%s: %s",
+                    type(error).__name__,
+                    error,
+                )
 
     def drain(self) -> None:
         self.pending = False
@@ -218,7 +257,9 @@ class Runnable(Protocol):
     def run(self) -> None: ...
 
 
-class _Target(Executor):
+class Target(Executor):
+    """A bridge thread target: ``put`` is the lean path, ``submit`` the Executor one."""
+
     def put(self, item: Runnable) -> None:
         raise NotImplementedError
 
@@ -228,7 +269,7 @@ class _Target(Executor):
         return future
 
 
-class OwnThread(_Target):
+class OwnThread(Target):
     """A daemon thread of its own that runs calls in order; started on first use."""
 
     def __init__(self, name: str) -> None:
@@ -264,7 +305,7 @@ class OwnThread(_Target):
             self._queue.put(None)
 
 
-class SyncFrame(_Target):
+class SyncFrame(Target):
     """A sync thread blocked in ``async_to_sync``, running calls sent back to it.
 
     Attribute names follow asgiref's ``CurrentThreadExecutor`` so asgiref can walk a
@@ -294,7 +335,7 @@ class SyncFrame(_Target):
                 "the sync thread this call belongs to has returned from async_to_sync; "
                 "tasks started inside async_to_sync must finish before it returns"
             )
-        if isinstance(below, _Target):
+        if isinstance(below, Target):
             below.put(item)
         else:
             below.submit(item.run)
@@ -350,12 +391,19 @@ class _PoolThread:
                 if pool.retire(self):
                     return
                 item = get()  # a caller took this thread just as it timed out
-            item.run()
+            if type(item) is Call:
+                # Back on the idle list before the caller wakes: a caller making its next
+                # call at once must find this thread instead of starting another one.
+                item.run_here()
+                pool.idle.append(self)
+                item.schedule(item)
+            else:
+                item.run()
+                pool.idle.append(self)
             del item
-            pool.idle.append(self)
 
 
-class WorkerPool(_Target):
+class WorkerPool(Target):
     """Idle threads reused for ``thread_sensitive=False`` calls; idle ones exit after 10 s.
 
     The pool itself does not bound its size: callers hold a ``CapacityLimiter`` token

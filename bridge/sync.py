@@ -2,8 +2,6 @@
 
 ``sync_to_async`` and ``async_to_sync`` take the same arguments as ``asgiref.sync`` so
 migrating is an import change; see ``docs/threads.md`` for what runs where.
-
-.. versionadded:: 0.1.0
 """
 
 from __future__ import annotations
@@ -56,7 +54,6 @@ def _is_async_callable(func: object) -> bool:
 @overload
 def sync_to_async(
     func: Callable[P, R],
-    /,
     *,
     thread_sensitive: bool = True,
     executor: Executor | None = None,
@@ -77,7 +74,6 @@ def sync_to_async(
 
 def sync_to_async(
     func: Callable[P, R] | None = None,
-    /,
     *,
     thread_sensitive: bool = True,
     executor: Executor | None = None,
@@ -104,6 +100,8 @@ def sync_to_async(
     caller's; exceptions propagate with their traceback. If the awaiting task is
     cancelled, the call still finishes (a thread cannot be stopped) and the cancellation
     is raised afterwards. Works under asyncio and trio.
+
+    .. versionadded:: 0.1
     """
     if thread_sensitive and (executor is not None or limiter is not None):
         raise TypeError(
@@ -153,7 +151,6 @@ def _wrap_sync(
 @overload
 def async_to_sync(
     awaitable: Callable[P, Awaitable[R]],
-    /,
     *,
     force_new_loop: bool = False,
     backend: str = "asyncio",
@@ -168,7 +165,6 @@ def async_to_sync(
 
 def async_to_sync(
     awaitable: Callable[P, Awaitable[R]] | None = None,
-    /,
     *,
     force_new_loop: bool = False,
     backend: str = "asyncio",
@@ -176,16 +172,19 @@ def async_to_sync(
     """Turn a coroutine function into a sync callable that blocks until it finishes.
 
     Usable as ``async_to_sync(fn)``, ``@async_to_sync`` and ``@async_to_sync(...)``.
-    From a thread running a ``sync_to_async`` call (bridge's or asgiref's) the coroutine
-    runs on that call's loop; from any other thread it runs on one persistent background
-    loop per backend, started on first use. While it runs, thread-sensitive
-    ``sync_to_async`` calls made by the coroutine run back in this thread.
+    From a thread running a ``sync_to_async`` call (bridge's or asgiref's) or an
+    ``anyio.to_thread.run_sync`` call, the coroutine runs on that call's loop; from any
+    other thread it runs on one persistent background loop per backend, started on first
+    use. While it runs, thread-sensitive ``sync_to_async`` calls made by the coroutine run
+    back in this thread.
 
     :param force_new_loop: run on a new event loop in a new thread for this call
         (default ``False``).
     :param backend: the background loop for calls from plain threads: ``"asyncio"``
         (default), ``"asyncio+uvloop"`` or ``"trio"``.
     :raises RuntimeError: when called from a thread whose event loop is running.
+
+    .. versionadded:: 0.1
     """
     _portal.backend_options(backend)  # an unknown backend fails here, not at call time
     if awaitable is None:
@@ -218,9 +217,12 @@ class ThreadSensitiveContext:
     process-wide one, so concurrent requests do not queue behind each other. Only the
     outermost context takes effect; the thread stops when the block exits. Works under
     asyncio and trio, and is the same scope as ``asgiref.sync.ThreadSensitiveContext``.
+
+    .. versionadded:: 0.1
     """
 
     _exited = False  # read by asgiref's sync_to_async
+    _finished = False  # read by bridge: set once the block has exited
 
     def __init__(self) -> None:
         self._token: contextvars.Token[Any] | None = None
@@ -241,6 +243,7 @@ class ThreadSensitiveContext:
         executor = forget_context_executor(self)
         thread_sensitive_context_var.reset(self._token)
         self._token = None
+        self._finished = True  # tasks that outlive the block use the process-wide thread
         if executor is not None:
             executor.shutdown(wait=False)  # finishes what is queued, never blocks the loop
 
@@ -261,6 +264,8 @@ def iterate_in_thread(
 
     :param limiter: the ``anyio.CapacityLimiter`` the worker thread counts against
         (default: anyio's default thread limiter).
+
+    .. versionadded:: 0.1
     """
     if buffer_size < 1:
         raise ValueError(f"buffer_size must be at least 1, got {buffer_size!r}")
@@ -275,6 +280,8 @@ def iterate_in_loop(
     Each step runs like ``async_to_sync``: on the loop of the enclosing ``sync_to_async``
     call if there is one, else on the persistent background loop of ``backend``.
     Closing the iterator (or exhausting it) calls the async iterator's ``aclose()``.
+
+    .. versionadded:: 0.1
     """
     _portal.backend_options(backend)
     return SyncIteratorOverAsync(aiterable, backend)

@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import gc
 import inspect
+import os
 import sys
 import threading
 import traceback
+import tracemalloc
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, assert_type
 
 import anyio
 import anyio.from_thread
@@ -101,6 +104,24 @@ async def test_sync_to_async_call_shapes() -> None:
     assert await Account().read() == 10
     assert inspect.iscoroutinefunction(decorated_plain)
     assert decorated_plain.__name__ == "decorated_plain"
+
+
+def test_wrapped_signatures_survive_for_type_checkers() -> None:
+    """mypy checks these ``assert_type`` calls (tests/ are type-checked, strict)."""
+
+    def greet(name: str, *, punctuation: str = "!") -> str:
+        return name + punctuation
+
+    async def agreet(name: str, *, punctuation: str = "!") -> str:
+        return name + punctuation
+
+    to_async = bridge.sync_to_async(greet)
+    to_sync = bridge.async_to_sync(agreet)
+    checked: Callable[[str], Coroutine[Any, Any, str]] = to_async
+    assert_type(to_sync("a", punctuation="?"), str)
+    with pytest.raises(TypeError):
+        to_sync("a", bogus=1)  # type: ignore[call-arg]  # an unused ignore would fail mypy
+    assert inspect.signature(checked) == inspect.signature(greet)
 
 
 def test_async_to_sync_call_shapes() -> None:
@@ -345,6 +366,32 @@ async def test_nested_chain_from_async_keeps_one_thread() -> None:
 
 
 @pytest.mark.anyio
+async def test_concurrent_requests_keep_their_own_thread_through_nested_chains() -> None:
+    current = threading.current_thread
+
+    async def level(depth: int) -> list[threading.Thread]:
+        await anyio.lowlevel.checkpoint()  # let the other requests interleave at every level
+        return await bridge.sync_to_async(sync_level)(depth)
+
+    def sync_level(depth: int) -> list[threading.Thread]:
+        here = [current()]
+        return here if depth == 0 else here + bridge.async_to_sync(level)(depth - 1)
+
+    chains: list[list[threading.Thread]] = []
+
+    async def request() -> None:
+        async with bridge.ThreadSensitiveContext():
+            chains.append(await level(3))
+
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            for _ in range(20):
+                tg.start_soon(request)
+    assert all(len(set(chain)) == 1 for chain in chains)
+    assert len({chain[0] for chain in chains}) == 20
+
+
+@pytest.mark.anyio
 async def test_async_to_sync_in_a_worker_runs_on_the_original_loop() -> None:
     outer = current_loop_identity()
 
@@ -358,7 +405,17 @@ async def test_async_to_sync_in_a_worker_runs_on_the_original_loop() -> None:
         assert inner is outer
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.anyio
+async def test_async_to_sync_in_an_anyio_worker_thread_runs_on_the_original_loop() -> None:
+    outer = current_loop_identity()
+
+    async def where() -> object:
+        return current_loop_identity()
+
+    assert await anyio.to_thread.run_sync(bridge.async_to_sync(where)) is outer
+
+
+@pytest.mark.parametrize("backend", [*BACKENDS, pytest.param("asyncio+uvloop", id="uvloop")])
 def test_plain_threads_share_one_persistent_background_loop(backend: str) -> None:
     call = bridge.async_to_sync(lambda: _identity(), backend=backend)
     first = in_plain_thread(call)
@@ -434,6 +491,26 @@ async def test_a_call_that_would_deadlock_raises_instead(scope: str) -> None:
         assert await bridge.sync_to_async(thread_name)() != threading.current_thread().name
 
 
+@pytest.mark.anyio
+async def test_a_task_outliving_its_thread_sensitive_context_uses_the_shared_thread() -> None:
+    current = threading.current_thread
+    shared = await bridge.sync_to_async(current)()
+    leave = anyio.Event()
+    seen: list[threading.Thread] = []
+
+    async def outlives_the_block() -> None:
+        await leave.wait()
+        seen.append(await bridge.sync_to_async(current)())
+
+    async with anyio.create_task_group() as tg:
+        async with bridge.ThreadSensitiveContext():
+            inside = await bridge.sync_to_async(current)()
+            tg.start_soon(outlives_the_block)  # inherits the context
+        leave.set()
+    assert inside is not shared
+    assert seen == [shared]
+
+
 # -- concurrency and limiters -------------------------------------------------------------
 
 
@@ -482,6 +559,57 @@ async def test_injected_capacity_limiter_bounds_concurrent_calls() -> None:
 
 
 @pytest.mark.anyio
+async def test_a_shared_limiter_serves_bridge_and_anyio_callers_alike() -> None:
+    gauge = Gauge()
+    limiter = anyio.CapacityLimiter(2)
+    ours = bridge.sync_to_async(gauge.enter_and_wait, thread_sensitive=False, limiter=limiter)
+    done: list[str] = []
+
+    async def bridge_caller() -> None:
+        await ours()
+        done.append("bridge")
+
+    async def anyio_caller() -> None:
+        await anyio.to_thread.run_sync(gauge.enter_and_wait, limiter=limiter)
+        done.append("anyio")
+
+    gauge.release.set()  # calls return at once: the point is admission, not blocking
+    async with anyio.create_task_group() as tg:
+        for i in range(60):
+            tg.start_soon(bridge_caller if i % 3 else anyio_caller)
+    assert sorted(done) == ["anyio"] * 20 + ["bridge"] * 40
+    assert gauge.peak <= 2
+    assert limiter.borrowed_tokens == 0
+
+
+@pytest.mark.anyio
+async def test_cancelling_a_call_waiting_for_the_limiter_never_runs_it() -> None:
+    limiter = anyio.CapacityLimiter(1)
+    hold, started = threading.Event(), threading.Event()
+    ran: list[str] = []
+
+    def blocker() -> None:
+        started.set()
+        hold.wait(10)
+
+    def never() -> None:
+        ran.append("never")
+
+    call_blocker = bridge.sync_to_async(blocker, thread_sensitive=False, limiter=limiter)
+    call_never = bridge.sync_to_async(never, thread_sensitive=False, limiter=limiter)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(call_blocker)
+        assert await anyio.to_thread.run_sync(started.wait, 10)  # it holds the only token
+        with anyio.move_on_after(0.05) as scope:
+            await call_never()
+        assert scope.cancelled_caught
+        hold.set()
+    await bridge.sync_to_async(ran.append, thread_sensitive=False, limiter=limiter)("later")
+    assert ran == ["later"]
+    assert limiter.borrowed_tokens == 0
+
+
+@pytest.mark.anyio
 async def test_many_concurrent_callers_get_their_own_results() -> None:
     sensitive = bridge.sync_to_async(double)
     pooled = bridge.sync_to_async(double, thread_sensitive=False)
@@ -500,6 +628,13 @@ def test_many_threads_call_async_to_sync_at_once() -> None:
     call = bridge.async_to_sync(adouble)
     with ThreadPoolExecutor(16) as pool:
         assert list(pool.map(call, range(400))) == [2 * i for i in range(400)]
+
+
+@pytest.mark.anyio
+async def test_sequential_calls_reuse_one_worker_thread() -> None:
+    call = bridge.sync_to_async(threading.current_thread, thread_sensitive=False)
+    threads = {await call() for _ in range(200)}
+    assert len(threads) == 1
 
 
 @pytest.mark.anyio
@@ -575,3 +710,61 @@ def test_background_loop_restarts_after_shutdown() -> None:
     second = in_plain_thread(call)
     assert second is not first
     assert in_plain_thread(call) is second
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+# Python 3.12+ warns on fork() with threads running; forking such a process (gunicorn
+# --preload, multiprocessing) is exactly what this test is about.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_forked_child_starts_its_own_loop_and_threads() -> None:
+    parent_loop = bridge.async_to_sync(_identity)()
+    parent_thread = asyncio.run(bridge.sync_to_async(threading.current_thread)())
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never return into pytest
+        try:
+            loop = bridge.async_to_sync(_identity)()
+            thread = asyncio.run(bridge.sync_to_async(threading.current_thread)())
+            ok = loop is not parent_loop and thread is not parent_thread and thread.is_alive()
+            os.write(write_end, b"ok" if ok else b"stale")
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        answer = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert answer == b"ok"
+
+
+@pytest.mark.anyio
+async def test_calls_retain_no_memory() -> None:
+    """Many calls both ways leave nothing behind (no per-call cycles or registries)."""
+    sensitive = bridge.sync_to_async(double)
+    pooled = bridge.sync_to_async(double, thread_sensitive=False)
+    back = bridge.async_to_sync(adouble)
+
+    async def round_trips(count: int) -> None:
+        for i in range(count):
+            await sensitive(i)
+            await pooled(i)
+            await bridge.sync_to_async(back)(i)
+
+    await round_trips(200)  # warm up: threads, inboxes, caches
+    gc.collect()
+    tracemalloc.start()
+    try:
+        await round_trips(1000)
+        gc.collect()
+        retained, _peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert retained < 64 * 1024
+
+
+def test_public_names_are_exported_from_bridge() -> None:
+    import bridge.sync
+
+    for name in bridge.sync.__all__:
+        assert getattr(bridge, name) is getattr(bridge.sync, name)
+        assert name in bridge.__all__

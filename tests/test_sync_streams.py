@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import itertools
+import logging
 import threading
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import anyio
 import anyio.lowlevel
+import anyio.to_thread
 import pytest
 
 import bridge
@@ -28,6 +31,7 @@ class Body:
         self.fail_at = fail_at
         self.produced = 0
         self.closed_in: threading.Thread | None = None
+        self.closed = threading.Event()
         self.tags: list[str] = []
 
     def __iter__(self) -> Iterator[bytes]:
@@ -40,6 +44,7 @@ class Body:
 
     def close(self) -> None:
         self.closed_in = threading.current_thread()
+        self.closed.set()
 
 
 @pytest.mark.anyio
@@ -102,12 +107,71 @@ async def test_closing_early_stops_the_producer_and_closes_the_iterable() -> Non
 
 
 @pytest.mark.anyio
+async def test_an_abandoned_iterator_stops_its_producer_and_returns_its_token() -> None:
+    body = Body([b"x"] * 100)
+    limiter = anyio.CapacityLimiter(1)
+
+    async def first_chunk_only() -> bytes:
+        async for chunk in bridge.iterate_in_thread(body, limiter=limiter):
+            return chunk  # leaves the loop without aclose(): the iterator is dropped
+        raise AssertionError("empty")
+
+    assert await first_chunk_only() == b"x"
+    gc.collect()
+    assert await anyio.to_thread.run_sync(body.closed.wait, 10)
+    await anyio.lowlevel.checkpoint()  # the token comes back through the loop
+    assert limiter.borrowed_tokens == 0
+    assert body.produced < 100
+
+
+class FailingClose(Body):
+    def close(self) -> None:
+        super().close()
+        raise OSError("disk gone")
+
+
+@pytest.mark.anyio
+async def test_an_abandoned_iterables_close_error_is_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    body = FailingClose([b"x"] * 100)
+
+    async def first_chunk_only() -> bytes:
+        async for chunk in bridge.iterate_in_thread(body):
+            return chunk
+        raise AssertionError("empty")
+
+    caplog.set_level(logging.WARNING, logger="bridge.sync")
+    await first_chunk_only()
+    gc.collect()
+    assert await anyio.to_thread.run_sync(body.closed.wait, 10)
+    for _ in range(100):  # the line is written just after close() returns, in that thread
+        if caplog.records:
+            break
+        await anyio.to_thread.run_sync(threading.Event().wait, 0.01)
+    assert [record.getMessage() for record in caplog.records] == [
+        "closing an iterable dropped without aclose() raised OSError: disk gone"
+    ]
+
+
+@pytest.mark.anyio
 async def test_closing_before_iterating_still_closes_the_iterable() -> None:
     body = Body([b"x"])
     stream = bridge.iterate_in_thread(body)
     await stream.aclose()
     assert body.closed_in is not None
     assert body.produced == 0
+
+
+@pytest.mark.anyio
+async def test_async_to_sync_inside_the_iterated_body_runs_on_the_consumers_loop() -> None:
+    async def where() -> object:
+        return current_loop()
+
+    def body() -> Iterator[object]:
+        yield bridge.async_to_sync(where)()
+
+    assert [loop async for loop in bridge.iterate_in_thread(body())] == [current_loop()]
 
 
 def test_iterate_in_thread_rejects_an_empty_buffer() -> None:
@@ -170,3 +234,27 @@ async def test_iterate_in_loop_inside_sync_to_async_uses_the_callers_loop() -> N
 
     assert await bridge.sync_to_async(consume)() == [0, 1, 2]
     assert ticker.loops == {current_loop()}
+
+
+@pytest.mark.anyio
+@pytest.mark.timeout(60)
+async def test_streaming_256_mib_through_a_slow_consumer_keeps_memory_bounded() -> None:
+    psutil = pytest.importorskip("psutil")
+    chunk = b"x" * 65536
+    total = 256 * 1024 * 1024
+    process = psutil.Process()
+    baseline = process.memory_info().rss
+    peak = baseline
+    received = 0
+
+    def body() -> Iterator[bytes]:
+        for _ in range(total // len(chunk)):
+            yield chunk[1:] + b"x"  # a fresh 64 KiB object each time, as a real body's
+
+    async for piece in bridge.iterate_in_thread(body(), buffer_size=8):
+        received += len(piece)
+        if received % (16 * 1024 * 1024) == 0:
+            peak = max(peak, process.memory_info().rss)
+            await anyio.sleep(0.001)  # the consumer is slower than the producer
+    assert received == total
+    assert peak - baseline < 32 * 1024 * 1024
