@@ -226,3 +226,33 @@ async def test_httpx_through_buffered_fastapi_like_app() -> None:
 def test_misconfiguration_raises(options: dict[str, Any], message: str) -> None:
     with pytest.raises((TypeError, ValueError), match=message):
         ResponseBuffering(InnerApp().wsgi(), **options)
+
+
+async def test_client_gone_while_the_held_body_is_sent(tmp_path: Path) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"x" * 5000, "more_body": False})
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            raise OSError("client went away")
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    before = open_fds()
+    buffered = ResponseBuffering(app, max_size=100, spool_dir=tmp_path)
+    with pytest.raises(OSError, match="client went away"):  # as the server would see it
+        await buffered(scope(), receive, send)
+    assert open_fds() == before
+
+
+def test_wsgi_write_callable_is_held_too() -> None:
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        write(b"written ")
+        return [b"and returned"]
+
+    result = call_wsgi(ResponseBuffering(app), Request())
+    assert result.body == b"written and returned"
+    assert result.header(b"content-length") == b"20"
