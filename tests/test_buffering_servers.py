@@ -1,7 +1,8 @@
 """RequestBuffering under real servers on 127.0.0.1, driven by a raw loopback client.
 
 Servers: uvicorn (FastAPI with ``add_middleware``; Flask through ``WsgiToAsgi`` with
-one worker thread, buffered on the ASGI side), gunicorn and waitress (Flask with
+one worker thread, buffered on the ASGI side), hypercorn (FastAPI), gunicorn and
+waitress (Flask with
 ``app.wsgi_app = RequestBuffering(app.wsgi_app)``). The apps are in
 ``tests.apps.buffering_apps``.
 """
@@ -39,6 +40,13 @@ def uvicorn(app: str) -> Argv:
     return argv
 
 
+def hypercorn(app: str) -> Argv:
+    def argv(port: int) -> list[str]:
+        return [PYTHON, "-m", "hypercorn", f"{APPS}:{app}", "--bind", f"127.0.0.1:{port}"]
+
+    return argv
+
+
 def gunicorn(app: str) -> Argv:
     def argv(port: int) -> list[str]:
         return [
@@ -58,6 +66,7 @@ def waitress(app: str) -> Argv:
 
 FLASK_ASGI = pytest.param(uvicorn("flask_asgi"), id="uvicorn-flask-wsgi_to_asgi")
 FASTAPI = pytest.param(uvicorn("fastapi_app"), id="uvicorn-fastapi")
+HYPERCORN = pytest.param(hypercorn("fastapi_app"), id="hypercorn-fastapi")
 GUNICORN = pytest.param(gunicorn("flask_wsgi"), id="gunicorn-flask")
 WAITRESS = pytest.param(waitress("flask_wsgi"), id="waitress-flask")
 
@@ -78,7 +87,7 @@ def expect_digest(upload: Upload, body: bytes) -> None:
 # -- slow clients ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("argv", [FLASK_ASGI, FASTAPI, GUNICORN, WAITRESS])
+@pytest.mark.parametrize("argv", [FLASK_ASGI, FASTAPI, HYPERCORN, GUNICORN, WAITRESS])
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 def test_slow_drip_upload_reaches_the_app_only_when_complete(
     run_server: RunServer, argv: Argv, chunked: bool, tmp_path: Path
@@ -124,7 +133,7 @@ def test_buffering_keeps_the_only_wsgi_thread_free(run_server: RunServer, tmp_pa
     assert marks.read_text().count("entered") == 3
 
 
-@pytest.mark.parametrize("argv", [FLASK_ASGI, FASTAPI, GUNICORN])
+@pytest.mark.parametrize("argv", [FLASK_ASGI, FASTAPI, HYPERCORN, GUNICORN])
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 def test_stalled_upload_is_answered_408(
     run_server: RunServer, argv: Argv, chunked: bool, tmp_path: Path, request: pytest.FixtureRequest
@@ -150,7 +159,7 @@ def test_stalled_upload_is_answered_408(
 # -- oversize bodies -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("argv", [FLASK_ASGI, FASTAPI, GUNICORN])
+@pytest.mark.parametrize("argv", [FLASK_ASGI, FASTAPI, HYPERCORN, GUNICORN])
 def test_declared_oversize_is_413_before_any_body_is_sent(
     run_server: RunServer, argv: Argv, tmp_path: Path
 ) -> None:
@@ -218,7 +227,7 @@ def flood(upload: Upload, total: int) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("argv", [FLASK_ASGI, FASTAPI, GUNICORN])
+@pytest.mark.parametrize("argv", [FLASK_ASGI, FASTAPI, HYPERCORN, GUNICORN])
 def test_one_gib_chunked_upload_is_cut_at_the_cap_with_bounded_memory(
     run_server: RunServer, argv: Argv, tmp_path: Path
 ) -> None:
