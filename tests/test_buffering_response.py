@@ -256,3 +256,21 @@ def test_wsgi_write_callable_is_held_too() -> None:
     result = call_wsgi(ResponseBuffering(app), Request())
     assert result.body == b"written and returned"
     assert result.header(b"content-length") == b"20"
+
+
+async def test_response_with_trailers_is_not_held() -> None:
+    sent: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [], "trailers": True})
+        await send({"type": "http.response.body", "body": b"x", "more_body": False})
+        await send({"type": "http.response.trailers", "headers": [], "more_trailers": False})
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message["type"])
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    await ResponseBuffering(app)(scope(), receive, send)
+    assert sent == ["http.response.start", "http.response.body", "http.response.trailers"]

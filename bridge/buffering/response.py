@@ -217,7 +217,10 @@ class _AsgiRun:
         kind = message["type"]
         if kind == "http.response.start" and not self.started:
             headers = [(bytes(k), bytes(v)) for k, v in message.get("headers", ())]
-            self.holding = self.plan.start(message["status"], headers)
+            # Trailers follow the body; holding it would let them overtake it.
+            self.holding = not message.get("trailers") and self.plan.start(
+                message["status"], headers
+            )
             if not self.holding:
                 self.started = True
                 await self.outer(message)
