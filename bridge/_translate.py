@@ -42,7 +42,6 @@ __all__ = (
     "normalize_request_headers",
     "parse_content_length",
     "scope_from_environ",
-    "scope_header_lookup",
     "split_root_path",
 )
 
@@ -54,6 +53,7 @@ _SPECIAL_ENVIRON_HEADERS: Final = {
     "CONTENT_LENGTH": b"content-length",
 }
 _JOINERS: Final = {b"cookie": "; "}
+_BARE_HEADERS: Final = frozenset({b"content-type", b"content-length"})
 
 
 class BadRequest(Exception):
@@ -168,12 +168,13 @@ def normalize_request_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tu
     common case (no repeats, no ``_``) returns the lines unchanged.
     """
     listed = list(headers)
-    seen: set[bytes] = set()
-    for name, _value in listed:
-        if name in seen or b"_" in name or not name.islower():
-            return _regroup(listed)
-        seen.add(name)
-    return listed
+    names = [name for name, _value in listed]
+    unique = set(names)
+    joined = b"".join(names)
+    simple = len(unique) == len(names) and b"_" not in joined and joined == joined.lower()
+    if simple and not unique & _BARE_HEADERS:
+        return listed
+    return _regroup(listed)  # repeats, odd names, or a Content-Type/-Length to check
 
 
 def _regroup(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
@@ -189,13 +190,13 @@ def _regroup(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
             length = parse_content_length(values)
             out.append((name, str(length).encode("ascii")))
         elif name == b"content-type" or len(values) == 1:
-            out.append((name, values[-1]))
+            if values[-1] or name != b"content-type":  # an empty Content-Type is no Content-Type
+                out.append((name, values[-1]))
         else:
             out.append((name, _JOINERS.get(name, ", ").encode("latin-1").join(values)))
     return out
 
 
-_BARE_HEADERS: Final = frozenset({b"content-type", b"content-length"})
 _CGI_KEYS: dict[bytes, str] = {b"content-type": "CONTENT_TYPE", b"content-length": "CONTENT_LENGTH"}
 
 
@@ -223,28 +224,6 @@ def environ_header_lookup(environ: Mapping[str, Any]) -> Callable[[bytes], bytes
             # an empty CONTENT_TYPE / CONTENT_LENGTH means "absent" (see headers_from_environ)
             return None if value is None or name in _BARE_HEADERS else b""
         return str(value).encode("latin-1")
-
-    return lookup
-
-
-def scope_header_lookup(
-    headers: Iterable[tuple[bytes, bytes]],
-) -> Callable[[bytes], bytes | None]:
-    """``lookup(name)``: one ASGI header as :func:`normalize_request_headers` gives it."""
-
-    def lookup(name: bytes) -> bytes | None:
-        if b"_" in name:
-            return None
-        found = [value for key, value in headers if key == name or key.lower() == name]
-        if not found:
-            return None
-        if len(found) == 1:
-            return found[0]
-        if name == b"content-type":
-            return found[-1]
-        if name == b"content-length":
-            return str(parse_content_length(found)).encode("ascii")
-        return _JOINERS.get(name, ", ").encode("latin-1").join(found)
 
     return lookup
 

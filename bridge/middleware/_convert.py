@@ -25,7 +25,6 @@ from bridge._translate import (
     headers_from_environ,
     normalize_request_headers,
     scope_from_environ,
-    scope_header_lookup,
     split_root_path,
 )
 from bridge._types import Environ
@@ -64,7 +63,9 @@ def _environ_headers(environ: Environ) -> Callable[[], Headers]:
 
 
 def _server(server: Any) -> tuple[str, int | None] | None:
-    return None if server is None else (server[0], server[1])
+    if server is None or type(server) is tuple:
+        return server
+    return (server[0], server[1])  # some servers send lists
 
 
 def head_from_scope(scope: HTTPScope) -> RequestHead:
@@ -83,11 +84,10 @@ def head_from_scope(scope: HTTPScope) -> RequestHead:
         raw_path,
         scope.get("query_string", b""),
         _scope_headers(scope["headers"]),
-        (client[0], client[1]) if client is not None else None,
+        client if client is None or type(client) is tuple else (client[0], client[1]),
         _server(scope.get("server")),
         scope.get("http_version", "1.1"),
         cast("Mapping[str, Any]", scope).get(VALUES_KEY, NO_VALUES),
-        scope_header_lookup(scope["headers"]),
     )
 
 
@@ -111,21 +111,26 @@ def head_from_environ(environ: Environ) -> RequestHead:
 
 
 def _changed(old: RequestHead, new: RequestHead) -> list[str]:
-    changed = [
-        name
-        for name, before, after in (
-            ("method", old.method, new.method),
-            ("scheme", old.scheme, new.scheme),
-            ("path", old.path, new.path),
-            ("root_path", old.root_path, new.root_path),
-            ("raw_path", old.raw_path, new.raw_path),
-            ("query_string", old.query_string, new.query_string),
-            ("client", old.client, new.client),
-            ("server", old.server, new.server),
-            ("http_version", old.http_version, new.http_version),
-        )
-        if before is not after and before != after
-    ]
+    # Spelled out: this runs once per rewritten request, and most fields are the same object.
+    changed = []
+    if old.method is not new.method and old.method != new.method:
+        changed.append("method")
+    if old.scheme is not new.scheme and old.scheme != new.scheme:
+        changed.append("scheme")
+    if old.path is not new.path and old.path != new.path:
+        changed.append("path")
+    if old.root_path is not new.root_path and old.root_path != new.root_path:
+        changed.append("root_path")
+    if old.raw_path is not new.raw_path and old.raw_path != new.raw_path:
+        changed.append("raw_path")
+    if old.query_string is not new.query_string and old.query_string != new.query_string:
+        changed.append("query_string")
+    if old.client is not new.client and old.client != new.client:
+        changed.append("client")
+    if old.server is not new.server and old.server != new.server:
+        changed.append("server")
+    if old.http_version is not new.http_version and old.http_version != new.http_version:
+        changed.append("http_version")
     if not new.same_headers(old):
         changed.append("headers")
     return changed
