@@ -9,7 +9,7 @@ neither waits for the client nor makes the client wait for it.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Final
 
 import anyio
 import anyio.abc
@@ -18,7 +18,10 @@ from bridge.middleware import Response
 
 from ._response_plan import ERROR, ResponseConfig, ResponsePlan, log_app_error
 
-__all__ = ("serve_asgi",)
+__all__ = ("INLINE_FLUSH", "serve_asgi")
+
+#: Held bodies up to this size are sent from the app's last ``send`` itself.
+INLINE_FLUSH: Final = 32 * 1024
 
 
 class _AsgiRun:
@@ -60,7 +63,12 @@ class _AsgiRun:
         if not more:
             self.holding = False
             self.started = self.flushing = True
-            _group(self.task_group).start_soon(self.flush)
+            if self.plan.size <= INLINE_FLUSH:
+                # Fits in any server's write buffer (asyncio's high-water mark is
+                # 64 KiB): sending it now never waits for the client, and costs no task.
+                await self.flush()
+            else:
+                _group(self.task_group).start_soon(self.flush)
 
     async def stream_from_here(self) -> None:
         """Stop holding: the app's own head, then what was held."""

@@ -90,6 +90,11 @@ class ResponsePlan:
             )
         return False
 
+    @property
+    def size(self) -> int:
+        """Bytes held so far."""
+        return 0 if self.collector is None else self.collector.size
+
     def final_headers(self) -> list[tuple[bytes, bytes]]:
         """The app's headers with the held body's Content-Length."""
         size = 0 if self.collector is None else self.collector.size

@@ -19,7 +19,9 @@ Releasing the app before a slow client has read everything is the point:
 * ASGI: the app's final ``send`` returns as soon as the body is held; the held
   body is sent by a task next to the app, so an app that keeps running after
   its response (Starlette background tasks, a WSGI app's thread under
-  WsgiToAsgi) is not held back by the client, nor the client by it.
+  WsgiToAsgi) is not held back by the client, nor the client by it. A body of
+  at most ``INLINE_FLUSH`` (32 KiB) is sent from that last ``send`` instead:
+  it fits in the server's write buffer, so that never waits for the client.
 * WSGI: the app's iterable is exhausted and closed (its ``close()`` releases
   what it holds) before the server starts writing the held body.
 
