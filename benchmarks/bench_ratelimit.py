@@ -1,0 +1,511 @@
+"""Rate-limit benchmarks against the peers, in one run, interleaved and repeated.
+
+    PYTHONPATH=$PWD python benchmarks/bench_ratelimit.py [--rounds 5] [--quick]
+
+Sections (each prints the median of the rounds and ratios to ours):
+
+1. Store check cost, in memory: ``MemoryStore.check`` vs limits' ``MemoryStorage``
+   (fixed window, moving window, sliding-window counter; ``hit`` alone and
+   ``hit`` + ``get_window_stats``, which a middleware needs for its headers).
+2. Redis: checks per second and round trips per check (counted with
+   ``INFO commandstats`` on a private redis-server) for ``RedisStore`` vs
+   limits' ``RedisStorage``; then whole requests with headers on: Flask +
+   Flask-Limiter vs Flask + ``RateLimit``, Starlette + slowapi vs Starlette +
+   ``RateLimit``.
+3. Middleware overhead per request with a MemoryStore, under WSGI and ASGI,
+   against the bare hello-world app and against the core's pass-through.
+
+Not part of the test run. Needs the ``bench`` extra and redis-server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import io
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from bridge import MemoryStore, RateLimit
+from bridge.middleware import Exchange, Middleware, RequestHead
+from bridge.ratelimit import parse_rates
+from bridge.ratelimit.redis import RedisStore
+
+Case = Callable[[int], None]  # runs n operations
+
+
+def measure(case: Case, n: int) -> float:
+    """Seconds per operation for one run of ``n`` operations."""
+    gc.collect()
+    started = time.perf_counter()
+    case(n)
+    return (time.perf_counter() - started) / n
+
+
+def run_interleaved(cases: dict[str, tuple[Case, int]], rounds: int) -> dict[str, float]:
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    for case, n in cases.values():
+        case(max(1, n // 10))  # warm up
+    for _ in range(rounds):
+        for name, (case, n) in cases.items():
+            samples[name].append(measure(case, n))
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def report(title: str, medians: dict[str, float], ours: str, unit: str = "us") -> None:
+    print(f"\n## {title}")
+    base = medians[ours]
+    for name, value in medians.items():
+        shown = value * 1e6 if unit == "us" else 1 / value
+        label = "us/op" if unit == "us" else "ops/s"
+        ratio = value / base
+        print(f"  {name:<52} {shown:>10.2f} {label}   x{ratio:5.2f} of {ours}")
+
+
+# -- 1. memory store ---------------------------------------------------------------------
+
+
+def memory_cases(quick: bool) -> dict[str, tuple[Case, int]]:
+    from limits import parse
+    from limits.storage import MemoryStorage
+    from limits.strategies import (
+        FixedWindowRateLimiter,
+        MovingWindowRateLimiter,
+        SlidingWindowCounterRateLimiter,
+    )
+
+    n = 20_000 if quick else 100_000
+    keys = [f"10.0.{i >> 8}.{i & 255}" for i in range(1000)]
+    rates = parse_rates("1000000/minute")
+    item = parse("1000000/minute")
+    mono = time.monotonic
+
+    def ours(algorithm: str) -> Case:
+        store = MemoryStore()
+
+        def case(count: int) -> None:
+            check = store.check
+            for i in range(count):
+                check(keys[i % 1000], rates, algorithm, 1, mono())
+
+        return case
+
+    def theirs(strategy: Any, stats: bool) -> Case:
+        limiter = strategy(MemoryStorage())
+
+        def case(count: int) -> None:
+            hit, window = limiter.hit, limiter.get_window_stats
+            for i in range(count):
+                key = keys[i % 1000]
+                hit(item, key)
+                if stats:
+                    window(item, key)
+
+        return case
+
+    return {
+        "bridge MemoryStore gcra (headers included)": (ours("gcra"), n),
+        "bridge MemoryStore fixed_window": (ours("fixed_window"), n),
+        "bridge MemoryStore sliding_window": (ours("sliding_window"), n),
+        "limits MemoryStorage fixed window hit": (theirs(FixedWindowRateLimiter, False), n),
+        "limits MemoryStorage fixed window hit+stats": (theirs(FixedWindowRateLimiter, True), n),
+        "limits MemoryStorage moving window hit": (theirs(MovingWindowRateLimiter, False), n),
+        "limits MemoryStorage sliding counter hit": (
+            theirs(SlidingWindowCounterRateLimiter, False),
+            n,
+        ),
+    }
+
+
+# -- 2. redis ---------------------------------------------------------------------------
+
+
+class PrivateRedis:
+    """A redis-server on a free port for the benchmark only."""
+
+    def __init__(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise SystemExit("redis-server is not installed")
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        argv = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        self.proc = subprocess.Popen(
+            [*argv, "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.1).close()
+                break
+            except OSError:
+                time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def command_calls(url: str) -> dict[str, int]:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    stats = client.info("commandstats")
+    client.close()
+    return {name: value["calls"] for name, value in stats.items()}
+
+
+#: Commands Lua scripts run inside Redis: not sent by the client.
+SCRIPT_INTERNAL = {"cmdstat_get", "cmdstat_set", "cmdstat_time", "cmdstat_info"}
+
+
+class WriteCounter:
+    """Counts client writes to Redis (one per round trip; a pipeline is one write)."""
+
+    def __init__(self) -> None:
+        import redis.asyncio.connection
+        import redis.connection
+
+        self.writes = 0
+        self._patched: list[tuple[Any, Any]] = []
+        classes = (redis.connection.AbstractConnection, redis.asyncio.connection.AbstractConnection)
+        for cls in classes:
+            self._patched.append((cls, cls.send_packed_command))
+        sync_cls, sync_send = self._patched[0]
+        async_cls, async_send = self._patched[1]
+        counter = self
+
+        def send(conn: Any, *args: Any, **kwargs: Any) -> Any:
+            counter.writes += 1
+            return sync_send(conn, *args, **kwargs)
+
+        async def asend(conn: Any, *args: Any, **kwargs: Any) -> Any:
+            counter.writes += 1
+            return await async_send(conn, *args, **kwargs)
+
+        sync_cls.send_packed_command = send
+        async_cls.send_packed_command = asend
+
+    def restore(self) -> None:
+        for cls, original in self._patched:
+            cls.send_packed_command = original
+
+
+def redis_costs(url: str, case: Case, n: int) -> tuple[float, float]:
+    """(round trips, commands) per operation; our script's inner commands excluded."""
+    case(5)
+    before = command_calls(url)
+    counter = WriteCounter()
+    try:
+        case(n)
+    finally:
+        counter.restore()
+    after = command_calls(url)
+    commands = sum(
+        calls - before.get(name, 0) for name, calls in after.items() if name not in SCRIPT_INTERNAL
+    )
+    return counter.writes / n, commands / n
+
+
+def redis_store_cases(url: str, quick: bool) -> dict[str, tuple[Case, int]]:
+    from limits import parse
+    from limits.storage import RedisStorage
+    from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
+
+    n = 1000 if quick else 4000
+    rates = parse_rates("1000000/minute")
+    item = parse("1000000/minute")
+    store = RedisStore(url, prefix=f"bench:{uuid.uuid4().hex}:")
+    storage = RedisStorage(url)
+
+    def ours(count: int) -> None:
+        for i in range(count):
+            store.check(f"k{i % 100}", rates, "gcra", 1, 0.0)
+
+    def theirs(strategy: Any, stats: bool) -> Case:
+        limiter = strategy(storage)
+        tag = uuid.uuid4().hex  # each case its own keys
+
+        def case(count: int) -> None:
+            for i in range(count):
+                limiter.hit(item, tag, f"k{i % 100}")
+                if stats:
+                    limiter.get_window_stats(item, tag, f"k{i % 100}")
+
+        return case
+
+    return {
+        "bridge RedisStore (gcra, all header values)": (ours, n),
+        "limits RedisStorage fixed window hit": (theirs(FixedWindowRateLimiter, False), n),
+        "limits RedisStorage fixed window hit+stats": (
+            theirs(FixedWindowRateLimiter, True),
+            n,
+        ),
+        "limits RedisStorage moving window hit": (theirs(MovingWindowRateLimiter, False), n),
+    }
+
+
+def environ_for(path: str = "/") -> dict[str, Any]:
+    return {
+        "REQUEST_METHOD": "GET",
+        "SCRIPT_NAME": "",
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "bench",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "10.1.2.3",
+        "REMOTE_PORT": "5000",
+        "HTTP_HOST": "bench",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(b""),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
+
+
+def wsgi_caller(app: Any, check_header: bytes | None = None) -> Case:
+    base = environ_for()
+    seen: list[Any] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        seen.append(headers)
+        return None
+
+    def case(count: int) -> None:
+        for _ in range(count):
+            seen.clear()
+            body = app(dict(base), start_response)
+            for _chunk in body:
+                pass
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+        if check_header is not None:
+            names = {k.lower() for k, _ in seen[-1]}
+            assert check_header.decode() in names, seen[-1]
+
+    return case
+
+
+def scope_for(path: str = "/") -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"bench")],
+        "client": ("10.1.2.3", 5000),
+        "server": ("bench", 80),
+    }
+
+
+def asgi_caller(app: Any, check_header: bytes | None = None) -> Case:
+    base = scope_for()
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    def case(count: int) -> None:
+        heads: list[Any] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                heads.append(message["headers"])
+
+        async def main() -> None:
+            for _ in range(count):
+                await app(dict(base), receive, send)
+
+        asyncio.run(main())
+        if check_header is not None:
+            names = {bytes(k).lower() for k, _ in heads[-1]}
+            assert check_header in names, heads[-1]
+
+    return case
+
+
+def framework_cases(url: str, quick: bool) -> dict[str, tuple[Case, int]]:
+    """Whole requests with headers on, Redis-backed: the peers' integrations vs ours."""
+    import flask
+    from flask_limiter import Limiter
+    from flask_limiter.util import get_remote_address
+    from slowapi import Limiter as SlowLimiter
+    from slowapi.errors import RateLimitExceeded
+    from slowapi.middleware import SlowAPIMiddleware
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    n = 500 if quick else 2000
+    limit = "1000000/minute"
+
+    def flask_app() -> flask.Flask:
+        app = flask.Flask("bench")
+        app.add_url_rule("/", "index", lambda: "hello")
+        return app
+
+    fl = flask_app()
+    Limiter(
+        get_remote_address,
+        app=fl,
+        storage_uri=url,
+        default_limits=[limit],
+        headers_enabled=True,
+        key_prefix=uuid.uuid4().hex,
+    )
+    ours_flask = flask_app()
+    store = RedisStore(url, prefix=f"bf:{uuid.uuid4().hex}:")
+    ours_flask.wsgi_app = RateLimit(ours_flask.wsgi_app, limit, store=store)  # type: ignore[method-assign]
+
+    async def index(request: Any) -> PlainTextResponse:
+        return PlainTextResponse("hello")
+
+    slow = SlowLimiter(
+        key_func=lambda request: request.client.host,
+        default_limits=[limit],
+        storage_uri=url,
+        headers_enabled=True,
+        key_prefix=uuid.uuid4().hex,
+    )
+    st = Starlette(routes=[Route("/", index)])
+    st.state.limiter = slow
+    st.add_exception_handler(RateLimitExceeded, lambda r, e: PlainTextResponse("", 429))
+    st.add_middleware(SlowAPIMiddleware)
+    ours_st = Starlette(routes=[Route("/", index)])
+    ours_st.add_middleware(RateLimit, limit=limit, store=store)
+
+    return {
+        "Flask + bridge RateLimit(RedisStore) [WSGI]": (
+            wsgi_caller(ours_flask, b"ratelimit"),
+            n,
+        ),
+        "Flask + Flask-Limiter(redis, headers) [WSGI]": (
+            wsgi_caller(fl, b"x-ratelimit-remaining"),
+            n,
+        ),
+        "Starlette + bridge RateLimit(RedisStore) [ASGI]": (
+            asgi_caller(ours_st, b"ratelimit"),
+            n,
+        ),
+        "Starlette + slowapi(redis, headers) [ASGI]": (asgi_caller(st), n),
+    }
+
+
+# -- 3. middleware overhead -----------------------------------------------------------
+
+
+def hello_wsgi(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
+    return [b"hello"]
+
+
+async def hello_asgi(scope: Any, receive: Any, send: Any) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/plain"), (b"content-length", b"5")],
+        }
+    )
+    await send({"type": "http.response.body", "body": b"hello"})
+
+
+class PassThrough(Middleware):
+    """The core's cheapest path: an exchange that only forwards."""
+
+    def exchange(self, head: RequestHead, now: float) -> Exchange:
+        return Exchange(head, now)
+
+
+def overhead_cases(quick: bool) -> dict[str, tuple[Case, int]]:
+    import flask
+
+    n = 5000 if quick else 20000
+    limit = "1000000000/minute"
+    fl = flask.Flask("hello")
+    fl.add_url_rule("/", "index", lambda: "hello")
+    return {
+        "WSGI hello": (wsgi_caller(hello_wsgi), n),
+        "WSGI core pass-through exchange": (wsgi_caller(PassThrough(hello_wsgi)), n),
+        "WSGI RateLimit(MemoryStore) hello": (
+            wsgi_caller(RateLimit(hello_wsgi, limit), b"ratelimit"),
+            n,
+        ),
+        "WSGI Flask hello": (wsgi_caller(fl), n),
+        "WSGI RateLimit(MemoryStore) Flask hello": (
+            wsgi_caller(RateLimit(fl.wsgi_app, limit), b"ratelimit"),
+            n,
+        ),
+        "ASGI hello": (asgi_caller(hello_asgi), n),
+        "ASGI core pass-through exchange": (asgi_caller(PassThrough(hello_asgi)), n),
+        "ASGI RateLimit(MemoryStore) hello": (
+            asgi_caller(RateLimit(hello_asgi, limit), b"ratelimit"),
+            n,
+        ),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="fewer operations per round")
+    args = parser.parse_args()
+    print(f"python {sys.version.split()[0]}, {args.rounds} interleaved rounds, medians")
+
+    report(
+        "1. in-memory store check",
+        run_interleaved(memory_cases(args.quick), args.rounds),
+        "bridge MemoryStore gcra (headers included)",
+    )
+
+    server = PrivateRedis()
+    try:
+        store_cases = redis_store_cases(server.url, args.quick)
+        request_cases = framework_cases(server.url, args.quick)
+        for title, cases in (
+            ("2a. Redis store check (checks/s)", store_cases),
+            ("2b. whole requests, Redis, headers on (req/s)", request_cases),
+        ):
+            costs = {name: redis_costs(server.url, case, 50) for name, (case, _n) in cases.items()}
+            report(title, run_interleaved(cases, args.rounds), next(iter(cases)), unit="ops")
+            for name, (trips, commands) in costs.items():
+                print(f"  {name:<52} {trips:5.2f} round trips, {commands:5.2f} commands / request")
+    finally:
+        server.stop()
+
+    medians = run_interleaved(overhead_cases(args.quick), args.rounds)
+    report("3. middleware overhead per request (MemoryStore)", medians, "WSGI hello")
+    for plain, wrapped in (
+        ("WSGI hello", "WSGI RateLimit(MemoryStore) hello"),
+        ("WSGI Flask hello", "WSGI RateLimit(MemoryStore) Flask hello"),
+        ("ASGI hello", "ASGI RateLimit(MemoryStore) hello"),
+        ("WSGI core pass-through exchange", "WSGI RateLimit(MemoryStore) hello"),
+        ("ASGI core pass-through exchange", "ASGI RateLimit(MemoryStore) hello"),
+    ):
+        extra = medians[wrapped] - medians[plain]
+        print(
+            f"  {wrapped} vs {plain}: +{extra * 1e6:.2f} us "
+            f"({extra / medians[plain] * 100:.0f}% of {plain})"
+        )
+
+
+if __name__ == "__main__":
+    main()

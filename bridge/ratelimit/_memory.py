@@ -1,0 +1,169 @@
+"""``MemoryStore``: the per-process store, bounded, O(1) per check.
+
+Invariants:
+
+* Every operation is O(1): one dict lookup, one LRU move, at most one
+  expired entry dropped from the cold end and at most one entry evicted.
+  Nothing ever walks all keys, and there is no sweeper thread.
+* At most ``max_keys`` rate-limit entries exist at any time. When a new key
+  would exceed the bound, the least recently used key is evicted; evictions
+  are counted (``evictions``) and logged at most once per ``log_interval``
+  seconds, so key spraying shows up in the logs without flooding them.
+* The lock is held only for the arithmetic (never across I/O or an await),
+  so WSGI threads serialise for a microsecond and ASGI tasks never block the
+  loop for longer than that.
+* Times come from the caller's clock (``time.monotonic`` in the middleware);
+  the store never reads a clock itself except to throttle its log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Final
+
+from ._algorithms import ALGORITHMS, Outcome, State
+from ._rates import Rate
+from ._store import Verdict
+
+__all__ = ("MemoryStore",)
+
+logger = logging.getLogger("bridge.ratelimit")
+
+_Entry = tuple[float, tuple["State | None", ...]]
+_DEFAULT_MAX_KEYS: Final = 100_000
+_new = tuple.__new__
+
+
+class MemoryStore:
+    """Rate-limit and concurrency state in this process's memory.
+
+    Correct for one process (threads and async tasks alike); with several
+    workers each has its own counts, so use :class:`~bridge.RedisStore` to
+    share a limit between processes or machines.
+
+    :param max_keys: at most this many keys are remembered (default 100 000,
+        about 20 MB); beyond it the least recently used key is forgotten,
+        which resets its limit. Evictions are counted in :attr:`evictions`
+        and logged on the ``bridge.ratelimit`` logger.
+    :param log_interval: minimum seconds between two eviction log lines (60).
+
+    .. versionadded:: 0.1
+    """
+
+    local = True
+
+    def __init__(self, max_keys: int = _DEFAULT_MAX_KEYS, *, log_interval: float = 60.0) -> None:
+        if not isinstance(max_keys, int) or max_keys < 1:
+            raise ValueError(f"max_keys must be a positive integer, not {max_keys!r}")
+        self.max_keys = max_keys
+        self.log_interval = log_interval
+        self.evictions = 0
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._in_flight: dict[str, set[str]] = {}
+        self._lock = threading.Lock()
+        self._logged_evictions = 0
+        self._next_log = float("-inf")
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def check(
+        self, key: str, rates: Sequence[Rate], algorithm: str, cost: int, now: float
+    ) -> Verdict:
+        """Decide one request of ``cost`` against every rate for ``key`` (see :class:`Store`)."""
+        decide = ALGORITHMS[algorithm]
+        entries = self._entries
+        lock = self._lock
+        lock.acquire()
+        try:
+            entry = entries.get(key)
+            states = entry[1] if entry is not None and entry[0] > now else None
+            if len(rates) == 1:
+                outcome = decide(None if states is None else states[0], now, rates[0], cost)
+                outcomes: tuple[Outcome, ...] = (outcome,)
+                allowed = outcome[0]
+                expires = outcome[5]
+            else:
+                outcomes = tuple(
+                    decide(None if states is None else states[i], now, rate, cost)
+                    for i, rate in enumerate(rates)
+                )
+                allowed = all(o.allowed for o in outcomes)
+                expires = max(o.expires_at for o in outcomes)
+                if not allowed:  # nothing consumed: report the admitting rates as they stand
+                    outcomes = tuple(
+                        decide(None if states is None else states[i], now, rates[i], 0)
+                        if o.allowed
+                        else o
+                        for i, o in enumerate(outcomes)
+                    )
+            if allowed:
+                entries[key] = (expires, tuple([o[1] for o in outcomes]))
+                entries.move_to_end(key)
+                self._trim(now)
+        finally:
+            lock.release()
+        return _new(Verdict, (allowed, outcomes, False))
+
+    def _trim(self, now: float) -> None:
+        """Drop one expired entry from the cold end; evict LRU entries beyond the bound."""
+        entries = self._entries
+        oldest = next(iter(entries))
+        if entries[oldest][0] <= now:
+            del entries[oldest]
+        elif len(entries) > self.max_keys:
+            entries.popitem(last=False)
+            self.evictions += 1
+            if now >= self._next_log:
+                self._log_evictions(now)
+
+    def _log_evictions(self, now: float) -> None:
+        fresh = self.evictions - self._logged_evictions
+        self._logged_evictions = self.evictions
+        self._next_log = now + self.log_interval
+        logger.warning(
+            "rate-limit MemoryStore is full (max_keys=%d): evicted %d least recently used "
+            "keys (%d in total); many distinct keys may mean key spraying",
+            self.max_keys,
+            fresh,
+            self.evictions,
+        )
+
+    async def check_async(
+        self, key: str, rates: Sequence[Rate], algorithm: str, cost: int, now: float
+    ) -> Verdict:
+        return self.check(key, rates, algorithm, cost, now)
+
+    def acquire(self, key: str, limit: int, token: str, now: float) -> bool:
+        """Take one of ``limit`` in-flight slots for ``key``; False when all are taken."""
+        with self._lock:
+            holders = self._in_flight.get(key)
+            if holders is None:
+                self._in_flight[key] = {token}
+                return True
+            if len(holders) >= limit:
+                return False
+            holders.add(token)
+            return True
+
+    async def acquire_async(self, key: str, limit: int, token: str, now: float) -> bool:
+        return self.acquire(key, limit, token, now)
+
+    def release(self, key: str, token: str) -> None:
+        """Give back the slot ``token`` holds (a no-op when it holds none)."""
+        with self._lock:
+            holders = self._in_flight.get(key)
+            if holders is not None:
+                holders.discard(token)
+                if not holders:
+                    del self._in_flight[key]
+
+    async def release_async(self, key: str, token: str) -> None:
+        self.release(key, token)
+
+    def in_flight(self, key: str) -> int:
+        """Requests currently holding a slot for ``key``."""
+        return len(self._in_flight.get(key, ()))

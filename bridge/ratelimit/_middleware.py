@@ -1,0 +1,463 @@
+"""``RateLimit`` and ``ConcurrencyLimit`` on the middleware core.
+
+Theory of operation
+-------------------
+``RateLimit.exchange`` finds the rule for the request (none: the request
+passes untouched), computes its key and cost, and hands a small exchange to
+the driver. The exchange asks the store: a local store (MemoryStore) inline,
+a shared one (RedisStore) through a :class:`_StoreCheck` effect, so the WSGI
+driver makes the sync call and the ASGI driver awaits the async one. The
+verdict becomes a 429 (with ``Retry-After`` and the quota fields) or a
+forward whose response gets the quota fields added. Same clock, same
+requests, same store state: same decisions and bytes under both interfaces.
+
+``ConcurrencyLimit`` takes a slot in ``request`` and gives it back in
+``finish``, which the drivers call exactly once on every path (completed,
+app error, client disconnect, cancellation).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable, Generator, Iterable, Sequence
+from typing import Any, Final, Literal
+
+from bridge.middleware import (
+    Effect,
+    Exchange,
+    Forward,
+    Interface,
+    Middleware,
+    Outcome,
+    RequestBodyIO,
+    RequestHead,
+    Respond,
+    Response,
+    ResponseHead,
+)
+
+from ._headers import (
+    problem_body,
+    ratelimit_fields,
+    retry_after_seconds,
+    text_body,
+)
+from ._keys import HeadLike, KeyFunc, client_address, safe_key
+from ._memory import MemoryStore
+from ._rates import Rate
+from ._rules import CompiledRule, PathPattern, Rule, compile_rules, match_rule, path_matcher
+from ._store import Store, Verdict
+
+__all__ = ("ConcurrencyLimit", "RateLimit")
+
+logger = logging.getLogger("bridge.ratelimit")
+
+Body = Literal["text", "problem"]
+#: Retry-After for a 503 while a shared store is down and the policy is fail_closed.
+UNAVAILABLE_RETRY_AFTER: Final = 5
+
+
+def _exempt_predicate(
+    exempt: Callable[[HeadLike], bool] | Iterable[PathPattern] | None,
+) -> Callable[[HeadLike], bool] | None:
+    if exempt is None or callable(exempt):
+        return exempt
+    matchers = [path_matcher(p) for p in exempt]
+    return lambda head: any(m(head.path) for m in matchers)
+
+
+def _check_store(store: object) -> Store:
+    if not isinstance(store, Store):
+        raise TypeError(f"store must implement bridge.ratelimit.Store, not {store!r}")
+    return store
+
+
+class _StoreCheck(Effect[Verdict]):
+    """A shared store's check: the sync client under WSGI, the async one under ASGI."""
+
+    __slots__ = ("args", "store")
+
+    def __init__(self, store: Store, args: tuple[str, Sequence[Rate], str, int, float]) -> None:
+        self.store = store
+        self.args = args
+
+    def run_sync(self, body: RequestBodyIO) -> Verdict:
+        return self.store.check(*self.args)
+
+    async def run_async(self, body: RequestBodyIO) -> Verdict:
+        return await self.store.check_async(*self.args)
+
+
+class RateLimit(Middleware):
+    """Limit the request rate per key, with the IETF ``RateLimit`` headers.
+
+    ``RateLimit(app, limit="100/minute", key=client_address, store=None, **options)``
+    returns an app of ``app``'s interface (WSGI or ASGI).
+
+    :param limit: the default rule's rates, e.g. ``"100/minute"``,
+        ``"10/second;1000/day"``, ``"10/second burst 20"``; ``None`` to limit
+        only what ``rules`` match.
+    :param key: key function of the request head (default
+        :func:`~bridge.ratelimit.client_address`, the address ProxyHeaders
+        resolved); it returns ``None`` for requests that are not limited.
+    :param store: a :class:`~bridge.MemoryStore` (default, per process) or
+        :class:`~bridge.RedisStore` (shared by workers and machines).
+    :param algorithm: ``"gcra"`` (default; nginx ``limit_req burst nodelay``
+        semantics), ``"fixed_window"`` or ``"sliding_window"``.
+    :param rules: :class:`~bridge.ratelimit.Rule` objects tried in order before
+        the default; the first match applies.
+    :param exempt: a function of the request head returning True for requests
+        never limited, or a list of path patterns (default None).
+    :param cost: units a request uses: an int (default 1) or a function of the head.
+    :param headers: add ``RateLimit-Policy`` and ``RateLimit`` to every response
+        a rule covers (default True).
+    :param legacy_headers: also add ``X-RateLimit-Limit/-Remaining/-Reset``
+        (reset in seconds from now; default False).
+    :param body: the 429 body, ``"text"`` (default) or ``"problem"``
+        (``application/problem+json`` of type ``quota-exceeded``).
+    :param status: the rejection status (default 429).
+    :param dry_run: compute, send headers and log would-be rejections, but
+        never reject (default False).
+    :param interface: ``"wsgi"`` or ``"asgi"`` to override detection.
+    :param clock: seconds for the MemoryStore (default ``time.monotonic``;
+        a shared store uses its server's clock).
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        limit: str | Rate | None = "100/minute",
+        *,
+        key: KeyFunc = client_address,
+        store: Store | None = None,
+        algorithm: str = "gcra",
+        rules: Iterable[Rule] = (),
+        exempt: Callable[[HeadLike], bool] | Iterable[PathPattern] | None = None,
+        cost: int | Callable[[HeadLike], int] = 1,
+        headers: bool = True,
+        legacy_headers: bool = False,
+        body: Body = "text",
+        status: int = 429,
+        dry_run: bool = False,
+        interface: Interface | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(app, interface=interface, clock=clock)
+        default = None if limit is None else Rule(limit, name="default")
+        self.rules = compile_rules(rules, default, algorithm, key, cost)
+        if not self.rules:
+            raise ValueError("nothing to limit: give a limit or at least one rule")
+        if body not in ("text", "problem"):
+            raise ValueError(f"body must be 'text' or 'problem', not {body!r}")
+        if not 400 <= status <= 599:
+            raise ValueError(f"status must be an HTTP error status, not {status!r}")
+        self.store = MemoryStore() if store is None else _check_store(store)
+        self.algorithm = algorithm
+        self.exempt = _exempt_predicate(exempt)
+        self.headers = headers
+        self.legacy_headers = legacy_headers
+        self.body: Body = body
+        self.status = status
+        self.dry_run = dry_run
+        self._warned_missing_key = False
+        # One rule for every path and method (the common case): no matching per request.
+        only = self.rules[0]
+        self._catch_all = (
+            len(self.rules) == 1 and only.matches_path is None and only.methods is None
+        )
+
+    def exchange(self, head: RequestHead, now: float) -> Exchange | None:
+        rules = self.rules
+        rule = rules[0] if self._catch_all else match_rule(rules, head)
+        if rule is None or not rule.rates or (self.exempt is not None and self.exempt(head)):
+            return None
+        raw_key = rule.key(head)
+        if raw_key is None:
+            self._missing_key(rule)
+            return None
+        cost = rule.cost
+        if not isinstance(cost, int):
+            cost = cost(head)
+            if not isinstance(cost, int) or cost < 0:
+                raise ValueError(f"rule {rule.name!r}: cost function returned {cost!r}")
+        key = rule.key_prefix + safe_key(raw_key)
+        kind = _RateLimitExchange if self.headers else _QuietRateLimitExchange
+        return kind(head, now, self, rule, (key, rule.rates, self.algorithm, cost, now))
+
+    def _missing_key(self, rule: CompiledRule) -> None:
+        if not self._warned_missing_key:
+            self._warned_missing_key = True
+            logger.warning(
+                "rule %r: a request has no key (no client address, e.g. a unix socket "
+                "without ProxyHeaders); such requests are not rate limited. Configure "
+                "ProxyHeaders or a key function.",
+                rule.name,
+            )
+
+    # -- turning a verdict into a response ---------------------------------------
+
+    def decide(self, head: RequestHead, rule: CompiledRule, verdict: Verdict) -> Forward | Respond:
+        if verdict.unavailable:
+            if verdict.allowed:
+                return Forward(head)
+            retry = str(UNAVAILABLE_RETRY_AFTER).encode()
+            return Respond(Response.text(503, headers=((b"retry-after", retry),)))
+        if verdict.allowed:
+            return Forward(head)
+        retry_after = retry_after_seconds(verdict.outcomes)
+        if self.dry_run:
+            logger.warning(
+                "dry run: rule %r would reject %s %s (retry in %d s)",
+                rule.name,
+                head.method,
+                head.path,
+                retry_after,
+            )
+            return Forward(head)
+        logger.info("rule %r rejected %s %s", rule.name, head.method, head.path)
+        return Respond(self.rejection(rule, verdict, retry_after))
+
+    def rejection(self, rule: CompiledRule, verdict: Verdict, retry_after: int) -> Response:
+        extra: list[tuple[bytes, bytes]] = [(b"retry-after", str(retry_after).encode())]
+        if self.headers:
+            extra += self.fields(rule, verdict)
+        if self.body == "problem":
+            payload = problem_body(rule.policies, verdict.outcomes, retry_after)
+            content_type = b"application/problem+json"
+        else:
+            payload = text_body(retry_after)
+            content_type = b"text/plain; charset=utf-8"
+        base = ((b"content-type", content_type), (b"content-length", str(len(payload)).encode()))
+        return Response(self.status, (*base, *extra), payload)
+
+    def fields(self, rule: CompiledRule, verdict: Verdict) -> list[tuple[bytes, bytes]]:
+        return ratelimit_fields(rule.policies, verdict.outcomes, legacy=self.legacy_headers)
+
+
+_LIST_FIELDS: Final = (b"ratelimit-policy", b"ratelimit")
+
+
+def merge_fields(
+    headers: tuple[tuple[bytes, bytes], ...], fields: list[tuple[bytes, bytes]]
+) -> tuple[tuple[bytes, bytes], ...]:
+    """``headers`` plus ``fields``; an inner limiter's policies stay in the same list.
+
+    ``RateLimit-Policy`` and ``RateLimit`` are lists, so stacked limiters (a
+    global one around a per-route one) each add their policies; any other
+    field of ours replaces the app's.
+    """
+    ours = dict(fields)
+    clash = False
+    for name, _ in headers:
+        if name.lower() in ours:
+            clash = True
+            break
+    if not clash:  # the common case: nothing to merge
+        return (*headers, *fields)
+    out: list[tuple[bytes, bytes]] = []
+    for name, value in headers:
+        lower = name.lower()
+        if lower in _LIST_FIELDS:
+            ours[lower] = value + b", " + ours[lower]
+        elif lower not in ours:
+            out.append((name, value))
+    out.extend(ours.items())
+    return tuple(out)
+
+
+class _RateLimitExchange(Exchange):
+    __slots__ = ("args", "mw", "rule", "verdict")
+
+    def __init__(
+        self,
+        head: RequestHead,
+        now: float,
+        mw: RateLimit,
+        rule: CompiledRule,
+        args: tuple[str, Sequence[Rate], str, int, float],
+    ) -> None:
+        super().__init__(head, now)
+        self.mw = mw
+        self.rule = rule
+        self.args = args
+        self.verdict: Verdict | None = None
+
+    def request(self) -> Forward | Respond | Generator[Effect[Any], Any, Forward | Respond]:
+        store = self.mw.store
+        if store.local:
+            verdict = self.verdict = store.check(*self.args)
+            if verdict.allowed and not verdict.unavailable:
+                return Forward(self.head)
+            return self.mw.decide(self.head, self.rule, verdict)
+        return self._shared(store)
+
+    def _shared(self, store: Store) -> Generator[Effect[Any], Any, Forward | Respond]:
+        self.verdict = yield _StoreCheck(store, self.args)
+        return self.mw.decide(self.head, self.rule, self.verdict)
+
+    def response(self, head: ResponseHead) -> ResponseHead:
+        verdict = self.verdict
+        if verdict is None or not verdict.outcomes:
+            return head
+        fields = self.mw.fields(self.rule, verdict)
+        return ResponseHead(head.status, merge_fields(head.headers, fields))
+
+
+class _QuietRateLimitExchange(_RateLimitExchange):
+    """``headers=False``: no response hook at all, so the driver skips it."""
+
+    __slots__ = ()
+
+    response = Exchange.response
+
+
+# -- ConcurrencyLimit -------------------------------------------------------------------
+
+#: Slot tokens: unique per process (the pid changes across fork) and per machine.
+_NODE: Final = uuid.uuid4().hex[:12]
+_counter = itertools.count()
+
+
+def _token() -> str:
+    return f"{_NODE}:{os.getpid()}:{next(_counter)}"
+
+
+class _Acquire(Effect[bool]):
+    __slots__ = ("args", "store")
+
+    def __init__(self, store: Store, args: tuple[str, int, str, float]) -> None:
+        self.store = store
+        self.args = args
+
+    def run_sync(self, body: RequestBodyIO) -> bool:
+        return self.store.acquire(*self.args)
+
+    async def run_async(self, body: RequestBodyIO) -> bool:
+        return await self.store.acquire_async(*self.args)
+
+
+class _Release(Effect[None]):
+    __slots__ = ("key", "store", "token")
+
+    def __init__(self, store: Store, key: str, token: str) -> None:
+        self.store = store
+        self.key = key
+        self.token = token
+
+    def run_sync(self, body: RequestBodyIO) -> None:
+        self.store.release(self.key, self.token)
+
+    async def run_async(self, body: RequestBodyIO) -> None:
+        await self.store.release_async(self.key, self.token)
+
+
+class ConcurrencyLimit(Middleware):
+    """Cap the requests in flight per key, like nginx ``limit_conn``.
+
+    :param limit: requests per key running at once (required, >= 1).
+    :param key: key function of the request head (default the client address;
+        ``None`` from it means not limited).
+    :param store: :class:`~bridge.MemoryStore` (default, per process) or
+        :class:`~bridge.RedisStore` (shared; slots of a dead worker come back
+        after the store's ``lease``).
+    :param status: the rejection status (default 503, like nginx).
+    :param retry_after: ``Retry-After`` seconds on a rejection (default 1).
+    :param exempt: a function of the head, or path patterns, never limited.
+    :param name: names this limit's counters in the store (default ``"conn"``).
+
+    The slot is given back on every path: the response completed, the app
+    raised, the client disconnected, the request was cancelled.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        limit: int,
+        *,
+        key: KeyFunc = client_address,
+        store: Store | None = None,
+        status: int = 503,
+        retry_after: int = 1,
+        exempt: Callable[[HeadLike], bool] | Iterable[PathPattern] | None = None,
+        name: str = "conn",
+        interface: Interface | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(app, interface=interface, clock=clock)
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise ValueError(f"limit must be a positive int (requests in flight), not {limit!r}")
+        if not callable(key):
+            raise ValueError(f"key must be a function of the request head, not {key!r}")
+        if not 400 <= status <= 599:
+            raise ValueError(f"status must be an HTTP error status, not {status!r}")
+        if not isinstance(retry_after, int) or retry_after < 0:
+            raise ValueError(f"retry_after must be a non-negative int, not {retry_after!r}")
+        self.limit = limit
+        self.key = key
+        self.store = MemoryStore() if store is None else _check_store(store)
+        self.rejection = Response.text(
+            status, headers=((b"retry-after", str(retry_after).encode()),)
+        )
+        self.exempt = _exempt_predicate(exempt)
+        self.prefix = f"{name}|conn|{limit}|"
+
+    def exchange(self, head: RequestHead, now: float) -> Exchange | None:
+        if self.exempt is not None and self.exempt(head):
+            return None
+        raw_key = self.key(head)
+        if raw_key is None:
+            return None
+        return _ConcurrencyExchange(head, now, self, self.prefix + safe_key(raw_key))
+
+
+class _ConcurrencyExchange(Exchange):
+    __slots__ = ("held", "key", "mw", "token")
+
+    def __init__(self, head: RequestHead, now: float, mw: ConcurrencyLimit, key: str) -> None:
+        super().__init__(head, now)
+        self.mw = mw
+        self.key = key
+        self.token = _token()
+        self.held = False
+
+    def request(self) -> Forward | Respond | Generator[Effect[Any], Any, Forward | Respond]:
+        store = self.mw.store
+        args = (self.key, self.mw.limit, self.token, self.now)
+        if store.local:
+            return self._decide(store.acquire(*args))
+        return self._shared(store, args)
+
+    def _shared(
+        self, store: Store, args: tuple[str, int, str, float]
+    ) -> Generator[Effect[Any], Any, Forward | Respond]:
+        return self._decide((yield _Acquire(store, args)))
+
+    def _decide(self, acquired: bool) -> Forward | Respond:
+        self.held = acquired
+        if acquired:
+            return Forward(self.head)
+        logger.info(
+            "concurrency limit %d reached for a key; rejected %s", self.mw.limit, self.head.path
+        )
+        return Respond(self.mw.rejection)
+
+    def finish(self, outcome: Outcome) -> Generator[Effect[Any], Any, None] | None:
+        if not self.held:
+            return None
+        self.held = False
+        store = self.mw.store
+        if store.local:
+            store.release(self.key, self.token)
+            return None
+        return self._release(store)
+
+    def _release(self, store: Store) -> Generator[Effect[Any], Any, None]:
+        yield _Release(store, self.key, self.token)

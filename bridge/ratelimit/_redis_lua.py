@@ -1,0 +1,144 @@
+"""The Lua scripts RedisStore runs: one atomic round trip per check.
+
+The rate-limit script mirrors ``_algorithms.py`` line for line (same
+arithmetic on IEEE doubles, same order), on Redis's own clock (``TIME``), so
+app servers with skewed clocks still agree. Numbers go back as strings,
+because Redis truncates Lua numbers to integers in replies.
+
+KEYS: one key per rate (they share a hash tag, hence one cluster slot).
+ARGV: algorithm, cost, a clock override (``""`` in production: Redis ``TIME``),
+then ``count, period, burst`` for each rate.
+Reply: ``{allowed, then per rate: allowed, remaining, reset, retry_after}``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ("ACQUIRE_SCRIPT", "CHECK_SCRIPT")
+
+CHECK_SCRIPT: Final = r"""
+if redis.replicate_commands then pcall(redis.replicate_commands) end
+local EPS = 1e-9
+local now
+if ARGV[3] ~= '' then
+  now = tonumber(ARGV[3])  -- tests only: compare with the Python functions on a fake clock
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+local algorithm = ARGV[1]
+local cost = tonumber(ARGV[2])
+
+local function num(s) return tonumber(s) end
+local function fmt(x) return string.format('%.17g', x) end
+local function trunc(x) if x < 0 then return math.ceil(x) end return math.floor(x) end
+
+local function split(value)
+  local out = {}
+  if value then for part in string.gmatch(value, '%S+') do out[#out + 1] = num(part) end end
+  return out
+end
+
+local function gcra(s, cost, count, period, burst)
+  local interval = period / count
+  local capacity = burst + 1
+  local depth = capacity * interval
+  local tat = now
+  if s[1] and s[1] > now then tat = s[1] end
+  local new_tat = tat + cost * interval
+  if new_tat - now <= depth + EPS then
+    local remaining = trunc((depth - (new_tat - now)) / interval + EPS)
+    return true, fmt(new_tat), remaining, new_tat - now, 0, new_tat
+  end
+  local remaining = math.max(0, trunc((depth - (tat - now)) / interval + EPS))
+  local retry = new_tat - depth - now
+  if cost > capacity then retry = math.max(1, math.ceil(capacity * interval - EPS)) end
+  return false, nil, remaining, tat - now, retry, tat
+end
+
+local function fixed_window(s, cost, count, period)
+  local start = math.floor(now / period) * period
+  local finish = start + period
+  local used = 0
+  if s[1] == start then used = s[2] end
+  if used + cost <= count then
+    used = used + cost
+    return true, fmt(start) .. ' ' .. fmt(used), trunc(count - used), finish - now, 0, finish
+  end
+  local retry = finish - now
+  if cost > count then retry = period end
+  return false, nil, trunc(count - used), finish - now, retry, finish
+end
+
+local function sliding_window(s, cost, count, period)
+  local start = math.floor(now / period) * period
+  local used, prev = 0, 0
+  if s[1] == start then used, prev = s[2], s[3]
+  elseif s[1] == start - period then prev = s[2] end
+  local weighted = prev * (1 - (now - start) / period) + used
+  local reset
+  if weighted + cost <= count + EPS then
+    used = used + cost
+    reset = start + period - now
+    if used > 0 then reset = start + 2 * period - now end
+    local remaining = math.max(0, trunc(count - weighted - cost + EPS))
+    local state = fmt(start) .. ' ' .. fmt(used) .. ' ' .. fmt(prev)
+    return true, state, remaining, reset, 0, start + 2 * period
+  end
+  local room = count - used - cost
+  local wait
+  if cost > count then wait = period
+  elseif room >= 0 and prev > 0 then
+    wait = math.max(0, start + period * (1 - room / prev) - now)
+  else
+    local fade = 0
+    if used > 0 then fade = period * (1 - (count - cost) / used) end
+    wait = math.max(0, start + period + fade - now)
+  end
+  reset = start + period - now
+  if used > 0 then reset = start + 2 * period - now end
+  return false, nil, math.max(0, trunc(count - weighted + EPS)), reset, wait, start + 2 * period
+end
+
+local algorithms = {gcra = gcra, fixed_window = fixed_window, sliding_window = sliding_window}
+local decide = algorithms[algorithm]
+local states, rates, results = {}, {}, {}
+local allowed = true
+for i, key in ipairs(KEYS) do
+  local base = 3 + (i - 1) * 3
+  states[i] = split(redis.call('GET', key))
+  rates[i] = {num(ARGV[base + 1]), num(ARGV[base + 2]), num(ARGV[base + 3])}
+  results[i] = {decide(states[i], cost, rates[i][1], rates[i][2], rates[i][3])}
+  if not results[i][1] then allowed = false end
+end
+local reply = {allowed and 1 or 0}
+for i, key in ipairs(KEYS) do
+  local r = results[i]
+  if allowed then
+    redis.call('SET', key, r[2], 'PX', math.max(1, math.ceil((r[6] - now) * 1000)))
+  elseif r[1] then
+    -- Denied by another rate: nothing is consumed, so report this one's state as is.
+    r = {decide(states[i], 0, rates[i][1], rates[i][2], rates[i][3])}
+  end
+  reply[#reply + 1] = r[1] and 1 or 0
+  reply[#reply + 1] = r[3]
+  reply[#reply + 1] = fmt(r[4])
+  reply[#reply + 1] = fmt(r[5])
+end
+return reply
+"""
+
+#: KEYS[1]: the key's in-flight set. ARGV: limit, token, lease seconds.
+#: Members are tokens scored by their lease's end on Redis's clock, so a worker
+#: that died holding a slot gives it back when the lease runs out.
+ACQUIRE_SCRIPT: Final = r"""
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local lease = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], now + lease, ARGV[2])
+redis.call('PEXPIRE', KEYS[1], math.ceil(lease * 1000))
+return 1
+"""

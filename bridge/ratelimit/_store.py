@@ -1,0 +1,70 @@
+"""The store interface: what a backend (memory, Redis, memcached, valkey...) implements.
+
+A store answers two questions atomically for one key:
+
+* ``check(key, rates, algorithm, cost, now)``: does this request fit every
+  rate? All rates are decided together; when one denies, none is consumed.
+  Returns a :class:`Verdict` with one :class:`~bridge.ratelimit.Outcome` per
+  rate, in order, which is everything the response headers need.
+* ``acquire(key, limit, token, now)`` / ``release(key, token)``: a slot among
+  ``limit`` requests in flight for ``key`` (ConcurrencyLimit).
+
+Each has an ``async`` twin (``check_async``...), awaited by the ASGI driver on
+any backend (asyncio or trio); the sync methods are called by the WSGI
+driver. A store whose methods never do I/O sets ``local = True`` and the
+middleware calls its sync methods inline under both interfaces.
+
+``now`` is the middleware's clock; a shared store uses its own server's
+clock instead, so that machines with skewed clocks agree.
+
+A backend must keep a denied request from consuming quota, use the algorithm
+functions' semantics (``bridge.ratelimit._algorithms``), and bound the
+lifetime of its keys (expire them once their state means nothing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple, Protocol, runtime_checkable
+
+from ._algorithms import Outcome
+from ._rates import Rate
+
+__all__ = ("Store", "Verdict")
+
+
+class Verdict(NamedTuple):
+    """A store's answer for one request.
+
+    ``allowed``: admit the request. ``outcomes``: one per rate (empty when
+    ``unavailable``). ``unavailable``: the store could not decide (a shared
+    store is down and its failure policy is ``fail_open`` or ``fail_closed``);
+    ``allowed`` then carries the policy's answer and no quota headers are sent.
+    """
+
+    allowed: bool
+    outcomes: tuple[Outcome, ...]
+    unavailable: bool = False
+
+
+@runtime_checkable
+class Store(Protocol):
+    """What :class:`~bridge.RateLimit` and :class:`~bridge.ConcurrencyLimit` need from a store."""
+
+    local: bool
+
+    def check(
+        self, key: str, rates: Sequence[Rate], algorithm: str, cost: int, now: float
+    ) -> Verdict: ...
+
+    async def check_async(
+        self, key: str, rates: Sequence[Rate], algorithm: str, cost: int, now: float
+    ) -> Verdict: ...
+
+    def acquire(self, key: str, limit: int, token: str, now: float) -> bool: ...
+
+    async def acquire_async(self, key: str, limit: int, token: str, now: float) -> bool: ...
+
+    def release(self, key: str, token: str) -> None: ...
+
+    async def release_async(self, key: str, token: str) -> None: ...
