@@ -156,6 +156,28 @@ def test_stalled_upload_is_answered_408(
     assert "408 Request Timeout: request body stalled after" in server.stop()
 
 
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+@pytest.mark.parametrize("argv", [FLASK_ASGI, FASTAPI, GUNICORN])
+def test_client_gone_mid_body_leaves_no_spool_file(
+    run_server: RunServer, argv: Argv, tmp_path: Path
+) -> None:
+    server, marks = serve(run_server, argv, tmp_path, BUFFERING_MAX="8m", BUFFERING_MEMORY="64k")
+    pid = int(get(server.port, "/pid").body)
+    baseline = open_fds(pid)
+    upload = start_upload(server.port, "/upload", content_length=4 * MiB)
+    upload.send(b"x" * (2 * MiB))  # spooled to a file past the first 64 KiB ...
+    upload.close()  # ... and the client is gone
+    deadline = time.monotonic() + 20
+    while open_fds(pid) > baseline and time.monotonic() < deadline:
+        time.sleep(0.05)  # wait for the server to notice; not a timed assertion
+    assert open_fds(pid) <= baseline
+    assert marks.read_text() == ""
+    assert "client disconnected mid-body" in server.stop()
+
+
 # -- oversize bodies -------------------------------------------------------------------------
 
 
