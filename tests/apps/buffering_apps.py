@@ -2,8 +2,9 @@
 
 Configured by environment variables so one module serves every server:
 ``BUFFERING_MAX`` (max_body_size, default "1m"), ``BUFFERING_TIMEOUT`` (body_timeout
-seconds, default "2") and ``BUFFERING_MEMORY`` (memory_size, default "1m") and ``BUFFERING_MARKS`` (a file; each upload view appends one
-line when it is entered, so a test can see whether the app ran yet).
+seconds, default "2"), ``BUFFERING_MEMORY`` (memory_size, default "1m") and
+``BUFFERING_MARKS`` (a file; each upload view appends one line when it is entered,
+so a test can see whether the app ran yet).
 
 * ``flask_asgi``: Flask through ``WsgiToAsgi`` with ONE worker thread, buffered on
   the ASGI side (the slow client never holds that thread).
