@@ -28,6 +28,8 @@ ERROR: Final = Response.text(500)
 
 
 class ResponseConfig:
+    """Validated, precomputed ResponseBuffering options (sizes in bytes)."""
+
     __slots__ = ("bypass", "capacity", "max_file_size", "max_size", "overflow", "spool_dir")
 
     def __init__(
