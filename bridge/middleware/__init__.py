@@ -35,8 +35,8 @@ from ._exchange import (
     RequestBodyIO,
     Respond,
 )
+from ._heads import Headers as HeaderLines
 from ._heads import (
-    Headers,
     RequestHead,
     Response,
     ResponseHead,
@@ -48,7 +48,7 @@ from ._heads import (
     set_header,
 )
 from ._stack import Layer, stack
-from .headers import Headers as HeadersMiddleware
+from .headers import Headers
 from .proxy_headers import ProxyHeaders
 from .security_headers import SecurityHeaders
 
@@ -62,8 +62,8 @@ __all__ = (
     "Effect",
     "Exchange",
     "Forward",
+    "HeaderLines",
     "Headers",
-    "HeadersMiddleware",
     "Interface",
     "Layer",
     "Middleware",

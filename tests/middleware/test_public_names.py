@@ -16,7 +16,7 @@ def test_all_is_honest() -> None:
 def test_top_level_names() -> None:
     assert bridge.ProxyHeaders is bridge.middleware.ProxyHeaders
     assert bridge.SecurityHeaders is bridge.middleware.SecurityHeaders
-    assert bridge.Headers is bridge.middleware.HeadersMiddleware
+    assert bridge.Headers is bridge.middleware.Headers
     assert bridge.testing.call_wsgi is not None
     for name in ("ProxyHeaders", "SecurityHeaders", "Headers", "testing"):
         assert name in bridge.__all__
