@@ -34,7 +34,7 @@ from starlette.requests import Request as StarletteRequest
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from bridge import RequestBuffering
+from bridge import RequestBuffering, ResponseBuffering, WsgiToAsgi
 from bridge._translate import environ_from_scope
 from bridge.testing import Request
 
@@ -106,10 +106,16 @@ def small_asgi(app: Any) -> Callable[[], Awaitable[None]]:
     scope = dict(SMALL.scope())
     message = {"type": "http.request", "body": b"x" * 100, "more_body": False}
 
-    async def receive() -> Any:
-        return message
-
     async def one() -> None:
+        sent = False
+
+        async def receive() -> Any:
+            nonlocal sent
+            if sent:  # like a server: nothing more until the client goes away
+                await asyncio.sleep(3600)
+            sent = True
+            return message
+
         await app(dict(scope), receive, _ignore)
 
     return one
@@ -222,7 +228,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=0.3)
     args = parser.parse_args()
 
-    for label, inner in (("bare ASGI app", asgi_hello), ("Starlette app", starlette_hello())):
+    asgi_apps = (
+        ("bare ASGI app", asgi_hello),
+        ("Starlette app", starlette_hello()),
+        ("Flask through WsgiToAsgi", WsgiToAsgi(flask_hello())),
+    )
+    for label, inner in asgi_apps:
         variants = {
             label: small_asgi(inner),
             "+ Starlette RequestBodyLimitMiddleware": small_asgi(
@@ -263,6 +274,19 @@ def main() -> None:
         report_small(
             f"WSGI, 100-byte POST, {label} (no Starlette peer under WSGI)", results, label, None
         )
+
+    response_variants = {
+        "bare ASGI app (GET)": small_asgi(asgi_hello),
+        "+ bridge ResponseBuffering": small_asgi(ResponseBuffering(asgi_hello)),
+        "Flask through WsgiToAsgi (GET)": small_asgi(WsgiToAsgi(flask_hello())),
+        "+ bridge ResponseBuffering around it": small_asgi(
+            ResponseBuffering(WsgiToAsgi(flask_hello()))
+        ),
+    }
+    results = run(response_variants, True, args.rounds, args.seconds)
+    print("\nASGI, ResponseBuffering of a 5-byte response")
+    for name, value in results.items():
+        print(f"  {name:<38} {value * 1e6:8.2f} us/request")
 
     app = asgi_collect
     large = {

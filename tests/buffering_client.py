@@ -17,6 +17,7 @@ class Reply:
     status: int
     headers: list[tuple[bytes, bytes]]
     body: bytes
+    informational: list[int] = field(default_factory=list)  # e.g. [100] for a 100 Continue
 
     def header(self, name: bytes) -> bytes | None:
         for key, value in self.headers:
@@ -55,6 +56,7 @@ class Upload:
         status = 0
         headers: list[tuple[bytes, bytes]] = []
         body = bytearray()
+        informational: list[int] = []
         while True:
             event = conn.next_event()
             if event is h11.NEED_DATA:
@@ -64,13 +66,15 @@ class Upload:
                     data = b""
                 conn.receive_data(data)
                 continue
-            if isinstance(event, h11.Response):
+            if isinstance(event, h11.InformationalResponse):
+                informational.append(event.status_code)
+            elif isinstance(event, h11.Response):
                 status = event.status_code
                 headers = [(k, v) for k, v in event.headers]
             elif isinstance(event, h11.Data):
                 body += event.data
             elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
-                return Reply(status, headers, bytes(body))
+                return Reply(status, headers, bytes(body), informational)
 
     def close(self) -> None:
         self.sock.close()

@@ -276,3 +276,14 @@ def test_misconfiguration_raises_at_construction(options: dict[str, Any], messag
 def test_same_interface_out() -> None:
     assert RequestBuffering(wsgi_hello).interface == "wsgi"
     assert RequestBuffering(ECHO.asgi()).interface == "asgi"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_log_line_escapes_control_characters(
+    backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    request = Request(method="POST", path="/a\nFAKE 200 OK", body=b"x" * 20)
+    call_asgi(RequestBuffering(ECHO.asgi(), max_body_size=10), request, backend=backend)
+    [record] = rejections(caplog)
+    assert "\n" not in record.getMessage()
+    assert "'/a\\nFAKE 200 OK'" in record.getMessage()

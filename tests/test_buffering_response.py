@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from bridge import ResponseBuffering, WsgiToAsgi
 from bridge._types import Environ, StartResponse
+from bridge.buffering._response_asgi import INLINE_FLUSH
 from bridge.testing import InnerApp, Request, call_asgi, call_wsgi
 
 pytestmark = pytest.mark.anyio
@@ -71,8 +72,8 @@ async def test_asgi_app_returns_before_the_client_reads() -> None:
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
-        for _ in range(4):
-            await send({"type": "http.response.body", "body": b"x" * 1000, "more_body": True})
+        for _ in range(4):  # 40 000 bytes: more than is sent inline (INLINE_FLUSH)
+            await send({"type": "http.response.body", "body": b"x" * 10_000, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         returned.set()
 
@@ -83,8 +84,8 @@ async def test_asgi_app_returns_before_the_client_reads() -> None:
         assert client.body == b""
         client.release.set()
     assert client.head is not None
-    assert (b"content-length", b"4000") in client.head["headers"]
-    assert client.body == b"x" * 4000
+    assert (b"content-length", b"40000") in client.head["headers"]
+    assert client.body == b"x" * 40_000
 
 
 async def test_starlette_background_task_does_not_wait_for_the_client() -> None:
@@ -94,7 +95,7 @@ async def test_starlette_background_task_does_not_wait_for_the_client() -> None:
         ran.set()
 
     async def endpoint(request: StarletteRequest) -> PlainTextResponse:
-        return PlainTextResponse("done", background=BackgroundTask(task))
+        return PlainTextResponse("done" * 10_000, background=BackgroundTask(task))
 
     app = Starlette(routes=[Route("/", endpoint)])
     client = SlowClient()
@@ -102,7 +103,7 @@ async def test_starlette_background_task_does_not_wait_for_the_client() -> None:
         group.start_soon(ResponseBuffering(app), scope(), Receive(client), client.send)
         await ran.wait()  # ran while the client still waits
         client.release.set()
-    assert bytes(client.body) == b"done"
+    assert bytes(client.body) == b"done" * 10_000
 
 
 def test_wsgi_thread_released_under_wsgi_to_asgi(anyio_backend: Any) -> None:
@@ -113,7 +114,8 @@ def test_wsgi_thread_released_under_wsgi_to_asgi(anyio_backend: Any) -> None:
 
     @flask.get("/")
     def index() -> Any:
-        response = flask.response_class((b"chunk" for _ in range(100)), mimetype="text/plain")
+        chunks = (b"chunk" for _ in range(10_000))  # 50 000 bytes, more than INLINE_FLUSH
+        response = flask.response_class(chunks, mimetype="text/plain")
         response.call_on_close(closed.set)
         return response
 
@@ -127,7 +129,7 @@ def test_wsgi_thread_released_under_wsgi_to_asgi(anyio_backend: Any) -> None:
             assert closed.is_set()
             assert client.body == b""
             client.release.set()
-        assert client.body == b"chunk" * 100
+        assert client.body == b"chunk" * 10_000
 
     anyio.run(main, backend=anyio_backend[0])
 
@@ -226,3 +228,75 @@ async def test_httpx_through_buffered_fastapi_like_app() -> None:
 def test_misconfiguration_raises(options: dict[str, Any], message: str) -> None:
     with pytest.raises((TypeError, ValueError), match=message):
         ResponseBuffering(InnerApp().wsgi(), **options)
+
+
+async def test_small_held_body_is_sent_from_the_last_send() -> None:
+    """Up to INLINE_FLUSH bytes fit in a server's write buffer: sent inline, no task."""
+    order: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"x" * INLINE_FLUSH})
+        order.append("app returned")
+
+    async def send(message: dict[str, Any]) -> None:
+        order.append(message["type"])
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    await ResponseBuffering(app)(scope(), receive, send)
+    assert order == [
+        "http.response.start",
+        "http.response.body",
+        "http.response.body",
+        "app returned",
+    ]
+
+
+async def test_client_gone_while_the_held_body_is_sent(tmp_path: Path) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"x" * 5000, "more_body": False})
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            raise OSError("client went away")
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    before = open_fds()
+    buffered = ResponseBuffering(app, max_size=100, spool_dir=tmp_path)
+    with pytest.raises(OSError, match="client went away"):  # as the server would see it
+        await buffered(scope(), receive, send)
+    assert open_fds() == before
+
+
+def test_wsgi_write_callable_is_held_too() -> None:
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        write(b"written ")
+        return [b"and returned"]
+
+    result = call_wsgi(ResponseBuffering(app), Request())
+    assert result.body == b"written and returned"
+    assert result.header(b"content-length") == b"20"
+
+
+async def test_response_with_trailers_is_not_held() -> None:
+    sent: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [], "trailers": True})
+        await send({"type": "http.response.body", "body": b"x", "more_body": False})
+        await send({"type": "http.response.trailers", "headers": [], "more_trailers": False})
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message["type"])
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    await ResponseBuffering(app)(scope(), receive, send)
+    assert sent == ["http.response.start", "http.response.body", "http.response.trailers"]

@@ -9,6 +9,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bridge._units import parse_seconds, parse_size
 from bridge.buffering._account import BodyAccount, BodyRejected
@@ -400,3 +402,41 @@ def test_chunk_reader_readline_across_chunks() -> None:
     assert reader.readline(1) == b"f"
     assert reader.readline() == b"g\n"
     assert list(reader) == [b"tail"]
+
+
+@given(
+    chunks=st.lists(st.binary(max_size=40), max_size=8),
+    ops=st.lists(
+        st.tuples(st.sampled_from(["read", "readline"]), st.integers(-1, 50)), max_size=12
+    ),
+)
+def test_chunk_reader_behaves_like_bytesio(chunks: list[bytes], ops: list[tuple[str, int]]) -> None:
+    reader, reference = ChunkReader(chunks), io.BytesIO(b"".join(chunks))
+    for op, size in ops:
+        assert getattr(reader, op)(size) == getattr(reference, op)(size)
+    assert reader.read() == reference.read()
+
+
+@given(
+    limit=st.integers(0, 100),
+    declared=st.one_of(st.none(), st.integers(0, 120)),
+    sizes=st.lists(st.integers(0, 30), max_size=10),
+)
+def test_body_account_never_lets_more_than_the_cap_through(
+    limit: int, declared: int | None, sizes: list[int]
+) -> None:
+    headers = [] if declared is None else [(b"content-length", str(declared).encode())]
+    if declared is not None and declared > limit:
+        with pytest.raises(BodyRejected, match="over the limit"):
+            BodyAccount.open(headers, limits(max_body_size=limit), now=0.0)
+        return
+    account = BodyAccount.open(headers, limits(max_body_size=limit), now=0.0)
+    passed = 0
+    for size in sizes:
+        if passed + size > limit:
+            with pytest.raises(BodyRejected, match="crossed the limit"):
+                account.add(size)
+            return
+        account.add(size)
+        passed += size
+    assert account.received == passed <= limit

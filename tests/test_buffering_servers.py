@@ -1,7 +1,8 @@
 """RequestBuffering under real servers on 127.0.0.1, driven by a raw loopback client.
 
 Servers: uvicorn (FastAPI with ``add_middleware``; Flask through ``WsgiToAsgi`` with
-one worker thread, buffered on the ASGI side), gunicorn and waitress (Flask with
+one worker thread, buffered on the ASGI side), hypercorn (FastAPI), gunicorn and
+waitress (Flask with
 ``app.wsgi_app = RequestBuffering(app.wsgi_app)``). The apps are in
 ``tests.apps.buffering_apps``.
 """
@@ -39,6 +40,13 @@ def uvicorn(app: str) -> Argv:
     return argv
 
 
+def hypercorn(app: str) -> Argv:
+    def argv(port: int) -> list[str]:
+        return [PYTHON, "-m", "hypercorn", f"{APPS}:{app}", "--bind", f"127.0.0.1:{port}"]
+
+    return argv
+
+
 def gunicorn(app: str) -> Argv:
     def argv(port: int) -> list[str]:
         return [
@@ -58,6 +66,7 @@ def waitress(app: str) -> Argv:
 
 FLASK_ASGI = pytest.param(uvicorn("flask_asgi"), id="uvicorn-flask-wsgi_to_asgi")
 FASTAPI = pytest.param(uvicorn("fastapi_app"), id="uvicorn-fastapi")
+HYPERCORN = pytest.param(hypercorn("fastapi_app"), id="hypercorn-fastapi")
 GUNICORN = pytest.param(gunicorn("flask_wsgi"), id="gunicorn-flask")
 WAITRESS = pytest.param(waitress("flask_wsgi"), id="waitress-flask")
 
@@ -78,7 +87,7 @@ def expect_digest(upload: Upload, body: bytes) -> None:
 # -- slow clients ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("argv", [FLASK_ASGI, FASTAPI, GUNICORN, WAITRESS])
+@pytest.mark.parametrize("argv", [FLASK_ASGI, FASTAPI, HYPERCORN, GUNICORN, WAITRESS])
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 def test_slow_drip_upload_reaches_the_app_only_when_complete(
     run_server: RunServer, argv: Argv, chunked: bool, tmp_path: Path
@@ -124,7 +133,7 @@ def test_buffering_keeps_the_only_wsgi_thread_free(run_server: RunServer, tmp_pa
     assert marks.read_text().count("entered") == 3
 
 
-@pytest.mark.parametrize("argv", [FLASK_ASGI, FASTAPI, GUNICORN])
+@pytest.mark.parametrize("argv", [FLASK_ASGI, FASTAPI, HYPERCORN, GUNICORN])
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 def test_stalled_upload_is_answered_408(
     run_server: RunServer, argv: Argv, chunked: bool, tmp_path: Path, request: pytest.FixtureRequest
@@ -134,23 +143,48 @@ def test_stalled_upload_is_answered_408(
     try:
         upload.send(b"x" * 100)  # ... and nothing more
         reply = upload.response()
+        # Then the server hangs up, although the client still holds the connection
+        # open: it does not wait for the rest of the body.
+        assert upload.sock.recv(1) == b""
     finally:
         upload.close()
     assert reply.status == 408
     # A WSGI read(n) waits for n bytes (gunicorn), so the count can be lower there.
     assert reply.body.startswith(b"Request Timeout: request body stalled after ")
     if "gunicorn" not in request.node.callspec.id:
-        # Under ASGI the middleware tells the server to close; a WSGI app may not (PEP
-        # 3333), and gunicorn's gthread worker keeps the connection.
+        # Under ASGI the middleware tells the server to close. A WSGI app may not (PEP
+        # 3333): gunicorn announces keep-alive, then drops the silent connection.
         assert reply.header(b"connection") == b"close"
     assert marks.read_text() == ""
     assert "408 Request Timeout: request body stalled after" in server.stop()
 
 
-# -- oversize bodies -------------------------------------------------------------------------
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
 
 
 @pytest.mark.parametrize("argv", [FLASK_ASGI, FASTAPI, GUNICORN])
+def test_client_gone_mid_body_leaves_no_spool_file(
+    run_server: RunServer, argv: Argv, tmp_path: Path
+) -> None:
+    server, marks = serve(run_server, argv, tmp_path, BUFFERING_MAX="8m", BUFFERING_MEMORY="64k")
+    pid = int(get(server.port, "/pid").body)
+    baseline = open_fds(pid)
+    upload = start_upload(server.port, "/upload", content_length=4 * MiB)
+    upload.send(b"x" * (2 * MiB))  # spooled to a file past the first 64 KiB ...
+    upload.close()  # ... and the client is gone
+    deadline = time.monotonic() + 20
+    while open_fds(pid) > baseline and time.monotonic() < deadline:
+        time.sleep(0.05)  # wait for the server to notice; not a timed assertion
+    assert open_fds(pid) <= baseline
+    assert marks.read_text() == ""
+    assert "client disconnected mid-body" in server.stop()
+
+
+# -- oversize bodies -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv", [FLASK_ASGI, FASTAPI, HYPERCORN, GUNICORN])
 def test_declared_oversize_is_413_before_any_body_is_sent(
     run_server: RunServer, argv: Argv, tmp_path: Path
 ) -> None:
@@ -218,7 +252,7 @@ def flood(upload: Upload, total: int) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("argv", [FLASK_ASGI, FASTAPI, GUNICORN])
+@pytest.mark.parametrize("argv", [FLASK_ASGI, FASTAPI, HYPERCORN, GUNICORN])
 def test_one_gib_chunked_upload_is_cut_at_the_cap_with_bounded_memory(
     run_server: RunServer, argv: Argv, tmp_path: Path
 ) -> None:

@@ -1,7 +1,7 @@
 """Whether a response may be buffered, and the collector that buffers it.
 
-A response is never buffered when buffering would change what the client
-gets or when: a HEAD request or a 1xx/204/304 status (no body to buffer; the
+A response is never buffered when holding it would change what the client
+gets, or could not help: a HEAD request or a 1xx/204/304 status (no body to buffer; the
 app's own Content-Length is the one a GET would carry and is left alone),
 ``text/event-stream`` (a stream must flow), ``X-Accel-Buffering: no`` (the
 header nginx honours; it is passed on so an nginx in front honours it too),

@@ -1,12 +1,20 @@
 """``RequestBuffering``: body size cap, body read timeout, and buffering before the app.
 
-The exchange below is the whole middleware: it decides from the request head
-(400/413 before reading), reads the body through :class:`ReadBody` effects
-when buffering (so the WSGI driver reads ``wsgi.input`` and the ASGI driver
-awaits ``receive``, each with the read timeout), and forwards a replayable
-body with a Content-Length. In streaming mode it only counts what the app
-reads. The spool is closed in ``finish``, which the drivers call exactly once
-on every path, so no temporary file outlives its request.
+Two exchanges are the whole middleware; ``RequestBuffering.exchange`` picks one
+per request from the matching rule's ``mode``:
+
+* :class:`BufferingExchange` decides from the request head (400/413 before
+  reading), reads the body through :class:`ReadBody` effects (the WSGI driver
+  reads ``wsgi.input``, the ASGI driver awaits ``receive``, each with the read
+  timeout) into a :class:`Spool`, and forwards a replayable body, which the
+  driver announces with a Content-Length. The spool is owned by the driver
+  once forwarded and closed by ``_buffer`` on every other path, so no
+  temporary file outlives its request.
+* :class:`StreamingExchange` decides from the head the same way, then counts
+  what the app reads (``request_body``) and lets the driver time each read.
+
+Every rejection is logged once (logger ``bridge.buffering``) and answered with
+the short response of :mod:`._replies`.
 """
 
 from __future__ import annotations
@@ -105,7 +113,7 @@ class _Config:
         logger.warning(
             "%s %s: %d %s: %s",
             head.method,
-            head.path,
+            printable(head.path),
             rejection.status,
             rejection.title,
             rejection.detail,
@@ -115,6 +123,11 @@ class _Config:
     def response(self, rejection: BodyRejected) -> Response:
         reply = render(rejection, self.error_format, close=self.close_connection)
         return Response(reply.status, reply.headers, reply.body)
+
+
+def printable(path: str) -> str:
+    """``path`` for a log line: escaped when it holds control characters (log injection)."""
+    return path if path.isprintable() else repr(path)
 
 
 def open_account(head: RequestHead, limits: BodyLimits, now: float) -> BodyAccount:
@@ -200,7 +213,7 @@ class BufferingExchange(Exchange):
 
     def _spool_refused(self, error: SpoolRefused) -> Response:
         status = self.config.spool_error_status
-        logger.error("%s %s: %d: %s", self.head.method, self.head.path, status, error)
+        logger.error("%s %s: %d: %s", self.head.method, printable(self.head.path), status, error)
         rejection = BodyRejected(status, "the request body could not be stored", close=False)
         return self.config.response(rejection)
 

@@ -5,9 +5,9 @@ what the server exposes. The strategy is chosen once per request from the
 environ:
 
 * gunicorn puts the client socket in ``environ["gunicorn.socket"]``: the read
-  runs with a timeout on that socket (restored afterwards). No thread; a
-  timeout bounds each ``recv``, i.e. the wait between two pieces of the body,
-  which is what nginx's ``client_body_timeout`` bounds too.
+  runs with a timeout on that socket (restored afterwards, unless the read
+  timed out). No thread; a timeout bounds each ``recv``, i.e. the wait between
+  two pieces of the body, which is what nginx's ``client_body_timeout`` bounds.
 * waitress (``environ["waitress.client_disconnected"]``) has read and buffered
   the whole body before calling the app (its own ``channel_timeout`` applies
   while it does), so a read never waits for the client: a plain read.
@@ -41,11 +41,17 @@ def socket_timed_read(
     previous = sock.gettimeout()
     sock.settimeout(timeout)
     try:
-        return read(size)
+        data = read(size)
     except TimeoutError:
+        # The timeout stays on the socket: the connection is being given up, and if
+        # the server reads on (to drain the body for keep-alive), a client that
+        # stays silent is dropped after the same timeout instead of never.
         raise BodyTimeout(f"no request body within {timeout:g} s") from None
-    finally:
+    except BaseException:
         sock.settimeout(previous)
+        raise
+    sock.settimeout(previous)
+    return data
 
 
 def plain_read(read: Callable[[int], bytes], size: int, timeout: float) -> bytes:

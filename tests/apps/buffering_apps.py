@@ -2,8 +2,9 @@
 
 Configured by environment variables so one module serves every server:
 ``BUFFERING_MAX`` (max_body_size, default "1m"), ``BUFFERING_TIMEOUT`` (body_timeout
-seconds, default "2") and ``BUFFERING_MARKS`` (a file; each upload view appends one
-line when it is entered, so a test can see whether the app ran yet).
+seconds, default "2"), ``BUFFERING_MEMORY`` (memory_size, default "1m") and
+``BUFFERING_MARKS`` (a file; each upload view appends one line when it is entered,
+so a test can see whether the app ran yet).
 
 * ``flask_asgi``: Flask through ``WsgiToAsgi`` with ONE worker thread, buffered on
   the ASGI side (the slow client never holds that thread).
@@ -30,6 +31,7 @@ from bridge import RequestBuffering, WsgiToAsgi
 OPTIONS: dict[str, Any] = {
     "max_body_size": os.environ.get("BUFFERING_MAX", "1m"),
     "body_timeout": float(os.environ.get("BUFFERING_TIMEOUT", "2")),
+    "memory_size": os.environ.get("BUFFERING_MEMORY", "1m"),
 }
 MARKS = os.environ.get("BUFFERING_MARKS")
 

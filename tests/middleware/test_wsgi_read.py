@@ -20,15 +20,17 @@ def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
         yield server, client
 
 
-def test_socket_timed_read_reads_then_times_out_and_restores(
+def test_socket_timed_read_restores_after_a_read_and_keeps_after_a_timeout(
     pair: tuple[socket.socket, socket.socket],
 ) -> None:
     server, client = pair
     client.sendall(b"abc")
     assert socket_timed_read(server, server.recv, 3, 5.0) == b"abc"
+    assert server.gettimeout() is None  # blocking again, as the server left it
     with pytest.raises(BodyTimeout, match=r"no request body within 0\.05 s"):
         socket_timed_read(server, server.recv, 3, 0.05)
-    assert server.gettimeout() is None  # blocking again, as the server left it
+    # After a timeout it stays, so the server's own drain of the body gives up too.
+    assert server.gettimeout() == 0.05
 
 
 def test_socket_timed_read_restores_a_previous_timeout(
