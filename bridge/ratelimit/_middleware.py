@@ -241,6 +241,9 @@ class RateLimit(Middleware):
 
 
 _LIST_FIELDS: Final = (b"ratelimit-policy", b"ratelimit")
+_OUR_FIELDS: Final = frozenset(
+    (*_LIST_FIELDS, b"x-ratelimit-limit", b"x-ratelimit-remaining", b"x-ratelimit-reset")
+)
 
 
 def merge_fields(
@@ -252,14 +255,12 @@ def merge_fields(
     global one around a per-route one) each add their policies; any other
     field of ours replaces the app's.
     """
-    ours = dict(fields)
-    clash = False
     for name, _ in headers:
-        if name.lower() in ours:
-            clash = True
+        if name.lower() in _OUR_FIELDS:
             break
-    if not clash:  # the common case: nothing to merge
+    else:  # the common case: nothing to merge
         return (*headers, *fields)
+    ours = dict(fields)
     out: list[tuple[bytes, bytes]] = []
     for name, value in headers:
         lower = name.lower()
