@@ -85,6 +85,7 @@ def client_address_key(ipv6_prefix: int = 64) -> Callable[[HeadLike], str | None
         raise ValueError(f"ipv6_prefix must be between 1 and 128, not {ipv6_prefix!r}")
 
     def key(head: HeadLike) -> str | None:
+        """The client address from the request head (ProxyHeaders' when it ran), or None."""
         client = head.client
         if client is None or not client[0]:
             return None
@@ -116,6 +117,7 @@ def header_key(
     tag = name.strip().lower()
 
     def key(head: HeadLike) -> str | None:
+        """The header's first value, else the fallback key."""
         for header, value in head.headers:
             if header == wanted:
                 return f"{tag}={value.decode('latin-1')}"

@@ -24,7 +24,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Final
 
-from ._algorithms import ALGORITHMS, Outcome, State
+from ._algorithms import ALGORITHMS, Algorithm, Outcome, State
 from ._rates import Rate
 from ._store import Verdict
 
@@ -35,6 +35,26 @@ logger = logging.getLogger("bridge.ratelimit")
 _Entry = tuple[float, tuple["State | None", ...]]
 _DEFAULT_MAX_KEYS: Final = 100_000
 _new = tuple.__new__
+
+
+def _decide_all(
+    decide: Algorithm,
+    states: tuple[State | None, ...] | None,
+    now: float,
+    rates: Sequence[Rate],
+    cost: int,
+) -> tuple[bool, tuple[Outcome, ...]]:
+    """Every rate's outcome; when one denies, the others are reported unconsumed (cost 0)."""
+    outcomes = tuple(
+        decide(None if states is None else states[i], now, rate, cost)
+        for i, rate in enumerate(rates)
+    )
+    if all(o.allowed for o in outcomes):
+        return True, outcomes
+    return False, tuple(
+        decide(None if states is None else states[i], now, rates[i], 0) if o.allowed else o
+        for i, o in enumerate(outcomes)
+    )
 
 
 class MemoryStore:
@@ -85,23 +105,14 @@ class MemoryStore:
                 outcome = decide(None if states is None else states[0], now, rates[0], cost)
                 outcomes: tuple[Outcome, ...] = (outcome,)
                 allowed = outcome[0]
-                expires = outcome[5]
+                if allowed:
+                    entries[key] = (outcome[5], (outcome[1],))
             else:
-                outcomes = tuple(
-                    decide(None if states is None else states[i], now, rate, cost)
-                    for i, rate in enumerate(rates)
-                )
-                allowed = all(o.allowed for o in outcomes)
-                expires = max(o.expires_at for o in outcomes)
-                if not allowed:  # nothing consumed: report the admitting rates as they stand
-                    outcomes = tuple(
-                        decide(None if states is None else states[i], now, rates[i], 0)
-                        if o.allowed
-                        else o
-                        for i, o in enumerate(outcomes)
-                    )
+                allowed, outcomes = _decide_all(decide, states, now, rates, cost)
+                if allowed:
+                    expires = max(o.expires_at for o in outcomes)
+                    entries[key] = (expires, tuple([o.state for o in outcomes]))
             if allowed:
-                entries[key] = (expires, tuple([o[1] for o in outcomes]))
                 entries.move_to_end(key)
                 self._trim(now)
         finally:
