@@ -24,7 +24,7 @@ caller should answer with; nothing in this module does I/O.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final, cast
 from urllib.parse import quote
 
@@ -37,6 +37,7 @@ __all__ = (
     "BadRequest",
     "apply_scope_fields_to_environ",
     "environ_from_scope",
+    "environ_header_lookup",
     "headers_from_environ",
     "normalize_request_headers",
     "parse_content_length",
@@ -52,6 +53,7 @@ _SPECIAL_ENVIRON_HEADERS: Final = {
     "CONTENT_LENGTH": b"content-length",
 }
 _JOINERS: Final = {b"cookie": "; "}
+_BARE_HEADERS: Final = frozenset({b"content-type", b"content-length"})
 
 
 class BadRequest(Exception):
@@ -166,12 +168,13 @@ def normalize_request_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tu
     common case (no repeats, no ``_``) returns the lines unchanged.
     """
     listed = list(headers)
-    seen: set[bytes] = set()
-    for name, _value in listed:
-        if name in seen or b"_" in name or not name.islower():
-            return _regroup(listed)
-        seen.add(name)
-    return listed
+    names = [name for name, _value in listed]
+    unique = set(names)
+    joined = b"".join(names)
+    simple = len(unique) == len(names) and b"_" not in joined and joined == joined.lower()
+    if simple and not unique & _BARE_HEADERS:
+        return listed
+    return _regroup(listed)  # repeats, odd names, or a Content-Type/-Length to check
 
 
 def _regroup(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
@@ -187,10 +190,42 @@ def _regroup(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
             length = parse_content_length(values)
             out.append((name, str(length).encode("ascii")))
         elif name == b"content-type" or len(values) == 1:
-            out.append((name, values[-1]))
+            if values[-1] or name != b"content-type":  # an empty Content-Type is no Content-Type
+                out.append((name, values[-1]))
         else:
             out.append((name, _JOINERS.get(name, ", ").encode("latin-1").join(values)))
     return out
+
+
+_CGI_KEYS: dict[bytes, str] = {b"content-type": "CONTENT_TYPE", b"content-length": "CONTENT_LENGTH"}
+
+
+def _cgi_key(name: bytes) -> str:
+    key = _CGI_KEYS.get(name)
+    if key is None:
+        key = "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
+        if len(_CGI_KEYS) < 1024:
+            _CGI_KEYS[name] = key
+    return key
+
+
+def environ_header_lookup(environ: Mapping[str, Any]) -> Callable[[bytes], bytes | None]:
+    """``lookup(name)``: one request header of ``environ`` as :func:`headers_from_environ` gives it.
+
+    Constant time per name, so a middleware that reads a few headers does not
+    translate them all.
+    """
+
+    def lookup(name: bytes) -> bytes | None:
+        if b"_" in name:
+            return None
+        value = environ.get(_cgi_key(name))
+        if not value:
+            # an empty CONTENT_TYPE / CONTENT_LENGTH means "absent" (see headers_from_environ)
+            return None if value is None or name in _BARE_HEADERS else b""
+        return str(value).encode("latin-1")
+
+    return lookup
 
 
 def headers_from_environ(environ: Mapping[str, Any]) -> list[tuple[bytes, bytes]]:
@@ -371,7 +406,7 @@ def apply_scope_fields_to_environ(
     middleware that rewrites a request gives a WSGI app the environ an ASGI
     server would have produced for the rewritten request.
     """
-    changed = set(changed)
+    changed = frozenset(changed)
     if "headers" in changed:
         for key in [k for k in environ if k.startswith("HTTP_") or k in _HEADER_KEYS]:
             del environ[key]
@@ -398,7 +433,7 @@ def apply_scope_fields_to_environ(
         environ["SERVER_PROTOCOL"] = "HTTP/" + fields["http_version"]
     if "client" in changed:
         _set_client(environ, fields["client"])
-    if "server" in changed or "scheme" in changed:
+    if "server" in changed:
         _set_server(environ, fields)
 
 

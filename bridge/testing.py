@@ -26,7 +26,7 @@ import io
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final, cast
 from urllib.parse import quote
 from wsgiref.validate import validator
@@ -388,7 +388,6 @@ class InnerApp:
     read_body: bool = True
     fail: str | None = None
     echo: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def _chunks(self, seen: Seen) -> list[bytes]:
         return [seen.body] if self.echo else list(self.body)

@@ -180,3 +180,29 @@ def test_apply_scope_fields_to_environ_gives_what_the_scope_would() -> None:
         "REMOTE_ADDR", "REMOTE_PORT", "HTTP_HOST", "CONTENT_LENGTH",
     ):  # fmt: skip
         assert environ[key] == expected[key], key
+
+
+def test_header_lookups_agree_with_the_full_translation() -> None:
+    from bridge._translate import (
+        environ_header_lookup,
+        headers_from_environ,
+        normalize_request_headers,
+    )
+
+    raw = [
+        (b"host", b"h"),
+        (b"X-A", b"1"),
+        (b"x-a", b"2"),
+        (b"cookie", b"a=1"),
+        (b"cookie", b"b=2"),
+        (b"content-type", b"text/a"),
+        (b"content-type", b"text/b"),
+        (b"x_b", b"spoof"),
+        (b"x-empty", b""),
+    ]
+    full_scope = dict(normalize_request_headers(raw))
+    full_environ = dict(headers_from_environ(environ_for(make_scope(headers=raw))))
+    assert full_scope == full_environ
+    environ_lookup = environ_header_lookup(environ_for(make_scope(headers=raw)))
+    for name in [b"host", b"x-a", b"cookie", b"content-type", b"x_b", b"x-empty", b"missing"]:
+        assert environ_lookup(name) == full_scope.get(name), name

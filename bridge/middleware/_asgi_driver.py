@@ -81,7 +81,12 @@ async def run_asgi(
         return
     # Request-only exchange: decide, then leave the response path to the app and server.
     try:
-        decision = await _decide(ex, receive, features)
+        result = ex.request() if features.request else Forward(head)
+        decision = as_decision(result)
+        if decision is None:
+            if not isinstance(result, Generator):
+                raise bad_decision(result)
+            decision = await drive_async(result, _AsgiBody(receive))
     except Exception:
         logger.exception("%s failed while deciding; sent 500", type(mw).__name__)
         await _send_response(send, INTERNAL_ERROR)
@@ -335,7 +340,7 @@ class _AsgiRun:
         status = held["status"]
         headers = held.get("headers", ())
         if self.features.response:
-            head = ResponseHead(status, tuple((bytes(k), bytes(v)) for k, v in headers))
+            head = ResponseHead(status, tuple(map(tuple, headers)))
             new = self.ex.response(head)
             if new is not head:
                 held = {**held, "status": new.status, "headers": list(new.headers)}

@@ -80,6 +80,8 @@ class Middleware:
       ``app``'s interface (default: detected, see :func:`detect_interface`).
     * ``clock``: a function returning seconds, used for ``Exchange.now``
       (default ``time.monotonic``; tests pass a fake clock).
+
+    .. versionadded:: 0.1
     """
 
     #: ASGI scope types given to :meth:`exchange`; others (lifespan, and

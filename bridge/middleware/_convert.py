@@ -21,6 +21,7 @@ from asgiref.typing import HTTPScope
 from bridge._translate import (
     BadRequest,
     apply_scope_fields_to_environ,
+    environ_header_lookup,
     headers_from_environ,
     normalize_request_headers,
     scope_from_environ,
@@ -46,19 +47,6 @@ VALUE_PREFIX: Final = "bridge."
 #: Key of the mapping of all per-request values (the index of the keys above).
 VALUES_KEY: Final = "bridge.values"
 
-# Fields compared one by one; headers are compared by RequestHead.same_headers.
-_FIELDS: Final = (
-    "method",
-    "scheme",
-    "path",
-    "root_path",
-    "raw_path",
-    "query_string",
-    "client",
-    "server",
-    "http_version",
-)
-
 
 def _scope_headers(raw: Any) -> Callable[[], Headers]:
     return lambda: tuple(normalize_request_headers(raw))
@@ -75,7 +63,9 @@ def _environ_headers(environ: Environ) -> Callable[[], Headers]:
 
 
 def _server(server: Any) -> tuple[str, int | None] | None:
-    return None if server is None else (server[0], server[1])
+    if server is None or type(server) is tuple:
+        return server
+    return (server[0], server[1])  # some servers send lists
 
 
 def head_from_scope(scope: HTTPScope) -> RequestHead:
@@ -94,7 +84,7 @@ def head_from_scope(scope: HTTPScope) -> RequestHead:
         raw_path,
         scope.get("query_string", b""),
         _scope_headers(scope["headers"]),
-        (client[0], client[1]) if client is not None else None,
+        client if client is None or type(client) is tuple else (client[0], client[1]),
         _server(scope.get("server")),
         scope.get("http_version", "1.1"),
         cast("Mapping[str, Any]", scope).get(VALUES_KEY, NO_VALUES),
@@ -116,15 +106,31 @@ def head_from_environ(environ: Environ) -> RequestHead:
         scope["server"],
         scope["http_version"],
         environ.get(VALUES_KEY, NO_VALUES),
+        environ_header_lookup(environ),
     )
 
 
 def _changed(old: RequestHead, new: RequestHead) -> list[str]:
-    changed = [
-        name
-        for name in _FIELDS
-        if getattr(old, name) is not getattr(new, name) and getattr(old, name) != getattr(new, name)
-    ]
+    # Spelled out: this runs once per rewritten request, and most fields are the same object.
+    changed = []
+    if old.method is not new.method and old.method != new.method:
+        changed.append("method")
+    if old.scheme is not new.scheme and old.scheme != new.scheme:
+        changed.append("scheme")
+    if old.path is not new.path and old.path != new.path:
+        changed.append("path")
+    if old.root_path is not new.root_path and old.root_path != new.root_path:
+        changed.append("root_path")
+    if old.raw_path is not new.raw_path and old.raw_path != new.raw_path:
+        changed.append("raw_path")
+    if old.query_string is not new.query_string and old.query_string != new.query_string:
+        changed.append("query_string")
+    if old.client is not new.client and old.client != new.client:
+        changed.append("client")
+    if old.server is not new.server and old.server != new.server:
+        changed.append("server")
+    if old.http_version is not new.http_version and old.http_version != new.http_version:
+        changed.append("http_version")
     if not new.same_headers(old):
         changed.append("headers")
     return changed
@@ -158,8 +164,18 @@ def environ_with_head(environ: Environ, old: RequestHead, new: RequestHead) -> E
     copied = dict(environ)
     changed = _changed(old, new)
     if changed:
-        fields = {name: getattr(new, name) for name in _FIELDS}
-        fields["headers"] = new.headers if "headers" in changed else ()
+        fields = {
+            "method": new.method,
+            "scheme": new.scheme,
+            "path": new.path,
+            "root_path": new.root_path,
+            "raw_path": new.raw_path,
+            "query_string": new.query_string,
+            "headers": new.headers if "headers" in changed else (),
+            "client": new.client,
+            "server": new.server,
+            "http_version": new.http_version,
+        }
         apply_scope_fields_to_environ(copied, fields, changed)
     _set_values(copied, old, new)
     return copied

@@ -31,6 +31,8 @@ from collections.abc import Awaitable, Callable, Generator, Iterable
 from dataclasses import dataclass
 from typing import IO, Any, ClassVar, Generic, Literal, Protocol, TypeAlias, TypeVar
 
+from bridge._wsgi_input import ClientDisconnected
+
 from ._heads import RequestHead, Response, ResponseHead
 
 __all__ = (
@@ -53,10 +55,6 @@ T = TypeVar("T")
 
 
 # -- errors the drivers raise into exchanges and apps -------------------------
-
-
-class ClientDisconnected(OSError):
-    """The client went away before the request body was complete."""
 
 
 class BodyTimeout(TimeoutError):

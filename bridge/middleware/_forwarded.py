@@ -24,6 +24,9 @@ __all__ = (
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+#: Hops examined from the right of a forwarding chain; the walk is bounded by it.
+MAX_HOPS: Final = 64
+
 
 class TrustedPeers:
     """Which peer addresses are trusted proxies: IPs and CIDR ranges, or ``"*"``.
@@ -105,14 +108,18 @@ def walk_chain(nodes: list[str], trusted: TrustedPeers) -> tuple[int, tuple[str,
 
     Returns ``(index, node)`` of the first untrusted node (the client), or of
     the leftmost node when every hop is trusted; ``(index, None)`` when the
-    walk meets a malformed node at ``index`` first.
+    walk meets a malformed node at ``index`` first, or passes
+    :data:`MAX_HOPS` trusted hops.
     """
-    for index in range(len(nodes) - 1, -1, -1):
+    last = max(-1, len(nodes) - 1 - MAX_HOPS)
+    for index in range(len(nodes) - 1, last, -1):
         node = parse_node(nodes[index])
         if node is None:
             return index, None
         if node[0] not in trusted:
             return index, node
+    if last >= 0:
+        return last, None  # more trusted hops than any real deployment: refuse to guess
     return 0, parse_node(nodes[0])
 
 

@@ -102,7 +102,7 @@ _REQUEST_FIELDS: Final = (
     "values",
 )
 _FIELD_NAMES: Final = frozenset(_REQUEST_FIELDS)
-_SLOTS: Final = (*_REQUEST_FIELDS[:6], "_headers", "_load", *_REQUEST_FIELDS[7:])
+_SLOTS: Final = (*_REQUEST_FIELDS[:6], "_headers", "_load", "_lookup", *_REQUEST_FIELDS[7:])
 _set = object.__setattr__
 
 
@@ -131,6 +131,7 @@ class RequestHead:
     query_string: bytes
     _headers: Headers | None
     _load: Callable[[], Headers] | None
+    _lookup: Callable[[bytes], bytes | None] | None
     client: tuple[str, int] | None
     server: tuple[str, int | None] | None
     http_version: str
@@ -149,6 +150,7 @@ class RequestHead:
         server: tuple[str, int | None] | None,
         http_version: str = "1.1",
         values: Mapping[str, Any] = NO_VALUES,
+        lookup: Callable[[bytes], bytes | None] | None = None,
     ) -> None:
         _set(self, "method", method)
         _set(self, "scheme", scheme)
@@ -166,6 +168,9 @@ class RequestHead:
         _set(self, "server", server)
         _set(self, "http_version", http_version)
         _set(self, "values", values)
+        # While the lines are not built, a lazy head answers header() through
+        # ``lookup``, which follows the same joining rules as the full list.
+        _set(self, "_lookup", lookup if self._headers is None else None)
 
     @property
     def headers(self) -> Headers:
@@ -202,6 +207,8 @@ class RequestHead:
 
     def header(self, name: bytes) -> bytes | None:
         """The first value of request header ``name`` (lowercase bytes), or None."""
+        if self._headers is None and self._lookup is not None:
+            return self._lookup(name)
         for key, value in self.headers:
             if key == name:
                 return value
@@ -209,6 +216,9 @@ class RequestHead:
 
     def header_values(self, name: bytes) -> list[bytes]:
         """Every value of request header ``name`` (lowercase bytes), in order."""
+        if self._headers is None and self._lookup is not None:
+            value = self._lookup(name)
+            return [] if value is None else [value]
         return [value for key, value in self.headers if key == name]
 
     def replace(self, **changes: Any) -> RequestHead:
@@ -227,9 +237,11 @@ class RequestHead:
         if headers is None:
             _set(copy, "_headers", self._headers)
             _set(copy, "_load", self._load)
+            _set(copy, "_lookup", self._lookup)
         else:
             _set(copy, "_headers", headers if type(headers) is tuple else tuple(headers))
             _set(copy, "_load", None)
+            _set(copy, "_lookup", None)
         _set(copy, "client", get("client", self.client))
         _set(copy, "server", get("server", self.server))
         _set(copy, "http_version", get("http_version", self.http_version))

@@ -135,7 +135,7 @@ class _WsgiBody:
         self._remaining = _content_length(environ)
         self._terminated = bool(environ.get("wsgi.input_terminated"))
 
-    def read_sync(self, seconds: float | None) -> bytes:
+    def read_next(self, seconds: float | None) -> bytes:
         if self._remaining is None and not self._terminated:
             return b""  # PEP 3333: no CONTENT_LENGTH means no body
         size = _CHUNK if self._remaining is None else min(_CHUNK, self._remaining)
@@ -148,6 +148,14 @@ class _WsgiBody:
                 raise ClientDisconnected("client closed the connection mid-body")
             self._remaining -= len(chunk)
         return chunk
+
+    def read_sync(self, seconds: float | None) -> bytes:
+        try:
+            return self.read_next(seconds)
+        except (BodyTimeout, ClientDisconnected):
+            raise
+        except OSError as exc:  # servers differ: a reset, an incomplete read...
+            raise ClientDisconnected(f"request body read failed: {exc}") from exc
 
     async def read_async(self, seconds: float | None) -> bytes:
         raise RuntimeError("the WSGI driver runs effects synchronously")
@@ -333,14 +341,12 @@ class _WsgiRun:
         status, headers = self.held
         code = int(status[:3])
         if self.features.response:
-            head = ResponseHead(
-                code, tuple((k.encode("latin-1"), v.encode("latin-1")) for k, v in headers)
-            )
+            head = ResponseHead(code, tuple(map(_to_bytes, headers)))
             new = self.ex.response(head)
             if new is not head:
                 if new.status != code:
                     code, status = new.status, f"{new.status} {reason_phrase(new.status)}"
-                headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in new.headers]
+                headers = _to_text(headers, head.headers, new.headers)
         self.status = code
         self.outer_write = self.outer_start(status, headers)
 
@@ -376,6 +382,45 @@ class _WsgiRun:
                 drive_sync(steps, _WsgiBody(self.environ))
         except Exception:
             logger.exception("%s failed in finish()", type(self.mw).__name__)
+
+
+# Header lines repeat from response to response (Content-Type, the security headers),
+# so their conversions are memoised; the caches are bounded by clearing when full.
+_BYTES_OF: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+_TEXT_OF: dict[tuple[bytes, bytes], tuple[str, str]] = {}
+_MEMO_SIZE = 512
+
+
+def _to_bytes(pair: tuple[str, str]) -> tuple[bytes, bytes]:
+    found = _BYTES_OF.get(pair)
+    if found is None:
+        found = (pair[0].encode("latin-1"), pair[1].encode("latin-1"))
+        if len(_BYTES_OF) >= _MEMO_SIZE:
+            _BYTES_OF.clear()
+        _BYTES_OF[pair] = found
+    return found
+
+
+def _pair_text(pair: tuple[bytes, bytes]) -> tuple[str, str]:
+    found = _TEXT_OF.get(pair)
+    if found is None:
+        found = (pair[0].decode("latin-1"), pair[1].decode("latin-1"))
+        if len(_TEXT_OF) >= _MEMO_SIZE:
+            _TEXT_OF.clear()
+        _TEXT_OF[pair] = found
+    return found
+
+
+def _to_text(
+    original: WsgiHeaders,
+    before: tuple[tuple[bytes, bytes], ...],
+    after: tuple[tuple[bytes, bytes], ...],
+) -> WsgiHeaders:
+    """``after`` as WSGI text pairs; ``original`` is reused when ``after`` extends ``before``."""
+    kept = len(before)
+    if after[:kept] == before:
+        return [*original, *map(_pair_text, after[kept:])]
+    return list(map(_pair_text, after))
 
 
 def _hooked(ex: Exchange, chunks: Iterator[bytes]) -> Iterator[bytes]:

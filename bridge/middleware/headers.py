@@ -38,6 +38,8 @@ class Headers(Middleware):
 
     Removals run first, then sets, then appends. Framing headers
     (Content-Length, Transfer-Encoding, Connection) cannot be configured.
+
+    .. versionadded:: 0.1
     """
 
     def __init__(

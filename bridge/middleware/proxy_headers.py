@@ -46,6 +46,7 @@ _X_NAMES: Final = {
 }
 _USES: Final = frozenset(_X_NAMES)
 _CACHE_SIZE: Final = 4096
+_CACHED_CHAIN: Final = 200
 _DEFAULT_PORTS: Final = {"http": 80, "ws": 80, "https": 443, "wss": 443}
 
 
@@ -70,6 +71,8 @@ class ProxyHeaders(Middleware):
     The request as the server saw it is kept under ``bridge.proxy.original``
     (environ / scope key): a dict with ``client``, ``scheme``, ``host``,
     ``server`` and ``root_path``. Websocket scopes are handled too (ASGI).
+
+    .. versionadded:: 0.1
     """
 
     scope_types = frozenset({"http", "websocket"})
@@ -97,8 +100,8 @@ class ProxyHeaders(Middleware):
         if mode == "forwarded" and uses & {"port", "prefix"}:
             raise ValueError("Forwarded (RFC 7239) has no port or prefix; use mode='x-forwarded'")
         self.uses = uses
-        names = [_X_NAMES[u] for u in uses] if mode == "x-forwarded" else [b"forwarded"]
-        self._names = frozenset(names)
+        names = [_X_NAMES[u] for u in sorted(uses)] if mode == "x-forwarded" else [b"forwarded"]
+        self._names = tuple(names)
         self._chains: dict[str, tuple[tuple[str, int] | None, str]] = {}
 
     def client_from_chain(self, chain: str) -> tuple[tuple[str, int] | None, str]:
@@ -107,32 +110,41 @@ class ProxyHeaders(Middleware):
         if found is None:
             nodes = chain.split(",")
             index, node = walk_chain(nodes, self.trusted)
-            found = (node, nodes[index].strip())
-            if len(self._chains) >= _CACHE_SIZE:
-                self._chains.clear()
-            self._chains[chain] = found
+            found = (node, nodes[index].strip()[:100])
+            if len(chain) <= _CACHED_CHAIN:  # bounded memory: short chains only
+                if len(self._chains) >= _CACHE_SIZE:
+                    self._chains.clear()
+                self._chains[chain] = found
         return found
 
     def exchange(self, head: RequestHead, now: float) -> Exchange | None:
-        names = self._names
-        for name, _value in head.headers:
-            if name in names:
-                break
-        else:
+        found: dict[bytes, str] | None = None
+        for name in self._names:
+            value = head.header(name)
+            if value is not None:
+                if found is None:
+                    found = {}
+                # Heads carry one line per name (repeats joined with ", "), as an environ does.
+                found[name] = value.decode("latin-1")
+        if found is None:
             return None  # nothing forwarded: pass through untouched
         peer = head.client[0] if head.client is not None else None
         if peer is None or peer not in self.trusted:
             logger.info("ignored forwarded headers from untrusted peer %s", peer)
             return None
-        return _ProxyExchange(head, now, self)
+        return _ProxyExchange(head, now, self, found)
 
 
 class _ProxyExchange(Exchange):
-    __slots__ = ("mw", "problems")
+    __slots__ = ("found", "mw", "problems")
 
-    def __init__(self, head: RequestHead, now: float, mw: ProxyHeaders) -> None:
-        super().__init__(head, now)
+    def __init__(
+        self, head: RequestHead, now: float, mw: ProxyHeaders, found: dict[bytes, str]
+    ) -> None:
+        self.head = head
+        self.now = now
         self.mw = mw
+        self.found = found
         self.problems: list[str] = []
 
     def request(self) -> Forward:
@@ -145,8 +157,7 @@ class _ProxyExchange(Exchange):
     # -- reading the headers --
 
     def _joined(self, name: bytes) -> str | None:
-        found = self.head.header_values(name)
-        return ", ".join(v.decode("latin-1") for v in found) if found else None
+        return self.found.get(name)
 
     def x_forwarded(self) -> dict[str, Any]:
         values: dict[str, Any] = {}

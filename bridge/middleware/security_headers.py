@@ -85,6 +85,8 @@ class SecurityHeaders(Middleware):
     * ``exempt_paths``: path prefixes (relative to the root path, matched at
       segment boundaries) that get no headers, e.g. ``["/healthz"]``.
     * ``nonce_factory``: makes nonces (default ``secrets.token_urlsafe(16)``).
+
+    .. versionadded:: 0.1
     """
 
     def __init__(
@@ -138,6 +140,13 @@ class SecurityHeaders(Middleware):
             else:
                 self._lines.append(line)
         self.uses_nonce = any(line[3] for line in self._lines)
+        self._names = frozenset(line[0] for line in self._lines) | (
+            {self._hsts[0]} if self._hsts is not None else set()
+        )
+        self._plain = tuple((line[0], line[1]) for line in self._lines)
+        https = [self._hsts, *self._lines] if self._hsts is not None else self._lines
+        self._plain_https = tuple((line[0], line[1]) for line in https)
+        self._exchange = _NonceExchange if self.uses_nonce else _SecurityExchange
         self.exempt = path_prefixes(exempt_paths, "exempt_paths")
         if nonce_factory is not None and not callable(nonce_factory):
             raise TypeError("nonce_factory must be a function returning a str")
@@ -146,7 +155,7 @@ class SecurityHeaders(Middleware):
     def exchange(self, head: RequestHead, now: float) -> Exchange | None:
         if self.exempt and matches_prefix(head.path[len(head.root_path) :] or "/", self.exempt):
             return None
-        return _SecurityExchange(head, now, self)
+        return self._exchange(head, now, self)
 
 
 def _token() -> str:
@@ -184,32 +193,45 @@ def _line(option: str, value: Any, override: bool) -> tuple[bytes, bytes, bool, 
 
 
 class _SecurityExchange(Exchange):
-    __slots__ = ("mw", "nonce")
+    """Without a nonce: nothing to decide, only the response head to edit."""
+
+    __slots__ = ("mw",)
+    nonce: bytes | None = None
 
     def __init__(self, head: RequestHead, now: float, mw: SecurityHeaders) -> None:
-        super().__init__(head, now)
+        self.head = head
+        self.now = now
         self.mw = mw
-        self.nonce: bytes | None = None
+
+    def response(self, head: ResponseHead) -> ResponseHead:
+        mw = self.mw
+        secure = mw._hsts is not None and self.head.scheme in ("https", "wss")
+        headers = head.headers
+        present = {name.lower() for name, _ in headers}
+        if self.nonce is None and present.isdisjoint(mw._names):
+            # Fast path: the app set none of our headers.
+            return ResponseHead(head.status, headers + (mw._plain_https if secure else mw._plain))
+        lines = [mw._hsts, *mw._lines] if secure and mw._hsts is not None else mw._lines
+        return ResponseHead(head.status, _merge(headers, present, lines, self.nonce))
+
+
+class _NonceExchange(_SecurityExchange):
+    """With a CSP nonce: make one per request and show it to the app."""
+
+    __slots__ = ("nonce",)
 
     def request(self) -> Forward:
-        if not self.mw.uses_nonce:
-            return Forward(self.head)
         nonce = self.mw.nonce_factory()
         self.nonce = nonce.encode("ascii")
         return Forward(self.head.with_value(NONCE_KEY, nonce))
 
-    def response(self, head: ResponseHead) -> ResponseHead:
-        mw = self.mw
-        lines = mw._lines
-        if mw._hsts is not None and self.head.scheme in ("https", "wss"):
-            lines = [mw._hsts, *lines]
-        return head.replace(headers=_merge(head.headers, lines, self.nonce))
-
 
 def _merge(
-    headers: Headers, lines: list[tuple[bytes, bytes, bool, bool]], nonce: bytes | None
+    headers: Headers,
+    present: set[bytes],
+    lines: list[tuple[bytes, bytes, bool, bool]],
+    nonce: bytes | None,
 ) -> Headers:
-    present = {name.lower() for name, _ in headers}
     out = list(headers)
     for name, value, override, has_nonce in lines:
         if name in present:

@@ -133,3 +133,39 @@ def test_parse_host_prefix_forwarded() -> None:
     ]
     for bad in ("for", "for=1;for=2", "for=a b", 'for="unterminated'):
         assert parse_forwarded(bad) is None, bad
+
+
+def test_proxy_headers_memory_is_bounded_under_unique_chains() -> None:
+    """Unique, long X-Forwarded-For chains from a trusted proxy do not grow memory."""
+    import gc
+    import io
+    import sys
+    import tracemalloc
+
+    from bridge._translate import environ_from_scope
+
+    def hello(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [])
+        return [b""]
+
+    app = ProxyHeaders(hello, trusted=["127.0.0.1", "10.0.0.0/8"])
+    base = environ_from_scope(Request().scope(), wsgi_input=io.BytesIO(), wsgi_errors=sys.stderr)
+
+    def send(i: int) -> None:
+        environ = dict(base)
+        short = f"198.51.{i % 250}.{i % 200}, 10.0.{i % 250}.1"
+        long = ", ".join([short] + [f"10.{j}.{i % 250}.9" for j in range(30)])
+        environ["HTTP_X_FORWARDED_FOR"] = long if i % 2 else short
+        list(app(environ, lambda status, headers, exc_info=None: None))
+
+    for i in range(2000):
+        send(i)
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for i in range(2000, 10000):
+        send(i)
+    gc.collect()
+    grown = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert grown < 2_000_000, grown

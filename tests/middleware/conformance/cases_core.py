@@ -541,7 +541,67 @@ async def _websocket(app: Any) -> None:
     ]
 
 
+class WsGate(Middleware):
+    """Opts into websockets; refuses /ws/private, rewrites the rest to wss."""
+
+    scope_types = frozenset({"http", "websocket"})
+
+    def exchange(self, head: RequestHead, now: float) -> Exchange:
+        return _WsGateExchange(head, now)
+
+
+class _WsGateExchange(Exchange):
+    def request(self) -> Forward | Respond:
+        if self.head.path.startswith("/ws/private"):
+            return Respond(Response.text(403))
+        return Forward(self.head.replace(scheme="wss"))
+
+
+def _websocket_scope(path: str) -> dict[str, Any]:
+    return {
+        "type": "websocket",
+        "asgi": {"version": "3.0"},
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [HOST],
+        "scheme": "ws",
+        "client": ("127.0.0.1", 1),
+        "server": ("testserver", 80),
+        "subprotocols": [],
+    }
+
+
+async def _websocket_gate(app: Any) -> None:
+    seen: list[Any] = []
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope["scheme"])
+        await receive()
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.close", "code": 1000})
+
+    gate = WsGate(inner)
+    for path, expected in (
+        ("/ws/private", [{"type": "websocket.close", "code": 1008}]),
+        ("/ws/public", [{"type": "websocket.accept"}, {"type": "websocket.close", "code": 1000}]),
+    ):
+        sent: list[Any] = []
+
+        async def receive() -> Any:
+            return {"type": "websocket.connect"}
+
+        async def send(message: Any, sent: list[Any] = sent) -> None:
+            sent.append(message)
+
+        await gate(_websocket_scope(path), receive, send)
+        assert sent == expected, (path, sent)
+    assert seen == ["wss"]
+
+
 ASGI_CASES = [
+    AsgiCase("core-websocket-opt-in-respond-and-forward", Tag, _websocket_gate),
     AsgiCase("core-lifespan-passes-through", Tag, _lifespan),
     AsgiCase("core-websocket-passes-through", Tag, _websocket),
 ]

@@ -41,6 +41,7 @@ def saw(**fields: Any) -> Any:
 
 XFF = b"x-forwarded-for"
 XFP = b"x-forwarded-proto"
+XFH = b"x-forwarded-host"
 ORIGINAL = {
     "client": PEER,
     "scheme": "http",
@@ -271,6 +272,72 @@ CASES = [
                 get((XFP, b"https"), client=("198.51.100.9", 1)),
                 status=200,
                 lacks_headers=[b"strict-transport-security"],
+            ),
+        ],
+    ),
+    # -- bad input the list did not name --
+    Case(
+        "proxy-empty-and-blank-values-are-ignored",
+        proxy(use=["for", "proto", "host", "port", "prefix"]),
+        [
+            Step(get((XFF, b"")), status=200, seen=saw(client=PEER)),
+            Step(get((XFF, b" , ")), status=200, seen=saw(client=PEER)),
+            Step(get((XFP, b"")), status=200, seen=saw(scheme="http")),
+            Step(get((b"x-forwarded-host", b"")), status=200, seen=saw(host=b"testserver")),
+            Step(get((b"x-forwarded-port", b"+80")), status=200, seen=saw(host=b"testserver")),
+            Step(get((b"x-forwarded-port", b"0")), status=200, seen=saw(host=b"testserver")),
+            Step(get((b"x-forwarded-prefix", b"")), status=200, seen=saw(root_path="")),
+        ],
+    ),
+    Case(
+        "proxy-very-long-chain-is-bounded",
+        proxy(trusted="*"),
+        [
+            # 65 trusted hops: more than any deployment; the chain is refused, not walked
+            Step(
+                get((XFF, b", ".join([b"10.0.0.1"] * 65))),
+                status=200,
+                seen=saw(client=PEER),
+            ),
+            Step(
+                get((XFF, b", ".join([b"203.0.113.1"] + [b"10.0.0.1"] * 10))),
+                status=200,
+                seen=saw(client=("203.0.113.1", 0)),
+            ),
+        ],
+    ),
+    Case(
+        "proxy-ipv4-mapped-peer-and-unix-socket-peer",
+        proxy(trusted=["10.0.0.0/8"]),
+        [
+            Step(
+                get((XFF, b"203.0.113.5"), client=("::ffff:10.1.2.3", 1)),
+                status=200,
+                seen=saw(client=("203.0.113.5", 0)),
+            ),
+            Step(
+                get((XFF, b"203.0.113.5"), client=("/run/app.sock", 0)),
+                status=200,
+                seen=saw(client=("/run/app.sock", 0)),
+            ),
+        ],
+    ),
+    Case(
+        "proxy-malformed-hosts-are-refused",
+        proxy(use=["host"]),
+        [
+            Step(
+                get((b"x-forwarded-host", b"a.com, evil.com")),
+                status=200,
+                seen=saw(host=b"evil.com"),
+            ),
+            Step(
+                get((b"x-forwarded-host", b"evil.com@a.com")),
+                status=200,
+                seen=saw(host=b"testserver"),
+            ),
+            Step(
+                get((b"x-forwarded-host", b"a.com:80:80")), status=200, seen=saw(host=b"testserver")
             ),
         ],
     ),

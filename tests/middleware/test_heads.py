@@ -1,0 +1,106 @@
+"""Heads: the same request gives an equal head under WSGI and ASGI (property-based)."""
+
+from __future__ import annotations
+
+import io
+import sys
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bridge._translate import BadRequest, environ_from_scope
+from bridge.middleware import RequestHead, head_from_environ, head_from_scope, scope_with_head
+from bridge.middleware._convert import environ_with_head
+from bridge.testing import Request
+
+names = st.sampled_from(
+    [
+        b"host",
+        b"accept",
+        b"X-Dup",
+        b"x-dup",
+        b"cookie",
+        b"content-type",
+        b"content-length",
+        b"x_under",
+        b"te",
+    ]
+)
+values = st.binary(min_size=0, max_size=12).map(
+    lambda raw: bytes(b for b in raw if 0x20 <= b <= 0x7E or b >= 0x80).strip()
+)
+segments = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="/?#%"),
+    min_size=1,
+    max_size=6,
+)
+
+
+@st.composite
+def requests(draw: Any) -> Request:
+    root = draw(st.sampled_from(["", "/mnt", "/caf\u00e9"]))
+    path = root + "/" + "/".join(draw(st.lists(segments, max_size=3)))
+    headers = draw(st.lists(st.tuples(names, values), max_size=8))
+    query = draw(st.sampled_from([b"", b"a=1", b"q=%C3%A9&x"]))
+    scheme = draw(st.sampled_from(["http", "https"]))
+    return Request(path=path, root_path=root, headers=headers, query_string=query, scheme=scheme)
+
+
+def _environ(request: Request) -> dict[str, Any]:
+    return environ_from_scope(request.scope(), wsgi_input=io.BytesIO(), wsgi_errors=sys.stderr)
+
+
+@settings(max_examples=300, deadline=None)
+@given(requests())
+def test_same_head_under_both_interfaces(request: Request) -> None:
+    scope = request.scope()
+    try:
+        environ = _environ(request)
+    except BadRequest:
+        with pytest.raises(BadRequest):
+            head_from_scope(scope).headers  # noqa: B018 - the same refusal on both sides
+        return
+    from_scope = head_from_scope(scope)
+    from_environ = head_from_environ(environ)
+    assert from_scope == from_environ
+    for name in (b"host", b"x-dup", b"cookie", b"content-type", b"content-length", b"missing"):
+        assert from_scope.header(name) == from_environ.header(name)
+
+
+@settings(max_examples=150, deadline=None)
+@given(requests(), requests())
+def test_a_rewritten_head_reads_back_the_same_under_both(first: Request, second: Request) -> None:
+    try:
+        environ = _environ(first)
+        _environ(second)
+    except BadRequest:
+        return
+    scope = first.scope()
+    old_scope, old_environ = head_from_scope(scope), head_from_environ(environ)
+    target = head_from_scope(second.scope())
+    new = old_scope.replace(
+        path=target.path,
+        root_path=target.root_path,
+        raw_path=target.raw_path,
+        query_string=target.query_string,
+        headers=target.headers,
+        scheme=target.scheme,
+        client=("203.0.113.1", 0),
+    )
+    rewritten_scope = head_from_scope(scope_with_head(scope, old_scope, new))
+    rewritten_environ = head_from_environ(environ_with_head(environ, old_environ, new))
+    assert rewritten_scope == rewritten_environ == new
+
+
+def test_request_head_is_immutable_and_replace_checks_names() -> None:
+    head = head_from_scope(Request().scope())
+    with pytest.raises(AttributeError, match="immutable"):
+        head.method = "POST"
+    with pytest.raises(TypeError, match="no field"):
+        head.replace(colour="red")
+    assert head.replace(method="POST").method == "POST"
+    assert head.method == "GET"
+    assert isinstance(head, RequestHead)
+    assert "method='GET'" in repr(head)
