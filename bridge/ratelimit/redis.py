@@ -163,8 +163,9 @@ class RedisStore:
     :param lease: seconds after which a ConcurrencyLimit slot held by a dead
         worker is given back (default 300); requests running longer than
         this stop being counted.
-    :param client: a ready ``redis.Redis`` to use under WSGI and on trio
-        instead of one built from ``url``; ``async_client_factory`` builds a
+    :param client: a ready ``redis.Redis`` to use instead of one built from
+        ``url`` (under WSGI, on trio, and on asyncio in a worker thread unless
+        ``async_client_factory`` is given); ``async_client_factory`` builds a
         ``redis.asyncio.Redis`` for each running asyncio loop.
     :param fallback: the store for ``"local_fallback"`` (default a new
         :class:`~bridge.MemoryStore`).
@@ -205,7 +206,11 @@ class RedisStore:
             "socket_connect_timeout": connect_timeout,
         }
         self._client = client if client is not None else self._sync_client(url, options)
-        self._async_factory = async_client_factory or (lambda: self._async_client(url, options))
+        # A ready sync client without an async factory: its twin is unknown, so the
+        # sync client serves asyncio too, in a worker thread (as on trio).
+        self._async_factory: Callable[[], redis.asyncio.Redis] | None = async_client_factory
+        if async_client_factory is None and client is None:
+            self._async_factory = lambda: self._async_client(url, options)
         self._check_script: Script = self._client.register_script(CHECK_SCRIPT)
         self._acquire_script: Script = self._client.register_script(ACQUIRE_SCRIPT)
         self._async: weakref.WeakKeyDictionary[
@@ -303,15 +308,17 @@ class RedisStore:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # trio (or another library): the sync client, off the loop
+            loop = None
+        if loop is None or self._async_factory is None:
             return await anyio.to_thread.run_sync(in_thread)
-        return await on_asyncio(self._async_for(loop))
+        return await on_asyncio(self._async_for(loop, self._async_factory))
 
     def _async_for(
-        self, loop: asyncio.AbstractEventLoop
+        self, loop: asyncio.AbstractEventLoop, factory: Callable[[], redis.asyncio.Redis]
     ) -> tuple[redis.asyncio.Redis, AsyncScript, AsyncScript]:
         entry = self._async.get(loop)
         if entry is None:
-            client = self._async_factory()
+            client = factory()
             entry = (
                 client,
                 client.register_script(CHECK_SCRIPT),

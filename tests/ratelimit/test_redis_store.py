@@ -166,3 +166,20 @@ def test_a_dead_workers_slot_comes_back_after_its_lease(redis_url: str) -> None:
         assert store.acquire("k", 1, "next", 0.0)
     finally:
         store.close()
+
+
+@pytest.mark.anyio
+async def test_a_given_client_serves_every_interface(redis_url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    store = RedisStore(
+        "redis://wrong-host.invalid:1/0", client=client, prefix=f"c:{uuid.uuid4().hex}:"
+    )
+    try:
+        rates = parse_rates("1/minute")
+        assert (await store.check_async("k", rates, "gcra", 1, 0.0)).allowed
+        assert not store.check("k", rates, "gcra", 1, 0.0).allowed
+        assert store.available
+    finally:
+        await store.aclose()
