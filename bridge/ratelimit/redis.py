@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
-import time
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
@@ -33,6 +31,7 @@ import anyio.to_thread
 from ._algorithms import Outcome
 from ._memory import MemoryStore
 from ._rates import Rate
+from ._redis_health import Health
 from ._redis_lua import ACQUIRE_SCRIPT, CHECK_SCRIPT
 from ._store import Verdict
 
@@ -60,71 +59,6 @@ _POLICIES: Final = ("fail_open", "fail_closed", "local_fallback")
 #: What "Redis is unavailable" looks like from redis-py.
 _OUTAGE: Final = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError)
 _T = TypeVar("_T")
-
-
-class _Health:
-    """Up/down state shared by every thread and task of one store."""
-
-    def __init__(self, backoff: tuple[float, float], policy: str, where: str) -> None:
-        self.first, self.most = backoff
-        self.policy = policy
-        self.where = where
-        self.down_since: float | None = None
-        self.delay = self.first
-        self.next_probe = 0.0
-        self.probing = False
-        self.failures = 0
-        self._lock = threading.Lock()
-
-    def may_try(self) -> bool:
-        """True when Redis is up, or when this caller is the one to probe it now."""
-        if self.down_since is None:
-            return True
-        with self._lock:
-            if self.probing or time.monotonic() < self.next_probe:
-                return False
-            self.probing = True
-            return True
-
-    def succeeded(self) -> None:
-        if self.down_since is None:
-            return
-        outage = self._end_outage()
-        if outage is not None:  # None: another thread saw the recovery first and logged it
-            logger.warning(
-                "Redis at %s is back after %.1f s; rate limits are shared again", self.where, outage
-            )
-
-    def _end_outage(self) -> float | None:
-        with self._lock:
-            since = self.down_since
-            self.down_since, self.probing, self.delay = None, False, self.first
-        return None if since is None else time.monotonic() - since
-
-    def abandon(self) -> None:
-        """The probe ended without an answer about Redis (cancelled, or a bug)."""
-        if self.probing:
-            with self._lock:
-                self.probing = False
-
-    def failed(self, exc: BaseException) -> None:
-        now = time.monotonic()
-        with self._lock:
-            self.failures += 1
-            starting = self.down_since is None
-            if starting:
-                self.down_since, self.delay = now, self.first
-            else:
-                self.delay = min(self.delay * 2, self.most)
-            self.next_probe, self.probing = now + self.delay, False
-        if starting:
-            logger.warning(
-                "Redis at %s is unavailable (%s: %s); rate limiting is %s until it is back",
-                self.where,
-                type(exc).__name__,
-                exc,
-                self.policy,
-            )
 
 
 def _split_reply(reply: Sequence[Any], count: int) -> Verdict:
@@ -216,7 +150,7 @@ class RedisStore:
         self._async: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, tuple[redis.asyncio.Redis, AsyncScript, AsyncScript]
         ] = weakref.WeakKeyDictionary()
-        self._health = _Health(backoff, failure, _describe(url, client))
+        self._health = Health(backoff, failure, _describe(url, client))
 
     # One immediate retry on a connection error, none on a timeout: after a Redis
     # restart every pooled connection is stale and fails once, which is no outage;
