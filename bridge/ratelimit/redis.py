@@ -21,7 +21,6 @@ Theory of operation
 from __future__ import annotations
 
 import asyncio
-import logging
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
@@ -51,8 +50,6 @@ if TYPE_CHECKING:
     from redis.commands.core import AsyncScript, Script
 
 __all__ = ("FailurePolicy", "RedisStore")
-
-logger = logging.getLogger("bridge.ratelimit")
 
 FailurePolicy = Literal["fail_open", "fail_closed", "local_fallback"]
 _POLICIES: Final = ("fail_open", "fail_closed", "local_fallback")
