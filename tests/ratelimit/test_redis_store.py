@@ -183,3 +183,13 @@ async def test_a_given_client_serves_every_interface(redis_url: str) -> None:
         assert store.available
     finally:
         await store.aclose()
+
+
+def test_keys_of_one_check_share_a_cluster_slot(store: RedisStore) -> None:
+    from redis.crc import key_slot
+
+    rates = parse_rates("10/second;100/minute;1000/day")
+    keys = [*store.keys_for("203.0.113.9", rates), store._slot_key("203.0.113.9")]
+    assert len({key_slot(key.encode()) for key in keys}) == 1
+    other = store.keys_for("203.0.113.10", rates)
+    assert key_slot(other[0].encode()) != key_slot(keys[0].encode())
