@@ -53,3 +53,6 @@ asgi_app = RateLimit(hello_asgi, LIMIT, store=_store()) if "RL_REDIS_URL" in os.
 conc_asgi_app = (
     ConcurrencyLimit(slow_asgi, 1, store=_store()) if "RL_REDIS_URL" in os.environ else None
 )
+
+#: No store configuration needed: a MemoryStore, for the unix-socket test.
+memory_asgi_app = RateLimit(hello_asgi, "1/hour")
