@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._algorithms import Outcome
+from ._algorithms import RateOutcome
 from ._concurrency import ConcurrencyLimit
 from ._headers import PROBLEM_TYPE
 from ._keys import client_address, client_address_key, header_key, method_key, path_key
@@ -26,9 +26,9 @@ __all__ = (
     "PROBLEM_TYPE",
     "ConcurrencyLimit",
     "MemoryStore",
-    "Outcome",
     "Rate",
     "RateLimit",
+    "RateOutcome",
     "RedisStore",
     "Rule",
     "Store",

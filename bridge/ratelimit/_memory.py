@@ -24,7 +24,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Final
 
-from ._algorithms import ALGORITHMS, Algorithm, Outcome, State
+from ._algorithms import ALGORITHMS, Algorithm, RateOutcome, State
 from ._rates import Rate
 from ._store import Verdict
 
@@ -43,7 +43,7 @@ def _decide_all(
     now: float,
     rates: Sequence[Rate],
     cost: int,
-) -> tuple[bool, tuple[Outcome, ...]]:
+) -> tuple[bool, tuple[RateOutcome, ...]]:
     """Every rate's outcome; when one denies, the others are reported unconsumed (cost 0)."""
     outcomes = tuple(
         decide(None if states is None else states[i], now, rate, cost)
@@ -103,7 +103,7 @@ class MemoryStore:
             states = entry[1] if entry is not None and entry[0] > now else None
             if len(rates) == 1:
                 outcome = decide(None if states is None else states[0], now, rates[0], cost)
-                outcomes: tuple[Outcome, ...] = (outcome,)
+                outcomes: tuple[RateOutcome, ...] = (outcome,)
                 allowed = outcome[0]
                 if allowed:
                     entries[key] = (outcome[5], (outcome[1],))

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 import anyio.to_thread
 
-from ._algorithms import Outcome
+from ._algorithms import RateOutcome
 from ._memory import MemoryStore
 from ._rates import Rate
 from ._redis_health import Health
@@ -63,7 +63,7 @@ def _split_reply(reply: Sequence[Any], count: int) -> Verdict:
     for i in range(count):
         base = 1 + 4 * i
         outcomes.append(
-            Outcome(
+            RateOutcome(
                 bool(int(reply[base])),
                 None,
                 int(reply[base + 1]),
