@@ -67,8 +67,8 @@ def _split_reply(reply: Sequence[Any], count: int) -> Verdict:
                 bool(int(reply[base])),
                 None,
                 int(reply[base + 1]),
-                float(reply[base + 2]),
-                float(reply[base + 3]),
+                int(reply[base + 2]) / 1e6,
+                int(reply[base + 3]) / 1e6,
                 0.0,
             )
         )

@@ -59,7 +59,7 @@ def test_lua_equals_python(
                 ]
             for got, want in zip(verdict.outcomes, expected, strict=True):
                 assert (got.allowed, got.remaining) == (want.allowed, want.remaining)
-                assert got.reset == pytest.approx(want.reset, abs=1e-6)
+                assert got.reset == pytest.approx(want.reset, abs=1e-6)  # whole microseconds
                 assert got.retry_after == pytest.approx(want.retry_after, abs=1e-6)
             if verdict.allowed:
                 states = [o.state for o in expected]
