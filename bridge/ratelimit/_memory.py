@@ -22,7 +22,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Final
+from typing import Any, Final
 
 from ._algorithms import ALGORITHMS, Algorithm, RateOutcome, State
 from ._rates import Rate
@@ -32,7 +32,9 @@ __all__ = ("MemoryStore",)
 
 logger = logging.getLogger("bridge.ratelimit")
 
-_Entry = tuple[float, tuple["State | None", ...]]
+#: ``(expires_at, state)``: one rate's state itself, several rates' states in a tuple
+#: (a key's rates never change: their names are part of the key).
+_Entry = tuple[float, Any]
 _DEFAULT_MAX_KEYS: Final = 100_000
 _new = tuple.__new__
 
@@ -65,7 +67,7 @@ class MemoryStore:
     share a limit between processes or machines.
 
     :param max_keys: at most this many keys are remembered (default 100 000,
-        about 20 MB); beyond it the least recently used key is forgotten,
+        about 35 MB); beyond it the least recently used key is forgotten,
         which resets its limit. Evictions are counted in :attr:`evictions`
         and logged on the ``bridge.ratelimit`` logger.
     :param log_interval: minimum seconds between two eviction log lines (60).
@@ -102,11 +104,11 @@ class MemoryStore:
             entry = entries.get(key)
             states = entry[1] if entry is not None and entry[0] > now else None
             if len(rates) == 1:
-                outcome = decide(None if states is None else states[0], now, rates[0], cost)
+                outcome = decide(states, now, rates[0], cost)
                 outcomes: tuple[RateOutcome, ...] = (outcome,)
                 allowed = outcome[0]
                 if allowed:
-                    entries[key] = (outcome[5], (outcome[1],))
+                    entries[key] = (outcome[5], outcome[1])
             else:
                 allowed, outcomes = _decide_all(decide, states, now, rates, cost)
                 if allowed:
