@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import io
 import random
 import statistics
@@ -146,6 +147,10 @@ async def asgi_batch(app: Any, n: int) -> float:
     return (time.perf_counter() - start) / n
 
 
+def _run_asgi(loop: asyncio.AbstractEventLoop, app: Any, n: int) -> float:
+    return loop.run_until_complete(asgi_batch(app, n))
+
+
 def calibrate(run: Callable[[int], float], seconds: float) -> int:
     """A batch size taking about ``seconds``."""
     per_request = run(200)
@@ -159,13 +164,10 @@ def measure(
     runners: dict[tuple[str, str], Callable[[int], float]] = {}
     for base_name, base_app in bases.items():
         for name, wrap in variants.items():
-            app = wrap(base_app)
-            if kind == "wsgi":
-                runners[(base_name, name)] = lambda n, app=app: wsgi_batch(app, n)
-            else:
-                runners[(base_name, name)] = lambda n, app=app: loop.run_until_complete(
-                    asgi_batch(app, n)
-                )
+            runners[(base_name, name)] = functools.partial(
+                wsgi_batch if kind == "wsgi" else functools.partial(_run_asgi, loop),
+                wrap(base_app),
+            )
     sizes = {key: calibrate(run, args.seconds) for key, run in runners.items()}
     samples: dict[tuple[str, str], list[float]] = {key: [] for key in runners}
     rng = random.Random(args.seed)
@@ -178,9 +180,10 @@ def measure(
     return samples
 
 
-def report(kind: str, samples: dict[tuple[str, str], list[float]]) -> None:
-    medians = {key: statistics.median(values) for key, values in samples.items()}
-    print(f"\n== {kind.upper()} (median of {len(next(iter(samples.values())))} rounds)")
+def report(kind: str, samples: dict[tuple[str, str], list[float]], stat: str) -> None:
+    pick = min if stat == "min" else statistics.median
+    medians = {key: pick(values) for key, values in samples.items()}
+    print(f"\n== {kind.upper()} ({stat} of {len(next(iter(samples.values())))} rounds)")
     bases = sorted({base for base, _ in medians})
     for base in bases:
         bare = medians[(base, "bare")]
@@ -211,19 +214,25 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--seconds", type=float, default=0.2, help="per batch")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--stat",
+        choices=["median", "min"],
+        default="median",
+        help="min is steadier on a shared machine (it drops rounds another process slowed)",
+    )
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}; batches of ~{args.seconds}s, interleaved, shuffled")
     wsgi = measure(
         "wsgi", {"bare WSGI hello": wsgi_hello, "Flask hello": flask_hello()}, WSGI_VARIANTS, args
     )
-    report("wsgi", wsgi)
+    report("wsgi", wsgi, args.stat)
     asgi = measure(
         "asgi",
         {"bare ASGI hello": asgi_hello, "Starlette hello": starlette_hello()},
         ASGI_VARIANTS,
         args,
     )
-    report("asgi", asgi)
+    report("asgi", asgi, args.stat)
 
 
 if __name__ == "__main__":

@@ -14,8 +14,11 @@ from ._translate import BadRequest
 from .wsgi_to_asgi import ClientDisconnected, WsgiToAsgi
 
 # -- adapters: ASGI app under a WSGI server (bridge.asgi_to_wsgi)
+from .asgi_to_wsgi import AsgiToWsgi  # isort: skip
 
 # -- sync <-> async helpers (bridge.sync)
+from .sync import ThreadSensitiveContext, async_to_sync, sync_to_async  # isort: skip
+from .sync import iterate_in_loop, iterate_in_thread  # isort: skip
 
 # -- middleware: core and header middleware (bridge.middleware)
 from . import testing  # isort: skip
@@ -24,6 +27,7 @@ from .middleware.proxy_headers import ProxyHeaders  # isort: skip
 from .middleware.security_headers import SecurityHeaders  # isort: skip
 
 # -- middleware: buffering (bridge.middleware.buffering)
+from .buffering import RequestBuffering, RequestBufferingRule, ResponseBuffering  # isort: skip
 
 # -- middleware: rate limiting (bridge.ratelimit)
 from .ratelimit import ConcurrencyLimit, MemoryStore, RateLimit  # isort: skip
@@ -47,13 +51,22 @@ __all__ = (
     "ClientDisconnected",
     "WsgiToAsgi",
     # -- adapters: asgi_to_wsgi
+    "AsgiToWsgi",
     # -- sync helpers
+    "ThreadSensitiveContext",
+    "async_to_sync",
+    "iterate_in_loop",
+    "iterate_in_thread",
+    "sync_to_async",
     # -- middleware: core and headers
     "Headers",
     "ProxyHeaders",
     "SecurityHeaders",
     "testing",
     # -- middleware: buffering
+    "RequestBuffering",
+    "RequestBufferingRule",
+    "ResponseBuffering",
     # -- middleware: rate limiting
     "ConcurrencyLimit",
     "MemoryStore",

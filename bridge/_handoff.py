@@ -25,12 +25,19 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from collections import deque
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import anyio
+
+sniffio: Any
+try:
+    import sniffio
+except ImportError:  # anyio works without it; then only asyncio needs no marker
+    sniffio = None
 
 __all__ = ("HandoffQueue", "loop_call_soon")
 
@@ -38,15 +45,15 @@ T = TypeVar("T")
 CallSoon = Callable[[Callable[[], object]], object]
 
 
-def loop_call_soon() -> CallSoon:
-    """The running loop's non-blocking "call this soon, from any thread" function."""
+def loop_call_soon() -> tuple[str, CallSoon]:
+    """The running loop's library name and its non-blocking thread-safe "call soon"."""
     try:
-        return asyncio.get_running_loop().call_soon_threadsafe
+        return "asyncio", asyncio.get_running_loop().call_soon_threadsafe
     except RuntimeError:
         pass
     import trio  # only importable (and only needed) when trio is running
 
-    return trio.lowlevel.current_trio_token().run_sync_soon
+    return "trio", trio.lowlevel.current_trio_token().run_sync_soon
 
 
 class HandoffQueue(Generic[T]):
@@ -56,7 +63,8 @@ class HandoffQueue(Generic[T]):
     """
 
     def __init__(self, limit: int, size_of: Callable[[T], int]) -> None:
-        self._call_soon = loop_call_soon()
+        self._library, self._call_soon = loop_call_soon()
+        self._loop_thread = threading.get_ident()
         self._lock = threading.Lock()
         self._thread_wakeup = threading.Condition(self._lock)
         self._items: deque[T] = deque()
@@ -68,6 +76,18 @@ class HandoffQueue(Generic[T]):
         self._loop_waiter: anyio.Event | None = None
 
     # -- both sides ------------------------------------------------------------
+
+    def call_soon(self, func: Callable[[], object]) -> None:
+        """Run ``func`` on the loop soon; never blocks, callable from any thread.
+
+        ``func`` may use anyio (e.g. ``TaskGroup.start_soon``): it runs in a context
+        that names the async library, as anyio's own ``run_sync_soon`` does, because a
+        bare loop callback has no current task for sniffio to look at.
+        """
+        context = contextvars.copy_context()
+        if sniffio is not None:
+            context.run(sniffio.current_async_library_cvar.set, self._library)
+        self._call_soon(lambda: context.run(func))
 
     def finish(self) -> None:
         """No more items will be put; the consumer drains, then sees the end."""
@@ -92,7 +112,10 @@ class HandoffQueue(Generic[T]):
         waiter = self._loop_waiter
         if waiter is not None:
             self._loop_waiter = None
-            self._call_soon(waiter.set)
+            if threading.get_ident() == self._loop_thread:
+                waiter.set()  # already on the loop: no need to go through its self-pipe
+            else:
+                self._call_soon(waiter.set)
 
     def _has_room(self, size: int) -> bool:
         return not self._size or self._size + size <= self._limit
@@ -146,6 +169,22 @@ class HandoffQueue(Generic[T]):
                 waiter = self._loop_waiter = anyio.Event()
             await waiter.wait()
 
+    def get_ready(self) -> list[T] | None:
+        """Everything queued without waiting; ``[]`` at the end, None when nothing is ready."""
+        with self._lock:
+            if self._error is not None:
+                raise self._error
+            if self._items:
+                return self._take_all()
+            return [] if self._finished else None
+
+    def _take_all(self) -> list[T]:
+        items = list(self._items)
+        self._items.clear()
+        self._size = 0
+        self._thread_wakeup.notify()
+        return items
+
     async def get_all(self) -> list[T]:
         """Everything queued, waiting while the queue is empty; ``[]`` at the end."""
         while True:
@@ -153,11 +192,7 @@ class HandoffQueue(Generic[T]):
                 if self._error is not None:
                     raise self._error
                 if self._items:
-                    items = list(self._items)
-                    self._items.clear()
-                    self._size = 0
-                    self._thread_wakeup.notify()
-                    return items
+                    return self._take_all()
                 if self._finished:
                     return []
                 waiter = self._loop_waiter = anyio.Event()

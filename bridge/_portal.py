@@ -23,7 +23,12 @@ from typing import Any, Final
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-__all__ = ("background_portal", "shutdown_background_portals")
+__all__ = (
+    "backend_options",
+    "background_origin",
+    "background_portal",
+    "shutdown_background_portals",
+)
 
 _BACKENDS: Final = {
     "asyncio": ("asyncio", {}),
@@ -35,6 +40,14 @@ _BACKENDS: Final = {
 _lock = threading.Lock()
 _portals: dict[str, tuple[BlockingPortal, AbstractContextManager[BlockingPortal]]] = {}
 _owner_pid = os.getpid()
+# The background loop's own hook for callers in other threads: its asyncio loop (for
+# ``call_soon_threadsafe``) or its ``TrioToken`` (for ``run_sync_soon``). Cleared with _portals.
+_origins: dict[str, Any] = {}
+
+
+def backend_options(backend: str) -> tuple[str, dict[str, Any]]:
+    """``(anyio backend name, backend options)`` for one of the accepted backend names."""
+    return _check_backend(backend)
 
 
 def _check_backend(backend: str) -> tuple[str, dict[str, Any]]:
@@ -61,11 +74,41 @@ def background_portal(backend: str = "asyncio") -> BlockingPortal:
         return entry[0]
 
 
+def background_origin(backend: str = "asyncio") -> Any:
+    """The background loop of ``backend`` as a thread-safe scheduling hook.
+
+    An ``asyncio.AbstractEventLoop`` for the asyncio backends (use
+    ``loop.call_soon_threadsafe``), a ``trio.lowlevel.TrioToken`` for trio (use
+    ``token.run_sync_soon``). This is the fast path for per-call work from plain threads:
+    unlike ``BlockingPortal.call`` it allocates no futures or portal tasks.
+    """
+    origin = _origins.get(backend)
+    if origin is not None and _owner_pid == os.getpid():
+        return origin
+    portal = background_portal(backend)
+    origin = portal.call(_current_origin)
+    with _lock:
+        _origins[backend] = origin
+    return origin
+
+
+def _current_origin() -> Any:
+    import asyncio
+
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        import trio  # the only other backend: this runs in its loop thread
+
+        return trio.lowlevel.current_trio_token()
+
+
 def _forget_if_forked() -> None:
     global _owner_pid
     if _owner_pid != os.getpid():
         # The loop threads did not survive the fork; their objects are inert here.
         _portals.clear()
+        _origins.clear()
         _owner_pid = os.getpid()
 
 
@@ -75,6 +118,7 @@ def shutdown_background_portals() -> None:
         _forget_if_forked()
         entries = list(_portals.values())
         _portals.clear()
+        _origins.clear()
     for _portal, manager in entries:
         manager.__exit__(None, None, None)
 

@@ -2,19 +2,20 @@
 
 Theory of operation
 -------------------
-:class:`AppRun` runs entirely in worker threads. :meth:`AppRun.begin` calls
-the app and iterates its response; when ``first_only`` is set it returns as
-soon as the first non-empty chunk has been emitted (``STREAMING``), so the
-event loop can transmit it before the app is asked for the next one -- PEP
-3333 forbids holding a block back while the app produces the next.
-:meth:`AppRun.resume` continues from there. A list or tuple response is
-already complete in memory, so it is emitted whole in one call.
+:class:`AppRun` runs in one worker-thread call. :meth:`AppRun.begin` calls the
+app and iterates its response into the :class:`ResponseState`, whose ``emit``
+first collects messages in memory. A list or tuple response is complete in
+memory anyway, so it is collected whole and the event loop sends it after the
+thread returns: one thread hand-off per request. Any other iterable (and any
+``write()``) calls :attr:`AppRun.start_streaming` once the first non-empty chunk
+is out: the driver then moves the response to a bounded queue drained by a
+sender on the loop, because PEP 3333 forbids holding a chunk back while the app
+produces the next one.
 
 Invariants:
 
 * ``close()`` of the app's iterable is called exactly once on every path
-  (end, app error, client disconnect, abort) unless the loop takes over the
-  iterable with :meth:`AppRun.close` (after a cancellation between calls).
+  (end, app error, client disconnect, abort).
 * Every failure ends as one log line and an outcome: ``DONE`` (a complete
   response was emitted, perhaps a 400/500 page) or ``ABORTED`` (the response
   cannot be completed: headers already went out, or the client is gone).
@@ -38,7 +39,7 @@ logger = logging.getLogger("bridge.wsgi_to_asgi")
 
 class Outcome(Enum):
     DONE = "done"
-    STREAMING = "streaming"
+    STREAMING = "streaming"  # paused at the first streamed chunk; resume() goes on
     ABORTED = "aborted"
 
 
@@ -67,8 +68,17 @@ class AppRun:
         self.environ = environ
         self.state = state
         self.pathsend = pathsend
-        #: Called after ``write()``: transmits what was emitted (set by the driver).
+        #: Whether the driver can take a streamed response while the thread goes on
+        #: (it has a task group to spawn a sender in). If not, :meth:`begin` returns
+        #: ``STREAMING`` at the first streamed chunk and :meth:`resume` goes on later,
+        #: and ``write()`` transmits through :attr:`flush` before it returns.
+        self.stream_in_place = True
+        #: Called once, in the thread, when the response starts streaming in place.
+        self.start_streaming: Callable[[], None] = _noop
+        #: Called after ``write()`` when not streaming in place: transmit now.
         self.flush: Callable[[], None] = _noop
+        #: Whether the response is streaming (in place, or after ``STREAMING``).
+        self.streaming = False
         self._result: Iterable[bytes] | None = None
         self._iterator: Iterator[bytes] | None = None
         self._closed = False
@@ -86,12 +96,18 @@ class AppRun:
 
     def write(self, data: bytes) -> None:
         self.state.body(data)
-        self.flush()
+        if not self.state.headers_sent or self.streaming:
+            return
+        if self.stream_in_place:
+            self.streaming = True
+            self.start_streaming()
+        else:
+            self.flush()
 
     # -- running -----------------------------------------------------------------
 
-    def begin(self, first_only: bool) -> Outcome:
-        """Call the app and iterate (see the module docstring). Never raises."""
+    def begin(self) -> Outcome:
+        """Call the app and iterate its response to the end. Never raises an Exception."""
         try:
             result = self.app(self.environ, self.start_response)
             if result is None:
@@ -99,17 +115,15 @@ class AppRun:
             self._result = result
             if self.pathsend and isinstance(result, FileWrapper) and self._send_path(result):
                 return self._end(Outcome.DONE)
-            if isinstance(result, (list, tuple)):
-                first_only = False
             self._iterator = iter(result)
-            return self._iterate(first_only)
+            return self._iterate(in_memory=isinstance(result, (list, tuple)))
         except BaseException as exc:
             return self._fail(exc)
 
     def resume(self) -> Outcome:
-        """Iterate the rest of the response. Never raises."""
+        """Iterate the rest of a response :meth:`begin` left ``STREAMING``. Never raises."""
         try:
-            return self._iterate(first_only=False)
+            return self._iterate(in_memory=False)
         except BaseException as exc:
             return self._fail(exc)
 
@@ -120,23 +134,26 @@ class AppRun:
         self.state.pathsend(path)
         return True
 
-    def _iterate(self, first_only: bool) -> Outcome:
+    def _iterate(self, *, in_memory: bool) -> Outcome:
+        state = self.state
         iterator = self._iterator
         if iterator is None:
-            raise RuntimeError("AppRun.resume() before begin() produced an iterator")
-        body = self.state.body
+            raise RuntimeError("resume() without a response iterator")
         for chunk in iterator:
-            body(chunk)
-            if self.state.overflowed:
+            state.body(chunk)
+            if state.overflowed:
                 logger.warning(
                     "%s %s: response longer than its Content-Length; extra bytes dropped",
                     self.environ["REQUEST_METHOD"],
                     self.environ["PATH_INFO"],
                 )
                 break
-            if first_only and self.state.headers_sent:
-                return Outcome.STREAMING
-        self.state.finish()
+            if not in_memory and not self.streaming and state.headers_sent:
+                self.streaming = True
+                if not self.stream_in_place:
+                    return Outcome.STREAMING
+                self.start_streaming()
+        state.finish()
         return self._end(Outcome.DONE)
 
     def _end(self, outcome: Outcome) -> Outcome:

@@ -28,7 +28,9 @@ __all__ = ("ClientDisconnected", "RequestBodyError", "WsgiInput")
 class ClientDisconnected(OSError):
     """The client went away before the exchange was complete.
 
-    Raised by ``wsgi.input`` reads when the client disconnects mid-upload.
+    Raised by ``wsgi.input`` reads when the client disconnects mid-upload
+    (WsgiToAsgi, the middleware drivers), and by an ASGI app's ``send()`` once
+    the WSGI server has closed the response (AsgiToWsgi, ASGI HTTP 2.4).
     """
 
     #: Set when the adapter has already logged this disconnect.

@@ -2,27 +2,36 @@
 
 Theory of operation
 -------------------
-Each ``http`` request is one :class:`_Exchange`. The event loop reads the
-first body message before anything else. When that message completes the body
-(the common case), the app runs in ONE worker-thread hand-off: the thread
-calls the app and collects its response messages (a list or tuple response
-whole; an iterator up to its first non-empty chunk) and the loop sends them.
-Only a response that is still streaming after its first chunk, or a request
-body that is still arriving, switches to the streaming mode: a task group in
-which the worker thread, a loop task watching ``receive()`` and the sending
-loop exchange data through two bounded :class:`~bridge._handoff.HandoffQueue`
-objects, so memory stays bounded in both directions and a slow client slows
-the app (backpressure) instead of growing a buffer.
+Each ``http`` request is one :class:`_Exchange`, and costs ONE worker-thread
+hand-off. The event loop reads the first body message before anything else;
+then one thread call runs the app and its whole iteration (``AppRun.begin``).
+
+* A list or tuple response (and any error page) is collected in memory, where
+  it already was, and the loop sends it after the thread returns.
+* Any other iterable, and ``write()``, switch the response to streaming at the
+  first non-empty chunk: from then on the thread puts messages into a bounded
+  :class:`~bridge._handoff.HandoffQueue` and a sender task, spawned on the
+  loop by a non-blocking callback from the thread, transmits each batch while
+  the app produces the next (PEP 3333 forbids holding a chunk back).
+* A request body that is still arriving is fed to ``wsgi.input`` through a
+  second bounded queue by a loop task, which then watches for a disconnect.
+  For a streamed response the disconnect watcher starts lazily, when the sender
+  has to wait for the thread.
+
+Memory stays bounded in both directions, and a slow client slows the app
+(backpressure) instead of growing a buffer.
 
 Invariants:
 
-* The worker thread never blocks on the event loop without a way out: on
-  cancellation, disconnect or a failing ``send()`` both queues are aborted,
-  which wakes the thread with :class:`ClientDisconnected`; the app's iterable
-  is then closed and the thread returns before this coroutine does.
+* The worker thread never waits on the loop without a way out: every loop task
+  of the exchange aborts both queues when it is cancelled or sees the client go
+  away, and a failing ``send()`` aborts them too; the thread then gets
+  :class:`ClientDisconnected` at its next queue operation, closes the app's
+  iterable and returns before this coroutine does (all tasks live in one task
+  group around the thread call).
 * One request never sees another's state: everything per-request lives on the
-  ``_Exchange`` and ``AppRun`` objects; the thread gets a copy of the caller's
-  contextvars (anyio does this).
+  ``_Exchange`` and ``AppRun`` objects, and the thread runs the app in a copy of
+  the caller's contextvars context (one copy for the whole request).
 """
 
 from __future__ import annotations
@@ -44,7 +53,13 @@ from ._wsgi_app_run import AppRun, Outcome
 from ._wsgi_input import ClientDisconnected, RequestBodyError, WsgiInput
 from ._wsgi_response import FileWrapper, Message, ResponseState
 
-__all__ = ("DEFAULT_BUFFER_SIZE", "ClientDisconnected", "FileWrapper", "WsgiToAsgi")
+__all__ = (
+    "DEFAULT_BUFFER_SIZE",
+    "ClientDisconnected",
+    "FileWrapper",
+    "RequestBodyError",
+    "WsgiToAsgi",
+)
 
 logger = logging.getLogger("bridge.wsgi_to_asgi")
 errors_logger = logging.getLogger("bridge.wsgi_to_asgi.errors")
@@ -118,6 +133,10 @@ class WsgiToAsgi:
 
     .. versionadded:: 0.1
     """
+
+    # Learned per instance, not configured: whether the app's last response streamed
+    # (see _Exchange._run_without_task_group). Races between requests are harmless.
+    _expect_streaming = False
 
     def __init__(
         self,
@@ -201,14 +220,13 @@ class _Exchange:
         self.send = send
         self.limiter = adapter.limiter
         self.send_error: Exception | None = None
-        # Every thread call of this request runs in this one Context: a generator
-        # response that sets context variables (Flask's stream_with_context) and
-        # resets them with tokens in a later call finds them, as on a WSGI server.
+        # The thread's run of the app happens in this Context, a copy of the caller's.
         self.context = contextvars.copy_context()
-
-    async def in_thread(self, func: Callable[..., Outcome | None], *args: object) -> Any:
-        """Run ``func(*args)`` in a worker thread, in this request's Context."""
-        return await to_thread.run_sync(self.context.run, func, *args, limiter=self.limiter)
+        self.pending: list[Message] = []
+        self.requests: HandoffQueue[bytes] | None = None
+        self.responses = HandoffQueue[Message](adapter.buffer_size, _body_size)
+        self.watching = False
+        self.queue_in_use = False
 
     def _describe(self) -> str:
         return f"{self.scope.get('method', '?')} {self.scope.get('path', '?')}"
@@ -218,20 +236,22 @@ class _Exchange:
         if message["type"] != "http.request":
             logger.info("%s: client disconnected before sending its request", self._describe())
             return
-        more_body = bool(message.get("more_body", False))
-        requests = HandoffQueue[bytes](self.adapter.buffer_size, len) if more_body else None
+        if message.get("more_body", False):
+            self.requests = HandoffQueue[bytes](self.adapter.buffer_size, len)
         try:
-            run = self._prepare(message.get("body", b""), requests)
+            run = self._prepare(message.get("body", b""))
         except (BadRequest, RequestBodyError) as exc:
             logger.warning("%s: bad request: %s", self._describe(), exc)
             await self._send_plain_error(getattr(exc, "status", 400))
             return
-        if requests is not None:
-            await self._stream(run, partial(run.begin, False), requests)
+        if self.requests is None and not self.adapter._expect_streaming:
+            await self._run_without_task_group(run)
         else:
-            await self._run_fast(run)
+            await self._run_in_task_group(run, run.begin)
+        if self.send_error is not None:
+            raise self.send_error
 
-    def _prepare(self, body: bytes, requests: HandoffQueue[bytes] | None) -> AppRun:
+    def _prepare(self, body: bytes) -> AppRun:
         adapter = self.adapter
         environ = environ_from_scope(
             self.scope,
@@ -243,19 +263,19 @@ class _Exchange:
             file_wrapper=FileWrapper,
         )
         length = environ.get("CONTENT_LENGTH")
-        more = requests.get_from_thread if requests is not None else None
+        more = self.requests.get_from_thread if self.requests is not None else None
         environ["wsgi.input"] = WsgiInput(body, more, int(length) if length else None)
-        state = ResponseState(_ignore, head_request=self.scope["method"] == "HEAD")
+        state = ResponseState(self.pending.append, head_request=self.scope["method"] == "HEAD")
         extensions = self.scope.get("extensions") or {}
         pathsend = "http.response.pathsend" in extensions
-        return AppRun(adapter.app, environ, state, pathsend=pathsend)
+        run = AppRun(adapter.app, environ, state, pathsend=pathsend)
+        run.start_streaming = partial(self._start_streaming, state)
+        return run
 
     async def _send_plain_error(self, status: int) -> None:
-        state = ResponseState(_ignore, head_request=False)
-        messages: list[Message] = []
-        state.emit = messages.append
+        state = ResponseState(self.pending.append, head_request=False)
         state.fail(status)
-        await self._send_or_log(messages)
+        await self._send_or_log(self.pending)
 
     async def _send_or_log(self, messages: list[Message]) -> bool:
         """Send ``messages``; False (after one log line) when the client is gone."""
@@ -266,113 +286,166 @@ class _Exchange:
             return False
         return True
 
-    # -- fast path: one thread hand-off ---------------------------------------------
+    # -- the worker thread -----------------------------------------------------------
 
-    async def _run_fast(self, run: AppRun) -> None:
-        pending: list[Message] = []
-        run.state.emit = pending.append
-        run.flush = partial(self._flush_from_thread, pending)
+    async def _run_without_task_group(self, run: AppRun) -> None:
+        """The cheapest path: one thread call, then the loop sends what it collected.
+
+        A task group costs about a third of a small request, so it is only opened
+        when the response turns out to stream; the adapter then remembers that its
+        app streams and opens the group up front next time.
+        """
+        run.stream_in_place = False
+        run.flush = self._flush_from_thread
         try:
-            outcome = await self.in_thread(run.begin, True)
-            if await self._send_or_log(pending) and outcome is Outcome.STREAMING:
-                await self._stream(run, run.resume, None)
+            outcome = await self._call_app(run.begin)
+            if outcome is not Outcome.STREAMING:
+                await self._send_or_log(self.pending)
+                return
+            self.adapter._expect_streaming = True
+            # start + first chunk go out before the app is asked for the next one
+            if await self._send_or_log(self.pending):
+                self.pending.clear()
+                await self._run_in_task_group(run, run.resume)
         finally:
-            if not run.closed:  # cancelled or disconnected between two thread calls
+            if not run.closed:  # cancelled or disconnected between the two thread calls
                 with anyio.CancelScope(shield=True):
-                    await self.in_thread(run.close)
+                    await to_thread.run_sync(self.context.run, run.close, limiter=self.limiter)
 
-    def _flush_from_thread(self, pending: list[Message]) -> None:
-        """After ``write()`` on the fast path: transmit now (PEP 3333 forbids holding it)."""
-        if pending:
-            batch = pending[:]
-            pending.clear()
+    async def _run_in_task_group(self, run: AppRun, work: Callable[[], Outcome]) -> None:
+        async with anyio.create_task_group() as tg:
+            self.tg = tg
+            if self.requests is not None:
+                self.watching = True
+                tg.start_soon(self._watch_client)  # it feeds the request body to the thread
+            if run.streaming:  # resuming a response that already started
+                run.state.emit = self.responses.put_from_thread
+                self.queue_in_use = True
+                tg.start_soon(self._send_stream)
+            await self._call_app(work)
+            if not run.streaming:
+                await self._send_or_log(self.pending)
+                if self.watching:
+                    tg.cancel_scope.cancel()  # stops the body pump
+                if self.requests is None:
+                    self.adapter._expect_streaming = False
+
+    async def _call_app(self, work: Callable[[], Outcome]) -> Outcome:
+        try:
+            outcome: Outcome = await to_thread.run_sync(
+                self.context.run, self._thread_main, work, limiter=self.limiter
+            )
+        except BaseException:
+            self._abort_queues("the request was cancelled")
+            raise
+        return outcome
+
+    def _thread_main(self, work: Callable[[], Outcome]) -> Outcome:
+        try:
+            return work()
+        finally:
+            if self.queue_in_use:
+                self.responses.finish()
+
+    def _flush_from_thread(self) -> None:
+        """After ``write()`` without a task group: transmit before returning (PEP 3333)."""
+        if self.pending:
+            batch = self.pending[:]
+            self.pending.clear()
             from_thread.run(_send_batch, self.send, batch)
 
-    # -- streaming: thread and loop run side by side ----------------------------------
+    def _start_streaming(self, state: ResponseState) -> None:
+        """In the thread, at the first body chunk of an iterator or ``write()``.
 
-    async def _stream(
-        self, run: AppRun, work: Callable[[], Outcome], requests: HandoffQueue[bytes] | None
-    ) -> None:
-        responses = HandoffQueue[Message](self.adapter.buffer_size, _body_size)
-        run.state.emit = responses.put_from_thread
-        run.flush = _ignore_flush
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._run_worker, work, responses)
-            tg.start_soon(self._watch_client, requests, responses)
-            try:
-                await self._send_stream(responses)
-            finally:
-                gone = ClientDisconnected("the response was abandoned by the server")
-                responses.abort(gone)
-                if requests is not None:
-                    requests.abort(gone)
-                tg.cancel_scope.cancel()
-        if self.send_error is not None:
-            raise self.send_error
+        From here on the response goes through the bounded queue to a sender task on
+        the loop, which transmits each chunk while the app produces the next (PEP 3333
+        forbids holding a chunk back). A list response never gets here: it is complete
+        in memory, and the loop sends it after the thread returns.
+        """
+        responses = self.responses
+        state.emit = responses.put_from_thread
+        self.queue_in_use = True
+        for message in self.pending:
+            responses.put_from_thread(message)
+        self.pending.clear()
+        responses.call_soon(self._spawn_sender)
 
-    async def _run_worker(
-        self, work: Callable[[], Outcome], responses: HandoffQueue[Message]
-    ) -> None:
+    def _spawn_sender(self) -> None:
+        self.tg.start_soon(self._send_stream)
+
+    def _abort_queues(self, reason: str) -> None:
+        gone = ClientDisconnected(reason)
+        self.responses.abort(gone)
+        if self.requests is not None:
+            self.requests.abort(gone)
+
+    # -- loop tasks while streaming ----------------------------------------------------
+
+    async def _send_stream(self) -> None:
+        """Send what the thread queues, until the end of the response.
+
+        The disconnect watcher starts lazily, when the loop has to wait for the thread:
+        a short generator that the thread finishes in one go (most Flask responses)
+        needs no watcher task at all.
+        """
+        responses = self.responses
         try:
-            await self.in_thread(work)
-        finally:
-            responses.finish()
-
-    async def _send_stream(self, responses: HandoffQueue[Message]) -> None:
-        while True:
-            try:
-                batch = await responses.get_all()
-            except ClientDisconnected:
-                return
-            if not batch:
-                return
-            try:
-                await _send_batch(self.send, batch)
-            except Exception as exc:
-                logger.info("%s: send() raised %r; response abandoned", self._describe(), exc)
-                gone = ClientDisconnected(f"send() raised {exc!r}")
-                gone.already_logged = True
-                responses.abort(gone)
-                if not isinstance(exc, OSError):
-                    self.send_error = exc
-                return
-
-    async def _watch_client(
-        self, requests: HandoffQueue[bytes] | None, responses: HandoffQueue[Message]
-    ) -> None:
-        """Feed the request body to the thread, then watch for a disconnect."""
-        try:
-            if requests is not None:
-                await self._pump_body(requests)
             while True:
-                message = await self.receive()
-                if message["type"] == "http.disconnect":
-                    break
+                batch = responses.get_ready()
+                if batch is None:
+                    if not self.watching:
+                        self.watching = True
+                        self.tg.start_soon(self._watch_client)
+                    batch = await responses.get_all()
+                if not batch:
+                    return
+                await self._send_streamed(batch)
         except ClientDisconnected:
             return
-        gone = ClientDisconnected("client disconnected before the response was complete")
-        responses.abort(gone)
-        if requests is not None:
-            requests.abort(gone)
+        finally:
+            self._abort_queues("the response was abandoned by the server")
+            self.tg.cancel_scope.cancel()  # stops the watcher
+
+    async def _send_streamed(self, batch: list[Message]) -> None:
+        try:
+            await _send_batch(self.send, batch)
+        except Exception as exc:
+            logger.info("%s: send() raised %r; response abandoned", self._describe(), exc)
+            gone = ClientDisconnected(f"send() raised {exc!r}")
+            gone.already_logged = True
+            self.responses.abort(gone)
+            if not isinstance(exc, OSError):
+                self.send_error = exc
+            raise gone from None
+
+    async def _watch_client(self) -> None:
+        """Feed the request body to the thread, then watch for a disconnect.
+
+        Cancelled when the response is done; a cancellation before that (the server
+        cancelled the request) also aborts the queues, so the thread never waits on a
+        loop that stopped serving it.
+        """
+        try:
+            if self.requests is not None:
+                await self._pump_body(self.requests)
+            while (await self.receive())["type"] != "http.disconnect":
+                pass
+        except ClientDisconnected:
+            return
+        except BaseException:
+            self._abort_queues("the request was cancelled")
+            raise
+        self._abort_queues("client disconnected before the response was complete")
 
     async def _pump_body(self, requests: HandoffQueue[bytes]) -> None:
         while True:
             message = await self.receive()
             if message["type"] != "http.request":
-                gone = ClientDisconnected("client disconnected before the request body ended")
-                requests.abort(gone)
-                raise gone
+                self._abort_queues("client disconnected before the request body ended")
+                raise ClientDisconnected
             chunk = message.get("body", b"")
             if chunk:
                 await requests.put(chunk)
             if not message.get("more_body", False):
                 requests.finish()
                 return
-
-
-def _ignore(message: Message) -> None:
-    pass
-
-
-def _ignore_flush() -> None:
-    pass

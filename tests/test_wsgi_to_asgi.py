@@ -42,6 +42,14 @@ async def drive(
     return exchange
 
 
+@pytest.fixture(autouse=True, params=["learns", "expects-streaming"])
+def _adapter_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run every test on both internal paths: the adapter starts without a task group
+    and learns that its app streams, or it already expects streaming."""
+    if request.param == "expects-streaming":
+        monkeypatch.setattr(WsgiToAsgi, "_expect_streaming", True)
+
+
 @pytest.fixture(autouse=True)
 def _log_info(caplog: pytest.LogCaptureFixture) -> None:
     """Capture everything bridge logs, so "exactly one log line" counts INFO too."""
@@ -692,3 +700,45 @@ async def test_generator_context_survives_between_thread_calls() -> None:
     exchange = await drive(app)
     assert exchange.body == b"first inside"
     assert exchange.complete
+
+
+async def test_mounted_in_fastapi() -> None:
+    from fastapi import FastAPI
+
+    api = FastAPI()
+
+    @api.get("/api/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    api.mount("/legacy", WsgiToAsgi(validator(flask_app.sized_reads(flask_app.flask))))
+    transport = httpx.ASGITransport(app=api)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        assert (await c.get("/api/health")).json() == {"status": "ok"}
+        assert (await c.get("/legacy/")).text == "Hello from Flask"
+        seen = (await c.get("/legacy/thread")).json()
+        assert (seen["root"], seen["path"]) == ("/legacy", "/thread")
+        assert (await c.post("/legacy/echo", content=b"m" * 70_000)).content == b"m" * 70_000
+
+
+async def test_close_raising_is_logged_and_response_completes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class BadClose(Tracked):
+        def close(self) -> None:
+            super().close()
+            raise RuntimeError("close failed")
+
+    tracked = BadClose([b"a", b"b"])
+    exchange = await drive(app_returning(tracked))
+    assert exchange.body == b"ab"
+    assert exchange.complete
+    records = bridge_records(caplog)
+    assert len(records) == 1
+    assert "close() raised" in records[0].getMessage()
+
+
+async def test_client_gone_before_request(caplog: pytest.LogCaptureFixture) -> None:
+    exchange = await drive(wsgi_apps.hello, Exchange([{"type": "http.disconnect"}]))
+    assert exchange.sent == []
+    assert len(bridge_records(caplog)) == 1

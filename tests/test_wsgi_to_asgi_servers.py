@@ -89,15 +89,25 @@ def test_lifespan_needs_no_flag(run_server: RunServer, server: ServerFactory) ->
     assert "exception" not in output.lower(), output
 
 
+KEEP_ALIVE_SERVERS = [
+    pytest.param(uvicorn("h11"), id="uvicorn-h11"),
+    pytest.param(uvicorn("httptools", "uvloop"), id="uvicorn-httptools-uvloop"),
+    pytest.param(hypercorn("trio"), id="hypercorn-trio"),
+]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "server",
-    [
-        pytest.param(uvicorn("h11"), id="uvicorn-h11"),
-        pytest.param(uvicorn("httptools", "uvloop"), id="uvicorn-httptools-uvloop"),
-        pytest.param(hypercorn("trio"), id="hypercorn-trio"),
-    ],
-)
+@pytest.mark.parametrize("server", KEEP_ALIVE_SERVERS)
+def test_flask_keep_alive(run_server: RunServer, server: ServerFactory) -> None:
+    """asgiref's adapter fails about every second keep-alive request under uvicorn 0.54."""
+    running = run_server(server("tests.apps.flask_app:asgi"))
+    with httpx.Client(base_url=running.url, limits=httpx.Limits(max_connections=1)) as c:
+        statuses = [c.get("/stream" if i % 3 else "/").status_code for i in range(300)]
+    assert statuses == [200] * 300
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("server", KEEP_ALIVE_SERVERS)
 def test_keep_alive_requests_do_not_leak_state(
     run_server: RunServer, server: ServerFactory
 ) -> None:

@@ -22,7 +22,7 @@ from asgiref.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope, Sco
 from bridge._translate import BadRequest
 
 from ._convert import head_for_body, head_from_scope, scope_with_head
-from ._drive import INTERNAL_ERROR, drive_async, logger
+from ._drive import INTERNAL_ERROR, drive_async, failure, logger
 from ._exchange import (
     Abort,
     BodyTimeout,
@@ -68,9 +68,8 @@ async def run_asgi(
         return
     try:
         ex = mw.exchange(head, mw.clock())
-    except Exception:
-        logger.exception("%s failed to start an exchange; sent 500", type(mw).__name__)
-        await _send_response(send, INTERNAL_ERROR)
+    except Exception as exc:
+        await _send_response(send, failure(type(mw).__name__, exc, "in exchange()")[0])
         return
     if ex is None:
         await mw.app(scope, receive, send)
@@ -87,9 +86,8 @@ async def run_asgi(
             if not isinstance(result, Generator):
                 raise bad_decision(result)
             decision = await drive_async(result, _AsgiBody(receive))
-    except Exception:
-        logger.exception("%s failed while deciding; sent 500", type(mw).__name__)
-        await _send_response(send, INTERNAL_ERROR)
+    except Exception as exc:
+        await _send_response(send, failure(type(mw).__name__, exc, "in request()")[0])
         return
     if isinstance(decision, Respond):
         await _send_response(send, decision.response)
@@ -230,8 +228,7 @@ class _AsgiRun:
         try:
             decision = decided or await _decide(ex, self.receive, self.features)
         except Exception as exc:
-            logger.exception("%s failed while deciding; sent 500", type(self.mw).__name__)
-            return await self.respond(INTERNAL_ERROR, "middleware_error", exc)
+            return await self.respond(*failure(type(self.mw).__name__, exc, "in request()"), exc)
         if isinstance(decision, Respond):
             return await self.respond(decision.response, "responded")
         head = decision.head
@@ -261,10 +258,10 @@ class _AsgiRun:
         if self.abort is not None and self.status is None:
             return await self.respond(self.abort, "aborted")
         if self.status is None:
-            if self.held is None:
-                logger.error("the app returned without a response; sent 500")
-                return await self.respond(INTERNAL_ERROR, "app_error")
-            await self.send_head()
+            # Nothing sent yet: the app returned without a response, or without its body.
+            what = "a response" if self.held is None else "its response body"
+            logger.error("the app returned without %s; sent 500", what)
+            return await self.respond(INTERNAL_ERROR, "app_error")
         if self.replaced:
             return Outcome("aborted", self.status)
         return Outcome("completed" if self.complete else "app_error", self.status)

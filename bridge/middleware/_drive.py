@@ -12,10 +12,12 @@ import logging
 from collections.abc import Generator
 from typing import Any, Final, TypeVar
 
-from ._exchange import Effect, RequestBodyIO
+from bridge._translate import BadRequest
+
+from ._exchange import Effect, OutcomeKind, RequestBodyIO
 from ._heads import Response
 
-__all__ = ("INTERNAL_ERROR", "drive_async", "drive_sync", "logger")
+__all__ = ("INTERNAL_ERROR", "drive_async", "drive_sync", "failure", "logger")
 
 logger: Final = logging.getLogger("bridge.middleware")
 
@@ -55,3 +57,17 @@ async def drive_async(steps: Generator[Effect[Any], Any, T], body: RequestBodyIO
             value, error = await effect.run_async(body), None
         except Exception as exc:
             value, error = None, exc
+
+
+def failure(who: str, exc: Exception, while_: str) -> tuple[Response, OutcomeKind]:
+    """The response for an exception raised by middleware code, logged once.
+
+    A :class:`BadRequest` (e.g. a header that cannot be translated, found
+    when a middleware first reads the headers) is the client's fault: its
+    status and one warning line. Anything else is a bug: 500 and a traceback.
+    """
+    if isinstance(exc, BadRequest):
+        logger.warning("%s: bad request: %s", who, exc)
+        return Response.text(exc.status, str(exc)), "responded"
+    logger.error("%s failed %s; sent 500", who, while_, exc_info=exc)
+    return INTERNAL_ERROR, "middleware_error"

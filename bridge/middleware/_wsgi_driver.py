@@ -23,7 +23,7 @@ from bridge._translate import BadRequest
 from bridge._types import Environ, ExcInfo, StartResponse, WsgiHeaders
 
 from ._convert import environ_with_head, head_for_body, head_from_environ
-from ._drive import INTERNAL_ERROR, drive_sync, logger
+from ._drive import INTERNAL_ERROR, drive_sync, failure, logger
 from ._exchange import (
     Abort,
     BodyTimeout,
@@ -41,6 +41,7 @@ from ._exchange import (
     features_of,
 )
 from ._heads import Response, ResponseHead, reason_phrase
+from ._wsgi_read import timed_reader
 
 if TYPE_CHECKING:
     from ._base import Middleware
@@ -59,9 +60,8 @@ def run_wsgi(mw: Middleware, environ: Environ, start_response: StartResponse) ->
         return _respond(start_response, Response.text(exc.status, str(exc)))
     try:
         ex = mw.exchange(head, mw.clock())
-    except Exception:
-        logger.exception("%s failed to start an exchange; sent 500", type(mw).__name__)
-        return _respond(start_response, INTERNAL_ERROR)
+    except Exception as exc:
+        return _respond(start_response, failure(type(mw).__name__, exc, "in exchange()")[0])
     if ex is None:
         result: Iterable[bytes] = mw.app(environ, start_response)
         return result
@@ -71,9 +71,8 @@ def run_wsgi(mw: Middleware, environ: Environ, start_response: StartResponse) ->
     # Request-only exchange: decide, then leave the response path to the app and server.
     try:
         decision = _decide(ex, environ, features)
-    except Exception:
-        logger.exception("%s failed while deciding; sent 500", type(mw).__name__)
-        return _respond(start_response, INTERNAL_ERROR)
+    except Exception as exc:
+        return _respond(start_response, failure(type(mw).__name__, exc, "in request()")[0])
     if isinstance(decision, Respond):
         return _respond(start_response, decision.response)
     if decision.body is not None:
@@ -128,34 +127,32 @@ def _content_length(environ: Environ) -> int | None:
 class _WsgiBody:
     """``RequestBodyIO`` over ``wsgi.input``: honours CONTENT_LENGTH, never over-reads."""
 
-    __slots__ = ("_input", "_remaining", "_terminated")
+    __slots__ = ("_input", "_remaining", "_terminated", "_timed")
 
     def __init__(self, environ: Environ) -> None:
+        self._timed = timed_reader(environ, timed_read)
         self._input = environ["wsgi.input"]
         self._remaining = _content_length(environ)
         self._terminated = bool(environ.get("wsgi.input_terminated"))
 
-    def read_next(self, seconds: float | None) -> bytes:
+    def read_sync(self, seconds: float | None) -> bytes:
         if self._remaining is None and not self._terminated:
             return b""  # PEP 3333: no CONTENT_LENGTH means no body
         size = _CHUNK if self._remaining is None else min(_CHUNK, self._remaining)
         if size == 0:
             return b""
         read = self._input.read
-        chunk: bytes = read(size) if seconds is None else timed_read(read, size, seconds)
+        try:
+            chunk: bytes = read(size) if seconds is None else self._timed(read, size, seconds)
+        except (BodyTimeout, ClientDisconnected):
+            raise
+        except OSError as exc:  # servers differ: a reset, an incomplete read...
+            raise ClientDisconnected(f"request body read failed: {exc}") from exc
         if self._remaining is not None:
             if not chunk:
                 raise ClientDisconnected("client closed the connection mid-body")
             self._remaining -= len(chunk)
         return chunk
-
-    def read_sync(self, seconds: float | None) -> bytes:
-        try:
-            return self.read_next(seconds)
-        except (BodyTimeout, ClientDisconnected):
-            raise
-        except OSError as exc:  # servers differ: a reset, an incomplete read...
-            raise ClientDisconnected(f"request body read failed: {exc}") from exc
 
     async def read_async(self, seconds: float | None) -> bytes:
         raise RuntimeError("the WSGI driver runs effects synchronously")
@@ -169,6 +166,7 @@ class _FilteredInput:
         self._inner = inner
         self._remaining = length
         self._timeout = run.ex.request_read_timeout
+        self._timed = timed_reader(run.environ, timed_read)
 
     def _see(self, chunk: bytes) -> bytes:
         if self._remaining is not None:
@@ -189,7 +187,7 @@ class _FilteredInput:
         if self._timeout is None:
             return self._see(method(size))
         try:
-            return self._see(timed_read(method, size, self._timeout))
+            return self._see(self._timed(method, size, self._timeout))
         except BodyTimeout:
             self._run.abort = self._run.ex.read_timed_out()
             raise RequestBodyAborted("request body read timed out") from None
@@ -240,8 +238,7 @@ class _WsgiRun:
         try:
             decision = _decide(self.ex, self.environ, self.features)
         except Exception as exc:
-            logger.exception("%s failed while deciding; sent 500", type(self.mw).__name__)
-            return self.respond(INTERNAL_ERROR, "middleware_error", exc)
+            return self.respond(*failure(type(self.mw).__name__, exc, "in request()"), exc)
         if isinstance(decision, Respond):
             return self.respond(decision.response, "responded")
         return self.forward(decision)

@@ -81,6 +81,15 @@ class Headers(Middleware):
         )
         if not (self.edits_request or self.edits_response):
             raise ValueError("Headers: configure at least one of the set/append/remove options")
+        self.drop_request = self.remove_request | {name for name, _ in self.set_request}
+        self.drop_response = self.remove_response | {name for name, _ in self.set_response}
+        self._exchange: Callable[[RequestHead, float, Headers], Exchange] = (
+            _BothEdits
+            if self.edits_request and self.edits_response
+            else _RequestEdits
+            if self.edits_request
+            else _HeadersExchange
+        )
         self.paths = path_prefixes(paths, "paths") if paths is not None else None
         self.exclude = path_prefixes(exclude_paths, "exclude_paths")
 
@@ -91,7 +100,7 @@ class Headers(Middleware):
                 return None
             if self.exclude and matches_prefix(path, self.exclude):
                 return None
-        return _HeadersExchange(head, now, self)
+        return self._exchange(head, now, self)
 
 
 def _names(names: Iterable[str], what: str) -> frozenset[bytes]:
@@ -116,44 +125,57 @@ def _checked(pairs: HeaderLines, what: str) -> HeaderLines:
 
 def _edit(
     headers: HeaderLines,
-    remove: frozenset[bytes],
+    drop: frozenset[bytes],
     replace: HeaderLines,
     default: HeaderLines,
     append: HeaderLines,
 ) -> HeaderLines:
-    drop = remove | {name for name, _ in replace}
-    out = [pair for pair in headers if pair[0].lower() not in drop] if drop else list(headers)
-    out.extend(replace)
+    """Remove ``drop`` names, then add ``replace``, absent ``default`` and ``append`` lines."""
+    present = {name.lower() for name, _ in headers}
+    if drop and not present.isdisjoint(drop):
+        headers = tuple(pair for pair in headers if pair[0].lower() not in drop)
+        present -= drop
     if default:
-        present = {name.lower() for name, _ in out}
-        out.extend(pair for pair in default if pair[0] not in present)
-    out.extend(append)
-    return tuple(out)
+        present.update(name for name, _ in replace)
+        default = tuple(pair for pair in default if pair[0] not in present)
+    return headers + replace + default + append
 
 
 class _HeadersExchange(Exchange):
+    """Edits the response head only (no request() call at all)."""
+
     __slots__ = ("mw",)
 
     def __init__(self, head: RequestHead, now: float, mw: Headers) -> None:
-        super().__init__(head, now)
+        self.head = head
+        self.now = now
+        self.mw = mw
+
+    def response(self, head: ResponseHead) -> ResponseHead:
+        mw = self.mw
+        headers = _edit(
+            head.headers, mw.drop_response, mw.set_response, mw.default_response, mw.append_response
+        )
+        return ResponseHead(head.status, headers)
+
+
+class _RequestEdits(Exchange):
+    """Edits the request head only: request-only, so nothing on the response path."""
+
+    __slots__ = ("mw",)
+
+    def __init__(self, head: RequestHead, now: float, mw: Headers) -> None:
+        self.head = head
+        self.now = now
         self.mw = mw
 
     def request(self) -> Forward:
         mw = self.mw
-        if not mw.edits_request:
-            return Forward(self.head)
-        headers = _edit(self.head.headers, mw.remove_request, mw.set_request, (), mw.append_request)
+        headers = _edit(self.head.headers, mw.drop_request, mw.set_request, (), mw.append_request)
         return Forward(self.head.replace(headers=headers))
 
-    def response(self, head: ResponseHead) -> ResponseHead:
-        mw = self.mw
-        if not mw.edits_response:
-            return head
-        headers = _edit(
-            head.headers,
-            mw.remove_response,
-            mw.set_response,
-            mw.default_response,
-            mw.append_response,
-        )
-        return head.replace(headers=headers)
+
+class _BothEdits(_RequestEdits):
+    __slots__ = ()
+
+    response = _HeadersExchange.response

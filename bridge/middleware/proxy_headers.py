@@ -45,6 +45,7 @@ _X_NAMES: Final = {
     "prefix": b"x-forwarded-prefix",
 }
 _USES: Final = frozenset(_X_NAMES)
+_USE_OF: Final = {name: use for use, name in _X_NAMES.items()}
 _CACHE_SIZE: Final = 4096
 _CACHED_CHAIN: Final = 200
 _DEFAULT_PORTS: Final = {"http": 80, "ws": 80, "https": 443, "wss": 443}
@@ -149,7 +150,7 @@ class _ProxyExchange(Exchange):
 
     def request(self) -> Forward:
         values = self.x_forwarded() if self.mw.mode == "x-forwarded" else self.forwarded()
-        head = self.apply(values)
+        head = self.apply(values) if values else self.head
         if self.problems:
             logger.warning("ignored invalid forwarded values: %s", "; ".join(self.problems))
         return Forward(head)
@@ -161,19 +162,17 @@ class _ProxyExchange(Exchange):
 
     def x_forwarded(self) -> dict[str, Any]:
         values: dict[str, Any] = {}
-        uses = self.mw.uses
-        chain = self._joined(b"x-forwarded-for") if "for" in uses else None
-        if chain is not None:
-            node, problem = self.mw.client_from_chain(chain)
+        for name, text in self.found.items():  # only the headers in use were read
+            use = _USE_OF[name]
+            if use != "for":
+                # The nearest proxy's value (the last one) is the one it set.
+                values[use] = text.rsplit(",", 1)[-1].strip() if "," in text else text.strip()
+                continue
+            node, problem = self.mw.client_from_chain(text)
             if node is None:
                 self.problems.append(f"X-Forwarded-For entry {problem!r}")
             else:
                 values["for"] = node
-        for use in ("proto", "host", "port", "prefix"):
-            text = self._joined(_X_NAMES[use]) if use in uses else None
-            if text is not None:
-                # The nearest proxy's value (the last one) is the one it set.
-                values[use] = text.rsplit(",", 1)[-1].strip()
         return values
 
     def forwarded(self) -> dict[str, Any]:
@@ -204,11 +203,13 @@ class _ProxyExchange(Exchange):
         changes: dict[str, Any] = {}
         if "for" in values:
             changes["client"] = values["for"]
-        scheme = self._scheme(values.get("proto"))
+        scheme = self._scheme(values["proto"]) if "proto" in values else None
         if scheme is not None:
             changes["scheme"] = scheme
-        self._host(values, scheme or head.scheme, changes)
-        self._prefix(values.get("prefix"), changes)
+        if "host" in values or "port" in values:
+            self._host(values, scheme or head.scheme, changes)
+        if "prefix" in values:
+            self._prefix(values["prefix"], changes)
         if not changes:
             return head
         original = {
@@ -221,9 +222,7 @@ class _ProxyExchange(Exchange):
         changes["values"] = MappingProxyType({**head.values, ORIGINAL_KEY: original})
         return head.replace(**changes)
 
-    def _scheme(self, proto_text: str | None) -> str | None:
-        if proto_text is None:
-            return None
+    def _scheme(self, proto_text: str) -> str | None:
         proto = parse_proto(proto_text)
         if proto is None:
             self.problems.append(f"X-Forwarded-Proto {proto_text[:40]!r}")

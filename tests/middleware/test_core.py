@@ -337,3 +337,51 @@ def test_scope_is_copied_before_change() -> None:
     anyio.run(main)
     assert dict(scope) == original
     assert seen[0]["scheme"] == "https"
+
+
+class ReadsHeaders(Middleware):
+    def exchange(self, head: RequestHead, now: float) -> Exchange:
+        head.headers  # noqa: B018 - reading them is the point
+        return Exchange(head, now)
+
+
+def test_untranslatable_headers_found_late_are_400_with_one_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    scope = Request().scope()
+    scope["headers"] = [(b"host", b"h"), (b"content-length", b"12abc")]
+
+    async def main() -> list[Any]:
+        sent: list[Any] = []
+
+        async def receive() -> Any:
+            return {"type": "http.request", "body": b""}
+
+        async def send(message: Any) -> None:
+            sent.append(message)
+
+        await ReadsHeaders(asgi_hello)(scope, receive, send)
+        return sent
+
+    sent = anyio.run(main)
+    assert sent[0]["status"] == 400
+    environ = environ_from_scope(Request().scope(), wsgi_input=io.BytesIO(), wsgi_errors=sys.stderr)
+    environ["HTTP_X_SNOWMAN"] = "\u2603"  # not latin-1: no server sends this
+    statuses: list[str] = []
+    ReadsHeaders(wsgi_hello)(
+        environ, lambda status, headers, exc_info=None: statuses.append(status)
+    )
+    assert statuses == ["400 Bad Request"]
+    records = [r for r in caplog.records if r.name == "bridge.middleware"]
+    assert [r.levelname for r in records] == ["WARNING", "WARNING"]
+
+
+def test_asgi_app_that_returns_after_start_without_body_gets_500(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def half(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+
+    result = call_asgi(Recorder(half), Request())
+    assert result.status == 500
+    assert any("without its response body" in r.getMessage() for r in caplog.records)

@@ -1,0 +1,293 @@
+"""Benchmark WsgiToAsgi against a2wsgi, asgiref and uvicorn's WSGI adapter.
+
+In-process (asyncio, no sockets): every adapter drives the same WSGI apps; the cases
+are interleaved and repeated, and each result is the median of the rounds. Peak
+memory for 200 MiB streamed each way is measured in a fresh subprocess per adapter
+(RSS sampled every millisecond; disk writes from psutil's io_counters). Loopback:
+Flask under uvicorn (httptools) through each adapter vs Flask under gunicorn's sync
+worker, with wrk, interleaved.
+
+    PYTHONPATH=$PWD python benchmarks/bench_wsgi_to_asgi.py            # everything
+    PYTHONPATH=$PWD python benchmarks/bench_wsgi_to_asgi.py --skip-loopback
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psutil
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks import wsgi_to_asgi_apps as apps
+
+MiB = 1024 * 1024
+Message = dict[str, Any]
+
+
+def scope(method: str = "GET", path: str = "/") -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"bench"), (b"user-agent", b"bench"), (b"accept", b"*/*")],
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 8000),
+    }
+
+
+async def one_request(app: Any, body_chunks: list[bytes] | None = None) -> int:
+    """Run one request; return the number of body bytes received."""
+    chunks = body_chunks or [b""]
+    pending = [
+        {"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1}
+        for i, chunk in enumerate(chunks)
+    ]
+    done = asyncio.Event()
+    received = 0
+    method = "POST" if body_chunks else "GET"
+
+    async def receive() -> Message:
+        if pending:
+            return pending.pop(0)
+        await done.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        nonlocal received
+        if message["type"] == "http.response.body":
+            received += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                done.set()
+
+    await app(scope(method), receive, send)
+    return received
+
+
+async def throughput(app: Any, count: int, in_flight: int, body: list[bytes] | None) -> float:
+    async def worker(n: int) -> None:
+        for _ in range(n):
+            await one_request(app, body)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(count // in_flight) for _ in range(in_flight)))
+    return (count // in_flight) * in_flight / (time.perf_counter() - start)
+
+
+CASES: dict[str, tuple[Callable[..., Any], int, int, list[bytes] | None]] = {
+    "hello, sequential": (apps.hello, 2000, 1, None),
+    "hello, 64 in flight": (apps.hello, 3200, 64, None),
+    "64 KiB in 16 chunks, 64 in flight": (apps.chunks_64k, 1280, 64, None),
+    "1 MiB POST echo, 8 in flight": (apps.echo, 160, 8, [b"p" * 65536] * 16),
+}
+
+
+def in_process(rounds: int) -> dict[str, dict[str, float]]:
+    wrapped = {
+        case: {name: make(app) for name, make in apps.ADAPTERS.items()}
+        for case, (app, *_rest) in CASES.items()
+    }
+    results: dict[str, dict[str, list[float]]] = {c: {a: [] for a in apps.ADAPTERS} for c in CASES}
+
+    async def run() -> None:
+        names = list(apps.ADAPTERS)
+        for round_number in range(rounds):
+            for case, (_app, count, in_flight, body) in CASES.items():
+                # rotate the order each round so no adapter always runs first or last
+                shift = round_number % len(names)
+                for name in names[shift:] + names[:shift]:
+                    rate = await throughput(wrapped[case][name], count, in_flight, body)
+                    results[case][name].append(rate)
+
+    asyncio.run(run())
+    return {c: {a: statistics.median(v) for a, v in r.items()} for c, r in results.items()}
+
+
+# -- memory: one subprocess per adapter and direction -------------------------------------
+
+
+def memory_child(adapter: str, direction: str) -> None:
+    wsgi = apps.download_200m if direction == "download" else apps.upload_200m
+    app = apps.ADAPTERS[adapter](wsgi)
+    process = psutil.Process()
+    body = [b"u" * 65536] * (200 * 16) if direction == "upload" else None
+    asyncio.run(one_request(app, [b"u" * 65536] * 16 if body else None))  # warm up
+    baseline = process.memory_info().rss
+    writes = process.io_counters().write_bytes
+    peak = baseline
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not stop.wait(0.001):
+            peak = max(peak, process.memory_info().rss)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    received = asyncio.run(one_request(app, body))
+    stop.set()
+    sampler.join()
+    written = process.io_counters().write_bytes - writes
+    print(json.dumps({"growth": peak - baseline, "written": written, "received": received}))
+
+
+def memory(adapter: str, direction: str) -> dict[str, int]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--memory-child", adapter, direction],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    ).stdout
+    result: dict[str, int] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+# -- loopback: Flask under servers, driven by wrk ----------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for(port: int) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {port}")
+
+
+def server_argv(name: str, port: int) -> list[str]:
+    if name == "gunicorn sync":
+        return [
+            sys.executable, "-m", "gunicorn", "benchmarks.wsgi_to_asgi_apps:flask_app",
+            "-b", f"127.0.0.1:{port}", "-w", "1", "-k", "sync", "--log-level", "warning",
+        ]  # fmt: skip
+    return [
+        sys.executable, "-m", "uvicorn", f"benchmarks.wsgi_to_asgi_apps:flask_{name}",
+        "--host", "127.0.0.1", "--port", str(port), "--http", "httptools",
+        "--loop", "uvloop", "--log-level", "warning", "--no-access-log",
+    ]  # fmt: skip
+
+
+def wrk(port: int, seconds: int, connections: int) -> tuple[float, int]:
+    """Requests per second and the number of non-2xx/3xx responses."""
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", f"http://127.0.0.1:{port}/"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=seconds + 30,
+    ).stdout
+    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if match is None:
+        raise RuntimeError(f"wrk failed:\n{out}")
+    total = re.search(r"(\d+) requests in", out)
+    bad = int(errors.group(1)) if errors else 0
+    if bad and total:
+        print(f"    note: {bad} of {total.group(1)} responses were errors (port {port})")
+    return float(match.group(1)), bad
+
+
+def loopback(rounds: int, seconds: int, connections: int) -> dict[str, float]:
+    """Successful requests per second, median over interleaved rounds."""
+    names = ["bridge", "uvicorn", "a2wsgi", "asgiref", "gunicorn sync"]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": root}
+    results: dict[str, list[float]] = {n: [] for n in names}
+    for round_number in range(rounds):
+        shift = round_number % len(names)
+        for name in names[shift:] + names[:shift]:
+            port = free_port()
+            proc = subprocess.Popen(server_argv(name, port), cwd=root, env=env)
+            try:
+                wait_for(port)
+                wrk(port, 1, connections)  # warm up
+                rate, bad = wrk(port, seconds, connections)
+                if bad:
+                    print(f"    {name}: {bad} error responses in {seconds}s")
+                results[name].append(rate - bad / seconds)
+            finally:
+                proc.terminate()
+                proc.wait(10)
+    return {n: statistics.median(v) for n, v in results.items()}
+
+
+# -- report ----------------------------------------------------------------------------
+
+
+def report_rates(title: str, rates: dict[str, float], reference: str = "bridge") -> None:
+    print(f"  {title}")
+    for name, rate in rates.items():
+        ratio = rates[reference] / rate if rate else float("inf")
+        note = "" if name == reference else f"   bridge is {ratio:.2f}x"
+        print(f"    {name:14} {rate:10.0f} req/s{note}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--skip-in-process", action="store_true")
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--skip-loopback", action="store_true")
+    parser.add_argument("--wrk-seconds", type=int, default=3)
+    parser.add_argument("--wrk-connections", type=int, default=8)
+    parser.add_argument("--memory-child", nargs=2, metavar=("ADAPTER", "DIRECTION"))
+    args = parser.parse_args()
+    if args.memory_child:
+        memory_child(*args.memory_child)
+        return
+    if not args.skip_in_process:
+        print(f"in-process, asyncio, median of {args.rounds} interleaved rounds")
+        for case, rates in in_process(args.rounds).items():
+            report_rates(case, rates)
+    if not args.skip_memory:
+        print("peak RSS growth streaming 200 MiB (fresh process per adapter)")
+        for direction in ("download", "upload"):
+            for name in apps.ADAPTERS:
+                m = memory(name, direction)
+                print(
+                    f"  {direction:8} {name:10} {m['growth'] / MiB:8.1f} MiB"
+                    f"   written to disk {m['written'] / MiB:6.1f} MiB"
+                )
+    if not args.skip_loopback:
+        if shutil.which("wrk") is None:
+            print("wrk not installed; loopback benchmark skipped")
+            return
+        print(
+            f"loopback: Flask hello, wrk -t1 -c{args.wrk_connections} -d{args.wrk_seconds}s, "
+            f"median of {args.rounds} interleaved rounds; ASGI adapters under uvicorn "
+            "(httptools, uvloop, 1 process)"
+        )
+        report_rates("Flask", loopback(args.rounds, args.wrk_seconds, args.wrk_connections))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,429 @@
+"""The two crossings behind bridge.sync: an awaited sync call, and a blocking async call.
+
+``call_sync`` (await a sync function) picks a target thread (see ``bridge._threads``),
+puts one :class:`~bridge._threads.Call` on it and awaits its wake-up. ``call_async``
+(block on a coroutine function) turns the calling thread into a
+:class:`~bridge._threads.SyncFrame`, starts the coroutine on the right loop and runs
+calls sent back to the thread until the coroutine finishes.
+
+Where the coroutine runs, in order: the loop this thread is serving a ``sync_to_async``
+call for (bridge's or asgiref's); a new loop in a new thread if ``force_new_loop``;
+otherwise the persistent background loop of ``bridge._portal``.
+
+Invariants: a caller waiting for a thread keeps waiting through cancellation (a thread
+cannot be stopped) and re-raises the cancellation once the call has finished; the
+contextvars of the callee are merged back into the caller on every outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import sys
+import threading
+import weakref
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from . import _portal
+from ._interop import (
+    adopt_context,
+    current_frame,
+    current_thread_sensitive_context,
+    executor_for_context,
+    inside_thread,
+    loop_frame,
+    merge_context,
+    origin_loop_from_asgiref,
+    set_current_frame,
+)
+from ._threads import Call, Inbox, OwnThread, SyncFrame, current_origin, shared_thread, worker_pool
+
+__all__ = ("call_async", "call_sync", "context_thread")
+
+_get_running_loop = asyncio._get_running_loop
+
+
+def _sniffio_thread_local() -> Any:
+    try:
+        import sniffio
+    except ImportError:  # pragma: no cover - anyio may come without sniffio
+        return None
+    return sniffio.thread_local
+
+
+_sniffio_local: Any = _sniffio_thread_local()
+
+
+_inboxes: weakref.WeakKeyDictionary[Any, Inbox] = weakref.WeakKeyDictionary()
+_last_inbox: tuple[Any, Inbox | None] = (None, None)
+_inbox_lock = threading.Lock()
+
+
+def inbox_for(origin: Any) -> Inbox:
+    """The one :class:`Inbox` of an asyncio loop or trio token (remembered for the last)."""
+    global _last_inbox
+    last_origin, inbox = _last_inbox
+    if last_origin is origin and inbox is not None:
+        return inbox
+    inbox = _inboxes.get(origin)
+    if inbox is None:
+        hook = (
+            origin.call_soon_threadsafe
+            if isinstance(origin, asyncio.AbstractEventLoop)
+            else origin.run_sync_soon
+        )
+        inbox = _inboxes.setdefault(origin, Inbox(hook))
+    _last_inbox = (origin, inbox)
+    return inbox
+
+
+def context_thread() -> OwnThread:
+    return OwnThread("bridge-sync-context")
+
+
+def thread_sensitive_target(loop: asyncio.AbstractEventLoop | None) -> Executor:
+    """Where a thread-sensitive call runs: the innermost sync frame, else the context's thread."""
+    frame = current_frame()
+    if frame is not None:
+        return frame  # type: ignore[no-any-return]
+    scope = current_thread_sensitive_context()
+    if scope is not None:
+        if getattr(scope, "_exited", False):
+            raise RuntimeError(
+                "this ThreadSensitiveContext has exited; tasks started inside it must "
+                "finish before it exits"
+            )
+        return executor_for_context(scope, context_thread)
+    if loop is not None:
+        frame = loop_frame(loop)
+        if frame is not None:
+            return frame  # type: ignore[no-any-return]
+    return shared_thread()
+
+
+def sensitive_target_for(ctx: contextvars.Context, own_context: bool, loop: Any) -> Executor:
+    """:func:`thread_sensitive_target`, refusing the one case that cannot finish."""
+    target = thread_sensitive_target(loop)
+    if isinstance(target, OwnThread):
+        if inside_thread.get() is target:
+            raise RuntimeError(
+                "this thread-sensitive call would deadlock: it was made by a task started from "
+                "a call running in that same thread, which is waiting for it. Cross back with "
+                "bridge.async_to_sync (it keeps the thread serving calls) instead of "
+                "run_coroutine_threadsafe / from_thread.run"
+            )
+        if own_context:
+            ctx.run(inside_thread.set, target)
+    return target
+
+
+def _put(target: Executor, call: Call) -> None:
+    put = getattr(target, "put", None)
+    if put is not None:
+        put(call)
+        return
+
+    def cancelled(future: Future[Any]) -> None:
+        if future.cancelled():
+            call.error = RuntimeError(f"{target!r} cancelled the call before running it")
+            call.schedule(call)
+
+    target.submit(call.run).add_done_callback(cancelled)
+
+
+async def call_sync(
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    thread_sensitive: bool,
+    executor: Executor | None,
+    limiter: anyio.CapacityLimiter | None,
+    context: contextvars.Context | None,
+) -> Any:
+    loop = _get_running_loop()
+    ctx = contextvars.copy_context() if context is None else context
+    exc = sys.exc_info()[1]
+    try:
+        if loop is not None:
+            call = Call(fn, args, kwargs, ctx, exc, loop)
+            call.schedule = inbox_for(loop).post
+            if thread_sensitive:
+                await _on_asyncio(loop, call, sensitive_target_for(ctx, context is None, loop))
+            elif executor is not None:
+                await _on_asyncio(loop, call, executor)
+            else:
+                await _on_asyncio_limited(loop, call, limiter)
+        else:
+            call = await _on_trio(
+                fn, args, kwargs, ctx, exc, thread_sensitive, executor, limiter, context is None
+            )
+    finally:
+        if context is None:
+            merge_context(ctx)
+    return call.outcome()
+
+
+async def _on_asyncio(loop: asyncio.AbstractEventLoop, call: Call, target: Executor) -> None:
+    call.waiter = future = loop.create_future()
+    _put(target, call)
+    try:
+        await future
+    except BaseException:
+        await _finish_shielded_asyncio(loop, call)
+        raise
+
+
+async def _finish_shielded_asyncio(loop: asyncio.AbstractEventLoop, call: Call) -> None:
+    # The shield stops anyio from re-delivering its cancellation on every loop pass;
+    # a native task.cancel() still arrives once and is absorbed here.
+    with anyio.CancelScope(shield=True):
+        while not call.finished:
+            call.waiter = future = loop.create_future()
+            try:
+                await future
+            except asyncio.CancelledError:
+                continue
+
+
+_last_default: tuple[Any, anyio.CapacityLimiter | None] = (None, None)
+
+
+def _default_limiter(loop: asyncio.AbstractEventLoop) -> anyio.CapacityLimiter:
+    """anyio's default thread limiter of ``loop``, remembered for the last loop seen."""
+    global _last_default
+    last_loop, limiter = _last_default
+    if last_loop is not loop or limiter is None:
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        _last_default = (loop, limiter)
+    return limiter
+
+
+async def _on_asyncio_limited(
+    loop: asyncio.AbstractEventLoop, call: Call, limiter: anyio.CapacityLimiter | None
+) -> None:
+    if limiter is None:
+        limiter = _default_limiter(loop)
+    try:
+        limiter.acquire_on_behalf_of_nowait(call)
+    except anyio.WouldBlock:
+        await limiter.acquire_on_behalf_of(call)
+    try:
+        await _on_asyncio(loop, call, worker_pool())
+    finally:
+        limiter.release_on_behalf_of(call)
+
+
+async def _on_trio(
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    ctx: contextvars.Context,
+    exc: BaseException | None,
+    thread_sensitive: bool,
+    executor: Executor | None,
+    limiter: anyio.CapacityLimiter | None,
+    own_context: bool,
+) -> Call:
+    import trio
+
+    try:
+        token = trio.lowlevel.current_trio_token()
+    except RuntimeError:
+        raise RuntimeError(
+            "sync_to_async() functions must be awaited inside a running asyncio or trio loop"
+        ) from None
+    call = Call(fn, args, kwargs, ctx, exc, token)
+    call.schedule = inbox_for(token).post
+    if thread_sensitive:
+        await _wait_trio(call, sensitive_target_for(ctx, own_context, None))
+    elif executor is not None:
+        await _wait_trio(call, executor)
+    else:
+        if limiter is None:
+            limiter = anyio.to_thread.current_default_thread_limiter()
+        try:
+            limiter.acquire_on_behalf_of_nowait(call)
+        except anyio.WouldBlock:
+            await limiter.acquire_on_behalf_of(call)
+        try:
+            await _wait_trio(call, worker_pool())
+        finally:
+            limiter.release_on_behalf_of(call)
+    return call
+
+
+async def _wait_trio(call: Call, target: Executor) -> None:
+    import trio
+
+    call.waiter = event = trio.Event()
+    _put(target, call)
+    try:
+        await event.wait()
+    except BaseException:
+        with trio.CancelScope(shield=True):
+            await event.wait()
+        raise
+
+
+# -- async_to_sync -----------------------------------------------------------------------
+
+
+def refuse_in_loop_thread() -> None:
+    if _get_running_loop() is not None or _in_trio_thread():
+        raise RuntimeError(
+            "async_to_sync() cannot run in a thread whose event loop is running (it would "
+            "block that loop); await the coroutine function directly instead"
+        )
+
+
+def _in_trio_thread() -> bool:
+    trio = sys.modules.get("trio")
+    if trio is None:
+        return False
+    if _sniffio_local is not None:  # trio names itself in sniffio's thread-local while it runs
+        return getattr(_sniffio_local, "name", None) == "trio"
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
+        return False
+    return True
+
+
+def call_async(
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    force_new_loop: bool,
+    backend: str,
+) -> Any:
+    refuse_in_loop_thread()
+    frame = SyncFrame(current_frame())
+    previous = set_current_frame(frame)
+    try:
+        context = contextvars.copy_context()
+        driver = _drive(fn, args, kwargs, frame, sys.exc_info()[1])
+        loop_thread = None
+        if force_new_loop:
+            loop_thread = _start_new_loop(driver, context, backend, frame)
+        else:
+            _start_on_origin(driver, context, frame, backend)
+        frame.run_until_finished()
+        if loop_thread is not None:
+            loop_thread.join()
+    finally:
+        if frame.final_context is not None:
+            merge_context(frame.final_context)
+        set_current_frame(previous)
+    return frame.outcome()
+
+
+async def _drive(
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    frame: SyncFrame,
+    exc: BaseException | None,
+) -> None:
+    result: Any = None
+    error: BaseException | None = None
+    adopt_context(contextvars.copy_context())
+    try:
+        if exc is None:
+            result = await fn(*args, **kwargs)
+        else:
+            traceback = exc.__traceback__
+            try:
+                raise exc
+            except BaseException:
+                result = await fn(*args, **kwargs)
+            finally:
+                exc.__traceback__ = traceback
+    except BaseException as raised:
+        error = raised
+    frame.finish(result, error, contextvars.copy_context())
+
+
+def _start_on_origin(driver: Any, context: Any, frame: SyncFrame, backend: str) -> None:
+    origin = current_origin() or origin_loop_from_asgiref()
+    if origin is not None:
+        try:
+            _schedule(origin, driver, context, frame)
+            return
+        except RuntimeError:
+            pass  # that loop has closed since: fall back to the background loop
+    try:
+        _schedule(_portal.background_origin(backend), driver, context, frame)
+    except BaseException:
+        driver.close()
+        raise
+
+
+def _schedule(origin: Any, driver: Any, context: Any, frame: SyncFrame) -> None:
+    if isinstance(origin, asyncio.AbstractEventLoop):
+        origin.call_soon_threadsafe(_start_asyncio_task, origin, driver, context, frame)
+    else:
+        origin.run_sync_soon(_start_trio_task, driver, context)
+
+
+def _start_asyncio_task(
+    loop: asyncio.AbstractEventLoop, driver: Any, context: Any, frame: SyncFrame
+) -> None:
+    # The frame is referenced by the blocked thread, so the task stays alive (asyncio
+    # itself holds tasks only weakly).
+    frame.task = loop.create_task(driver, context=context)
+
+
+def _start_trio_task(driver: Any, context: Any) -> None:
+    import trio
+
+    trio.lowlevel.spawn_system_task(_await, driver, context=context)
+
+
+async def _await(driver: Any) -> None:
+    await driver
+
+
+def _start_new_loop(
+    driver: Any, context: contextvars.Context, backend: str, frame: SyncFrame
+) -> threading.Thread:
+    name, options = _portal.backend_options(backend)
+    thread = threading.Thread(
+        target=_run_new_loop, args=(driver, context, name, options, frame), daemon=True
+    )
+    thread.start()
+    return thread
+
+
+def _run_new_loop(
+    driver: Any, context: contextvars.Context, name: str, options: dict[str, Any], frame: SyncFrame
+) -> None:
+    try:
+        _run_loop(driver, context, name, options)
+    except BaseException as error:
+        if not frame.finished:  # the loop failed before the coroutine ran: release the caller
+            driver.close()
+            frame.finish(None, error, None)
+
+
+def _run_loop(
+    driver: Any, context: contextvars.Context, name: str, options: dict[str, Any]
+) -> None:
+    if name == "asyncio":
+        factory = None
+        if options.get("use_uvloop"):
+            import uvloop
+
+            factory = uvloop.new_event_loop
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(driver, context=context)
+    else:
+        import trio
+
+        context.run(trio.run, _await, driver)

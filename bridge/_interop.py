@@ -1,0 +1,223 @@
+"""The few pieces of asgiref's internal state that bridge shares, so both libraries agree.
+
+Django calls asgiref's ``sync_to_async`` / ``async_to_sync`` internally, so a call chain
+may mix them with bridge's. To keep thread affinity across such a chain, bridge keeps its
+state where asgiref looks for it:
+
+* the executor of the innermost sync frame blocked in ``async_to_sync``
+  (``asgiref.sync.AsyncToSync.executors.current``), so either library's thread-sensitive
+  calls run in that thread;
+* the current ``ThreadSensitiveContext`` (``asgiref.sync.SyncToAsync.thread_sensitive_context``)
+  and its executor (``SyncToAsync.context_to_thread_executor``);
+* the event loop a worker thread came from (``SyncToAsync.threadlocal.main_event_loop``).
+
+Invariant: every access goes through this module and degrades to bridge-only state when an
+asgiref release no longer has the attribute, so a change in asgiref loses interoperation
+but never breaks bridge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import os
+import threading
+import weakref
+from concurrent.futures import Executor
+from typing import Any, Final
+
+try:
+    from asgiref import sync as _asgiref_sync
+except ImportError:  # pragma: no cover - asgiref is a runtime dependency
+    _asgiref_sync = None  # type: ignore[assignment]
+
+try:
+    from asgiref.local import _Storage
+except ImportError:  # pragma: no cover - asgiref < 3.10 has no thread-tagged storage
+    _Storage = None  # type: ignore[assignment,misc]
+
+__all__ = (
+    "adopt_context",
+    "current_frame",
+    "current_thread_sensitive_context",
+    "executor_for_context",
+    "forget_context_executor",
+    "inside_thread",
+    "loop_frame",
+    "merge_context",
+    "origin_loop_from_asgiref",
+    "set_asgiref_origin",
+    "set_current_frame",
+    "thread_sensitive_context_var",
+)
+
+
+class _Namespace:
+    """Stand-in for ``asgiref.local.Local`` when asgiref lacks it: a context-local namespace."""
+
+    def __init__(self) -> None:
+        self._var: contextvars.ContextVar[Any] = contextvars.ContextVar(
+            "bridge.frame", default=None
+        )
+
+    @property
+    def current(self) -> Any:
+        return self._var.get()
+
+    @current.setter
+    def current(self, value: Any) -> None:
+        self._var.set(value)
+
+
+_a2s: Any = getattr(_asgiref_sync, "AsyncToSync", None)
+_s2a: Any = getattr(_asgiref_sync, "SyncToAsync", None)
+
+
+def _shared(owner: Any, name: str, fallback: Any) -> Any:
+    # Never ``getattr(...) or fallback``: an empty registry is falsy but must be shared.
+    value = getattr(owner, name, None)
+    return fallback if value is None else value
+
+
+_executors: Any = _shared(_a2s, "executors", _Namespace())
+_loop_executors: dict[Any, Any] = _shared(_a2s, "loop_thread_executors", {})
+_context_var: contextvars.ContextVar[Any] = _shared(
+    _s2a, "thread_sensitive_context", contextvars.ContextVar("bridge.thread_sensitive_context")
+)
+_context_executors: weakref.WeakKeyDictionary[Any, Executor] = _shared(
+    _s2a, "context_to_thread_executor", weakref.WeakKeyDictionary()
+)
+_asgiref_threadlocal: Any = _shared(_s2a, "threadlocal", threading.local())
+_context_lock: Final = threading.Lock()
+
+thread_sensitive_context_var = _context_var
+
+
+def _local_variable(local: Any) -> contextvars.ContextVar[Any] | None:
+    """The ContextVar behind an asgiref ``Local`` of the layout this module knows, else None.
+
+    Reading it directly skips ``Local``'s lock and its AttributeError round trip (~2 us
+    a call, paid on every thread-sensitive call); the visibility rule is asgiref's own.
+    """
+    if _Storage is None:
+        return None
+    try:
+        variable = object.__getattribute__(object.__getattribute__(local, "_storage"), "_data")
+    except AttributeError:
+        return None
+    return variable if isinstance(variable, contextvars.ContextVar) else None
+
+
+_frame_variable = _local_variable(_executors)
+
+
+def current_frame() -> Any:
+    """The executor of the innermost blocked sync frame visible from here, or None."""
+    if _frame_variable is None:
+        return getattr(_executors, "current", None)
+    storage = _frame_variable.get(None)
+    if storage is None or storage.thread_id != threading.get_ident():
+        return None  # asgiref's rule: data of another thread is not visible here
+    return storage.data.get("current")
+
+
+def set_current_frame(frame: Any) -> Any:
+    """Make ``frame`` the current sync frame; return the previous one for restoring."""
+    if _frame_variable is None:
+        previous = getattr(_executors, "current", None)
+        _executors.current = frame
+        return previous
+    ident = threading.get_ident()
+    storage = _frame_variable.get(None)
+    data = {} if storage is None or storage.thread_id != ident else storage.data
+    _frame_variable.set(_Storage(ident, {**data, "current": frame}))
+    return data.get("current")
+
+
+def loop_frame(loop: asyncio.AbstractEventLoop) -> Any:
+    """The frame asgiref registered for a loop it started itself (``force_new_loop``-style)."""
+    return _loop_executors.get(loop)
+
+
+def current_thread_sensitive_context() -> Any:
+    return _context_var.get(None)
+
+
+def executor_for_context(context: Any, factory: Any) -> Executor:
+    """The one executor of ``context``, created by ``factory()`` unless asgiref made one."""
+    executor = _context_executors.get(context)
+    if executor is not None:
+        return executor
+    with _context_lock:
+        executor = _context_executors.get(context)
+        if executor is None:
+            executor = factory()
+            _context_executors[context] = executor
+    return executor
+
+
+def forget_context_executor(context: Any) -> Executor | None:
+    return _context_executors.pop(context, None)
+
+
+def origin_loop_from_asgiref() -> asyncio.AbstractEventLoop | None:
+    """The running loop that asgiref's ``sync_to_async`` worker thread came from, if any."""
+    loop: asyncio.AbstractEventLoop | None = getattr(_asgiref_threadlocal, "main_event_loop", None)
+    if loop is None or getattr(_asgiref_threadlocal, "main_event_loop_pid", None) != os.getpid():
+        return None
+    if loop.is_closed() or not loop.is_running():
+        return None
+    return loop
+
+
+def set_asgiref_origin(loop: asyncio.AbstractEventLoop | None) -> tuple[Any, Any]:
+    """Tell asgiref's ``async_to_sync`` in this thread which loop to use; return the old value."""
+    local = _asgiref_threadlocal
+    previous = (
+        getattr(local, "main_event_loop", None),
+        getattr(local, "main_event_loop_pid", None),
+    )
+    local.main_event_loop = loop
+    local.main_event_loop_pid = os.getpid() if loop is not None else None
+    return previous
+
+
+def restore_asgiref_origin(previous: tuple[Any, Any]) -> None:
+    _asgiref_threadlocal.main_event_loop, _asgiref_threadlocal.main_event_loop_pid = previous
+
+
+def adopt_context(context: contextvars.Context) -> None:
+    """Inside ``context.run`` on a new thread: re-home asgiref ``Local`` data to this thread.
+
+    asgiref tags non-thread-critical ``Local`` data with its owning thread and hides it
+    from other threads unless a bridge crossing moves it deliberately; this is that move.
+    """
+    if _Storage is None:
+        return
+    ident = threading.get_ident()
+    for var, value in context.items():
+        if type(value) is _Storage and value.thread_id != ident:
+            var.set(_Storage(ident, value.data))
+
+
+# The thread-sensitive thread whose call a context was copied for. A task that inherits it
+# and asks that same thread for a call would wait on a thread that waits on it.
+inside_thread: contextvars.ContextVar[Any] = contextvars.ContextVar(
+    "bridge.inside_thread", default=None
+)
+
+
+def merge_context(context: contextvars.Context) -> None:
+    """Copy the values of ``context`` into the current context (changes flow back)."""
+    ident = threading.get_ident()
+    for var, value in context.items():
+        if var is inside_thread:
+            continue  # it describes the callee's side only
+        if _Storage is not None and type(value) is _Storage and value.thread_id != ident:
+            value = _Storage(ident, value.data)
+        elif var.get(_UNSET) is value:
+            continue
+        var.set(value)
+
+
+_UNSET: Final[Any] = object()

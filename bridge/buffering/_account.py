@@ -1,0 +1,131 @@
+"""Accounting for one request body: sans-IO, the caller reads and passes the clock.
+
+Theory of operation
+-------------------
+:meth:`BodyAccount.open` looks at the request head only. A Content-Length
+that is repeated, negative or not a number is a 400; a Content-Length that is
+present together with Transfer-Encoding is a 400 too (the two framings
+disagree, the classic request-smuggling shape); a declared length over
+``max_body_size`` is a 413 *before a single body byte is read* (so a client
+that sent ``Expect: 100-continue`` never gets its 100).
+
+Then, for every chunk the caller reads, :meth:`BodyAccount.add` counts it; the
+first chunk that takes the total over ``max_body_size`` is a 413 at once, so
+an unbounded chunked body is never read past the cap and never reaches the app
+as if it were complete. Before each read the caller asks :meth:`read_timeout`
+how long it may wait: ``body_timeout`` between two reads (nginx's
+``client_body_timeout``), shortened by the optional overall ``body_deadline``.
+A read that times out is a 408 (:meth:`timed_out`); a body that ends short of
+its declared length means the client went away (:meth:`finish`).
+
+Every rejection is a :class:`BodyRejected` carrying the status, a short title,
+one line of detail for the log, and whether the connection should be closed
+(always, once the body is not read to its end: the rest of it would otherwise
+be taken for the next request).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from bridge._translate import BadRequest, parse_content_length
+
+from ._rules import BodyLimits
+
+__all__ = ("BodyAccount", "BodyRejected")
+
+_TITLES = {
+    400: "Bad Request",
+    408: "Request Timeout",
+    413: "Content Too Large",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+class BodyRejected(Exception):
+    """A request body that must be answered with :attr:`status` instead of the app."""
+
+    def __init__(self, status: int, detail: str, *, close: bool = True) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.title = _TITLES.get(status, "Error")
+        self.detail = detail
+        self.close = close
+
+
+class BodyAccount:
+    """Counts one request body against one :class:`BodyLimits`."""
+
+    __slots__ = ("_deadline", "declared", "limits", "received")
+
+    def __init__(self, limits: BodyLimits, declared: int | None, now: float) -> None:
+        self.limits = limits
+        self.declared = declared
+        self.received = 0
+        deadline = limits.body_deadline
+        self._deadline = None if deadline is None else now + deadline
+
+    @classmethod
+    def open(
+        cls, headers: Iterable[tuple[bytes, bytes]], limits: BodyLimits, now: float
+    ) -> BodyAccount:
+        """Check the head; raise :class:`BodyRejected` (400, 413) or return an account."""
+        lengths: list[bytes] = []
+        chunked = False
+        for name, value in headers:
+            if name == b"content-length":
+                lengths.append(value)
+            elif name == b"transfer-encoding":
+                chunked = True
+        try:
+            declared = parse_content_length(lengths)
+        except BadRequest as exc:
+            raise BodyRejected(400, str(exc)) from None
+        if declared is not None and chunked:
+            raise BodyRejected(400, "both Content-Length and Transfer-Encoding were sent")
+        cap = limits.max_body_size
+        if declared is not None and cap is not None and declared > cap:
+            raise BodyRejected(413, f"declared Content-Length {declared} is over the limit {cap}")
+        return cls(limits, declared, now)
+
+    @property
+    def expects_body(self) -> bool:
+        """False when the head says there is no body (Content-Length: 0)."""
+        return self.declared != 0
+
+    def read_timeout(self, now: float) -> float | None:
+        """Seconds the next read may wait (None: forever); 408 once the deadline passed."""
+        timeout = self.limits.body_timeout
+        if self._deadline is None:
+            return timeout
+        left = self._deadline - now
+        if left <= 0:
+            raise BodyRejected(
+                408,
+                f"request body not complete within body_deadline "
+                f"{self.limits.body_deadline:g} s ({self.received} bytes received)",
+            )
+        return left if timeout is None else min(timeout, left)
+
+    def add(self, size: int) -> None:
+        """Count ``size`` more bytes; 413 the moment the total crosses the cap."""
+        self.received += size
+        cap = self.limits.max_body_size
+        if cap is not None and self.received > cap:
+            raise BodyRejected(413, f"request body crossed the limit {cap} while being read")
+
+    def timed_out(self) -> BodyRejected:
+        """A read waited longer than it was allowed to."""
+        return BodyRejected(408, f"request body stalled after {self.received} bytes")
+
+    def disconnected(self) -> BodyRejected:
+        return BodyRejected(400, f"client disconnected mid-body after {self.received} bytes")
+
+    def finish(self) -> None:
+        """The body ended; a short body means the client went away before sending it all."""
+        if self.declared is not None and self.received < self.declared:
+            raise BodyRejected(
+                400,
+                f"request body ended after {self.received} of {self.declared} declared bytes",
+            )

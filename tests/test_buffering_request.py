@@ -1,0 +1,278 @@
+"""RequestBuffering in process, under WSGI (behind wsgiref.validate) and ASGI (asyncio, trio).
+
+The shared behaviour is in the conformance table (tests/middleware/conformance/
+cases_buffering.py); these tests cover what the table cannot express: logs, file
+descriptors and temporary files, hand-built environs and scopes with broken heads,
+cancellation, clocks that move during a read, and configuration errors.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+from wsgiref.validate import validator
+
+import anyio
+import pytest
+
+from bridge import RequestBuffering, RequestBufferingRule
+from bridge._types import Environ, StartResponse
+from bridge.testing import InnerApp, Request, acall_asgi, call_asgi, call_wsgi
+
+ECHO = InnerApp(echo=True)
+BACKENDS = ["asyncio", "trio"]
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def rejections(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "bridge.buffering"]
+
+
+# -- the documented WSGI / ASGI difference ------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_connection_close_only_under_asgi(backend: str) -> None:
+    request = Request(method="POST", body=b"x" * 20)
+    asgi = call_asgi(RequestBuffering(ECHO.asgi(), max_body_size=10), request, backend=backend)
+    wsgi = call_wsgi(RequestBuffering(ECHO.wsgi(), max_body_size=10), request)
+    assert asgi.header(b"connection") == b"close"
+    assert wsgi.header(b"connection") is None  # PEP 3333: no hop-by-hop headers from an app
+    assert [h for h in asgi.headers if h[0] != b"connection"] == wsgi.headers
+    assert (asgi.status, asgi.body) == (wsgi.status, wsgi.body)
+
+
+# -- broken heads the test kit cannot build for both sides ---------------------------
+
+
+def scope_with(headers: list[tuple[bytes, bytes]]) -> Request:
+    return Request(method="POST", headers=[(b"host", b"t"), *headers])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(
+    ("value", "detail"),
+    [
+        pytest.param(b"-1", "invalid Content-Length: b'-1'", id="negative"),
+        pytest.param(b"ten", "invalid Content-Length: b'ten'", id="non-numeric"),
+        pytest.param(b"1e3", "invalid Content-Length: b'1e3'", id="exponent"),
+        pytest.param(b"", "invalid Content-Length: b''", id="empty"),
+        pytest.param(b"9" * 25, "invalid Content-Length", id="25-digits"),
+    ],
+)
+def test_bad_content_length_asgi(
+    backend: str, value: bytes, detail: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    request = Request(method="GET", headers=[(b"host", b"t"), (b"content-length", value)])
+    result = call_asgi(RequestBuffering(ECHO.asgi()), request, backend=backend)
+    assert result.status == 400
+    assert result.body.startswith(b"Bad Request: " + detail.encode())
+    assert result.seen is None
+    assert len(rejections(caplog)) == 1
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_duplicated_content_length_asgi(backend: str) -> None:
+    headers = [(b"host", b"t"), (b"content-length", b"3"), (b"content-length", b"4")]
+    result = call_asgi(
+        RequestBuffering(ECHO.asgi()), Request(method="GET", headers=headers), backend=backend
+    )
+    assert result.status == 400  # refused while building the head, before the exchange
+    assert b"duplicated Content-Length" in result.body
+    assert result.seen is None
+
+
+def environ_for(content_length: str, body: bytes = b"") -> Environ:
+    return {
+        "REQUEST_METHOD": "POST",
+        "SCRIPT_NAME": "",
+        "PATH_INFO": "/",
+        "QUERY_STRING": "",
+        "SERVER_NAME": "t",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "CONTENT_LENGTH": content_length,
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
+
+
+def call_environ(app: Any, environ: Environ) -> tuple[str, bytes]:
+    """Call ``app`` with an environ a broken server would send.
+
+    ``wsgiref.validate`` refuses such an environ itself, so it wraps the outer app
+    only when the environ is valid; the inner app is always behind it.
+    """
+    status: list[str] = []
+
+    def start_response(line: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        status.append(line)
+        return lambda data: None
+
+    text = environ["CONTENT_LENGTH"]
+    valid = text.lstrip("+").isdigit()
+    iterable = (validator(app) if valid else app)(environ, start_response)
+    try:
+        body = b"".join(iterable)
+    finally:
+        close = getattr(iterable, "close", None)
+        if close is not None:
+            close()
+    return status[0], body
+
+
+@pytest.mark.parametrize("value", ["-1", "ten", "+3", " 3 4"])
+def test_bad_content_length_wsgi(value: str, caplog: pytest.LogCaptureFixture) -> None:
+    status, body = call_environ(RequestBuffering(ECHO.wsgi()), environ_for(value, b"abc"))
+    assert status == "400 Bad Request"
+    assert body.startswith(b"Bad Request: invalid Content-Length")
+    assert len(rejections(caplog)) == 1
+
+
+# -- logs, files, cancellation -------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_one_log_line_per_rejection(backend: str, caplog: pytest.LogCaptureFixture) -> None:
+    chunked = Request(method="POST", body=[b"a" * 8, b"b" * 8], chunked=True, path="/up")
+    call_asgi(RequestBuffering(ECHO.asgi(), max_body_size=10), chunked, backend=backend)
+    call_wsgi(RequestBuffering(ECHO.wsgi(), max_body_size=10), chunked)
+    records = rejections(caplog)
+    assert [r.getMessage() for r in records] == [
+        "POST /up: 413 Content Too Large: request body crossed the limit 10 while being read"
+    ] * 2
+    assert all(r.levelno == logging.WARNING for r in records)
+
+
+def spooling_requests() -> list[Request]:
+    chunks = [b"a" * 300, b"b" * 300, b"c" * 300]
+    return [
+        Request(method="POST", body=chunks, chunked=True),  # completed
+        Request(method="POST", body=chunks, chunked=True, disconnect_after=2),  # gone
+        Request(method="POST", body=[*chunks, b"x" * 500], chunked=True),  # over the cap
+        Request(method="POST", body=chunks, chunked=True, stall_after=2, stall_seconds=5),
+    ]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_spool_files_never_named_and_always_closed(backend: str, tmp_path: Path) -> None:
+    options: dict[str, Any] = {
+        "memory_size": 100,
+        "max_body_size": 1000,
+        "body_timeout": 0.2,
+        "spool_dir": tmp_path,
+    }
+    apps = [ECHO, InnerApp(read_body=False), InnerApp(fail="before_start")]
+    before = open_fds()
+    for inner in apps:
+        for request in spooling_requests():
+            call_asgi(RequestBuffering(inner.asgi(), **options), request, backend=backend)
+            call_wsgi(RequestBuffering(inner.wsgi(), **options), request)
+            assert list(tmp_path.iterdir()) == []
+    assert open_fds() == before
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_cancelled_while_buffering_closes_the_spool(backend: str, tmp_path: Path) -> None:
+    app = RequestBuffering(ECHO.asgi(), memory_size=10, spool_dir=tmp_path)
+    request = Request(
+        method="POST", body=[b"a" * 100, b"b"], chunked=True, stall_after=1, stall_seconds=30
+    )
+
+    async def main() -> None:
+        with anyio.move_on_after(0.2):
+            await acall_asgi(app, request)
+
+    before = open_fds()
+    anyio.run(main, backend=backend)
+    assert open_fds() == before
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_disk_refusal_is_logged_as_error(backend: str, caplog: pytest.LogCaptureFixture) -> None:
+    app = RequestBuffering(ECHO.asgi(), memory_size=1, spool_dir="/proc/no-such-dir")
+    result = call_asgi(app, Request(method="POST", body=b"ab"), backend=backend)
+    assert result.status == 503
+    [record] = rejections(caplog)
+    assert record.levelno == logging.ERROR
+    assert "cannot create the spool file" in record.getMessage()
+
+
+class SteppingClock:
+    """A clock that moves ``step`` seconds every time it is read."""
+
+    def __init__(self, step: float) -> None:
+        self.now = 0.0
+        self.step = step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("mode", ["buffer", "stream"])
+def test_body_deadline_stops_a_drip(backend: str, mode: str) -> None:
+    request = Request(method="POST", body=[b"a"] * 20, chunked=True)
+    options: dict[str, Any] = {"body_deadline": 5, "mode": mode}
+    for result in (
+        call_asgi(
+            RequestBuffering(ECHO.asgi(), clock=SteppingClock(1.0), **options),
+            request,
+            backend=backend,
+        ),
+        call_wsgi(RequestBuffering(ECHO.wsgi(), clock=SteppingClock(1.0), **options), request),
+    ):
+        assert result.status == 408
+        assert b"not complete within body_deadline 5 s" in result.body
+
+
+# -- configuration -----------------------------------------------------------------
+
+
+def wsgi_hello(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"hello"]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        pytest.param({"max_body_size": "ten megs"}, "max_body_size", id="size"),
+        pytest.param({"max_body_size": -5}, "max_body_size", id="negative"),
+        pytest.param({"memory_size": None}, "memory_size", id="memory-none"),
+        pytest.param({"body_timeout": 0}, "body_timeout", id="timeout-zero"),
+        pytest.param({"body_deadline": "1m"}, "body_deadline", id="deadline-str"),
+        pytest.param({"mode": "spool"}, "mode", id="mode"),
+        pytest.param({"error_format": "html"}, "error_format", id="format"),
+        pytest.param({"spool_error_status": 507}, "spool_error_status", id="spool-status"),
+        pytest.param({"rules": ["/upload"]}, "RequestBufferingRule", id="rules"),
+        pytest.param(
+            {"rules": [RequestBufferingRule("/u", max_body_size="x")]},
+            r"rules\[0\]\.max_body_size",
+            id="rule-size",
+        ),
+        pytest.param({"clock": 3.0}, "clock", id="clock"),
+    ],
+)
+def test_misconfiguration_raises_at_construction(options: dict[str, Any], message: str) -> None:
+    with pytest.raises((TypeError, ValueError), match=message):
+        RequestBuffering(wsgi_hello, **options)
+
+
+def test_same_interface_out() -> None:
+    assert RequestBuffering(wsgi_hello).interface == "wsgi"
+    assert RequestBuffering(ECHO.asgi()).interface == "asgi"

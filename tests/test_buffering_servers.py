@@ -1,0 +1,243 @@
+"""RequestBuffering under real servers on 127.0.0.1, driven by a raw loopback client.
+
+Servers: uvicorn (FastAPI with ``add_middleware``; Flask through ``WsgiToAsgi`` with
+one worker thread, buffered on the ASGI side), gunicorn and waitress (Flask with
+``app.wsgi_app = RequestBuffering(app.wsgi_app)``). The apps are in
+``tests.apps.buffering_apps``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.buffering_client import Upload, get, start_upload
+from tests.conftest import PYTHON, RunServer, Server
+
+pytestmark = pytest.mark.server
+
+MiB = 1024 * 1024
+APPS = "tests.apps.buffering_apps"
+Argv = Callable[[int], list[str]]
+
+
+def uvicorn(app: str) -> Argv:
+    def argv(port: int) -> list[str]:
+        return [
+            PYTHON, "-m", "uvicorn", f"{APPS}:{app}", "--host", "127.0.0.1",
+            "--port", str(port), "--http", "h11", "--no-access-log",
+        ]  # fmt: skip
+
+    return argv
+
+
+def gunicorn(app: str) -> Argv:
+    def argv(port: int) -> list[str]:
+        return [
+            PYTHON, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "-w", "1",
+            "-k", "gthread", "--threads", "2", f"{APPS}:{app}",
+        ]  # fmt: skip
+
+    return argv
+
+
+def waitress(app: str) -> Argv:
+    def argv(port: int) -> list[str]:
+        return [PYTHON, "-m", "waitress", "--listen", f"127.0.0.1:{port}", f"{APPS}:{app}"]
+
+    return argv
+
+
+FLASK_ASGI = pytest.param(uvicorn("flask_asgi"), id="uvicorn-flask-wsgi_to_asgi")
+FASTAPI = pytest.param(uvicorn("fastapi_app"), id="uvicorn-fastapi")
+GUNICORN = pytest.param(gunicorn("flask_wsgi"), id="gunicorn-flask")
+WAITRESS = pytest.param(waitress("flask_wsgi"), id="waitress-flask")
+
+
+def serve(run_server: RunServer, argv: Argv, tmp_path: Path, **env: str) -> tuple[Server, Path]:
+    marks = tmp_path / "marks"
+    marks.touch()
+    server = run_server(argv, env={"BUFFERING_MARKS": str(marks), **env})
+    return server, marks
+
+
+def expect_digest(upload: Upload, body: bytes) -> None:
+    reply = upload.response()
+    assert reply.status == 200, reply
+    assert json.loads(reply.body) == {"size": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+
+
+# -- slow clients ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv", [FLASK_ASGI, FASTAPI, GUNICORN, WAITRESS])
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_slow_drip_upload_reaches_the_app_only_when_complete(
+    run_server: RunServer, argv: Argv, chunked: bool, tmp_path: Path
+) -> None:
+    server, marks = serve(run_server, argv, tmp_path, BUFFERING_TIMEOUT="10")
+    body = os.urandom(8 * 16 * 1024)
+    pieces = [body[i : i + 16 * 1024] for i in range(0, len(body), 16 * 1024)]
+    upload = start_upload(server.port, "/upload", content_length=None if chunked else len(body))
+    try:
+        for piece in pieces[:-1]:
+            upload.send(piece)
+            time.sleep(0.02)
+        # Everything but the last piece is out: the app has not been entered yet.
+        assert get(server.port, "/ping").body == b"pong"
+        assert marks.read_text() == ""
+        upload.send(pieces[-1])
+        upload.end()
+        expect_digest(upload, body)
+    finally:
+        upload.close()
+    assert marks.read_text().count("entered") == 1
+
+
+def test_buffering_keeps_the_only_wsgi_thread_free(run_server: RunServer, tmp_path: Path) -> None:
+    """Flask through WsgiToAsgi with ONE worker thread: while three uploads drip in, the
+    thread still serves other requests, because no upload has reached the adapter."""
+    server, marks = serve(run_server, uvicorn("flask_asgi"), tmp_path, BUFFERING_TIMEOUT="10")
+    body = b"x" * 40_000
+    uploads = [start_upload(server.port, "/upload", content_length=len(body)) for _ in range(3)]
+    try:
+        for upload in uploads:
+            upload.send(body[:-1])
+        for _ in range(3):
+            assert get(server.port, "/ping", timeout=10).body == b"pong"
+        assert marks.read_text() == ""
+        for upload in uploads:
+            upload.send(body[-1:])
+        for upload in uploads:
+            expect_digest(upload, body)
+    finally:
+        for upload in uploads:
+            upload.close()
+    assert marks.read_text().count("entered") == 3
+
+
+@pytest.mark.parametrize("argv", [FLASK_ASGI, FASTAPI, GUNICORN])
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_stalled_upload_is_answered_408(
+    run_server: RunServer, argv: Argv, chunked: bool, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    server, marks = serve(run_server, argv, tmp_path, BUFFERING_TIMEOUT="0.5")
+    upload = start_upload(server.port, "/upload", content_length=None if chunked else 1000)
+    try:
+        upload.send(b"x" * 100)  # ... and nothing more
+        reply = upload.response()
+    finally:
+        upload.close()
+    assert reply.status == 408
+    # A WSGI read(n) waits for n bytes (gunicorn), so the count can be lower there.
+    assert reply.body.startswith(b"Request Timeout: request body stalled after ")
+    if "gunicorn" not in request.node.callspec.id:
+        # Under ASGI the middleware tells the server to close; a WSGI app may not (PEP
+        # 3333), and gunicorn's gthread worker keeps the connection.
+        assert reply.header(b"connection") == b"close"
+    assert marks.read_text() == ""
+    assert "408 Request Timeout: request body stalled after" in server.stop()
+
+
+# -- oversize bodies -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv", [FLASK_ASGI, FASTAPI, GUNICORN])
+def test_declared_oversize_is_413_before_any_body_is_sent(
+    run_server: RunServer, argv: Argv, tmp_path: Path
+) -> None:
+    server, marks = serve(run_server, argv, tmp_path)
+    upload = start_upload(
+        server.port, "/upload", content_length=1024**3, extra_headers=(("Expect", "100-continue"),)
+    )
+    try:
+        reply = upload.response()  # not a byte of the body was sent
+    finally:
+        upload.close()
+    assert reply.status == 413
+    assert (
+        reply.body
+        == b"Content Too Large: declared Content-Length 1073741824 is over the limit 1048576\n"
+    )
+    assert marks.read_text() == ""
+
+
+def test_waitress_reads_the_body_itself_then_413(run_server: RunServer, tmp_path: Path) -> None:
+    """waitress buffers every body before calling the app, so the 413 comes after it."""
+    server, marks = serve(run_server, waitress("flask_wsgi"), tmp_path)
+    upload = start_upload(server.port, "/upload", content_length=2 * MiB)
+    try:
+        upload.send(b"x" * 2 * MiB)
+        reply = upload.response()
+    finally:
+        upload.close()
+    assert reply.status == 413
+    assert marks.read_text() == ""
+
+
+class PeakRss:
+    """Samples a process's RSS in a thread; ``peak`` is the largest value seen."""
+
+    def __init__(self, pid: int) -> None:
+        self.process = psutil.Process(pid)
+        self.peak = self.process.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, self.process.memory_info().rss)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def flood(upload: Upload, total: int) -> None:
+    """Send up to ``total`` bytes of chunked body; stop when the server closes."""
+    chunk = b"z" * MiB
+    try:
+        while upload.sent < total:
+            upload.send(chunk)
+        upload.end()
+    except OSError:
+        pass  # the server stopped reading at the cap and closed the connection
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("argv", [FLASK_ASGI, FASTAPI, GUNICORN])
+def test_one_gib_chunked_upload_is_cut_at_the_cap_with_bounded_memory(
+    run_server: RunServer, argv: Argv, tmp_path: Path
+) -> None:
+    server, marks = serve(run_server, argv, tmp_path, BUFFERING_MAX="16m")
+    pid = int(get(server.port, "/pid").body)
+    workers = psutil.Process(pid)  # under gunicorn /pid names the worker
+    baseline = workers.memory_info().rss
+    upload = start_upload(server.port, "/upload")
+    sender = threading.Thread(target=flood, args=(upload, 1024 * MiB), daemon=True)
+    with PeakRss(pid) as rss:
+        sender.start()
+        try:
+            reply = upload.response(timeout=60)
+        finally:
+            sender.join(60)
+            upload.close()
+    growth = (rss.peak - baseline) / MiB
+    print(f"client sent {upload.sent / MiB:.0f} MiB of 1024; server RSS growth {growth:.1f} MiB")
+    assert reply.status == 413
+    assert upload.sent < 128 * MiB  # the server stopped reading at the 16 MiB cap
+    assert growth < 48
+    assert marks.read_text() == ""

@@ -1,0 +1,577 @@
+"""bridge.sync_to_async / async_to_sync: asgiref's documented semantics, on asyncio and trio."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import inspect
+import sys
+import threading
+import traceback
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
+import anyio.to_thread
+import pytest
+
+import bridge
+from bridge import _portal
+
+pytestmark = pytest.mark.timeout(30)
+
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+BACKENDS = [pytest.param("asyncio", id="asyncio"), pytest.param("trio", id="trio")]
+
+
+def thread_name() -> str:
+    return threading.current_thread().name
+
+
+def current_loop_identity() -> object:
+    """The running asyncio loop or trio token: which loop this coroutine runs on."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        import trio
+
+        return trio.lowlevel.current_trio_token()
+
+
+def in_plain_thread(fn: Callable[[], Any]) -> Any:
+    """Run ``fn`` in a new plain thread (no loop, no bridge state) and return its result."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn).result(timeout=20)
+
+
+# -- call shapes -------------------------------------------------------------------------
+
+
+def double(x: int) -> int:
+    return 2 * x
+
+
+async def adouble(x: int) -> int:
+    await anyio.lowlevel.checkpoint()
+    return 2 * x
+
+
+@bridge.sync_to_async
+def decorated_plain(x: int) -> int:
+    return x + 1
+
+
+@bridge.sync_to_async(thread_sensitive=False)
+def decorated_with_args(x: int) -> int:
+    return x + 2
+
+
+@bridge.async_to_sync
+async def adecorated_plain(x: int) -> int:
+    return x + 3
+
+
+@bridge.async_to_sync(force_new_loop=True)
+async def adecorated_with_args(x: int) -> int:
+    return x + 4
+
+
+class Account:
+    def __init__(self) -> None:
+        self.balance = 10
+
+    @bridge.sync_to_async
+    def read(self) -> int:
+        return self.balance
+
+    @bridge.async_to_sync
+    async def aread(self) -> int:
+        return self.balance
+
+
+@pytest.mark.anyio
+async def test_sync_to_async_call_shapes() -> None:
+    assert await bridge.sync_to_async(double)(2) == 4
+    assert await decorated_plain(1) == 2
+    assert await decorated_with_args(1) == 3
+    assert await Account().read() == 10
+    assert inspect.iscoroutinefunction(decorated_plain)
+    assert decorated_plain.__name__ == "decorated_plain"
+
+
+def test_async_to_sync_call_shapes() -> None:
+    assert bridge.async_to_sync(adouble)(2) == 4
+    assert adecorated_plain(1) == 4
+    assert adecorated_with_args(1) == 5
+    assert Account().aread() == 10
+    assert adecorated_plain.__name__ == "adecorated_plain"
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "match"),
+    [
+        pytest.param(
+            lambda: bridge.sync_to_async(adouble), TypeError, "sync callables", id="s2a-async"
+        ),
+        pytest.param(
+            lambda: bridge.sync_to_async(double, executor=ThreadPoolExecutor(1)),
+            TypeError,
+            "thread_sensitive=False",
+            id="s2a-executor-sensitive",
+        ),
+        pytest.param(
+            lambda: bridge.sync_to_async(double, limiter=anyio.CapacityLimiter(1)),
+            TypeError,
+            "thread_sensitive=False",
+            id="s2a-limiter-sensitive",
+        ),
+        pytest.param(
+            lambda: bridge.async_to_sync(42),  # type: ignore[call-overload]
+            TypeError,
+            "coroutine function",
+            id="a2s-int",
+        ),
+        pytest.param(
+            lambda: bridge.async_to_sync(adouble, backend="curio"),
+            ValueError,
+            "curio",
+            id="a2s-backend",
+        ),
+    ],
+)
+def test_misuse_raises_at_wrap_time(
+    make: Callable[[], object], error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        make()
+
+
+def test_async_to_sync_rejects_a_coroutine_object() -> None:
+    coroutine = adouble(1)
+    try:
+        with pytest.raises(TypeError, match="pass the function"):
+            bridge.async_to_sync(coroutine)  # type: ignore[call-overload]
+    finally:
+        coroutine.close()
+
+
+# -- contextvars both ways ---------------------------------------------------------------
+
+
+def bump_request_id() -> str:
+    seen = request_id.get()
+    request_id.set(seen + "+sync")
+    return seen
+
+
+async def abump_request_id() -> str:
+    seen = request_id.get()
+    request_id.set(seen + "+async")
+    return seen
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("thread_sensitive", [True, False])
+async def test_sync_to_async_context_flows_both_ways(thread_sensitive: bool) -> None:
+    request_id.set("r1")
+    seen = await bridge.sync_to_async(bump_request_id, thread_sensitive=thread_sensitive)()
+    assert seen == "r1"
+    assert request_id.get() == "r1+sync"
+
+
+@pytest.mark.anyio
+async def test_sync_to_async_with_explicit_context_keeps_changes_there() -> None:
+    context = contextvars.copy_context()
+    request_id.set("outer")
+    await bridge.sync_to_async(bump_request_id, context=context)()
+    assert request_id.get() == "outer"
+    assert context[request_id] == "-+sync"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("force_new_loop", [False, True])
+def test_async_to_sync_context_flows_both_ways(backend: str, force_new_loop: bool) -> None:
+    def caller() -> tuple[str, str]:
+        request_id.set("r2")
+        call = bridge.async_to_sync(
+            abump_request_id, backend=backend, force_new_loop=force_new_loop
+        )
+        return call(), request_id.get()
+
+    assert in_plain_thread(caller) == ("r2", "r2+async")
+
+
+@pytest.mark.anyio
+async def test_context_flows_through_a_nested_chain() -> None:
+    def sync_middle() -> str:
+        request_id.set(request_id.get() + "+middle")
+        return bridge.async_to_sync(abump_request_id)()
+
+    request_id.set("r3")
+    assert await bridge.sync_to_async(sync_middle)() == "r3+middle"
+    assert request_id.get() == "r3+middle+async"
+
+
+# -- exceptions ------------------------------------------------------------------------
+
+
+class Boom(Exception):
+    pass
+
+
+def sync_raise() -> None:
+    raise Boom("from sync")
+
+
+async def async_raise() -> None:
+    raise Boom("from async")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("thread_sensitive", [True, False])
+async def test_sync_to_async_exception_keeps_traceback(thread_sensitive: bool) -> None:
+    with pytest.raises(Boom, match="from sync") as caught:
+        await bridge.sync_to_async(sync_raise, thread_sensitive=thread_sensitive)()
+    names = [frame.name for frame in traceback.extract_tb(caught.value.__traceback__)]
+    assert "sync_raise" in names
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_async_to_sync_exception_keeps_traceback(backend: str) -> None:
+    def caller() -> list[str]:
+        try:
+            bridge.async_to_sync(async_raise, backend=backend)()
+        except Boom as error:
+            return [frame.name for frame in traceback.extract_tb(error.__traceback__)]
+        raise AssertionError("no exception")
+
+    assert "async_raise" in in_plain_thread(caller)
+
+
+def exc_info_value() -> BaseException | None:
+    return sys.exc_info()[1]
+
+
+async def aexc_info_value() -> BaseException | None:
+    return sys.exc_info()[1]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("thread_sensitive", [True, False])
+async def test_sys_exc_info_matches_in_sync_callee(thread_sensitive: bool) -> None:
+    assert await bridge.sync_to_async(exc_info_value, thread_sensitive=thread_sensitive)() is None
+    error = Boom("handled")
+    try:
+        raise error
+    except Boom:
+        seen = await bridge.sync_to_async(exc_info_value, thread_sensitive=thread_sensitive)()
+    assert seen is error
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sys_exc_info_matches_in_async_callee(backend: str) -> None:
+    def caller() -> tuple[BaseException | None, BaseException]:
+        error = Boom("handled")
+        try:
+            raise error
+        except Boom:
+            return bridge.async_to_sync(aexc_info_value, backend=backend)(), error
+
+    seen, error = in_plain_thread(caller)
+    assert seen is error
+
+
+# -- where things run --------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_thread_sensitive_calls_share_one_thread_outside_any_scope() -> None:
+    names = {await bridge.sync_to_async(thread_name)() for _ in range(5)}
+    names |= set(
+        await asyncio_or_trio_gather([bridge.sync_to_async(thread_name) for _ in range(20)])
+    )
+    assert len(names) == 1
+    assert names != {threading.current_thread().name}
+
+
+async def asyncio_or_trio_gather(
+    functions: list[Callable[[], Coroutine[Any, Any, str]]],
+) -> list[str]:
+    results: list[str] = []
+
+    async def run(fn: Callable[[], Coroutine[Any, Any, str]]) -> None:
+        results.append(await fn())
+
+    async with anyio.create_task_group() as tg:
+        for fn in functions:
+            tg.start_soon(run, fn)
+    return results
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_outer_sync_thread_runs_every_thread_sensitive_call_in_a_nested_chain(backend: str) -> None:
+    """sync -> async -> sync -> async -> sync: every sync step runs in the outermost thread."""
+
+    async def level(depth: int) -> list[str]:
+        return await bridge.sync_to_async(sync_level)(depth)
+
+    def sync_level(depth: int) -> list[str]:
+        here = [thread_name()]
+        if depth == 0:
+            return here
+        return here + bridge.async_to_sync(level, backend=backend)(depth - 1)
+
+    names = in_plain_thread(
+        lambda: [thread_name(), *bridge.async_to_sync(level, backend=backend)(3)]
+    )
+    assert len(set(names)) == 1, names
+
+
+@pytest.mark.anyio
+async def test_nested_chain_from_async_keeps_one_thread() -> None:
+    async def level(depth: int) -> list[str]:
+        return await bridge.sync_to_async(sync_level)(depth)
+
+    def sync_level(depth: int) -> list[str]:
+        here = [thread_name()]
+        return here if depth == 0 else here + bridge.async_to_sync(level)(depth - 1)
+
+    names = await level(4)
+    assert len(set(names)) == 1, names
+
+
+@pytest.mark.anyio
+async def test_async_to_sync_in_a_worker_runs_on_the_original_loop() -> None:
+    outer = current_loop_identity()
+
+    async def where() -> object:
+        return current_loop_identity()
+
+    for thread_sensitive in (True, False):
+        inner = await bridge.sync_to_async(
+            bridge.async_to_sync(where), thread_sensitive=thread_sensitive
+        )()
+        assert inner is outer
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_plain_threads_share_one_persistent_background_loop(backend: str) -> None:
+    call = bridge.async_to_sync(lambda: _identity(), backend=backend)
+    first = in_plain_thread(call)
+    assert in_plain_thread(call) is first
+    assert call() is first
+    fresh = bridge.async_to_sync(lambda: _identity(), backend=backend, force_new_loop=True)
+    assert in_plain_thread(fresh) is not first
+
+
+async def _identity() -> object:
+    return current_loop_identity()
+
+
+@pytest.mark.anyio
+async def test_async_to_sync_in_the_loop_thread_raises() -> None:
+    with pytest.raises(RuntimeError, match="await the coroutine function directly"):
+        bridge.async_to_sync(adouble)(1)
+
+
+@pytest.mark.anyio
+async def test_thread_sensitive_context_gives_each_scope_its_own_thread() -> None:
+    current = threading.current_thread
+
+    async def request() -> set[threading.Thread]:
+        async with bridge.ThreadSensitiveContext():
+            threads = {await bridge.sync_to_async(current)() for _ in range(3)}
+            await anyio.sleep(0.01)  # let the other requests enter their contexts
+            async with bridge.ThreadSensitiveContext():  # inner contexts do not split
+                threads.add(await bridge.sync_to_async(current)())
+            return threads
+
+    results: list[set[threading.Thread]] = []
+
+    async def run() -> None:
+        results.append(await request())
+
+    shared = await bridge.sync_to_async(current)()
+    async with anyio.create_task_group() as tg:
+        for _ in range(3):
+            tg.start_soon(run)
+    assert all(len(threads) == 1 for threads in results)
+    threads = set().union(*results)
+    assert len(threads) == 3
+    assert shared not in threads
+
+
+@pytest.mark.anyio
+async def test_thread_sensitive_context_stops_its_thread_on_exit() -> None:
+    async with bridge.ThreadSensitiveContext():
+        thread = await bridge.sync_to_async(threading.current_thread)()
+    await anyio.to_thread.run_sync(thread.join, 10)
+    assert not thread.is_alive()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("scope", ["process", "context"])
+async def test_a_call_that_would_deadlock_raises_instead(scope: str) -> None:
+    """The thread-sensitive thread waits (outside async_to_sync) for a task that needs it."""
+    token = anyio.lowlevel.current_token()
+
+    async def needs_the_same_thread() -> str:
+        return await bridge.sync_to_async(thread_name)()
+
+    def waits_for_the_loop() -> str:
+        return anyio.from_thread.run(needs_the_same_thread, token=token)
+
+    async with contextlib.AsyncExitStack() as stack:
+        if scope == "context":
+            await stack.enter_async_context(bridge.ThreadSensitiveContext())
+        with pytest.raises(RuntimeError, match="would deadlock"):
+            await bridge.sync_to_async(waits_for_the_loop)()
+        # the caller's own later calls are not affected
+        assert await bridge.sync_to_async(thread_name)() != threading.current_thread().name
+
+
+# -- concurrency and limiters -------------------------------------------------------------
+
+
+class Gauge:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.now = self.peak = 0
+        self.capacity = 0
+        self.release = threading.Event()
+        self.full = threading.Event()
+
+    def fill_at(self, count: int) -> None:
+        self.capacity = count
+
+    def enter_and_wait(self) -> int:
+        with self.lock:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+            if self.now == self.capacity:
+                self.full.set()
+        self.release.wait(5)
+        with self.lock:
+            self.now -= 1
+        return 1
+
+
+@pytest.mark.anyio
+async def test_injected_capacity_limiter_bounds_concurrent_calls() -> None:
+    gauge = Gauge()
+    gauge.fill_at(3)
+    limiter = anyio.CapacityLimiter(3)
+    call = bridge.sync_to_async(gauge.enter_and_wait, thread_sensitive=False, limiter=limiter)
+    results: list[int] = []
+
+    async def run() -> None:
+        results.append(await call())
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(30):
+            tg.start_soon(run)
+        assert await anyio.to_thread.run_sync(gauge.full.wait, 10)
+        await anyio.sleep(0.05)  # time enough for a fourth call to slip past the limiter
+        gauge.release.set()
+    assert len(results) == 30
+    assert gauge.peak == 3
+
+
+@pytest.mark.anyio
+async def test_many_concurrent_callers_get_their_own_results() -> None:
+    sensitive = bridge.sync_to_async(double)
+    pooled = bridge.sync_to_async(double, thread_sensitive=False)
+    results: dict[int, int] = {}
+
+    async def run(i: int) -> None:
+        results[i] = await (sensitive if i % 2 else pooled)(i)
+
+    async with anyio.create_task_group() as tg:
+        for i in range(500):
+            tg.start_soon(run, i)
+    assert results == {i: 2 * i for i in range(500)}
+
+
+def test_many_threads_call_async_to_sync_at_once() -> None:
+    call = bridge.async_to_sync(adouble)
+    with ThreadPoolExecutor(16) as pool:
+        assert list(pool.map(call, range(400))) == [2 * i for i in range(400)]
+
+
+@pytest.mark.anyio
+async def test_custom_executor_runs_the_call() -> None:
+    with ThreadPoolExecutor(1, thread_name_prefix="custom") as executor:
+        name = await bridge.sync_to_async(thread_name, thread_sensitive=False, executor=executor)()
+    assert name.startswith("custom")
+
+
+# -- cancellation -----------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("thread_sensitive", [True, False])
+async def test_cancel_lets_the_sync_function_finish_then_raises(thread_sensitive: bool) -> None:
+    started, proceed, finished = threading.Event(), threading.Event(), threading.Event()
+
+    def slow() -> str:
+        started.set()
+        proceed.wait(10)
+        finished.set()
+        return "done"
+
+    reached_after = False
+    scope = anyio.CancelScope()
+
+    async def cancel_when_started() -> None:
+        await bridge.sync_to_async(started.wait, thread_sensitive=False)(10)
+        scope.cancel()
+        await anyio.sleep(0.05)  # the cancelled call must still be waiting for its thread
+        assert not finished.is_set()
+        proceed.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(cancel_when_started)
+        with scope:
+            await bridge.sync_to_async(slow, thread_sensitive=thread_sensitive)()
+            reached_after = True
+    assert scope.cancelled_caught
+    assert finished.is_set()
+    assert not reached_after
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_native_asyncio_cancel_waits_for_the_thread_then_raises() -> None:
+    started, proceed, finished = threading.Event(), threading.Event(), threading.Event()
+
+    def slow() -> None:
+        started.set()
+        proceed.wait(10)
+        finished.set()
+
+    task = asyncio.create_task(bridge.sync_to_async(slow)())
+    await bridge.sync_to_async(started.wait, thread_sensitive=False)(10)
+    task.cancel()
+    await asyncio.sleep(0.05)
+    task.cancel()  # a second cancel is absorbed as well
+    assert not task.done()
+    proceed.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert finished.is_set()
+
+
+# -- background loop lifecycle ------------------------------------------------------------
+
+
+def test_background_loop_restarts_after_shutdown() -> None:
+    call = bridge.async_to_sync(_identity)
+    first = in_plain_thread(call)
+    _portal.shutdown_background_portals()
+    second = in_plain_thread(call)
+    assert second is not first
+    assert in_plain_thread(call) is second
