@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from bridge import MemoryStore, RateLimit
-from bridge.middleware import Exchange, Middleware, RequestHead
+from bridge.middleware import Exchange, Middleware, RequestHead, ResponseHead
 from bridge.ratelimit import parse_rates
 from bridge.ratelimit.redis import RedisStore
 
@@ -318,7 +318,9 @@ def scope_for(path: str = "/") -> dict[str, Any]:
 
 
 def asgi_caller(app: Any, check_header: bytes | None = None) -> Case:
+    """Calls on one event loop kept for the whole run, like a server's."""
     base = scope_for()
+    loop = asyncio.new_event_loop()
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
@@ -334,7 +336,7 @@ def asgi_caller(app: Any, check_header: bytes | None = None) -> Case:
             for _ in range(count):
                 await app(dict(base), receive, send)
 
-        asyncio.run(main())
+        loop.run_until_complete(main())
         if check_header is not None:
             names = {bytes(k).lower() for k, _ in heads[-1]}
             assert check_header in names, heads[-1]
@@ -435,6 +437,18 @@ class PassThrough(Middleware):
         return Exchange(head, now)
 
 
+class _OneHeader(Exchange):
+    def response(self, head: ResponseHead) -> ResponseHead:
+        return ResponseHead(head.status, (*head.headers, (b"x-one", b"1")))
+
+
+class OneHeader(Middleware):
+    """The core with a response hook that adds one header: what any header middleware pays."""
+
+    def exchange(self, head: RequestHead, now: float) -> Exchange:
+        return _OneHeader(head, now)
+
+
 def overhead_cases(quick: bool) -> dict[str, tuple[Case, int]]:
     import flask
 
@@ -445,6 +459,7 @@ def overhead_cases(quick: bool) -> dict[str, tuple[Case, int]]:
     return {
         "WSGI hello": (wsgi_caller(hello_wsgi), n),
         "WSGI core pass-through exchange": (wsgi_caller(PassThrough(hello_wsgi)), n),
+        "WSGI core exchange adding one header": (wsgi_caller(OneHeader(hello_wsgi)), n),
         "WSGI RateLimit(MemoryStore) hello": (
             wsgi_caller(RateLimit(hello_wsgi, limit), b"ratelimit"),
             n,
@@ -456,11 +471,25 @@ def overhead_cases(quick: bool) -> dict[str, tuple[Case, int]]:
         ),
         "ASGI hello": (asgi_caller(hello_asgi), n),
         "ASGI core pass-through exchange": (asgi_caller(PassThrough(hello_asgi)), n),
+        "ASGI core exchange adding one header": (asgi_caller(OneHeader(hello_asgi)), n),
         "ASGI RateLimit(MemoryStore) hello": (
             asgi_caller(RateLimit(hello_asgi, limit), b"ratelimit"),
             n,
         ),
     }
+
+
+#: (ours, peer) pairs compared in section 2b.
+PAIRS = (
+    (
+        "Flask + bridge RateLimit(RedisStore) [WSGI]",
+        "Flask + Flask-Limiter(redis, headers) [WSGI]",
+    ),
+    (
+        "Starlette + bridge RateLimit(RedisStore) [ASGI]",
+        "Starlette + slowapi(redis, headers) [ASGI]",
+    ),
+)
 
 
 def main() -> None:
@@ -485,9 +514,14 @@ def main() -> None:
             ("2b. whole requests, Redis, headers on (req/s)", request_cases),
         ):
             costs = {name: redis_costs(server.url, case, 50) for name, (case, _n) in cases.items()}
-            report(title, run_interleaved(cases, args.rounds), next(iter(cases)), unit="ops")
+            medians = run_interleaved(cases, args.rounds)
+            report(title, medians, next(iter(cases)), unit="ops")
             for name, (trips, commands) in costs.items():
                 print(f"  {name:<52} {trips:5.2f} round trips, {commands:5.2f} commands / request")
+            for ours, theirs in PAIRS:
+                if ours in medians and theirs in medians:
+                    ratio = medians[theirs] / medians[ours]
+                    print(f"  {ours} is {ratio:.2f}x the requests/s of {theirs}")
     finally:
         server.stop()
 
@@ -497,8 +531,8 @@ def main() -> None:
         ("WSGI hello", "WSGI RateLimit(MemoryStore) hello"),
         ("WSGI Flask hello", "WSGI RateLimit(MemoryStore) Flask hello"),
         ("ASGI hello", "ASGI RateLimit(MemoryStore) hello"),
-        ("WSGI core pass-through exchange", "WSGI RateLimit(MemoryStore) hello"),
-        ("ASGI core pass-through exchange", "ASGI RateLimit(MemoryStore) hello"),
+        ("WSGI core exchange adding one header", "WSGI RateLimit(MemoryStore) hello"),
+        ("ASGI core exchange adding one header", "ASGI RateLimit(MemoryStore) hello"),
     ):
         extra = medians[wrapped] - medians[plain]
         print(

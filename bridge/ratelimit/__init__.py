@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._algorithms import Outcome
+from ._algorithms import RateOutcome
+from ._concurrency import ConcurrencyLimit
 from ._headers import PROBLEM_TYPE
 from ._keys import client_address, client_address_key, header_key, method_key, path_key
 from ._memory import MemoryStore
-from ._middleware import ConcurrencyLimit, RateLimit
+from ._middleware import RateLimit
 from ._rates import Rate, parse_rates
 from ._rules import Rule
 from ._store import Store, Verdict
@@ -25,9 +26,9 @@ __all__ = (
     "PROBLEM_TYPE",
     "ConcurrencyLimit",
     "MemoryStore",
-    "Outcome",
     "Rate",
     "RateLimit",
+    "RateOutcome",
     "RedisStore",
     "Rule",
     "Store",

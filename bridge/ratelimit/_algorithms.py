@@ -1,4 +1,4 @@
-"""Rate-limit algorithms as pure functions: (state, now, rate, cost) -> Outcome.
+"""Rate-limit algorithms as pure functions: (state, now, rate, cost) -> RateOutcome.
 
 Theory of operation
 -------------------
@@ -30,14 +30,14 @@ from typing import Final, NamedTuple, TypeAlias
 
 from ._rates import Rate
 
-__all__ = ("ALGORITHMS", "Outcome", "State", "fixed_window", "gcra", "sliding_window")
+__all__ = ("ALGORITHMS", "RateOutcome", "State", "fixed_window", "gcra", "sliding_window")
 
 State: TypeAlias = tuple[float, ...]
 #: Float slack for comparisons of sums of intervals (0.1 * 3 != 0.3).
 _EPS: Final = 1e-9
 
 
-class Outcome(NamedTuple):
+class RateOutcome(NamedTuple):
     """One rate's decision for one request.
 
     ``remaining``: requests still admitted right now after this one;
@@ -57,38 +57,38 @@ class Outcome(NamedTuple):
 #: ``tuple.__new__`` skips NamedTuple's keyword-handling ``__new__`` (3x faster on the hot path).
 _new = tuple.__new__
 
-Algorithm: TypeAlias = Callable[[State | None, float, Rate, int], Outcome]
+Algorithm: TypeAlias = Callable[[State | None, float, Rate, int], RateOutcome]
 
 
-def gcra(state: State | None, now: float, rate: Rate, cost: int) -> Outcome:
+def gcra(state: State | None, now: float, rate: Rate, cost: int) -> RateOutcome:
     interval = rate.interval
     depth = rate.capacity * interval
     tat = state[0] if state is not None and state[0] > now else now
     new_tat = tat + cost * interval
     if new_tat - now <= depth + _EPS:
         remaining = int((depth - (new_tat - now)) / interval + _EPS)
-        return _new(Outcome, (True, (new_tat,), remaining, new_tat - now, 0.0, new_tat))
+        return _new(RateOutcome, (True, (new_tat,), remaining, new_tat - now, 0.0, new_tat))
     remaining = max(0, int((depth - (tat - now)) / interval + _EPS))
     # A cost above the capacity can never pass: send the client away for a full window.
     retry_after = float(rate.window) if cost > rate.capacity else new_tat - depth - now
     kept = None if state is None else (tat,)
-    return _new(Outcome, (False, kept, remaining, tat - now, retry_after, tat))
+    return _new(RateOutcome, (False, kept, remaining, tat - now, retry_after, tat))
 
 
 def _window_start(now: float, period: int) -> float:
     return math.floor(now / period) * period
 
 
-def fixed_window(state: State | None, now: float, rate: Rate, cost: int) -> Outcome:
+def fixed_window(state: State | None, now: float, rate: Rate, cost: int) -> RateOutcome:
     start = _window_start(now, rate.period)
     end = start + rate.period
     used = state[1] if state is not None and state[0] == start else 0.0
     if used + cost <= rate.count:
         used += cost
-        return _new(Outcome, (True, (start, used), int(rate.count - used), end - now, 0.0, end))
+        return _new(RateOutcome, (True, (start, used), int(rate.count - used), end - now, 0.0, end))
     retry_after = end - now if cost <= rate.count else float(rate.period)
     kept = (start, used) if used else None
-    return _new(Outcome, (False, kept, int(rate.count - used), end - now, retry_after, end))
+    return _new(RateOutcome, (False, kept, int(rate.count - used), end - now, retry_after, end))
 
 
 def _sliding_counts(state: State | None, start: float, period: int) -> tuple[float, float]:
@@ -118,7 +118,7 @@ def _sliding_wait(
     return max(0.0, next_start + fade - now)
 
 
-def sliding_window(state: State | None, now: float, rate: Rate, cost: int) -> Outcome:
+def sliding_window(state: State | None, now: float, rate: Rate, cost: int) -> RateOutcome:
     period = rate.period
     start = _window_start(now, period)
     used, prev = _sliding_counts(state, start, period)
@@ -127,12 +127,14 @@ def sliding_window(state: State | None, now: float, rate: Rate, cost: int) -> Ou
         used += cost
         reset = (start + 2 * period if used else start + period) - now
         remaining = max(0, int(rate.count - weighted - cost + _EPS))
-        return _new(Outcome, (True, (start, used, prev), remaining, reset, 0.0, start + 2 * period))
+        return _new(
+            RateOutcome, (True, (start, used, prev), remaining, reset, 0.0, start + 2 * period)
+        )
     wait = _sliding_wait(rate, cost, now, start, used, prev)
     reset = (start + 2 * period if used else start + period) - now
     remaining = max(0, int(rate.count - weighted + _EPS))
     kept = (start, used, prev) if used or prev else None
-    return _new(Outcome, (False, kept, remaining, reset, wait, start + 2 * period))
+    return _new(RateOutcome, (False, kept, remaining, reset, wait, start + 2 * period))
 
 
 ALGORITHMS: Final[dict[str, Algorithm]] = {

@@ -16,7 +16,7 @@ import math
 from collections.abc import Sequence
 from typing import Final
 
-from ._algorithms import Outcome
+from ._algorithms import RateOutcome
 from ._rates import Rate
 
 __all__ = (
@@ -66,7 +66,7 @@ def _seconds(value: float) -> int:
     return seconds if 0 <= seconds <= _SF_INT_MAX else min(_SF_INT_MAX, max(0, seconds))
 
 
-def retry_after_seconds(outcomes: Sequence[Outcome]) -> int:
+def retry_after_seconds(outcomes: Sequence[RateOutcome]) -> int:
     """``Retry-After`` for a rejection: the longest wait among the denying policies, >= 1."""
     wait = max((o.retry_after for o in outcomes if not o.allowed), default=0.0)
     return max(1, _seconds(wait))
@@ -78,7 +78,7 @@ def policy_field(policies: Sequence[Policy]) -> bytes:
 
 def ratelimit_fields(
     policies: Sequence[Policy],
-    outcomes: Sequence[Outcome],
+    outcomes: Sequence[RateOutcome],
     *,
     legacy: bool = False,
 ) -> list[tuple[bytes, bytes]]:
@@ -101,7 +101,7 @@ def ratelimit_fields(
 
 
 def _legacy_fields(
-    policies: Sequence[Policy], outcomes: Sequence[Outcome]
+    policies: Sequence[Policy], outcomes: Sequence[RateOutcome]
 ) -> list[tuple[bytes, bytes]]:
     index = min(range(len(outcomes)), key=lambda i: (outcomes[i].remaining, -outcomes[i].reset))
     policy, outcome = policies[index], outcomes[index]
@@ -113,7 +113,7 @@ def _legacy_fields(
 
 
 def problem_body(
-    policies: Sequence[Policy], outcomes: Sequence[Outcome], retry_after: int
+    policies: Sequence[Policy], outcomes: Sequence[RateOutcome], retry_after: int
 ) -> bytes:
     """An RFC 9457 ``application/problem+json`` body of type ``quota-exceeded``."""
     violated = [p.name for p, o in zip(policies, outcomes, strict=True) if not o.allowed]

@@ -85,6 +85,7 @@ def client_address_key(ipv6_prefix: int = 64) -> Callable[[HeadLike], str | None
         raise ValueError(f"ipv6_prefix must be between 1 and 128, not {ipv6_prefix!r}")
 
     def key(head: HeadLike) -> str | None:
+        """The client address from the request head (ProxyHeaders' when it ran), or None."""
         client = head.client
         if client is None or not client[0]:
             return None
@@ -99,16 +100,15 @@ client_address: Final = client_address_key()
 
 
 def header_key(
-    name: str, *, fallback: KeyFunc | None = client_address
+    name: str, *, fallback: KeyFunc | None = client_address, digest: bool = True
 ) -> Callable[[HeadLike], str | None]:
     """A key function over request header ``name`` (e.g. an API key), first value.
 
     Requests without the header are keyed by ``fallback`` (default: the client
     address, so they share no bucket with anyone else); ``fallback=None``
-    leaves them unlimited. The header's value is digested in store keys when
-    it is long or unusual, so a secret API key is not stored in clear when it
-    is longer than 128 characters; pass a key function that hashes it always if
-    that matters.
+    leaves them unlimited. With ``digest=True`` (default) the value is stored
+    as a SHA-256 digest, so secrets such as API keys never appear in clear in
+    Redis keys or logs; ``digest=False`` keeps short, printable values readable.
     """
     wanted = name.strip().lower().encode("latin-1")
     if not wanted or b":" in wanted:
@@ -116,8 +116,11 @@ def header_key(
     tag = name.strip().lower()
 
     def key(head: HeadLike) -> str | None:
+        """The header's first value (or its digest), else the fallback key."""
         for header, value in head.headers:
             if header == wanted:
+                if digest:
+                    return f"{tag}#" + hashlib.sha256(value).hexdigest()[:32]
                 return f"{tag}={value.decode('latin-1')}"
         return None if fallback is None else fallback(head)
 

@@ -22,9 +22,9 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Final
+from typing import Any, Final
 
-from ._algorithms import ALGORITHMS, Outcome, State
+from ._algorithms import ALGORITHMS, Algorithm, RateOutcome, State
 from ._rates import Rate
 from ._store import Verdict
 
@@ -32,9 +32,31 @@ __all__ = ("MemoryStore",)
 
 logger = logging.getLogger("bridge.ratelimit")
 
-_Entry = tuple[float, tuple["State | None", ...]]
+#: ``(expires_at, state)``: one rate's state itself, several rates' states in a tuple
+#: (a key's rates never change: their names are part of the key).
+_Entry = tuple[float, Any]
 _DEFAULT_MAX_KEYS: Final = 100_000
 _new = tuple.__new__
+
+
+def _decide_all(
+    decide: Algorithm,
+    states: tuple[State | None, ...] | None,
+    now: float,
+    rates: Sequence[Rate],
+    cost: int,
+) -> tuple[bool, tuple[RateOutcome, ...]]:
+    """Every rate's outcome; when one denies, the others are reported unconsumed (cost 0)."""
+    outcomes = tuple(
+        decide(None if states is None else states[i], now, rate, cost)
+        for i, rate in enumerate(rates)
+    )
+    if all(o.allowed for o in outcomes):
+        return True, outcomes
+    return False, tuple(
+        decide(None if states is None else states[i], now, rates[i], 0) if o.allowed else o
+        for i, o in enumerate(outcomes)
+    )
 
 
 class MemoryStore:
@@ -45,7 +67,7 @@ class MemoryStore:
     share a limit between processes or machines.
 
     :param max_keys: at most this many keys are remembered (default 100 000,
-        about 20 MB); beyond it the least recently used key is forgotten,
+        about 35 MB); beyond it the least recently used key is forgotten,
         which resets its limit. Evictions are counted in :attr:`evictions`
         and logged on the ``bridge.ratelimit`` logger.
     :param log_interval: minimum seconds between two eviction log lines (60).
@@ -82,26 +104,17 @@ class MemoryStore:
             entry = entries.get(key)
             states = entry[1] if entry is not None and entry[0] > now else None
             if len(rates) == 1:
-                outcome = decide(None if states is None else states[0], now, rates[0], cost)
-                outcomes: tuple[Outcome, ...] = (outcome,)
+                outcome = decide(states, now, rates[0], cost)
+                outcomes: tuple[RateOutcome, ...] = (outcome,)
                 allowed = outcome[0]
-                expires = outcome[5]
+                if allowed:
+                    entries[key] = (outcome[5], outcome[1])
             else:
-                outcomes = tuple(
-                    decide(None if states is None else states[i], now, rate, cost)
-                    for i, rate in enumerate(rates)
-                )
-                allowed = all(o.allowed for o in outcomes)
-                expires = max(o.expires_at for o in outcomes)
-                if not allowed:  # nothing consumed: report the admitting rates as they stand
-                    outcomes = tuple(
-                        decide(None if states is None else states[i], now, rates[i], 0)
-                        if o.allowed
-                        else o
-                        for i, o in enumerate(outcomes)
-                    )
+                allowed, outcomes = _decide_all(decide, states, now, rates, cost)
+                if allowed:
+                    expires = max(o.expires_at for o in outcomes)
+                    entries[key] = (expires, tuple([o.state for o in outcomes]))
             if allowed:
-                entries[key] = (expires, tuple([o[1] for o in outcomes]))
                 entries.move_to_end(key)
                 self._trim(now)
         finally:

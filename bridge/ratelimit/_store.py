@@ -4,7 +4,7 @@ A store answers two questions atomically for one key:
 
 * ``check(key, rates, algorithm, cost, now)``: does this request fit every
   rate? All rates are decided together; when one denies, none is consumed.
-  Returns a :class:`Verdict` with one :class:`~bridge.ratelimit.Outcome` per
+  Returns a :class:`Verdict` with one :class:`~bridge.ratelimit.RateOutcome` per
   rate, in order, which is everything the response headers need.
 * ``acquire(key, limit, token, now)`` / ``release(key, token)``: a slot among
   ``limit`` requests in flight for ``key`` (ConcurrencyLimit).
@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple, Protocol, runtime_checkable
 
-from ._algorithms import Outcome
+from ._algorithms import RateOutcome
 from ._rates import Rate
 
 __all__ = ("Store", "Verdict")
@@ -43,7 +43,7 @@ class Verdict(NamedTuple):
     """
 
     allowed: bool
-    outcomes: tuple[Outcome, ...]
+    outcomes: tuple[RateOutcome, ...]
     unavailable: bool = False
 
 

@@ -21,18 +21,16 @@ Theory of operation
 from __future__ import annotations
 
 import asyncio
-import logging
-import threading
-import time
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 import anyio.to_thread
 
-from ._algorithms import Outcome
+from ._algorithms import RateOutcome
 from ._memory import MemoryStore
 from ._rates import Rate
+from ._redis_health import Health
 from ._redis_lua import ACQUIRE_SCRIPT, CHECK_SCRIPT
 from ._store import Verdict
 
@@ -53,8 +51,6 @@ if TYPE_CHECKING:
 
 __all__ = ("FailurePolicy", "RedisStore")
 
-logger = logging.getLogger("bridge.ratelimit")
-
 FailurePolicy = Literal["fail_open", "fail_closed", "local_fallback"]
 _POLICIES: Final = ("fail_open", "fail_closed", "local_fallback")
 #: What "Redis is unavailable" looks like from redis-py.
@@ -62,82 +58,17 @@ _OUTAGE: Final = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSErro
 _T = TypeVar("_T")
 
 
-class _Health:
-    """Up/down state shared by every thread and task of one store."""
-
-    def __init__(self, backoff: tuple[float, float], policy: str, where: str) -> None:
-        self.first, self.most = backoff
-        self.policy = policy
-        self.where = where
-        self.down_since: float | None = None
-        self.delay = self.first
-        self.next_probe = 0.0
-        self.probing = False
-        self.failures = 0
-        self._lock = threading.Lock()
-
-    def may_try(self) -> bool:
-        """True when Redis is up, or when this caller is the one to probe it now."""
-        if self.down_since is None:
-            return True
-        with self._lock:
-            if self.probing or time.monotonic() < self.next_probe:
-                return False
-            self.probing = True
-            return True
-
-    def succeeded(self) -> None:
-        if self.down_since is None:
-            return
-        outage = self._end_outage()
-        if outage is not None:  # None: another thread saw the recovery first and logged it
-            logger.warning(
-                "Redis at %s is back after %.1f s; rate limits are shared again", self.where, outage
-            )
-
-    def _end_outage(self) -> float | None:
-        with self._lock:
-            since = self.down_since
-            self.down_since, self.probing, self.delay = None, False, self.first
-        return None if since is None else time.monotonic() - since
-
-    def abandon(self) -> None:
-        """The probe ended without an answer about Redis (cancelled, or a bug)."""
-        if self.probing:
-            with self._lock:
-                self.probing = False
-
-    def failed(self, exc: BaseException) -> None:
-        now = time.monotonic()
-        with self._lock:
-            self.failures += 1
-            starting = self.down_since is None
-            if starting:
-                self.down_since, self.delay = now, self.first
-            else:
-                self.delay = min(self.delay * 2, self.most)
-            self.next_probe, self.probing = now + self.delay, False
-        if starting:
-            logger.warning(
-                "Redis at %s is unavailable (%s: %s); rate limiting is %s until it is back",
-                self.where,
-                type(exc).__name__,
-                exc,
-                self.policy,
-            )
-
-
 def _split_reply(reply: Sequence[Any], count: int) -> Verdict:
     outcomes = []
     for i in range(count):
         base = 1 + 4 * i
         outcomes.append(
-            Outcome(
+            RateOutcome(
                 bool(int(reply[base])),
                 None,
                 int(reply[base + 1]),
-                float(reply[base + 2]),
-                float(reply[base + 3]),
+                int(reply[base + 2]) / 1e6,
+                int(reply[base + 3]) / 1e6,
                 0.0,
             )
         )
@@ -163,8 +94,9 @@ class RedisStore:
     :param lease: seconds after which a ConcurrencyLimit slot held by a dead
         worker is given back (default 300); requests running longer than
         this stop being counted.
-    :param client: a ready ``redis.Redis`` to use under WSGI and on trio
-        instead of one built from ``url``; ``async_client_factory`` builds a
+    :param client: a ready ``redis.Redis`` to use instead of one built from
+        ``url`` (under WSGI, on trio, and on asyncio in a worker thread unless
+        ``async_client_factory`` is given); ``async_client_factory`` builds a
         ``redis.asyncio.Redis`` for each running asyncio loop.
     :param fallback: the store for ``"local_fallback"`` (default a new
         :class:`~bridge.MemoryStore`).
@@ -205,13 +137,17 @@ class RedisStore:
             "socket_connect_timeout": connect_timeout,
         }
         self._client = client if client is not None else self._sync_client(url, options)
-        self._async_factory = async_client_factory or (lambda: self._async_client(url, options))
+        # A ready sync client without an async factory: its twin is unknown, so the
+        # sync client serves asyncio too, in a worker thread (as on trio).
+        self._async_factory: Callable[[], redis.asyncio.Redis] | None = async_client_factory
+        if async_client_factory is None and client is None:
+            self._async_factory = lambda: self._async_client(url, options)
         self._check_script: Script = self._client.register_script(CHECK_SCRIPT)
         self._acquire_script: Script = self._client.register_script(ACQUIRE_SCRIPT)
         self._async: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, tuple[redis.asyncio.Redis, AsyncScript, AsyncScript]
         ] = weakref.WeakKeyDictionary()
-        self._health = _Health(backoff, failure, _describe(url, client))
+        self._health = Health(backoff, failure, _describe(url, client))
 
     # One immediate retry on a connection error, none on a timeout: after a Redis
     # restart every pooled connection is stale and fails once, which is no outage;
@@ -303,15 +239,17 @@ class RedisStore:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # trio (or another library): the sync client, off the loop
+            loop = None
+        if loop is None or self._async_factory is None:
             return await anyio.to_thread.run_sync(in_thread)
-        return await on_asyncio(self._async_for(loop))
+        return await on_asyncio(self._async_for(loop, self._async_factory))
 
     def _async_for(
-        self, loop: asyncio.AbstractEventLoop
+        self, loop: asyncio.AbstractEventLoop, factory: Callable[[], redis.asyncio.Redis]
     ) -> tuple[redis.asyncio.Redis, AsyncScript, AsyncScript]:
         entry = self._async.get(loop)
         if entry is None:
-            client = self._async_factory()
+            client = factory()
             entry = (
                 client,
                 client.register_script(CHECK_SCRIPT),

@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from bridge import RateLimit
+from bridge import ConcurrencyLimit, RateLimit
 from bridge._types import Environ, StartResponse
 from bridge.ratelimit.redis import RedisStore
 
@@ -36,6 +36,23 @@ async def hello_asgi(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": str(os.getpid()).encode()})
 
 
+async def slow_asgi(scope: Any, receive: Any, send: Any) -> None:
+    """``/slow`` answers once the test pushes to ``<prefix>release`` in Redis (30 s at most)."""
+    if scope["type"] == "http" and scope["path"] == "/slow":
+        import redis.asyncio
+
+        client = redis.asyncio.Redis.from_url(os.environ["RL_REDIS_URL"])
+        await client.blpop([os.environ["RL_PREFIX"] + "release"], timeout=30)
+        await client.aclose()
+    await hello_asgi(scope, receive, send)
+
+
 LIMIT = os.environ.get("RL_LIMIT", "10/hour")
 wsgi_app = RateLimit(hello_wsgi, LIMIT, store=_store()) if "RL_REDIS_URL" in os.environ else None
 asgi_app = RateLimit(hello_asgi, LIMIT, store=_store()) if "RL_REDIS_URL" in os.environ else None
+conc_asgi_app = (
+    ConcurrencyLimit(slow_asgi, 1, store=_store()) if "RL_REDIS_URL" in os.environ else None
+)
+
+#: No store configuration needed: a MemoryStore, for the unix-socket test.
+memory_asgi_app = RateLimit(hello_asgi, "1/hour")

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bridge.ratelimit._algorithms import (
-    Outcome,
+    RateOutcome,
     State,
     fixed_window,
     gcra,
@@ -16,7 +16,7 @@ from bridge.ratelimit._algorithms import (
 from bridge.ratelimit._rates import parse_rate
 
 
-def run(algorithm: object, spec: str, times: list[float], cost: int = 1) -> list[Outcome]:
+def run(algorithm: object, spec: str, times: list[float], cost: int = 1) -> list[RateOutcome]:
     rate = parse_rate(spec)
     state: State | None = None
     outcomes = []

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bridge.ratelimit._algorithms import Outcome, gcra
+from bridge.ratelimit._algorithms import RateOutcome, gcra
 from bridge.ratelimit._headers import (
     PROBLEM_TYPE,
     policies_for,
@@ -19,8 +19,8 @@ from bridge.ratelimit._headers import (
 from bridge.ratelimit._rates import parse_rates
 
 
-def outcome(allowed: bool, remaining: int, reset: float, retry_after: float = 0.0) -> Outcome:
-    return Outcome(allowed, None, remaining, reset, retry_after, 0.0)
+def outcome(allowed: bool, remaining: int, reset: float, retry_after: float = 0.0) -> RateOutcome:
+    return RateOutcome(allowed, None, remaining, reset, retry_after, 0.0)
 
 
 def test_fields_for_two_policies() -> None:

@@ -53,7 +53,13 @@ def test_forwarded_headers_are_ignored() -> None:
 
 def test_header_key() -> None:
     key = header_key("X-API-Key")
-    assert key(Head(headers=((b"x-api-key", b"abc"),))) == "x-api-key=abc"
+    digested = key(Head(headers=((b"x-api-key", b"abc"),)))
+    assert digested is not None
+    assert digested.startswith("x-api-key#")
+    assert "abc" not in digested
+    assert header_key("x-tenant", digest=False)(Head(headers=((b"x-tenant", b"t1"),))) == (
+        "x-tenant=t1"
+    )
     assert key(Head()) == "10.0.0.1"
     assert header_key("x-api-key", fallback=None)(Head()) is None
     with pytest.raises(ValueError, match="header name"):

@@ -59,7 +59,7 @@ def test_lua_equals_python(
                 ]
             for got, want in zip(verdict.outcomes, expected, strict=True):
                 assert (got.allowed, got.remaining) == (want.allowed, want.remaining)
-                assert got.reset == pytest.approx(want.reset, abs=1e-6)
+                assert got.reset == pytest.approx(want.reset, abs=1e-6)  # whole microseconds
                 assert got.retry_after == pytest.approx(want.retry_after, abs=1e-6)
             if verdict.allowed:
                 states = [o.state for o in expected]
@@ -166,3 +166,30 @@ def test_a_dead_workers_slot_comes_back_after_its_lease(redis_url: str) -> None:
         assert store.acquire("k", 1, "next", 0.0)
     finally:
         store.close()
+
+
+@pytest.mark.anyio
+async def test_a_given_client_serves_every_interface(redis_url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    store = RedisStore(
+        "redis://wrong-host.invalid:1/0", client=client, prefix=f"c:{uuid.uuid4().hex}:"
+    )
+    try:
+        rates = parse_rates("1/minute")
+        assert (await store.check_async("k", rates, "gcra", 1, 0.0)).allowed
+        assert not store.check("k", rates, "gcra", 1, 0.0).allowed
+        assert store.available
+    finally:
+        await store.aclose()
+
+
+def test_keys_of_one_check_share_a_cluster_slot(store: RedisStore) -> None:
+    from redis.crc import key_slot
+
+    rates = parse_rates("10/second;100/minute;1000/day")
+    keys = [*store.keys_for("203.0.113.9", rates), store._slot_key("203.0.113.9")]
+    assert len({key_slot(key.encode()) for key in keys}) == 1
+    other = store.keys_for("203.0.113.10", rates)
+    assert key_slot(other[0].encode()) != key_slot(keys[0].encode())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -101,3 +102,40 @@ def test_redis_killed_and_restarted_fail_closed(
     assert 1 <= output.count("is unavailable") <= 4, output
     # A worker logs the recovery on its next request (one may have had none since).
     assert 1 <= output.count("is back after") <= output.count("is unavailable"), output
+
+
+@pytest.mark.timeout(90)
+def test_concurrency_limit_shared_by_workers(run_server: RunServer, redis_url: str) -> None:
+    """One request in flight per client across 2 uvicorn workers: the second is refused."""
+    import redis
+
+    prefix = f"conc:{uuid.uuid4().hex}:"
+    env = {"RL_REDIS_URL": redis_url, "RL_PREFIX": prefix}
+    server = run_server(
+        lambda port: [
+            PYTHON, "-m", "uvicorn", "--workers", "2", "--port", str(port), "--lifespan", "off",
+            "--no-access-log", "tests.ratelimit.server_apps:conc_asgi_app",
+        ],
+        env=env,
+    )  # fmt: skip
+    slots = f"{prefix}{{conn|conn|1|127.0.0.1}}:in-flight"
+    client = redis.Redis.from_url(redis_url)
+    with ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(httpx.get, server.url + "/slow", timeout=30)
+        for _ in range(2000):  # until the slow request holds the slot
+            if client.zcard(slots) == 1 or slow.done():
+                break
+            threading.Event().wait(0.005)
+        refused = [httpx.get(server.url + "/", timeout=10) for _ in range(4)]
+        client.rpush(prefix + "release", 1)
+        assert slow.result().status_code == 200
+    assert {r.status_code for r in refused} == {503}
+    assert refused[0].headers["retry-after"] == "1"
+    # The slot is given back in finish(), just after the response went out.
+    for _ in range(2000):
+        if client.zcard(slots) == 0:
+            break
+        threading.Event().wait(0.005)
+    assert client.zcard(slots) == 0
+    assert httpx.get(server.url + "/", timeout=10).status_code == 200
+    client.close()

@@ -1,0 +1,184 @@
+"""``ConcurrencyLimit``: nginx's ``limit_conn`` on the middleware core.
+
+The exchange takes a slot in ``request`` and gives it back in ``finish``,
+which the drivers call exactly once on every path (completed, app error,
+client disconnect, cancellation). A local store is called inline; a shared
+one through effects, so the release of a Redis slot is a sync call under
+WSGI and an awaited one under ASGI.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable, Generator, Iterable
+from typing import Any, Final
+
+from bridge.middleware import (
+    Effect,
+    Exchange,
+    Forward,
+    Interface,
+    Middleware,
+    Outcome,
+    RequestBodyIO,
+    RequestHead,
+    Respond,
+    Response,
+)
+
+from ._keys import HeadLike, KeyFunc, client_address, safe_key
+from ._memory import MemoryStore
+from ._middleware import check_store, exempt_predicate
+from ._rules import PathPattern
+from ._store import Store
+
+__all__ = ("ConcurrencyLimit",)
+
+logger = logging.getLogger("bridge.ratelimit")
+
+#: Slot tokens: unique per process (the pid changes across fork) and per machine.
+_NODE: Final = uuid.uuid4().hex[:12]
+_counter = itertools.count()
+
+
+def _token() -> str:
+    return f"{_NODE}:{os.getpid()}:{next(_counter)}"
+
+
+class _Acquire(Effect[bool]):
+    __slots__ = ("args", "store")
+
+    def __init__(self, store: Store, args: tuple[str, int, str, float]) -> None:
+        self.store = store
+        self.args = args
+
+    def run_sync(self, body: RequestBodyIO) -> bool:
+        return self.store.acquire(*self.args)
+
+    async def run_async(self, body: RequestBodyIO) -> bool:
+        return await self.store.acquire_async(*self.args)
+
+
+class _Release(Effect[None]):
+    __slots__ = ("key", "store", "token")
+
+    def __init__(self, store: Store, key: str, token: str) -> None:
+        self.store = store
+        self.key = key
+        self.token = token
+
+    def run_sync(self, body: RequestBodyIO) -> None:
+        self.store.release(self.key, self.token)
+
+    async def run_async(self, body: RequestBodyIO) -> None:
+        await self.store.release_async(self.key, self.token)
+
+
+class ConcurrencyLimit(Middleware):
+    """Cap the requests in flight per key, like nginx ``limit_conn``.
+
+    :param limit: requests per key running at once (required, >= 1).
+    :param key: key function of the request head (default the client address;
+        ``None`` from it means not limited).
+    :param store: :class:`~bridge.MemoryStore` (default, per process) or
+        :class:`~bridge.RedisStore` (shared; slots of a dead worker come back
+        after the store's ``lease``).
+    :param status: the rejection status (default 503, like nginx).
+    :param retry_after: ``Retry-After`` seconds on a rejection (default 1).
+    :param exempt: a function of the head, or path patterns, never limited.
+    :param name: names this limit's counters in the store (default ``"conn"``).
+
+    The slot is given back on every path: the response completed, the app
+    raised, the client disconnected, the request was cancelled.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        limit: int,
+        *,
+        key: KeyFunc = client_address,
+        store: Store | None = None,
+        status: int = 503,
+        retry_after: int = 1,
+        exempt: Callable[[HeadLike], bool] | Iterable[PathPattern] | None = None,
+        name: str = "conn",
+        interface: Interface | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(app, interface=interface, clock=clock)
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise ValueError(f"limit must be a positive int (requests in flight), not {limit!r}")
+        if not callable(key):
+            raise ValueError(f"key must be a function of the request head, not {key!r}")
+        if not 400 <= status <= 599:
+            raise ValueError(f"status must be an HTTP error status, not {status!r}")
+        if not isinstance(retry_after, int) or retry_after < 0:
+            raise ValueError(f"retry_after must be a non-negative int, not {retry_after!r}")
+        self.limit = limit
+        self.key = key
+        self.store = MemoryStore() if store is None else check_store(store)
+        self.rejection = Response.text(
+            status, headers=((b"retry-after", str(retry_after).encode()),)
+        )
+        self.exempt = exempt_predicate(exempt)
+        self.prefix = f"{name}|conn|{limit}|"
+
+    def exchange(self, head: RequestHead, now: float) -> Exchange | None:
+        if self.exempt is not None and self.exempt(head):
+            return None
+        raw_key = self.key(head)
+        if raw_key is None:
+            return None
+        return _ConcurrencyExchange(head, now, self, self.prefix + safe_key(raw_key))
+
+
+class _ConcurrencyExchange(Exchange):
+    __slots__ = ("held", "key", "mw", "token")
+
+    def __init__(self, head: RequestHead, now: float, mw: ConcurrencyLimit, key: str) -> None:
+        super().__init__(head, now)
+        self.mw = mw
+        self.key = key
+        self.token = _token()
+        self.held = False
+
+    def request(self) -> Forward | Respond | Generator[Effect[Any], Any, Forward | Respond]:
+        store = self.mw.store
+        args = (self.key, self.mw.limit, self.token, self.now)
+        if store.local:
+            return self._decide(store.acquire(*args))
+        return self._shared(store, args)
+
+    def _shared(
+        self, store: Store, args: tuple[str, int, str, float]
+    ) -> Generator[Effect[Any], Any, Forward | Respond]:
+        return self._decide((yield _Acquire(store, args)))
+
+    def _decide(self, acquired: bool) -> Forward | Respond:
+        self.held = acquired
+        if acquired:
+            return Forward(self.head)
+        logger.info(
+            "concurrency limit %d reached for a key; rejected %s", self.mw.limit, self.head.path
+        )
+        return Respond(self.mw.rejection)
+
+    def finish(self, outcome: Outcome) -> Generator[Effect[Any], Any, None] | None:
+        if not self.held:
+            return None
+        self.held = False
+        store = self.mw.store
+        if store.local:
+            store.release(self.key, self.token)
+            return None
+        return self._release(store)
+
+    def _release(self, store: Store) -> Generator[Effect[Any], Any, None]:
+        yield _Release(store, self.key, self.token)
