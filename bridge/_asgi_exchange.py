@@ -133,7 +133,7 @@ class Exchange:
 
     def _report_exit(self, outcome: tuple[int, Any]) -> None:
         with self.lock:
-            if not self.thread_done:
+            if not self.thread_done and not self.complete:
                 self.to_thread.put(outcome)
                 return
         exc = outcome[1]
@@ -303,6 +303,8 @@ class Exchange:
         return self._respond_without_head(start_response, kind, payload)
 
     def _respond_without_head(self, start_response: StartResponse, kind: int, exc: Any) -> Any:
+        if self.truncated:  # already logged; the app most likely failed because of it
+            return respond_with_error(start_response, 400)
         if kind == FAILED:
             logger.error(
                 "%s: the app raised before its response started: %s: %s",
@@ -311,8 +313,6 @@ class Exchange:
                 exc,
             )
             return respond_with_error(start_response, 500, (type(exc), exc, exc.__traceback__))
-        if self.truncated:
-            return respond_with_error(start_response, 400)
         logger.error(
             "%s: the app returned without sending a response; answered 500", self.describe()
         )
