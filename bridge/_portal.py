@@ -16,6 +16,7 @@ Invariants:
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import threading
 from contextlib import AbstractContextManager
@@ -117,13 +118,20 @@ def _forget_if_forked() -> None:
 
 
 def shutdown_background_portals() -> None:
-    """Stop every background loop this process started. Safe to call twice."""
+    """Stop every background loop this process started. Safe to call twice.
+
+    Tasks still running on a loop (work an app left behind, a lifespan that was
+    never closed) are cancelled rather than waited for: shutdown, and with it
+    interpreter exit, must never hang on them.
+    """
     with _lock:
         _forget_if_forked()
         entries = list(_portals.values())
         _portals.clear()
         _origins.clear()
-    for _portal, manager in entries:
+    for portal, manager in entries:
+        with contextlib.suppress(RuntimeError):  # the loop already stopped
+            portal.call(portal.stop, True)
         manager.__exit__(None, None, None)
 
 
