@@ -310,3 +310,17 @@ def test_websocket_is_refused_cleanly(run_server: RunServer, server: ServerFacto
     assert status_line.startswith(b"HTTP/1.1 403"), status_line
     with httpx.Client(base_url=running.url) as c:
         assert c.get("/").status_code == 200
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_content_length_mismatch_in_the_response(
+    run_server: RunServer, server: ServerFactory
+) -> None:
+    running = run_server(server("tests.apps.wsgi_apps:asgi"))
+    with httpx.Client(base_url=running.url, timeout=20) as c:
+        assert c.get("/long").content == b"123"
+        with pytest.raises(httpx.RemoteProtocolError):  # an error, never a hang
+            c.get("/short")
+        assert c.get("/").status_code == 200
+    assert wait_for_event(running, "closed:short") == "closed:short"
+    assert wait_for_event(running, "closed:long") == "closed:long"
