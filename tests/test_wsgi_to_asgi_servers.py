@@ -324,3 +324,15 @@ def test_content_length_mismatch_in_the_response(
         assert c.get("/").status_code == 200
     assert wait_for_event(running, "closed:short") == "closed:short"
     assert wait_for_event(running, "closed:long") == "closed:long"
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_iterable_failing_mid_stream_aborts(run_server: RunServer, server: ServerFactory) -> None:
+    running = run_server(server("tests.apps.wsgi_apps:asgi"))
+    with httpx.Client(base_url=running.url, timeout=20) as c:
+        with pytest.raises(httpx.RemoteProtocolError):  # truncated, never a second response
+            c.get("/fail-midway")
+        assert c.get("/").status_code == 200
+    assert wait_for_event(running, "closed:fail-midway") == "closed:fail-midway"
+    output = running.stop()
+    assert output.count("the application failed after the response started") == 1, output

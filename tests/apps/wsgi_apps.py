@@ -140,6 +140,17 @@ def long(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
     return Closing(iter([b"12345", b"67890"]), "long")
 
 
+def fail_midway(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    """Raises after the first chunk went out: the response must be aborted."""
+    start_response("200 OK", [("Content-Type", "text/plain")])
+
+    def chunks() -> Iterator[bytes]:
+        yield b"partial"
+        raise RuntimeError("the app failed mid-stream")
+
+    return Closing(chunks(), "fail-midway")
+
+
 ROUTES = {
     "/": hello,
     "/echo": echo,
@@ -152,6 +163,7 @@ ROUTES = {
     "/pid": pid,
     "/short": short,
     "/long": long,
+    "/fail-midway": fail_midway,
 }
 
 
