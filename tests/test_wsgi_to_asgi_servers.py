@@ -295,6 +295,7 @@ def test_non_ascii_and_percent_encoded_targets(
 @pytest.mark.parametrize(
     "server",
     [
+        pytest.param(uvicorn("h11"), id="uvicorn-h11-wsproto"),
         pytest.param(hypercorn("asyncio"), id="hypercorn-asyncio"),
         pytest.param(hypercorn("trio"), id="hypercorn-trio"),
     ],
