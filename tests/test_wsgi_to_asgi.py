@@ -766,3 +766,13 @@ async def test_adapter_learns_whether_its_app_streams() -> None:
         await adapter(http_scope(), exchange.receive, exchange.send)
         assert (exchange.body, exchange.complete) == (b"ab", True)
         assert adapter._expect_streaming is expect_after
+
+
+MODULE_LEVEL_LIMITER = anyio.CapacityLimiter(3)  # created outside any event loop
+
+
+async def test_limiter_created_outside_the_loop(anyio_backend: tuple[str, Any]) -> None:
+    # anyio binds such a limiter to the first library that uses it: one per backend here.
+    limiter = MODULE_LEVEL_LIMITER if anyio_backend[0] == "asyncio" else anyio.CapacityLimiter(3)
+    exchange = await drive(wsgi_apps.hello, limiter=limiter)
+    assert (exchange.status, exchange.body) == (200, b"Hello, world!")
