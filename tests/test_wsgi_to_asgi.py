@@ -299,11 +299,6 @@ async def test_empty_response_sends_headers_at_end() -> None:
     assert exchange.complete
 
 
-def raw(app: Any) -> Any:
-    """Bypass the validator: these apps break PEP 3333 on purpose."""
-    return app
-
-
 @pytest.mark.parametrize(
     ("app", "problem"),
     [
@@ -339,6 +334,8 @@ def raw(app: Any) -> Any:
 async def test_broken_apps_get_500_and_one_log_line(
     app: Any, problem: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # No validator here: these apps break PEP 3333 on purpose, and the validator would
+    # stop them with its own AssertionError before the adapter's checks are reached.
     exchange = Exchange()
     await WsgiToAsgi(app)(http_scope(), exchange.receive, exchange.send)
     assert exchange.status == 500
