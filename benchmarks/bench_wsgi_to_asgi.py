@@ -122,6 +122,60 @@ def in_process(rounds: int) -> dict[str, dict[str, float]]:
     return {c: {a: statistics.median(v) for a, v in r.items()} for c, r in results.items()}
 
 
+# -- trio: only bridge runs there -----------------------------------------------------------
+
+
+async def anyio_request(app: Any, body_chunks: list[bytes] | None) -> None:
+    import anyio
+
+    chunks = body_chunks or [b""]
+    pending = [
+        {"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1}
+        for i, chunk in enumerate(chunks)
+    ]
+    done = anyio.Event()
+
+    async def receive() -> Message:
+        if pending:
+            return pending.pop(0)
+        await done.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            done.set()
+
+    await app(scope("POST" if body_chunks else "GET"), receive, send)
+
+
+def on_backend(backend: str, rounds: int) -> dict[str, float]:
+    """bridge alone, the same cases, driven through anyio on ``backend``."""
+    import anyio
+
+    from bridge import WsgiToAsgi
+
+    results: dict[str, list[float]] = {case: [] for case in CASES}
+
+    async def run() -> None:
+        for _ in range(rounds):
+            for case, (app, count, in_flight, body) in CASES.items():
+                adapter = WsgiToAsgi(app)
+
+                async def worker(n: int, adapter: Any = adapter, body: Any = body) -> None:
+                    for _ in range(n):
+                        await anyio_request(adapter, body)
+
+                start = time.perf_counter()
+                async with anyio.create_task_group() as tg:
+                    for _ in range(in_flight):
+                        tg.start_soon(worker, count // in_flight)
+                elapsed = time.perf_counter() - start
+                results[case].append((count // in_flight) * in_flight / elapsed)
+
+    anyio.run(run, backend=backend)
+    return {case: statistics.median(rates) for case, rates in results.items()}
+
+
 # -- memory: one subprocess per adapter and direction -------------------------------------
 
 
@@ -262,6 +316,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip-in-process", action="store_true")
+    parser.add_argument("--skip-trio", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-loopback", action="store_true")
     parser.add_argument("--wrk-seconds", type=int, default=3)
@@ -275,6 +330,11 @@ def main() -> None:
         print(f"in-process, asyncio, median of {args.rounds} interleaved rounds")
         for case, rates in in_process(args.rounds).items():
             report_rates(case, rates)
+    if not args.skip_trio:
+        print("bridge alone through anyio's harness, asyncio vs trio (no peer runs on trio)")
+        on_asyncio, on_trio = on_backend("asyncio", args.rounds), on_backend("trio", args.rounds)
+        for case in CASES:
+            print(f"  {case:36} asyncio {on_asyncio[case]:8.0f}   trio {on_trio[case]:8.0f} req/s")
     if not args.skip_memory:
         print("peak RSS growth streaming 200 MiB (fresh process per adapter)")
         for direction in ("download", "upload"):

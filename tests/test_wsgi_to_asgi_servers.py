@@ -295,6 +295,7 @@ def test_non_ascii_and_percent_encoded_targets(
 @pytest.mark.parametrize(
     "server",
     [
+        pytest.param(uvicorn("h11"), id="uvicorn-h11-wsproto"),
         pytest.param(hypercorn("asyncio"), id="hypercorn-asyncio"),
         pytest.param(hypercorn("trio"), id="hypercorn-trio"),
     ],
@@ -310,3 +311,29 @@ def test_websocket_is_refused_cleanly(run_server: RunServer, server: ServerFacto
     assert status_line.startswith(b"HTTP/1.1 403"), status_line
     with httpx.Client(base_url=running.url) as c:
         assert c.get("/").status_code == 200
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_content_length_mismatch_in_the_response(
+    run_server: RunServer, server: ServerFactory
+) -> None:
+    running = run_server(server("tests.apps.wsgi_apps:asgi"))
+    with httpx.Client(base_url=running.url, timeout=20) as c:
+        assert c.get("/long").content == b"123"
+        with pytest.raises(httpx.RemoteProtocolError):  # an error, never a hang
+            c.get("/short")
+        assert c.get("/").status_code == 200
+    assert wait_for_event(running, "closed:short") == "closed:short"
+    assert wait_for_event(running, "closed:long") == "closed:long"
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_iterable_failing_mid_stream_aborts(run_server: RunServer, server: ServerFactory) -> None:
+    running = run_server(server("tests.apps.wsgi_apps:asgi"))
+    with httpx.Client(base_url=running.url, timeout=20) as c:
+        with pytest.raises(httpx.RemoteProtocolError):  # truncated, never a second response
+            c.get("/fail-midway")
+        assert c.get("/").status_code == 200
+    assert wait_for_event(running, "closed:fail-midway") == "closed:fail-midway"
+    output = running.stop()
+    assert output.count("the application failed after the response started") == 1, output

@@ -128,6 +128,29 @@ def pid(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
     return [str(os.getpid()).encode()]
 
 
+def short(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    """Declares 10 bytes, sends 5: the server must end the connection as an error."""
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "10")])
+    return Closing(iter([b"12345"]), "short")
+
+
+def long(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    """Declares 3 bytes, sends 10: the response is cut at 3."""
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "3")])
+    return Closing(iter([b"12345", b"67890"]), "long")
+
+
+def fail_midway(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    """Raises after the first chunk went out: the response must be aborted."""
+    start_response("200 OK", [("Content-Type", "text/plain")])
+
+    def chunks() -> Iterator[bytes]:
+        yield b"partial"
+        raise RuntimeError("the app failed mid-stream")
+
+    return Closing(chunks(), "fail-midway")
+
+
 ROUTES = {
     "/": hello,
     "/echo": echo,
@@ -138,6 +161,9 @@ ROUTES = {
     "/environ": environ_dump,
     "/events": events,
     "/pid": pid,
+    "/short": short,
+    "/long": long,
+    "/fail-midway": fail_midway,
 }
 
 
