@@ -7,6 +7,8 @@ Invariants:
 * ``http.response.start`` is held until the first non-empty body chunk (or
   the end of the body), so an app that fails before its body is answered
   with the same 500 as under WSGI; ``Exchange.response`` sees it just then.
+  A request-only exchange (no response-side hook) leaves the response path
+  to the app and the server entirely.
 * The caller's scope is never mutated (a rewritten head gives a copy).
 * ``Exchange.finish`` runs exactly once, shielded from cancellation.
 """
