@@ -188,6 +188,21 @@ class _AsgiBody:
 class _AsgiRun:
     """Per-request state of the ASGI driver."""
 
+    __slots__ = (
+        "abort",
+        "complete",
+        "ex",
+        "features",
+        "held",
+        "mw",
+        "outer_send",
+        "receive",
+        "replaced",
+        "replay",
+        "scope",
+        "status",
+    )
+
     def __init__(
         self,
         mw: Middleware,

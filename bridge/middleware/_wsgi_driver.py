@@ -215,6 +215,21 @@ class _FilteredInput:
 class _WsgiRun:
     """Per-request state of the WSGI driver."""
 
+    __slots__ = (
+        "abort",
+        "environ",
+        "ex",
+        "features",
+        "finished",
+        "held",
+        "mw",
+        "outer_start",
+        "outer_write",
+        "pending",
+        "replay",
+        "status",
+    )
+
     def __init__(
         self,
         mw: Middleware,
