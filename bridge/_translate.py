@@ -41,6 +41,7 @@ __all__ = (
     "headers_from_environ",
     "normalize_request_headers",
     "parse_content_length",
+    "request_fields_from_environ",
     "scope_from_environ",
     "split_root_path",
 )
@@ -350,6 +351,40 @@ def _raw_path(environ: Mapping[str, Any], path: str) -> bytes:
     return quote(path, safe="/;=,:@!$&'()*+~").encode("ascii")
 
 
+RequestFields = tuple[
+    str, str, str, str, bytes, bytes, "tuple[str, int] | None", "tuple[str, int | None]", str
+]
+
+
+def request_fields_from_environ(environ: Mapping[str, Any]) -> RequestFields:
+    """``(method, scheme, path, root_path, raw_path, query_string, client, server,
+    http_version)`` of an environ, by the rules of :func:`scope_from_environ`.
+
+    Raises :class:`BadRequest` (400) when SCRIPT_NAME or PATH_INFO is not UTF-8
+    or the query string is not latin-1 text.
+    """
+    script_name = _unicode_from_wsgi(environ.get("SCRIPT_NAME", ""), "SCRIPT_NAME")
+    path_info = _unicode_from_wsgi(environ.get("PATH_INFO", ""), "PATH_INFO")
+    path = script_name + path_info
+    try:
+        query = str(environ.get("QUERY_STRING", "")).encode("latin-1")
+    except UnicodeEncodeError as exc:
+        raise BadRequest(f"request head is not latin-1 text: {exc.reason}") from None
+    remote = environ.get("REMOTE_ADDR")
+    client = (str(remote), _port(environ.get("REMOTE_PORT", 0)) or 0) if remote else None
+    return (
+        str(environ.get("REQUEST_METHOD", "GET")).upper(),
+        str(environ.get("wsgi.url_scheme", "http")),
+        path,
+        script_name,
+        _raw_path(environ, path),
+        query,
+        client,
+        (str(environ.get("SERVER_NAME", "localhost")), _port(environ.get("SERVER_PORT"))),
+        _http_version(str(environ.get("SERVER_PROTOCOL", "HTTP/1.1"))),
+    )
+
+
 def scope_from_environ(environ: Mapping[str, Any], *, with_headers: bool = True) -> HTTPScope:
     """Build an ASGI 3 ``http`` scope for a PEP 3333 environ.
 
@@ -358,29 +393,26 @@ def scope_from_environ(environ: Mapping[str, Any], *, with_headers: bool = True)
     ``with_headers=False`` the ``headers`` list is left empty, for callers
     that translate headers later (:func:`headers_from_environ`) or never.
     """
-    script_name = _unicode_from_wsgi(environ.get("SCRIPT_NAME", ""), "SCRIPT_NAME")
-    path_info = _unicode_from_wsgi(environ.get("PATH_INFO", ""), "PATH_INFO")
-    path = script_name + path_info
+    method, scheme, path, root_path, raw_path, query, client, server, version = (
+        request_fields_from_environ(environ)
+    )
     try:
         headers = headers_from_environ(environ) if with_headers else []
-        query = str(environ.get("QUERY_STRING", "")).encode("latin-1")
     except UnicodeEncodeError as exc:
         raise BadRequest(f"request head is not latin-1 text: {exc.reason}") from None
-    remote = environ.get("REMOTE_ADDR")
-    client = (str(remote), _port(environ.get("REMOTE_PORT", 0)) or 0) if remote else None
     scope: HTTPScope = {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.4"},
-        "http_version": _http_version(str(environ.get("SERVER_PROTOCOL", "HTTP/1.1"))),
-        "method": str(environ.get("REQUEST_METHOD", "GET")).upper(),
-        "scheme": str(environ.get("wsgi.url_scheme", "http")),
+        "http_version": version,
+        "method": method,
+        "scheme": scheme,
         "path": path,
-        "raw_path": _raw_path(environ, path),
+        "raw_path": raw_path,
         "query_string": query,
-        "root_path": script_name,
+        "root_path": root_path,
         "headers": headers,
         "client": client,
-        "server": (str(environ.get("SERVER_NAME", "localhost")), _port(environ.get("SERVER_PORT"))),
+        "server": server,
         "extensions": {},
     }
     return scope

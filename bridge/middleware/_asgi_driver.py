@@ -7,6 +7,8 @@ Invariants:
 * ``http.response.start`` is held until the first non-empty body chunk (or
   the end of the body), so an app that fails before its body is answered
   with the same 500 as under WSGI; ``Exchange.response`` sees it just then.
+  A request-only exchange (no response-side hook) leaves the response path
+  to the app and the server entirely.
 * The caller's scope is never mutated (a rewritten head gives a copy).
 * ``Exchange.finish`` runs exactly once, shielded from cancellation.
 """
@@ -185,6 +187,21 @@ class _AsgiBody:
 
 class _AsgiRun:
     """Per-request state of the ASGI driver."""
+
+    __slots__ = (
+        "abort",
+        "complete",
+        "ex",
+        "features",
+        "held",
+        "mw",
+        "outer_send",
+        "receive",
+        "replaced",
+        "replay",
+        "scope",
+        "status",
+    )
 
     def __init__(
         self,

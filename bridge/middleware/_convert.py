@@ -24,7 +24,7 @@ from bridge._translate import (
     environ_header_lookup,
     headers_from_environ,
     normalize_request_headers,
-    scope_from_environ,
+    request_fields_from_environ,
     split_root_path,
 )
 from bridge._types import Environ
@@ -93,18 +93,20 @@ def head_from_scope(scope: HTTPScope) -> RequestHead:
 
 def head_from_environ(environ: Environ) -> RequestHead:
     """The head of a PEP 3333 environ. Raises ``BadRequest`` for non-UTF-8 paths."""
-    scope = scope_from_environ(environ, with_headers=False)
+    method, scheme, path, root_path, raw_path, query, client, server, version = (
+        request_fields_from_environ(environ)
+    )
     return RequestHead(
-        scope["method"],
-        scope["scheme"],
-        scope["path"],
-        scope["root_path"],
-        scope["raw_path"],
-        scope["query_string"],
+        method,
+        scheme,
+        path,
+        root_path,
+        raw_path,
+        query,
         _environ_headers(environ),
-        scope["client"],
-        scope["server"],
-        scope["http_version"],
+        client,
+        server,
+        version,
         environ.get(VALUES_KEY, NO_VALUES),
         environ_header_lookup(environ),
     )

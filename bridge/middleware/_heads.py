@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from http import HTTPStatus
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, cast
 
 __all__ = (
     "Headers",
@@ -106,20 +106,10 @@ _SLOTS: Final = (*_REQUEST_FIELDS[:6], "_headers", "_load", "_lookup", *_REQUEST
 _set = object.__setattr__
 
 
-class RequestHead:
-    """What a middleware sees of a request; the same under WSGI and ASGI.
-
-    Immutable. Fields: ``method``, ``scheme``, ``path`` (decoded, including
-    ``root_path``), ``root_path``, ``raw_path``, ``query_string``,
-    ``headers`` (lowercase byte pairs), ``client``, ``server``,
-    ``http_version`` and ``values``: per-request values a middleware attaches
-    for everything downstream (keys are namespaced, e.g.
-    ``"bridge.csp_nonce"``); a WSGI app reads them as environ keys and an
-    ASGI app as scope keys of the same name.
-
-    The drivers build ``headers`` only when something reads them, so a
-    middleware that never looks at request headers does not pay for them.
-    """
+class _HeadSlots:
+    """The storage of a :class:`RequestHead`: filled while it is this plain class,
+    then frozen by switching the instance's class (cheaper than ``object.__setattr__``
+    per field, which a per-request object pays on every request)."""
 
     __slots__ = _SLOTS
 
@@ -137,6 +127,63 @@ class RequestHead:
     http_version: str
     values: Mapping[str, Any]
 
+
+class RequestHead(_HeadSlots):
+    """What a middleware sees of a request; the same under WSGI and ASGI.
+
+    Immutable. Fields: ``method``, ``scheme``, ``path`` (decoded, including
+    ``root_path``), ``root_path``, ``raw_path``, ``query_string``,
+    ``headers`` (lowercase byte pairs), ``client``, ``server``,
+    ``http_version`` and ``values``: per-request values a middleware attaches
+    for everything downstream (keys are namespaced, e.g.
+    ``"bridge.csp_nonce"``); a WSGI app reads them as environ keys and an
+    ASGI app as scope keys of the same name.
+
+    The drivers build ``headers`` only when something reads them, so a
+    middleware that never looks at request headers does not pay for them.
+    """
+
+    __slots__ = ()
+
+    def __new__(
+        cls,
+        method: str,
+        scheme: str,
+        path: str,
+        root_path: str,
+        raw_path: bytes,
+        query_string: bytes,
+        headers: Iterable[tuple[bytes, bytes]] | Callable[[], Headers],
+        client: tuple[str, int] | None,
+        server: tuple[str, int | None] | None,
+        http_version: str = "1.1",
+        values: Mapping[str, Any] = NO_VALUES,
+        lookup: Callable[[bytes], bytes | None] | None = None,
+    ) -> RequestHead:
+        head = object.__new__(_HeadSlots)
+        head.method = method
+        head.scheme = scheme
+        head.path = path
+        head.root_path = root_path
+        head.raw_path = raw_path
+        head.query_string = query_string
+        if callable(headers):  # built on first use
+            head._headers = None
+            head._load = headers
+            # Until the lines are built, header() asks ``lookup``, which follows
+            # the same joining rules as the full list.
+            head._lookup = lookup
+        else:
+            head._headers = headers if type(headers) is tuple else tuple(headers)
+            head._load = None
+            head._lookup = None
+        head.client = client
+        head.server = server
+        head.http_version = http_version
+        head.values = values
+        head.__class__ = cls  # frozen from here on
+        return cast("RequestHead", head)
+
     def __init__(
         self,
         method: str,
@@ -152,25 +199,7 @@ class RequestHead:
         values: Mapping[str, Any] = NO_VALUES,
         lookup: Callable[[bytes], bytes | None] | None = None,
     ) -> None:
-        _set(self, "method", method)
-        _set(self, "scheme", scheme)
-        _set(self, "path", path)
-        _set(self, "root_path", root_path)
-        _set(self, "raw_path", raw_path)
-        _set(self, "query_string", query_string)
-        if callable(headers):  # built on first use
-            _set(self, "_headers", None)
-            _set(self, "_load", headers)
-        else:
-            _set(self, "_headers", headers if type(headers) is tuple else tuple(headers))
-            _set(self, "_load", None)
-        _set(self, "client", client)
-        _set(self, "server", server)
-        _set(self, "http_version", http_version)
-        _set(self, "values", values)
-        # While the lines are not built, a lazy head answers header() through
-        # ``lookup``, which follows the same joining rules as the full list.
-        _set(self, "_lookup", lookup if self._headers is None else None)
+        """Every field is set by ``__new__``; this only documents the signature."""
 
     @property
     def headers(self) -> Headers:
@@ -226,27 +255,28 @@ class RequestHead:
         if not changes.keys() <= _FIELD_NAMES:
             raise TypeError(f"RequestHead has no field {sorted(changes.keys() - _FIELD_NAMES)}")
         get = changes.get
-        copy = object.__new__(RequestHead)
-        _set(copy, "method", get("method", self.method))
-        _set(copy, "scheme", get("scheme", self.scheme))
-        _set(copy, "path", get("path", self.path))
-        _set(copy, "root_path", get("root_path", self.root_path))
-        _set(copy, "raw_path", get("raw_path", self.raw_path))
-        _set(copy, "query_string", get("query_string", self.query_string))
+        copy = object.__new__(_HeadSlots)
+        copy.method = get("method", self.method)
+        copy.scheme = get("scheme", self.scheme)
+        copy.path = get("path", self.path)
+        copy.root_path = get("root_path", self.root_path)
+        copy.raw_path = get("raw_path", self.raw_path)
+        copy.query_string = get("query_string", self.query_string)
         headers = get("headers")
         if headers is None:
-            _set(copy, "_headers", self._headers)
-            _set(copy, "_load", self._load)
-            _set(copy, "_lookup", self._lookup)
+            copy._headers = self._headers
+            copy._load = self._load
+            copy._lookup = self._lookup
         else:
-            _set(copy, "_headers", headers if type(headers) is tuple else tuple(headers))
-            _set(copy, "_load", None)
-            _set(copy, "_lookup", None)
-        _set(copy, "client", get("client", self.client))
-        _set(copy, "server", get("server", self.server))
-        _set(copy, "http_version", get("http_version", self.http_version))
-        _set(copy, "values", get("values", self.values))
-        return copy
+            copy._headers = headers if type(headers) is tuple else tuple(headers)
+            copy._load = None
+            copy._lookup = None
+        copy.client = get("client", self.client)
+        copy.server = get("server", self.server)
+        copy.http_version = get("http_version", self.http_version)
+        copy.values = get("values", self.values)
+        copy.__class__ = type(self)
+        return cast("RequestHead", copy)
 
     def with_value(self, key: str, value: Any) -> RequestHead:
         """A copy whose ``values`` also maps ``key`` to ``value``."""

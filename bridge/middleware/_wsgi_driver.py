@@ -5,6 +5,8 @@ Invariants:
 * The outer ``start_response`` is called exactly once, just before the first
   non-empty body chunk leaves (or when the body turns out empty), so an app
   that fails before its body is answered with the same 500 as under ASGI.
+  A request-only exchange (no response-side hook) hands the app the server's
+  own ``start_response`` and adds nothing to the response path.
 * The app's iterable is always closed, and ``Exchange.finish`` runs exactly
   once, on every path.
 * The caller's environ is never mutated (a rewritten head gives a copy).
@@ -212,6 +214,21 @@ class _FilteredInput:
 
 class _WsgiRun:
     """Per-request state of the WSGI driver."""
+
+    __slots__ = (
+        "abort",
+        "environ",
+        "ex",
+        "features",
+        "finished",
+        "held",
+        "mw",
+        "outer_start",
+        "outer_write",
+        "pending",
+        "replay",
+        "status",
+    )
 
     def __init__(
         self,
