@@ -32,6 +32,7 @@ import anyio.to_thread
 from . import _gate, _portal
 from ._interop import (
     adopt_context,
+    anyio_token_here,
     current_frame,
     current_thread_sensitive_context,
     executor_for_context,
@@ -83,7 +84,7 @@ def inbox_for(origin: Any) -> Inbox:
     with _inbox_lock:  # loops running in several threads may get here at once
         inbox = _inboxes.get(origin)
         if inbox is None:
-            inbox = _inboxes[origin] = Inbox(origin)
+            inbox = _inboxes[origin] = Inbox(origin, anyio_token_here())
     _last_inbox = (origin, inbox)
     return inbox
 
@@ -157,7 +158,8 @@ async def call_sync(
     try:
         if loop is not None:
             call = Call(fn, args, kwargs, ctx, exc, loop)
-            call.schedule = inbox_for(loop).post
+            inbox = inbox_for(loop)
+            call.schedule, call.anyio_token = inbox.post, inbox.anyio_token
             if thread_sensitive:
                 await _on_asyncio(loop, call, sensitive_target_for(ctx, context is None, loop))
             elif executor is not None:
@@ -249,7 +251,8 @@ async def _on_trio(
             "sync_to_async() functions must be awaited inside a running asyncio or trio loop"
         ) from None
     call = Call(fn, args, kwargs, ctx, exc, token)
-    call.schedule = inbox_for(token).post
+    inbox = inbox_for(token)
+    call.schedule, call.anyio_token = inbox.post, inbox.anyio_token
     if thread_sensitive:
         await _wait_trio(call, sensitive_target_for(ctx, own_context, None))
     elif executor is not None:

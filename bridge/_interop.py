@@ -38,11 +38,14 @@ except ImportError:  # pragma: no cover - asgiref < 3.10 has no thread-tagged st
 
 __all__ = (
     "adopt_context",
+    "anyio_token_here",
     "current_frame",
     "current_thread_sensitive_context",
+    "enter_anyio_worker",
     "executor_for_context",
     "forget_context_executor",
     "inside_thread",
+    "leave_anyio_worker",
     "loop_frame",
     "merge_context",
     "origin_from_anyio_worker",
@@ -190,6 +193,32 @@ def origin_from_anyio_worker() -> Any:
     """
     token = getattr(_anyio_local, "current_token", None)
     return getattr(token, "native_token", None)
+
+
+def anyio_token_here() -> Any:
+    """On a loop thread: anyio's token for this loop, or None (anyio < 4.11)."""
+    if _anyio_local is None:
+        return None
+    try:
+        from anyio.lowlevel import current_token
+    except ImportError:  # pragma: no cover - anyio < 4.11
+        return None
+    return current_token()
+
+
+def enter_anyio_worker(token: Any) -> Any:
+    """In a worker thread: let ``anyio.from_thread`` reach ``token``'s loop; return the old."""
+    previous = getattr(_anyio_local, "current_token", None)
+    if token is not None:
+        _anyio_local.current_token = token
+    return previous
+
+
+def leave_anyio_worker(previous: Any) -> None:
+    if previous is not None:
+        _anyio_local.current_token = previous
+    elif _anyio_local is not None and hasattr(_anyio_local, "current_token"):
+        del _anyio_local.current_token
 
 
 def set_asgiref_origin(loop: asyncio.AbstractEventLoop | None) -> tuple[Any, Any]:

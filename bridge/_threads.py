@@ -41,7 +41,13 @@ from concurrent.futures import Executor, Future
 from queue import Empty, SimpleQueue
 from typing import Any, Final, Protocol
 
-from ._interop import adopt_context, restore_asgiref_origin, set_asgiref_origin
+from ._interop import (
+    adopt_context,
+    enter_anyio_worker,
+    leave_anyio_worker,
+    restore_asgiref_origin,
+    set_asgiref_origin,
+)
 
 __all__ = (
     "Call",
@@ -86,6 +92,7 @@ class Call:
     """
 
     __slots__ = (
+        "anyio_token",
         "args",
         "context",
         "error",
@@ -121,6 +128,7 @@ class Call:
         self.schedule: Any = None
         self.waiter: Any = None
         self.slot: object | None = None  # the limiter token it runs under (bridge._gate)
+        self.anyio_token: Any = None  # so anyio.from_thread works in the callee
 
     def run(self) -> None:
         """On the target thread: run the call, then wake the caller on its loop."""
@@ -133,6 +141,7 @@ class Call:
         origin = self.origin
         asyncio_loop = origin if isinstance(origin, asyncio.AbstractEventLoop) else None
         asgiref_previous = set_asgiref_origin(asyncio_loop)
+        anyio_previous = enter_anyio_worker(self.anyio_token)
         try:
             self.result = self.context.run(self._invoke)
         except BaseException as error:
@@ -140,6 +149,7 @@ class Call:
         finally:
             _state.origin = previous
             restore_asgiref_origin(asgiref_previous)
+            leave_anyio_worker(anyio_previous)
 
     def _invoke(self) -> Any:
         adopt_context(self.context)
@@ -185,14 +195,15 @@ class Inbox:
     it before draining.
     """
 
-    __slots__ = ("__weakref__", "items", "origin", "pending")
+    __slots__ = ("__weakref__", "anyio_token", "items", "origin", "pending")
 
-    def __init__(self, origin: Any) -> None:
+    def __init__(self, origin: Any, anyio_token: Any = None) -> None:
         # Weakly: inboxes live in a WeakKeyDictionary keyed by the origin, and a strong
         # reference from the value would keep every loop ever used alive.
         self.origin = weakref.ref(origin)
         self.items: deque[Call] = deque()
         self.pending = False
+        self.anyio_token = anyio_token  # anyio's token for the same loop, if anyio has one
 
     def post(self, call: Call) -> None:
         """From any thread: deliver ``call`` to the loop, which then runs ``call.wake()``."""

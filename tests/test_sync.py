@@ -406,6 +406,26 @@ async def test_async_to_sync_in_a_worker_runs_on_the_original_loop() -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize("thread_sensitive", [True, False])
+async def test_anyio_from_thread_works_inside_sync_to_async(thread_sensitive: bool) -> None:
+    """Code migrated from asyncer/anyio keeps calling anyio.from_thread.run in the callee.
+
+    On trio, anyio defers to trio's own thread-local, which only trio's threads carry:
+    there, use bridge.async_to_sync (or pass ``token=``), as docs/threads.md says.
+    """
+    outer = current_loop_identity()
+
+    async def where() -> object:
+        return current_loop_identity()
+
+    def callee() -> object:
+        return anyio.from_thread.run(where)
+
+    assert await bridge.sync_to_async(callee, thread_sensitive=thread_sensitive)() is outer
+
+
+@pytest.mark.anyio
 async def test_async_to_sync_in_an_anyio_worker_thread_runs_on_the_original_loop() -> None:
     outer = current_loop_identity()
 
