@@ -1,4 +1,4 @@
-"""The few pieces of asgiref's internal state that bridge shares, so both libraries agree.
+"""The few pieces of asgiref's (and anyio's) state that bridge shares, so the libraries agree.
 
 Django calls asgiref's ``sync_to_async`` / ``async_to_sync`` internally, so a call chain
 may mix them with bridge's. To keep thread affinity across such a chain, bridge keeps its
@@ -10,6 +10,10 @@ state where asgiref looks for it:
 * the current ``ThreadSensitiveContext`` (``asgiref.sync.SyncToAsync.thread_sensitive_context``)
   and its executor (``SyncToAsync.context_to_thread_executor``);
 * the event loop a worker thread came from (``SyncToAsync.threadlocal.main_event_loop``).
+
+anyio's worker-thread token (``anyio.from_thread.threadlocals.current_token``) is read the
+same way, so ``async_to_sync`` in an ``anyio.to_thread`` worker finds its loop, and set in
+bridge's workers, so ``anyio.from_thread.run`` in a bridge worker finds it too.
 
 Invariant: every access goes through this module and degrades to bridge-only state when an
 asgiref release no longer has the attribute, so a change in asgiref loses interoperation
@@ -50,6 +54,7 @@ __all__ = (
     "merge_context",
     "origin_from_anyio_worker",
     "origin_loop_from_asgiref",
+    "restore_asgiref_origin",
     "set_asgiref_origin",
     "set_current_frame",
     "thread_sensitive_context_var",
