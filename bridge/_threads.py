@@ -319,14 +319,16 @@ class OwnThread(Target):
 class SyncFrame(Target):
     """A sync thread blocked in ``async_to_sync``, running calls sent back to it.
 
-    Attribute names follow asgiref's ``CurrentThreadExecutor`` so asgiref can walk a
-    stack of frames that mixes its executors and these.
+    Calls queue before a ``None`` sentinel that :meth:`finish` puts; ``_lock`` orders a
+    ``put`` against ``finish``, so a call either precedes the sentinel (and runs here) or
+    sees ``_broken`` and goes to the frame below. ``_work_ready`` / ``_work_items`` /
+    ``_broken`` / ``_old_executor`` follow asgiref's ``CurrentThreadExecutor``, so asgiref
+    can walk a stack of frames that mixes its executors and these.
     """
 
     def __init__(self, old_executor: Any) -> None:
-        self._work_thread = threading.current_thread()
-        self._work_ready = threading.Condition(threading.Lock())
-        self._work_items: deque[Runnable] = deque()
+        self._queue: SimpleQueue[Runnable | None] = SimpleQueue()
+        self._lock = threading.Lock()
         self._broken = False
         self._old_executor = old_executor
         self.result: Any = None
@@ -335,10 +337,9 @@ class SyncFrame(Target):
         self.task: Any = None  # the asyncio task driving the coroutine, kept alive here
 
     def put(self, item: Runnable) -> None:
-        with self._work_ready:
+        with self._lock:
             if not self._broken:
-                self._work_items.append(item)
-                self._work_ready.notify()
+                self._queue.put(item)
                 return
         below = self._old_executor
         if below is None:
@@ -354,24 +355,18 @@ class SyncFrame(Target):
     def finish(self, result: Any, error: BaseException | None, final_context: Any) -> None:
         """From the loop: record the coroutine's outcome and release the blocked thread."""
         self.result, self.error, self.final_context = result, error, final_context
-        with self._work_ready:
+        with self._lock:
             self._broken = True
-            self._work_ready.notify()
+            self._queue.put(None)
 
     @property
     def finished(self) -> bool:
         return self._broken
 
     def run_until_finished(self) -> None:
-        """In the blocked thread: run calls sent here until :meth:`finish` and the queue drains."""
-        ready, items = self._work_ready, self._work_items
-        while True:
-            with ready:
-                while not items and not self._broken:
-                    ready.wait()
-                if not items:
-                    return
-                item = items.popleft()
+        """In the blocked thread: run calls sent here until :meth:`finish`."""
+        get = self._queue.get
+        while (item := get()) is not None:
             item.run()
             del item
 
@@ -384,6 +379,42 @@ class SyncFrame(Target):
             raise error
         finally:
             del error
+
+    # asgiref's CurrentThreadExecutor.submit, walking down to this frame, does
+    # ``with f._work_ready: if not f._broken: f._work_items.append(w); f._work_ready.notify()``.
+    @property
+    def _work_ready(self) -> _AsgirefLock:
+        return _AsgirefLock(self._lock)
+
+    @property
+    def _work_items(self) -> _AsgirefItems:
+        return _AsgirefItems(self._queue)
+
+
+class _AsgirefLock:
+    __slots__ = ("lock",)
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self.lock = lock
+
+    def __enter__(self) -> None:
+        self.lock.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.lock.release()
+
+    def notify(self) -> None:
+        pass  # the queue wakes the frame's thread itself
+
+
+class _AsgirefItems:
+    __slots__ = ("queue",)
+
+    def __init__(self, queue: SimpleQueue[Runnable | None]) -> None:
+        self.queue = queue
+
+    def append(self, item: Runnable) -> None:
+        self.queue.put(item)
 
 
 class _PoolThread:
