@@ -27,7 +27,7 @@ from typing import Any, Generic, TypeVar
 import anyio
 import anyio.to_thread
 
-from ._crossing import call_async
+from ._blocking import call_async
 from ._threads import run_serving, worker_pool
 
 __all__ = ("AsyncIteratorInThread", "SyncIteratorOverAsync")
