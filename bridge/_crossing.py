@@ -38,6 +38,7 @@ from ._threads import (
     Inbox,
     OwnThread,
     Target,
+    running_trio_token,
     shared_thread,
     worker_pool,
 )
@@ -219,14 +220,7 @@ async def _on_trio(
     limiter: anyio.CapacityLimiter | None,
     own_context: bool,
 ) -> Call:
-    import trio
-
-    try:
-        token = trio.lowlevel.current_trio_token()
-    except RuntimeError:
-        raise RuntimeError(
-            "sync_to_async() functions must be awaited inside a running asyncio or trio loop"
-        ) from None
+    token = running_trio_token("awaiting a sync_to_async() function")
     call = Call(fn, args, kwargs, ctx, exc, token)
     inbox = inbox_for(token)
     call.schedule, call.anyio_token = inbox.post, inbox.anyio_token

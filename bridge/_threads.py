@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 import threading
 import weakref
 from collections import deque
@@ -57,6 +58,7 @@ __all__ = (
     "WorkerPool",
     "current_origin",
     "run_serving",
+    "running_trio_token",
     "shared_thread",
     "worker_pool",
 )
@@ -69,6 +71,21 @@ _state = threading.local()
 def current_origin() -> Any:
     """The event loop (or trio token) whose ``sync_to_async`` call this thread is running."""
     return getattr(_state, "origin", None)
+
+
+def running_trio_token(what: str) -> Any:
+    """The running trio loop's token; ``RuntimeError`` naming ``what`` if no loop runs here.
+
+    Only called when no asyncio loop runs in this thread; trio is imported only if it is
+    already running (it is not a dependency of bridge).
+    """
+    trio = sys.modules.get("trio")
+    if trio is not None:
+        try:
+            return trio.lowlevel.current_trio_token()
+        except RuntimeError:
+            pass
+    raise RuntimeError(f"{what} must run inside a running asyncio or trio event loop")
 
 
 def run_serving(origin: Any, fn: Callable[[], Any]) -> Any:

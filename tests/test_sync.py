@@ -171,6 +171,13 @@ def test_misuse_raises_at_wrap_time(
         make()
 
 
+def test_awaiting_outside_an_event_loop_says_so() -> None:
+    coroutine = bridge.sync_to_async(double)(1)
+    with pytest.raises(RuntimeError, match="inside a running asyncio or trio event loop"):
+        coroutine.send(None)
+    coroutine.close()
+
+
 def test_async_to_sync_rejects_a_coroutine_object() -> None:
     coroutine = adouble(1)
     try:
