@@ -637,6 +637,29 @@ async def test_cancelling_a_call_waiting_for_the_limiter_never_runs_it() -> None
 
 
 @pytest.mark.anyio
+async def test_cancellations_under_a_saturated_limiter_leave_no_token_behind() -> None:
+    limiter = anyio.CapacityLimiter(3)
+    call = bridge.sync_to_async(threading.Event().wait, thread_sensitive=False, limiter=limiter)
+    finished: list[int] = []
+
+    async def caller(i: int) -> None:
+        # every third caller is cancelled at once, every third after some scheduling
+        deadline = 0.0 if i % 3 == 0 else (0.002 if i % 3 == 1 else 10.0)
+        with anyio.move_on_after(deadline):
+            await call(0.001)
+            finished.append(i)
+
+    async with anyio.create_task_group() as tg:
+        for i in range(150):
+            tg.start_soon(caller, i)
+    assert {i for i in range(150) if i % 3 == 2} <= set(finished)
+    assert limiter.borrowed_tokens == 0
+    assert limiter.statistics().tasks_waiting == 0
+    # and the limiter still admits calls
+    assert await bridge.sync_to_async(abs, thread_sensitive=False, limiter=limiter)(-1) == 1
+
+
+@pytest.mark.anyio
 async def test_many_concurrent_callers_get_their_own_results() -> None:
     sensitive = bridge.sync_to_async(double)
     pooled = bridge.sync_to_async(double, thread_sensitive=False)
