@@ -1,14 +1,8 @@
-"""The two crossings behind bridge.sync: an awaited sync call, and a blocking async call.
+"""The awaited crossing behind ``bridge.sync_to_async``: a coroutine waits for a sync call.
 
-``call_sync`` (await a sync function) picks a target thread (see ``bridge._threads``),
-puts one :class:`~bridge._threads.Call` on it and awaits its wake-up. ``call_async``
-(block on a coroutine function) turns the calling thread into a
-:class:`~bridge._threads.SyncFrame`, starts the coroutine on the right loop and runs
-calls sent back to the thread until the coroutine finishes.
-
-Where the coroutine runs: a new loop in a new thread if ``force_new_loop``; else the loop
-this thread is serving a call for (bridge's ``sync_to_async``, ``anyio.to_thread`` or
-asgiref's ``sync_to_async``); else the persistent background loop of ``bridge._portal``.
+``call_sync`` picks a target thread (see ``bridge._threads``), puts one
+:class:`~bridge._threads.Call` on it and awaits its wake-up: on asyncio through a future
+(and ``bridge._gate`` when a limiter is saturated), on trio through an event.
 
 Invariants: a caller waiting for a thread keeps waiting through cancellation (a thread
 cannot be stopped) and re-raises the cancellation once the call has finished; the
@@ -29,44 +23,29 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from . import _gate, _portal
+from . import _gate
 from ._interop import (
-    adopt_context,
+    anyio_token_here,
     current_frame,
     current_thread_sensitive_context,
     executor_for_context,
     inside_thread,
     loop_frame,
     merge_context,
-    origin_from_anyio_worker,
-    origin_loop_from_asgiref,
-    set_current_frame,
 )
 from ._threads import (
     Call,
     Inbox,
     OwnThread,
-    SyncFrame,
     Target,
-    current_origin,
+    running_trio_token,
     shared_thread,
     worker_pool,
 )
 
-__all__ = ("call_async", "call_sync", "context_thread")
+__all__ = ("call_sync", "context_thread")
 
 _get_running_loop = asyncio._get_running_loop
-
-
-def _sniffio_thread_local() -> Any:
-    try:
-        import sniffio
-    except ImportError:  # pragma: no cover - anyio may come without sniffio
-        return None
-    return sniffio.thread_local
-
-
-_sniffio_local: Any = _sniffio_thread_local()
 
 
 _inboxes: weakref.WeakKeyDictionary[Any, Inbox] = weakref.WeakKeyDictionary()
@@ -83,7 +62,7 @@ def inbox_for(origin: Any) -> Inbox:
     with _inbox_lock:  # loops running in several threads may get here at once
         inbox = _inboxes.get(origin)
         if inbox is None:
-            inbox = _inboxes[origin] = Inbox(origin)
+            inbox = _inboxes[origin] = Inbox(origin, anyio_token_here())
     _last_inbox = (origin, inbox)
     return inbox
 
@@ -157,7 +136,8 @@ async def call_sync(
     try:
         if loop is not None:
             call = Call(fn, args, kwargs, ctx, exc, loop)
-            call.schedule = inbox_for(loop).post
+            inbox = inbox_for(loop)
+            call.schedule, call.anyio_token = inbox.post, inbox.anyio_token
             if thread_sensitive:
                 await _on_asyncio(loop, call, sensitive_target_for(ctx, context is None, loop))
             elif executor is not None:
@@ -240,16 +220,10 @@ async def _on_trio(
     limiter: anyio.CapacityLimiter | None,
     own_context: bool,
 ) -> Call:
-    import trio
-
-    try:
-        token = trio.lowlevel.current_trio_token()
-    except RuntimeError:
-        raise RuntimeError(
-            "sync_to_async() functions must be awaited inside a running asyncio or trio loop"
-        ) from None
+    token = running_trio_token("awaiting a sync_to_async() function")
     call = Call(fn, args, kwargs, ctx, exc, token)
-    call.schedule = inbox_for(token).post
+    inbox = inbox_for(token)
+    call.schedule, call.anyio_token = inbox.post, inbox.anyio_token
     if thread_sensitive:
         await _wait_trio(call, sensitive_target_for(ctx, own_context, None))
     elif executor is not None:
@@ -279,161 +253,3 @@ async def _wait_trio(call: Call, target: Executor) -> None:
         with trio.CancelScope(shield=True):
             await event.wait()
         raise
-
-
-# -- async_to_sync -----------------------------------------------------------------------
-
-
-def refuse_in_loop_thread() -> None:
-    if _get_running_loop() is not None or _in_trio_thread():
-        raise RuntimeError(
-            "async_to_sync() cannot run in a thread whose event loop is running (it would "
-            "block that loop); await the coroutine function directly instead"
-        )
-
-
-def _in_trio_thread() -> bool:
-    trio = sys.modules.get("trio")
-    if trio is None:
-        return False
-    if _sniffio_local is not None:  # trio names itself in sniffio's thread-local while it runs
-        return getattr(_sniffio_local, "name", None) == "trio"
-    try:
-        trio.lowlevel.current_task()
-    except RuntimeError:
-        return False
-    return True
-
-
-def call_async(
-    fn: Callable[..., Any],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    *,
-    force_new_loop: bool,
-    backend: str,
-) -> Any:
-    refuse_in_loop_thread()
-    frame = SyncFrame(current_frame())
-    previous = set_current_frame(frame)
-    try:
-        context = contextvars.copy_context()
-        driver = _drive(fn, args, kwargs, frame, sys.exc_info()[1])
-        loop_thread = None
-        if force_new_loop:
-            loop_thread = _start_new_loop(driver, context, backend, frame)
-        else:
-            _start_on_origin(driver, context, frame, backend)
-        frame.run_until_finished()
-        if loop_thread is not None:
-            loop_thread.join()
-    finally:
-        if frame.final_context is not None:
-            merge_context(frame.final_context)
-        set_current_frame(previous)
-    return frame.outcome()
-
-
-async def _drive(
-    fn: Callable[..., Any],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    frame: SyncFrame,
-    exc: BaseException | None,
-) -> None:
-    result: Any = None
-    error: BaseException | None = None
-    adopt_context(contextvars.copy_context())
-    try:
-        if exc is None:
-            result = await fn(*args, **kwargs)
-        else:
-            traceback = exc.__traceback__
-            try:
-                raise exc
-            except BaseException:
-                result = await fn(*args, **kwargs)
-            finally:
-                exc.__traceback__ = traceback
-    except BaseException as raised:
-        error = raised
-    frame.finish(result, error, contextvars.copy_context())
-
-
-def _start_on_origin(driver: Any, context: Any, frame: SyncFrame, backend: str) -> None:
-    origin = current_origin() or origin_from_anyio_worker() or origin_loop_from_asgiref()
-    if origin is not None:
-        try:
-            _schedule(origin, driver, context, frame)
-            return
-        except RuntimeError:
-            pass  # that loop has closed since: fall back to the background loop
-    try:
-        _schedule(_portal.background_origin(backend), driver, context, frame)
-    except BaseException:
-        driver.close()
-        raise
-
-
-def _schedule(origin: Any, driver: Any, context: Any, frame: SyncFrame) -> None:
-    if isinstance(origin, asyncio.AbstractEventLoop):
-        origin.call_soon_threadsafe(_start_asyncio_task, origin, driver, context, frame)
-    else:
-        origin.run_sync_soon(_start_trio_task, driver, context)
-
-
-def _start_asyncio_task(
-    loop: asyncio.AbstractEventLoop, driver: Any, context: Any, frame: SyncFrame
-) -> None:
-    # The frame is referenced by the blocked thread, so the task stays alive (asyncio
-    # itself holds tasks only weakly).
-    frame.task = loop.create_task(driver, context=context)
-
-
-def _start_trio_task(driver: Any, context: Any) -> None:
-    import trio
-
-    trio.lowlevel.spawn_system_task(_await, driver, context=context)
-
-
-async def _await(driver: Any) -> None:
-    await driver
-
-
-def _start_new_loop(
-    driver: Any, context: contextvars.Context, backend: str, frame: SyncFrame
-) -> threading.Thread:
-    name, options = _portal.backend_options(backend)
-    thread = threading.Thread(
-        target=_run_new_loop, args=(driver, context, name, options, frame), daemon=True
-    )
-    thread.start()
-    return thread
-
-
-def _run_new_loop(
-    driver: Any, context: contextvars.Context, name: str, options: dict[str, Any], frame: SyncFrame
-) -> None:
-    try:
-        _run_loop(driver, context, name, options)
-    except BaseException as error:
-        if not frame.finished:  # the loop failed before the coroutine ran: release the caller
-            driver.close()
-            frame.finish(None, error, None)
-
-
-def _run_loop(
-    driver: Any, context: contextvars.Context, name: str, options: dict[str, Any]
-) -> None:
-    if name == "asyncio":
-        factory = None
-        if options.get("use_uvloop"):
-            import uvloop
-
-            factory = uvloop.new_event_loop
-        with asyncio.Runner(loop_factory=factory) as runner:
-            runner.run(driver, context=context)
-    else:
-        import trio
-
-        context.run(trio.run, _await, driver)

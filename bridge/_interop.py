@@ -1,4 +1,4 @@
-"""The few pieces of asgiref's internal state that bridge shares, so both libraries agree.
+"""The few pieces of asgiref's (and anyio's) state that bridge shares, so the libraries agree.
 
 Django calls asgiref's ``sync_to_async`` / ``async_to_sync`` internally, so a call chain
 may mix them with bridge's. To keep thread affinity across such a chain, bridge keeps its
@@ -10,6 +10,10 @@ state where asgiref looks for it:
 * the current ``ThreadSensitiveContext`` (``asgiref.sync.SyncToAsync.thread_sensitive_context``)
   and its executor (``SyncToAsync.context_to_thread_executor``);
 * the event loop a worker thread came from (``SyncToAsync.threadlocal.main_event_loop``).
+
+anyio's worker-thread token (``anyio.from_thread.threadlocals.current_token``) is read the
+same way, so ``async_to_sync`` in an ``anyio.to_thread`` worker finds its loop, and set in
+bridge's workers, so ``anyio.from_thread.run`` in a bridge worker finds it too.
 
 Invariant: every access goes through this module and degrades to bridge-only state when an
 asgiref release no longer has the attribute, so a change in asgiref loses interoperation
@@ -38,15 +42,19 @@ except ImportError:  # pragma: no cover - asgiref < 3.10 has no thread-tagged st
 
 __all__ = (
     "adopt_context",
+    "anyio_token_here",
     "current_frame",
     "current_thread_sensitive_context",
+    "enter_anyio_worker",
     "executor_for_context",
     "forget_context_executor",
     "inside_thread",
+    "leave_anyio_worker",
     "loop_frame",
     "merge_context",
     "origin_from_anyio_worker",
     "origin_loop_from_asgiref",
+    "restore_asgiref_origin",
     "set_asgiref_origin",
     "set_current_frame",
     "thread_sensitive_context_var",
@@ -190,6 +198,32 @@ def origin_from_anyio_worker() -> Any:
     """
     token = getattr(_anyio_local, "current_token", None)
     return getattr(token, "native_token", None)
+
+
+def anyio_token_here() -> Any:
+    """On a loop thread: anyio's token for this loop, or None (anyio < 4.11)."""
+    if _anyio_local is None:
+        return None
+    try:
+        from anyio.lowlevel import current_token
+    except ImportError:  # pragma: no cover - anyio < 4.11
+        return None
+    return current_token()
+
+
+def enter_anyio_worker(token: Any) -> Any:
+    """In a worker thread: let ``anyio.from_thread`` reach ``token``'s loop; return the old."""
+    previous = getattr(_anyio_local, "current_token", None)
+    if token is not None:
+        _anyio_local.current_token = token
+    return previous
+
+
+def leave_anyio_worker(previous: Any) -> None:
+    if previous is not None:
+        _anyio_local.current_token = previous
+    elif _anyio_local is not None and hasattr(_anyio_local, "current_token"):
+        del _anyio_local.current_token
 
 
 def set_asgiref_origin(loop: asyncio.AbstractEventLoop | None) -> tuple[Any, Any]:

@@ -27,8 +27,8 @@ from typing import Any, Generic, TypeVar
 import anyio
 import anyio.to_thread
 
-from ._crossing import call_async
-from ._threads import run_serving, worker_pool
+from ._blocking import call_async
+from ._threads import run_serving, running_trio_token, worker_pool
 
 __all__ = ("AsyncIteratorInThread", "SyncIteratorOverAsync")
 
@@ -49,10 +49,10 @@ def _loop_waiter() -> tuple[Any, Callable[[], None], Callable[[Any], Any]]:
                 pass  # loop closed: nobody waits any more
 
         return future, wake, _await_future
-    import trio
+    token = running_trio_token("iterating iterate_in_thread()")
+    import trio  # running, so importable
 
     event = trio.Event()
-    token = trio.lowlevel.current_trio_token()
 
     def wake_trio() -> None:
         try:
@@ -255,9 +255,7 @@ def _current_origin() -> Any:
     loop = asyncio._get_running_loop()
     if loop is not None:
         return loop
-    import trio
-
-    return trio.lowlevel.current_trio_token()
+    return running_trio_token("iterating iterate_in_thread()")
 
 
 class SyncIteratorOverAsync(Iterator[T], Generic[T]):

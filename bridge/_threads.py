@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 import threading
 import weakref
 from collections import deque
@@ -41,7 +42,13 @@ from concurrent.futures import Executor, Future
 from queue import Empty, SimpleQueue
 from typing import Any, Final, Protocol
 
-from ._interop import adopt_context, restore_asgiref_origin, set_asgiref_origin
+from ._interop import (
+    adopt_context,
+    enter_anyio_worker,
+    leave_anyio_worker,
+    restore_asgiref_origin,
+    set_asgiref_origin,
+)
 
 __all__ = (
     "Call",
@@ -51,6 +58,7 @@ __all__ = (
     "WorkerPool",
     "current_origin",
     "run_serving",
+    "running_trio_token",
     "shared_thread",
     "worker_pool",
 )
@@ -63,6 +71,21 @@ _state = threading.local()
 def current_origin() -> Any:
     """The event loop (or trio token) whose ``sync_to_async`` call this thread is running."""
     return getattr(_state, "origin", None)
+
+
+def running_trio_token(what: str) -> Any:
+    """The running trio loop's token; ``RuntimeError`` naming ``what`` if no loop runs here.
+
+    Only called when no asyncio loop runs in this thread; trio is imported only if it is
+    already running (it is not a dependency of bridge).
+    """
+    trio = sys.modules.get("trio")
+    if trio is not None:
+        try:
+            return trio.lowlevel.current_trio_token()
+        except RuntimeError:
+            pass
+    raise RuntimeError(f"{what} must run inside a running asyncio or trio event loop")
 
 
 def run_serving(origin: Any, fn: Callable[[], Any]) -> Any:
@@ -86,6 +109,7 @@ class Call:
     """
 
     __slots__ = (
+        "anyio_token",
         "args",
         "context",
         "error",
@@ -121,6 +145,7 @@ class Call:
         self.schedule: Any = None
         self.waiter: Any = None
         self.slot: object | None = None  # the limiter token it runs under (bridge._gate)
+        self.anyio_token: Any = None  # so anyio.from_thread works in the callee
 
     def run(self) -> None:
         """On the target thread: run the call, then wake the caller on its loop."""
@@ -133,6 +158,7 @@ class Call:
         origin = self.origin
         asyncio_loop = origin if isinstance(origin, asyncio.AbstractEventLoop) else None
         asgiref_previous = set_asgiref_origin(asyncio_loop)
+        anyio_previous = enter_anyio_worker(self.anyio_token)
         try:
             self.result = self.context.run(self._invoke)
         except BaseException as error:
@@ -140,6 +166,7 @@ class Call:
         finally:
             _state.origin = previous
             restore_asgiref_origin(asgiref_previous)
+            leave_anyio_worker(anyio_previous)
 
     def _invoke(self) -> Any:
         adopt_context(self.context)
@@ -185,14 +212,15 @@ class Inbox:
     it before draining.
     """
 
-    __slots__ = ("__weakref__", "items", "origin", "pending")
+    __slots__ = ("__weakref__", "anyio_token", "items", "origin", "pending")
 
-    def __init__(self, origin: Any) -> None:
+    def __init__(self, origin: Any, anyio_token: Any = None) -> None:
         # Weakly: inboxes live in a WeakKeyDictionary keyed by the origin, and a strong
         # reference from the value would keep every loop ever used alive.
         self.origin = weakref.ref(origin)
         self.items: deque[Call] = deque()
         self.pending = False
+        self.anyio_token = anyio_token  # anyio's token for the same loop, if anyio has one
 
     def post(self, call: Call) -> None:
         """From any thread: deliver ``call`` to the loop, which then runs ``call.wake()``."""
@@ -308,14 +336,16 @@ class OwnThread(Target):
 class SyncFrame(Target):
     """A sync thread blocked in ``async_to_sync``, running calls sent back to it.
 
-    Attribute names follow asgiref's ``CurrentThreadExecutor`` so asgiref can walk a
-    stack of frames that mixes its executors and these.
+    Calls queue before a ``None`` sentinel that :meth:`finish` puts; ``_lock`` orders a
+    ``put`` against ``finish``, so a call either precedes the sentinel (and runs here) or
+    sees ``_broken`` and goes to the frame below. ``_work_ready`` / ``_work_items`` /
+    ``_broken`` / ``_old_executor`` follow asgiref's ``CurrentThreadExecutor``, so asgiref
+    can walk a stack of frames that mixes its executors and these.
     """
 
     def __init__(self, old_executor: Any) -> None:
-        self._work_thread = threading.current_thread()
-        self._work_ready = threading.Condition(threading.Lock())
-        self._work_items: deque[Runnable] = deque()
+        self._queue: SimpleQueue[Runnable | None] = SimpleQueue()
+        self._lock = threading.Lock()
         self._broken = False
         self._old_executor = old_executor
         self.result: Any = None
@@ -324,10 +354,9 @@ class SyncFrame(Target):
         self.task: Any = None  # the asyncio task driving the coroutine, kept alive here
 
     def put(self, item: Runnable) -> None:
-        with self._work_ready:
+        with self._lock:
             if not self._broken:
-                self._work_items.append(item)
-                self._work_ready.notify()
+                self._queue.put(item)
                 return
         below = self._old_executor
         if below is None:
@@ -343,24 +372,18 @@ class SyncFrame(Target):
     def finish(self, result: Any, error: BaseException | None, final_context: Any) -> None:
         """From the loop: record the coroutine's outcome and release the blocked thread."""
         self.result, self.error, self.final_context = result, error, final_context
-        with self._work_ready:
+        with self._lock:
             self._broken = True
-            self._work_ready.notify()
+            self._queue.put(None)
 
     @property
     def finished(self) -> bool:
         return self._broken
 
     def run_until_finished(self) -> None:
-        """In the blocked thread: run calls sent here until :meth:`finish` and the queue drains."""
-        ready, items = self._work_ready, self._work_items
-        while True:
-            with ready:
-                while not items and not self._broken:
-                    ready.wait()
-                if not items:
-                    return
-                item = items.popleft()
+        """In the blocked thread: run calls sent here until :meth:`finish`."""
+        get = self._queue.get
+        while (item := get()) is not None:
             item.run()
             del item
 
@@ -373,6 +396,42 @@ class SyncFrame(Target):
             raise error
         finally:
             del error
+
+    # asgiref's CurrentThreadExecutor.submit, walking down to this frame, does
+    # ``with f._work_ready: if not f._broken: f._work_items.append(w); f._work_ready.notify()``.
+    @property
+    def _work_ready(self) -> _AsgirefLock:
+        return _AsgirefLock(self._lock)
+
+    @property
+    def _work_items(self) -> _AsgirefItems:
+        return _AsgirefItems(self._queue)
+
+
+class _AsgirefLock:
+    __slots__ = ("lock",)
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self.lock = lock
+
+    def __enter__(self) -> None:
+        self.lock.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.lock.release()
+
+    def notify(self) -> None:
+        pass  # the queue wakes the frame's thread itself
+
+
+class _AsgirefItems:
+    __slots__ = ("queue",)
+
+    def __init__(self, queue: SimpleQueue[Runnable | None]) -> None:
+        self.queue = queue
+
+    def append(self, item: Runnable) -> None:
+        self.queue.put(item)
 
 
 class _PoolThread:

@@ -24,7 +24,8 @@ from typing import Any, ParamSpec, TypeVar, overload
 import anyio
 
 from . import _portal
-from ._crossing import call_async, call_sync
+from ._blocking import call_async
+from ._crossing import call_sync
 from ._interop import forget_context_executor, thread_sensitive_context_var
 from ._streams import AsyncIteratorInThread, SyncIteratorOverAsync
 

@@ -171,6 +171,13 @@ def test_misuse_raises_at_wrap_time(
         make()
 
 
+def test_awaiting_outside_an_event_loop_says_so() -> None:
+    coroutine = bridge.sync_to_async(double)(1)
+    with pytest.raises(RuntimeError, match="inside a running asyncio or trio event loop"):
+        coroutine.send(None)
+    coroutine.close()
+
+
 def test_async_to_sync_rejects_a_coroutine_object() -> None:
     coroutine = adouble(1)
     try:
@@ -406,6 +413,26 @@ async def test_async_to_sync_in_a_worker_runs_on_the_original_loop() -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize("thread_sensitive", [True, False])
+async def test_anyio_from_thread_works_inside_sync_to_async(thread_sensitive: bool) -> None:
+    """Code migrated from asyncer/anyio keeps calling anyio.from_thread.run in the callee.
+
+    On trio, anyio defers to trio's own thread-local, which only trio's threads carry:
+    there, use bridge.async_to_sync (or pass ``token=``), as docs/threads.md says.
+    """
+    outer = current_loop_identity()
+
+    async def where() -> object:
+        return current_loop_identity()
+
+    def callee() -> object:
+        return anyio.from_thread.run(where)
+
+    assert await bridge.sync_to_async(callee, thread_sensitive=thread_sensitive)() is outer
+
+
+@pytest.mark.anyio
 async def test_async_to_sync_in_an_anyio_worker_thread_runs_on_the_original_loop() -> None:
     outer = current_loop_identity()
 
@@ -607,6 +634,29 @@ async def test_cancelling_a_call_waiting_for_the_limiter_never_runs_it() -> None
     await bridge.sync_to_async(ran.append, thread_sensitive=False, limiter=limiter)("later")
     assert ran == ["later"]
     assert limiter.borrowed_tokens == 0
+
+
+@pytest.mark.anyio
+async def test_cancellations_under_a_saturated_limiter_leave_no_token_behind() -> None:
+    limiter = anyio.CapacityLimiter(3)
+    call = bridge.sync_to_async(threading.Event().wait, thread_sensitive=False, limiter=limiter)
+    finished: list[int] = []
+
+    async def caller(i: int) -> None:
+        # every third caller is cancelled at once, every third after some scheduling
+        deadline = 0.0 if i % 3 == 0 else (0.002 if i % 3 == 1 else 10.0)
+        with anyio.move_on_after(deadline):
+            await call(0.001)
+            finished.append(i)
+
+    async with anyio.create_task_group() as tg:
+        for i in range(150):
+            tg.start_soon(caller, i)
+    assert {i for i in range(150) if i % 3 == 2} <= set(finished)
+    assert limiter.borrowed_tokens == 0
+    assert limiter.statistics().tasks_waiting == 0
+    # and the limiter still admits calls
+    assert await bridge.sync_to_async(abs, thread_sensitive=False, limiter=limiter)(-1) == 1
 
 
 @pytest.mark.anyio

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -130,3 +130,19 @@ async def test_nested_mixed_chain_from_async_code_does_not_deadlock() -> None:
 
     threads = await asyncio.wait_for(bridge.sync_to_async(bridge_sync_step)(), 10)
     assert len(set(threads)) == 1
+
+
+def test_asgiref_walks_down_its_executor_stack_into_a_bridge_frame() -> None:
+    """A call for asgiref's finished frame goes to the bridge frame below it, as asgiref does."""
+    current_thread_executor = pytest.importorskip("asgiref.current_thread_executor")
+    from bridge._threads import SyncFrame
+
+    ours = SyncFrame(None)
+    theirs = current_thread_executor.CurrentThreadExecutor(ours)
+    done: Future[None] = Future()
+    done.set_result(None)
+    theirs.run_until_future(done)  # asgiref's frame is finished now
+    submitted = in_plain_thread(lambda: theirs.submit(lambda: 42))
+    ours.finish(None, None, None)
+    ours.run_until_finished()  # runs the call asgiref handed down, in this thread
+    assert submitted.result(timeout=5) == 42
