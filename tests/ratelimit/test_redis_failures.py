@@ -100,11 +100,14 @@ def test_slow_redis_counts_as_down(own_redis: RedisProcess) -> None:
     admin = RedisStore(own_redis.url)
     try:
         assert store.check("k", RATES, "gcra", 1, 0.0).allowed
-        admin._client.client_pause(1000)
+        # A pause far longer than the timeout, lifted in `finally`: a loaded machine that
+        # descheduled this thread for a while must not see the pause expire first.
+        admin._client.client_pause(20_000, all=False)  # WRITE mode: UNPAUSE still runs
         # Without the 0.1 s timeout the call would wait out the pause and succeed.
         verdict = store.check("k", RATES, "gcra", 1, 0.0)
         assert (verdict.allowed, verdict.unavailable) == (False, True)
     finally:
+        admin._client.client_unpause()
         store.close()
         admin.close()
 
