@@ -28,6 +28,8 @@ from ._threads import Call, worker_pool
 
 __all__ = ("admit", "forget", "pass_on")
 
+_running_loop = asyncio._get_running_loop
+
 _gates: dict[int, Gate] = {}  # by id(limiter); a gate references its limiter, so ids are stable
 
 
@@ -72,6 +74,8 @@ class Gate:
 def admit(call: Call, limiter: anyio.CapacityLimiter, loop: asyncio.AbstractEventLoop) -> None:
     """Dispatch ``call`` to the worker pool now if a token is free, else queue it."""
     gate = _gates.get(id(limiter))
+    if gate is not None and gate.loop is not loop:
+        gate = None  # left over from a loop that ended with calls queued (limiter reused)
     if gate is None:
         try:
             limiter.acquire_on_behalf_of_nowait(call)
@@ -92,12 +96,14 @@ def forget(call: Call, limiter: anyio.CapacityLimiter) -> None:
             gate.waiting.remove(call)
         except ValueError:
             pass
+        if not gate.waiting and gate.pump is None and _gates.get(id(limiter)) is gate:
+            del _gates[id(limiter)]
 
 
 def pass_on(slot: Any, limiter: anyio.CapacityLimiter) -> None:
     """A call has finished: its slot goes to the next queued call or back to the limiter."""
     gate = _gates.get(id(limiter))
-    if gate is not None and gate.waiting:
+    if gate is not None and gate.waiting and gate.loop is _running_loop():
         others_waiting = limiter.statistics().tasks_waiting - (1 if gate.pump_waiting else 0)
         if others_waiting <= 0:
             gate.dispatch_next(slot)

@@ -659,6 +659,28 @@ async def test_cancellations_under_a_saturated_limiter_leave_no_token_behind() -
     assert await bridge.sync_to_async(abs, thread_sensitive=False, limiter=limiter)(-1) == 1
 
 
+def test_a_limiter_reused_by_a_new_loop_ignores_a_queue_left_by_an_ended_loop() -> None:
+    """A module-level limiter outlives loops; a loop that ended with calls queued leaves none."""
+    from bridge import _gate
+
+    limiter = anyio.CapacityLimiter(1)
+    ended = asyncio.new_event_loop()
+    ended.close()
+    stale = _gate.Gate(limiter, ended)  # as if that loop ended before its queue drained
+    stale.waiting.append(bridge._threads.Call(abs, (-1,), {}, contextvars.Context(), None, ended))
+    _gate._gates[id(limiter)] = stale
+    try:
+
+        async def later() -> list[int]:
+            call = bridge.sync_to_async(abs, thread_sensitive=False, limiter=limiter)
+            return [await call(-3), await call(-4)]
+
+        assert asyncio.run(later()) == [3, 4]
+        assert limiter.borrowed_tokens == 0
+    finally:
+        _gate._gates.pop(id(limiter), None)
+
+
 @pytest.mark.anyio
 async def test_many_concurrent_callers_get_their_own_results() -> None:
     sensitive = bridge.sync_to_async(double)
