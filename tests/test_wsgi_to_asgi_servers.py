@@ -4,6 +4,7 @@ and the plain WSGI apps of ``tests.apps.wsgi_apps`` (all behind ``wsgiref.valida
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import json
 import socket
@@ -337,3 +338,15 @@ def test_iterable_failing_mid_stream_aborts(run_server: RunServer, server: Serve
     assert wait_for_event(running, "closed:fail-midway") == "closed:fail-midway"
     output = running.stop()
     assert output.count("the application failed after the response started") == 1, output
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_slow_requests_run_at_once(run_server: RunServer, server: ServerFactory) -> None:
+    """8 requests that each wait for all 8 to be inside the app: they only complete if the
+    adapter runs them concurrently (a serializing adapter would time the barrier out)."""
+    running = run_server(server("tests.apps.wsgi_apps:asgi"))
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        statuses = list(
+            pool.map(lambda _: httpx.get(running.url + "/barrier").status_code, range(8))
+        )
+    assert statuses == [200] * 8

@@ -151,6 +151,15 @@ def fail_midway(environ: Environ, start_response: StartResponse) -> Iterable[byt
     return Closing(chunks(), "fail-midway")
 
 
+BARRIER = threading.Barrier(8, timeout=30)
+
+
+def barrier(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    """Returns only once 8 requests are inside the app at the same time."""
+    BARRIER.wait()
+    return hello(environ, start_response)
+
+
 ROUTES = {
     "/": hello,
     "/echo": echo,
@@ -164,6 +173,7 @@ ROUTES = {
     "/short": short,
     "/long": long,
     "/fail-midway": fail_midway,
+    "/barrier": barrier,
 }
 
 
