@@ -102,10 +102,10 @@ def test_fastapi_http_exception_and_cookies(serve: Serve) -> None:
 
 
 def test_fastapi_lifespan_state_reaches_every_request(serve: Serve, backend: str) -> None:
-    before = asgi_frameworks.STARTUPS["fastapi"]
+    before = asgi_frameworks.startups("fastapi")
     client = serve(fastapi_app)
     answers = [fetch(client, "/pid").json for _ in range(3)]
-    assert asgi_frameworks.STARTUPS["fastapi"] == before + 1
+    assert asgi_frameworks.startups("fastapi") == before + 1
     for answer in answers:
         assert answer is not None
         assert (answer["started_by"], answer["backend"]) == (os.getpid(), backend)

@@ -33,10 +33,15 @@ from tests.apps.asgi_apps import Receive, Send, read_body, record_line
 CHUNK = 64 * 1024
 #: In-process gates, keyed by name: the app waits until the test sets one.
 GATES: dict[str, threading.Event] = {}
-#: Lifespan startups per app in this process (the server tests read them over HTTP).
-STARTUPS = {"fastapi": 0, "starlette": 0}
+#: The pid of each lifespan startup per app; a forked child inherits its parent's entries.
+STARTUPS: dict[str, list[int]] = {"fastapi": [], "starlette": []}
 #: What the plain ``endless`` app saw: http.disconnect messages and finished streams.
 ENDLESS = {"started": 0, "disconnects": 0, "ended": 0}
+
+
+def startups(app: str) -> int:
+    """Lifespan startups of ``app`` in this very process."""
+    return STARTUPS[app].count(os.getpid())
 
 
 def gate(name: str) -> threading.Event:
@@ -71,7 +76,7 @@ def pattern(size: int) -> bytes:
 
 @asynccontextmanager
 async def fastapi_lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-    STARTUPS["fastapi"] += 1
+    STARTUPS["fastapi"].append(os.getpid())
     _record("startup", "fastapi")
     yield {"started_by": os.getpid(), "backend": sniffio.current_async_library()}
     _record("shutdown", "fastapi")
@@ -117,7 +122,7 @@ async def cookies(response: Response) -> dict[str, str]:
 async def pid(request: Request) -> dict[str, Any]:
     return {
         "pid": os.getpid(),
-        "startups": STARTUPS["fastapi"],
+        "startups": startups("fastapi"),
         "started_by": request.state.started_by,
         "backend": request.state.backend,
     }
@@ -205,7 +210,7 @@ async def wait_then_mark(name: str) -> None:
 
 @asynccontextmanager
 async def starlette_lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-    STARTUPS["starlette"] += 1
+    STARTUPS["starlette"].append(os.getpid())
     _record("startup", "starlette")
     yield {"greeting": "hello from lifespan"}
     _record("shutdown", "starlette")
