@@ -175,6 +175,21 @@ def test_lifespan_startup_once_per_process(site: Site) -> None:
     assert startups == [f"startup fastapi {worker['pid']}"]
 
 
+@pytest.mark.parametrize("sigterm_exits", [True, False], ids=["sigterm-handler", "default"])
+def test_waitress_shutdown_needs_the_sigterm_recipe(
+    run_server: RunServer, tmp_path: Path, sigterm_exits: bool
+) -> None:
+    log = tmp_path / "lifespan.log"
+    env = {"BRIDGE_TEST_LIFESPAN_LOG": str(log)}
+    if sigterm_exits:
+        env["BRIDGE_TEST_SIGTERM_EXITS"] = "1"
+    running = run_server(waitress, env)
+    pid = get_json(f"{running.url}/fastapi/pid")["pid"]
+    running.stop()  # SIGTERM
+    expected = [f"startup fastapi {pid}"] + ([f"shutdown fastapi {pid}"] if sigterm_exits else [])
+    assert log.read_text().splitlines() == expected
+
+
 # -- progressive streaming through gunicorn ---------------------------------------------
 
 

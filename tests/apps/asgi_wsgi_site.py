@@ -11,13 +11,16 @@ each through its own ``AsgiToWsgi`` wrapped in ``wsgiref.validate.validator``,
 mounted with werkzeug's ``DispatcherMiddleware`` (so ``root_path`` is the mount
 point). With ``BRIDGE_TEST_WARM_IN_PARENT=1`` the importing process serves one
 request at import time: under ``gunicorn --preload`` the master then has a
-running background loop and a completed lifespan startup before it forks.
+running background loop and a completed lifespan startup before it forks. With
+``BRIDGE_TEST_SIGTERM_EXITS=1`` SIGTERM becomes a normal exit (the waitress
+recipe in docs/asgi_to_wsgi.md), so lifespan shutdown runs.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import signal
 import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, cast
@@ -70,3 +73,7 @@ def _warm_up() -> None:
 
 if os.environ.get("BRIDGE_TEST_WARM_IN_PARENT") == "1":
     _warm_up()
+
+
+if os.environ.get("BRIDGE_TEST_SIGTERM_EXITS") == "1":
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
