@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
 Serve = Callable[..., Client]
+MiB = 1024 * 1024
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -133,6 +134,21 @@ def test_fastapi_error_is_500_and_one_log_line(
     adapters[0].close()  # waits for the app task, which re-raises after its 500
     (line,) = errors(caplog)
     assert "RuntimeError: boom from a FastAPI endpoint" in line
+
+
+def test_fastapi_upload_cut_short_is_one_log_line(
+    adapters: list[AsgiToWsgi], serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The client went away mid-upload: Starlette raises ClientDisconnect, answered by
+    its error middleware; the adapter's line about the short body is the only one."""
+    client = serve(fastapi_app)
+    overrides = {"CONTENT_LENGTH": str(MiB)}  # more than the 100 kB that arrive
+    response = fetch(client, "/upload", "POST", data=b"x" * 100_000, environ_overrides=overrides)
+    assert response.status_code in (400, 500)
+    adapters[0].close()  # waits for the app task
+    (line,) = errors(caplog)
+    assert "ended" in line
+    assert "early" in line
 
 
 @pytest.mark.parametrize(
