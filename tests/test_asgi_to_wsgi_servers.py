@@ -309,3 +309,29 @@ def transfer(client: httpx.Client, size: int) -> None:
             digest.update(chunk)
             received += len(chunk)
     assert (received, digest.hexdigest()) == (size, expected.hexdigest())
+
+
+# -- more bad input over the wire ------------------------------------------------------
+
+
+def test_chunked_upload_without_content_length(site: Site) -> None:
+    data = os.urandom(3 * MiB + 5)
+    parts = (data[i : i + 100_000] for i in range(0, len(data), 100_000))
+    response = httpx.post(f"{site.url}/fastapi/upload", content=parts, timeout=30)
+    assert response.request.headers["transfer-encoding"] == "chunked"
+    assert response.json() == {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+@pytest.mark.parametrize("server", list(SERVERS))
+def test_client_gone_mid_upload(run_server: RunServer, server: str) -> None:
+    running = run_server(SERVERS[server])
+    with socket.create_connection(("127.0.0.1", running.port), timeout=30) as sock:
+        head = b"POST /fastapi/upload HTTP/1.1\r\nHost: test\r\nContent-Length: 10000000\r\n\r\n"
+        sock.sendall(head + b"x" * MiB)
+    # the server lives on and serves the next request
+    assert get_json(f"{running.url}/fastapi/pid")["startups"] == 1
+    output = running.stop()
+    lines = [line for line in output.splitlines() if "/fastapi/upload" in line]
+    # waitress reads the whole body before the app runs: a cut-short request never reaches it
+    assert len(lines) == (0 if server == "waitress" else 1), output
+    assert all("ended" in line for line in lines), output
