@@ -137,6 +137,10 @@ class Exchange:
                 self.to_thread.put(outcome)
                 return
         exc = outcome[1]
+        # A cut-short body was logged when it was read; the app failing over it
+        # (Starlette's ClientDisconnect) is the same event, not a second one.
+        if self.truncated:
+            return
         if outcome[0] == FAILED and not (self.disconnected and isinstance(exc, OSError)):
             logger.error(
                 "%s: the app raised after its response was sent: %s: %s",
@@ -438,6 +442,8 @@ class _Stream:
             self._done = True
             exchange.finish()
             if kind == FAILED:
+                if exchange.truncated:  # already logged when the body was cut short
+                    raise payload
                 logger.error(
                     "%s: the app raised after its response started; aborting it: %s: %s",
                     exchange.describe(),

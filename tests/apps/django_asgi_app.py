@@ -1,0 +1,98 @@
+"""A real Django 5.2 ASGI app (``ASGIHandler``) configured in-process, for AsgiToWsgi.
+
+Django has one settings object per process. ``tests.apps.django_app`` (the
+WsgiToAsgi tests) configures the same settings and may be imported first, or
+this module may; so this handler resolves its own URLs through
+``request.urlconf`` and, when it configures first, names that module's URLs as
+ROOT_URLCONF so both keep working in one test session.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import django  # type: ignore[import-untyped]
+from django.conf import settings  # type: ignore[import-untyped]
+
+if not settings.configured:
+    settings.configure(
+        DEBUG=False,
+        SECRET_KEY="test-only-not-secret",
+        ROOT_URLCONF="tests.apps.django_app",
+        ALLOWED_HOSTS=["*"],
+        MIDDLEWARE=["django.middleware.common.CommonMiddleware"],
+        INSTALLED_APPS=[],
+        DATABASES={},
+        USE_TZ=True,
+        LOGGING_CONFIG=None,
+    )
+    django.setup()
+
+# These imports need configured settings.
+from django.core.handlers.asgi import ASGIHandler  # type: ignore[import-untyped]
+from django.http import (  # type: ignore[import-untyped]
+    HttpRequest,
+    HttpResponse,
+    JsonResponse,
+    StreamingHttpResponse,
+)
+from django.urls import path  # type: ignore[import-untyped]
+
+
+def index(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("Hello from Django ASGI")
+
+
+def echo(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(request.body, content_type="application/octet-stream")
+
+
+def info(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(
+        {
+            "path": request.path,
+            "path_info": request.path_info,
+            "script_name": request.META["SCRIPT_NAME"],
+            "query": request.GET.dict(),
+            "host": request.get_host(),
+            "x_user": request.headers.get("X-User"),
+            "pid": os.getpid(),
+        }
+    )
+
+
+async def async_view(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(f"async {request.method} {request.path}")
+
+
+def stream(request: HttpRequest) -> StreamingHttpResponse:
+    # Under ASGI Django wants an async iterator (a sync one warns and is buffered).
+    async def lines() -> AsyncIterator[bytes]:
+        for number in range(10):
+            yield f"line {number}\n".encode()
+
+    return StreamingHttpResponse(lines(), content_type="text/plain")
+
+
+urlpatterns = [
+    path("", index),
+    path("echo", echo),
+    path("info", info),
+    path("async", async_view),
+    path("stream", stream),
+]
+
+
+class _OwnUrls(ASGIHandler):  # type: ignore[misc]
+    """Django's ASGI handler, resolving against this module's urlpatterns."""
+
+    def create_request(self, scope: dict[str, Any], body_file: Any) -> Any:
+        request, error = super().create_request(scope, body_file)
+        if request is not None:
+            request.urlconf = __name__
+        return request, error
+
+
+asgi = _OwnUrls()
