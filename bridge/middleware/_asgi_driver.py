@@ -113,37 +113,62 @@ async def _decide(ex: Exchange, receive: Any, features: Features) -> Forward | R
 
 
 async def _websocket(mw: Middleware, scope: Any, receive: Any, send: Any) -> None:
-    """A websocket for a middleware that opted in: only the request decision applies."""
+    """A websocket for a middleware that opted in: only the request decision applies.
+
+    ``finish`` runs exactly once whatever happens after the exchange exists
+    (handshake refused, the app completing, raising, or being cancelled).
+    """
+    ex: Exchange | None = None
+    outcome = Outcome("cancelled")
     try:
-        head = head_from_scope(scope)
-        ex = mw.exchange(head, mw.clock())
-        if ex is None:
-            decision: Forward | Respond = Forward(head)
-        else:
-            result = ex.request()
-            found = as_decision(result)
-            if found is None:
-                if not isinstance(result, Generator):
-                    raise bad_decision(result)
-                found = await drive_async(result, _AsgiBody(receive))
-            decision = found
+        try:
+            head = head_from_scope(scope)
+            ex = mw.exchange(head, mw.clock())
+            decision = Forward(head) if ex is None else await _decide_websocket(ex, receive)
+        except Exception as exc:
+            outcome = Outcome("middleware_error", None, exc)
+            logger.exception("%s failed on a websocket handshake; closed it", type(mw).__name__)
+            await receive()
+            await send({"type": "websocket.close", "code": 1011})
+            return
+        if isinstance(decision, Respond):
+            outcome = Outcome("responded")
+            await receive()  # websocket.connect; closing before accept answers 403
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        try:
+            await mw.app(scope_with_head(scope, head, decision.head), receive, send)
+        except OSError as exc:
+            outcome = Outcome("disconnected", None, exc)
+            raise
+        except Exception as exc:
+            outcome = Outcome("app_error", None, exc)
+            raise
+        outcome = Outcome("completed")
+    finally:
+        if ex is not None and features_of(type(ex)).finish:
+            with anyio.CancelScope(shield=True):
+                await _finish(mw, ex, outcome, receive)
+
+
+async def _decide_websocket(ex: Exchange, receive: Any) -> Forward | Respond:
+    result = ex.request()
+    found = as_decision(result)
+    if found is None:
+        if not isinstance(result, Generator):
+            raise bad_decision(result)
+        found = await drive_async(result, _AsgiBody(receive))
+    return found
+
+
+async def _finish(mw: Middleware, ex: Exchange, outcome: Outcome, receive: Any) -> None:
+    """``ex.finish(outcome)``, its effects awaited; its failures logged, never raised."""
+    try:
+        steps = ex.finish(outcome)
+        if steps is not None:
+            await drive_async(steps, _AsgiBody(receive))
     except Exception:
-        logger.exception("%s failed on a websocket handshake; closed it", type(mw).__name__)
-        await receive()
-        await send({"type": "websocket.close", "code": 1011})
-        return
-    if isinstance(decision, Respond):
-        await receive()  # websocket.connect; closing before accept answers 403
-        await send({"type": "websocket.close", "code": 1008})
-    else:
-        await mw.app(scope_with_head(scope, head, decision.head), receive, send)
-    if ex is not None and features_of(type(ex)).finish:
-        with anyio.CancelScope(shield=True):
-            steps = ex.finish(
-                Outcome("completed" if isinstance(decision, Forward) else "responded")
-            )
-            if steps is not None:
-                await drive_async(steps, _AsgiBody(receive))
+        logger.exception("%s failed in finish()", type(mw).__name__)
 
 
 async def _send_response(send: Any, response: Response) -> None:
@@ -406,11 +431,5 @@ class _AsgiRun:
     async def finish(self, outcome: Outcome) -> None:
         if self.replay is not None:
             self.replay.close()
-        if not self.features.finish:
-            return
-        try:
-            steps = self.ex.finish(outcome)
-            if steps is not None:
-                await drive_async(steps, _AsgiBody(self.receive))
-        except Exception:
-            logger.exception("%s failed in finish()", type(self.mw).__name__)
+        if self.features.finish:
+            await _finish(self.mw, self.ex, outcome, self.receive)

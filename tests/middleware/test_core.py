@@ -385,3 +385,71 @@ def test_asgi_app_that_returns_after_start_without_body_gets_500(
     result = call_asgi(Recorder(half), Request())
     assert result.status == 500
     assert any("without its response body" in r.getMessage() for r in caplog.records)
+
+
+# -- websocket finish -----------------------------------------------------------------
+
+
+class WebsocketRecorder(Recorder):
+    scope_types = frozenset({"http", "websocket"})
+
+
+def _ws_scope() -> dict[str, Any]:
+    scope: dict[str, Any] = dict(Request(path="/ws").scope())
+    scope.update(type="websocket", scheme="ws", subprotocols=[])
+    scope.pop("method", None)
+    return scope
+
+
+async def _ws_receive() -> Any:
+    return {"type": "websocket.connect"}
+
+
+async def _ws_send(message: Any) -> None:
+    pass
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        pytest.param(None, "completed", id="completed"),
+        pytest.param(RuntimeError("boom"), "app_error", id="app-error"),
+        pytest.param(ConnectionResetError("gone"), "disconnected", id="disconnected"),
+    ],
+)
+async def test_websocket_finish_runs_once_on_every_path(error: Exception | None, kind: str) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        if error is not None:
+            raise error
+        await send({"type": "websocket.close", "code": 1000})
+
+    middleware = WebsocketRecorder(app)
+    if error is None:
+        await middleware(_ws_scope(), _ws_receive, _ws_send)
+    else:
+        with pytest.raises(type(error)):
+            await middleware(_ws_scope(), _ws_receive, _ws_send)
+    assert [o.kind for o in middleware.outcomes] == [kind]
+    assert (middleware.outcomes[0].error is error) or error is None
+
+
+@pytest.mark.anyio
+async def test_websocket_finish_runs_once_when_refused_or_cancelled() -> None:
+    refusing = WebsocketRecorder(asgi_hello, respond=True)
+    await refusing(_ws_scope(), _ws_receive, _ws_send)
+    assert [o.kind for o in refusing.outcomes] == ["responded"]
+
+    started = anyio.Event()
+
+    async def slow(scope: Any, receive: Any, send: Any) -> None:
+        started.set()
+        await anyio.sleep_forever()
+
+    waiting = WebsocketRecorder(slow)
+    async with anyio.create_task_group() as group:
+        group.start_soon(waiting, _ws_scope(), _ws_receive, _ws_send)
+        await started.wait()
+        group.cancel_scope.cancel()
+    assert [o.kind for o in waiting.outcomes] == ["cancelled"]
