@@ -24,7 +24,7 @@ from asgiref.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope, Sco
 from bridge._translate import BadRequest
 
 from ._convert import head_for_body, head_from_scope, scope_with_head
-from ._drive import INTERNAL_ERROR, drive_async, failure, logger
+from ._drive import INTERNAL_ERROR, bad_request, drive_async, failure, logger
 from ._exchange import (
     Abort,
     BodyTimeout,
@@ -89,7 +89,7 @@ async def run_asgi(
                 raise bad_decision(result)
             decision = await drive_async(result, _AsgiBody(receive))
     except Exception as exc:
-        await _send_response(send, failure(type(mw).__name__, exc, "in request()")[0])
+        await _send_response(send, failure(type(mw).__name__, exc, "in request()", ex)[0])
         return
     if isinstance(decision, Respond):
         await _send_response(send, decision.response)
@@ -270,7 +270,8 @@ class _AsgiRun:
         try:
             decision = decided or await _decide(ex, self.receive, self.features)
         except Exception as exc:
-            return await self.respond(*failure(type(self.mw).__name__, exc, "in request()"), exc)
+            name = type(self.mw).__name__
+            return await self.respond(*failure(name, exc, "in request()", ex), exc)
         if isinstance(decision, Respond):
             return await self.respond(decision.response, "responded")
         head = decision.head
@@ -349,9 +350,26 @@ class _AsgiRun:
     async def send_hooked(self, message: Any) -> None:
         body = message.get("body", b"")
         more = message.get("more_body", False)
-        await self.send_chunks(self.ex.response_body(body, True), True)
+        try:
+            chunks = self.ex.response_body(body, True)
+        except BadRequest as exc:
+            await self.refuse(exc)
+            return
+        await self.send_chunks(chunks, True)
         if not more:
-            await self.send_chunks(self.ex.response_body(b"", False), False)
+            try:
+                chunks = self.ex.response_body(b"", False)
+            except BadRequest as exc:
+                await self.refuse(exc)
+                return
+            await self.send_chunks(chunks, False)
+
+    async def refuse(self, exc: BadRequest) -> None:
+        """A hook found the request head malformed: answer it instead of the app."""
+        if self.status is not None:
+            raise exc  # too late to answer differently: the app's response has started
+        self.abort = bad_request(type(self.mw).__name__, exc, self.ex)
+        await self.send_head()
 
     async def send_chunks(self, chunks: Any, more: bool) -> None:
         for chunk in chunks:
@@ -380,7 +398,11 @@ class _AsgiRun:
         headers = held.get("headers", ())
         if self.features.response:
             head = ResponseHead(status, tuple(map(tuple, headers)))
-            new = self.ex.response(head)
+            try:
+                new = self.ex.response(head)
+            except BadRequest as exc:
+                await self.refuse(exc)
+                return
             if new is not head:
                 held = {**held, "status": new.status, "headers": list(new.headers)}
                 status = new.status
@@ -423,6 +445,9 @@ class _AsgiRun:
                     self.ex.request_body(message.get("body", b""), message.get("more_body", False))
                 except Abort as abort:
                     self.abort = abort.response
+                    return _DISCONNECT
+                except BadRequest as exc:
+                    self.abort = bad_request(type(self.mw).__name__, exc, self.ex)
                     return _DISCONNECT
             return message
 

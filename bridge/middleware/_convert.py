@@ -24,6 +24,7 @@ from bridge._translate import (
     environ_header_lookup,
     headers_from_environ,
     normalize_request_headers,
+    parse_content_length,
     request_fields_from_environ,
     split_root_path,
 )
@@ -55,9 +56,15 @@ def _scope_headers(raw: Any) -> Callable[[], Headers]:
 def _environ_headers(environ: Environ) -> Callable[[], Headers]:
     def load() -> Headers:
         try:
-            return tuple(headers_from_environ(environ))
+            headers = tuple(headers_from_environ(environ))
+            length = environ.get("CONTENT_LENGTH")
         except UnicodeEncodeError as exc:
             raise BadRequest(f"request header is not latin-1 text: {exc.reason}") from None
+        if length:
+            # Same check as an ASGI head's (normalize_request_headers): a server that
+            # passes a malformed Content-Length through gives the same 400 under both.
+            parse_content_length((str(length).encode("latin-1", "replace"),))
+        return headers
 
     return load
 

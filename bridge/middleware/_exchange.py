@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable, Generator, Iterable
 from dataclasses import dataclass
 from typing import IO, Any, ClassVar, Generic, Literal, Protocol, TypeAlias, TypeVar
 
+from bridge._translate import BadRequest
 from bridge._wsgi_input import ClientDisconnected
 
 from ._heads import RequestHead, Response, ResponseHead
@@ -275,6 +276,20 @@ class Exchange:
     def read_timed_out(self) -> Response:
         """The response for a read that exceeded :attr:`request_read_timeout`."""
         return Response.text(408)
+
+    def bad_request(self, error: BadRequest) -> Response:
+        """The response for a malformed request head found while this exchange ran.
+
+        The drivers build request headers lazily, so a head that cannot be
+        translated (e.g. a duplicated Content-Length under ASGI) raises
+        :class:`~bridge._translate.BadRequest` from the first ``head.headers``
+        read, in whichever hook does it. The drivers then answer with this
+        response instead of the app's (while the response has not started).
+        Default: ``text/plain`` with ``error.status`` (400 or 431), and the
+        driver logs one warning on ``bridge.middleware``; an override renders
+        it its own way and logs its own single line.
+        """
+        return Response.text(error.status, str(error))
 
     def response_body(self, chunk: bytes, more: bool) -> Iterable[bytes]:
         """Transform or hold back response body chunks; return what to send now."""

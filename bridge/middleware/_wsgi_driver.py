@@ -25,7 +25,7 @@ from bridge._translate import BadRequest
 from bridge._types import Environ, ExcInfo, StartResponse, WsgiHeaders
 
 from ._convert import environ_with_head, head_for_body, head_from_environ
-from ._drive import INTERNAL_ERROR, drive_sync, failure, logger
+from ._drive import INTERNAL_ERROR, bad_request, drive_sync, failure, logger
 from ._exchange import (
     Abort,
     BodyTimeout,
@@ -74,7 +74,7 @@ def run_wsgi(mw: Middleware, environ: Environ, start_response: StartResponse) ->
     try:
         decision = _decide(ex, environ, features)
     except Exception as exc:
-        return _respond(start_response, failure(type(mw).__name__, exc, "in request()")[0])
+        return _respond(start_response, failure(type(mw).__name__, exc, "in request()", ex)[0])
     if isinstance(decision, Respond):
         return _respond(start_response, decision.response)
     if decision.body is not None:
@@ -176,11 +176,15 @@ class _FilteredInput:
             more = self._remaining > 0 and bool(chunk)
         else:
             more = bool(chunk)
+        run = self._run
         try:
-            self._run.ex.request_body(chunk, more)
+            run.ex.request_body(chunk, more)
         except Abort as abort:
-            self._run.abort = abort.response
+            run.abort = abort.response
             raise RequestBodyAborted(f"request body refused with {abort.response.status}") from None
+        except BadRequest as exc:
+            run.abort = bad_request(type(run.mw).__name__, exc, run.ex)
+            raise RequestBodyAborted(f"request refused with {run.abort.status}") from None
         return chunk
 
     def _read(self, method: Any, size: int) -> bytes:
@@ -255,7 +259,8 @@ class _WsgiRun:
         try:
             decision = _decide(self.ex, self.environ, self.features)
         except Exception as exc:
-            return self.respond(*failure(type(self.mw).__name__, exc, "in request()"), exc)
+            name = type(self.mw).__name__
+            return self.respond(*failure(name, exc, "in request()", self.ex), exc)
         if isinstance(decision, Respond):
             return self.respond(decision.response, "responded")
         return self.forward(decision)
@@ -321,8 +326,8 @@ class _WsgiRun:
             self.send_head()
         except Exception as exc:
             _close(iterable)
-            logger.exception("%s failed on the response head; sent 500", type(self.mw).__name__)
-            return self.respond(INTERNAL_ERROR, "middleware_error", exc)
+            name = type(self.mw).__name__
+            return self.respond(*failure(name, exc, "on the response head", self.ex), exc)
         if first is None:
             _close(iterable)
             self.finish(Outcome("completed", self.status))
@@ -369,6 +374,9 @@ class _WsgiRun:
             _close(iterable)
         if self.abort is not None:
             return self.respond(self.abort, "aborted")
+        if isinstance(exc, _HookBadRequest):  # a response_body hook found the head malformed
+            name = type(self.mw).__name__
+            return self.respond(bad_request(name, exc.error, self.ex), "responded", exc.error)
         logger.error("the app raised before its response started; sent 500", exc_info=exc)
         return self.respond(INTERNAL_ERROR, "app_error", exc)
 
@@ -437,10 +445,21 @@ def _to_text(
     return list(map(_pair_text, after))
 
 
+class _HookBadRequest(Exception):
+    """A ``response_body`` hook's BadRequest, kept apart from the app's own errors."""
+
+    def __init__(self, error: BadRequest) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 def _hooked(ex: Exchange, chunks: Iterator[bytes]) -> Iterator[bytes]:
-    for chunk in chunks:
-        yield from ex.response_body(chunk, True)
-    yield from ex.response_body(b"", False)
+    try:
+        for chunk in chunks:
+            yield from ex.response_body(chunk, True)
+        yield from ex.response_body(b"", False)
+    except BadRequest as exc:
+        raise _HookBadRequest(exc) from exc
 
 
 def _close(iterable: Iterable[bytes]) -> None:

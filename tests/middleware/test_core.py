@@ -453,3 +453,18 @@ async def test_websocket_finish_runs_once_when_refused_or_cancelled() -> None:
         await started.wait()
         group.cancel_scope.cancel()
     assert [o.kind for o in waiting.outcomes] == ["cancelled"]
+
+
+@pytest.mark.parametrize("in_body", [False, True], ids=["response", "response-body"])
+def test_malformed_head_found_by_a_response_hook_is_400_with_one_line(
+    in_body: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.middleware.conformance.cases_core import LateHeaders, malformed_length
+
+    for inner in (InnerApp().wsgi(), InnerApp().asgi()):
+        caplog.clear()
+        app = malformed_length(inner, lambda a: LateHeaders(a, in_body=in_body))
+        result = call_wsgi(app) if detect_interface(app) == "wsgi" else call_asgi(app)
+        assert result.status == 400
+        records = [r for r in caplog.records if r.name.startswith("bridge")]
+        assert [(r.name, r.levelname) for r in records] == [("bridge.middleware", "WARNING")]
