@@ -301,11 +301,17 @@ class _WsgiRun:
         return self.write
 
     def write(self, data: bytes) -> None:
-        # Legacy write(): held with the head, then passed straight to the server.
-        if self.outer_write is not None:
-            self.outer_write(data)
-        else:
-            self.pending.append(data)
+        # Legacy write(): through response_body like any chunk; held with the head
+        # until the head is sent, then passed straight to the server.
+        chunks: Iterable[bytes] = (data,)
+        if self.features.response_body:
+            chunks = self.ex.response_body(data, True)
+        if self.outer_write is None:
+            self.pending.extend(chunks)
+            return
+        for chunk in chunks:
+            if chunk:
+                self.outer_write(chunk)
 
     # -- running the app --
 

@@ -468,3 +468,24 @@ def test_malformed_head_found_by_a_response_hook_is_400_with_one_line(
         assert result.status == 400
         records = [r for r in caplog.records if r.name.startswith("bridge")]
         assert [(r.name, r.levelname) for r in records] == [("bridge.middleware", "WARNING")]
+
+
+class Upper(Middleware):
+    def exchange(self, head: RequestHead, now: float) -> Exchange:
+        return _Upper(head, now)
+
+
+class _Upper(Exchange):
+    def response_body(self, chunk: bytes, more: bool) -> Iterable[bytes]:
+        return (chunk.upper(),)
+
+
+def test_legacy_wsgi_write_goes_through_response_body_before_and_after_the_head() -> None:
+    def legacy(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        write(b"before ")
+        yield b"first "
+        write(b"after ")  # the head has been sent by now
+        yield b"last"
+
+    assert call_wsgi(Upper(legacy)).body == b"BEFORE FIRST AFTER LAST"
