@@ -15,16 +15,17 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, cast
 
 import anyio
+import anyio.abc
 from asgiref.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope, Scope
 
 from bridge._translate import BadRequest
 
 from ._convert import head_for_body, head_from_scope, scope_with_head
-from ._drive import INTERNAL_ERROR, bad_request, drive_async, failure, logger
+from ._drive import INLINE_FLUSH, INTERNAL_ERROR, bad_request, drive_async, failure, logger
 from ._exchange import (
     Abort,
     BodyTimeout,
@@ -218,6 +219,7 @@ class _AsgiRun:
         "complete",
         "ex",
         "features",
+        "group",
         "held",
         "mw",
         "outer_send",
@@ -249,6 +251,7 @@ class _AsgiRun:
         self.replaced = False  # the app's response was replaced by ours
         self.replay: ReplayBody | None = None
         self.complete = False
+        self.group: anyio.abc.TaskGroup | None = None  # while a response_body app runs
 
     async def run(self, decision: Forward | None = None) -> None:
         outcome = Outcome("cancelled")
@@ -288,7 +291,10 @@ class _AsgiRun:
 
     async def call_app(self, scope: HTTPScope, receive: Any) -> Outcome:
         try:
-            await self.mw.app(scope, receive, self.send)
+            if self.features.response_body:
+                await self.call_app_in_group(scope, receive)
+            else:
+                await self.mw.app(scope, receive, self.send)
         except Exception as exc:
             if self.replaced:
                 return Outcome("aborted", self.status)
@@ -309,6 +315,24 @@ class _AsgiRun:
             return Outcome("aborted", self.status)
         return Outcome("completed" if self.complete else "app_error", self.status)
 
+    async def call_app_in_group(self, scope: HTTPScope, receive: Any) -> None:
+        """The app next to the task that may send a long ``response_body`` tail."""
+        error: Exception | None = None
+        try:
+            async with anyio.create_task_group() as group:
+                self.group = group
+                try:
+                    await self.mw.app(scope, receive, self.send)
+                except Exception as exc:
+                    error = exc
+        except ExceptionGroup as failed:  # the tail task failed (e.g. the client is gone)
+            errors = failed.exceptions
+            raise (errors[0] if len(errors) == 1 else failed) from None
+        finally:
+            self.group = None
+        if error is not None:
+            raise error
+
     async def respond(
         self, response: Response, kind: OutcomeKind, error: BaseException | None = None
     ) -> Outcome:
@@ -326,12 +350,16 @@ class _AsgiRun:
             if self.held is not None:
                 raise RuntimeError("the app sent http.response.start twice")
             self.held = message
+            if self.features.response_start:
+                await self.see_start(message)
             return
         if self.held is None:
             raise RuntimeError(f"the app sent {kind!r} before http.response.start")
-        if kind != "http.response.body":
-            await self.send_head()
-            await self.outer_send(message)
+        if kind != "http.response.body":  # trailers, pathsend, ...: after the head
+            if self.status is None:
+                await self.send_head()
+            if not self.replaced:
+                await self.outer_send(message)
             return
         if self.features.response_body:
             await self.send_hooked(message)
@@ -347,31 +375,59 @@ class _AsgiRun:
         self.complete = not more
         await self.outer_send(message)
 
+    async def see_start(self, message: Any) -> None:
+        head = ResponseHead(
+            message["status"],
+            tuple(map(tuple, message.get("headers", ()))),
+            bool(message.get("trailers", False)),
+        )
+        try:
+            self.ex.response_start(head)
+        except BadRequest as exc:
+            await self.refuse(exc)
+
     async def send_hooked(self, message: Any) -> None:
         body = message.get("body", b"")
         more = message.get("more_body", False)
+        ex = self.ex
         try:
-            chunks = self.ex.response_body(body, True)
+            chunks = ex.response_body(body, True)
+            tail = None if more else ex.response_body(b"", False)
         except BadRequest as exc:
             await self.refuse(exc)
             return
-        await self.send_chunks(chunks, True)
-        if not more:
-            try:
-                chunks = self.ex.response_body(b"", False)
-            except BadRequest as exc:
-                await self.refuse(exc)
+        if tail is None:
+            await self.send_chunks(chunks)
+            return
+        tail_iter = iter(tail)
+        first = next(tail_iter, None)
+        while first is not None and not first:  # empty chunks are skipped anyway
+            first = next(tail_iter, None)
+        if first is None:  # nothing held back: the end rides on the last chunk
+            await self.send_last(chunks)
+            return
+        await self.send_chunks(chunks)
+        # The tail is sent after the app is released: its last send returns now,
+        # or after an inline send of at most INLINE_FLUSH bytes (no waiting, no task).
+        pending, size = [first], len(first)
+        while size <= INLINE_FLUSH:
+            chunk = next(tail_iter, None)
+            if chunk is None:
+                await self.send_tail(pending, tail_iter)
                 return
-            await self.send_chunks(chunks, False)
+            pending.append(chunk)
+            size += len(chunk)
+        if self.group is None:  # pragma: no cover - set while a response_body app runs
+            await self.send_tail(pending, tail_iter)
+        else:
+            self.group.start_soon(self.send_tail, pending, tail_iter)
 
-    async def refuse(self, exc: BadRequest) -> None:
-        """A hook found the request head malformed: answer it instead of the app."""
-        if self.status is not None:
-            raise exc  # too late to answer differently: the app's response has started
-        self.abort = bad_request(type(self.mw).__name__, exc, self.ex)
-        await self.send_head()
+    async def send_tail(self, head: list[bytes], rest: Iterator[bytes]) -> None:
+        await self.send_chunks(head)
+        await self.send_chunks(rest)
+        await self.send_last(())
 
-    async def send_chunks(self, chunks: Any, more: bool) -> None:
+    async def send_chunks(self, chunks: Iterable[bytes]) -> None:
         for chunk in chunks:
             if not chunk:
                 continue
@@ -380,13 +436,28 @@ class _AsgiRun:
             if self.replaced:
                 return
             await self.outer_send({"type": "http.response.body", "body": chunk, "more_body": True})
-        if not more:
-            if self.status is None:
-                await self.send_head()
-            if self.replaced:
-                return
-            self.complete = True
-            await self.outer_send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def send_last(self, chunks: Iterable[bytes]) -> None:
+        """``chunks``, the last one ending the body (an empty message when there is none)."""
+        last = b""
+        for chunk in chunks:
+            if chunk:
+                if last:
+                    await self.send_chunks((last,))
+                last = chunk
+        if self.status is None:
+            await self.send_head()
+        if self.replaced:
+            return
+        self.complete = True
+        await self.outer_send({"type": "http.response.body", "body": last, "more_body": False})
+
+    async def refuse(self, exc: BadRequest) -> None:
+        """A hook found the request head malformed: answer it instead of the app."""
+        if self.status is not None:
+            raise exc  # too late to answer differently: the app's response has started
+        self.abort = bad_request(type(self.mw).__name__, exc, self.ex)
+        await self.send_head()
 
     async def send_head(self) -> None:
         if self.abort is not None:

@@ -17,7 +17,15 @@ from bridge._translate import BadRequest
 from ._exchange import Effect, Exchange, OutcomeKind, RequestBodyIO
 from ._heads import Response
 
-__all__ = ("INTERNAL_ERROR", "bad_request", "drive_async", "drive_sync", "failure", "logger")
+__all__ = (
+    "INLINE_FLUSH",
+    "INTERNAL_ERROR",
+    "bad_request",
+    "drive_async",
+    "drive_sync",
+    "failure",
+    "logger",
+)
 
 logger: Final = logging.getLogger("bridge.middleware")
 
@@ -25,6 +33,13 @@ T = TypeVar("T")
 
 #: What both drivers send when the app or a middleware fails before the head.
 INTERNAL_ERROR: Final = Response.text(500)
+
+#: Bytes of a ``response_body`` tail (what its final call returns) the ASGI
+#: driver sends from the app's last ``send`` itself; a longer tail is sent by a
+#: task next to the app, so the app never waits on a slow client. Up to this
+#: size it fits in any server's write buffer (asyncio's high-water mark is
+#: 64 KiB), so sending it never waits for the client, and costs no task.
+INLINE_FLUSH: Final = 32 * 1024
 
 
 def drive_sync(steps: Generator[Effect[Any], Any, T], body: RequestBodyIO) -> T:

@@ -221,6 +221,7 @@ class _WsgiRun:
 
     __slots__ = (
         "abort",
+        "app_closed",
         "environ",
         "ex",
         "features",
@@ -254,6 +255,7 @@ class _WsgiRun:
         self.status: int | None = None
         self.replay: ReplayBody | None = None
         self.finished = False
+        self.app_closed = False
 
     def run(self) -> Iterable[bytes]:
         try:
@@ -298,6 +300,13 @@ class _WsgiRun:
         if self.held is not None and exc_info is None:
             raise RuntimeError("start_response called twice without exc_info")
         self.held = (status, headers)
+        if self.features.response_start:
+            try:
+                self.ex.response_start(
+                    ResponseHead(int(status[:3]), tuple(map(_to_bytes, headers)))
+                )
+            except BadRequest as exc:  # answered instead of the app's response
+                self.abort = bad_request(type(self.mw).__name__, exc, self.ex)
         return self.write
 
     def write(self, data: bytes) -> None:
@@ -326,16 +335,16 @@ class _WsgiRun:
         except Exception as exc:
             return self.app_failed(exc, iterable)
         if self.abort is not None:
-            _close(iterable)
+            self.close_app(iterable)
             return self.respond(self.abort, "aborted")
         try:
             self.send_head()
         except Exception as exc:
-            _close(iterable)
+            self.close_app(iterable)
             name = type(self.mw).__name__
             return self.respond(*failure(name, exc, "on the response head", self.ex), exc)
         if first is None:
-            _close(iterable)
+            self.close_app(iterable)
             self.finish(Outcome("completed", self.status))
             return []
         return _Body(self, first, chunks, iterable)
@@ -343,8 +352,14 @@ class _WsgiRun:
     def chunks(self, iterable: Iterable[bytes]) -> Iterator[bytes]:
         chunks: Iterator[bytes] = iter(iterable)
         if self.features.response_body:
-            chunks = _hooked(self.ex, chunks)
+            chunks = _hooked(self, chunks, iterable)
         return chunks
+
+    def close_app(self, iterable: Iterable[bytes]) -> None:
+        """Close the app's iterable, once (it may be released before the body is served)."""
+        if not self.app_closed:
+            self.app_closed = True
+            _close(iterable)
 
     def first_chunk(self, chunks: Iterator[bytes]) -> bytes | None:
         """The first non-empty chunk; bytes given to ``write()`` so far come first."""
@@ -377,7 +392,7 @@ class _WsgiRun:
 
     def app_failed(self, exc: Exception, iterable: Iterable[bytes] | None) -> list[bytes]:
         if iterable is not None:
-            _close(iterable)
+            self.close_app(iterable)
         if self.abort is not None:
             return self.respond(self.abort, "aborted")
         if isinstance(exc, _HookBadRequest):  # a response_body hook found the head malformed
@@ -459,13 +474,17 @@ class _HookBadRequest(Exception):
         self.error = error
 
 
-def _hooked(ex: Exchange, chunks: Iterator[bytes]) -> Iterator[bytes]:
+def _hooked(run: _WsgiRun, chunks: Iterator[bytes], iterable: Iterable[bytes]) -> Iterator[bytes]:
+    """The app's chunks through ``response_body``; the tail is served after the app is closed."""
+    ex = run.ex
     try:
         for chunk in chunks:
             yield from ex.response_body(chunk, True)
-        yield from ex.response_body(b"", False)
+        tail = ex.response_body(b"", False)
     except BadRequest as exc:
         raise _HookBadRequest(exc) from exc
+    run.close_app(iterable)  # the app is released before the client reads the tail
+    yield from tail
 
 
 def _close(iterable: Iterable[bytes]) -> None:
@@ -510,7 +529,7 @@ class _Body:
 
     def close(self) -> None:
         try:
-            _close(self._inner)
+            self._run.close_app(self._inner)
         finally:
             outcome = self._outcome or Outcome("disconnected", self._run.status)
             self._run.finish(outcome)

@@ -489,3 +489,66 @@ def test_legacy_wsgi_write_goes_through_response_body_before_and_after_the_head(
         yield b"last"
 
     assert call_wsgi(Upper(legacy)).body == b"BEFORE FIRST AFTER LAST"
+
+
+class HookOrder(Middleware):
+    def __init__(self, app: Any, **kw: Any) -> None:
+        super().__init__(app, **kw)
+        self.calls: list[str] = []
+
+    def exchange(self, head: RequestHead, now: float) -> Exchange:
+        return _HookOrder(head, now, self.calls)
+
+
+class _HookOrder(Exchange):
+    __slots__ = ("calls",)
+
+    def __init__(self, head: RequestHead, now: float, calls: list[str]) -> None:
+        super().__init__(head, now)
+        self.calls = calls
+
+    def response_start(self, head: ResponseHead) -> None:
+        self.calls.append(f"start {head.status} {head.header(b'content-type')!r}")
+
+    def response_body(self, chunk: bytes, more: bool) -> Iterable[bytes]:
+        self.calls.append(f"body {chunk!r} {more}")
+        return () if more else (b"held",)  # hold everything, emit one chunk at the end
+
+    def response(self, head: ResponseHead) -> ResponseHead:
+        self.calls.append("response")
+        return head
+
+
+def test_response_start_comes_first_and_the_tail_is_sent_at_the_end() -> None:
+    inner = InnerApp(body=[b"a", b"b"])
+    wsgi, asgi = HookOrder(inner.wsgi()), HookOrder(inner.asgi())
+    assert call_wsgi(wsgi).body == call_asgi(asgi).body == b"held"
+    assert wsgi.calls == asgi.calls
+    assert wsgi.calls == [
+        "start 200 b'text/plain; charset=utf-8'",
+        "body b'a' True",
+        "body b'b' True",
+        "body b'' False",
+        "response",
+    ]
+
+
+def test_wsgi_app_is_closed_before_the_tail_is_served() -> None:
+    events: list[str] = []
+
+    class Body:
+        def __iter__(self) -> Iterator[bytes]:
+            yield b"a"
+
+        def close(self) -> None:
+            events.append("closed")
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return Body()
+
+    environ = environ_from_scope(Request().scope(), wsgi_input=io.BytesIO(), wsgi_errors=sys.stderr)
+    body = HookOrder(app)(environ, lambda status, headers, exc_info=None: None)
+    events.extend(f"served {chunk!r}" for chunk in body)
+    body.close()
+    assert events == ["closed", "served b'held'"]
