@@ -197,11 +197,14 @@ class _AsgiBody:
 
     async def read_async(self, seconds: float | None) -> bytes:
         while not self._done:
-            try:
-                with anyio.fail_after(seconds):
-                    message = await self._receive()
-            except TimeoutError:
-                raise BodyTimeout(f"no request body within {seconds:g} s") from None
+            if seconds is None:  # no cancel scope to pay for
+                message = await self._receive()
+            else:
+                try:
+                    with anyio.fail_after(seconds):
+                        message = await self._receive()
+                except TimeoutError:
+                    raise BodyTimeout(f"no request body within {seconds:g} s") from None
             if message["type"] == "http.disconnect":
                 raise ClientDisconnected("client closed the connection mid-body")
             self._done = not message.get("more_body", False)
@@ -505,12 +508,15 @@ class _AsgiRun:
         async def filtered() -> Message:
             if self.abort is not None:
                 return _DISCONNECT
-            try:
-                with anyio.fail_after(timeout):
-                    message: Message = await inner()
-            except TimeoutError:
-                self.abort = self.ex.read_timed_out()
-                return _DISCONNECT
+            if timeout is None:  # no cancel scope to pay for
+                message: Message = await inner()
+            else:
+                try:
+                    with anyio.fail_after(timeout):
+                        message = await inner()
+                except TimeoutError:
+                    self.abort = self.ex.read_timed_out()
+                    return _DISCONNECT
             if message["type"] == "http.request":
                 try:
                     self.ex.request_body(message.get("body", b""), message.get("more_body", False))
