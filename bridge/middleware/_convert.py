@@ -12,7 +12,7 @@ between a :class:`RequestHead` and the interface's mapping. Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final, cast
 from urllib.parse import quote
 
@@ -166,6 +166,42 @@ def scope_with_head(scope: HTTPScope, old: RequestHead, new: RequestHead) -> HTT
     return cast("HTTPScope", copied)
 
 
+class _HeadFields(Mapping[str, Any]):
+    """A head's fields by their scope names, read only when asked for."""
+
+    __slots__ = ("_head",)
+
+    def __init__(self, head: RequestHead) -> None:
+        self._head = head
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in _SCOPE_FIELDS:
+            raise KeyError(name)
+        return getattr(self._head, name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_SCOPE_FIELDS)
+
+    def __len__(self) -> int:
+        return len(_SCOPE_FIELDS)
+
+
+_SCOPE_FIELDS: Final = frozenset(
+    (
+        "method",
+        "scheme",
+        "path",
+        "root_path",
+        "raw_path",
+        "query_string",
+        "headers",
+        "client",
+        "server",
+        "http_version",
+    )
+)
+
+
 def environ_with_head(environ: Environ, old: RequestHead, new: RequestHead) -> Environ:
     """A copy of ``environ`` carrying the fields where ``new`` differs from ``old``."""
     if new is old:
@@ -173,19 +209,7 @@ def environ_with_head(environ: Environ, old: RequestHead, new: RequestHead) -> E
     copied = dict(environ)
     changed = _changed(old, new)
     if changed:
-        fields = {
-            "method": new.method,
-            "scheme": new.scheme,
-            "path": new.path,
-            "root_path": new.root_path,
-            "raw_path": new.raw_path,
-            "query_string": new.query_string,
-            "headers": new.headers if "headers" in changed else (),
-            "client": new.client,
-            "server": new.server,
-            "http_version": new.http_version,
-        }
-        apply_scope_fields_to_environ(copied, fields, changed)
+        apply_scope_fields_to_environ(copied, _HeadFields(new), changed)
     _set_values(copied, old, new)
     return copied
 

@@ -14,6 +14,7 @@ Invariants:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -347,7 +348,13 @@ class _WsgiRun:
             self.close_app(iterable)
             self.finish(Outcome("completed", self.status))
             return []
-        return _Body(self, first, chunks, iterable)
+        if self.features.finish or self.replay is not None or self.features.response_body:
+            return _Body(self, first, chunks, iterable)
+        # Nothing to tell at the end: the rest of the body needs no Python-level wrapper.
+        self.finished = True
+        if type(iterable) is list or type(iterable) is tuple:  # no close() to call
+            return [first, *chunks]
+        return _PlainBody(first, chunks, iterable)
 
     def chunks(self, iterable: Iterable[bytes]) -> Iterator[bytes]:
         chunks: Iterator[bytes] = iter(iterable)
@@ -533,3 +540,22 @@ class _Body:
         finally:
             outcome = self._outcome or Outcome("disconnected", self._run.status)
             self._run.finish(outcome)
+
+
+class _PlainBody:
+    """The rest of the app's body for an exchange with no body or finish hook.
+
+    Iterating it is C-level (``itertools.chain``); ``close()`` closes the app's iterable.
+    """
+
+    __slots__ = ("_chunks", "_inner")
+
+    def __init__(self, first: bytes, chunks: Iterator[bytes], inner: Iterable[bytes]) -> None:
+        self._chunks = itertools.chain((first,), chunks)
+        self._inner = inner
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._chunks
+
+    def close(self) -> None:
+        _close(self._inner)
