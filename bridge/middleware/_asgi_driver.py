@@ -148,8 +148,7 @@ async def _websocket(mw: Middleware, scope: Any, receive: Any, send: Any) -> Non
         outcome = Outcome("completed")
     finally:
         if ex is not None and features_of(type(ex)).finish:
-            with anyio.CancelScope(shield=True):
-                await _finish(mw, ex, outcome, receive)
+            await _finish(mw, ex, outcome, receive)
 
 
 async def _decide_websocket(ex: Exchange, receive: Any) -> Forward | Respond:
@@ -163,11 +162,16 @@ async def _decide_websocket(ex: Exchange, receive: Any) -> Forward | Respond:
 
 
 async def _finish(mw: Middleware, ex: Exchange, outcome: Outcome, receive: Any) -> None:
-    """``ex.finish(outcome)``, its effects awaited; its failures logged, never raised."""
+    """``ex.finish(outcome)``, its effects awaited shielded from cancellation.
+
+    A finish without effects never awaits, so it needs no shield (a cancel scope
+    per request costs 2-5 us); its failures are logged, never raised.
+    """
     try:
         steps = ex.finish(outcome)
         if steps is not None:
-            await drive_async(steps, _AsgiBody(receive))
+            with anyio.CancelScope(shield=True):
+                await drive_async(steps, _AsgiBody(receive))
     except Exception:
         logger.exception("%s failed in finish()", type(mw).__name__)
 
@@ -200,11 +204,12 @@ class _AsgiBody:
             if seconds is None:  # no cancel scope to pay for
                 message = await self._receive()
             else:
-                try:
-                    with anyio.fail_after(seconds):
-                        message = await self._receive()
-                except TimeoutError:
-                    raise BodyTimeout(f"no request body within {seconds:g} s") from None
+                # A bare deadline scope: fail_after's context-manager wrapper costs
+                # about 2 us more per read on asyncio.
+                with anyio.CancelScope(deadline=anyio.current_time() + seconds) as scope:
+                    message = await self._receive()
+                if scope.cancelled_caught:
+                    raise BodyTimeout(f"no request body within {seconds:g} s")
             if message["type"] == "http.disconnect":
                 raise ClientDisconnected("client closed the connection mid-body")
             self._done = not message.get("more_body", False)
@@ -268,8 +273,7 @@ class _AsgiRun:
             raise
         finally:
             if self.features.finish or self.replay is not None:
-                with anyio.CancelScope(shield=True):
-                    await self.finish(outcome)
+                await self.finish(outcome)  # shielded inside where it awaits
 
     async def decide_and_call(self, decided: Forward | None) -> Outcome:
         ex = self.ex
@@ -511,10 +515,9 @@ class _AsgiRun:
             if timeout is None:  # no cancel scope to pay for
                 message: Message = await inner()
             else:
-                try:
-                    with anyio.fail_after(timeout):
-                        message = await inner()
-                except TimeoutError:
+                with anyio.CancelScope(deadline=anyio.current_time() + timeout) as scope:
+                    message = await inner()
+                if scope.cancelled_caught:
                     self.abort = self.ex.read_timed_out()
                     return _DISCONNECT
             if message["type"] == "http.request":
