@@ -356,6 +356,9 @@ RequestFields = tuple[
 ]
 
 
+_VERSION_OF: Final = {"HTTP/1.1": "1.1", "HTTP/1.0": "1.0", "HTTP/2": "2", "HTTP/3": "3"}
+
+
 def request_fields_from_environ(environ: Mapping[str, Any]) -> RequestFields:
     """``(method, scheme, path, root_path, raw_path, query_string, client, server,
     http_version)`` of an environ, by the rules of :func:`scope_from_environ`.
@@ -363,26 +366,51 @@ def request_fields_from_environ(environ: Mapping[str, Any]) -> RequestFields:
     Raises :class:`BadRequest` (400) when SCRIPT_NAME or PATH_INFO is not UTF-8
     or the query string is not latin-1 text.
     """
-    script_name = _unicode_from_wsgi(environ.get("SCRIPT_NAME", ""), "SCRIPT_NAME")
-    path_info = _unicode_from_wsgi(environ.get("PATH_INFO", ""), "PATH_INFO")
+    # Runs once per request under every WSGI middleware: the common cases (str
+    # values, ASCII paths, a known protocol) are spelled out before the general rules.
+    get = environ.get
+    script_name = get("SCRIPT_NAME", "")
+    if not (type(script_name) is str and script_name.isascii()):
+        script_name = _unicode_from_wsgi(script_name, "SCRIPT_NAME")
+    path_info = get("PATH_INFO", "")
+    if not (type(path_info) is str and path_info.isascii()):
+        path_info = _unicode_from_wsgi(path_info, "PATH_INFO")
     path = script_name + path_info
+    query = get("QUERY_STRING", "")
     try:
-        query = str(environ.get("QUERY_STRING", "")).encode("latin-1")
+        query = query.encode("latin-1") if type(query) is str else str(query).encode("latin-1")
     except UnicodeEncodeError as exc:
         raise BadRequest(f"request head is not latin-1 text: {exc.reason}") from None
-    remote = environ.get("REMOTE_ADDR")
-    client = (str(remote), _port(environ.get("REMOTE_PORT", 0)) or 0) if remote else None
+    remote = get("REMOTE_ADDR")
+    if remote:
+        port = get("REMOTE_PORT", 0)
+        port = int(port) if type(port) is str and port.isdigit() else _port(port)
+        client: tuple[str, int] | None = (str(remote), port or 0)
+    else:
+        client = None
+    server_port = get("SERVER_PORT")
+    if type(server_port) is str and server_port.isdigit():
+        server_port = int(server_port)
+    else:
+        server_port = _port(server_port)
+    protocol = get("SERVER_PROTOCOL", "HTTP/1.1")
+    version = _VERSION_OF.get(protocol) if type(protocol) is str else None
+    method = get("REQUEST_METHOD", "GET")
     return (
-        str(environ.get("REQUEST_METHOD", "GET")).upper(),
-        str(environ.get("wsgi.url_scheme", "http")),
+        method if method in _METHODS else str(method).upper(),
+        str(get("wsgi.url_scheme", "http")),
         path,
         script_name,
         _raw_path(environ, path),
         query,
         client,
-        (str(environ.get("SERVER_NAME", "localhost")), _port(environ.get("SERVER_PORT"))),
-        _http_version(str(environ.get("SERVER_PROTOCOL", "HTTP/1.1"))),
+        (str(get("SERVER_NAME", "localhost")), server_port),
+        version or _http_version(str(protocol)),
     )
+
+
+#: Methods already in their canonical (upper-case) form.
+_METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 
 
 def scope_from_environ(environ: Mapping[str, Any], *, with_headers: bool = True) -> HTTPScope:
@@ -438,7 +466,8 @@ def apply_scope_fields_to_environ(
     middleware that rewrites a request gives a WSGI app the environ an ASGI
     server would have produced for the rewritten request.
     """
-    changed = frozenset(changed)
+    if not isinstance(changed, (list, tuple, set, frozenset)):
+        changed = list(changed)  # a few names: `in` on it is cheaper than set algebra
     if "headers" in changed:
         for key in [k for k in environ if k.startswith("HTTP_") or k in _HEADER_KEYS]:
             del environ[key]
@@ -449,11 +478,11 @@ def apply_scope_fields_to_environ(
                 allow_underscores=allow_underscores_in_headers,
             )
         )
-    if changed & {"path", "root_path"}:
+    if "path" in changed or "root_path" in changed:
         script_name, path_info = split_root_path(fields["path"], fields["root_path"])
         environ["SCRIPT_NAME"] = _wsgi_str(script_name)
         environ["PATH_INFO"] = _wsgi_str(path_info)
-    if changed & {"raw_path", "query_string"}:
+    if "raw_path" in changed or "query_string" in changed:
         uri = _request_uri(cast("HTTPScope", fields))
         environ["REQUEST_URI"] = environ["RAW_URI"] = uri
         environ["QUERY_STRING"] = fields["query_string"].decode("latin-1")

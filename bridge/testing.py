@@ -239,12 +239,12 @@ def call_wsgi(app: WsgiApp, request: Request | None = None) -> Result:
     seen: list[Seen] = []
     environ[SEEN_KEY] = seen
     captured: list[tuple[str, list[tuple[str, str]]]] = []
+    body: list[bytes] = []
 
     def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
         captured.append((status, headers))
-        return lambda data: None
+        return body.append  # legacy write(): part of the body, in order
 
-    body: list[bytes] = []
     error: str | None = None
     try:
         iterable = validator(cast(Any, app))(environ, start_response)

@@ -38,6 +38,7 @@ _TITLES = {
     400: "Bad Request",
     408: "Request Timeout",
     413: "Content Too Large",
+    431: "Request Header Fields Too Large",
     500: "Internal Server Error",
     503: "Service Unavailable",
 }

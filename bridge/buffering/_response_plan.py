@@ -3,8 +3,8 @@
 :class:`ResponsePlan` sees the response head, decides (with
 :func:`may_buffer`) whether the body is held, holds it in a
 :class:`ResponseCollector`, says when holding must stop, and gives the head to
-send with the real Content-Length. It never sends anything; the drivers in
-``_response_asgi`` and ``_response_wsgi`` do.
+send with the real Content-Length. It never sends anything; the middleware
+core's drivers do (see ``response.py``).
 """
 
 from __future__ import annotations
@@ -12,19 +12,15 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
-from typing import Final
 
 from bridge._units import require_size
-from bridge.middleware import Response, set_header
+from bridge.middleware import set_header
 
 from ._policy import OVERFLOWS, BypassRule, Overflow, ResponseCollector, may_buffer
 
-__all__ = ("ERROR", "ResponseConfig", "ResponsePlan", "log_app_error")
+__all__ = ("ResponseConfig", "ResponsePlan")
 
 logger = logging.getLogger("bridge.buffering")
-
-#: What a client gets when the app fails while its response is held.
-ERROR: Final = Response.text(500)
 
 
 class ResponseConfig:
@@ -109,9 +105,3 @@ class ResponsePlan:
     def close(self) -> None:
         if self.collector is not None:
             self.collector.close()
-
-
-def log_app_error(method: str, exc: BaseException) -> None:
-    logger.error(
-        "%s: the app raised while its response was buffered; sent 500", method, exc_info=exc
-    )

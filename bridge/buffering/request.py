@@ -132,11 +132,14 @@ def printable(path: str) -> str:
 
 def open_account(head: RequestHead, limits: BodyLimits, now: float) -> BodyAccount:
     """The body account of ``head``; :class:`BodyRejected` for a head that cannot have one."""
-    try:
-        headers = head.headers  # built lazily by the core: a broken header list raises here
-    except BadRequest as exc:
-        raise BodyRejected(exc.status, str(exc)) from None
-    return BodyAccount.open(headers, limits, now)
+    # head.headers is built lazily by the core: a broken header list raises
+    # BadRequest here, which the core answers through ``bad_request`` below.
+    return BodyAccount.open(head.headers, limits, now)
+
+
+def _bad_request(ex: BufferingExchange | StreamingExchange, error: BadRequest) -> Response:
+    """A malformed head, answered in the configured format with this module's one log line."""
+    return ex.config.reject(ex.head, BodyRejected(error.status, str(error)))
 
 
 class BufferingExchange(Exchange):
@@ -201,6 +204,8 @@ class BufferingExchange(Exchange):
             account.add(len(chunk))
             spool.write(chunk)
 
+    bad_request = _bad_request
+
     @staticmethod
     def _replay(spool: Spool) -> ReplayBody:
         if spool.on_disk:
@@ -252,6 +257,8 @@ class StreamingExchange(Exchange):
                 account.finish()
         except BodyRejected as rejection:
             raise Abort(self.config.reject(self.head, rejection)) from None
+
+    bad_request = _bad_request
 
     def read_timed_out(self) -> Response:
         account = self._account

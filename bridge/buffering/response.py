@@ -28,31 +28,37 @@ Releasing the app before a slow client has read everything is the point:
 An app that fails while its response is held is answered 500 (one log line),
 the same under both interfaces. The spool is closed on every path.
 
-This middleware has its own two small drivers instead of the core's response
-hooks: the core calls ``Exchange.response_body`` before showing the response
-head, and sends the last held chunks from inside the app's final ``send``
-(ASGI) or before ``close()`` (WSGI), which would keep the app waiting on the
-client.
+It runs on the middleware core (``_BufferingExchange``): ``response_start``
+sees the head and decides, ``response_body`` holds the chunks and returns
+them all from its final call, which the core sends after releasing the app;
+``response`` puts the real Content-Length on the head; ``finish`` closes the
+spool.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from bridge._types import Environ, StartResponse
-from bridge.middleware import Interface, detect_interface
+from bridge.middleware import (
+    Exchange,
+    Interface,
+    Middleware,
+    Outcome,
+    RequestHead,
+    ResponseHead,
+)
 
 from ._policy import BypassRule, Overflow
-from ._response_asgi import serve_asgi
-from ._response_plan import ResponseConfig
-from ._response_wsgi import serve_wsgi
+from ._response_plan import ResponseConfig, ResponsePlan
 
 __all__ = ("ResponseBuffering",)
 
 
-class ResponseBuffering:
+class ResponseBuffering(Middleware):
     """Hold responses until the app is done, then send them with a Content-Length.
 
     ``ResponseBuffering(app, **options)`` returns an app of the same interface
@@ -68,21 +74,12 @@ class ResponseBuffering:
     * ``bypass``: a function ``(method, status, headers) -> bool``; True streams
       that response. ``text/event-stream``, ``X-Accel-Buffering: no``, HEAD
       requests and 1xx/204/304 responses are never held.
-    * ``interface``: ``"wsgi"`` or ``"asgi"`` to override detection.
+    * ``interface``, ``clock``: see :class:`bridge.middleware.Middleware`.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.1
+       Runs on the middleware core (its own drivers are gone); ``clock`` accepted.
     """
-
-    app: Any
-    config: ResponseConfig
-    interface: Interface
-
-    def __new__(cls, app: Any = None, **options: Any) -> ResponseBuffering:
-        interface = options.get("interface") or detect_interface(app)
-        if interface not in ("wsgi", "asgi"):
-            raise ValueError(f"interface must be 'wsgi' or 'asgi', not {interface!r}")
-        variant = _WsgiResponseBuffering if interface == "wsgi" else _AsgiResponseBuffering
-        return object.__new__(variant)
 
     def __init__(
         self,
@@ -94,8 +91,9 @@ class ResponseBuffering:
         spool_dir: str | os.PathLike[str] | None = None,
         bypass: BypassRule | None = None,
         interface: Interface | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.app = app
+        super().__init__(app, interface=interface, clock=clock)
         self.config = ResponseConfig(
             max_size=max_size,
             overflow=overflow,
@@ -104,23 +102,42 @@ class ResponseBuffering:
             bypass=bypass,
         )
 
-    def __call__(self, *args: Any) -> Any:
-        # Replaced by the WSGI or ASGI variant that __new__ picks.
-        raise TypeError("ResponseBuffering was not created through its class")
-
-    def __repr__(self) -> str:
-        return f"<ResponseBuffering ({self.interface}) around {self.app!r}>"
+    def exchange(self, head: RequestHead, now: float) -> _BufferingExchange:
+        return _BufferingExchange(head, now, ResponsePlan(self.config, head.method))
 
 
-class _AsgiResponseBuffering(ResponseBuffering):
-    interface = "asgi"
+class _BufferingExchange(Exchange):
+    """One response: held (``holding``) until its end, or passed on as it comes."""
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await serve_asgi(self.app, self.config, scope, receive, send)
+    __slots__ = ("ended", "holding", "plan")
 
+    def __init__(self, head: RequestHead, now: float, plan: ResponsePlan) -> None:
+        super().__init__(head, now)
+        self.plan = plan
+        self.holding = False
+        self.ended = False  # the whole body is held: the head gets its real length
 
-class _WsgiResponseBuffering(ResponseBuffering):
-    interface = "wsgi"
+    def response_start(self, head: ResponseHead) -> None:
+        # Trailers follow the body; holding it would let them overtake it.
+        self.holding = not head.trailers and self.plan.start(head.status, list(head.headers))
 
-    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        return serve_wsgi(self.app, self.config, environ, start_response)
+    def response_body(self, chunk: bytes, more: bool) -> Iterable[bytes]:
+        if not self.holding:
+            return (chunk,)
+        if chunk and not self.plan.hold(chunk):
+            self.holding = False  # stream once over: what was held, then the rest as it comes
+            return itertools.chain(self.plan.held(), (chunk,))
+        if more:
+            return ()
+        self.ended = True
+        return self.plan.held()  # the core sends it after releasing the app
+
+    def response(self, head: ResponseHead) -> ResponseHead:
+        if self.holding and self.ended:
+            return head.replace(headers=tuple(self.plan.final_headers()))
+        # Not held, or holding stopped (a limit, the disk, a message that cannot be held).
+        self.holding = False
+        return head
+
+    def finish(self, outcome: Outcome) -> None:
+        self.plan.close()

@@ -15,16 +15,17 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, cast
 
 import anyio
+import anyio.abc
 from asgiref.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope, Scope
 
 from bridge._translate import BadRequest
 
 from ._convert import head_for_body, head_from_scope, scope_with_head
-from ._drive import INTERNAL_ERROR, drive_async, failure, logger
+from ._drive import INLINE_FLUSH, INTERNAL_ERROR, bad_request, drive_async, failure, logger
 from ._exchange import (
     Abort,
     BodyTimeout,
@@ -89,7 +90,7 @@ async def run_asgi(
                 raise bad_decision(result)
             decision = await drive_async(result, _AsgiBody(receive))
     except Exception as exc:
-        await _send_response(send, failure(type(mw).__name__, exc, "in request()")[0])
+        await _send_response(send, failure(type(mw).__name__, exc, "in request()", ex)[0])
         return
     if isinstance(decision, Respond):
         await _send_response(send, decision.response)
@@ -113,37 +114,66 @@ async def _decide(ex: Exchange, receive: Any, features: Features) -> Forward | R
 
 
 async def _websocket(mw: Middleware, scope: Any, receive: Any, send: Any) -> None:
-    """A websocket for a middleware that opted in: only the request decision applies."""
+    """A websocket for a middleware that opted in: only the request decision applies.
+
+    ``finish`` runs exactly once whatever happens after the exchange exists
+    (handshake refused, the app completing, raising, or being cancelled).
+    """
+    ex: Exchange | None = None
+    outcome = Outcome("cancelled")
     try:
-        head = head_from_scope(scope)
-        ex = mw.exchange(head, mw.clock())
-        if ex is None:
-            decision: Forward | Respond = Forward(head)
-        else:
-            result = ex.request()
-            found = as_decision(result)
-            if found is None:
-                if not isinstance(result, Generator):
-                    raise bad_decision(result)
-                found = await drive_async(result, _AsgiBody(receive))
-            decision = found
-    except Exception:
-        logger.exception("%s failed on a websocket handshake; closed it", type(mw).__name__)
-        await receive()
-        await send({"type": "websocket.close", "code": 1011})
-        return
-    if isinstance(decision, Respond):
-        await receive()  # websocket.connect; closing before accept answers 403
-        await send({"type": "websocket.close", "code": 1008})
-    else:
-        await mw.app(scope_with_head(scope, head, decision.head), receive, send)
-    if ex is not None and features_of(type(ex)).finish:
-        with anyio.CancelScope(shield=True):
-            steps = ex.finish(
-                Outcome("completed" if isinstance(decision, Forward) else "responded")
-            )
-            if steps is not None:
+        try:
+            head = head_from_scope(scope)
+            ex = mw.exchange(head, mw.clock())
+            decision = Forward(head) if ex is None else await _decide_websocket(ex, receive)
+        except Exception as exc:
+            outcome = Outcome("middleware_error", None, exc)
+            logger.exception("%s failed on a websocket handshake; closed it", type(mw).__name__)
+            await receive()
+            await send({"type": "websocket.close", "code": 1011})
+            return
+        if isinstance(decision, Respond):
+            outcome = Outcome("responded")
+            await receive()  # websocket.connect; closing before accept answers 403
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        try:
+            await mw.app(scope_with_head(scope, head, decision.head), receive, send)
+        except OSError as exc:
+            outcome = Outcome("disconnected", None, exc)
+            raise
+        except Exception as exc:
+            outcome = Outcome("app_error", None, exc)
+            raise
+        outcome = Outcome("completed")
+    finally:
+        if ex is not None and features_of(type(ex)).finish:
+            await _finish(mw, ex, outcome, receive)
+
+
+async def _decide_websocket(ex: Exchange, receive: Any) -> Forward | Respond:
+    result = ex.request()
+    found = as_decision(result)
+    if found is None:
+        if not isinstance(result, Generator):
+            raise bad_decision(result)
+        found = await drive_async(result, _AsgiBody(receive))
+    return found
+
+
+async def _finish(mw: Middleware, ex: Exchange, outcome: Outcome, receive: Any) -> None:
+    """``ex.finish(outcome)``, its effects awaited shielded from cancellation.
+
+    A finish without effects never awaits, so it needs no shield (a cancel scope
+    per request costs 2-5 us); its failures are logged, never raised.
+    """
+    try:
+        steps = ex.finish(outcome)
+        if steps is not None:
+            with anyio.CancelScope(shield=True):
                 await drive_async(steps, _AsgiBody(receive))
+    except Exception:
+        logger.exception("%s failed in finish()", type(mw).__name__)
 
 
 async def _send_response(send: Any, response: Response) -> None:
@@ -171,11 +201,15 @@ class _AsgiBody:
 
     async def read_async(self, seconds: float | None) -> bytes:
         while not self._done:
-            try:
-                with anyio.fail_after(seconds):
+            if seconds is None:  # no cancel scope to pay for
+                message = await self._receive()
+            else:
+                # A bare deadline scope: fail_after's context-manager wrapper costs
+                # about 2 us more per read on asyncio.
+                with anyio.CancelScope(deadline=anyio.current_time() + seconds) as scope:
                     message = await self._receive()
-            except TimeoutError:
-                raise BodyTimeout(f"no request body within {seconds:g} s") from None
+                if scope.cancelled_caught:
+                    raise BodyTimeout(f"no request body within {seconds:g} s")
             if message["type"] == "http.disconnect":
                 raise ClientDisconnected("client closed the connection mid-body")
             self._done = not message.get("more_body", False)
@@ -193,6 +227,7 @@ class _AsgiRun:
         "complete",
         "ex",
         "features",
+        "group",
         "held",
         "mw",
         "outer_send",
@@ -224,6 +259,7 @@ class _AsgiRun:
         self.replaced = False  # the app's response was replaced by ours
         self.replay: ReplayBody | None = None
         self.complete = False
+        self.group: anyio.abc.TaskGroup | None = None  # while a response_body app runs
 
     async def run(self, decision: Forward | None = None) -> None:
         outcome = Outcome("cancelled")
@@ -237,15 +273,15 @@ class _AsgiRun:
             raise
         finally:
             if self.features.finish or self.replay is not None:
-                with anyio.CancelScope(shield=True):
-                    await self.finish(outcome)
+                await self.finish(outcome)  # shielded inside where it awaits
 
     async def decide_and_call(self, decided: Forward | None) -> Outcome:
         ex = self.ex
         try:
             decision = decided or await _decide(ex, self.receive, self.features)
         except Exception as exc:
-            return await self.respond(*failure(type(self.mw).__name__, exc, "in request()"), exc)
+            name = type(self.mw).__name__
+            return await self.respond(*failure(name, exc, "in request()", ex), exc)
         if isinstance(decision, Respond):
             return await self.respond(decision.response, "responded")
         head = decision.head
@@ -262,7 +298,10 @@ class _AsgiRun:
 
     async def call_app(self, scope: HTTPScope, receive: Any) -> Outcome:
         try:
-            await self.mw.app(scope, receive, self.send)
+            if self.features.response_body:
+                await self.call_app_in_group(scope, receive)
+            else:
+                await self.mw.app(scope, receive, self.send)
         except Exception as exc:
             if self.replaced:
                 return Outcome("aborted", self.status)
@@ -283,6 +322,24 @@ class _AsgiRun:
             return Outcome("aborted", self.status)
         return Outcome("completed" if self.complete else "app_error", self.status)
 
+    async def call_app_in_group(self, scope: HTTPScope, receive: Any) -> None:
+        """The app next to the task that may send a long ``response_body`` tail."""
+        error: Exception | None = None
+        try:
+            async with anyio.create_task_group() as group:
+                self.group = group
+                try:
+                    await self.mw.app(scope, receive, self.send)
+                except Exception as exc:
+                    error = exc
+        except ExceptionGroup as failed:  # the tail task failed (e.g. the client is gone)
+            errors = failed.exceptions
+            raise (errors[0] if len(errors) == 1 else failed) from None
+        finally:
+            self.group = None
+        if error is not None:
+            raise error
+
     async def respond(
         self, response: Response, kind: OutcomeKind, error: BaseException | None = None
     ) -> Outcome:
@@ -300,12 +357,16 @@ class _AsgiRun:
             if self.held is not None:
                 raise RuntimeError("the app sent http.response.start twice")
             self.held = message
+            if self.features.response_start:
+                await self.see_start(message)
             return
         if self.held is None:
             raise RuntimeError(f"the app sent {kind!r} before http.response.start")
-        if kind != "http.response.body":
-            await self.send_head()
-            await self.outer_send(message)
+        if kind != "http.response.body":  # trailers, pathsend, ...: after the head
+            if self.status is None:
+                await self.send_head()
+            if not self.replaced:
+                await self.outer_send(message)
             return
         if self.features.response_body:
             await self.send_hooked(message)
@@ -321,14 +382,59 @@ class _AsgiRun:
         self.complete = not more
         await self.outer_send(message)
 
+    async def see_start(self, message: Any) -> None:
+        head = ResponseHead(
+            message["status"],
+            tuple(map(tuple, message.get("headers", ()))),
+            bool(message.get("trailers", False)),
+        )
+        try:
+            self.ex.response_start(head)
+        except BadRequest as exc:
+            await self.refuse(exc)
+
     async def send_hooked(self, message: Any) -> None:
         body = message.get("body", b"")
         more = message.get("more_body", False)
-        await self.send_chunks(self.ex.response_body(body, True), True)
-        if not more:
-            await self.send_chunks(self.ex.response_body(b"", False), False)
+        ex = self.ex
+        try:
+            chunks = ex.response_body(body, True)
+            tail = None if more else ex.response_body(b"", False)
+        except BadRequest as exc:
+            await self.refuse(exc)
+            return
+        if tail is None:
+            await self.send_chunks(chunks)
+            return
+        tail_iter = iter(tail)
+        first = next(tail_iter, None)
+        while first is not None and not first:  # empty chunks are skipped anyway
+            first = next(tail_iter, None)
+        if first is None:  # nothing held back: the end rides on the last chunk
+            await self.send_last(chunks)
+            return
+        await self.send_chunks(chunks)
+        # The tail is sent after the app is released: its last send returns now,
+        # or after an inline send of at most INLINE_FLUSH bytes (no waiting, no task).
+        pending, size = [first], len(first)
+        while size <= INLINE_FLUSH:
+            chunk = next(tail_iter, None)
+            if chunk is None:
+                await self.send_tail(pending, tail_iter)
+                return
+            pending.append(chunk)
+            size += len(chunk)
+        if self.group is None:  # pragma: no cover - set while a response_body app runs
+            await self.send_tail(pending, tail_iter)
+        else:
+            self.group.start_soon(self.send_tail, pending, tail_iter)
 
-    async def send_chunks(self, chunks: Any, more: bool) -> None:
+    async def send_tail(self, head: list[bytes], rest: Iterator[bytes]) -> None:
+        await self.send_chunks(head)
+        await self.send_chunks(rest)
+        await self.send_last(())
+
+    async def send_chunks(self, chunks: Iterable[bytes]) -> None:
         for chunk in chunks:
             if not chunk:
                 continue
@@ -337,13 +443,28 @@ class _AsgiRun:
             if self.replaced:
                 return
             await self.outer_send({"type": "http.response.body", "body": chunk, "more_body": True})
-        if not more:
-            if self.status is None:
-                await self.send_head()
-            if self.replaced:
-                return
-            self.complete = True
-            await self.outer_send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def send_last(self, chunks: Iterable[bytes]) -> None:
+        """``chunks``, the last one ending the body (an empty message when there is none)."""
+        last = b""
+        for chunk in chunks:
+            if chunk:
+                if last:
+                    await self.send_chunks((last,))
+                last = chunk
+        if self.status is None:
+            await self.send_head()
+        if self.replaced:
+            return
+        self.complete = True
+        await self.outer_send({"type": "http.response.body", "body": last, "more_body": False})
+
+    async def refuse(self, exc: BadRequest) -> None:
+        """A hook found the request head malformed: answer it instead of the app."""
+        if self.status is not None:
+            raise exc  # too late to answer differently: the app's response has started
+        self.abort = bad_request(type(self.mw).__name__, exc, self.ex)
+        await self.send_head()
 
     async def send_head(self) -> None:
         if self.abort is not None:
@@ -355,7 +476,11 @@ class _AsgiRun:
         headers = held.get("headers", ())
         if self.features.response:
             head = ResponseHead(status, tuple(map(tuple, headers)))
-            new = self.ex.response(head)
+            try:
+                new = self.ex.response(head)
+            except BadRequest as exc:
+                await self.refuse(exc)
+                return
             if new is not head:
                 held = {**held, "status": new.status, "headers": list(new.headers)}
                 status = new.status
@@ -387,17 +512,22 @@ class _AsgiRun:
         async def filtered() -> Message:
             if self.abort is not None:
                 return _DISCONNECT
-            try:
-                with anyio.fail_after(timeout):
-                    message: Message = await inner()
-            except TimeoutError:
-                self.abort = self.ex.read_timed_out()
-                return _DISCONNECT
+            if timeout is None:  # no cancel scope to pay for
+                message: Message = await inner()
+            else:
+                with anyio.CancelScope(deadline=anyio.current_time() + timeout) as scope:
+                    message = await inner()
+                if scope.cancelled_caught:
+                    self.abort = self.ex.read_timed_out()
+                    return _DISCONNECT
             if message["type"] == "http.request":
                 try:
                     self.ex.request_body(message.get("body", b""), message.get("more_body", False))
                 except Abort as abort:
                     self.abort = abort.response
+                    return _DISCONNECT
+                except BadRequest as exc:
+                    self.abort = bad_request(type(self.mw).__name__, exc, self.ex)
                     return _DISCONNECT
             return message
 
@@ -406,11 +536,5 @@ class _AsgiRun:
     async def finish(self, outcome: Outcome) -> None:
         if self.replay is not None:
             self.replay.close()
-        if not self.features.finish:
-            return
-        try:
-            steps = self.ex.finish(outcome)
-            if steps is not None:
-                await drive_async(steps, _AsgiBody(self.receive))
-        except Exception:
-            logger.exception("%s failed in finish()", type(self.mw).__name__)
+        if self.features.finish:
+            await _finish(self.mw, self.ex, outcome, self.receive)

@@ -12,7 +12,7 @@ between a :class:`RequestHead` and the interface's mapping. Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final, cast
 from urllib.parse import quote
 
@@ -24,6 +24,7 @@ from bridge._translate import (
     environ_header_lookup,
     headers_from_environ,
     normalize_request_headers,
+    parse_content_length,
     request_fields_from_environ,
     split_root_path,
 )
@@ -55,9 +56,15 @@ def _scope_headers(raw: Any) -> Callable[[], Headers]:
 def _environ_headers(environ: Environ) -> Callable[[], Headers]:
     def load() -> Headers:
         try:
-            return tuple(headers_from_environ(environ))
+            headers = tuple(headers_from_environ(environ))
+            length = environ.get("CONTENT_LENGTH")
         except UnicodeEncodeError as exc:
             raise BadRequest(f"request header is not latin-1 text: {exc.reason}") from None
+        if length:
+            # Same check as an ASGI head's (normalize_request_headers): a server that
+            # passes a malformed Content-Length through gives the same 400 under both.
+            parse_content_length((str(length).encode("latin-1", "replace"),))
+        return headers
 
     return load
 
@@ -159,6 +166,42 @@ def scope_with_head(scope: HTTPScope, old: RequestHead, new: RequestHead) -> HTT
     return cast("HTTPScope", copied)
 
 
+class _HeadFields(Mapping[str, Any]):
+    """A head's fields by their scope names, read only when asked for."""
+
+    __slots__ = ("_head",)
+
+    def __init__(self, head: RequestHead) -> None:
+        self._head = head
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in _SCOPE_FIELDS:
+            raise KeyError(name)
+        return getattr(self._head, name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_SCOPE_FIELDS)
+
+    def __len__(self) -> int:
+        return len(_SCOPE_FIELDS)
+
+
+_SCOPE_FIELDS: Final = frozenset(
+    (
+        "method",
+        "scheme",
+        "path",
+        "root_path",
+        "raw_path",
+        "query_string",
+        "headers",
+        "client",
+        "server",
+        "http_version",
+    )
+)
+
+
 def environ_with_head(environ: Environ, old: RequestHead, new: RequestHead) -> Environ:
     """A copy of ``environ`` carrying the fields where ``new`` differs from ``old``."""
     if new is old:
@@ -166,19 +209,7 @@ def environ_with_head(environ: Environ, old: RequestHead, new: RequestHead) -> E
     copied = dict(environ)
     changed = _changed(old, new)
     if changed:
-        fields = {
-            "method": new.method,
-            "scheme": new.scheme,
-            "path": new.path,
-            "root_path": new.root_path,
-            "raw_path": new.raw_path,
-            "query_string": new.query_string,
-            "headers": new.headers if "headers" in changed else (),
-            "client": new.client,
-            "server": new.server,
-            "http_version": new.http_version,
-        }
-        apply_scope_fields_to_environ(copied, fields, changed)
+        apply_scope_fields_to_environ(copied, _HeadFields(new), changed)
     _set_values(copied, old, new)
     return copied
 

@@ -14,12 +14,19 @@ A middleware is configured once; for each request it creates an
    the exception) back in. A plain return value needs no generator at all.
 2. ``request_body(chunk, more)`` for each chunk the app reads (only when the
    exchange overrides it); raising :class:`Abort` fails the app's read.
-3. ``response_body(chunk, more)`` for each body chunk (only when overridden);
-   it returns the chunks to send now, so it may hold back or transform.
-4. ``response(head)`` exactly once, just before the head is sent: the driver
+3. ``response_start(head)`` once, when the app starts its response (WSGI
+   ``start_response``, ASGI ``http.response.start``), before any body chunk:
+   the place to decide how to treat the body (e.g. hold it or not).
+4. ``response_body(chunk, more)`` for each body chunk (only when overridden);
+   it returns the chunks to send now, so it may hold back or transform. The
+   chunks returned by the final call (``b"", False``) are sent after the app
+   is released: under WSGI its iterable is closed first; under ASGI the
+   app's last ``send`` returns at once, and more than ``INLINE_FLUSH`` bytes
+   are sent by a task next to the app.
+5. ``response(head)`` exactly once, just before the head is sent: the driver
    holds the head until the first non-empty chunk leaves (or the response
    ends), so an app that fails before its body gives the same 500 in both.
-5. ``finish(outcome)`` exactly once on every path (completed, responded,
+6. ``finish(outcome)`` exactly once on every path (completed, responded,
    app error, disconnect, cancellation); it may also yield effects.
 
 Nothing here does I/O, touches a thread or reads the clock.
@@ -31,6 +38,7 @@ from collections.abc import Awaitable, Callable, Generator, Iterable
 from dataclasses import dataclass
 from typing import IO, Any, ClassVar, Generic, Literal, Protocol, TypeAlias, TypeVar
 
+from bridge._translate import BadRequest
 from bridge._wsgi_input import ClientDisconnected
 
 from ._heads import RequestHead, Response, ResponseHead
@@ -250,8 +258,8 @@ class Exchange:
     """One request's worth of middleware state; subclass and override hooks.
 
     Only the hooks a subclass overrides cost anything: the drivers check
-    once per class which of ``request_body``, ``response_body``,
-    ``response`` and ``finish`` are overridden.
+    once per class which of ``request_body``, ``response_start``,
+    ``response_body``, ``response`` and ``finish`` are overridden.
     """
 
     __slots__ = ("head", "now")
@@ -276,8 +284,34 @@ class Exchange:
         """The response for a read that exceeded :attr:`request_read_timeout`."""
         return Response.text(408)
 
+    def bad_request(self, error: BadRequest) -> Response:
+        """The response for a malformed request head found while this exchange ran.
+
+        The drivers build request headers lazily, so a head that cannot be
+        translated (e.g. a duplicated Content-Length under ASGI) raises
+        :class:`~bridge._translate.BadRequest` from the first ``head.headers``
+        read, in whichever hook does it. The drivers then answer with this
+        response instead of the app's (while the response has not started).
+        Default: ``text/plain`` with ``error.status`` (400 or 431), and the
+        driver logs one warning on ``bridge.middleware``; an override renders
+        it its own way and logs its own single line.
+        """
+        return Response.text(error.status, str(error))
+
+    def response_start(self, head: ResponseHead) -> None:
+        """See the app's response head as soon as the app starts its response.
+
+        Called before any body chunk reaches :meth:`response_body`, while the
+        head is still held; the head that is sent is :meth:`response`'s.
+        """
+
     def response_body(self, chunk: bytes, more: bool) -> Iterable[bytes]:
-        """Transform or hold back response body chunks; return what to send now."""
+        """Transform or hold back response body chunks; return what to send now.
+
+        The drivers call it with each body chunk and ``more=True``, then once
+        with ``(b"", False)``; what that final call returns is sent after the
+        app has been released (see the module docstring).
+        """
         return (chunk,)
 
     def response(self, head: ResponseHead) -> ResponseHead:
@@ -301,6 +335,7 @@ class Features:
     request: bool
     request_only: bool
     request_body: bool
+    response_start: bool
     response_body: bool
     response: bool
     finish: bool
@@ -315,7 +350,14 @@ def features_of(kind: type[Exchange]) -> Features:
     if found is None:
         hooks = {
             name: getattr(kind, name) is not getattr(Exchange, name)
-            for name in ("request", "request_body", "response_body", "response", "finish")
+            for name in (
+                "request",
+                "request_body",
+                "response_start",
+                "response_body",
+                "response",
+                "finish",
+            )
         }
         found = Features(
             request_only=not any(v for k, v in hooks.items() if k != "request"), **hooks

@@ -294,10 +294,15 @@ class RequestHead(_HeadSlots):
 
 @dataclass(frozen=True, slots=True)
 class ResponseHead:
-    """The status and header lines of a response, before they are sent."""
+    """The status and header lines of a response, before they are sent.
+
+    ``trailers`` is True when the app announced trailers (ASGI
+    ``"trailers": True``): they follow the body, so it must not be held back.
+    """
 
     status: int
     headers: Headers
+    trailers: bool = False
 
     def header(self, name: bytes) -> bytes | None:
         """The first value of response header ``name`` (any case), or None."""

@@ -14,6 +14,7 @@ Invariants:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +26,7 @@ from bridge._translate import BadRequest
 from bridge._types import Environ, ExcInfo, StartResponse, WsgiHeaders
 
 from ._convert import environ_with_head, head_for_body, head_from_environ
-from ._drive import INTERNAL_ERROR, drive_sync, failure, logger
+from ._drive import INTERNAL_ERROR, bad_request, drive_sync, failure, logger
 from ._exchange import (
     Abort,
     BodyTimeout,
@@ -74,7 +75,7 @@ def run_wsgi(mw: Middleware, environ: Environ, start_response: StartResponse) ->
     try:
         decision = _decide(ex, environ, features)
     except Exception as exc:
-        return _respond(start_response, failure(type(mw).__name__, exc, "in request()")[0])
+        return _respond(start_response, failure(type(mw).__name__, exc, "in request()", ex)[0])
     if isinstance(decision, Respond):
         return _respond(start_response, decision.response)
     if decision.body is not None:
@@ -176,11 +177,15 @@ class _FilteredInput:
             more = self._remaining > 0 and bool(chunk)
         else:
             more = bool(chunk)
+        run = self._run
         try:
-            self._run.ex.request_body(chunk, more)
+            run.ex.request_body(chunk, more)
         except Abort as abort:
-            self._run.abort = abort.response
+            run.abort = abort.response
             raise RequestBodyAborted(f"request body refused with {abort.response.status}") from None
+        except BadRequest as exc:
+            run.abort = bad_request(type(run.mw).__name__, exc, run.ex)
+            raise RequestBodyAborted(f"request refused with {run.abort.status}") from None
         return chunk
 
     def _read(self, method: Any, size: int) -> bytes:
@@ -217,6 +222,7 @@ class _WsgiRun:
 
     __slots__ = (
         "abort",
+        "app_closed",
         "environ",
         "ex",
         "features",
@@ -250,12 +256,14 @@ class _WsgiRun:
         self.status: int | None = None
         self.replay: ReplayBody | None = None
         self.finished = False
+        self.app_closed = False
 
     def run(self) -> Iterable[bytes]:
         try:
             decision = _decide(self.ex, self.environ, self.features)
         except Exception as exc:
-            return self.respond(*failure(type(self.mw).__name__, exc, "in request()"), exc)
+            name = type(self.mw).__name__
+            return self.respond(*failure(name, exc, "in request()", self.ex), exc)
         if isinstance(decision, Respond):
             return self.respond(decision.response, "responded")
         return self.forward(decision)
@@ -293,14 +301,27 @@ class _WsgiRun:
         if self.held is not None and exc_info is None:
             raise RuntimeError("start_response called twice without exc_info")
         self.held = (status, headers)
+        if self.features.response_start:
+            try:
+                self.ex.response_start(
+                    ResponseHead(int(status[:3]), tuple(map(_to_bytes, headers)))
+                )
+            except BadRequest as exc:  # answered instead of the app's response
+                self.abort = bad_request(type(self.mw).__name__, exc, self.ex)
         return self.write
 
     def write(self, data: bytes) -> None:
-        # Legacy write(): held with the head, then passed straight to the server.
-        if self.outer_write is not None:
-            self.outer_write(data)
-        else:
-            self.pending.append(data)
+        # Legacy write(): through response_body like any chunk; held with the head
+        # until the head is sent, then passed straight to the server.
+        chunks: Iterable[bytes] = (data,)
+        if self.features.response_body:
+            chunks = self.ex.response_body(data, True)
+        if self.outer_write is None:
+            self.pending.extend(chunks)
+            return
+        for chunk in chunks:
+            if chunk:
+                self.outer_write(chunk)
 
     # -- running the app --
 
@@ -315,25 +336,37 @@ class _WsgiRun:
         except Exception as exc:
             return self.app_failed(exc, iterable)
         if self.abort is not None:
-            _close(iterable)
+            self.close_app(iterable)
             return self.respond(self.abort, "aborted")
         try:
             self.send_head()
         except Exception as exc:
-            _close(iterable)
-            logger.exception("%s failed on the response head; sent 500", type(self.mw).__name__)
-            return self.respond(INTERNAL_ERROR, "middleware_error", exc)
+            self.close_app(iterable)
+            name = type(self.mw).__name__
+            return self.respond(*failure(name, exc, "on the response head", self.ex), exc)
         if first is None:
-            _close(iterable)
+            self.close_app(iterable)
             self.finish(Outcome("completed", self.status))
             return []
-        return _Body(self, first, chunks, iterable)
+        if self.features.finish or self.replay is not None or self.features.response_body:
+            return _Body(self, first, chunks, iterable)
+        # Nothing to tell at the end: the rest of the body needs no Python-level wrapper.
+        self.finished = True
+        if type(iterable) is list or type(iterable) is tuple:  # no close() to call
+            return [first, *chunks]
+        return _PlainBody(first, chunks, iterable)
 
     def chunks(self, iterable: Iterable[bytes]) -> Iterator[bytes]:
         chunks: Iterator[bytes] = iter(iterable)
         if self.features.response_body:
-            chunks = _hooked(self.ex, chunks)
+            chunks = _hooked(self, chunks, iterable)
         return chunks
+
+    def close_app(self, iterable: Iterable[bytes]) -> None:
+        """Close the app's iterable, once (it may be released before the body is served)."""
+        if not self.app_closed:
+            self.app_closed = True
+            _close(iterable)
 
     def first_chunk(self, chunks: Iterator[bytes]) -> bytes | None:
         """The first non-empty chunk; bytes given to ``write()`` so far come first."""
@@ -366,9 +399,12 @@ class _WsgiRun:
 
     def app_failed(self, exc: Exception, iterable: Iterable[bytes] | None) -> list[bytes]:
         if iterable is not None:
-            _close(iterable)
+            self.close_app(iterable)
         if self.abort is not None:
             return self.respond(self.abort, "aborted")
+        if isinstance(exc, _HookBadRequest):  # a response_body hook found the head malformed
+            name = type(self.mw).__name__
+            return self.respond(bad_request(name, exc.error, self.ex), "responded", exc.error)
         logger.error("the app raised before its response started; sent 500", exc_info=exc)
         return self.respond(INTERNAL_ERROR, "app_error", exc)
 
@@ -437,10 +473,25 @@ def _to_text(
     return list(map(_pair_text, after))
 
 
-def _hooked(ex: Exchange, chunks: Iterator[bytes]) -> Iterator[bytes]:
-    for chunk in chunks:
-        yield from ex.response_body(chunk, True)
-    yield from ex.response_body(b"", False)
+class _HookBadRequest(Exception):
+    """A ``response_body`` hook's BadRequest, kept apart from the app's own errors."""
+
+    def __init__(self, error: BadRequest) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _hooked(run: _WsgiRun, chunks: Iterator[bytes], iterable: Iterable[bytes]) -> Iterator[bytes]:
+    """The app's chunks through ``response_body``; the tail is served after the app is closed."""
+    ex = run.ex
+    try:
+        for chunk in chunks:
+            yield from ex.response_body(chunk, True)
+        tail = ex.response_body(b"", False)
+    except BadRequest as exc:
+        raise _HookBadRequest(exc) from exc
+    run.close_app(iterable)  # the app is released before the client reads the tail
+    yield from tail
 
 
 def _close(iterable: Iterable[bytes]) -> None:
@@ -485,7 +536,26 @@ class _Body:
 
     def close(self) -> None:
         try:
-            _close(self._inner)
+            self._run.close_app(self._inner)
         finally:
             outcome = self._outcome or Outcome("disconnected", self._run.status)
             self._run.finish(outcome)
+
+
+class _PlainBody:
+    """The rest of the app's body for an exchange with no body or finish hook.
+
+    Iterating it is C-level (``itertools.chain``); ``close()`` closes the app's iterable.
+    """
+
+    __slots__ = ("_chunks", "_inner")
+
+    def __init__(self, first: bytes, chunks: Iterator[bytes], inner: Iterable[bytes]) -> None:
+        self._chunks = itertools.chain((first,), chunks)
+        self._inner = inner
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._chunks
+
+    def close(self) -> None:
+        _close(self._inner)

@@ -385,3 +385,170 @@ def test_asgi_app_that_returns_after_start_without_body_gets_500(
     result = call_asgi(Recorder(half), Request())
     assert result.status == 500
     assert any("without its response body" in r.getMessage() for r in caplog.records)
+
+
+# -- websocket finish -----------------------------------------------------------------
+
+
+class WebsocketRecorder(Recorder):
+    scope_types = frozenset({"http", "websocket"})
+
+
+def _ws_scope() -> dict[str, Any]:
+    scope: dict[str, Any] = dict(Request(path="/ws").scope())
+    scope.update(type="websocket", scheme="ws", subprotocols=[])
+    scope.pop("method", None)
+    return scope
+
+
+async def _ws_receive() -> Any:
+    return {"type": "websocket.connect"}
+
+
+async def _ws_send(message: Any) -> None:
+    pass
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        pytest.param(None, "completed", id="completed"),
+        pytest.param(RuntimeError("boom"), "app_error", id="app-error"),
+        pytest.param(ConnectionResetError("gone"), "disconnected", id="disconnected"),
+    ],
+)
+async def test_websocket_finish_runs_once_on_every_path(error: Exception | None, kind: str) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        if error is not None:
+            raise error
+        await send({"type": "websocket.close", "code": 1000})
+
+    middleware = WebsocketRecorder(app)
+    if error is None:
+        await middleware(_ws_scope(), _ws_receive, _ws_send)
+    else:
+        with pytest.raises(type(error)):
+            await middleware(_ws_scope(), _ws_receive, _ws_send)
+    assert [o.kind for o in middleware.outcomes] == [kind]
+    assert (middleware.outcomes[0].error is error) or error is None
+
+
+@pytest.mark.anyio
+async def test_websocket_finish_runs_once_when_refused_or_cancelled() -> None:
+    refusing = WebsocketRecorder(asgi_hello, respond=True)
+    await refusing(_ws_scope(), _ws_receive, _ws_send)
+    assert [o.kind for o in refusing.outcomes] == ["responded"]
+
+    started = anyio.Event()
+
+    async def slow(scope: Any, receive: Any, send: Any) -> None:
+        started.set()
+        await anyio.sleep_forever()
+
+    waiting = WebsocketRecorder(slow)
+    async with anyio.create_task_group() as group:
+        group.start_soon(waiting, _ws_scope(), _ws_receive, _ws_send)
+        await started.wait()
+        group.cancel_scope.cancel()
+    assert [o.kind for o in waiting.outcomes] == ["cancelled"]
+
+
+@pytest.mark.parametrize("in_body", [False, True], ids=["response", "response-body"])
+def test_malformed_head_found_by_a_response_hook_is_400_with_one_line(
+    in_body: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.middleware.conformance.cases_core import LateHeaders, malformed_length
+
+    for inner in (InnerApp().wsgi(), InnerApp().asgi()):
+        caplog.clear()
+        app = malformed_length(inner, lambda a: LateHeaders(a, in_body=in_body))
+        result = call_wsgi(app) if detect_interface(app) == "wsgi" else call_asgi(app)
+        assert result.status == 400
+        records = [r for r in caplog.records if r.name.startswith("bridge")]
+        assert [(r.name, r.levelname) for r in records] == [("bridge.middleware", "WARNING")]
+
+
+class Upper(Middleware):
+    def exchange(self, head: RequestHead, now: float) -> Exchange:
+        return _Upper(head, now)
+
+
+class _Upper(Exchange):
+    def response_body(self, chunk: bytes, more: bool) -> Iterable[bytes]:
+        return (chunk.upper(),)
+
+
+def test_legacy_wsgi_write_goes_through_response_body_before_and_after_the_head() -> None:
+    def legacy(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        write(b"before ")
+        yield b"first "
+        write(b"after ")  # the head has been sent by now
+        yield b"last"
+
+    assert call_wsgi(Upper(legacy)).body == b"BEFORE FIRST AFTER LAST"
+
+
+class HookOrder(Middleware):
+    def __init__(self, app: Any, **kw: Any) -> None:
+        super().__init__(app, **kw)
+        self.calls: list[str] = []
+
+    def exchange(self, head: RequestHead, now: float) -> Exchange:
+        return _HookOrder(head, now, self.calls)
+
+
+class _HookOrder(Exchange):
+    __slots__ = ("calls",)
+
+    def __init__(self, head: RequestHead, now: float, calls: list[str]) -> None:
+        super().__init__(head, now)
+        self.calls = calls
+
+    def response_start(self, head: ResponseHead) -> None:
+        self.calls.append(f"start {head.status} {head.header(b'content-type')!r}")
+
+    def response_body(self, chunk: bytes, more: bool) -> Iterable[bytes]:
+        self.calls.append(f"body {chunk!r} {more}")
+        return () if more else (b"held",)  # hold everything, emit one chunk at the end
+
+    def response(self, head: ResponseHead) -> ResponseHead:
+        self.calls.append("response")
+        return head
+
+
+def test_response_start_comes_first_and_the_tail_is_sent_at_the_end() -> None:
+    inner = InnerApp(body=[b"a", b"b"])
+    wsgi, asgi = HookOrder(inner.wsgi()), HookOrder(inner.asgi())
+    assert call_wsgi(wsgi).body == call_asgi(asgi).body == b"held"
+    assert wsgi.calls == asgi.calls
+    assert wsgi.calls == [
+        "start 200 b'text/plain; charset=utf-8'",
+        "body b'a' True",
+        "body b'b' True",
+        "body b'' False",
+        "response",
+    ]
+
+
+def test_wsgi_app_is_closed_before_the_tail_is_served() -> None:
+    events: list[str] = []
+
+    class Body:
+        def __iter__(self) -> Iterator[bytes]:
+            yield b"a"
+
+        def close(self) -> None:
+            events.append("closed")
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return Body()
+
+    environ = environ_from_scope(Request().scope(), wsgi_input=io.BytesIO(), wsgi_errors=sys.stderr)
+    body = HookOrder(app)(environ, lambda status, headers, exc_info=None: None)
+    events.extend(f"served {chunk!r}" for chunk in body)
+    body.close()
+    assert events == ["closed", "served b'held'"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable
+from collections.abc import Callable, Generator, Iterable
 from typing import Any
 
 from bridge.middleware import (
@@ -19,6 +19,7 @@ from bridge.middleware import (
     Respond,
     Response,
     ResponseHead,
+    detect_interface,
     set_header,
 )
 from bridge.testing import FakeClock, InnerApp, Request, Seen
@@ -227,7 +228,77 @@ def not_called(seen: Seen | None) -> None:
 
 POST = "POST"
 
+# -- a malformed head found lazily, by a response-side hook ----------------------
+
+
+class LateHeaders(Middleware):
+    """Reads the request headers only in ``response`` (or ``response_body``)."""
+
+    def __init__(self, app: Any, *, in_body: bool = False, **kw: Any) -> None:
+        super().__init__(app, **kw)
+        self.in_body = in_body
+
+    def exchange(self, head: RequestHead, now: float) -> Exchange:
+        return _LateBody(head, now) if self.in_body else _LateHead(head, now)
+
+
+class _LateHead(Exchange):
+    def response(self, head: ResponseHead) -> ResponseHead:
+        return head.replace(headers=(*head.headers, (b"x-lines", b"%d" % len(self.head.headers))))
+
+
+class _LateBody(Exchange):
+    def response_body(self, chunk: bytes, more: bool) -> Iterable[bytes]:
+        return (chunk,) if self.head.headers else ()
+
+
+def malformed_length(app: Any, middleware: Callable[[Any], Any]) -> Any:
+    """``middleware(app)`` behind a server that passes ``Content-Length: ten`` through.
+
+    The inner app is given the request without it (wsgiref.validate, around it, would
+    refuse it): only the middleware sees the malformed head.
+    """
+    if detect_interface(app) == "wsgi":
+
+        def wsgi_clean(environ: Any, start_response: Any) -> Any:
+            return app({**environ, "CONTENT_LENGTH": ""}, start_response)
+
+        inner = middleware(wsgi_clean)
+
+        def wsgi(environ: Any, start_response: Any) -> Any:
+            return inner({**environ, "CONTENT_LENGTH": "ten"}, start_response)
+
+        return wsgi
+
+    async def asgi_clean(scope: Any, receive: Any, send: Any) -> None:
+        headers = [line for line in scope["headers"] if line[0] != b"content-length"]
+        await app({**scope, "headers": headers}, receive, send)
+
+    outer = middleware(asgi_clean)
+
+    async def asgi(scope: Any, receive: Any, send: Any) -> None:
+        headers = [*scope["headers"], (b"content-length", b"ten")]
+        await outer({**scope, "headers": headers}, receive, send)
+
+    return asgi
+
+
+MALFORMED = b"invalid Content-Length: b'ten'"
+
+
 CASES = [
+    Case(
+        "core-malformed-head-found-by-response-hook-is-400",
+        lambda app, clock: malformed_length(app, lambda a: LateHeaders(a, clock=clock)),
+        [Step(status=400, body=MALFORMED)],
+    ),
+    Case(
+        "core-malformed-head-found-by-response-body-hook-is-400",
+        lambda app, clock: malformed_length(
+            app, lambda a: LateHeaders(a, clock=clock, in_body=True)
+        ),
+        [Step(status=400, body=MALFORMED)],
+    ),
     Case(
         "core-get-adds-response-header",
         tag,
