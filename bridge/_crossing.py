@@ -43,7 +43,7 @@ from ._threads import (
     worker_pool,
 )
 
-__all__ = ("call_sync", "context_thread")
+__all__ = ("call_sync", "context_thread", "run_in_worker")
 
 _get_running_loop = asyncio._get_running_loop
 
@@ -152,6 +152,50 @@ async def call_sync(
         if context is None:
             merge_context(ctx)
     return call.outcome()
+
+
+_NO_ARGS: tuple[Any, ...] = ()
+_NO_KWARGS: dict[str, Any] = {}  # never mutated: Call only unpacks it
+
+
+async def run_in_worker(
+    fn: Callable[[], Any], context: contextvars.Context, limiter: anyio.CapacityLimiter | None
+) -> Any:
+    """For the adapters: ``context.run(fn)`` on a worker thread under ``limiter``; its result.
+
+    The hand-off of ``call_sync(thread_sensitive=False)`` (one ``Call``, the loop's
+    ``Inbox``, the ``_gate`` under a saturated limiter, the same cancellation rule: a
+    running call is waited for, then the cancellation is raised) without what only a
+    ``sync_to_async`` caller needs: the caller's ``sys.exc_info()`` is not carried over
+    and ``context`` (the caller's to keep across several calls) is not merged back.
+    ``limiter`` None means anyio's default thread limiter of the running loop.
+    """
+    loop = _get_running_loop()
+    if loop is not None:
+        call = Call(fn, _NO_ARGS, _NO_KWARGS, context, None, loop)
+        inbox = inbox_for(loop)
+        call.schedule, call.anyio_token = inbox.post, inbox.anyio_token
+        await _on_asyncio_holding(loop, call, limiter)
+    else:
+        call = await _on_trio(fn, _NO_ARGS, _NO_KWARGS, context, None, False, None, limiter, False)
+    return call.outcome()
+
+
+async def _on_asyncio_holding(
+    loop: asyncio.AbstractEventLoop, call: Call, limiter: anyio.CapacityLimiter | None
+) -> None:
+    # Unlike _gate, a call that waits for a token waits in the limiter's own queue, so
+    # an adapter's waiting requests show in ``limiter.statistics()`` as anyio's did.
+    if limiter is None:
+        limiter = _default_limiter(loop)
+    try:
+        limiter.acquire_on_behalf_of_nowait(call)
+    except anyio.WouldBlock:
+        await limiter.acquire_on_behalf_of(call)
+    try:
+        await _on_asyncio(loop, call, worker_pool())
+    finally:
+        limiter.release_on_behalf_of(call)
 
 
 async def _on_asyncio(loop: asyncio.AbstractEventLoop, call: Call, target: Executor) -> None:

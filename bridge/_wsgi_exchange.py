@@ -48,9 +48,10 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
-from anyio import from_thread, to_thread
+from anyio import from_thread
 from asgiref.typing import HTTPScope
 
+from ._crossing import run_in_worker
 from ._handoff import HandoffQueue
 from ._translate import BadRequest, environ_from_scope
 from ._wsgi_app_run import AppRun, Outcome
@@ -235,9 +236,16 @@ class Exchange:
                 self.pending.clear()
                 await self._run_in_task_group(run, run.resume)
         finally:
-            if not run.closed:  # cancelled or disconnected between the two thread calls
-                with anyio.CancelScope(shield=True):
-                    await to_thread.run_sync(self.context.run, run.close, limiter=self.limiter)
+            if not run.closed:
+                await self._close_on_the_way_out(run)
+
+    async def _close_on_the_way_out(self, run: AppRun) -> None:
+        """Cancelled or disconnected before the app ran, or between two thread calls."""
+        if not run.has_iterable:
+            run.close()  # cancelled while waiting for a token: the app never ran
+            return
+        with anyio.CancelScope(shield=True):
+            await run_in_worker(run.close, self.context, self.limiter)
 
     async def _run_in_task_group(self, run: AppRun, work: Callable[[], Outcome]) -> None:
         self.responses = HandoffQueue[Message](self.adapter.buffer_size, _body_size)
@@ -264,8 +272,8 @@ class Exchange:
 
     async def _call_app(self, work: Callable[[], Outcome]) -> Outcome:
         try:
-            outcome: Outcome = await to_thread.run_sync(
-                self.context.run, self._thread_main, work, limiter=self.limiter
+            outcome: Outcome = await run_in_worker(
+                partial(self._thread_main, work), self.context, self.limiter
             )
         except BaseException:
             self._abort_queues("the request was cancelled")
