@@ -128,8 +128,12 @@ def _environ_headers(
     max_header_lines: int,
     allow_underscores: bool,
 ) -> dict[str, str]:
-    """Request header pairs to CGI keys; linear in the number of lines."""
-    grouped: dict[bytes, list[str]] = {}
+    """Request header pairs to CGI keys; linear in the number of lines.
+
+    Lines are grouped by lowercase name (a name seen once keeps its one value, not a
+    list); groups become keys in the order of their first line.
+    """
+    grouped: dict[bytes, str | list[str]] = {}
     lines = 0
     for name, value in headers:
         lines += 1
@@ -139,23 +143,28 @@ def _environ_headers(
             continue
         key = name.lower()
         text = value.decode("latin-1")
-        bucket = grouped.get(key)
-        if bucket is None:
-            grouped[key] = [text]
+        seen = grouped.get(key)
+        if seen is None:
+            grouped[key] = text
+        elif type(seen) is list:
+            seen.append(text)
         else:
-            bucket.append(text)
+            grouped[key] = [cast("str", seen), text]
     out: dict[str, str] = {}
     for name, values in grouped.items():
-        if name == b"content-length":
-            length = parse_content_length(v.encode("latin-1") for v in values)
-            if length is not None:
-                out["CONTENT_LENGTH"] = str(length)
-            continue
-        if name == b"content-type":
-            out["CONTENT_TYPE"] = values[-1]
-            continue
-        cgi = "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
-        out[cgi] = values[0] if len(values) == 1 else _JOINERS.get(name, ", ").join(values)
+        cgi = _cgi_key(name)
+        if type(values) is str:
+            if cgi == "CONTENT_LENGTH":
+                length = parse_content_length((values.encode("latin-1"),))
+                out[cgi] = str(length)
+            else:
+                out[cgi] = values
+        elif cgi == "CONTENT_LENGTH":
+            parse_content_length(v.encode("latin-1") for v in values)  # raises: repeated
+        elif cgi == "CONTENT_TYPE":
+            out[cgi] = values[-1]
+        else:
+            out[cgi] = _JOINERS.get(name, ", ").join(values)
     return out
 
 
