@@ -49,9 +49,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 from anyio import from_thread
+from anyio.abc import TaskGroup
 from asgiref.typing import HTTPScope
 
-from ._crossing import run_in_worker
+from ._crossing import finish_in_worker, run_in_worker, start_in_worker
 from ._handoff import HandoffQueue
 from ._translate import BadRequest, environ_from_scope
 from ._wsgi_app_run import AppRun, Outcome
@@ -133,9 +134,11 @@ class Exchange:
         self.requests: HandoffQueue[bytes] | None = None
         # Created with the task group: a response collected in memory never needs it.
         self.responses: HandoffQueue[Message] | None = None
+        self.tg: TaskGroup | None = None
         self.watching = False
         self.queue_in_use = False
         self.sender_started = False
+        self.sent_some = False  # a streamed batch has gone out
 
     def _describe(self) -> str:
         return f"{self.scope.get('method', '?')} {self.scope.get('path', '?')}"
@@ -153,10 +156,12 @@ class Exchange:
             logger.warning("%s: bad request: %s", self._describe(), exc)
             await self._send_plain_error(getattr(exc, "status", 400))
             return
-        if self.requests is None and not self.adapter._expect_streaming:
-            await self._run_without_task_group(run)
-        else:
+        if self.requests is not None:
             await self._run_in_task_group(run, run.begin)
+        elif self.adapter._expect_streaming:
+            await self._run_sending_here(run, run.begin)
+        else:
+            await self._run_without_task_group(run)
         if self.send_error is not None:
             raise self.send_error
 
@@ -234,7 +239,8 @@ class Exchange:
             # start + first chunk go out before the app is asked for the next one
             if await self._send_or_log(self.pending):
                 self.pending.clear()
-                await self._run_in_task_group(run, run.resume)
+                self.sent_some = True
+                await self._run_sending_here(run, run.resume)
         finally:
             if not run.closed:
                 await self._close_on_the_way_out(run)
@@ -246,6 +252,36 @@ class Exchange:
             return
         with anyio.CancelScope(shield=True):
             await run_in_worker(run.close, self.context, self.limiter)
+
+    async def _run_sending_here(self, run: AppRun, work: Callable[[], Outcome]) -> None:
+        """No request body to pump: this task sends what the thread streams.
+
+        The thread call runs while this task drains the response queue, so a response
+        the thread finishes in one go (most Flask responses), or collects in memory,
+        costs no task group and no other task. Only a response that goes on after a
+        batch went out opens a group, for the disconnect watcher.
+        """
+        responses = self.responses = HandoffQueue[Message](self.adapter.buffer_size, _body_size)
+        self.sender_started = True  # the thread never asks for a sender task
+        if run.streaming:  # resuming a response that already started
+            run.state.emit = responses.put_from_thread
+            self.queue_in_use = True
+        running = await start_in_worker(
+            partial(self._thread_main, work), self.context, self.limiter
+        )
+        try:
+            if not await self._send_stream():
+                async with anyio.create_task_group() as tg:
+                    self.tg = tg
+                    self._start_watching()
+                    await self._send_stream()
+        finally:
+            # The queue has ended (the thread finished it) or was aborted: either way
+            # the thread call is about to return; wait for it, through cancellation.
+            await finish_in_worker(running)
+        if not run.streaming:
+            await self._send_or_log(self.pending)
+            self.adapter._expect_streaming = False
 
     async def _run_in_task_group(self, run: AppRun, work: Callable[[], Outcome]) -> None:
         self.responses = HandoffQueue[Message](self.adapter.buffer_size, _body_size)
@@ -284,7 +320,8 @@ class Exchange:
         try:
             return work()
         finally:
-            if self.queue_in_use and self.responses is not None:
+            # Always ended, used or not: a task sending here waits on it.
+            if self.responses is not None:
                 self.responses.finish()
 
     def _flush_from_thread(self) -> None:
@@ -310,7 +347,8 @@ class Exchange:
         for message in self.pending:
             responses.put_from_thread(message)
         self.pending.clear()
-        responses.call_soon(self._spawn_sender)
+        if not self.sender_started:  # read across threads: set before the call started
+            responses.call_soon(self._spawn_sender)
 
     def _spawn_sender(self) -> None:
         # On the loop. When the thread has already finished the response (a short
@@ -318,6 +356,8 @@ class Exchange:
         # thread call returns, which saves a task.
         if self.sender_started or self.responses is None or self.responses.finished:
             return
+        if self.tg is None:
+            raise RuntimeError("a sender task needs the exchange's task group")
         self.sender_started = True
         self.tg.start_soon(self._send_stream)
 
@@ -331,43 +371,53 @@ class Exchange:
 
     # -- loop tasks while streaming ----------------------------------------------------
 
-    async def _send_stream(self) -> None:
+    async def _send_stream(self) -> bool:
         """Send what the thread queues, until the end of the response.
 
         The disconnect watcher starts lazily, once the response outlasts one batch: a
         short generator that the thread finishes in one go (most Flask responses) needs
-        no watcher task at all.
+        no watcher task at all. Without a task group to start it in, this returns False
+        at that point, the queue intact, to be called again inside a group; True when
+        the response is over (complete, or abandoned with both queues aborted).
         """
         responses = self.responses
         if responses is None:
             raise RuntimeError("the sender runs only with the task group's queue")
-        complete = False
+        complete = handed_over = False
         try:
             while True:
                 batch = responses.get_ready()
                 if batch is None:
-                    self._start_watching()
+                    if self.sent_some and not self._start_watching():
+                        handed_over = True
+                        return False
                     batch = await responses.get_all()
                 if not batch:
                     complete = True  # the thread finished the queue: nothing to release
-                    return
+                    return True
                 await self._send_streamed(batch)
-                if not responses.finished:
-                    # Some servers (uvicorn) drop sends to a gone client silently: only
-                    # receive() tells, so a stream that goes on needs the watcher.
-                    self._start_watching()
+                self.sent_some = True
+                # Some servers (uvicorn) drop sends to a gone client silently: only
+                # receive() tells, so a stream that goes on needs the watcher.
+                if not responses.finished and not self._start_watching():
+                    handed_over = True
+                    return False
         except ClientDisconnected:
-            return
+            return True
         finally:
-            if not complete:
+            if not (complete or handed_over):
                 self._abort_queues("the response was abandoned by the server")
-            if self.watching:
+            if self.watching and self.tg is not None and not handed_over:
                 self.tg.cancel_scope.cancel()  # stops the watcher (cancel() is not cheap)
 
-    def _start_watching(self) -> None:
+    def _start_watching(self) -> bool:
+        """Start the disconnect watcher if it is not running; False without a group."""
         if not self.watching:
+            if self.tg is None:
+                return False
             self.watching = True
             self.tg.start_soon(self._watch_client)
+        return True
 
     async def _send_streamed(self, batch: list[Message]) -> None:
         try:
