@@ -4,7 +4,8 @@ Theory of operation
 -------------------
 Each ``http`` request is one :class:`Exchange`. The event loop reads the first
 body message before anything else; then one thread call runs the app and its
-iteration (``AppRun.begin``).
+iteration (``AppRun.begin``) in one of bridge's worker threads
+(:func:`bridge._crossing.start_in_worker`, under the adapter's limiter).
 
 * A list or tuple response (and any error page) is collected in memory, where
   it already was, and the loop sends it after the thread returns: one thread
@@ -12,16 +13,19 @@ iteration (``AppRun.begin``).
 * Any other iterable, and ``write()``, make the response stream at the first
   non-empty chunk (PEP 3333 forbids holding a chunk back while the app produces
   the next). When the adapter expects that (its app streamed before), the
-  exchange runs inside a task group from the start: the thread goes on putting
-  messages into a bounded :class:`~bridge._handoff.HandoffQueue`, and a sender
-  task, spawned by a non-blocking loop callback from the thread, transmits each
-  batch while the app produces the next (if the thread finished first, the
-  handler sends inline instead). When it does not expect it, the thread returns
-  at the first chunk, the loop sends it, a second thread call goes on inside a
-  task group, and the adapter remembers for next time.
+  thread goes on putting messages into a bounded
+  :class:`~bridge._handoff.HandoffQueue`, and the request's own task, free while
+  the thread call runs, transmits each batch while the app produces the next.
+  Only a stream that goes on after a batch went out opens a task group, for the
+  disconnect watcher. When it does not expect it, the thread returns at the
+  first chunk, the loop sends it, a second thread call goes on the same way,
+  and the adapter remembers for next time.
 * A request body that is still arriving is fed to ``wsgi.input`` through a
   second bounded queue by a loop task, which then watches ``receive()`` for a
-  disconnect. A streamed response starts that watcher once it outlasts a batch.
+  disconnect; such an exchange runs in a task group from the start, and a
+  sender task (spawned by a non-blocking loop callback from the thread at the
+  first streamed chunk) transmits the response. A streamed response starts the
+  watcher once it outlasts a batch.
 
 Memory stays bounded in both directions, and a slow client slows the app
 (backpressure) instead of growing a buffer.
@@ -29,11 +33,12 @@ Memory stays bounded in both directions, and a slow client slows the app
 Invariants:
 
 * The worker thread never waits on the loop without a way out: every loop task
-  of the exchange aborts both queues when it is cancelled or sees the client go
-  away, and a failing ``send()`` aborts them too; the thread then gets
-  :class:`ClientDisconnected` at its next queue operation, closes the app's
-  iterable and returns before this coroutine does (all tasks of an exchange
-  live in one task group around the thread call).
+  of the exchange (and the request's task while it sends) aborts both queues
+  when it is cancelled or sees the client go away, and a failing ``send()``
+  aborts them too; the thread then gets :class:`ClientDisconnected` at its next
+  queue operation, closes the app's iterable and returns before this coroutine
+  does (every thread call is awaited, through cancellation, and every task of
+  an exchange lives in a task group the exchange awaits).
 * One request never sees another's state: everything per-request lives on the
   ``Exchange`` and ``AppRun`` objects, and the thread runs the app in a copy of
   the caller's contextvars context (one copy for the whole request).
