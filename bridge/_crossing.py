@@ -43,7 +43,14 @@ from ._threads import (
     worker_pool,
 )
 
-__all__ = ("call_sync", "context_thread")
+__all__ = (
+    "RunningCall",
+    "call_sync",
+    "context_thread",
+    "finish_in_worker",
+    "run_in_worker",
+    "start_in_worker",
+)
 
 _get_running_loop = asyncio._get_running_loop
 
@@ -152,6 +159,108 @@ async def call_sync(
         if context is None:
             merge_context(ctx)
     return call.outcome()
+
+
+_NO_ARGS: tuple[Any, ...] = ()
+_NO_KWARGS: dict[str, Any] = {}  # never mutated: Call only unpacks it
+
+
+async def run_in_worker(
+    fn: Callable[[], Any], context: contextvars.Context, limiter: anyio.CapacityLimiter | None
+) -> Any:
+    """For the adapters: ``context.run(fn)`` on a worker thread under ``limiter``; its result.
+
+    The hand-off of ``call_sync(thread_sensitive=False)`` (one ``Call``, the loop's
+    ``Inbox``, the worker pool, the same cancellation rule: a running call is waited for,
+    then the cancellation is raised) without what only a ``sync_to_async`` caller needs:
+    the caller's ``sys.exc_info()`` is not carried over and ``context`` (the caller's, to
+    keep across several calls) is not merged back. ``limiter`` None means anyio's default
+    thread limiter of the running loop. A call that waits for a token waits in the
+    limiter's own queue (not ``_gate``'s), so ``limiter.statistics()`` shows it.
+    """
+    return await finish_in_worker(await start_in_worker(fn, context, limiter))
+
+
+class RunningCall:
+    """A call :func:`start_in_worker` dispatched; pass it to :func:`finish_in_worker`."""
+
+    __slots__ = ("call", "limiter")
+
+    def __init__(self, call: Call, limiter: anyio.CapacityLimiter) -> None:
+        self.call = call
+        self.limiter = limiter
+
+    @property
+    def finished(self) -> bool:
+        return self.call.finished
+
+
+async def start_in_worker(
+    fn: Callable[[], Any], context: contextvars.Context, limiter: anyio.CapacityLimiter | None
+) -> RunningCall:
+    """:func:`run_in_worker` in two halves: wait for a token and dispatch the call.
+
+    Between the halves the caller's task is free (e.g. to send what the thread
+    produces); it must always await :func:`finish_in_worker`, which releases the token.
+    Cancelled while waiting for the token: nothing was dispatched or acquired.
+    """
+    loop = _get_running_loop()
+    origin = loop if loop is not None else running_trio_token("start_in_worker()")
+    call = Call(fn, _NO_ARGS, _NO_KWARGS, context, None, origin)
+    inbox = inbox_for(origin)
+    call.schedule, call.anyio_token = inbox.post, inbox.anyio_token
+    if limiter is None:
+        limiter = (
+            _default_limiter(loop)
+            if loop is not None
+            else anyio.to_thread.current_default_thread_limiter()
+        )
+    try:
+        limiter.acquire_on_behalf_of_nowait(call)
+    except anyio.WouldBlock:
+        await limiter.acquire_on_behalf_of(call)
+    if loop is not None:
+        call.waiter = loop.create_future()
+    else:
+        import trio
+
+        call.waiter = trio.Event()
+    worker_pool().put(call)
+    return RunningCall(call, limiter)
+
+
+async def finish_in_worker(running: RunningCall) -> Any:
+    """Wait for the call (through cancellation: then re-raised), release its token."""
+    call = running.call
+    try:
+        if not call.finished:
+            await _wait_for(call)
+    except BaseException:
+        cancelled = anyio.get_cancelled_exc_class()
+        with anyio.CancelScope(shield=True):
+            while not call.finished:
+                try:
+                    await _wait_for(call)
+                except cancelled:  # a native task.cancel() still arrives once
+                    continue
+        raise
+    finally:
+        running.limiter.release_on_behalf_of(call)
+    return call.outcome()
+
+
+async def _wait_for(call: Call) -> None:
+    waiter = call.waiter
+    if hasattr(waiter, "set_result"):
+        if waiter.done():  # woken for nothing (a cancellation absorbed): wait anew
+            waiter = call.waiter = asyncio.get_running_loop().create_future()
+        await waiter
+    else:
+        if waiter.is_set():
+            import trio
+
+            waiter = call.waiter = trio.Event()
+        await waiter.wait()
 
 
 async def _on_asyncio(loop: asyncio.AbstractEventLoop, call: Call, target: Executor) -> None:

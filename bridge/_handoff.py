@@ -13,8 +13,8 @@ Invariants:
 * Neither side ever blocks on the other. The thread waits on a
   ``threading.Condition``; the loop only takes the lock for O(1) work and
   notifies the condition. The loop waits on an ``anyio.Event``; the thread sets
-  it through the loop's non-blocking thread-safe callback
-  (``call_soon_threadsafe`` on asyncio, ``run_sync_soon`` on trio), and only
+  it through the loop's non-blocking thread-safe callback (the loop's
+  :class:`~bridge._threads.Inbox`, shared with finished thread calls), and only
   when the loop is actually waiting, so a busy stream costs no wake-ups.
 * :meth:`finish` ends the stream: the consumer drains what is queued, then
   sees the end. :meth:`abort` fails it: both sides raise the given error at
@@ -33,6 +33,9 @@ from typing import Any, Generic, TypeVar
 
 import anyio
 
+from ._crossing import inbox_for
+from ._threads import Inbox, LoopCallback, running_trio_token
+
 sniffio: Any
 try:
     import sniffio
@@ -46,14 +49,21 @@ CallSoon = Callable[[Callable[[], object]], object]
 
 
 def loop_call_soon() -> tuple[str, CallSoon]:
-    """The running loop's library name and its non-blocking thread-safe "call soon"."""
-    try:
-        return "asyncio", asyncio.get_running_loop().call_soon_threadsafe
-    except RuntimeError:
-        pass
-    import trio  # only importable (and only needed) when trio is running
+    """The running loop's library name and its non-blocking thread-safe "call soon".
 
-    return "trio", trio.lowlevel.current_trio_token().run_sync_soon
+    Callbacks go through the loop's :class:`~bridge._threads.Inbox`, which the worker
+    threads also use to report finished calls: however many arrive between two passes
+    of the loop, they cost one wake-up (one self-pipe write on asyncio).
+    """
+    loop = asyncio._get_running_loop()
+    if loop is not None:
+        return "asyncio", _poster(inbox_for(loop))
+    return "trio", _poster(inbox_for(running_trio_token("a HandoffQueue")))
+
+
+def _poster(inbox: Inbox) -> CallSoon:
+    post = inbox.post
+    return lambda func: post(LoopCallback(func))
 
 
 class HandoffQueue(Generic[T]):

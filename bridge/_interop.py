@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import os
+import sys
 import threading
 import weakref
 from concurrent.futures import Executor
@@ -211,15 +212,35 @@ def anyio_token_here() -> Any:
     return current_token()
 
 
+def _trio_thread_data() -> Any:
+    """trio's thread-local of its worker threads (``trio.from_thread`` reads its token)."""
+    threads = sys.modules.get("trio._threads")  # trio runs, so it has been imported
+    return getattr(threads, "PARENT_TASK_DATA", None)
+
+
 def enter_anyio_worker(token: Any) -> Any:
-    """In a worker thread: let ``anyio.from_thread`` reach ``token``'s loop; return the old."""
+    """In a worker thread: let ``anyio.from_thread`` reach ``token``'s loop; return the old.
+
+    On trio, anyio's ``from_thread.run`` without ``token=`` asks trio's own thread-local,
+    which only trio's threads carry; it gets the token too (and ``abandon_on_cancel``, so
+    trio runs the coroutine in its system nursery, as anyio does on asyncio).
+    """
     previous = getattr(_anyio_local, "current_token", None)
     if token is not None:
         _anyio_local.current_token = token
+        native = token.native_token
+        if not isinstance(native, asyncio.AbstractEventLoop):
+            data = _trio_thread_data()
+            if data is not None and not hasattr(data, "token"):
+                data.token, data.abandon_on_cancel = native, True
+                return (previous, data)
     return previous
 
 
 def leave_anyio_worker(previous: Any) -> None:
+    if type(previous) is tuple:  # enter_anyio_worker set trio's thread-local
+        previous, data = previous
+        del data.token, data.abandon_on_cancel
     if previous is not None:
         _anyio_local.current_token = previous
     elif _anyio_local is not None and hasattr(_anyio_local, "current_token"):

@@ -52,6 +52,8 @@ from ._interop import (
 
 __all__ = (
     "Call",
+    "Inbox",
+    "LoopCallback",
     "OwnThread",
     "SyncFrame",
     "Target",
@@ -202,11 +204,28 @@ class Call:
             del error
 
 
+class Wakeable(Protocol):
+    def wake(self) -> None: ...
+
+
+class LoopCallback:
+    """An :class:`Inbox` item that runs ``fn()`` on the loop (the adapters' wake-ups)."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[], object]) -> None:
+        self.fn = fn
+
+    def wake(self) -> None:
+        self.fn()
+
+
 class Inbox:
     """Finished calls on their way back to one loop, with at most one wake-up pending.
 
     Under load many calls finish between two passes of the loop; they share one
-    thread-safe wake-up (one self-pipe write on asyncio) instead of one each.
+    thread-safe wake-up (one self-pipe write on asyncio) instead of one each. Any
+    :class:`Wakeable` may travel the same way (a :class:`LoopCallback`).
     Invariant: a call appended to ``items`` is drained by a ``drain`` that starts after
     the append, because ``post`` reads ``pending`` after appending and ``drain`` clears
     it before draining.
@@ -218,11 +237,11 @@ class Inbox:
         # Weakly: inboxes live in a WeakKeyDictionary keyed by the origin, and a strong
         # reference from the value would keep every loop ever used alive.
         self.origin = weakref.ref(origin)
-        self.items: deque[Call] = deque()
+        self.items: deque[Wakeable] = deque()
         self.pending = False
         self.anyio_token = anyio_token  # anyio's token for the same loop, if anyio has one
 
-    def post(self, call: Call) -> None:
+    def post(self, call: Wakeable) -> None:
         """From any thread: deliver ``call`` to the loop, which then runs ``call.wake()``."""
         self.items.append(call)
         if not self.pending:
@@ -242,7 +261,7 @@ class Inbox:
         """The loop is gone, and with it every caller: say so for errors nobody will see."""
         self.pending = False
         while self.items:
-            error = self.items.popleft().error
+            error = getattr(self.items.popleft(), "error", None)
             if error is not None:
                 logger.warning(
                     "a function run by sync_to_async raised after its event loop had closed: "

@@ -128,8 +128,46 @@ def _environ_headers(
     max_header_lines: int,
     allow_underscores: bool,
 ) -> dict[str, str]:
-    """Request header pairs to CGI keys; linear in the number of lines."""
-    grouped: dict[bytes, list[str]] = {}
+    """Request header pairs to CGI keys; linear in the number of lines.
+
+    The common case, where no two kept lines share a CGI key, takes one pass; any
+    repeat goes to :func:`_environ_headers_grouped`, which gives the same result for
+    that case (Content-Length is checked after the line cap, as there).
+    """
+    if not isinstance(headers, (list, tuple)):
+        headers = list(headers)  # a repeat starts over
+    out: dict[str, str] = {}
+    lines = 0
+    for name, value in headers:
+        lines += 1
+        if lines > max_header_lines:
+            raise BadRequest(f"more than {max_header_lines} request header lines", status=431)
+        if not allow_underscores and b"_" in name:
+            continue
+        cgi = _cgi_key(name.lower())
+        if cgi in out:
+            return _environ_headers_grouped(
+                headers, max_header_lines=max_header_lines, allow_underscores=allow_underscores
+            )
+        out[cgi] = value.decode("latin-1")
+    length = out.get("CONTENT_LENGTH")
+    if length is not None:
+        out["CONTENT_LENGTH"] = str(parse_content_length((length.encode("latin-1"),)))
+    return out
+
+
+def _environ_headers_grouped(
+    headers: Iterable[tuple[bytes, bytes]],
+    *,
+    max_header_lines: int,
+    allow_underscores: bool,
+) -> dict[str, str]:
+    """:func:`_environ_headers` with repeats: lines grouped by lowercase name.
+
+    A name seen once keeps its one value, not a list; groups become keys in the order
+    of their first line; a later group with the same CGI key replaces the value.
+    """
+    grouped: dict[bytes, str | list[str]] = {}
     lines = 0
     for name, value in headers:
         lines += 1
@@ -139,23 +177,28 @@ def _environ_headers(
             continue
         key = name.lower()
         text = value.decode("latin-1")
-        bucket = grouped.get(key)
-        if bucket is None:
-            grouped[key] = [text]
+        seen = grouped.get(key)
+        if seen is None:
+            grouped[key] = text
+        elif type(seen) is list:
+            seen.append(text)
         else:
-            bucket.append(text)
+            grouped[key] = [cast("str", seen), text]
     out: dict[str, str] = {}
     for name, values in grouped.items():
-        if name == b"content-length":
-            length = parse_content_length(v.encode("latin-1") for v in values)
-            if length is not None:
-                out["CONTENT_LENGTH"] = str(length)
-            continue
-        if name == b"content-type":
-            out["CONTENT_TYPE"] = values[-1]
-            continue
-        cgi = "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
-        out[cgi] = values[0] if len(values) == 1 else _JOINERS.get(name, ", ").join(values)
+        cgi = _cgi_key(name)
+        if type(values) is str:
+            if cgi == "CONTENT_LENGTH":
+                length = parse_content_length((values.encode("latin-1"),))
+                out[cgi] = str(length)
+            else:
+                out[cgi] = values
+        elif cgi == "CONTENT_LENGTH":
+            parse_content_length(v.encode("latin-1") for v in values)  # raises: repeated
+        elif cgi == "CONTENT_TYPE":
+            out[cgi] = values[-1]
+        else:
+            out[cgi] = _JOINERS.get(name, ", ").join(values)
     return out
 
 

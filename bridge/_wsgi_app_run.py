@@ -168,6 +168,11 @@ class AppRun:
         """Whether :meth:`close` has run."""
         return self._closed
 
+    @property
+    def has_iterable(self) -> bool:
+        """Whether the app has returned an iterable (whose ``close()`` runs in a thread)."""
+        return self._result is not None
+
     def close(self) -> None:
         """Call ``close()`` on the app's iterable once; errors are logged."""
         if self._closed:

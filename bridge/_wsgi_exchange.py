@@ -4,7 +4,8 @@ Theory of operation
 -------------------
 Each ``http`` request is one :class:`Exchange`. The event loop reads the first
 body message before anything else; then one thread call runs the app and its
-iteration (``AppRun.begin``).
+iteration (``AppRun.begin``) in one of bridge's worker threads
+(:func:`bridge._crossing.start_in_worker`, under the adapter's limiter).
 
 * A list or tuple response (and any error page) is collected in memory, where
   it already was, and the loop sends it after the thread returns: one thread
@@ -12,16 +13,19 @@ iteration (``AppRun.begin``).
 * Any other iterable, and ``write()``, make the response stream at the first
   non-empty chunk (PEP 3333 forbids holding a chunk back while the app produces
   the next). When the adapter expects that (its app streamed before), the
-  exchange runs inside a task group from the start: the thread goes on putting
-  messages into a bounded :class:`~bridge._handoff.HandoffQueue`, and a sender
-  task, spawned by a non-blocking loop callback from the thread, transmits each
-  batch while the app produces the next (if the thread finished first, the
-  handler sends inline instead). When it does not expect it, the thread returns
-  at the first chunk, the loop sends it, a second thread call goes on inside a
-  task group, and the adapter remembers for next time.
+  thread goes on putting messages into a bounded
+  :class:`~bridge._handoff.HandoffQueue`, and the request's own task, free while
+  the thread call runs, transmits each batch while the app produces the next.
+  Only a stream that goes on after a batch went out opens a task group, for the
+  disconnect watcher. When it does not expect it, the thread returns at the
+  first chunk, the loop sends it, a second thread call goes on the same way,
+  and the adapter remembers for next time.
 * A request body that is still arriving is fed to ``wsgi.input`` through a
   second bounded queue by a loop task, which then watches ``receive()`` for a
-  disconnect. A streamed response starts that watcher once it outlasts a batch.
+  disconnect; such an exchange runs in a task group from the start, and a
+  sender task (spawned by a non-blocking loop callback from the thread at the
+  first streamed chunk) transmits the response. A streamed response starts the
+  watcher once it outlasts a batch.
 
 Memory stays bounded in both directions, and a slow client slows the app
 (backpressure) instead of growing a buffer.
@@ -29,11 +33,12 @@ Memory stays bounded in both directions, and a slow client slows the app
 Invariants:
 
 * The worker thread never waits on the loop without a way out: every loop task
-  of the exchange aborts both queues when it is cancelled or sees the client go
-  away, and a failing ``send()`` aborts them too; the thread then gets
-  :class:`ClientDisconnected` at its next queue operation, closes the app's
-  iterable and returns before this coroutine does (all tasks of an exchange
-  live in one task group around the thread call).
+  of the exchange (and the request's task while it sends) aborts both queues
+  when it is cancelled or sees the client go away, and a failing ``send()``
+  aborts them too; the thread then gets :class:`ClientDisconnected` at its next
+  queue operation, closes the app's iterable and returns before this coroutine
+  does (every thread call is awaited, through cancellation, and every task of
+  an exchange lives in a task group the exchange awaits).
 * One request never sees another's state: everything per-request lives on the
   ``Exchange`` and ``AppRun`` objects, and the thread runs the app in a copy of
   the caller's contextvars context (one copy for the whole request).
@@ -48,9 +53,11 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
-from anyio import from_thread, to_thread
+from anyio import from_thread
+from anyio.abc import TaskGroup
 from asgiref.typing import HTTPScope
 
+from ._crossing import finish_in_worker, run_in_worker, start_in_worker
 from ._handoff import HandoffQueue
 from ._translate import BadRequest, environ_from_scope
 from ._wsgi_app_run import AppRun, Outcome
@@ -132,9 +139,11 @@ class Exchange:
         self.requests: HandoffQueue[bytes] | None = None
         # Created with the task group: a response collected in memory never needs it.
         self.responses: HandoffQueue[Message] | None = None
+        self.tg: TaskGroup | None = None
         self.watching = False
         self.queue_in_use = False
         self.sender_started = False
+        self.sent_some = False  # a streamed batch has gone out
 
     def _describe(self) -> str:
         return f"{self.scope.get('method', '?')} {self.scope.get('path', '?')}"
@@ -152,10 +161,12 @@ class Exchange:
             logger.warning("%s: bad request: %s", self._describe(), exc)
             await self._send_plain_error(getattr(exc, "status", 400))
             return
-        if self.requests is None and not self.adapter._expect_streaming:
-            await self._run_without_task_group(run)
-        else:
+        if self.requests is not None:
             await self._run_in_task_group(run, run.begin)
+        elif self.adapter._expect_streaming:
+            await self._run_sending_here(run, run.begin)
+        else:
+            await self._run_without_task_group(run)
         if self.send_error is not None:
             raise self.send_error
 
@@ -233,11 +244,49 @@ class Exchange:
             # start + first chunk go out before the app is asked for the next one
             if await self._send_or_log(self.pending):
                 self.pending.clear()
-                await self._run_in_task_group(run, run.resume)
+                self.sent_some = True
+                await self._run_sending_here(run, run.resume)
         finally:
-            if not run.closed:  # cancelled or disconnected between the two thread calls
-                with anyio.CancelScope(shield=True):
-                    await to_thread.run_sync(self.context.run, run.close, limiter=self.limiter)
+            if not run.closed:
+                await self._close_on_the_way_out(run)
+
+    async def _close_on_the_way_out(self, run: AppRun) -> None:
+        """Cancelled or disconnected before the app ran, or between two thread calls."""
+        if not run.has_iterable:
+            run.close()  # cancelled while waiting for a token: the app never ran
+            return
+        with anyio.CancelScope(shield=True):
+            await run_in_worker(run.close, self.context, self.limiter)
+
+    async def _run_sending_here(self, run: AppRun, work: Callable[[], Outcome]) -> None:
+        """No request body to pump: this task sends what the thread streams.
+
+        The thread call runs while this task drains the response queue, so a response
+        the thread finishes in one go (most Flask responses), or collects in memory,
+        costs no task group and no other task. Only a response that goes on after a
+        batch went out opens a group, for the disconnect watcher.
+        """
+        responses = self.responses = HandoffQueue[Message](self.adapter.buffer_size, _body_size)
+        self.sender_started = True  # the thread never asks for a sender task
+        if run.streaming:  # resuming a response that already started
+            run.state.emit = responses.put_from_thread
+            self.queue_in_use = True
+        running = await start_in_worker(
+            partial(self._thread_main, work), self.context, self.limiter
+        )
+        try:
+            if not await self._send_stream():
+                async with anyio.create_task_group() as tg:
+                    self.tg = tg
+                    self._start_watching()
+                    await self._send_stream()
+        finally:
+            # The queue has ended (the thread finished it) or was aborted: either way
+            # the thread call is about to return; wait for it, through cancellation.
+            await finish_in_worker(running)
+        if not run.streaming:
+            await self._send_or_log(self.pending)
+            self.adapter._expect_streaming = False
 
     async def _run_in_task_group(self, run: AppRun, work: Callable[[], Outcome]) -> None:
         self.responses = HandoffQueue[Message](self.adapter.buffer_size, _body_size)
@@ -264,8 +313,8 @@ class Exchange:
 
     async def _call_app(self, work: Callable[[], Outcome]) -> Outcome:
         try:
-            outcome: Outcome = await to_thread.run_sync(
-                self.context.run, self._thread_main, work, limiter=self.limiter
+            outcome: Outcome = await run_in_worker(
+                partial(self._thread_main, work), self.context, self.limiter
             )
         except BaseException:
             self._abort_queues("the request was cancelled")
@@ -276,7 +325,8 @@ class Exchange:
         try:
             return work()
         finally:
-            if self.queue_in_use and self.responses is not None:
+            # Always ended, used or not: a task sending here waits on it.
+            if self.responses is not None:
                 self.responses.finish()
 
     def _flush_from_thread(self) -> None:
@@ -302,7 +352,8 @@ class Exchange:
         for message in self.pending:
             responses.put_from_thread(message)
         self.pending.clear()
-        responses.call_soon(self._spawn_sender)
+        if not self.sender_started:  # read across threads: set before the call started
+            responses.call_soon(self._spawn_sender)
 
     def _spawn_sender(self) -> None:
         # On the loop. When the thread has already finished the response (a short
@@ -310,6 +361,8 @@ class Exchange:
         # thread call returns, which saves a task.
         if self.sender_started or self.responses is None or self.responses.finished:
             return
+        if self.tg is None:
+            raise RuntimeError("a sender task needs the exchange's task group")
         self.sender_started = True
         self.tg.start_soon(self._send_stream)
 
@@ -323,43 +376,53 @@ class Exchange:
 
     # -- loop tasks while streaming ----------------------------------------------------
 
-    async def _send_stream(self) -> None:
+    async def _send_stream(self) -> bool:
         """Send what the thread queues, until the end of the response.
 
         The disconnect watcher starts lazily, once the response outlasts one batch: a
         short generator that the thread finishes in one go (most Flask responses) needs
-        no watcher task at all.
+        no watcher task at all. Without a task group to start it in, this returns False
+        at that point, the queue intact, to be called again inside a group; True when
+        the response is over (complete, or abandoned with both queues aborted).
         """
         responses = self.responses
         if responses is None:
             raise RuntimeError("the sender runs only with the task group's queue")
-        complete = False
+        complete = handed_over = False
         try:
             while True:
                 batch = responses.get_ready()
                 if batch is None:
-                    self._start_watching()
+                    if self.sent_some and not self._start_watching():
+                        handed_over = True
+                        return False
                     batch = await responses.get_all()
                 if not batch:
                     complete = True  # the thread finished the queue: nothing to release
-                    return
+                    return True
                 await self._send_streamed(batch)
-                if not responses.finished:
-                    # Some servers (uvicorn) drop sends to a gone client silently: only
-                    # receive() tells, so a stream that goes on needs the watcher.
-                    self._start_watching()
+                self.sent_some = True
+                # Some servers (uvicorn) drop sends to a gone client silently: only
+                # receive() tells, so a stream that goes on needs the watcher.
+                if not responses.finished and not self._start_watching():
+                    handed_over = True
+                    return False
         except ClientDisconnected:
-            return
+            return True
         finally:
-            if not complete:
+            if not (complete or handed_over):
                 self._abort_queues("the response was abandoned by the server")
-            if self.watching:
+            if self.watching and self.tg is not None and not handed_over:
                 self.tg.cancel_scope.cancel()  # stops the watcher (cancel() is not cheap)
 
-    def _start_watching(self) -> None:
+    def _start_watching(self) -> bool:
+        """Start the disconnect watcher if it is not running; False without a group."""
         if not self.watching:
+            if self.tg is None:
+                return False
             self.watching = True
             self.tg.start_soon(self._watch_client)
+        return True
 
     async def _send_streamed(self, batch: list[Message]) -> None:
         try:

@@ -54,8 +54,9 @@ class WsgiToAsgi:
     Options:
 
     * ``limiter`` -- an ``anyio.CapacityLimiter`` bounding how many requests run
-      the app at once. Default ``None``: anyio's default thread limiter of the
-      running event loop (40 threads, shared with other ``to_thread`` users).
+      the app at once (each holds a token while its thread call runs). Default
+      ``None``: anyio's default thread limiter of the running event loop (40
+      tokens, shared with ``anyio.to_thread`` and ``sync_to_async`` callers).
     * ``max_header_lines`` -- requests with more header lines are answered
       with 431. Default 100.
     * ``allow_underscores_in_headers`` -- keep request headers whose names
@@ -68,6 +69,9 @@ class WsgiToAsgi:
       request. Default 256 KiB.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.1
+       The app runs in bridge's own worker threads (the ``sync_to_async``
+       hand-off) instead of ``anyio.to_thread.run_sync``; same limiter rules.
     """
 
     # Learned per instance, not configured: whether the app's last response streamed
