@@ -151,8 +151,10 @@ def test_client_gone_mid_download(site: Site) -> None:
     after = wait_for_status(site, lambda s: s["ended"] == before["ended"] + 1)
     assert after["started"] == before["started"] + 1
     assert after["disconnects"] == before["disconnects"] + 1
-    assert after["tasks"] == before["tasks"]  # the app's task is gone, nothing else left
-    assert after["threads"] == before["threads"]
+    # The app's task is gone and nothing new lingers. Tasks left by earlier requests on the
+    # shared loop (a finished exchange's grace period) may end meanwhile, so "at most".
+    assert after["tasks"] <= before["tasks"]
+    assert after["threads"] <= before["threads"]
 
 
 def wait_for_status(site: Site, done: Callable[[dict[str, int]], bool]) -> dict[str, int]:
