@@ -16,7 +16,7 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Generator, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
@@ -62,7 +62,7 @@ async def run_asgi(
     if scope["type"] == "websocket":
         await _websocket(mw, scope, receive, send)
         return
-    http = cast("HTTPScope", scope)
+    http: HTTPScope = scope  # type: ignore[assignment]  # an http scope (no cast(): a call)
     try:
         head = head_from_scope(http)
     except BadRequest as exc:
@@ -471,7 +471,7 @@ class _AsgiRun:
             self.replaced = True
             await self.respond(self.abort, "aborted")
             return
-        held = cast("Message", self.held)
+        held: Message = self.held  # type: ignore[assignment]  # set before any body
         status = held["status"]
         headers = held.get("headers", ())
         if self.features.response:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from http import HTTPStatus
 from types import MappingProxyType
-from typing import Any, Final, cast
+from typing import Any, Final
 
 __all__ = (
     "Headers",
@@ -182,7 +182,7 @@ class RequestHead(_HeadSlots):
         head.http_version = http_version
         head.values = values
         head.__class__ = cls  # frozen from here on
-        return cast("RequestHead", head)
+        return head  # type: ignore[return-value]  # frozen above; no cast() call
 
     def __init__(
         self,
@@ -276,7 +276,7 @@ class RequestHead(_HeadSlots):
         copy.http_version = get("http_version", self.http_version)
         copy.values = get("values", self.values)
         copy.__class__ = type(self)
-        return cast("RequestHead", copy)
+        return copy  # type: ignore[return-value]  # a RequestHead since the class switch
 
     def with_value(self, key: str, value: Any) -> RequestHead:
         """A copy whose ``values`` also maps ``key`` to ``value``."""
