@@ -15,6 +15,7 @@ Invariants:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -235,6 +236,7 @@ class _AsgiRun:
         "replaced",
         "replay",
         "scope",
+        "start_head",
         "status",
     )
 
@@ -260,6 +262,7 @@ class _AsgiRun:
         self.replay: ReplayBody | None = None
         self.complete = False
         self.group: anyio.abc.TaskGroup | None = None  # while a response_body app runs
+        self.start_head: ResponseHead | None = None
 
     async def run(self, decision: Forward | None = None) -> None:
         outcome = Outcome("cancelled")
@@ -388,6 +391,7 @@ class _AsgiRun:
             tuple(map(tuple, message.get("headers", ()))),
             bool(message.get("trailers", False)),
         )
+        self.start_head = head
         try:
             self.ex.response_start(head)
         except BadRequest as exc:
@@ -430,9 +434,17 @@ class _AsgiRun:
             self.group.start_soon(self.send_tail, pending, tail_iter)
 
     async def send_tail(self, head: list[bytes], rest: Iterator[bytes]) -> None:
-        await self.send_chunks(head)
-        await self.send_chunks(rest)
-        await self.send_last(())
+        """The held tail, then the end of the body (one coroutine: it runs per response)."""
+        if self.status is None:
+            await self.send_head()
+        if self.replaced:
+            return
+        send = self.outer_send
+        for chunk in itertools.chain(head, rest):
+            if chunk:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        self.complete = True
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def send_chunks(self, chunks: Iterable[bytes]) -> None:
         for chunk in chunks:
@@ -475,7 +487,8 @@ class _AsgiRun:
         status = held["status"]
         headers = held.get("headers", ())
         if self.features.response:
-            head = ResponseHead(status, tuple(map(tuple, headers)))
+            # The head response_start saw, when there was one (converted once).
+            head = self.start_head or ResponseHead(status, tuple(map(tuple, headers)))
             try:
                 new = self.ex.response(head)
             except BadRequest as exc:
