@@ -51,6 +51,7 @@ __all__ = ("run_asgi",)
 
 Message = dict[str, Any]
 _DISCONNECT: dict[str, Any] = {"type": "http.disconnect"}
+_CANCELLED = Outcome("cancelled")  # immutable: one for every request that ends so
 
 
 async def run_asgi(
@@ -121,7 +122,7 @@ async def _websocket(mw: Middleware, scope: Any, receive: Any, send: Any) -> Non
     (handshake refused, the app completing, raising, or being cancelled).
     """
     ex: Exchange | None = None
-    outcome = Outcome("cancelled")
+    outcome = _CANCELLED
     try:
         try:
             head = head_from_scope(scope)
@@ -265,7 +266,7 @@ class _AsgiRun:
         self.start_head: ResponseHead | None = None
 
     async def run(self, decision: Forward | None = None) -> None:
-        outcome = Outcome("cancelled")
+        outcome = _CANCELLED
         try:
             outcome = await self.decide_and_call(decision)
         except OSError as exc:
