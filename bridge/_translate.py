@@ -216,9 +216,21 @@ def normalize_request_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tu
     unique = set(names)
     joined = b"".join(names)
     simple = len(unique) == len(names) and b"_" not in joined and joined == joined.lower()
-    if simple and not unique & _BARE_HEADERS:
+    if simple and (not unique & _BARE_HEADERS or _bare_headers_canonical(listed)):
         return listed
-    return _regroup(listed)  # repeats, odd names, or a Content-Type/-Length to check
+    return _regroup(listed)  # repeats, odd names, or a Content-Type/-Length to rewrite
+
+
+def _bare_headers_canonical(headers: list[tuple[bytes, bytes]]) -> bool:
+    """True when :func:`_regroup` would keep these (unrepeated) lines as they are:
+    a Content-Length in canonical digits, a non-empty Content-Type."""
+    for name, value in headers:
+        if name == b"content-length":
+            if not (value.isdigit() and len(value) <= 19 and (value[:1] != b"0" or value == b"0")):
+                return False
+        elif name == b"content-type" and not value:
+            return False
+    return True
 
 
 def _regroup(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:

@@ -206,3 +206,32 @@ def test_header_lookups_agree_with_the_full_translation() -> None:
     environ_lookup = environ_header_lookup(environ_for(make_scope(headers=raw)))
     for name in [b"host", b"x-a", b"cookie", b"content-type", b"x_b", b"x-empty", b"missing"]:
         assert environ_lookup(name) == full_scope.get(name), name
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param([(b"content-length", b"100")], id="canonical-length"),
+        pytest.param([(b"content-length", b"0100")], id="leading-zero"),
+        pytest.param([(b"content-length", b"0")], id="zero"),
+        pytest.param([(b"content-length", b" 5")], id="space"),
+        pytest.param([(b"content-type", b"")], id="empty-type"),
+        pytest.param([(b"content-type", b"text/plain"), (b"host", b"h")], id="type"),
+        pytest.param([(b"content-length", b"9" * 20)], id="too-long"),
+        pytest.param([(b"content-length", b"-1")], id="negative"),
+    ],
+)
+def test_normalize_fast_path_agrees_with_the_general_rules(
+    headers: list[tuple[bytes, bytes]],
+) -> None:
+    from bridge._translate import BadRequest, _regroup, normalize_request_headers
+
+    try:
+        expected: object = _regroup(list(headers))
+    except BadRequest as exc:
+        expected = str(exc)
+    try:
+        got: object = normalize_request_headers(headers)
+    except BadRequest as exc:
+        got = str(exc)
+    assert got == expected

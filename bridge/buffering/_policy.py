@@ -17,7 +17,7 @@ rest of the body through.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Final, Literal
 
 from ._spool import Spool, SpoolRefused
@@ -27,13 +27,6 @@ __all__ = ("Overflow", "ResponseCollector", "may_buffer")
 Overflow = Literal["file", "stream"]
 OVERFLOWS: Final = ("file", "stream")
 BypassRule = Callable[[str, int, "list[tuple[bytes, bytes]]"], bool]
-
-
-def _header(headers: Iterable[tuple[bytes, bytes]], wanted: bytes) -> bytes | None:
-    for name, value in headers:
-        if name.lower() == wanted:
-            return value
-    return None
 
 
 def may_buffer(
@@ -47,13 +40,19 @@ def may_buffer(
     """Whether this response is buffered (``capacity``: memory plus file limit)."""
     if method == "HEAD" or status < 200 or status in (204, 304):
         return False
-    content_type = _header(headers, b"content-type")
+    content_type = opt_out = length = None
+    for name, value in headers:  # one pass; the first line of each name counts
+        lower = name.lower()
+        if lower == b"content-type":
+            content_type = value if content_type is None else content_type
+        elif lower == b"x-accel-buffering":
+            opt_out = value if opt_out is None else opt_out
+        elif lower == b"content-length":
+            length = value if length is None else length
     if content_type is not None and content_type.lower().startswith(b"text/event-stream"):
         return False
-    opt_out = _header(headers, b"x-accel-buffering")
     if opt_out is not None and opt_out.strip().lower() == b"no":
         return False
-    length = _header(headers, b"content-length")
     if length is not None and length.strip().isdigit() and int(length) > capacity:
         return False
     return not (bypass is not None and bypass(method, status, headers))

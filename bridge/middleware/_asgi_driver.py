@@ -15,8 +15,9 @@ Invariants:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Generator, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
@@ -50,6 +51,7 @@ __all__ = ("run_asgi",)
 
 Message = dict[str, Any]
 _DISCONNECT: dict[str, Any] = {"type": "http.disconnect"}
+_CANCELLED = Outcome("cancelled")  # immutable: one for every request that ends so
 
 
 async def run_asgi(
@@ -62,7 +64,7 @@ async def run_asgi(
     if scope["type"] == "websocket":
         await _websocket(mw, scope, receive, send)
         return
-    http = cast("HTTPScope", scope)
+    http: HTTPScope = scope  # type: ignore[assignment]  # an http scope (no cast(): a call)
     try:
         head = head_from_scope(http)
     except BadRequest as exc:
@@ -120,7 +122,7 @@ async def _websocket(mw: Middleware, scope: Any, receive: Any, send: Any) -> Non
     (handshake refused, the app completing, raising, or being cancelled).
     """
     ex: Exchange | None = None
-    outcome = Outcome("cancelled")
+    outcome = _CANCELLED
     try:
         try:
             head = head_from_scope(scope)
@@ -235,6 +237,7 @@ class _AsgiRun:
         "replaced",
         "replay",
         "scope",
+        "start_head",
         "status",
     )
 
@@ -260,9 +263,10 @@ class _AsgiRun:
         self.replay: ReplayBody | None = None
         self.complete = False
         self.group: anyio.abc.TaskGroup | None = None  # while a response_body app runs
+        self.start_head: ResponseHead | None = None
 
     async def run(self, decision: Forward | None = None) -> None:
-        outcome = Outcome("cancelled")
+        outcome = _CANCELLED
         try:
             outcome = await self.decide_and_call(decision)
         except OSError as exc:
@@ -388,6 +392,7 @@ class _AsgiRun:
             tuple(map(tuple, message.get("headers", ()))),
             bool(message.get("trailers", False)),
         )
+        self.start_head = head
         try:
             self.ex.response_start(head)
         except BadRequest as exc:
@@ -430,9 +435,17 @@ class _AsgiRun:
             self.group.start_soon(self.send_tail, pending, tail_iter)
 
     async def send_tail(self, head: list[bytes], rest: Iterator[bytes]) -> None:
-        await self.send_chunks(head)
-        await self.send_chunks(rest)
-        await self.send_last(())
+        """The held tail, then the end of the body (one coroutine: it runs per response)."""
+        if self.status is None:
+            await self.send_head()
+        if self.replaced:
+            return
+        send = self.outer_send
+        for chunk in itertools.chain(head, rest):
+            if chunk:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        self.complete = True
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def send_chunks(self, chunks: Iterable[bytes]) -> None:
         for chunk in chunks:
@@ -471,11 +484,12 @@ class _AsgiRun:
             self.replaced = True
             await self.respond(self.abort, "aborted")
             return
-        held = cast("Message", self.held)
+        held: Message = self.held  # type: ignore[assignment]  # set before any body
         status = held["status"]
         headers = held.get("headers", ())
         if self.features.response:
-            head = ResponseHead(status, tuple(map(tuple, headers)))
+            # The head response_start saw, when there was one (converted once).
+            head = self.start_head or ResponseHead(status, tuple(map(tuple, headers)))
             try:
                 new = self.ex.response(head)
             except BadRequest as exc:

@@ -13,7 +13,7 @@ between a :class:`RequestHead` and the interface's mapping. Invariants:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Final, cast
+from typing import Any, Final
 from urllib.parse import quote
 
 from asgiref.typing import HTTPScope
@@ -79,7 +79,7 @@ def head_from_scope(scope: HTTPScope) -> RequestHead:
     """The head of an ASGI ``http`` or ``websocket`` scope."""
     script_name, path_info = split_root_path(scope["path"], scope.get("root_path", ""))
     path = script_name + path_info
-    raw_path = cast("bytes | None", scope.get("raw_path"))
+    raw_path: bytes | None = scope.get("raw_path")
     if raw_path is None:
         raw_path = quote(path, safe="/;=,:@!$&'()*+~").encode("ascii")
     client = scope.get("client")
@@ -94,7 +94,7 @@ def head_from_scope(scope: HTTPScope) -> RequestHead:
         client if client is None or type(client) is tuple else (client[0], client[1]),
         _server(scope.get("server")),
         scope.get("http_version", "1.1"),
-        cast("Mapping[str, Any]", scope).get(VALUES_KEY, NO_VALUES),
+        scope.get(VALUES_KEY, NO_VALUES),  # type: ignore[arg-type]  # a key of ours
     )
 
 
@@ -159,11 +159,11 @@ def scope_with_head(scope: HTTPScope, old: RequestHead, new: RequestHead) -> HTT
     """A copy of ``scope`` carrying the fields where ``new`` differs from ``old``."""
     if new is old:
         return scope
-    copied = cast("dict[str, Any]", dict(scope))
+    copied: dict[str, Any] = dict(scope)
     for name in _changed(old, new):
         copied[name] = list(new.headers) if name == "headers" else getattr(new, name)
     _set_values(copied, old, new)
-    return cast("HTTPScope", copied)
+    return copied  # type: ignore[return-value]  # the same scope with some fields replaced
 
 
 class _HeadFields(Mapping[str, Any]):

@@ -233,6 +233,7 @@ class _WsgiRun:
         "outer_write",
         "pending",
         "replay",
+        "start_head",
         "status",
     )
 
@@ -257,6 +258,7 @@ class _WsgiRun:
         self.replay: ReplayBody | None = None
         self.finished = False
         self.app_closed = False
+        self.start_head: ResponseHead | None = None
 
     def run(self) -> Iterable[bytes]:
         try:
@@ -301,11 +303,12 @@ class _WsgiRun:
         if self.held is not None and exc_info is None:
             raise RuntimeError("start_response called twice without exc_info")
         self.held = (status, headers)
+        self.start_head = None
         if self.features.response_start:
+            head = ResponseHead(int(status[:3]), tuple(map(_to_bytes, headers)))
+            self.start_head = head
             try:
-                self.ex.response_start(
-                    ResponseHead(int(status[:3]), tuple(map(_to_bytes, headers)))
-                )
+                self.ex.response_start(head)
             except BadRequest as exc:  # answered instead of the app's response
                 self.abort = bad_request(type(self.mw).__name__, exc, self.ex)
         return self.write
@@ -388,7 +391,8 @@ class _WsgiRun:
         status, headers = self.held
         code = int(status[:3])
         if self.features.response:
-            head = ResponseHead(code, tuple(map(_to_bytes, headers)))
+            # The head response_start saw, when there was one (same lines, converted once).
+            head = self.start_head or ResponseHead(code, tuple(map(_to_bytes, headers)))
             new = self.ex.response(head)
             if new is not head:
                 if new.status != code:
