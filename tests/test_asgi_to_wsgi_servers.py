@@ -45,18 +45,22 @@ def gunicorn(*options: str) -> Argv:
     return argv
 
 
-SERVERS = {
-    "waitress": waitress,
-    "gunicorn-sync": gunicorn("--workers", "1", "--worker-class", "sync"),
-    "gunicorn-gthread": gunicorn("--workers", "1", "--worker-class", "gthread", "--threads", "16"),
+SYNC = gunicorn("--workers", "1", "--worker-class", "sync")
+GTHREAD = gunicorn("--workers", "1", "--worker-class", "gthread", "--threads", "16")
+SERVERS = {"waitress": waitress, "gunicorn-sync": SYNC, "gunicorn-gthread": GTHREAD}
+#: The shared-site tests also run with the apps on the trio loop (Django stays on asyncio).
+SITES = {
+    **{name: (argv, "asyncio") for name, argv in SERVERS.items()},
+    "gunicorn-gthread-trio": (GTHREAD, "trio"),
 }
 
 
 class Site:
     """One running server and the lifespan log its processes write."""
 
-    def __init__(self, name: str, server: Server, log: Path) -> None:
+    def __init__(self, name: str, server: Server, log: Path, backend: str) -> None:
         self.name = name
+        self.backend = backend
         self.server = server
         self.url = server.url
         self.log = log
@@ -65,20 +69,17 @@ class Site:
         return self.log.read_text().splitlines() if self.log.exists() else []
 
 
-def start_site(name: str, argv: Argv, log: Path, **env: str) -> Site:
-    port = free_port()
-    server = start_server(argv(port), port, env={"BRIDGE_TEST_LIFESPAN_LOG": str(log), **env})
-    return Site(name, server, log)
-
-
-@pytest.fixture(scope="module", params=list(SERVERS))
+@pytest.fixture(scope="module", params=list(SITES))
 def site(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Site]:
     """Each server started once for the module (the tests below share it), always stopped."""
     name: str = request.param
+    argv, backend = SITES[name]
     log = tmp_path_factory.mktemp(name) / "lifespan.log"
-    running = start_site(name, SERVERS[name], log)
+    port = free_port()
+    env = {"BRIDGE_TEST_LIFESPAN_LOG": str(log), "BRIDGE_TEST_BACKEND": backend}
+    running = Site(name, start_server(argv(port), port, env=env), log, backend)
     try:
         yield running
     finally:
@@ -169,7 +170,7 @@ def test_lifespan_startup_once_per_process(site: Site) -> None:
     for _ in range(5):
         get_json(f"{site.url}/fastapi/pid")
     worker = get_json(f"{site.url}/fastapi/pid")
-    assert worker["startups"] == 1
+    assert (worker["startups"], worker["backend"]) == (1, site.backend)
     assert worker["started_by"] == worker["pid"]
     startups = [line for line in site.lines() if line.startswith("startup fastapi")]
     assert startups == [f"startup fastapi {worker['pid']}"]
@@ -188,6 +189,23 @@ def test_waitress_shutdown_needs_the_sigterm_recipe(
     running.stop()  # SIGTERM
     expected = [f"startup fastapi {pid}"] + ([f"shutdown fastapi {pid}"] if sigterm_exits else [])
     assert log.read_text().splitlines() == expected
+
+
+@pytest.mark.parametrize("server", ["waitress", "gunicorn-gthread"])
+def test_requests_during_a_slow_startup_wait_for_it(
+    run_server: RunServer, tmp_path: Path, server: str
+) -> None:
+    log, gate = tmp_path / "lifespan.log", tmp_path / "startup.gate"
+    env = {"BRIDGE_TEST_LIFESPAN_LOG": str(log), "BRIDGE_TEST_STARTUP_GATE": str(gate)}
+    running = run_server(SERVERS[server], env)
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        answers = [pool.submit(get_json, f"{running.url}/fastapi/pid") for _ in range(16)]
+        wait_for_lines(log, 1)  # startup is running, and waits for the gate
+        assert not any(answer.done() for answer in answers)
+        gate.touch()
+        results = [answer.result(timeout=30) for answer in answers]
+    assert {(r["startups"], r["started_by"] == r["pid"]) for r in results} == {(1, True)}
+    assert log.read_text().splitlines() == [f"startup fastapi {results[0]['pid']}"]
 
 
 # -- progressive streaming through gunicorn ---------------------------------------------

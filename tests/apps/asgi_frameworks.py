@@ -78,6 +78,9 @@ def pattern(size: int) -> bytes:
 async def fastapi_lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
     STARTUPS["fastapi"].append(os.getpid())
     _record("startup", "fastapi")
+    startup_gate = os.environ.get("BRIDGE_TEST_STARTUP_GATE")
+    if startup_gate:  # a slow startup: requests arrive while it runs
+        await wait_for_gate(startup_gate)
     yield {"started_by": os.getpid(), "backend": sniffio.current_async_library()}
     _record("shutdown", "fastapi")
 
