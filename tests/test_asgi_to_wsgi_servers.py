@@ -123,6 +123,17 @@ def test_non_utf8_path_is_400_with_one_log_line(run_server: RunServer, server: s
     assert output.count("PATH_INFO is not valid UTF-8") == 1, output
 
 
+def test_app_failing_mid_stream_aborts_the_connection(site: Site) -> None:
+    with httpx.Client(base_url=site.url, timeout=30) as client:
+        received: list[bytes] = []
+        with client.stream("GET", "/fastapi/fails-midway") as response:
+            assert response.status_code == 200
+            with pytest.raises(httpx.RemoteProtocolError):
+                received.extend(response.iter_bytes())
+        assert b"".join(received) == b"partial\n"  # no second response, no clean end
+        assert client.get("/fastapi/pid").json()["startups"] == 1  # the server lives on
+
+
 def test_sixteen_threads_many_requests(site: Site) -> None:
     def worker(number: int) -> list[str]:
         failures = []

@@ -159,6 +159,16 @@ async def stream(gate: str) -> StreamingResponse:
     return StreamingResponse(_until_gate(gate), media_type="text/plain")
 
 
+async def _fails_midway() -> AsyncIterator[bytes]:
+    yield b"partial\n"
+    raise RuntimeError("failed mid-stream")
+
+
+@fastapi_app.get("/fails-midway")
+async def fails_midway() -> StreamingResponse:
+    return StreamingResponse(_fails_midway(), media_type="text/plain")
+
+
 @fastapi_app.get("/sse", response_class=EventSourceResponse)
 async def sse(gate: str) -> AsyncIterator[ServerSentEvent]:
     yield ServerSentEvent(raw_data="first", event="tick", id="1")
