@@ -178,6 +178,24 @@ def test_fastapi_streams_progressively(
         response.close()
 
 
+def test_fastapi_stream_closed_early_logs_one_info_line(
+    adapters: list[AsgiToWsgi], serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The client leaves a StreamingResponse: Starlette turns the adapter's
+    ClientDisconnected (an OSError) into its own ClientDisconnect, which is no error."""
+    caplog.set_level(logging.INFO, LOGGER)
+    response = serve(fastapi_app, disconnect_grace=0.05).get(
+        f"/download?size={100 * MiB}", buffered=False
+    )
+    assert len(next(iter(response.response))) == 64 * 1024
+    response.close()
+    adapters[0].close()  # waits for the app task to end
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == LOGGER]
+    assert len(lines) == 1, lines
+    assert lines[0][0] == "INFO"
+    assert "closed the response early" in lines[0][1]
+
+
 def test_fastapi_background_task_runs_after_the_response(
     serve: Serve, request: pytest.FixtureRequest
 ) -> None:
