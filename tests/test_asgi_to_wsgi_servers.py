@@ -48,10 +48,11 @@ def gunicorn(*options: str) -> Argv:
 SYNC = gunicorn("--workers", "1", "--worker-class", "sync")
 GTHREAD = gunicorn("--workers", "1", "--worker-class", "gthread", "--threads", "16")
 SERVERS = {"waitress": waitress, "gunicorn-sync": SYNC, "gunicorn-gthread": GTHREAD}
-#: The shared-site tests also run with the apps on the trio loop (Django stays on asyncio).
+#: The shared-site tests also run with the apps on trio and uvloop (Django stays on asyncio).
 SITES = {
     **{name: (argv, "asyncio") for name, argv in SERVERS.items()},
     "gunicorn-gthread-trio": (GTHREAD, "trio"),
+    "gunicorn-sync-uvloop": (SYNC, "asyncio+uvloop"),
 }
 
 
@@ -123,6 +124,15 @@ def test_non_utf8_path_is_400_with_one_log_line(run_server: RunServer, server: s
     assert output.count("PATH_INFO is not valid UTF-8") == 1, output
 
 
+def test_file_response_through_the_servers_file_wrapper(site: Site, tmp_path: Path) -> None:
+    target = tmp_path / "payload.bin"
+    target.write_bytes(os.urandom(3 * MiB + 11))
+    response = httpx.get(f"{site.url}/starlette/file", params={"path": str(target)}, timeout=30)
+    assert response.status_code == 200
+    assert response.headers["content-length"] == str(3 * MiB + 11)
+    assert response.content == target.read_bytes()
+
+
 def test_app_failing_mid_stream_aborts_the_connection(site: Site) -> None:
     with httpx.Client(base_url=site.url, timeout=30) as client:
         received: list[bytes] = []
@@ -181,7 +191,8 @@ def test_lifespan_startup_once_per_process(site: Site) -> None:
     for _ in range(5):
         get_json(f"{site.url}/fastapi/pid")
     worker = get_json(f"{site.url}/fastapi/pid")
-    assert (worker["startups"], worker["backend"]) == (1, site.backend)
+    loop = {"asyncio": "asyncio", "trio": "trio", "asyncio+uvloop": "uvloop"}[site.backend]
+    assert (worker["startups"], worker["loop"]) == (1, loop)
     assert worker["started_by"] == worker["pid"]
     startups = [line for line in site.lines() if line.startswith("startup fastapi")]
     assert startups == [f"startup fastapi {worker['pid']}"]

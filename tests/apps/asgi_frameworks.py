@@ -128,7 +128,15 @@ async def pid(request: Request) -> dict[str, Any]:
         "startups": startups("fastapi"),
         "started_by": request.state.started_by,
         "backend": request.state.backend,
+        "loop": _loop_kind(),
     }
+
+
+def _loop_kind() -> str:
+    """``asyncio``, ``uvloop`` or ``trio``: what this request runs on."""
+    if sniffio.current_async_library() != "asyncio":
+        return "trio"
+    return type(asyncio.get_running_loop()).__module__.partition(".")[0]
 
 
 @fastapi_app.get("/hold")
