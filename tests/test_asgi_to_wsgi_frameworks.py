@@ -20,6 +20,8 @@ from wsgiref.util import FileWrapper
 from wsgiref.validate import validator
 
 import pytest
+from fastapi import Request, Response
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.test import Client, TestResponse
 
@@ -205,6 +207,30 @@ def test_fastapi_background_task_runs_after_the_response(
     assert not gate(f"{name}-ran").is_set()
     gate(name).set()
     assert gate(f"{name}-ran").wait(10)
+
+
+async def add_header(request: Request, call_next: RequestResponseEndpoint) -> Response:
+    response = await call_next(request)
+    response.headers["x-middleware"] = "seen"
+    return response
+
+
+def test_fastapi_behind_base_http_middleware(serve: Serve, request: pytest.FixtureRequest) -> None:
+    """BaseHTTPMiddleware (``@app.middleware("http")``) runs the app in a task group
+    and relays its messages through memory streams; streaming stays progressive."""
+    client = serve(BaseHTTPMiddleware(fastapi_app, dispatch=add_header))
+    echoed = fetch(client, "/echo", "POST", data=b"z" * 200_000)
+    assert (echoed.headers["x-middleware"], echoed.data) == ("seen", b"z" * 200_000)
+    name = f"{request.node.name}-gate"
+    response = client.get(f"/stream?gate={name}", buffered=False)
+    try:
+        chunks = cast("Iterator[bytes]", iter(response.response))
+        assert next(chunks) == b"first\n"
+        gate(name).set()
+        assert b"".join(chunks) == b"rest 0\nrest 1\nrest 2\n"
+        assert response.headers["x-middleware"] == "seen"
+    finally:
+        response.close()
 
 
 # -- Starlette ----------------------------------------------------------------------
