@@ -341,6 +341,11 @@ def test_django_with_lifespan_on_answers_500(
 # -- all three under one werkzeug dispatcher ------------------------------------------
 
 
+def not_found(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    start_response("404 Not Found", [("Content-Type", "text/plain")])
+    return [b"nothing here"]
+
+
 def test_frameworks_mounted_side_by_side(adapters: list[AsgiToWsgi]) -> None:
     mounts = {
         "/fastapi": AsgiToWsgi(fastapi_app),
@@ -349,7 +354,7 @@ def test_frameworks_mounted_side_by_side(adapters: list[AsgiToWsgi]) -> None:
     }
     adapters.extend(mounts.values())
     site = DispatcherMiddleware(
-        cast("WSGIApplication", fetch),  # never reached: every path below is mounted
+        cast("WSGIApplication", not_found),
         {prefix: validator(cast("WSGIApplication", app)) for prefix, app in mounts.items()},
     )
     client = Client(site)
@@ -361,3 +366,4 @@ def test_frameworks_mounted_side_by_side(adapters: list[AsgiToWsgi]) -> None:
     assert django_answer.json is not None
     assert django_answer.json["script_name"] == "/django"
     assert json.loads(fetch(client, "/fastapi/pid").data)["startups"] >= 1
+    assert fetch(client, "/elsewhere").status_code == 404
