@@ -167,7 +167,9 @@ def test_client_gone_mid_download(site: Site) -> None:
         sock.sendall(b"GET /plain/stream HTTP/1.1\r\nHost: test\r\n\r\n")
         received = b""
         while len(received) < 256 * 1024:  # well into the body
-            received += sock.recv(65536)
+            data = sock.recv(65536)
+            assert data, f"the server closed the connection early: {received[:200]!r}"
+            received += data
         assert received.startswith(b"HTTP/1.1 200")
         # closing with unread data makes the kernel reset the connection
     after = wait_for_status(site, lambda s: s["ended"] == before["ended"] + 1)
