@@ -327,12 +327,18 @@ async def _send_forever(send: Send) -> None:
         await anyio.sleep_forever()  # _notice_disconnect gets http.disconnect and cancels us
 
 
+def _request_tasks() -> int:
+    """AsgiToWsgi request tasks alive on this loop (this one included); -1 off asyncio."""
+    if sniffio.current_async_library() != "asyncio":
+        return -1
+    names = (getattr(task.get_coro(), "__qualname__", "") for task in asyncio.all_tasks())
+    return sum(name == "AsgiToWsgi._run" for name in names)
+
+
 async def _status(send: Send) -> None:
-    tasks = len(asyncio.all_tasks()) if sniffio.current_async_library() == "asyncio" else -1
     body = (
         f'{{"started": {ENDLESS["started"]}, "disconnects": {ENDLESS["disconnects"]}, '
-        f'"ended": {ENDLESS["ended"]}, "tasks": {tasks}, '
-        f'"threads": {threading.active_count()}}}'
+        f'"ended": {ENDLESS["ended"]}, "request_tasks": {_request_tasks()}}}'
     ).encode()
     await send({"type": "http.response.start", "status": 200, "headers": _JSON})
     await send({"type": "http.response.body", "body": body})
