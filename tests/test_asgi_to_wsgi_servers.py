@@ -236,10 +236,10 @@ def test_requests_during_a_slow_startup_wait_for_it(
     assert log.read_text().splitlines() == [f"startup fastapi {results[0]['pid']}"]
 
 
-# -- progressive streaming through gunicorn ---------------------------------------------
+# -- progressive streaming through gunicorn and waitress ---------------------------------
 
 
-@pytest.mark.parametrize("server", ["gunicorn-sync", "gunicorn-gthread"])
+@pytest.mark.parametrize("server", ["gunicorn-sync", "gunicorn-gthread", "waitress"])
 def test_streaming_and_sse_are_progressive(
     run_server: RunServer, tmp_path: Path, server: str
 ) -> None:
