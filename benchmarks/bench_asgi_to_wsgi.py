@@ -15,7 +15,9 @@ kernel's VmHWM, reset after a warm-up, and RSS sampled every millisecond).
     PYTHONPATH=$PWD python benchmarks/bench_asgi_to_wsgi.py --rounds 7 --skip-memory
 
 bridge runs with ``lifespan="off"`` (a2wsgi never runs lifespan) on its default
-asyncio loop; ``bridge-trio`` is the same adapter on the trio loop.
+asyncio loop; ``bridge-trio`` is the same adapter on the trio loop. Each request-body
+chunk costs bridge a round trip between the WSGI thread and the loop;
+``--bridge-chunk-size 1048577`` shows the echo cases with the whole body in one chunk.
 """
 
 from __future__ import annotations
@@ -76,6 +78,19 @@ async def echo(scope: dict[str, Any], receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+async def echo_streamed(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    """Sends each body chunk back as it arrives (a proxy, a transcoder)."""
+    headers = [(b"content-type", b"application/octet-stream")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    more = True
+    while more:
+        message = await receive()
+        more = message.get("more_body", False)
+        await send(
+            {"type": "http.response.body", "body": message.get("body", b""), "more_body": more}
+        )
+
+
 def download(size: int) -> Callable[..., Any]:
     async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
         block = b"d" * CHUNK
@@ -101,9 +116,10 @@ async def upload(scope: dict[str, Any], receive: Receive, send: Send) -> None:
 
 # -- contenders ------------------------------------------------------------------------
 
+BRIDGE_OPTIONS: dict[str, Any] = {"lifespan": "off"}
 CONTENDERS: dict[str, Callable[[Any], Any]] = {
-    "bridge": lambda app: AsgiToWsgi(app, lifespan="off"),
-    "bridge-trio": lambda app: AsgiToWsgi(app, lifespan="off", backend="trio"),
+    "bridge": lambda app: AsgiToWsgi(app, **BRIDGE_OPTIONS),
+    "bridge-trio": lambda app: AsgiToWsgi(app, **BRIDGE_OPTIONS, backend="trio"),
     "a2wsgi": lambda app: ASGIMiddleware(app),
 }
 
@@ -232,6 +248,7 @@ CASES: dict[str, tuple[Any, int, int, bytes | None]] = {
     "hello, 8 threads": (hello, 4000, 8, None),
     "1 MiB POST echo, sequential": (echo, 200, 1, ONE_MIB),
     "1 MiB POST echo, 8 threads": (echo, 320, 8, ONE_MIB),
+    "1 MiB POST echoed chunk by chunk, sequential": (echo_streamed, 200, 1, ONE_MIB),
 }
 
 
@@ -363,8 +380,16 @@ def main() -> None:
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--no-trio", action="store_true", help="leave bridge-trio out")
     parser.add_argument("--memory-mib", type=int, default=200)
+    parser.add_argument(
+        "--bridge-chunk-size",
+        type=int,
+        default=None,
+        help="AsgiToWsgi(chunk_size=...) for bridge (default: its own default, 64 KiB)",
+    )
     parser.add_argument("--memory-child", nargs=3, metavar=("NAME", "DIRECTION", "SIZE"))
     args = parser.parse_args()
+    if args.bridge_chunk_size:
+        BRIDGE_OPTIONS["chunk_size"] = args.bridge_chunk_size
     if args.memory_child:
         name, direction, size = args.memory_child
         memory_child(name, direction, int(size))

@@ -141,7 +141,7 @@ class Exchange:
         # (Starlette's ClientDisconnect) is the same event, not a second one.
         if self.truncated:
             return
-        if outcome[0] == FAILED and not (self.disconnected and isinstance(exc, OSError)):
+        if outcome[0] == FAILED and not (self.disconnected and _caused_by_os_error(exc)):
             logger.error(
                 "%s: the app raised after its response was sent: %s: %s",
                 self.describe(),
@@ -407,6 +407,22 @@ class Exchange:
             )
         elif read_pending:
             self.handle.call_soon(self._answer_read_with_disconnect)
+
+
+def _caused_by_os_error(exc: BaseException | None) -> bool:
+    """True when ``exc`` or an exception it was raised from is an ``OSError``.
+
+    After the client went away, ``send()`` raises :class:`ClientDisconnected`
+    (an ``OSError``); frameworks re-raise it as their own type (Starlette's
+    ``ClientDisconnect``), which is the same event and no app error.
+    """
+    for _ in range(16):  # a chain, bounded against cycles
+        if exc is None:
+            return False
+        if isinstance(exc, OSError):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 class _Stream:

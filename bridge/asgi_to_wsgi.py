@@ -238,6 +238,21 @@ def _read_first_chunk(environ: Environ, plan: BodyPlan, chunk_size: int) -> Any:
     return (b"".join(parts), False)
 
 
+def _forget_parent_requests() -> None:
+    """In a forked child, ``close()`` waits for this process's requests only.
+
+    The parent's requests never finish here; forgetting them (and taking the
+    child's pid) lets ``close()`` wait for the child's own background work.
+    """
+    pid = os.getpid()
+    for adapter in list(_open_adapters):
+        adapter._running = set()
+        adapter._pid = pid
+
+
+os.register_at_fork(after_in_child=_forget_parent_requests)
+
+
 def _close_all_at_exit() -> None:
     for adapter in list(_open_adapters):
         adapter.close()

@@ -70,7 +70,8 @@ def test_example_runs_and_serves(code: str) -> None:
             response = client.get("/", buffered=True)
             assert response.status_code < 500, response.data
         if "DispatcherMiddleware" in code:  # the mounted recipe: FastAPI under /api
-            mounted = Client(cast("WSGIApplication", application)).get("/api/health", buffered=True)
+            site = Client(validator(cast("WSGIApplication", application)))
+            mounted = site.get("/api/health", buffered=True)
             assert mounted.json == {"status": "ok"}
     finally:
         for adapter in adapters:

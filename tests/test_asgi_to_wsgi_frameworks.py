@@ -20,6 +20,8 @@ from wsgiref.util import FileWrapper
 from wsgiref.validate import validator
 
 import pytest
+from fastapi import Request, Response
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.test import Client, TestResponse
 
@@ -178,6 +180,24 @@ def test_fastapi_streams_progressively(
         response.close()
 
 
+def test_fastapi_stream_closed_early_logs_one_info_line(
+    adapters: list[AsgiToWsgi], serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The client leaves a StreamingResponse: Starlette turns the adapter's
+    ClientDisconnected (an OSError) into its own ClientDisconnect, which is no error."""
+    caplog.set_level(logging.INFO, LOGGER)
+    response = serve(fastapi_app, disconnect_grace=0.05).get(
+        f"/download?size={100 * MiB}", buffered=False
+    )
+    assert len(next(iter(response.response))) == 64 * 1024
+    response.close()
+    adapters[0].close()  # waits for the app task to end
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == LOGGER]
+    assert len(lines) == 1, lines
+    assert lines[0][0] == "INFO"
+    assert "closed the response early" in lines[0][1]
+
+
 def test_fastapi_background_task_runs_after_the_response(
     serve: Serve, request: pytest.FixtureRequest
 ) -> None:
@@ -187,6 +207,30 @@ def test_fastapi_background_task_runs_after_the_response(
     assert not gate(f"{name}-ran").is_set()
     gate(name).set()
     assert gate(f"{name}-ran").wait(10)
+
+
+async def add_header(request: Request, call_next: RequestResponseEndpoint) -> Response:
+    response = await call_next(request)
+    response.headers["x-middleware"] = "seen"
+    return response
+
+
+def test_fastapi_behind_base_http_middleware(serve: Serve, request: pytest.FixtureRequest) -> None:
+    """BaseHTTPMiddleware (``@app.middleware("http")``) runs the app in a task group
+    and relays its messages through memory streams; streaming stays progressive."""
+    client = serve(BaseHTTPMiddleware(fastapi_app, dispatch=add_header))
+    echoed = fetch(client, "/echo", "POST", data=b"z" * 200_000)
+    assert (echoed.headers["x-middleware"], echoed.data) == ("seen", b"z" * 200_000)
+    name = f"{request.node.name}-gate"
+    response = client.get(f"/stream?gate={name}", buffered=False)
+    try:
+        chunks = cast("Iterator[bytes]", iter(response.response))
+        assert next(chunks) == b"first\n"
+        gate(name).set()
+        assert b"".join(chunks) == b"rest 0\nrest 1\nrest 2\n"
+        assert response.headers["x-middleware"] == "seen"
+    finally:
+        response.close()
 
 
 # -- Starlette ----------------------------------------------------------------------
@@ -297,6 +341,11 @@ def test_django_with_lifespan_on_answers_500(
 # -- all three under one werkzeug dispatcher ------------------------------------------
 
 
+def not_found(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    start_response("404 Not Found", [("Content-Type", "text/plain")])
+    return [b"nothing here"]
+
+
 def test_frameworks_mounted_side_by_side(adapters: list[AsgiToWsgi]) -> None:
     mounts = {
         "/fastapi": AsgiToWsgi(fastapi_app),
@@ -305,7 +354,7 @@ def test_frameworks_mounted_side_by_side(adapters: list[AsgiToWsgi]) -> None:
     }
     adapters.extend(mounts.values())
     site = DispatcherMiddleware(
-        cast("WSGIApplication", fetch),  # never reached: every path below is mounted
+        cast("WSGIApplication", not_found),
         {prefix: validator(cast("WSGIApplication", app)) for prefix, app in mounts.items()},
     )
     client = Client(site)
@@ -317,3 +366,4 @@ def test_frameworks_mounted_side_by_side(adapters: list[AsgiToWsgi]) -> None:
     assert django_answer.json is not None
     assert django_answer.json["script_name"] == "/django"
     assert json.loads(fetch(client, "/fastapi/pid").data)["startups"] >= 1
+    assert fetch(client, "/elsewhere").status_code == 404

@@ -78,6 +78,9 @@ def pattern(size: int) -> bytes:
 async def fastapi_lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
     STARTUPS["fastapi"].append(os.getpid())
     _record("startup", "fastapi")
+    startup_gate = os.environ.get("BRIDGE_TEST_STARTUP_GATE")
+    if startup_gate:  # a slow startup: requests arrive while it runs
+        await wait_for_gate(startup_gate)
     yield {"started_by": os.getpid(), "backend": sniffio.current_async_library()}
     _record("shutdown", "fastapi")
 
@@ -125,7 +128,15 @@ async def pid(request: Request) -> dict[str, Any]:
         "startups": startups("fastapi"),
         "started_by": request.state.started_by,
         "backend": request.state.backend,
+        "loop": _loop_kind(),
     }
+
+
+def _loop_kind() -> str:
+    """``asyncio``, ``uvloop`` or ``trio``: what this request runs on."""
+    if sniffio.current_async_library() != "asyncio":
+        return "trio"
+    return type(asyncio.get_running_loop()).__module__.partition(".")[0]
 
 
 @fastapi_app.get("/hold")
@@ -156,6 +167,16 @@ async def stream(gate: str) -> StreamingResponse:
     return StreamingResponse(_until_gate(gate), media_type="text/plain")
 
 
+async def _fails_midway() -> AsyncIterator[bytes]:
+    yield b"partial\n"
+    raise RuntimeError("failed mid-stream")
+
+
+@fastapi_app.get("/fails-midway")
+async def fails_midway() -> StreamingResponse:
+    return StreamingResponse(_fails_midway(), media_type="text/plain")
+
+
 @fastapi_app.get("/sse", response_class=EventSourceResponse)
 async def sse(gate: str) -> AsyncIterator[ServerSentEvent]:
     yield ServerSentEvent(raw_data="first", event="tick", id="1")
@@ -173,20 +194,30 @@ async def upload(request: Request) -> dict[str, Any]:
     return {"size": size, "sha256": digest.hexdigest()}
 
 
-async def _download(size: int) -> AsyncIterator[bytes]:
-    block = pattern(CHUNK)
-    sent = 0
-    while sent < size:
-        part = block[: min(CHUNK, size - sent)]
-        sent += len(part)
-        yield part
+class _Download:
+    """``size`` bytes in 64 KiB chunks. An iterator class, not an async generator: a
+    client that leaves makes Starlette drop it unfinished, which trio would warn about."""
+
+    def __init__(self, size: int) -> None:
+        self.block = pattern(CHUNK)
+        self.left = size
+
+    def __aiter__(self) -> _Download:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if not self.left:
+            raise StopAsyncIteration
+        part = self.block[: min(CHUNK, self.left)]
+        self.left -= len(part)
+        return part
 
 
 @fastapi_app.get("/download")
 async def download(size: int) -> StreamingResponse:
     headers = {"content-length": str(size)}
     return StreamingResponse(
-        _download(size), media_type="application/octet-stream", headers=headers
+        _Download(size), media_type="application/octet-stream", headers=headers
     )
 
 
@@ -296,12 +327,18 @@ async def _send_forever(send: Send) -> None:
         await anyio.sleep_forever()  # _notice_disconnect gets http.disconnect and cancels us
 
 
+def _request_tasks() -> int:
+    """AsgiToWsgi request tasks alive on this loop (this one included); -1 off asyncio."""
+    if sniffio.current_async_library() != "asyncio":
+        return -1
+    names = (getattr(task.get_coro(), "__qualname__", "") for task in asyncio.all_tasks())
+    return sum(name == "AsgiToWsgi._run" for name in names)
+
+
 async def _status(send: Send) -> None:
-    tasks = len(asyncio.all_tasks()) if sniffio.current_async_library() == "asyncio" else -1
     body = (
         f'{{"started": {ENDLESS["started"]}, "disconnects": {ENDLESS["disconnects"]}, '
-        f'"ended": {ENDLESS["ended"]}, "tasks": {tasks}, '
-        f'"threads": {threading.active_count()}}}'
+        f'"ended": {ENDLESS["ended"]}, "request_tasks": {_request_tasks()}}}'
     ).encode()
     await send({"type": "http.response.start", "status": 200, "headers": _JSON})
     await send({"type": "http.response.body", "body": body})

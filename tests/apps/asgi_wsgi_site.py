@@ -7,7 +7,8 @@
 * ``/django/...``    Django's ASGIHandler (no lifespan: ``"auto"`` falls back)
 * ``/plain/...``     a plain ASGI app (the endless download and its status)
 
-each through its own ``AsgiToWsgi`` wrapped in ``wsgiref.validate.validator``,
+each through its own ``AsgiToWsgi`` (on the loop ``BRIDGE_TEST_BACKEND`` names,
+default asyncio; Django always on asyncio) inside ``wsgiref.validate.validator``,
 mounted with werkzeug's ``DispatcherMiddleware`` (so ``root_path`` is the mount
 point). With ``BRIDGE_TEST_WARM_IN_PARENT=1`` the importing process serves one
 request at import time: under ``gunicorn --preload`` the master then has a
@@ -46,10 +47,11 @@ def validated(adapter: AsgiToWsgi) -> WSGIApplication:
     return validator(cast("WSGIApplication", adapter))
 
 
-fastapi = AsgiToWsgi(fastapi_app)
-starlette = AsgiToWsgi(starlette_app)
-django = AsgiToWsgi(django_asgi_app.asgi)
-plain = AsgiToWsgi(endless, lifespan="off")
+BACKEND = os.environ.get("BRIDGE_TEST_BACKEND", "asyncio")
+fastapi = AsgiToWsgi(fastapi_app, backend=BACKEND)
+starlette = AsgiToWsgi(starlette_app, backend=BACKEND)
+django = AsgiToWsgi(django_asgi_app.asgi)  # Django's handler calls asyncio directly
+plain = AsgiToWsgi(endless, lifespan="off", backend=BACKEND)
 
 application = DispatcherMiddleware(
     cast("WSGIApplication", not_found),
