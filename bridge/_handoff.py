@@ -154,6 +154,19 @@ class HandoffQueue(Generic[T]):
             self._append(item, size)
             self._wake_loop()
 
+    def put_many_from_thread(self, items: list[T]) -> None:
+        """Queue ``items`` together (one lock, one wake-up), waiting for room for all."""
+        size_of = self._size_of
+        size = sum(size_of(item) for item in items)
+        with self._lock:
+            while self._error is None and not self._has_room(size):
+                self._thread_wakeup.wait()
+            if self._error is not None:
+                raise self._error
+            for item in items:
+                self._append(item, size_of(item))
+            self._wake_loop()
+
     def get_from_thread(self) -> T | None:
         """The next item, waiting while the queue is empty; None at the end."""
         with self._lock:

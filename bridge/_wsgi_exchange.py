@@ -349,8 +349,7 @@ class Exchange:
             raise RuntimeError("streaming in place needs the task group's queue")
         state.emit = responses.put_from_thread
         self.queue_in_use = True
-        for message in self.pending:
-            responses.put_from_thread(message)
+        responses.put_many_from_thread(self.pending)
         self.pending.clear()
         if not self.sender_started:  # read across threads: set before the call started
             responses.call_soon(self._spawn_sender)
