@@ -77,7 +77,8 @@ class HandoffQueue(Generic[T]):
         self._loop = asyncio._get_running_loop()  # None on trio
         self._loop_thread = threading.get_ident()
         self._lock = threading.Lock()
-        self._thread_wakeup = threading.Condition(self._lock)
+        # Made by the first thread that has to wait: most exchanges never do.
+        self._thread_wakeup: threading.Condition | None = None
         self._threads_waiting = 0  # under the lock: threads waiting on the condition
         self._items: deque[T] = deque()
         self._size = 0
@@ -123,18 +124,23 @@ class HandoffQueue(Generic[T]):
             self._wake_both()
 
     def _wake_both(self) -> None:
-        if self._threads_waiting:
-            self._thread_wakeup.notify_all()
+        wakeup = self._thread_wakeup
+        if self._threads_waiting and wakeup is not None:
+            wakeup.notify_all()
         self._wake_loop()
 
     def _wake_thread(self) -> None:
-        if self._threads_waiting:  # Condition.notify is not free: only when it matters
-            self._thread_wakeup.notify()
+        wakeup = self._thread_wakeup
+        if self._threads_waiting and wakeup is not None:  # Condition.notify is not free
+            wakeup.notify()
 
     def _wait_in_thread(self) -> None:
+        wakeup = self._thread_wakeup
+        if wakeup is None:
+            wakeup = self._thread_wakeup = threading.Condition(self._lock)
         self._threads_waiting += 1
         try:
-            self._thread_wakeup.wait()
+            wakeup.wait()
         finally:
             self._threads_waiting -= 1
 
