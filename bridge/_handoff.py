@@ -12,7 +12,7 @@ Invariants:
 
 * Neither side ever blocks on the other. The thread waits on a
   ``threading.Condition``; the loop only takes the lock for O(1) work and
-  notifies the condition. The loop waits on an ``anyio.Event``; the thread sets
+  notifies the condition. The loop waits on a future (a trio Event); the thread sets
   it through the loop's non-blocking thread-safe callback (the loop's
   :class:`~bridge._threads.Inbox`, shared with finished thread calls), and only
   when the loop is actually waiting, so a busy stream costs no wake-ups.
@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Generic, TypeVar
-
-import anyio
 
 from ._crossing import inbox_for
 from ._threads import Inbox, LoopCallback, running_trio_token
@@ -74,16 +74,20 @@ class HandoffQueue(Generic[T]):
 
     def __init__(self, limit: int, size_of: Callable[[T], int]) -> None:
         self._library, self._call_soon = loop_call_soon()
+        self._loop = asyncio._get_running_loop()  # None on trio
         self._loop_thread = threading.get_ident()
         self._lock = threading.Lock()
-        self._thread_wakeup = threading.Condition(self._lock)
+        # Made by the first thread that has to wait: most exchanges never do.
+        self._thread_wakeup: threading.Condition | None = None
+        self._threads_waiting = 0  # under the lock: threads waiting on the condition
         self._items: deque[T] = deque()
         self._size = 0
         self._limit = limit
         self._size_of = size_of
         self._finished = False
         self._error: BaseException | None = None
-        self._loop_waiter: anyio.Event | None = None
+        # An asyncio future or a trio Event: cheaper than an anyio.Event, woken the same way.
+        self._loop_waiter: Any = None
 
     # -- both sides ------------------------------------------------------------
 
@@ -120,17 +124,41 @@ class HandoffQueue(Generic[T]):
             self._wake_both()
 
     def _wake_both(self) -> None:
-        self._thread_wakeup.notify_all()
+        wakeup = self._thread_wakeup
+        if self._threads_waiting and wakeup is not None:
+            wakeup.notify_all()
         self._wake_loop()
+
+    def _wake_thread(self) -> None:
+        wakeup = self._thread_wakeup
+        if self._threads_waiting and wakeup is not None:  # Condition.notify is not free
+            wakeup.notify()
+
+    def _wait_in_thread(self) -> None:
+        wakeup = self._thread_wakeup
+        if wakeup is None:
+            wakeup = self._thread_wakeup = threading.Condition(self._lock)
+        self._threads_waiting += 1
+        try:
+            wakeup.wait()
+        finally:
+            self._threads_waiting -= 1
 
     def _wake_loop(self) -> None:
         waiter = self._loop_waiter
         if waiter is not None:
             self._loop_waiter = None
             if threading.get_ident() == self._loop_thread:
-                waiter.set()  # already on the loop: no need to go through its self-pipe
+                _set_waiter(waiter)  # already on the loop: no need to go through its self-pipe
             else:
-                self._call_soon(waiter.set)
+                self._call_soon(partial(_set_waiter, waiter))
+
+    def _new_loop_waiter(self) -> Any:
+        if self._loop is not None:
+            self._loop_waiter = self._loop.create_future()
+        else:
+            self._loop_waiter = sys.modules["trio"].Event()  # trio runs: imported
+        return self._loop_waiter
 
     def _has_room(self, size: int) -> bool:
         return not self._size or self._size + size <= self._limit
@@ -148,17 +176,30 @@ class HandoffQueue(Generic[T]):
         size = self._size_of(item)
         with self._lock:
             while self._error is None and not self._has_room(size):
-                self._thread_wakeup.wait()
+                self._wait_in_thread()
             if self._error is not None:
                 raise self._error
             self._append(item, size)
+            self._wake_loop()
+
+    def put_many_from_thread(self, items: list[T]) -> None:
+        """Queue ``items`` together (one lock, one wake-up), waiting for room for all."""
+        size_of = self._size_of
+        size = sum(size_of(item) for item in items)
+        with self._lock:
+            while self._error is None and not self._has_room(size):
+                self._wait_in_thread()
+            if self._error is not None:
+                raise self._error
+            for item in items:
+                self._append(item, size_of(item))
             self._wake_loop()
 
     def get_from_thread(self) -> T | None:
         """The next item, waiting while the queue is empty; None at the end."""
         with self._lock:
             while self._error is None and not self._items and not self._finished:
-                self._thread_wakeup.wait()
+                self._wait_in_thread()
             if self._error is not None:
                 raise self._error
             if not self._items:
@@ -179,10 +220,10 @@ class HandoffQueue(Generic[T]):
                     raise self._error
                 if self._has_room(size):
                     self._append(item, size)
-                    self._thread_wakeup.notify()
+                    self._wake_thread()
                     return
-                waiter = self._loop_waiter = anyio.Event()
-            await waiter.wait()
+                waiter = self._new_loop_waiter()
+            await _wait_for(waiter)
 
     def get_ready(self) -> list[T] | None:
         """Everything queued without waiting; ``[]`` at the end, None when nothing is ready."""
@@ -197,7 +238,7 @@ class HandoffQueue(Generic[T]):
         items = list(self._items)
         self._items.clear()
         self._size = 0
-        self._thread_wakeup.notify()
+        self._wake_thread()
         return items
 
     async def get_all(self) -> list[T]:
@@ -210,5 +251,20 @@ class HandoffQueue(Generic[T]):
                     return self._take_all()
                 if self._finished:
                     return []
-                waiter = self._loop_waiter = anyio.Event()
-            await waiter.wait()
+                waiter = self._new_loop_waiter()
+            await _wait_for(waiter)
+
+
+def _set_waiter(waiter: Any) -> None:
+    if hasattr(waiter, "set_result"):
+        if not waiter.done():  # a cancelled wait cancelled its future
+            waiter.set_result(None)
+    else:
+        waiter.set()
+
+
+async def _wait_for(waiter: Any) -> None:
+    if hasattr(waiter, "set_result"):
+        await waiter
+    else:
+        await waiter.wait()

@@ -433,6 +433,21 @@ async def test_anyio_from_thread_works_inside_sync_to_async(thread_sensitive: bo
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("thread_sensitive", [True, False])
+async def test_anyio_from_thread_without_token_inside_sync_to_async(thread_sensitive: bool) -> None:
+    """On asyncio and trio alike: bridge's threads carry trio's thread-local token too."""
+    outer = current_loop_identity()
+
+    async def where() -> object:
+        return current_loop_identity()
+
+    def callee() -> object:
+        return anyio.from_thread.run(where)
+
+    assert await bridge.sync_to_async(callee, thread_sensitive=thread_sensitive)() is outer
+
+
+@pytest.mark.anyio
 async def test_async_to_sync_in_an_anyio_worker_thread_runs_on_the_original_loop() -> None:
     outer = current_loop_identity()
 

@@ -20,6 +20,7 @@ import anyio.to_thread
 import pytest
 
 import bridge
+from bridge._handoff import HandoffQueue
 from bridge._types import Environ
 from tests.apps import wsgi_apps
 from tests.asgi_driver import Exchange
@@ -121,3 +122,24 @@ async def test_cancelled_while_waiting_for_a_token_leaves_nothing_behind() -> No
     assert calls == ["/"]
     assert first.body == b"Hello, world!"
     assert limiter.borrowed_tokens == 0
+
+
+async def test_handoff_queue_put_many_waits_for_room_for_all() -> None:
+    queue = HandoffQueue[bytes](4, len)
+    second_put = threading.Event()
+
+    def produce() -> None:
+        queue.put_many_from_thread([b"", b"abc"])  # empty queue: fits
+        queue.put_many_from_thread([b"de", b"f"])  # 3 + 3 > 4: waits for the loop
+        second_put.set()
+        queue.finish()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(anyio.to_thread.run_sync, produce)
+        first = await queue.get_all()
+        assert first[0] == b""
+        rest = first[1:] + await queue.get_all()
+        while batch := await queue.get_all():
+            rest += batch
+    assert second_put.is_set()
+    assert rest == [b"abc", b"de", b"f"]
