@@ -239,11 +239,19 @@ def test_requests_during_a_slow_startup_wait_for_it(
 # -- progressive streaming through gunicorn and waitress ---------------------------------
 
 
-@pytest.mark.parametrize("server", ["gunicorn-sync", "gunicorn-gthread", "waitress"])
+@pytest.mark.parametrize(
+    ("server", "backend"),
+    [
+        ("gunicorn-sync", "asyncio"),
+        ("gunicorn-gthread", "asyncio"),
+        ("gunicorn-gthread", "trio"),
+        ("waitress", "asyncio"),
+    ],
+)
 def test_streaming_and_sse_are_progressive(
-    run_server: RunServer, tmp_path: Path, server: str
+    run_server: RunServer, tmp_path: Path, server: str, backend: str
 ) -> None:
-    running = run_server(SERVERS[server])
+    running = run_server(SERVERS[server], {"BRIDGE_TEST_BACKEND": backend})
     with httpx.Client(base_url=running.url, timeout=30) as client:
         for path, first, rest in [
             ("stream", b"first\n", b"rest 0\nrest 1\nrest 2\n"),
