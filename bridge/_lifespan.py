@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import weakref
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Final, Literal, cast
@@ -99,6 +100,19 @@ class _Connection:
             raise RuntimeError(f"unexpected ASGI lifespan message {kind!r}")
 
 
+_instances: weakref.WeakSet[Lifespan] = weakref.WeakSet()
+
+
+def _new_locks_in_child() -> None:
+    # A parent thread may have held a startup lock at fork time (a request waiting
+    # for startup); the child has no such thread, so it must not inherit the lock.
+    for lifespan in list(_instances):
+        lifespan._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_locks_in_child)
+
+
 class Lifespan:
     """Startup once per process before the first request; shutdown once at close.
 
@@ -127,6 +141,7 @@ class Lifespan:
         self._connection: _Connection | None = None
         self._task: Future[None] | None = None
         self.state: dict[str, Any] = {}
+        _instances.add(self)
 
     def ensure_started(self) -> tuple[int, str] | None:
         if self._pid == os.getpid() and self._phase in (_READY, _UNSUPPORTED):

@@ -51,6 +51,15 @@ def service_module() -> Iterator[None]:
     module.application.close()
 
 
+def adapters_in(namespace: dict[str, Any]) -> list[AsgiToWsgi]:
+    """The AsgiToWsgi an example built: top-level names, and mounts of a dispatcher."""
+    found: list[AsgiToWsgi] = []
+    for value in namespace.values():
+        mounts = getattr(getattr(value, "wsgi_app", None), "mounts", {})
+        found.extend(app for app in [value, *mounts.values()] if isinstance(app, AsgiToWsgi))
+    return found
+
+
 def test_there_are_examples() -> None:
     assert len(EXAMPLES) >= 6
 
@@ -60,11 +69,11 @@ def test_there_are_examples() -> None:
 def test_example_runs_and_serves(code: str) -> None:
     namespace: dict[str, Any] = {"__name__": "docs_example"}
     exec(compile(code, "<docs>", "exec"), namespace)
-    adapters = [value for value in namespace.values() if isinstance(value, AsgiToWsgi)]
+    adapters = adapters_in(namespace)
     application = namespace.get("application")
-    assert adapters or application is not None
+    assert adapters
     try:
-        targets = [*adapters] if adapters else [application]
+        targets = [application] if application is not None else adapters
         for target in targets:
             client = Client(validator(cast("WSGIApplication", target)))
             response = client.get("/", buffered=True)

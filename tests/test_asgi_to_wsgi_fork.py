@@ -76,3 +76,39 @@ def test_close_in_a_forked_child_waits_for_its_background_work(
         in_child(check)
     finally:
         adapter.close()
+
+
+def test_fork_during_lifespan_startup_does_not_block_the_child() -> None:
+    """A parent thread is inside lifespan startup when the process forks: the child
+    must run its own startup, not wait on the parent's (which it does not have)."""
+    started, release = threading.Event(), threading.Event()
+
+    async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await receive()
+            started.set()
+            while not release.is_set():  # noqa: ASYNC110 - set by a thread, not on this loop
+                await anyio.sleep(0.005)
+            await send({"type": "lifespan.startup.complete"})
+            await receive()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        await respond(send, 200, str(os.getpid()).encode())
+
+    adapter = AsgiToWsgi(app, lifespan="on", startup_timeout=5)
+    client = Client(validator(adapter))  # type: ignore[arg-type]
+    parent = threading.Thread(target=client.get, args=("/",), kwargs={"buffered": True})
+    parent.start()
+    try:
+        assert started.wait(10)
+
+        def check() -> None:
+            release.set()  # the child's own startup completes at once
+            response = client.get("/", buffered=True)
+            assert (response.status_code, response.data) == (200, str(os.getpid()).encode())
+
+        in_child(check)
+    finally:
+        release.set()
+        parent.join(10)
+        adapter.close()

@@ -239,11 +239,19 @@ def test_requests_during_a_slow_startup_wait_for_it(
 # -- progressive streaming through gunicorn and waitress ---------------------------------
 
 
-@pytest.mark.parametrize("server", ["gunicorn-sync", "gunicorn-gthread", "waitress"])
+@pytest.mark.parametrize(
+    ("server", "backend"),
+    [
+        ("gunicorn-sync", "asyncio"),
+        ("gunicorn-gthread", "asyncio"),
+        ("gunicorn-gthread", "trio"),
+        ("waitress", "asyncio"),
+    ],
+)
 def test_streaming_and_sse_are_progressive(
-    run_server: RunServer, tmp_path: Path, server: str
+    run_server: RunServer, tmp_path: Path, server: str, backend: str
 ) -> None:
-    running = run_server(SERVERS[server])
+    running = run_server(SERVERS[server], {"BRIDGE_TEST_BACKEND": backend})
     with httpx.Client(base_url=running.url, timeout=30) as client:
         for path, first, rest in [
             ("stream", b"first\n", b"rest 0\nrest 1\nrest 2\n"),
@@ -268,11 +276,16 @@ def test_streaming_and_sse_are_progressive(
 # -- fork safety: gunicorn --preload -----------------------------------------------------
 
 
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_preload_forks_safely_and_each_worker_starts_once(
-    run_server: RunServer, tmp_path: Path
+    run_server: RunServer, tmp_path: Path, backend: str
 ) -> None:
     log, gate = tmp_path / "lifespan.log", tmp_path / "hold.gate"
-    env = {"BRIDGE_TEST_LIFESPAN_LOG": str(log), "BRIDGE_TEST_WARM_IN_PARENT": "1"}
+    env = {
+        "BRIDGE_TEST_LIFESPAN_LOG": str(log),
+        "BRIDGE_TEST_WARM_IN_PARENT": "1",
+        "BRIDGE_TEST_BACKEND": backend,
+    }
     running = run_server(gunicorn("--preload", "--workers", "2", "--worker-class", "sync"), env)
     master = running.proc.pid
     # The master served a request (loop thread running, lifespan started) before forking.
