@@ -1,4 +1,4 @@
-"""AsgiToWsgi served by real WSGI servers (waitress, gunicorn sync/gthread/--preload) on 127.0.0.1."""
+"""AsgiToWsgi under real WSGI servers (waitress, gunicorn sync/gthread/--preload), on loopback."""
 
 from __future__ import annotations
 
