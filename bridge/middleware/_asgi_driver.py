@@ -44,7 +44,7 @@ from ._exchange import (
     bad_decision,
     features_of,
 )
-from ._heads import Response, ResponseHead
+from ._heads import RequestHead, Response, ResponseHead
 
 if TYPE_CHECKING:
     from ._base import Middleware
@@ -72,6 +72,9 @@ async def run_asgi(
     except BadRequest as exc:
         logger.warning("%s: bad request: %s", type(mw).__name__, exc)
         await _send_response(send, Response.text(exc.status, str(exc)))
+        return
+    if mw.decides:
+        await _run_decided(mw, head, http, receive, send)
         return
     try:
         ex = mw.exchange(head, mw.clock())
@@ -102,6 +105,23 @@ async def run_asgi(
         await _AsgiRun(mw, ex, http, receive, send, features).run(decision)
     else:
         await mw.app(scope_with_head(http, head, decision.head), receive, send)
+
+
+async def _run_decided(
+    mw: Middleware, head: RequestHead, scope: HTTPScope, receive: Any, send: Any
+) -> None:
+    """``mw.decide_request()``: no exchange; the response path is the app's and the server's."""
+    try:
+        decided = mw.decide_request(head, mw.clock())
+    except Exception as exc:
+        await _send_response(send, failure(type(mw).__name__, exc, "in decide_request()")[0])
+        return
+    if decided is None:
+        await mw.app(scope, receive, send)
+    elif isinstance(decided, Response):
+        await _send_response(send, decided)
+    else:
+        await mw.app(scope_with_head(scope, head, decided), receive, send)
 
 
 async def _decide(ex: Exchange, receive: Any, features: Features) -> Forward | Respond:
