@@ -15,6 +15,7 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,7 @@ from asgiref.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope, Sco
 
 from bridge._translate import BadRequest
 
+from ._asyncio_tail import AsyncioTail
 from ._convert import head_for_body, head_from_scope, scope_with_head
 from ._drive import INLINE_FLUSH, INTERNAL_ERROR, bad_request, drive_async, failure, logger
 from ._exchange import (
@@ -42,7 +44,7 @@ from ._exchange import (
     bad_decision,
     features_of,
 )
-from ._heads import Response, ResponseHead
+from ._heads import RequestHead, Response, ResponseHead
 
 if TYPE_CHECKING:
     from ._base import Middleware
@@ -70,6 +72,9 @@ async def run_asgi(
     except BadRequest as exc:
         logger.warning("%s: bad request: %s", type(mw).__name__, exc)
         await _send_response(send, Response.text(exc.status, str(exc)))
+        return
+    if mw.decides:
+        await _run_decided(mw, head, http, receive, send)
         return
     try:
         ex = mw.exchange(head, mw.clock())
@@ -100,6 +105,23 @@ async def run_asgi(
         await _AsgiRun(mw, ex, http, receive, send, features).run(decision)
     else:
         await mw.app(scope_with_head(http, head, decision.head), receive, send)
+
+
+async def _run_decided(
+    mw: Middleware, head: RequestHead, scope: HTTPScope, receive: Any, send: Any
+) -> None:
+    """``mw.decide_request()``: no exchange; the response path is the app's and the server's."""
+    try:
+        decided = mw.decide_request(head, mw.clock())
+    except Exception as exc:
+        await _send_response(send, failure(type(mw).__name__, exc, "in decide_request()")[0])
+        return
+    if decided is None:
+        await mw.app(scope, receive, send)
+    elif isinstance(decided, Response):
+        await _send_response(send, decided)
+    else:
+        await mw.app(scope_with_head(scope, head, decided), receive, send)
 
 
 async def _decide(ex: Exchange, receive: Any, features: Features) -> Forward | Respond:
@@ -239,6 +261,7 @@ class _AsgiRun:
         "scope",
         "start_head",
         "status",
+        "tail",
     )
 
     def __init__(
@@ -262,7 +285,8 @@ class _AsgiRun:
         self.replaced = False  # the app's response was replaced by ours
         self.replay: ReplayBody | None = None
         self.complete = False
-        self.group: anyio.abc.TaskGroup | None = None  # while a response_body app runs
+        self.group: anyio.abc.TaskGroup | None = None  # while a response_body app runs (trio)
+        self.tail: AsyncioTail | None = None  # while a response_body app runs (asyncio)
         self.start_head: ResponseHead | None = None
 
     async def run(self, decision: Forward | None = None) -> None:
@@ -303,7 +327,7 @@ class _AsgiRun:
     async def call_app(self, scope: HTTPScope, receive: Any) -> Outcome:
         try:
             if self.features.response_body:
-                await self.call_app_in_group(scope, receive)
+                await self.call_app_beside_tail(scope, receive)
             else:
                 await self.mw.app(scope, receive, self.send)
         except Exception as exc:
@@ -325,6 +349,21 @@ class _AsgiRun:
         if self.replaced:
             return Outcome("aborted", self.status)
         return Outcome("completed" if self.complete else "app_error", self.status)
+
+    async def call_app_beside_tail(self, scope: HTTPScope, receive: Any) -> None:
+        """The app, next to a task for a long ``response_body`` tail if one turns up."""
+        try:
+            host = asyncio.current_task()
+        except RuntimeError:  # no asyncio loop: trio
+            host = None
+        if host is None:
+            await self.call_app_in_group(scope, receive)
+            return
+        self.tail = AsyncioTail(host)
+        try:
+            await self.tail.run(self.mw.app(scope, receive, self.send))
+        finally:
+            self.tail = None
 
     async def call_app_in_group(self, scope: HTTPScope, receive: Any) -> None:
         """The app next to the task that may send a long ``response_body`` tail."""
@@ -429,10 +468,12 @@ class _AsgiRun:
                 return
             pending.append(chunk)
             size += len(chunk)
-        if self.group is None:  # pragma: no cover - set while a response_body app runs
-            await self.send_tail(pending, tail_iter)
-        else:
+        if self.tail is not None:
+            self.tail.start(self.send_tail(pending, tail_iter))
+        elif self.group is not None:
             self.group.start_soon(self.send_tail, pending, tail_iter)
+        else:  # pragma: no cover - one of them is set while a response_body app runs
+            await self.send_tail(pending, tail_iter)
 
     async def send_tail(self, head: list[bytes], rest: Iterator[bytes]) -> None:
         """The held tail, then the end of the body (one coroutine: it runs per response)."""

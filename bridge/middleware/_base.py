@@ -18,8 +18,8 @@ from typing import Any, ClassVar, Final, Literal, Self, TypeAlias
 from asgiref.sync import iscoroutinefunction
 
 from ._asgi_driver import run_asgi
-from ._exchange import Exchange
-from ._heads import RequestHead
+from ._exchange import Exchange, Forward, Respond
+from ._heads import RequestHead, Response
 from ._wsgi_driver import run_wsgi
 
 __all__ = ("Interface", "Middleware", "detect_interface")
@@ -58,6 +58,10 @@ def _variant(cls: type[Middleware], interface: Interface) -> type:
         namespace = {
             "__call__": run_wsgi if interface == "wsgi" else run_asgi,
             "interface": interface,
+            # Read by the drivers on every request: decide_request() skips the exchange machinery.
+            # (Unless a subclass also overrides exchange(): then exchange() is what runs.)
+            "decides": cls.decide_request is not Middleware.decide_request
+            and cls.exchange is Middleware.exchange,
             "__module__": cls.__module__,
             "__qualname__": cls.__qualname__,
             "__doc__": cls.__doc__,
@@ -89,6 +93,7 @@ class Middleware:
     scope_types: ClassVar[frozenset[str]] = frozenset({"http"})
 
     interface: Interface
+    decides: bool  # set per variant: the class overrides decide_request()
     app: Any
     clock: Callable[[], float]
 
@@ -116,8 +121,24 @@ class Middleware:
         self.clock = clock
 
     def exchange(self, head: RequestHead, now: float) -> Exchange | None:
-        """The per-request exchange for ``head``, or None to pass it through untouched."""
-        raise NotImplementedError(f"{type(self).__qualname__} must implement exchange()")
+        """The per-request exchange for ``head``, or None to pass it through untouched.
+
+        The default wraps :meth:`decide_request` for a middleware that implements that instead.
+        """
+        if not self.decides:
+            raise NotImplementedError(f"{type(self).__qualname__} must implement exchange()")
+        decided = self.decide_request(head, now)
+        return None if decided is None else _Decided(head, now, decided)
+
+    def decide_request(self, head: RequestHead, now: float) -> RequestHead | Response | None:
+        """Optional, instead of :meth:`exchange`, for a middleware that only looks at the
+        request head: None passes the request through untouched, a head forwards the
+        request rewritten, a :class:`Response` answers it now. The drivers then
+        allocate no exchange, which makes it the cheapest kind of middleware.
+
+        .. versionadded:: 0.1
+        """
+        raise NotImplementedError(f"{type(self).__qualname__} does not implement decide_request()")
 
     def __call__(self, *args: Any) -> Any:
         # Replaced by the driver in each per-interface subclass made by __new__.
@@ -125,3 +146,17 @@ class Middleware:
 
     def __repr__(self) -> str:
         return f"<{type(self).__qualname__} ({self.interface}) around {self.app!r}>"
+
+
+class _Decided(Exchange):
+    """What :meth:`Middleware.decide_request` decided, as a request-only exchange."""
+
+    __slots__ = ("decided",)
+
+    def __init__(self, head: RequestHead, now: float, decided: RequestHead | Response) -> None:
+        super().__init__(head, now)
+        self.decided = decided
+
+    def request(self) -> Forward | Respond:
+        decided = self.decided
+        return Respond(decided) if isinstance(decided, Response) else Forward(decided)

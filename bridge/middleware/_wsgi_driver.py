@@ -43,7 +43,7 @@ from ._exchange import (
     bad_decision,
     features_of,
 )
-from ._heads import Response, ResponseHead, reason_phrase
+from ._heads import RequestHead, Response, ResponseHead, reason_phrase
 from ._wsgi_read import timed_reader
 
 if TYPE_CHECKING:
@@ -61,6 +61,8 @@ def run_wsgi(mw: Middleware, environ: Environ, start_response: StartResponse) ->
     except BadRequest as exc:
         logger.warning("%s: bad request: %s", type(mw).__name__, exc)
         return _respond(start_response, Response.text(exc.status, str(exc)))
+    if mw.decides:
+        return _run_decided(mw, head, environ, start_response)
     try:
         ex = mw.exchange(head, mw.clock())
     except Exception as exc:
@@ -81,6 +83,23 @@ def run_wsgi(mw: Middleware, environ: Environ, start_response: StartResponse) ->
     if decision.body is not None:
         return _WsgiRun(mw, ex, environ, start_response, features).forward(decision)
     result = mw.app(environ_with_head(environ, head, decision.head), start_response)
+    return result
+
+
+def _run_decided(
+    mw: Middleware, head: RequestHead, environ: Environ, start_response: StartResponse
+) -> Iterable[bytes]:
+    """``mw.decide_request()``: no exchange; the response path is the app's and the server's."""
+    try:
+        decided = mw.decide_request(head, mw.clock())
+    except Exception as exc:
+        return _respond(start_response, failure(type(mw).__name__, exc, "in decide_request()")[0])
+    if decided is None:
+        result: Iterable[bytes] = mw.app(environ, start_response)
+    elif isinstance(decided, Response):
+        result = _respond(start_response, decided)
+    else:
+        result = mw.app(environ_with_head(environ, head, decided), start_response)
     return result
 
 

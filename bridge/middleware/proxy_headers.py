@@ -18,7 +18,6 @@ from typing import Any, Final, Literal
 from urllib.parse import quote
 
 from ._base import Interface, Middleware
-from ._exchange import Exchange, Forward
 from ._forwarded import (
     TrustedPeers,
     parse_forwarded,
@@ -118,7 +117,7 @@ class ProxyHeaders(Middleware):
                 self._chains[chain] = found
         return found
 
-    def exchange(self, head: RequestHead, now: float) -> Exchange | None:
+    def decide_request(self, head: RequestHead, now: float) -> RequestHead | None:
         found: dict[bytes, str] | None = None
         for name in self._names:
             value = head.header(name)
@@ -133,27 +132,26 @@ class ProxyHeaders(Middleware):
         if peer is None or peer not in self.trusted:
             logger.info("ignored forwarded headers from untrusted peer %s", peer)
             return None
-        return _ProxyExchange(head, now, self, found)
+        return _Rewrite(head, self, found).head_to_forward()
 
 
-class _ProxyExchange(Exchange):
-    __slots__ = ("found", "mw", "problems")
+class _Rewrite:
+    """One request's forwarded values from a trusted peer, applied to its head."""
 
-    def __init__(
-        self, head: RequestHead, now: float, mw: ProxyHeaders, found: dict[bytes, str]
-    ) -> None:
+    __slots__ = ("found", "head", "mw", "problems")
+
+    def __init__(self, head: RequestHead, mw: ProxyHeaders, found: dict[bytes, str]) -> None:
         self.head = head
-        self.now = now
         self.mw = mw
         self.found = found
         self.problems: list[str] = []
 
-    def request(self) -> Forward:
+    def head_to_forward(self) -> RequestHead:
         values = self.x_forwarded() if self.mw.mode == "x-forwarded" else self.forwarded()
         head = self.apply(values) if values else self.head
         if self.problems:
             logger.warning("ignored invalid forwarded values: %s", "; ".join(self.problems))
-        return Forward(head)
+        return head
 
     # -- reading the headers --
 
