@@ -59,6 +59,7 @@ class ClientDisconnected(OSError):
 @dataclass(frozen=True, slots=True)
 class Options:
     chunk_size: int
+    prefetch_size: int
     buffer_size: int
     response_timeout: float
     disconnect_grace: float
@@ -85,7 +86,7 @@ class Exchange:
         scope: HTTPScope,
         environ: Environ,
         body_length: int | None,
-        first_chunk: tuple[bytes, bool] | None,
+        prefetched: list[dict[str, Any]],
     ) -> None:
         self.options = options
         self.handle = handle
@@ -102,7 +103,7 @@ class Exchange:
         self.remaining = body_length
         self.truncated = False
         # loop side
-        self.first_chunk = first_chunk
+        self.prefetched = prefetched  # request messages read before dispatch, in reverse order
         self.body_done = False
         self.head: tuple[str, WsgiHeaders] | None = None
         self.head_sent = False
@@ -152,11 +153,10 @@ class Exchange:
         if self.disconnected:
             return _DISCONNECT
         if not self.body_done:
-            first = self.first_chunk
-            if first is not None:
-                self.first_chunk = None
-                self.body_done = not first[1]
-                return {"type": "http.request", "body": first[0], "more_body": first[1]}
+            if self.prefetched:
+                message = self.prefetched.pop()
+                self.body_done = not message["more_body"]
+                return message
             return await self._read_from_thread()
         if not self.complete:
             if self.done_waiter is None:
