@@ -29,6 +29,7 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Iterator
@@ -114,6 +115,7 @@ class Exchange:
         self.read_result: dict[str, Any] | None = None
         self.done_waiter: anyio.Event | None = None
         self.cancel_scope: anyio.CancelScope | None = None
+        self.task: asyncio.Task[Any] | None = None
         self.cancel_requested = False
 
     def describe(self) -> str:
@@ -124,16 +126,34 @@ class Exchange:
     async def run(self, app: ASGI3Application) -> None:
         outcome: tuple[int, Any] = (ENDED, None)
         try:
-            with anyio.CancelScope() as cancel_scope:
-                self.cancel_scope = cancel_scope
-                if self.cancel_requested:
-                    cancel_scope.cancel()
-                await app(self.scope, self.receive, self.send)  # type: ignore[arg-type]
+            if self.handle.native_tasks:
+                await self._run_as_asyncio_task(app)
+            else:
+                with anyio.CancelScope() as cancel_scope:
+                    self.cancel_scope = cancel_scope
+                    if self.cancel_requested:
+                        cancel_scope.cancel()
+                    await app(self.scope, self.receive, self.send)  # type: ignore[arg-type]
         except Exception as exc:
             outcome = (FAILED, exc)
         finally:
             self.app_finished = True
             self._report_exit(outcome)
+
+    async def _run_as_asyncio_task(self, app: ASGI3Application) -> None:
+        # Cheaper than a cancel scope per request: cancel the task itself, and
+        # swallow only the cancellation this exchange asked for.
+        task = self.task = asyncio.current_task()
+        if self.cancel_requested:
+            return
+        try:
+            await app(self.scope, self.receive, self.send)  # type: ignore[arg-type]
+        except asyncio.CancelledError:
+            if not self._asked_to_cancel() or task is None or task.uncancel() > 0:
+                raise
+
+    def _asked_to_cancel(self) -> bool:
+        return self.cancel_requested  # set by cancel() while the app was awaiting
 
     def _report_exit(self, outcome: tuple[int, Any]) -> None:
         with self.lock:
@@ -266,9 +286,13 @@ class Exchange:
             self.handle.call_later_on_loop(grace, self.cancel)
 
     def cancel(self) -> None:
+        if self.cancel_requested:
+            return
         self.cancel_requested = True
         if self.cancel_scope is not None:
             self.cancel_scope.cancel()
+        elif self.task is not None and not self.app_finished:
+            self.task.cancel()
 
     def _answer_read_with_disconnect(self) -> None:
         if self.read_waiter is not None:
