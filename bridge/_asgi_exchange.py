@@ -29,6 +29,7 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Iterator
@@ -56,6 +57,7 @@ _ENDED_EVENT: Final[tuple[int, Any]] = (ENDED, None)
 @dataclass(frozen=True, slots=True)
 class Options:
     chunk_size: int
+    prefetch_size: int
     buffer_size: int
     response_timeout: float
     disconnect_grace: float
@@ -82,7 +84,7 @@ class Exchange:
         scope: HTTPScope,
         environ: Environ,
         body_length: int | None,
-        first_chunk: tuple[bytes, bool] | None,
+        prefetched: list[dict[str, Any]],
     ) -> None:
         self.options = options
         self.handle = handle
@@ -99,7 +101,7 @@ class Exchange:
         self.remaining = body_length
         self.truncated = False
         # loop side
-        self.first_chunk = first_chunk
+        self.prefetched = prefetched  # request messages read before dispatch, in reverse order
         self.body_done = False
         self.head: tuple[str, WsgiHeaders] | None = None
         self.head_sent = False
@@ -110,6 +112,7 @@ class Exchange:
         self.read_result: dict[str, Any] | None = None
         self.done_waiter: anyio.Event | None = None
         self.cancel_scope: anyio.CancelScope | None = None
+        self.task: asyncio.Task[Any] | None = None
         self.cancel_requested = False
 
     def describe(self) -> str:
@@ -120,16 +123,34 @@ class Exchange:
     async def run(self, app: ASGI3Application) -> None:
         outcome: tuple[int, Any] = (ENDED, None)
         try:
-            with anyio.CancelScope() as cancel_scope:
-                self.cancel_scope = cancel_scope
-                if self.cancel_requested:
-                    cancel_scope.cancel()
-                await app(self.scope, self.receive, self.send)  # type: ignore[arg-type]
+            if self.handle.native_tasks:
+                await self._run_as_asyncio_task(app)
+            else:
+                with anyio.CancelScope() as cancel_scope:
+                    self.cancel_scope = cancel_scope
+                    if self.cancel_requested:
+                        cancel_scope.cancel()
+                    await app(self.scope, self.receive, self.send)  # type: ignore[arg-type]
         except Exception as exc:
             outcome = (FAILED, exc)
         finally:
             self.app_finished = True
             self._report_exit(outcome)
+
+    async def _run_as_asyncio_task(self, app: ASGI3Application) -> None:
+        # Cheaper than a cancel scope per request: cancel the task itself, and
+        # swallow only the cancellation this exchange asked for.
+        task = self.task = asyncio.current_task()
+        if self.cancel_requested:
+            return
+        try:
+            await app(self.scope, self.receive, self.send)  # type: ignore[arg-type]
+        except asyncio.CancelledError:
+            if not self._asked_to_cancel() or task is None or task.uncancel() > 0:
+                raise
+
+    def _asked_to_cancel(self) -> bool:
+        return self.cancel_requested  # set by cancel() while the app was awaiting
 
     def _report_exit(self, outcome: tuple[int, Any]) -> None:
         with self.lock:
@@ -153,11 +174,10 @@ class Exchange:
         if self.disconnected:
             return _DISCONNECT
         if not self.body_done:
-            first = self.first_chunk
-            if first is not None:
-                self.first_chunk = None
-                self.body_done = not first[1]
-                return {"type": "http.request", "body": first[0], "more_body": first[1]}
+            if self.prefetched:
+                message = self.prefetched.pop()
+                self.body_done = not message["more_body"]
+                return message
             return await self._read_from_thread()
         if not self.complete:
             if self.done_waiter is None:
@@ -267,9 +287,13 @@ class Exchange:
             self.handle.call_later_on_loop(grace, self.cancel)
 
     def cancel(self) -> None:
+        if self.cancel_requested:
+            return
         self.cancel_requested = True
         if self.cancel_scope is not None:
             self.cancel_scope.cancel()
+        elif self.task is not None and not self.app_finished:
+            self.task.cancel()
 
     def _answer_read_with_disconnect(self) -> None:
         if self.read_waiter is not None:

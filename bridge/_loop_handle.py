@@ -37,6 +37,8 @@ class LoopHandle(Protocol):
     """What the adapters need from a loop, callable from any thread unless noted."""
 
     portal: BlockingPortal
+    #: True when tasks are asyncio tasks that may be cancelled with ``Task.cancel()``.
+    native_tasks: bool
 
     def call_soon(self, func: Callable[..., object], *args: Any) -> None:
         """Run ``func(*args)`` on the loop thread soon; never blocks, never waits."""
@@ -49,6 +51,8 @@ class LoopHandle(Protocol):
 
 
 class _AsyncioHandle:
+    native_tasks = True
+
     def __init__(self, portal: BlockingPortal, loop: asyncio.AbstractEventLoop) -> None:
         self.portal = portal
         self._loop = loop
@@ -70,6 +74,8 @@ class _AsyncioHandle:
 
 
 class _TrioHandle:
+    native_tasks = False
+
     def __init__(self, portal: BlockingPortal, token: Any, nursery: Any) -> None:
         self.portal = portal
         self._nursery = nursery

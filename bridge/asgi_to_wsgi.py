@@ -69,6 +69,10 @@ class AsgiToWsgi:
     ``chunk_size`` (default 64 KiB)
         Largest request-body chunk read from ``wsgi.input`` for one ``receive()``;
         also the block size given to ``wsgi.file_wrapper``.
+    ``prefetch_size`` (default 1 MiB)
+        A body with a Content-Length up to this size is read by the WSGI thread
+        before the app starts (still delivered in ``chunk_size`` pieces), so
+        ``receive()`` costs no thread hand-off. Larger bodies stream on demand.
     ``buffer_size`` (default 256 KiB)
         Response bytes that may wait for the WSGI server before the app's
         ``send()`` waits (backpressure).
@@ -95,6 +99,7 @@ class AsgiToWsgi:
         lifespan: LifespanMode = "auto",
         backend: str = "asyncio",
         chunk_size: int = 64 * 1024,
+        prefetch_size: int = 1024 * 1024,
         buffer_size: int = 256 * 1024,
         response_timeout: float = 60.0,
         disconnect_grace: float = 2.0,
@@ -110,6 +115,7 @@ class AsgiToWsgi:
         _check_backend(backend)
         _positive("chunk_size", chunk_size, integer=True)
         _positive("buffer_size", buffer_size, integer=True)
+        _positive("prefetch_size", prefetch_size, integer=True)
         for name, value in (
             ("response_timeout", response_timeout),
             ("disconnect_grace", disconnect_grace),
@@ -119,7 +125,9 @@ class AsgiToWsgi:
             _positive(name, value)
         self.app: ASGI3Application = guarantee_single_callable(app)  # type: ignore[no-untyped-call]
         self.backend = "asyncio+uvloop" if backend == "uvloop" else backend
-        self._options = Options(chunk_size, buffer_size, response_timeout, disconnect_grace)
+        self._options = Options(
+            chunk_size, prefetch_size, buffer_size, response_timeout, disconnect_grace
+        )
         self._shutdown_timeout = shutdown_timeout
         self._lifespan = Lifespan(
             self.app,
@@ -144,14 +152,14 @@ class AsgiToWsgi:
             logger.error("%s %s: %s", scope["method"], scope["path"], blocked[1])
             return respond_with_error(start_response, blocked[0])
         self._complete_scope(scope, environ)
-        first = _read_first_chunk(environ, plan, self._options.chunk_size)
-        if isinstance(first, str):
-            logger.error("%s %s: %s; answered 400", scope["method"], scope["path"], first)
+        prefetched = _prefetch_body(environ, plan, self._options)
+        if isinstance(prefetched, str):
+            logger.error("%s %s: %s; answered 400", scope["method"], scope["path"], prefetched)
             return respond_with_error(start_response, 400)
-        remaining = None if plan.length is None else plan.length - (len(first[0]) if first else 0)
-        exchange = Exchange(
-            self._options, loop_handle(self.backend), scope, environ, remaining, first
-        )
+        messages, read = prefetched
+        remaining = None if plan.length is None else plan.length - read
+        handle = loop_handle(self.backend)
+        exchange = Exchange(self._options, handle, scope, environ, remaining, messages)
         self._running.add(exchange)
         exchange.handle.spawn(self._run, exchange)
         return exchange.respond(start_response)  # type: ignore[no-any-return]
@@ -210,32 +218,38 @@ def _log_rejected(environ: Environ, exc: BadRequest) -> None:
     logger.error("%s %r: %s; answered %d", environ.get("REQUEST_METHOD"), path, exc, exc.status)
 
 
-def _read_first_chunk(environ: Environ, plan: BodyPlan, chunk_size: int) -> Any:
-    """Read a body that fits in one chunk before dispatch, saving a round trip per request.
+def _request_message(body: bytes, more: bool) -> dict[str, Any]:
+    return {"type": "http.request", "body": body, "more_body": more}
 
-    Returns ``(body, more_body)``, ``None`` when the body is larger than a
-    chunk (it is streamed), or a ``str`` naming why the body is unusable.
+
+def _prefetch_body(environ: Environ, plan: BodyPlan, options: Options) -> Any:
+    """Read a small body before dispatch, so the app's receive() needs no hand-off.
+
+    Returns ``(messages in reverse order, bytes read)``, or a ``str`` naming
+    why the body is unusable. Bodies longer than ``prefetch_size`` (or of
+    unknown length, beyond their first chunk) are left for streaming.
     """
     if plan.empty:
-        return (b"", False)
+        return [_request_message(b"", False)], 0
     stream = environ["wsgi.input"]
     try:
         if plan.length is None:
-            data = stream.read(chunk_size)
-            return (data, bool(data))
-        if plan.length > chunk_size:
-            return None
-        parts: list[bytes] = []
+            data = stream.read(options.chunk_size)
+            return [_request_message(data, bool(data))], len(data)
+        if plan.length > options.prefetch_size:
+            return [], 0
+        messages: list[dict[str, Any]] = []
         missing = plan.length
         while missing:
-            part = stream.read(missing)
+            part = stream.read(min(missing, options.chunk_size))
             if not part:
                 return f"the request body ended {missing} bytes early"
-            parts.append(part)
             missing -= len(part)
+            messages.append(_request_message(part, missing > 0))
     except Exception as exc:
         return f"reading the request body failed: {type(exc).__name__}: {exc}"
-    return (b"".join(parts), False)
+    messages.reverse()
+    return messages, plan.length
 
 
 def _forget_parent_requests() -> None:

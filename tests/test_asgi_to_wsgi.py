@@ -206,7 +206,9 @@ def test_cancelled_receive_loses_no_chunk(make: Make) -> None:
         await respond_with(send, await read_body(receive))
 
     data = b"y" * 10_000
-    _, body = call(make(app, chunk_size=1000), environ_for("/", method="POST", data=data))
+    # prefetch_size=1: the body is streamed, so the first receive() must wait for the thread.
+    adapter = make(app, chunk_size=1000, prefetch_size=1)
+    _, body = call(adapter, environ_for("/", method="POST", data=data))
     assert body == data
 
 
