@@ -20,6 +20,7 @@ Invariants:
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
@@ -173,6 +174,7 @@ class Lifespan:
         portal = background_portal(self._backend)
         self._connection = connection
         self._task = portal.start_task_soon(connection.run)
+        _started.add(self)  # shut down at exit even if the adapter is gone: the portal waits
         try:
             kind, detail = connection.startup.result(timeout=self._startup_timeout)
         except FutureTimeout:
@@ -207,6 +209,7 @@ class Lifespan:
                 return
             self._phase = _STOPPED
             connection, task = self._connection, self._task
+            _started.discard(self)
         event = connection.shutdown_requested
         if event is not None and task is not None and not task.done():
             background_portal(self._backend).call(event.set)
@@ -230,3 +233,16 @@ class Lifespan:
             logger.error(
                 "the app raised during lifespan shutdown (%s: %s)", type(exc).__name__, exc
             )
+
+
+_started: set[Lifespan] = set()
+
+
+def _shut_down_at_exit() -> None:
+    for lifespan in list(_started):
+        lifespan.shutdown()
+    _started.clear()
+
+
+# Registered after bridge._portal's handler (imported above), so it runs first.
+atexit.register(_shut_down_at_exit)

@@ -20,9 +20,11 @@ process is ever scheduled on.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
 import threading
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
 from typing import Any, Protocol
 
 from anyio.abc import TaskStatus
@@ -101,6 +103,7 @@ async def _sleep_then_call(delay: float, func: Callable[[], object]) -> None:
 async def _trio_hub(*, task_status: TaskStatus[tuple[Any, Any]]) -> None:
     import trio
 
+    # The portal waits for its tasks when it stops: the hub must end first (see _stop_hubs).
     async with trio.open_nursery() as nursery:
         task_status.started((trio.lowlevel.current_trio_token(), nursery))
         await trio.sleep_forever()
@@ -108,12 +111,29 @@ async def _trio_hub(*, task_status: TaskStatus[tuple[Any, Any]]) -> None:
 
 _lock = threading.Lock()
 _handles: dict[str, LoopHandle] = {}
+_hub_futures: list[Future[None]] = []
+
+
+def _stop_hubs() -> None:
+    """Cancel the trio hub tasks so the portal can stop at exit (runs before its handler)."""
+    if _owner_pid != os.getpid():
+        return
+    for future in _hub_futures:
+        future.cancel()
+    _hub_futures.clear()
+
+
+_owner_pid = os.getpid()
+atexit.register(_stop_hubs)
 
 
 def _after_fork_in_child() -> None:
     global _lock
+    global _owner_pid
     _lock = threading.Lock()  # another thread may have held it at fork time
     _handles.clear()
+    _hub_futures.clear()
+    _owner_pid = os.getpid()
 
 
 # Workaround, to be removed once bridge._portal keeps them itself: when the
@@ -136,7 +156,8 @@ os.register_at_fork(before=_keep_portals_alive_across_fork, after_in_child=_afte
 
 def _build(backend: str, portal: BlockingPortal) -> LoopHandle:
     if backend == "trio":
-        _future, (token, nursery) = portal.start_task(_trio_hub)
+        future, (token, nursery) = portal.start_task(_trio_hub)
+        _hub_futures.append(future)
         return _TrioHandle(portal, token, nursery)
     return _AsyncioHandle(portal, portal.call(asyncio.get_running_loop))
 
