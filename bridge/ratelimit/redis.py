@@ -75,6 +75,37 @@ def _split_reply(reply: Sequence[Any], count: int) -> Verdict:
     return Verdict(bool(int(reply[0])), tuple(outcomes))
 
 
+class _Attempt:
+    """One guarded Redis call: its outcome goes into the store's health record.
+
+    An outage error is swallowed (``ok`` stays False, the caller degrades); any
+    other exception, a bug or a cancellation, hands probing back and propagates,
+    so recovery is never stuck on a caller that went away.
+    """
+
+    __slots__ = ("_health", "ok")
+
+    def __init__(self, health: Health) -> None:
+        self._health = health
+        self.ok = False
+
+    def __enter__(self) -> _Attempt:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> bool:
+        if exc is None:
+            self._health.succeeded()
+            self.ok = True
+            return False
+        if isinstance(exc, _OUTAGE):
+            self._health.failed(exc)
+            return True
+        self._health.abandon()
+        return False
+
+
 class RedisStore:
     """Rate-limit and concurrency state in Redis, shared by processes and machines.
 
@@ -198,16 +229,10 @@ class RedisStore:
     ) -> Verdict:
         """Decide one request in one round trip (see :class:`~bridge.ratelimit.Store`)."""
         if self._health.may_try():
-            try:
+            with _Attempt(self._health) as attempt:
                 keys, args = self.keys_for(key, rates), self._args(rates, algorithm, cost)
                 reply = self._check_script(keys, args)
-            except _OUTAGE as exc:
-                self._health.failed(exc)
-            except BaseException:  # a bug or a cancellation: let another caller probe
-                self._health.abandon()
-                raise
-            else:
-                self._health.succeeded()
+            if attempt.ok:
                 return _split_reply(reply, len(rates))
         return self._degraded(key, rates, algorithm, cost, now)
 
@@ -216,18 +241,12 @@ class RedisStore:
     ) -> Verdict:
         if self._health.may_try():
             keys, args = self.keys_for(key, rates), self._args(rates, algorithm, cost)
-            try:
+            with _Attempt(self._health) as attempt:
                 reply = await self._run_async(
                     lambda scripts: scripts[1](keys, args, scripts[0]),
                     lambda: self._check_script(keys, args),
                 )
-            except _OUTAGE as exc:
-                self._health.failed(exc)
-            except BaseException:  # a bug or a cancellation: let another caller probe
-                self._health.abandon()
-                raise
-            else:
-                self._health.succeeded()
+            if attempt.ok:
                 return _split_reply(reply, len(rates))
         return self._degraded(key, rates, algorithm, cost, now)
 
@@ -266,15 +285,9 @@ class RedisStore:
     def acquire(self, key: str, limit: int, token: str, now: float) -> bool:
         """Take one of ``limit`` slots for ``key`` (a lease of :attr:`lease` seconds)."""
         if self._health.may_try():
-            try:
+            with _Attempt(self._health) as attempt:
                 reply = self._acquire_script([self._slot_key(key)], [limit, token, self.lease])
-            except _OUTAGE as exc:
-                self._health.failed(exc)
-            except BaseException:  # a bug or a cancellation: let another caller probe
-                self._health.abandon()
-                raise
-            else:
-                self._health.succeeded()
+            if attempt.ok:
                 return bool(reply)
         return self._degraded_slot(key, limit, token, now)
 
@@ -282,18 +295,12 @@ class RedisStore:
         if self._health.may_try():
             keys = [self._slot_key(key)]
             args: list[int | str | float] = [limit, token, self.lease]
-            try:
+            with _Attempt(self._health) as attempt:
                 reply = await self._run_async(
                     lambda scripts: scripts[2](keys, args, scripts[0]),
                     lambda: self._acquire_script(keys, args),
                 )
-            except _OUTAGE as exc:
-                self._health.failed(exc)
-            except BaseException:  # a bug or a cancellation: let another caller probe
-                self._health.abandon()
-                raise
-            else:
-                self._health.succeeded()
+            if attempt.ok:
                 return bool(reply)
         return self._degraded_slot(key, limit, token, now)
 
