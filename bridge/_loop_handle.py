@@ -136,22 +136,9 @@ def _after_fork_in_child() -> None:
     _owner_pid = os.getpid()
 
 
-# Workaround, to be removed once bridge._portal keeps them itself: when the
-# child's fork hook in bridge._portal drops the parent's portal entries, the
-# context-manager generator of ``start_blocking_portal`` is garbage collected,
-# and its ``finally`` calls into the parent's loop, which does not exist in
-# the child: the child hangs inside fork(). Holding a reference taken just
-# before the fork keeps those generators alive (and inert) in the child.
-_inherited_portals: list[object] = []
-
-
-def _keep_portals_alive_across_fork() -> None:
-    from . import _portal
-
-    _inherited_portals[:] = list(_portal._portals.values())
-
-
-os.register_at_fork(before=_keep_portals_alive_across_fork, after_in_child=_after_fork_in_child)
+# The parent's portals stay referenced by bridge._portal in the child (see its
+# _forget_if_forked), so nothing inherited is finalised here.
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _build(backend: str, portal: BlockingPortal) -> LoopHandle:
