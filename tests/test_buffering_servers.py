@@ -22,6 +22,7 @@ import pytest
 
 from tests.buffering_client import Upload, get, start_upload
 from tests.conftest import PYTHON, RunServer, Server
+from tests.memory import PeakRss
 
 pytestmark = pytest.mark.server
 
@@ -215,28 +216,6 @@ def test_waitress_reads_the_body_itself_then_413(run_server: RunServer, tmp_path
         upload.close()
     assert reply.status == 413
     assert marks.read_text() == ""
-
-
-class PeakRss:
-    """Samples a process's RSS in a thread; ``peak`` is the largest value seen."""
-
-    def __init__(self, pid: int) -> None:
-        self.process = psutil.Process(pid)
-        self.peak = self.process.memory_info().rss
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.005):
-            self.peak = max(self.peak, self.process.memory_info().rss)
-
-    def __enter__(self) -> PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def flood(upload: Upload, total: int) -> None:

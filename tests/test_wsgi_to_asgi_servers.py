@@ -8,7 +8,6 @@ import concurrent.futures
 import hashlib
 import json
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -17,6 +16,7 @@ import psutil
 import pytest
 
 from tests.conftest import PYTHON, RunServer, Server
+from tests.memory import PeakRss
 
 pytestmark = pytest.mark.server
 
@@ -193,28 +193,6 @@ def test_disconnect_mid_download_closes_iterable(
 
 
 # -- large bodies with bounded memory ------------------------------------------------------
-
-
-class PeakRss:
-    """Samples a process's RSS in a thread; ``peak`` is the largest value seen."""
-
-    def __init__(self, pid: int) -> None:
-        self.process = psutil.Process(pid)
-        self.peak = self.process.memory_info().rss
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.002):
-            self.peak = max(self.peak, self.process.memory_info().rss)
-
-    def __enter__(self) -> PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def body(total: int, chunk: bytes) -> Iterator[bytes]:
