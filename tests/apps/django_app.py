@@ -5,22 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from wsgiref.validate import validator
 
-import django  # type: ignore[import-untyped]
-from django.conf import settings  # type: ignore[import-untyped]
-
-if not settings.configured:
-    settings.configure(
-        DEBUG=False,
-        SECRET_KEY="test-only-not-secret",
-        ROOT_URLCONF=__name__,
-        ALLOWED_HOSTS=["*"],
-        MIDDLEWARE=["django.middleware.common.CommonMiddleware"],
-        INSTALLED_APPS=[],
-        DATABASES={},
-        USE_TZ=True,
-        LOGGING_CONFIG=None,
-    )
-    django.setup()
+from tests.apps import django_settings  # noqa: F401  # isort: skip - configures Django first
 
 # These imports need configured settings.
 from django.core.handlers.wsgi import WSGIHandler  # type: ignore[import-untyped]

@@ -1,10 +1,8 @@
 """A real Django 5.2 ASGI app (``ASGIHandler``) configured in-process, for AsgiToWsgi.
 
-Django has one settings object per process. ``tests.apps.django_app`` (the
-WsgiToAsgi tests) configures the same settings and may be imported first, or
-this module may; so this handler resolves its own URLs through
-``request.urlconf`` and, when it configures first, names that module's URLs as
-ROOT_URLCONF so both keep working in one test session.
+Django has one settings object per process (``tests.apps.django_settings``,
+shared with the WsgiToAsgi tests' ``tests.apps.django_app``), so this handler
+resolves its own URLs through ``request.urlconf``.
 """
 
 from __future__ import annotations
@@ -13,22 +11,7 @@ import os
 from collections.abc import AsyncIterator
 from typing import Any
 
-import django  # type: ignore[import-untyped]
-from django.conf import settings  # type: ignore[import-untyped]
-
-if not settings.configured:
-    settings.configure(
-        DEBUG=False,
-        SECRET_KEY="test-only-not-secret",
-        ROOT_URLCONF="tests.apps.django_app",
-        ALLOWED_HOSTS=["*"],
-        MIDDLEWARE=["django.middleware.common.CommonMiddleware"],
-        INSTALLED_APPS=[],
-        DATABASES={},
-        USE_TZ=True,
-        LOGGING_CONFIG=None,
-    )
-    django.setup()
+from tests.apps import django_settings  # noqa: F401  # isort: skip - configures Django first
 
 # These imports need configured settings.
 from django.core.handlers.asgi import ASGIHandler  # type: ignore[import-untyped]
