@@ -30,7 +30,7 @@ from bridge._translate import (
 )
 from bridge._types import Environ
 
-from ._heads import NO_VALUES, Headers, RequestHead, remove_header, set_header
+from ._heads import NO_VALUES, SCOPE_FIELDS, Headers, RequestHead, remove_header, set_header
 
 __all__ = (
     "VALUES_KEY",
@@ -175,31 +175,15 @@ class _HeadFields(Mapping[str, Any]):
         self._head = head
 
     def __getitem__(self, name: str) -> Any:
-        if name not in _SCOPE_FIELDS:
+        if name not in SCOPE_FIELDS:
             raise KeyError(name)
         return getattr(self._head, name)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(_SCOPE_FIELDS)
+        return iter(SCOPE_FIELDS)
 
     def __len__(self) -> int:
-        return len(_SCOPE_FIELDS)
-
-
-_SCOPE_FIELDS: Final = frozenset(
-    (
-        "method",
-        "scheme",
-        "path",
-        "root_path",
-        "raw_path",
-        "query_string",
-        "headers",
-        "client",
-        "server",
-        "http_version",
-    )
-)
+        return len(SCOPE_FIELDS)
 
 
 def environ_with_head(environ: Environ, old: RequestHead, new: RequestHead) -> Environ:

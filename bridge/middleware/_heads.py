@@ -102,6 +102,8 @@ _REQUEST_FIELDS: Final = (
     "values",
 )
 _FIELD_NAMES: Final = frozenset(_REQUEST_FIELDS)
+#: The fields that come from the ASGI scope (``values`` is middleware's own).
+SCOPE_FIELDS: Final = _FIELD_NAMES - {"values"}
 _SLOTS: Final = (*_REQUEST_FIELDS[:6], "_headers", "_load", "_lookup", *_REQUEST_FIELDS[7:])
 _set = object.__setattr__
 
