@@ -36,6 +36,7 @@ from asgiref.typing import HTTPScope
 
 from bridge._translate import environ_from_scope
 from bridge._types import Environ, StartResponse, WsgiApp
+from bridge._wsgi_input import ClientDisconnected
 from bridge.middleware._convert import head_from_environ, head_from_scope
 from bridge.middleware._heads import RequestHead
 
@@ -98,6 +99,11 @@ class Request:
 
     def chunks(self) -> list[bytes]:
         return [self.body] if isinstance(self.body, bytes) else list(self.body)
+
+    def body_ends(self) -> bool:
+        """True when the body arrives whole: no stall or disconnect cuts it short."""
+        count = len(self.chunks())
+        return all(cut is None or cut > count for cut in (self.stall_after, self.disconnect_after))
 
     def scope(self) -> HTTPScope:
         """The ASGI ``http`` scope of this request (the WSGI environ is built from it)."""
@@ -186,7 +192,8 @@ class _Input(io.RawIOBase):
     def _fill(self) -> bool:
         request = self._request
         if request.disconnect_after is not None and self._index >= request.disconnect_after:
-            return False
+            # As a real server does: a body cut short is an error, never a quiet EOF.
+            raise ClientDisconnected("the client disconnected mid-body")
         if request.stall_after is not None and self._index >= request.stall_after:
             self._release.wait(request.stall_seconds)
             return False
@@ -314,6 +321,7 @@ class _Checker:
 
 def _receive(request: Request, finished: anyio.Event) -> Callable[[], Awaitable[dict[str, Any]]]:
     chunks = request.chunks()
+    ends = request.body_ends()  # else the last chunk still says more_body, as under WSGI
     state = {"index": 0}
 
     async def receive() -> dict[str, Any]:
@@ -325,7 +333,7 @@ def _receive(request: Request, finished: anyio.Event) -> Callable[[], Awaitable[
             await anyio.sleep(request.stall_seconds)
             return {"type": "http.disconnect"}
         if index < len(chunks):
-            more = index + 1 < len(chunks)
+            more = index + 1 < len(chunks) or not ends
             return {"type": "http.request", "body": chunks[index], "more_body": more}
         await finished.wait()  # like a server: disconnect once the response is sent
         return {"type": "http.disconnect"}
