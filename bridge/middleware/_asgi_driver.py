@@ -536,6 +536,11 @@ class _AsgiRun:
             except BadRequest as exc:
                 await self.refuse(exc)
                 return
+            except Exception as exc:  # a bug in the hook: logged as the WSGI driver logs it
+                name = type(self.mw).__name__
+                self.abort = failure(name, exc, "on the response head", self.ex)[0]
+                await self.send_head()
+                return
             if new is not head:
                 held = {**held, "status": new.status, "headers": list(new.headers)}
                 status = new.status

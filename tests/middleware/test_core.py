@@ -552,3 +552,31 @@ def test_wsgi_app_is_closed_before_the_tail_is_served() -> None:
     events.extend(f"served {chunk!r}" for chunk in body)
     body.close()
     assert events == ["closed", "served b'held'"]
+
+
+# -- a bug in a response hook ------------------------------------------------------
+
+
+class BrokenResponseHook(Middleware):
+    def exchange(self, head: RequestHead, now: float) -> Exchange:
+        return _BrokenResponse(head, now)
+
+
+class _BrokenResponse(Exchange):
+    def response(self, head: ResponseHead) -> ResponseHead:
+        raise RuntimeError("hook bug")
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_response_hook_bug_is_one_500_logged_alike_under_both(
+    backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="bridge")
+    wsgi = call_wsgi(BrokenResponseHook(wsgi_hello))
+    wsgi_lines = [r.getMessage() for r in caplog.records]
+    caplog.clear()
+    asgi = call_asgi(BrokenResponseHook(asgi_hello), backend=backend)
+    asgi_lines = [r.getMessage() for r in caplog.records]
+    assert (wsgi.status, wsgi.body) == (asgi.status, asgi.body)
+    assert wsgi.status == 500
+    assert wsgi_lines == asgi_lines == ["BrokenResponseHook failed on the response head; sent 500"]
