@@ -149,7 +149,10 @@ async def _websocket(mw: Middleware, scope: Any, receive: Any, send: Any) -> Non
         try:
             head = head_from_scope(scope)
             ex = mw.exchange(head, mw.clock())
-            decision = Forward(head) if ex is None else await _decide_websocket(ex, receive)
+            if ex is None:
+                decision: Forward | Respond = Forward(head)
+            else:
+                decision = await _decide(ex, receive, features_of(type(ex)))
         except Exception as exc:
             outcome = Outcome("middleware_error", None, exc)
             logger.exception("%s failed on a websocket handshake; closed it", type(mw).__name__)
@@ -173,16 +176,6 @@ async def _websocket(mw: Middleware, scope: Any, receive: Any, send: Any) -> Non
     finally:
         if ex is not None and features_of(type(ex)).finish:
             await _finish(mw, ex, outcome, receive)
-
-
-async def _decide_websocket(ex: Exchange, receive: Any) -> Forward | Respond:
-    result = ex.request()
-    found = as_decision(result)
-    if found is None:
-        if not isinstance(result, Generator):
-            raise bad_decision(result)
-        found = await drive_async(result, _AsgiBody(receive))
-    return found
 
 
 async def _finish(mw: Middleware, ex: Exchange, outcome: Outcome, receive: Any) -> None:
