@@ -24,6 +24,7 @@ caller should answer with; nothing in this module does I/O.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final, cast
 from urllib.parse import quote
@@ -37,6 +38,7 @@ __all__ = (
     "BadRequest",
     "apply_scope_fields_to_environ",
     "environ_from_scope",
+    "environ_header",
     "environ_header_lookup",
     "headers_from_environ",
     "normalize_request_headers",
@@ -265,23 +267,24 @@ def _cgi_key(name: bytes) -> str:
     return key
 
 
-def environ_header_lookup(environ: Mapping[str, Any]) -> Callable[[bytes], bytes | None]:
-    """``lookup(name)``: one request header of ``environ`` as :func:`headers_from_environ` gives it.
+def environ_header(environ: Mapping[str, Any], name: bytes) -> bytes | None:
+    """One request header of ``environ`` as :func:`headers_from_environ` gives it, or None.
 
     Constant time per name, so a middleware that reads a few headers does not
-    translate them all.
+    translate them all. ``name`` is lowercase.
     """
+    if b"_" in name:
+        return None
+    value = environ.get(_cgi_key(name))
+    if not value:
+        # an empty CONTENT_TYPE / CONTENT_LENGTH means "absent" (see headers_from_environ)
+        return None if value is None or name in _BARE_HEADERS else b""
+    return str(value).encode("latin-1")
 
-    def lookup(name: bytes) -> bytes | None:
-        if b"_" in name:
-            return None
-        value = environ.get(_cgi_key(name))
-        if not value:
-            # an empty CONTENT_TYPE / CONTENT_LENGTH means "absent" (see headers_from_environ)
-            return None if value is None or name in _BARE_HEADERS else b""
-        return str(value).encode("latin-1")
 
-    return lookup
+def environ_header_lookup(environ: Mapping[str, Any]) -> Callable[[bytes], bytes | None]:
+    """:func:`environ_header` bound to ``environ``."""
+    return functools.partial(environ_header, environ)
 
 
 def headers_from_environ(environ: Mapping[str, Any]) -> list[tuple[bytes, bytes]]:

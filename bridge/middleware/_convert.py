@@ -12,25 +12,16 @@ between a :class:`RequestHead` and the interface's mapping. Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Final
-from urllib.parse import quote
 
 from asgiref.typing import HTTPScope
 
-from bridge._translate import (
-    BadRequest,
-    apply_scope_fields_to_environ,
-    environ_header_lookup,
-    headers_from_environ,
-    normalize_request_headers,
-    parse_content_length,
-    request_fields_from_environ,
-    split_root_path,
-)
+from bridge._translate import apply_scope_fields_to_environ
 from bridge._types import Environ
 
-from ._heads import NO_VALUES, SCOPE_FIELDS, Headers, RequestHead, remove_header, set_header
+from ._heads import SCOPE_FIELDS, RequestHead, remove_header, set_header
+from ._sourced import VALUES_KEY, environ_head, recorded_changes, scope_head
 
 __all__ = (
     "VALUES_KEY",
@@ -45,78 +36,15 @@ __all__ = (
 #: Keys of per-request values (``RequestHead.values``) in environs and scopes.
 VALUE_PREFIX: Final = "bridge."
 
-#: Key of the mapping of all per-request values (the index of the keys above).
-VALUES_KEY: Final = "bridge.values"
-
-
-def _scope_headers(raw: Any) -> Callable[[], Headers]:
-    return lambda: tuple(normalize_request_headers(raw))
-
-
-def _environ_headers(environ: Environ) -> Callable[[], Headers]:
-    def load() -> Headers:
-        try:
-            headers = tuple(headers_from_environ(environ))
-            length = environ.get("CONTENT_LENGTH")
-        except UnicodeEncodeError as exc:
-            raise BadRequest(f"request header is not latin-1 text: {exc.reason}") from None
-        if length:
-            # Same check as an ASGI head's (normalize_request_headers): a server that
-            # passes a malformed Content-Length through gives the same 400 under both.
-            parse_content_length((str(length).encode("latin-1", "replace"),))
-        return headers
-
-    return load
-
-
-def _server(server: Any) -> tuple[str, int | None] | None:
-    if server is None or type(server) is tuple:
-        return server
-    return (server[0], server[1])  # some servers send lists
-
 
 def head_from_scope(scope: HTTPScope) -> RequestHead:
     """The head of an ASGI ``http`` or ``websocket`` scope."""
-    script_name, path_info = split_root_path(scope["path"], scope.get("root_path", ""))
-    path = script_name + path_info
-    raw_path: bytes | None = scope.get("raw_path")
-    if raw_path is None:
-        raw_path = quote(path, safe="/;=,:@!$&'()*+~").encode("ascii")
-    client = scope.get("client")
-    return RequestHead(
-        scope.get("method", "GET"),  # websocket scopes have none
-        scope.get("scheme", "http"),
-        path,
-        script_name,
-        raw_path,
-        scope.get("query_string", b""),
-        _scope_headers(scope["headers"]),
-        client if client is None or type(client) is tuple else (client[0], client[1]),
-        _server(scope.get("server")),
-        scope.get("http_version", "1.1"),
-        scope.get(VALUES_KEY, NO_VALUES),  # type: ignore[arg-type]  # a key of ours
-    )
+    return scope_head(scope)
 
 
 def head_from_environ(environ: Environ) -> RequestHead:
     """The head of a PEP 3333 environ. Raises ``BadRequest`` for non-UTF-8 paths."""
-    method, scheme, path, root_path, raw_path, query, client, server, version = (
-        request_fields_from_environ(environ)
-    )
-    return RequestHead(
-        method,
-        scheme,
-        path,
-        root_path,
-        raw_path,
-        query,
-        _environ_headers(environ),
-        client,
-        server,
-        version,
-        environ.get(VALUES_KEY, NO_VALUES),
-        environ_header_lookup(environ),
-    )
+    return environ_head(environ)
 
 
 def _changed(old: RequestHead, new: RequestHead) -> list[str]:
@@ -145,6 +73,13 @@ def _changed(old: RequestHead, new: RequestHead) -> list[str]:
     return changed
 
 
+def _changed_fields(old: RequestHead, new: RequestHead) -> list[str]:
+    recorded = recorded_changes(old, new)
+    if recorded is None:
+        return _changed(old, new)
+    return [name for name in recorded if name != "values"]
+
+
 def _set_values(target: dict[str, Any], old: RequestHead, new: RequestHead) -> None:
     if new.values is old.values:
         return
@@ -160,7 +95,7 @@ def scope_with_head(scope: HTTPScope, old: RequestHead, new: RequestHead) -> HTT
     if new is old:
         return scope
     copied: dict[str, Any] = dict(scope)
-    for name in _changed(old, new):
+    for name in _changed_fields(old, new):
         copied[name] = list(new.headers) if name == "headers" else getattr(new, name)
     _set_values(copied, old, new)
     return copied  # type: ignore[return-value]  # the same scope with some fields replaced
@@ -191,7 +126,7 @@ def environ_with_head(environ: Environ, old: RequestHead, new: RequestHead) -> E
     if new is old:
         return environ
     copied = dict(environ)
-    changed = _changed(old, new)
+    changed = _changed_fields(old, new)
     if changed:
         apply_scope_fields_to_environ(copied, _HeadFields(new), changed)
     _set_values(copied, old, new)

@@ -104,7 +104,17 @@ _REQUEST_FIELDS: Final = (
 _FIELD_NAMES: Final = frozenset(_REQUEST_FIELDS)
 #: The fields that come from the ASGI scope (``values`` is middleware's own).
 SCOPE_FIELDS: Final = _FIELD_NAMES - {"values"}
-_SLOTS: Final = (*_REQUEST_FIELDS[:6], "_headers", "_load", "_lookup", *_REQUEST_FIELDS[7:])
+_SLOTS: Final = (
+    *_REQUEST_FIELDS[:6],
+    "_headers",
+    "_load",
+    "_lookup",
+    *_REQUEST_FIELDS[7:],
+    # Used only by heads read on demand (see ``_lazy``): the environ or scope, and the
+    # fields a ``replace`` changed since the head was read.
+    "_src",
+    "_changes",
+)
 _set = object.__setattr__
 
 
@@ -128,6 +138,8 @@ class _HeadSlots:
     server: tuple[str, int | None] | None
     http_version: str
     values: Mapping[str, Any]
+    _src: Any
+    _changes: dict[str, Any] | None
 
 
 class RequestHead(_HeadSlots):
