@@ -267,19 +267,28 @@ def _cgi_key(name: bytes) -> str:
     return key
 
 
+#: Header name -> the environ key holding it, or "" for names no environ key holds.
+_LOOKUP_KEYS: dict[bytes, str] = {}
+
+
 def environ_header(environ: Mapping[str, Any], name: bytes) -> bytes | None:
     """One request header of ``environ`` as :func:`headers_from_environ` gives it, or None.
 
     Constant time per name, so a middleware that reads a few headers does not
     translate them all. ``name`` is lowercase.
     """
-    if b"_" in name:
+    key = _LOOKUP_KEYS.get(name)
+    if key is None:
+        key = "" if b"_" in name else _cgi_key(name)
+        if len(_LOOKUP_KEYS) < 1024:
+            _LOOKUP_KEYS[name] = key
+    if not key:
         return None
-    value = environ.get(_cgi_key(name))
+    value = environ.get(key)
     if not value:
         # an empty CONTENT_TYPE / CONTENT_LENGTH means "absent" (see headers_from_environ)
         return None if value is None or name in _BARE_HEADERS else b""
-    return str(value).encode("latin-1")
+    return value.encode("latin-1") if type(value) is str else str(value).encode("latin-1")
 
 
 def environ_header_lookup(environ: Mapping[str, Any]) -> Callable[[bytes], bytes | None]:
@@ -524,9 +533,16 @@ def apply_scope_fields_to_environ(
     middleware that rewrites a request gives a WSGI app the environ an ASGI
     server would have produced for the rewritten request.
     """
-    if not isinstance(changed, (list, tuple, set, frozenset)):
-        changed = list(changed)  # a few names: `in` on it is cheaper than set algebra
-    if "headers" in changed:
+    linked: list[str] = []  # fields whose keys depend on other fields
+    for name in changed:
+        write = _ONE_KEY_WRITERS.get(name)
+        if write is None:
+            linked.append(name)
+        else:
+            write(environ, fields[name])
+    if not linked:
+        return
+    if "headers" in linked:
         for key in [k for k in environ if k.startswith("HTTP_") or k in _HEADER_KEYS]:
             del environ[key]
         environ.update(
@@ -536,24 +552,28 @@ def apply_scope_fields_to_environ(
                 allow_underscores=allow_underscores_in_headers,
             )
         )
-    if "path" in changed or "root_path" in changed:
+    if "path" in linked or "root_path" in linked:
         script_name, path_info = split_root_path(fields["path"], fields["root_path"])
         environ["SCRIPT_NAME"] = _wsgi_str(script_name)
         environ["PATH_INFO"] = _wsgi_str(path_info)
-    if "raw_path" in changed or "query_string" in changed:
+    if "raw_path" in linked or "query_string" in linked:
         uri = _request_uri(cast("HTTPScope", fields))
         environ["REQUEST_URI"] = environ["RAW_URI"] = uri
         environ["QUERY_STRING"] = fields["query_string"].decode("latin-1")
-    if "method" in changed:
-        environ["REQUEST_METHOD"] = fields["method"]
-    if "scheme" in changed:
-        environ["wsgi.url_scheme"] = fields["scheme"]
-    if "http_version" in changed:
-        environ["SERVER_PROTOCOL"] = "HTTP/" + fields["http_version"]
-    if "client" in changed:
-        _set_client(environ, fields["client"])
-    if "server" in changed:
+    if "server" in linked:  # after the headers: it reads the Host header
         _set_server(environ, fields)
+
+
+def _set_method(environ: Environ, method: str) -> None:
+    environ["REQUEST_METHOD"] = method
+
+
+def _set_scheme(environ: Environ, scheme: str) -> None:
+    environ["wsgi.url_scheme"] = scheme
+
+
+def _set_http_version(environ: Environ, version: str) -> None:
+    environ["SERVER_PROTOCOL"] = "HTTP/" + version
 
 
 def _set_client(environ: Environ, client: tuple[str, int] | None) -> None:
@@ -570,3 +590,12 @@ def _set_server(environ: Environ, fields: Mapping[str, Any]) -> None:
     name, port = _server_address(cast("HTTPScope", fields), host)
     environ["SERVER_NAME"] = name
     environ["SERVER_PORT"] = port
+
+
+#: The fields that each set environ keys of their own, whatever else changed.
+_ONE_KEY_WRITERS: Final[dict[str, Callable[[Environ, Any], None]]] = {
+    "method": _set_method,
+    "scheme": _set_scheme,
+    "http_version": _set_http_version,
+    "client": _set_client,
+}

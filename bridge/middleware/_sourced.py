@@ -81,28 +81,30 @@ class _SourcedHead(RequestHead):
         return self.headers == other.headers
 
     def replace(self, **changes: Any) -> RequestHead:
-        if not changes.keys() <= _FIELD_NAMES:
+        if not _FIELD_NAMES.issuperset(changes):
             raise TypeError(f"RequestHead has no field {sorted(changes.keys() - _FIELD_NAMES)}")
-        if "headers" in changes and type(changes["headers"]) is not tuple:
-            changes["headers"] = tuple(changes["headers"])
-        recorded = changes if self._changes is None else {**self._changes, **changes}
         copy = object.__new__(_HeadSlots)
-        copy.method = self.method
-        copy.scheme = self.scheme
-        copy.path = self.path
-        copy.root_path = self.root_path
-        copy.raw_path = self.raw_path
-        copy.query_string = self.query_string
-        copy._headers = self._headers
+        get = changes.get
+        copy.method = get("method", self.method)
+        copy.scheme = get("scheme", self.scheme)
+        copy.path = get("path", self.path)
+        copy.root_path = get("root_path", self.root_path)
+        copy.raw_path = get("raw_path", self.raw_path)
+        copy.query_string = get("query_string", self.query_string)
+        headers = get("headers")
+        if headers is None:
+            copy._headers = self._headers
+        else:
+            copy._headers = changes["headers"] = (
+                headers if type(headers) is tuple else tuple(headers)
+            )
         copy._load = copy._lookup = None
-        copy.client = self.client
-        copy.server = self.server
-        copy.http_version = self.http_version
-        copy.values = self.values
-        for name, value in changes.items():
-            setattr(copy, "_headers" if name == "headers" else name, value)
+        copy.client = get("client", self.client)
+        copy.server = get("server", self.server)
+        copy.http_version = get("http_version", self.http_version)
+        copy.values = get("values", self.values)
         copy._src = self._src
-        copy._changes = recorded
+        copy._changes = changes if self._changes is None else {**self._changes, **changes}
         copy.__class__ = type(self)
         return copy  # type: ignore[return-value]  # a head since the class switch
 

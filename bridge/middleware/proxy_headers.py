@@ -199,9 +199,11 @@ class _Rewrite:
     def apply(self, values: dict[str, Any]) -> RequestHead:
         head = self.head
         changes: dict[str, Any] = {}
-        if "for" in values:
-            changes["client"] = values["for"]
-        scheme = self._scheme(values["proto"]) if "proto" in values else None
+        client = values.get("for")
+        if client is not None:
+            changes["client"] = client
+        proto = values.get("proto")
+        scheme = None if proto is None else self._scheme(proto)
         if scheme is not None:
             changes["scheme"] = scheme
         if "host" in values or "port" in values:
