@@ -492,8 +492,22 @@ def _to_text(
     """``after`` as WSGI text pairs; ``original`` is reused when ``after`` extends ``before``."""
     kept = len(before)
     if after[:kept] == before:
-        return [*original, *map(_pair_text, after[kept:])]
+        return [*original, *_lines_text(after[kept:])]
     return list(map(_pair_text, after))
+
+
+_LINES_TEXT: dict[tuple[tuple[bytes, bytes], ...], list[tuple[str, str]]] = {}
+
+
+def _lines_text(lines: tuple[tuple[bytes, bytes], ...]) -> list[tuple[str, str]]:
+    """``lines`` as text pairs; a middleware adds the same lines to most responses."""
+    found = _LINES_TEXT.get(lines)
+    if found is None:
+        found = list(map(_pair_text, lines))
+        if len(_LINES_TEXT) >= _MEMO_SIZE:
+            _LINES_TEXT.clear()
+        _LINES_TEXT[lines] = found
+    return found
 
 
 class _HookBadRequest(Exception):
