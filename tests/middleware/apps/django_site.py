@@ -1,4 +1,9 @@
-"""A one-module Django 5.2 project; asgi.py / wsgi.py style entry points below."""
+"""A one-module Django 5.2 project; asgi.py / wsgi.py style entry points below.
+
+Imported only by the server processes tests/middleware/test_servers.py starts (gunicorn,
+waitress, uvicorn), so, like a real project's settings module, it configures Django
+itself; in-process tests share tests/apps/django_settings.py instead.
+"""
 
 from __future__ import annotations
 
