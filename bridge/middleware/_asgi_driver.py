@@ -27,7 +27,7 @@ from asgiref.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope, Sco
 from bridge._translate import BadRequest
 
 from ._asyncio_tail import AsyncioTail
-from ._convert import head_for_body, head_from_scope, scope_with_head
+from ._convert import head_from_scope, scope_with_head
 from ._drive import INLINE_FLUSH, INTERNAL_ERROR, bad_request, drive_async, failure, logger
 from ._exchange import (
     Abort,
@@ -45,6 +45,7 @@ from ._exchange import (
     features_of,
 )
 from ._heads import RequestHead, Response, ResponseHead
+from ._replay import head_announcing
 from ._timed_receive import receive_within
 
 if TYPE_CHECKING:
@@ -306,7 +307,7 @@ class _AsgiRun:
             return await self.respond(decision.response, "responded")
         head = decision.head
         if decision.body is not None:
-            head = head_for_body(head, decision.body.length)
+            head = head_announcing(head, decision.body.length)
         scope = scope_with_head(self.scope, ex.head, head)
         receive = self.receive
         if decision.body is not None:
