@@ -45,7 +45,7 @@ async def receive_within(
 ) -> Message | None:
     """The next message from ``receive``; None when none came within ``seconds``."""
     try:
-        asyncio.current_task()
+        asyncio.get_running_loop()
     except RuntimeError:  # no asyncio loop: trio
         return await _within_scope(receive(), seconds)
     call = receive()
