@@ -136,6 +136,11 @@ class ReplayBody:
         while chunk := reader.read(size):
             yield chunk
 
+    @property
+    def needs_close(self) -> bool:
+        """True when the body is a file that :meth:`close` releases (bytes need nothing)."""
+        return self._file is not None
+
     def close(self) -> None:
         """Release the file, if any. Safe to call twice."""
         if self._file is not None:

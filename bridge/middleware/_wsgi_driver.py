@@ -371,7 +371,12 @@ class _WsgiRun:
             self.close_app(iterable)
             self.finish(Outcome("completed", self.status))
             return []
-        if self.features.finish or self.replay is not None or self.features.response_body:
+        replay = self.replay
+        if (
+            self.features.finish
+            or self.features.response_body
+            or (replay is not None and replay.needs_close)
+        ):
             return _Body(self, first, chunks, iterable)
         # Nothing to tell at the end: the rest of the body needs no Python-level wrapper.
         self.finished = True
