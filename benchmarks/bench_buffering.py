@@ -143,7 +143,9 @@ _SOCKETS = socket.socketpair()
 
 
 def small_wsgi(app: Any, server: str = "other") -> Callable[[], None]:
-    """``server``: "gunicorn" (a socket in the environ), "waitress" or "other"."""
+    """``server``: "gunicorn" (a socket in the environ), "waitress", "file" (the body
+    behind a buffered reader, like wsgiref's socket file: timed reads need a thread)
+    or "other" (the body in an ``io.BytesIO``, which a read cannot wait on)."""
     base = environ_from_scope(SMALL.scope(), wsgi_input=None, wsgi_errors=sys.stderr)
     if server == "gunicorn":
         base["gunicorn.socket"] = _SOCKETS[0]
@@ -156,7 +158,8 @@ def small_wsgi(app: Any, server: str = "other") -> Callable[[], None]:
 
     def one() -> None:
         environ = dict(base)
-        environ["wsgi.input"] = io.BytesIO(body)
+        stream = io.BytesIO(body)
+        environ["wsgi.input"] = io.BufferedReader(stream) if server == "file" else stream
         iterable = app(environ, start_response)
         for _ in iterable:
             pass
@@ -262,7 +265,8 @@ def main() -> None:
         streamed = RequestBuffering(wsgi_inner, max_body_size=LIMIT, mode="stream")
         wsgi_variants = {
             label: small_wsgi(wsgi_inner),
-            "+ buffer, timeout in a thread": small_wsgi(buffered),
+            "+ buffer, timeout in a thread": small_wsgi(buffered, "file"),
+            "+ buffer, body in a BytesIO": small_wsgi(buffered),
             "+ buffer, gunicorn socket timeout": small_wsgi(buffered, "gunicorn"),
             "+ buffer, under waitress": small_wsgi(buffered, "waitress"),
             "+ stream, gunicorn socket timeout": small_wsgi(streamed, "gunicorn"),

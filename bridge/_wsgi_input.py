@@ -90,6 +90,11 @@ class WsgiInput:
                 return True
         return False
 
+    @property
+    def complete(self) -> bool:
+        """True when the whole body is held here: a read never waits for the client."""
+        return self._more is None
+
     def _available(self) -> bool:
         return self._pos < len(self._chunk) or self._pull()
 

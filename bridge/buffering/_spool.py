@@ -145,6 +145,13 @@ class ChunkReader(io.RawIOBase):
         return 0
 
     def read(self, size: int | None = -1) -> bytes:
+        index, chunks = self._index, self._chunks
+        if self._offset == 0 and index < len(chunks) and size is not None:
+            chunk = chunks[index]
+            # The usual read: exactly one whole chunk (or the whole last one), as it is.
+            if len(chunk) == size or (0 < len(chunk) < size and index == len(chunks) - 1):
+                self._index = index + 1
+                return chunk
         parts: list[bytes] = []
         want = -1 if size is None or size < 0 else size
         while want != 0 and self._index < len(self._chunks):

@@ -187,14 +187,14 @@ class BufferingExchange(Exchange):
 
     def _read_into(self, account: BodyAccount, spool: Spool) -> Generator[Effect[Any], Any, None]:
         clock = self.config.clock if self.limits.body_deadline is not None else None
-        timeout = self.limits.body_timeout
+        read = ReadBody(self.limits.body_timeout)  # the same effect for every chunk...
         declared = account.declared
         # A declared length that has arrived is the end: no read just to see b"".
         while declared is None or account.received < declared:
-            if clock is not None:
-                timeout = account.read_timeout(clock())
+            if clock is not None:  # ...unless a deadline shortens each wait
+                read = ReadBody(account.read_timeout(clock()))
             try:
-                chunk: bytes = yield ReadBody(timeout)
+                chunk: bytes = yield read
             except BodyTimeout:
                 raise account.timed_out() from None
             except ClientDisconnected:
@@ -251,7 +251,8 @@ class StreamingExchange(Exchange):
         if account is None:  # pragma: no cover - the app runs only after request()
             return
         try:
-            account.read_timeout(self.config.clock())  # 408 once body_deadline has passed
+            if self.limits.body_deadline is not None:  # 408 once it has passed
+                account.read_timeout(self.config.clock())
             account.add(len(chunk))
             if not more:
                 account.finish()

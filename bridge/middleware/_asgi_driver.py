@@ -27,7 +27,7 @@ from asgiref.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope, Sco
 from bridge._translate import BadRequest
 
 from ._asyncio_tail import AsyncioTail
-from ._convert import head_for_body, head_from_scope, scope_with_head
+from ._convert import head_from_scope, scope_with_head
 from ._drive import INLINE_FLUSH, INTERNAL_ERROR, bad_request, drive_async, failure, logger
 from ._exchange import (
     Abort,
@@ -45,6 +45,8 @@ from ._exchange import (
     features_of,
 )
 from ._heads import RequestHead, Response, ResponseHead
+from ._replay import head_announcing
+from ._timed_receive import receive_within
 
 if TYPE_CHECKING:
     from ._base import Middleware
@@ -218,15 +220,13 @@ class _AsgiBody:
 
     async def read_async(self, seconds: float | None) -> bytes:
         while not self._done:
-            if seconds is None:  # no cancel scope to pay for
+            if seconds is None:
                 message = await self._receive()
             else:
-                # A bare deadline scope: fail_after's context-manager wrapper costs
-                # about 2 us more per read on asyncio.
-                with anyio.CancelScope(deadline=anyio.current_time() + seconds) as scope:
-                    message = await self._receive()
-                if scope.cancelled_caught:
+                timed = await receive_within(self._receive, seconds)
+                if timed is None:
                     raise BodyTimeout(f"no request body within {seconds:g} s")
+                message = timed
             if message["type"] == "http.disconnect":
                 raise ClientDisconnected("client closed the connection mid-body")
             self._done = not message.get("more_body", False)
@@ -307,7 +307,7 @@ class _AsgiRun:
             return await self.respond(decision.response, "responded")
         head = decision.head
         if decision.body is not None:
-            head = head_for_body(head, decision.body.length)
+            head = head_announcing(head, decision.body.length)
         scope = scope_with_head(self.scope, ex.head, head)
         receive = self.receive
         if decision.body is not None:
@@ -565,14 +565,14 @@ class _AsgiRun:
         async def filtered() -> Message:
             if self.abort is not None:
                 return _DISCONNECT
-            if timeout is None:  # no cancel scope to pay for
+            if timeout is None:
                 message: Message = await inner()
             else:
-                with anyio.CancelScope(deadline=anyio.current_time() + timeout) as scope:
-                    message = await inner()
-                if scope.cancelled_caught:
+                timed = await receive_within(inner, timeout)
+                if timed is None:
                     self.abort = self.ex.read_timed_out()
                     return _DISCONNECT
+                message = timed
             if message["type"] == "http.request":
                 try:
                     self.ex.request_body(message.get("body", b""), message.get("more_body", False))

@@ -34,7 +34,7 @@ Nothing here does I/O, touches a thread or reads the clock.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Generator, Iterable
+from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, ClassVar, Generic, Literal, Protocol, TypeAlias, TypeVar
 
@@ -122,6 +122,12 @@ class ReplayBody:
 
     def chunks(self, size: int = 65536) -> Iterable[bytes]:
         """The body in chunks of at most ``size`` bytes."""
+        data = self._data
+        if data is not None and len(data) <= size:  # the usual small body: no generator
+            return (data,) if data else ()
+        return self._chunks(size)
+
+    def _chunks(self, size: int) -> Iterator[bytes]:
         if self._data is not None:
             for start in range(0, len(self._data), size):
                 yield self._data[start : start + size]
@@ -129,6 +135,11 @@ class ReplayBody:
         reader = self.open()
         while chunk := reader.read(size):
             yield chunk
+
+    @property
+    def needs_close(self) -> bool:
+        """True when the body is a file that :meth:`close` releases (bytes need nothing)."""
+        return self._file is not None
 
     def close(self) -> None:
         """Release the file, if any. Safe to call twice."""

@@ -25,7 +25,7 @@ from bridge._portal import background_portal
 from bridge._translate import BadRequest
 from bridge._types import Environ, ExcInfo, StartResponse, WsgiHeaders
 
-from ._convert import environ_with_head, head_for_body, head_from_environ
+from ._convert import environ_with_head, head_from_environ
 from ._drive import INTERNAL_ERROR, bad_request, drive_sync, failure, logger
 from ._exchange import (
     Abort,
@@ -44,6 +44,7 @@ from ._exchange import (
     features_of,
 )
 from ._heads import RequestHead, Response, ResponseHead, reason_phrase
+from ._replay import head_announcing
 from ._wsgi_read import timed_reader
 
 if TYPE_CHECKING:
@@ -293,7 +294,7 @@ class _WsgiRun:
         ex = self.ex
         head = decision.head
         if decision.body is not None:
-            head = head_for_body(head, decision.body.length)
+            head = head_announcing(head, decision.body.length)
         environ = environ_with_head(self.environ, ex.head, head)
         if decision.body is not None:
             environ = self.replace_body(environ, decision.body)
@@ -370,7 +371,12 @@ class _WsgiRun:
             self.close_app(iterable)
             self.finish(Outcome("completed", self.status))
             return []
-        if self.features.finish or self.replay is not None or self.features.response_body:
+        replay = self.replay
+        if (
+            self.features.finish
+            or self.features.response_body
+            or (replay is not None and replay.needs_close)
+        ):
             return _Body(self, first, chunks, iterable)
         # Nothing to tell at the end: the rest of the body needs no Python-level wrapper.
         self.finished = True

@@ -11,7 +11,10 @@ environ:
 * waitress (``environ["waitress.client_disconnected"]``) has read and buffered
   the whole body before calling the app (its own ``channel_timeout`` applies
   while it does), so a read never waits for the client: a plain read.
-* anything else (wsgiref, uWSGI, mod_wsgi, bridge's WsgiToAsgi): the read runs
+* a body already in memory (an ``io.BytesIO``, as test clients and some
+  servers pass it, or bridge's WsgiToAsgi input once the whole body has
+  arrived, the usual case for a small body): a read cannot wait, so a plain read.
+* anything else (wsgiref, uWSGI, mod_wsgi, WsgiToAsgi mid-body): the read runs
   in a worker thread that is abandoned at the timeout; that thread ends when
   the server closes the connection.
 
@@ -22,9 +25,12 @@ own ``timed_read``, which stays the fallback.
 from __future__ import annotations
 
 import functools
+import io
 import socket
 from collections.abc import Callable, Mapping
 from typing import Any, TypeAlias
+
+from bridge._wsgi_input import WsgiInput
 
 from ._exchange import BodyTimeout
 
@@ -65,5 +71,8 @@ def timed_reader(environ: Mapping[str, Any], fallback: TimedRead) -> TimedRead:
     if sock is not None and callable(getattr(sock, "settimeout", None)):
         return functools.partial(socket_timed_read, sock)
     if "waitress.client_disconnected" in environ:
+        return plain_read
+    stream = environ.get("wsgi.input")
+    if type(stream) is io.BytesIO or (type(stream) is WsgiInput and stream.complete):
         return plain_read
     return fallback

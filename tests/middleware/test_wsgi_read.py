@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import functools
+import io
 import socket
 from collections.abc import Iterator
 
 import pytest
 
+from bridge._wsgi_input import WsgiInput
 from bridge.middleware import BodyTimeout
 from bridge.middleware._wsgi_driver import timed_read
 from bridge.middleware._wsgi_read import plain_read, socket_timed_read, timed_reader
@@ -51,3 +53,17 @@ def test_strategy_per_server(pair: tuple[socket.socket, socket.socket]) -> None:
     assert timed_reader({"waitress.client_disconnected": lambda: False}, timed_read) is plain_read
     assert timed_reader({}, timed_read) is timed_read
     assert timed_reader({"gunicorn.socket": object()}, timed_read) is timed_read
+
+
+def test_a_body_already_in_memory_is_read_plainly() -> None:
+    # Such a read cannot wait for the client, so it needs no thread and no timeout.
+    assert timed_reader({"wsgi.input": io.BytesIO(b"abc")}, timed_read) is plain_read
+    whole = WsgiInput(b"abc", None, 3)  # WsgiToAsgi once the whole body has arrived
+    assert timed_reader({"wsgi.input": whole}, timed_read) is plain_read
+
+
+def test_a_body_still_arriving_or_behind_a_socket_is_read_in_a_thread() -> None:
+    arriving = WsgiInput(b"ab", lambda: None, None)  # WsgiToAsgi mid-body
+    assert timed_reader({"wsgi.input": arriving}, timed_read) is timed_read
+    buffered = io.BufferedReader(io.BytesIO(b"abc"))  # like wsgiref's socket file
+    assert timed_reader({"wsgi.input": buffered}, timed_read) is timed_read
