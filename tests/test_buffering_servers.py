@@ -164,19 +164,37 @@ def open_fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+def wait_until(condition: Callable[[], bool], seconds: float = 20) -> None:
+    """Poll ``condition`` until it holds or ``seconds`` pass (a wait, not a timed assertion)."""
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def idle_fds(pid: int) -> int:
+    """The server's open descriptors once the connections of earlier requests are closed."""
+    counts = [open_fds(pid)]
+    for _ in range(100):  # settled when two samples 50 ms apart agree
+        time.sleep(0.05)
+        counts.append(open_fds(pid))
+        if counts[-1] == counts[-2]:
+            break
+    return counts[-1]
+
+
 @pytest.mark.parametrize("argv", [FLASK_ASGI, FASTAPI, GUNICORN])
 def test_client_gone_mid_body_leaves_no_spool_file(
     run_server: RunServer, argv: Argv, tmp_path: Path
 ) -> None:
     server, marks = serve(run_server, argv, tmp_path, BUFFERING_MAX="8m", BUFFERING_MEMORY="64k")
     pid = int(get(server.port, "/pid").body)
-    baseline = open_fds(pid)
+    baseline = idle_fds(pid)
     upload = start_upload(server.port, "/upload", content_length=4 * MiB)
     upload.send(b"x" * (2 * MiB))  # spooled to a file past the first 64 KiB ...
+    # The server holds the upload's connection (and soon a spool file) from here on.
+    wait_until(lambda: open_fds(pid) > baseline)
     upload.close()  # ... and the client is gone
-    deadline = time.monotonic() + 20
-    while open_fds(pid) > baseline and time.monotonic() < deadline:
-        time.sleep(0.05)  # wait for the server to notice; not a timed assertion
+    wait_until(lambda: open_fds(pid) <= baseline)  # the server noticed and cleaned up
     assert open_fds(pid) <= baseline
     assert marks.read_text() == ""
     assert "client disconnected mid-body" in server.stop()
