@@ -42,6 +42,7 @@ from ._exchange import (
     Respond,
     as_decision,
     bad_decision,
+    completed,
     features_of,
 )
 from ._heads import RequestHead, Response, ResponseHead
@@ -298,6 +299,9 @@ class _AsgiRun:
 
     async def decide_and_call(self, decided: Forward | None) -> Outcome:
         ex = self.ex
+        if decided is None and not self.features.request:
+            # Forward(ex.head), without making one per request.
+            return await self.call_app(self.scope, self.app_receive(self.receive))
         try:
             decision = decided or await _decide(ex, self.receive, self.features)
         except Exception as exc:
@@ -313,9 +317,11 @@ class _AsgiRun:
         if decision.body is not None:
             self.replay = decision.body
             receive = self.replay_receive(decision.body)
-        if self.features.request_body:
-            receive = self.filtered_receive(receive)
-        return await self.call_app(scope, receive)
+        return await self.call_app(scope, self.app_receive(receive))
+
+    def app_receive(self, receive: Any) -> Any:
+        """``receive`` as the app gets it: through ``request_body`` when that is overridden."""
+        return self.filtered_receive(receive) if self.features.request_body else receive
 
     async def call_app(self, scope: HTTPScope, receive: Any) -> Outcome:
         try:
@@ -341,7 +347,9 @@ class _AsgiRun:
             return await self.respond(INTERNAL_ERROR, "app_error")
         if self.replaced:
             return Outcome("aborted", self.status)
-        return Outcome("completed" if self.complete else "app_error", self.status)
+        if self.complete:
+            return completed(self.status)
+        return Outcome("app_error", self.status)
 
     async def call_app_beside_tail(self, scope: HTTPScope, receive: Any) -> None:
         """The app, next to a task for a long ``response_body`` tail if one turns up."""

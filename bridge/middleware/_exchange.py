@@ -57,6 +57,7 @@ __all__ = (
     "ReplayBody",
     "RequestBodyIO",
     "Respond",
+    "completed",
 )
 
 T = TypeVar("T")
@@ -257,6 +258,19 @@ class Outcome:
     kind: OutcomeKind
     status: int | None = None
     error: BaseException | None = None
+
+
+_COMPLETED: dict[int | None, Outcome] = {}
+
+
+def completed(status: int | None) -> Outcome:
+    """``Outcome("completed", status)``, made once per status (outcomes are immutable)."""
+    found = _COMPLETED.get(status)
+    if found is None:
+        found = Outcome("completed", status)
+        if len(_COMPLETED) < 1024:  # statuses are few; bounded all the same
+            _COMPLETED[status] = found
+    return found
 
 
 # -- the per-request exchange -------------------------------------------------

@@ -41,6 +41,7 @@ from ._exchange import (
     Respond,
     as_decision,
     bad_decision,
+    completed,
     features_of,
 )
 from ._heads import RequestHead, Response, ResponseHead, reason_phrase
@@ -281,6 +282,8 @@ class _WsgiRun:
         self.start_head: ResponseHead | None = None
 
     def run(self) -> Iterable[bytes]:
+        if not self.features.request:  # Forward(ex.head), without making one per request
+            return self.call_app(self.app_environ(self.environ))
         try:
             decision = _decide(self.ex, self.environ, self.features)
         except Exception as exc:
@@ -298,12 +301,17 @@ class _WsgiRun:
         environ = environ_with_head(self.environ, ex.head, head)
         if decision.body is not None:
             environ = self.replace_body(environ, decision.body)
+        return self.call_app(self.app_environ(environ))
+
+    def app_environ(self, environ: Environ) -> Environ:
+        """``environ`` as the app gets it: ``wsgi.input`` through ``request_body`` when
+        that is overridden."""
         if self.features.request_body:
             if environ is self.environ:
                 environ = dict(environ)
             length = _content_length(environ)
             environ["wsgi.input"] = _FilteredInput(self, environ["wsgi.input"], length)
-        return self.call_app(environ)
+        return environ
 
     def replace_body(self, environ: Environ, body: ReplayBody) -> Environ:
         self.replay = body
@@ -369,7 +377,7 @@ class _WsgiRun:
             return self.respond(*failure(name, exc, "on the response head", self.ex), exc)
         if first is None:
             self.close_app(iterable)
-            self.finish(Outcome("completed", self.status))
+            self.finish(completed(self.status))
             return []
         replay = self.replay
         if (
@@ -571,7 +579,7 @@ class _Body:
         try:
             return next(self._chunks)
         except StopIteration:
-            self._outcome = Outcome("completed", self._run.status)
+            self._outcome = completed(self._run.status)
             raise
         except Exception as exc:
             self._outcome = Outcome("app_error", self._run.status, exc)
