@@ -13,7 +13,9 @@ Sections (each prints the median of the rounds and ratios to ours):
    Flask-Limiter vs Flask + ``RateLimit``, Starlette + slowapi vs Starlette +
    ``RateLimit``.
 3. Middleware overhead per request with a MemoryStore, under WSGI and ASGI,
-   against the bare hello-world app and against the core's pass-through.
+   against the bare hello-world app and against the core's pass-through; around
+   a Flask hello world against Flask-Limiter in memory, and around a Starlette
+   hello world against slowapi in memory (both with their headers on).
 
 Not part of the test run. Needs the ``bench`` extra and redis-server.
 """
@@ -449,6 +451,51 @@ class OneHeader(Middleware):
         return _OneHeader(head, now)
 
 
+def _flask_limiter_memory(limit: str) -> Any:
+    """A Flask hello world limited by Flask-Limiter in memory, with its headers on."""
+    import flask
+    from flask_limiter import Limiter
+    from flask_limiter.util import get_remote_address
+
+    app = flask.Flask("limited")
+    app.add_url_rule("/", "index", lambda: "hello")
+    Limiter(
+        get_remote_address,
+        app=app,
+        storage_uri="memory://",
+        default_limits=[limit],
+        headers_enabled=True,
+    )
+    return app
+
+
+def _starlette_apps(limit: str) -> tuple[Any, Any, Any]:
+    """Starlette hello worlds: bare, under ``RateLimit`` and under slowapi (both in memory)."""
+    from slowapi import Limiter as SlowLimiter
+    from slowapi.errors import RateLimitExceeded
+    from slowapi.middleware import SlowAPIMiddleware
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    async def index(request: Any) -> PlainTextResponse:
+        return PlainTextResponse("hello")
+
+    bare = Starlette(routes=[Route("/", index)])
+    ours = Starlette(routes=[Route("/", index)])
+    ours.add_middleware(RateLimit, limit=limit)
+    theirs = Starlette(routes=[Route("/", index)])
+    theirs.state.limiter = SlowLimiter(
+        key_func=lambda request: request.client.host,
+        default_limits=[limit],
+        storage_uri="memory://",
+        headers_enabled=True,
+    )
+    theirs.add_exception_handler(RateLimitExceeded, lambda r, e: PlainTextResponse("", 429))
+    theirs.add_middleware(SlowAPIMiddleware)
+    return bare, ours, theirs
+
+
 def overhead_cases(quick: bool) -> dict[str, tuple[Case, int]]:
     import flask
 
@@ -456,6 +503,7 @@ def overhead_cases(quick: bool) -> dict[str, tuple[Case, int]]:
     limit = "1000000000/minute"
     fl = flask.Flask("hello")
     fl.add_url_rule("/", "index", lambda: "hello")
+    starlette, starlette_ours, starlette_slowapi = _starlette_apps(limit)
     return {
         "WSGI hello": (wsgi_caller(hello_wsgi), n),
         "WSGI core pass-through exchange": (wsgi_caller(PassThrough(hello_wsgi)), n),
@@ -476,6 +524,16 @@ def overhead_cases(quick: bool) -> dict[str, tuple[Case, int]]:
             asgi_caller(RateLimit(hello_asgi, limit), b"ratelimit"),
             n,
         ),
+        "WSGI Flask-Limiter(memory, headers) Flask hello": (
+            wsgi_caller(_flask_limiter_memory(limit), b"x-ratelimit-remaining"),
+            n,
+        ),
+        "ASGI Starlette hello": (asgi_caller(starlette), n),
+        "ASGI RateLimit(MemoryStore) Starlette hello": (
+            asgi_caller(starlette_ours, b"ratelimit"),
+            n,
+        ),
+        "ASGI slowapi(memory, headers) Starlette hello": (asgi_caller(starlette_slowapi), n),
     }
 
 
@@ -533,12 +591,30 @@ def main() -> None:
         ("ASGI hello", "ASGI RateLimit(MemoryStore) hello"),
         ("WSGI core exchange adding one header", "WSGI RateLimit(MemoryStore) hello"),
         ("ASGI core exchange adding one header", "ASGI RateLimit(MemoryStore) hello"),
+        ("WSGI Flask hello", "WSGI Flask-Limiter(memory, headers) Flask hello"),
+        ("ASGI Starlette hello", "ASGI RateLimit(MemoryStore) Starlette hello"),
+        ("ASGI Starlette hello", "ASGI slowapi(memory, headers) Starlette hello"),
     ):
         extra = medians[wrapped] - medians[plain]
         print(
             f"  {wrapped} vs {plain}: +{extra * 1e6:.2f} us "
             f"({extra / medians[plain] * 100:.0f}% of {plain})"
         )
+    for base, ours, theirs in (
+        (
+            "WSGI Flask hello",
+            "WSGI RateLimit(MemoryStore) Flask hello",
+            "WSGI Flask-Limiter(memory, headers) Flask hello",
+        ),
+        (
+            "ASGI Starlette hello",
+            "ASGI RateLimit(MemoryStore) Starlette hello",
+            "ASGI slowapi(memory, headers) Starlette hello",
+        ),
+    ):
+        added_ours = medians[ours] - medians[base]
+        added_theirs = medians[theirs] - medians[base]
+        print(f"  {ours} adds {added_ours / added_theirs:.2f}x what {theirs} adds")
 
 
 if __name__ == "__main__":
