@@ -142,6 +142,31 @@ class _HeadSlots:
     _changes: dict[str, Any] | None
 
 
+def unfrozen_head(
+    method: str,
+    scheme: str,
+    path: str,
+    root_path: str,
+    raw_path: bytes,
+    query_string: bytes,
+    headers: Headers | None = None,
+) -> _HeadSlots:
+    """The storage of a head with these fields and header lines (None: not read yet),
+    no header loader; the caller sets ``client``, ``server``, ``http_version`` and
+    ``values`` (and the source slots of a sourced head), then switches its class."""
+    head = object.__new__(_HeadSlots)
+    head.method = method
+    head.scheme = scheme
+    head.path = path
+    head.root_path = root_path
+    head.raw_path = raw_path
+    head.query_string = query_string
+    head._headers = headers
+    head._load = None
+    head._lookup = None
+    return head
+
+
 class RequestHead(_HeadSlots):
     """What a middleware sees of a request; the same under WSGI and ASGI.
 
@@ -174,23 +199,14 @@ class RequestHead(_HeadSlots):
         values: Mapping[str, Any] = NO_VALUES,
         lookup: Callable[[bytes], bytes | None] | None = None,
     ) -> RequestHead:
-        head = object.__new__(_HeadSlots)
-        head.method = method
-        head.scheme = scheme
-        head.path = path
-        head.root_path = root_path
-        head.raw_path = raw_path
-        head.query_string = query_string
         if callable(headers):  # built on first use
-            head._headers = None
-            head._load = headers
             # Until the lines are built, header() asks ``lookup``, which follows
             # the same joining rules as the full list.
-            head._lookup = lookup
+            head = unfrozen_head(method, scheme, path, root_path, raw_path, query_string)
+            head._headers, head._load, head._lookup = None, headers, lookup
         else:
-            head._headers = headers if type(headers) is tuple else tuple(headers)
-            head._load = None
-            head._lookup = None
+            lines = headers if type(headers) is tuple else tuple(headers)
+            head = unfrozen_head(method, scheme, path, root_path, raw_path, query_string, lines)
         head.client = client
         head.server = server
         head.http_version = http_version
@@ -266,31 +282,36 @@ class RequestHead(_HeadSlots):
 
     def replace(self, **changes: Any) -> RequestHead:
         """A copy with ``changes`` applied (field names as above)."""
-        if not changes.keys() <= _FIELD_NAMES:
+        copy = self._copied(changes)
+        copy.__class__ = type(self)
+        return copy  # type: ignore[return-value]  # a RequestHead since the class switch
+
+    def _copied(self, changes: dict[str, Any]) -> _HeadSlots:
+        """An unfrozen copy with ``changes`` applied; given headers become a tuple in
+        ``changes`` too."""
+        if not _FIELD_NAMES.issuperset(changes):
             raise TypeError(f"RequestHead has no field {sorted(changes.keys() - _FIELD_NAMES)}")
         get = changes.get
-        copy = object.__new__(_HeadSlots)
-        copy.method = get("method", self.method)
-        copy.scheme = get("scheme", self.scheme)
-        copy.path = get("path", self.path)
-        copy.root_path = get("root_path", self.root_path)
-        copy.raw_path = get("raw_path", self.raw_path)
-        copy.query_string = get("query_string", self.query_string)
         headers = get("headers")
-        if headers is None:
-            copy._headers = self._headers
+        if headers is not None and type(headers) is not tuple:
+            headers = changes["headers"] = tuple(headers)
+        copy = unfrozen_head(
+            get("method", self.method),
+            get("scheme", self.scheme),
+            get("path", self.path),
+            get("root_path", self.root_path),
+            get("raw_path", self.raw_path),
+            get("query_string", self.query_string),
+            self._headers if headers is None else headers,
+        )
+        if headers is None:  # the same lines, or the same loader for them
             copy._load = self._load
             copy._lookup = self._lookup
-        else:
-            copy._headers = headers if type(headers) is tuple else tuple(headers)
-            copy._load = None
-            copy._lookup = None
         copy.client = get("client", self.client)
         copy.server = get("server", self.server)
         copy.http_version = get("http_version", self.http_version)
         copy.values = get("values", self.values)
-        copy.__class__ = type(self)
-        return copy  # type: ignore[return-value]  # a RequestHead since the class switch
+        return copy
 
     def with_value(self, key: str, value: Any) -> RequestHead:
         """A copy whose ``values`` also maps ``key`` to ``value``."""

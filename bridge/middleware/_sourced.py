@@ -36,7 +36,7 @@ from bridge._translate import (
 )
 from bridge._types import Environ
 
-from ._heads import _FIELD_NAMES, NO_VALUES, Headers, RequestHead, _HeadSlots, _set
+from ._heads import NO_VALUES, Headers, RequestHead, _set, unfrozen_head
 
 __all__ = ("VALUES_KEY", "environ_head", "recorded_changes", "scope_head")
 
@@ -81,28 +81,7 @@ class _SourcedHead(RequestHead):
         return self.headers == other.headers
 
     def replace(self, **changes: Any) -> RequestHead:
-        if not _FIELD_NAMES.issuperset(changes):
-            raise TypeError(f"RequestHead has no field {sorted(changes.keys() - _FIELD_NAMES)}")
-        copy = object.__new__(_HeadSlots)
-        get = changes.get
-        copy.method = get("method", self.method)
-        copy.scheme = get("scheme", self.scheme)
-        copy.path = get("path", self.path)
-        copy.root_path = get("root_path", self.root_path)
-        copy.raw_path = get("raw_path", self.raw_path)
-        copy.query_string = get("query_string", self.query_string)
-        headers = get("headers")
-        if headers is None:
-            copy._headers = self._headers
-        else:
-            copy._headers = changes["headers"] = (
-                headers if type(headers) is tuple else tuple(headers)
-            )
-        copy._load = copy._lookup = None
-        copy.client = get("client", self.client)
-        copy.server = get("server", self.server)
-        copy.http_version = get("http_version", self.http_version)
-        copy.values = get("values", self.values)
+        copy = self._copied(changes)
         copy._src = self._src
         copy._changes = changes if self._changes is None else {**self._changes, **changes}
         copy.__class__ = type(self)
@@ -150,15 +129,7 @@ def environ_head(environ: Environ) -> RequestHead:
         request_fields_from_environ(environ)
     )
     # Filled while a plain slots object, then frozen by the class switch (see _heads).
-    head = object.__new__(_HeadSlots)
-    head.method = method
-    head.scheme = scheme
-    head.path = path
-    head.root_path = root_path
-    head.raw_path = raw_path
-    head.query_string = query
-    head._headers = None
-    head._load = head._lookup = None
+    head = unfrozen_head(method, scheme, path, root_path, raw_path, query)
     head.client = client
     head.server = server
     head.http_version = version
@@ -190,15 +161,14 @@ def scope_head(scope: HTTPScope) -> RequestHead:
         raw_path = quote(path, safe="/;=,:@!$&'()*+~").encode("ascii")
     client = get("client")
     server = get("server")
-    head = object.__new__(_HeadSlots)
-    head.method = get("method", "GET")  # websocket scopes have none
-    head.scheme = get("scheme", "http")
-    head.path = path
-    head.root_path = root_path
-    head.raw_path = raw_path
-    head.query_string = get("query_string", b"")
-    head._headers = None
-    head._load = head._lookup = None
+    head = unfrozen_head(
+        get("method", "GET"),  # websocket scopes have none
+        get("scheme", "http"),
+        path,
+        root_path,
+        raw_path,
+        get("query_string", b""),
+    )
     head.client = client if client is None or type(client) is tuple else (client[0], client[1])
     # some servers send lists
     head.server = server if server is None or type(server) is tuple else (server[0], server[1])
