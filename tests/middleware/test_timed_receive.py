@@ -195,10 +195,22 @@ async def call(app: Any, receive: Receive) -> tuple[int, bytes]:
     return sent[0]["status"], body
 
 
-@pytest.mark.parametrize("mode", ["buffer", "stream"])
-@pytest.mark.parametrize(
-    "wait", [no_wait, anyio.lowlevel.checkpoint, checkpoint_in_scope], ids=["now", "wait", "scoped"]
+#: Both buffering modes, with a receive that returns at once, waits, or waits in its own scope.
+EVERY_MODE_AND_WAIT = pytest.mark.parametrize(
+    ("mode", "wait"),
+    [
+        pytest.param(mode, wait, id=f"{mode}-{name}")
+        for mode in ("buffer", "stream")
+        for name, wait in (
+            ("now", no_wait),
+            ("wait", anyio.lowlevel.checkpoint),
+            ("scoped", checkpoint_in_scope),
+        )
+    ],
 )
+
+
+@EVERY_MODE_AND_WAIT
 async def test_body_in_chunks_reaches_the_app(mode: str, wait: Callable[[], Any]) -> None:
     messages = [
         {"type": "http.request", "body": b"ab", "more_body": True},
@@ -210,10 +222,7 @@ async def test_body_in_chunks_reaches_the_app(mode: str, wait: Callable[[], Any]
     assert b"abcd" in body
 
 
-@pytest.mark.parametrize("mode", ["buffer", "stream"])
-@pytest.mark.parametrize(
-    "wait", [no_wait, anyio.lowlevel.checkpoint, checkpoint_in_scope], ids=["now", "wait", "scoped"]
-)
+@EVERY_MODE_AND_WAIT
 async def test_stall_after_a_chunk_is_408(mode: str, wait: Callable[[], Any]) -> None:
     messages = [{"type": "http.request", "body": b"ab", "more_body": True}]
     app = RequestBuffering(InnerApp(echo=True).asgi(), mode=mode, body_timeout=0.02)  # type: ignore[arg-type]
@@ -222,10 +231,7 @@ async def test_stall_after_a_chunk_is_408(mode: str, wait: Callable[[], Any]) ->
     assert b"stalled after 2 bytes" in body
 
 
-@pytest.mark.parametrize("mode", ["buffer", "stream"])
-@pytest.mark.parametrize(
-    "wait", [no_wait, anyio.lowlevel.checkpoint, checkpoint_in_scope], ids=["now", "wait", "scoped"]
-)
+@EVERY_MODE_AND_WAIT
 async def test_disconnect_mid_body(mode: str, wait: Callable[[], Any]) -> None:
     messages: list[Message] = [
         {"type": "http.request", "body": b"ab", "more_body": True},
