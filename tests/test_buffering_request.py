@@ -90,6 +90,96 @@ def test_duplicated_content_length_asgi(backend: str) -> None:
     assert result.seen is None
 
 
+# -- which requests have a body ---------------------------------------------------
+
+
+def asgi_probe(
+    http_version: str, headers: list[tuple[bytes, bytes]], messages: list[dict[str, Any]]
+) -> tuple[Any, dict[str, Any], list[str]]:
+    """An app that records the scope it got, the caller's scope and a receive that logs calls."""
+    scope: dict[str, Any] = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": http_version,
+        "method": "POST" if messages[0].get("body") else "GET",
+        "scheme": "http",
+        "path": "/",
+        "raw_path": b"/",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"t"), *headers],
+        "client": ("127.0.0.1", 50000),
+        "server": ("t", 80),
+    }
+    calls: list[str] = []
+    pending = list(messages)
+
+    async def receive() -> dict[str, Any]:
+        calls.append("receive")
+        return pending.pop(0) if pending else {"type": "http.disconnect"}
+
+    return receive, scope, calls
+
+
+async def run_probe(app: Any, scope: dict[str, Any], receive: Any) -> tuple[Any, bytes]:
+    """Run ``RequestBuffering`` around ``app``; what the app saw and the response body."""
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await RequestBuffering(app)(scope, receive, send)
+    assert sent[0]["status"] == 200
+    return sent, b"".join(m.get("body", b"") for m in sent[1:])
+
+
+@pytest.mark.anyio
+async def test_http11_request_without_length_or_chunking_has_no_body_to_buffer() -> None:
+    receive, scope, calls = asgi_probe("1.1", [], [{"type": "http.request", "body": b""}])
+    seen: list[Any] = []
+
+    async def app(app_scope: Any, app_receive: Any, send: Any) -> None:
+        seen.append(app_scope)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    await run_probe(app, scope, receive)
+    assert seen == [scope]
+    assert seen[0] is scope  # forwarded untouched: no Content-Length announced
+    assert calls == []  # nothing read (RFC 9112: no Content-Length, no chunking, no body)
+
+
+@pytest.mark.anyio
+async def test_http2_body_without_length_is_buffered() -> None:
+    # HTTP/2 frames bodies itself: no Content-Length or Transfer-Encoding is needed.
+    messages = [
+        {"type": "http.request", "body": b"ab", "more_body": True},
+        {"type": "http.request", "body": b"cd", "more_body": False},
+    ]
+    receive, scope, calls = asgi_probe("2", [], messages)
+    _, body = await run_probe(ECHO.asgi(), scope, receive)
+    assert body == b"abcd"
+    assert calls == ["receive", "receive"]  # read whole before the app ran
+
+
+def test_wsgi_get_without_length_is_forwarded_unread() -> None:
+    environ = environ_for("")
+    environ["REQUEST_METHOD"] = "GET"
+    del environ["CONTENT_LENGTH"]
+    body_input = environ["wsgi.input"]
+    seen: list[Environ] = []
+
+    def app(app_environ: Environ, start_response: Any) -> Iterable[bytes]:
+        seen.append(app_environ)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    status, body = call_environ(RequestBuffering(validator(app)), environ)
+    assert (status, body) == ("200 OK", b"ok")
+    assert "CONTENT_LENGTH" not in seen[0]  # no replayed body announced
+    assert body_input.tell() == 0  # nothing read
+
+
 def environ_for(content_length: str, body: bytes = b"") -> Environ:
     return {
         "REQUEST_METHOD": "POST",
@@ -122,7 +212,7 @@ def call_environ(app: Any, environ: Environ) -> tuple[str, bytes]:
         status.append(line)
         return lambda data: None
 
-    text = environ["CONTENT_LENGTH"]
+    text = environ.get("CONTENT_LENGTH", "0")
     valid = text.lstrip("+").isdigit()
     iterable = (validator(app) if valid else app)(environ, start_response)
     try:

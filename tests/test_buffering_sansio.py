@@ -440,3 +440,20 @@ def test_body_account_never_lets_more_than_the_cap_through(
         account.add(size)
         passed += size
     assert account.received == passed <= limit
+
+
+@pytest.mark.parametrize(
+    ("headers", "self_framed", "expected"),
+    [
+        pytest.param([], False, False, id="http1-no-framing-no-body"),
+        pytest.param([], True, True, id="http2-may-have-a-body"),
+        pytest.param([(b"transfer-encoding", b"chunked")], False, True, id="chunked"),
+        pytest.param([(b"content-length", b"5")], False, True, id="declared"),
+        pytest.param([(b"content-length", b"0")], True, False, id="declared-empty"),
+    ],
+)
+def test_which_heads_announce_a_body(
+    headers: list[tuple[bytes, bytes]], self_framed: bool, expected: bool
+) -> None:
+    account = BodyAccount.open(headers, limits(), now=0.0, self_framed=self_framed)
+    assert account.expects_body is expected

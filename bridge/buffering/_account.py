@@ -58,20 +58,34 @@ class BodyRejected(Exception):
 class BodyAccount:
     """Counts one request body against one :class:`BodyLimits`."""
 
-    __slots__ = ("_deadline", "declared", "limits", "received")
+    __slots__ = ("_deadline", "declared", "expects_body", "limits", "received")
 
-    def __init__(self, limits: BodyLimits, declared: int | None, now: float) -> None:
+    def __init__(
+        self, limits: BodyLimits, declared: int | None, now: float, expects_body: bool = True
+    ) -> None:
         self.limits = limits
         self.declared = declared
+        #: False when the head says there is no body: Content-Length: 0, or an HTTP/1.x
+        #: request with neither Content-Length nor Transfer-Encoding (RFC 9112, 6.3).
+        self.expects_body = expects_body
         self.received = 0
         deadline = limits.body_deadline
         self._deadline = None if deadline is None else now + deadline
 
     @classmethod
     def open(
-        cls, headers: Iterable[tuple[bytes, bytes]], limits: BodyLimits, now: float
+        cls,
+        headers: Iterable[tuple[bytes, bytes]],
+        limits: BodyLimits,
+        now: float,
+        *,
+        self_framed: bool = False,
     ) -> BodyAccount:
-        """Check the head; raise :class:`BodyRejected` (400, 413) or return an account."""
+        """Check the head; raise :class:`BodyRejected` (400, 413) or return an account.
+
+        ``self_framed``: the protocol delimits bodies itself (HTTP/2 and 3), so a
+        body may come without Content-Length or Transfer-Encoding.
+        """
         lengths: list[bytes] = []
         chunked = False
         for name, value in headers:
@@ -88,12 +102,8 @@ class BodyAccount:
         cap = limits.max_body_size
         if declared is not None and cap is not None and declared > cap:
             raise BodyRejected(413, f"declared Content-Length {declared} is over the limit {cap}")
-        return cls(limits, declared, now)
-
-    @property
-    def expects_body(self) -> bool:
-        """False when the head says there is no body (Content-Length: 0)."""
-        return self.declared != 0
+        expects_body = declared != 0 if declared is not None else chunked or self_framed
+        return cls(limits, declared, now, expects_body)
 
     def read_timeout(self, now: float) -> float | None:
         """Seconds the next read may wait (None: forever); 408 once the deadline passed."""

@@ -134,7 +134,8 @@ def open_account(head: RequestHead, limits: BodyLimits, now: float) -> BodyAccou
     """The body account of ``head``; :class:`BodyRejected` for a head that cannot have one."""
     # head.headers is built lazily by the core: a broken header list raises
     # BadRequest here, which the core answers through ``bad_request`` below.
-    return BodyAccount.open(head.headers, limits, now)
+    self_framed = head.http_version not in ("1.1", "1.0")
+    return BodyAccount.open(head.headers, limits, now, self_framed=self_framed)
 
 
 def _bad_request(ex: BufferingExchange | StreamingExchange, error: BadRequest) -> Response:
