@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Generator, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 import anyio.abc
@@ -105,9 +105,22 @@ async def run_asgi(
     if isinstance(decision, Respond):
         await _send_response(send, decision.response)
     elif decision.body is not None:
-        await _AsgiRun(mw, ex, http, receive, send, features).run(decision)
+        await _call_with_replay(mw, http, head, decision, receive, send)
     else:
         await mw.app(scope_with_head(http, head, decision.head), receive, send)
+
+
+async def _call_with_replay(
+    mw: Middleware, scope: HTTPScope, head: RequestHead, decision: Forward, receive: Any, send: Any
+) -> None:
+    """A request-only exchange's replayed body: the app reads it, and sends through the
+    server's own ``send``, as for any request-only exchange; the body is closed after."""
+    body = cast(ReplayBody, decision.body)
+    try:
+        app_scope = scope_with_head(scope, head, head_announcing(decision.head, body.length))
+        await mw.app(app_scope, replay_receive(body, receive), send)
+    finally:
+        body.close()
 
 
 async def _run_decided(
@@ -551,21 +564,7 @@ class _AsgiRun:
     # -- the app's receive --
 
     def replay_receive(self, body: ReplayBody) -> Any:
-        chunks: Iterator[bytes] = iter(body.chunks())
-        pending: bytes | None = next(chunks, b"")
-        receive = self.receive
-
-        async def replay() -> Message:
-            nonlocal pending
-            if pending is not None:
-                current, pending = pending, next(chunks, None)
-                return {"type": "http.request", "body": current, "more_body": pending is not None}
-            while True:  # the body was replaced: wait for the real disconnect
-                message: Message = await receive()
-                if message["type"] == "http.disconnect":
-                    return message
-
-        return replay
+        return replay_receive(body, self.receive)
 
     def filtered_receive(self, inner: Any) -> Any:
         timeout = self.ex.request_read_timeout
@@ -599,3 +598,21 @@ class _AsgiRun:
             self.replay.close()
         if self.features.finish:
             await _finish(self.mw, self.ex, outcome, self.receive)
+
+
+def replay_receive(body: ReplayBody, receive: Any) -> Any:
+    """A ``receive`` that gives the app ``body``, then waits for the real disconnect."""
+    chunks: Iterator[bytes] = iter(body.chunks())
+    pending: bytes | None = next(chunks, b"")
+
+    async def replay() -> Message:
+        nonlocal pending
+        if pending is not None:
+            current, pending = pending, next(chunks, None)
+            return {"type": "http.request", "body": current, "more_body": pending is not None}
+        while True:  # the body was replaced: wait for the real disconnect
+            message: Message = await receive()
+            if message["type"] == "http.disconnect":
+                return message
+
+    return replay

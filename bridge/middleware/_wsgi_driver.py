@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Generator, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 import anyio.to_thread
@@ -83,9 +83,60 @@ def run_wsgi(mw: Middleware, environ: Environ, start_response: StartResponse) ->
     if isinstance(decision, Respond):
         return _respond(start_response, decision.response)
     if decision.body is not None:
-        return _WsgiRun(mw, ex, environ, start_response, features).forward(decision)
+        return _call_with_replay(mw, environ, head, decision, start_response)
     result = mw.app(environ_with_head(environ, head, decision.head), start_response)
     return result
+
+
+def _call_with_replay(
+    mw: Middleware,
+    environ: Environ,
+    head: RequestHead,
+    decision: Forward,
+    start_response: StartResponse,
+) -> Iterable[bytes]:
+    """A request-only exchange's replayed body: the app reads it and answers through the
+    server's own ``start_response``, as for any request-only exchange; the body is
+    closed when the app's iterable is (or when the app raises)."""
+    body = cast(ReplayBody, decision.body)
+    try:
+        app_head = head_announcing(decision.head, body.length)
+        app_environ = with_replay(environ_with_head(environ, head, app_head), environ, body)
+        result: Iterable[bytes] = mw.app(app_environ, start_response)
+    except BaseException:
+        body.close()
+        raise
+    if not body.needs_close:
+        return result  # bytes in memory: nothing to release
+    return _ClosingBody(result, body)
+
+
+def with_replay(environ: Environ, original: Environ, body: ReplayBody) -> Environ:
+    """``environ`` (copied if it is still ``original``) reading ``body`` as its input."""
+    if environ is original:
+        environ = dict(environ)
+    environ["wsgi.input"] = body.open()
+    environ["wsgi.input_terminated"] = True
+    return environ
+
+
+class _ClosingBody:
+    """The app's iterable, passed through; ``close()`` also releases the replayed body."""
+
+    __slots__ = ("_body", "_inner")
+
+    def __init__(self, inner: Iterable[bytes], body: ReplayBody) -> None:
+        self._inner = inner
+        self._body = body
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._inner)
+
+    def close(self) -> None:
+        try:
+            _close(self._inner)
+        finally:
+            self._body.close()
 
 
 def _run_decided(
@@ -315,11 +366,7 @@ class _WsgiRun:
 
     def replace_body(self, environ: Environ, body: ReplayBody) -> Environ:
         self.replay = body
-        if environ is self.environ:
-            environ = dict(environ)
-        environ["wsgi.input"] = body.open()
-        environ["wsgi.input_terminated"] = True
-        return environ
+        return with_replay(environ, self.environ, body)
 
     # -- the app's side of start_response --
 
