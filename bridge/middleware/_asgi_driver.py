@@ -27,7 +27,7 @@ from asgiref.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope, Sco
 from bridge._translate import BadRequest
 
 from ._asyncio_tail import AsyncioTail
-from ._convert import head_from_scope, scope_with_head
+from ._convert import head_for_body, head_from_scope, scope_with_head
 from ._drive import INLINE_FLUSH, INTERNAL_ERROR, bad_request, drive_async, failure, logger
 from ._exchange import (
     Abort,
@@ -46,7 +46,6 @@ from ._exchange import (
     features_of,
 )
 from ._heads import RequestHead, Response, ResponseHead
-from ._replay import head_announcing
 from ._timed_receive import receive_within
 
 if TYPE_CHECKING:
@@ -117,7 +116,7 @@ async def _call_with_replay(
     server's own ``send``, as for any request-only exchange; the body is closed after."""
     body = cast(ReplayBody, decision.body)
     try:
-        app_scope = scope_with_head(scope, head, head_announcing(decision.head, body.length))
+        app_scope = scope_with_head(scope, head, head_for_body(decision.head, body.length))
         await mw.app(app_scope, replay_receive(body, receive), send)
     finally:
         body.close()
@@ -324,7 +323,7 @@ class _AsgiRun:
             return await self.respond(decision.response, "responded")
         head = decision.head
         if decision.body is not None:
-            head = head_announcing(head, decision.body.length)
+            head = head_for_body(head, decision.body.length)
         scope = scope_with_head(self.scope, ex.head, head)
         receive = self.receive
         if decision.body is not None:

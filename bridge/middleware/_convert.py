@@ -134,7 +134,17 @@ def environ_with_head(environ: Environ, old: RequestHead, new: RequestHead) -> E
 
 
 def head_for_body(head: RequestHead, length: int) -> RequestHead:
-    """``head`` announcing a replacement body of ``length`` bytes (Content-Length, no chunking)."""
+    """``head`` announcing a replacement body of ``length`` bytes (Content-Length, no chunking).
+
+    ``head`` itself when it already does (a body read whole up to its declared
+    Content-Length, the usual case), so the scope or environ needs no rewrite.
+    Request heads hold one line per name, so checking the first line is exact.
+    """
+    if (
+        head.header(b"content-length") == b"%d" % length
+        and head.header(b"transfer-encoding") is None
+    ):
+        return head
     headers = remove_header(head.headers, b"transfer-encoding")
     headers = set_header(headers, b"content-length", str(length).encode("ascii"))
     return head.replace(headers=headers)

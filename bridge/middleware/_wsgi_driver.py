@@ -25,7 +25,7 @@ from bridge._portal import background_portal
 from bridge._translate import BadRequest
 from bridge._types import Environ, ExcInfo, StartResponse, WsgiHeaders
 
-from ._convert import environ_with_head, head_from_environ
+from ._convert import environ_with_head, head_for_body, head_from_environ
 from ._drive import INTERNAL_ERROR, bad_request, drive_sync, failure, logger
 from ._exchange import (
     Abort,
@@ -45,7 +45,6 @@ from ._exchange import (
     features_of,
 )
 from ._heads import RequestHead, Response, ResponseHead, reason_phrase
-from ._replay import head_announcing
 from ._wsgi_read import timed_reader
 
 if TYPE_CHECKING:
@@ -100,7 +99,7 @@ def _call_with_replay(
     closed when the app's iterable is (or when the app raises)."""
     body = cast(ReplayBody, decision.body)
     try:
-        app_head = head_announcing(decision.head, body.length)
+        app_head = head_for_body(decision.head, body.length)
         app_environ = with_replay(environ_with_head(environ, head, app_head), environ, body)
         result: Iterable[bytes] = mw.app(app_environ, start_response)
     except BaseException:
@@ -348,7 +347,7 @@ class _WsgiRun:
         ex = self.ex
         head = decision.head
         if decision.body is not None:
-            head = head_announcing(head, decision.body.length)
+            head = head_for_body(head, decision.body.length)
         environ = environ_with_head(self.environ, ex.head, head)
         if decision.body is not None:
             environ = self.replace_body(environ, decision.body)
