@@ -328,7 +328,7 @@ class _AsgiRun:
         receive = self.receive
         if decision.body is not None:
             self.replay = decision.body
-            receive = self.replay_receive(decision.body)
+            receive = replay_receive(decision.body, receive)
         return await self.call_app(scope, self.app_receive(receive))
 
     def app_receive(self, receive: Any) -> Any:
@@ -561,9 +561,6 @@ class _AsgiRun:
         await self.outer_send(held)
 
     # -- the app's receive --
-
-    def replay_receive(self, body: ReplayBody) -> Any:
-        return replay_receive(body, self.receive)
 
     def filtered_receive(self, inner: Any) -> Any:
         timeout = self.ex.request_read_timeout
