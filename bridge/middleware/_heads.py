@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 __all__ = (
     "Headers",
@@ -327,12 +327,13 @@ class RequestHead(_HeadSlots):
 # -- response head and respond-now responses ---------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class ResponseHead:
+class ResponseHead(NamedTuple):
     """The status and header lines of a response, before they are sent.
 
     ``trailers`` is True when the app announced trailers (ASGI
     ``"trailers": True``): they follow the body, so it must not be held back.
+    Immutable; a named tuple because one or two are made per response and a
+    tuple is the cheapest immutable record to make.
     """
 
     status: int
@@ -350,7 +351,7 @@ class ResponseHead:
         headers: Headers | None = None,
         trailers: bool | None = None,
     ) -> ResponseHead:
-        """A copy with the given fields changed (spelled out: dataclasses.replace is slow)."""
+        """A copy with the given fields changed."""
         return ResponseHead(
             self.status if status is None else status,
             self.headers if headers is None else headers,
