@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any, ClassVar, Generic, Literal, Protocol, TypeAlias, TypeVar
+from typing import IO, Any, ClassVar, Generic, Literal, NamedTuple, Protocol, TypeAlias, TypeVar
 
 from bridge._translate import BadRequest
 from bridge._wsgi_input import ClientDisconnected
@@ -151,16 +151,18 @@ class ReplayBody:
 # -- decisions ----------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Forward:
-    """Call the app with ``head`` (maybe rewritten) and, if given, ``body``."""
+class Forward(NamedTuple):
+    """Call the app with ``head`` (maybe rewritten) and, if given, ``body``.
+
+    Decisions and outcomes are named tuples: one or two are made per request,
+    and a tuple is the cheapest immutable record to make.
+    """
 
     head: RequestHead
     body: ReplayBody | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Respond:
+class Respond(NamedTuple):
     """Do not call the app; send ``response``."""
 
     response: Response
@@ -247,8 +249,7 @@ OutcomeKind = Literal[
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     """How an exchange ended, passed to :meth:`Exchange.finish`.
 
     ``status`` is the status sent to the client (None if nothing was sent);
