@@ -37,9 +37,18 @@ __all__ = (
     "DEFAULT_MAX_HEADER_LINES",
     "BadRequest",
     "apply_scope_fields_to_environ",
+    "environ_client",
     "environ_from_scope",
     "environ_header",
     "environ_header_lookup",
+    "environ_http_version",
+    "environ_method",
+    "environ_path",
+    "environ_query",
+    "environ_raw_path",
+    "environ_root_path",
+    "environ_scheme",
+    "environ_server",
     "headers_from_environ",
     "normalize_request_headers",
     "parse_content_length",
@@ -431,49 +440,91 @@ def request_fields_from_environ(environ: Mapping[str, Any]) -> RequestFields:
     http_version)`` of an environ, by the rules of :func:`scope_from_environ`.
 
     Raises :class:`BadRequest` (400) when SCRIPT_NAME or PATH_INFO is not UTF-8
-    or the query string is not latin-1 text.
+    or the query string is not latin-1 text. Each field also has a function of
+    its own below (``environ_method`` ...), for readers that need only some.
     """
-    # Runs once per request under every WSGI middleware: the common cases (str
-    # values, ASCII paths, a known protocol) are spelled out before the general rules.
-    get = environ.get
-    script_name = get("SCRIPT_NAME", "")
-    if not (type(script_name) is str and script_name.isascii()):
-        script_name = _unicode_from_wsgi(script_name, "SCRIPT_NAME")
-    path_info = get("PATH_INFO", "")
+    path = environ_path(environ)
+    return (
+        environ_method(environ),
+        environ_scheme(environ),
+        path,
+        environ_root_path(environ),
+        environ_raw_path(environ, path),
+        environ_query(environ),
+        environ_client(environ),
+        environ_server(environ),
+        environ_http_version(environ),
+    )
+
+
+# One function per field: a middleware's request head translates the fields it reads.
+# The common cases (str values, ASCII paths, a known protocol) come first in each.
+
+
+def environ_method(environ: Mapping[str, Any]) -> str:
+    """REQUEST_METHOD, upper-case (default GET)."""
+    method = environ.get("REQUEST_METHOD", "GET")
+    return method if method in _METHODS else str(method).upper()
+
+
+def environ_scheme(environ: Mapping[str, Any]) -> str:
+    """``wsgi.url_scheme`` (default http)."""
+    scheme = environ.get("wsgi.url_scheme", "http")
+    return scheme if type(scheme) is str else str(scheme)
+
+
+def environ_root_path(environ: Mapping[str, Any]) -> str:
+    """SCRIPT_NAME decoded; :class:`BadRequest` when it is not UTF-8."""
+    script_name = environ.get("SCRIPT_NAME", "")
+    if type(script_name) is str and script_name.isascii():
+        return script_name
+    return _unicode_from_wsgi(script_name, "SCRIPT_NAME")
+
+
+def environ_path(environ: Mapping[str, Any]) -> str:
+    """The decoded full path (SCRIPT_NAME + PATH_INFO); :class:`BadRequest` when not UTF-8."""
+    path_info = environ.get("PATH_INFO", "")
     if not (type(path_info) is str and path_info.isascii()):
         path_info = _unicode_from_wsgi(path_info, "PATH_INFO")
-    path = script_name + path_info
-    query = get("QUERY_STRING", "")
+    return environ_root_path(environ) + path_info
+
+
+def environ_raw_path(environ: Mapping[str, Any], path: str | None = None) -> bytes:
+    """The request target's path as sent (from REQUEST_URI / RAW_URI, else ``path`` quoted)."""
+    return _raw_path(environ, environ_path(environ) if path is None else path)
+
+
+def environ_query(environ: Mapping[str, Any]) -> bytes:
+    """QUERY_STRING as bytes; :class:`BadRequest` when it is not latin-1 text."""
+    query = environ.get("QUERY_STRING", "")
     try:
-        query = query.encode("latin-1") if type(query) is str else str(query).encode("latin-1")
+        return query.encode("latin-1") if type(query) is str else str(query).encode("latin-1")
     except UnicodeEncodeError as exc:
         raise BadRequest(f"request head is not latin-1 text: {exc.reason}") from None
-    remote = get("REMOTE_ADDR")
-    if remote:
-        port = get("REMOTE_PORT", 0)
-        port = int(port) if type(port) is str and port.isdigit() else _port(port)
-        client: tuple[str, int] | None = (str(remote), port or 0)
-    else:
-        client = None
-    server_port = get("SERVER_PORT")
-    if type(server_port) is str and server_port.isdigit():
-        server_port = int(server_port)
-    else:
-        server_port = _port(server_port)
-    protocol = get("SERVER_PROTOCOL", "HTTP/1.1")
+
+
+def environ_client(environ: Mapping[str, Any]) -> tuple[str, int] | None:
+    """``(REMOTE_ADDR, REMOTE_PORT)`` (port 0 when unknown); None without an address."""
+    remote = environ.get("REMOTE_ADDR")
+    if not remote:
+        return None
+    port = environ.get("REMOTE_PORT", 0)
+    port = int(port) if type(port) is str and port.isdigit() else _port(port)
+    return (str(remote), port or 0)
+
+
+def environ_server(environ: Mapping[str, Any]) -> tuple[str, int | None]:
+    """``(SERVER_NAME, SERVER_PORT)``."""
+    port = environ.get("SERVER_PORT")
+    port = int(port) if type(port) is str and port.isdigit() else _port(port)
+    return (str(environ.get("SERVER_NAME", "localhost")), port)
+
+
+def environ_http_version(environ: Mapping[str, Any]) -> str:
+    """The HTTP version of SERVER_PROTOCOL ("1.1" when unknown)."""
+    protocol = environ.get("SERVER_PROTOCOL", "HTTP/1.1")
     version = _VERSION_OF.get(protocol) if type(protocol) is str else None
-    method = get("REQUEST_METHOD", "GET")
-    return (
-        method if method in _METHODS else str(method).upper(),
-        str(get("wsgi.url_scheme", "http")),
-        path,
-        script_name,
-        _raw_path(environ, path),
-        query,
-        client,
-        (str(get("SERVER_NAME", "localhost")), server_port),
-        version or _http_version(str(protocol)),
-    )
+    return version or _http_version(str(protocol))
 
 
 #: Methods already in their canonical (upper-case) form.

@@ -39,6 +39,7 @@ from bridge._types import Environ, StartResponse, WsgiApp
 from bridge._wsgi_input import ClientDisconnected
 from bridge.middleware._convert import head_from_environ, head_from_scope
 from bridge.middleware._heads import RequestHead
+from bridge.middleware._sourced import settle
 
 __all__ = (
     "AsgiProtocolError",
@@ -491,6 +492,7 @@ class InnerApp:
 
 
 def _record(mapping: Any, head: RequestHead, body: bytes, body_error: str | None) -> Seen:
+    settle(head)  # what the app saw, whatever happens to its environ or scope later
     seen = Seen(head, body, body_error)
     box = mapping.get(SEEN_KEY)
     if isinstance(box, list):

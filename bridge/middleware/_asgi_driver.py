@@ -46,6 +46,7 @@ from ._exchange import (
     features_of,
 )
 from ._heads import RequestHead, Response, ResponseHead
+from ._sourced import settle
 from ._timed_receive import receive_within
 
 if TYPE_CHECKING:
@@ -179,8 +180,11 @@ async def _websocket(mw: Middleware, scope: Any, receive: Any, send: Any) -> Non
             await receive()  # websocket.connect; closing before accept answers 403
             await send({"type": "websocket.close", "code": 1008})
             return
+        app_scope = scope_with_head(scope, head, decision.head)
+        if app_scope is scope:
+            settle(head)  # the app may change its scope; ``finish`` sees the request's
         try:
-            await mw.app(scope_with_head(scope, head, decision.head), receive, send)
+            await mw.app(app_scope, receive, send)
         except OSError as exc:
             outcome = Outcome("disconnected", None, exc)
             raise
@@ -313,6 +317,7 @@ class _AsgiRun:
         ex = self.ex
         if decided is None and not self.features.request:
             # Forward(ex.head), without making one per request.
+            settle(ex.head)  # the app may change its scope; response hooks see the request's
             return await self.call_app(self.scope, self.app_receive(self.receive))
         try:
             decision = decided or await _decide(ex, self.receive, self.features)
@@ -325,6 +330,8 @@ class _AsgiRun:
         if decision.body is not None:
             head = head_for_body(head, decision.body.length)
         scope = scope_with_head(self.scope, ex.head, head)
+        if scope is self.scope:
+            settle(ex.head)  # the app may change its scope; response hooks see the request's
         receive = self.receive
         if decision.body is not None:
             self.replay = decision.body

@@ -1,25 +1,34 @@
-"""Request heads that keep the environ or scope they were read from.
+"""Request heads read from the environ or scope they keep, field by field.
 
-The drivers build one head per request. Its scalar fields are translated up
-front (a few dict reads each); its header lines are not: most middleware read
-one or two headers, or none, so the head keeps its source and translates a
-header when it is asked for, and the whole list only when that is read.
+The drivers build one head per request, but most middleware read only a few
+of its fields (SecurityHeaders: the scheme; a rate limit: the client; a
+buffering rule: the method, the path and two headers). These heads keep their
+source and translate a field, a header or the whole header list only when it
+is first read, with the rules of ``bridge._translate``.
 
 Invariants:
 
-* Fields and headers read the same as from a head built field by field with
-  the rules of ``bridge._translate`` (the conformance tests compare them).
+* Fields and headers read the same as from a head built up front with the
+  rules of ``bridge._translate`` (the conformance tests compare them).
+* ``scheme``, ``client`` and ``values`` are read up front (a dict read or
+  two each, and most middleware read one of them). Any other field is read
+  once, when first asked for (its slot holds ``_UNREAD`` until then), so the
+  source must not change while the head is in use: a driver that hands the
+  source itself to an app (which may change its environ or scope) first calls
+  :func:`settle`, which points the head at a private shallow copy.
 * ``replace`` keeps the source and records the fields it was given
   (``_changes``, accumulated over several ``replace`` calls), so applying the
   new head to the environ or scope writes just those fields instead of
-  comparing every field of two heads. A head whose source is unchanged shares
-  the source's header lines.
-* Header lines not yet read come from the source when they are, as the
-  request's (the drivers never mutate a caller's environ or scope).
+  comparing every field of two heads; the fields it was not given are read
+  from the shared source when asked for, as they would be from the original.
+* A field that cannot be translated (``BadRequest``, e.g. a PATH_INFO that is
+  not UTF-8) raises where it is first read, so a middleware that never reads
+  it leaves it to the app.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -27,26 +36,37 @@ from asgiref.typing import HTTPScope
 
 from bridge._translate import (
     BadRequest,
+    environ_client,
     environ_header,
+    environ_http_version,
+    environ_method,
+    environ_path,
+    environ_query,
+    environ_raw_path,
+    environ_root_path,
+    environ_scheme,
+    environ_server,
     headers_from_environ,
     normalize_request_headers,
     parse_content_length,
-    request_fields_from_environ,
     split_root_path,
 )
 from bridge._types import Environ
 
-from ._heads import NO_VALUES, Headers, RequestHead, _set, unfrozen_head
+from ._heads import _FIELD_NAMES, NO_VALUES, Headers, RequestHead, _HeadSlots, _set
 
-__all__ = ("VALUES_KEY", "environ_head", "recorded_changes", "scope_head")
+__all__ = ("VALUES_KEY", "environ_head", "recorded_changes", "scope_head", "settle")
 
 #: Key of the mapping of all per-request values (``RequestHead.values``) in
 #: environs and scopes.
 VALUES_KEY: Final = "bridge.values"
 
+#: What a field's slot holds until the field is read.
+_UNREAD: Final[Any] = type("_Unread", (), {"__repr__": lambda self: "<unread>"})()
+
 
 class _SourcedHead(RequestHead):
-    """A head whose header lines come from ``_src`` when first read."""
+    """A head whose fields and header lines come from ``_src`` when first read."""
 
     __slots__ = ()
 
@@ -81,11 +101,78 @@ class _SourcedHead(RequestHead):
         return self.headers == other.headers
 
     def replace(self, **changes: Any) -> RequestHead:
-        copy = self._copied(changes)
-        copy._src = self._src
-        copy._changes = changes if self._changes is None else {**self._changes, **changes}
+        if not _FIELD_NAMES.issuperset(changes):
+            raise TypeError(f"RequestHead has no field {sorted(changes.keys() - _FIELD_NAMES)}")
+        headers = changes.get("headers")
+        if headers is not None and type(headers) is not tuple:
+            changes["headers"] = tuple(headers)
+        recorded = changes if self._changes is None else {**self._changes, **changes}
+        copy = _unread_storage(
+            self._src, self.scheme, self.client, self.values, recorded.get("headers", self._headers)
+        )
+        for name, value in recorded.items():
+            if name != "headers":
+                setattr(copy, name, value)
+        copy._changes = recorded
         copy.__class__ = type(self)
         return copy  # type: ignore[return-value]  # a head since the class switch
+
+
+def _unread_storage(
+    source: Any,
+    scheme: str,
+    client: tuple[str, int] | None,
+    values: Mapping[str, Any],
+    headers: Headers | None,
+) -> _HeadSlots:
+    """The storage of a head of ``source`` with only the eager fields set (see ``_heads``).
+
+    ``scheme``, ``client`` and ``values`` are plain slots, read up front: they cost a
+    dict read or two, and most middleware read one of them (HSTS, rate-limit keys,
+    proxies), where a field read on demand costs a property call on every read.
+    """
+    head = object.__new__(_HeadSlots)
+    head.method = head.path = head.root_path = head.raw_path = _UNREAD
+    head.query_string = head.server = head.http_version = _UNREAD
+    head.scheme = scheme
+    head.client = client
+    head.values = values
+    head._headers = headers
+    head._load = head._lookup = None
+    head._src = source
+    head._changes = None
+    return head
+
+
+def _read_on_demand(cls: type[_SourcedHead], fields: dict[str, Callable[[Any], Any]]) -> None:
+    """Give ``cls`` a property per field that reads it from the source on first use."""
+    for name, read in fields.items():
+        slot = vars(_HeadSlots)[name]
+        setattr(cls, name, property(_field_reader(slot.__get__, slot.__set__, read)))
+
+
+def _field_reader(
+    get: Callable[[Any], Any], put: Callable[[Any, Any], None], read: Callable[[Any], Any]
+) -> Callable[[_SourcedHead], Any]:
+    def field(head: _SourcedHead) -> Any:
+        value = get(head)
+        if value is _UNREAD:
+            value = read(head._src)
+            put(head, value)
+        return value
+
+    return field
+
+
+def settle(head: RequestHead) -> None:
+    """Make ``head`` independent of its source before the source goes to an app.
+
+    An app may change its environ or scope (a router rewriting the path, a
+    framework adding keys); fields and headers read later must still be the
+    request's. A shallow copy suffices: the values themselves are immutable.
+    """
+    if isinstance(head, _SourcedHead):
+        _set(head, "_src", dict(head._src))
 
 
 # -- environ ------------------------------------------------------------------------
@@ -123,19 +210,29 @@ class _EnvironHead(_SourcedHead):
         return [value for key, value in self._headers if key == name]
 
 
+_read_on_demand(
+    _EnvironHead,
+    {
+        "method": environ_method,
+        "path": environ_path,
+        "root_path": environ_root_path,
+        "raw_path": environ_raw_path,
+        "query_string": environ_query,
+        "server": environ_server,
+        "http_version": environ_http_version,
+    },
+)
+
+
 def environ_head(environ: Environ) -> RequestHead:
-    """The head of a PEP 3333 environ. Raises ``BadRequest`` for a non-UTF-8 path."""
-    method, scheme, path, root_path, raw_path, query, client, server, version = (
-        request_fields_from_environ(environ)
+    """The head of a PEP 3333 environ; each field is translated when first read."""
+    head = _unread_storage(
+        environ,
+        environ_scheme(environ),
+        environ_client(environ),
+        environ.get(VALUES_KEY, NO_VALUES),
+        None,
     )
-    # Filled while a plain slots object, then frozen by the class switch (see _heads).
-    head = unfrozen_head(method, scheme, path, root_path, raw_path, query)
-    head.client = client
-    head.server = server
-    head.http_version = version
-    head.values = environ.get(VALUES_KEY, NO_VALUES)
-    head._src = environ
-    head._changes = None
     head.__class__ = _EnvironHead
     return head  # type: ignore[return-value]  # a head since the class switch
 
@@ -150,32 +247,46 @@ class _ScopeHead(_SourcedHead):
         return tuple(normalize_request_headers(self._src["headers"]))
 
 
+def _scope_paths(scope: Any) -> tuple[str, str]:
+    """``(path, root_path)``: the full path under the root path (see ``split_root_path``)."""
+    root_path, path_info = split_root_path(scope["path"], scope.get("root_path", ""))
+    return root_path + path_info, root_path
+
+
+def _scope_raw_path(scope: Any) -> bytes:
+    raw_path: bytes | None = scope.get("raw_path")
+    if raw_path is None:
+        raw_path = quote(_scope_paths(scope)[0], safe="/;=,:@!$&'()*+~").encode("ascii")
+    return raw_path
+
+
+def _pair(value: Any) -> Any:
+    # Some servers send client and server as lists.
+    return value if value is None or type(value) is tuple else (value[0], value[1])
+
+
+_read_on_demand(
+    _ScopeHead,
+    {
+        "method": lambda scope: scope.get("method", "GET"),  # websocket scopes have none
+        "path": lambda scope: _scope_paths(scope)[0],
+        "root_path": lambda scope: _scope_paths(scope)[1],
+        "raw_path": _scope_raw_path,
+        "query_string": lambda scope: scope.get("query_string", b""),
+        "server": lambda scope: _pair(scope.get("server")),
+        "http_version": lambda scope: scope.get("http_version", "1.1"),
+    },
+)
+
+
 def scope_head(scope: HTTPScope) -> RequestHead:
-    """The head of an ASGI ``http`` or ``websocket`` scope."""
+    """The head of an ASGI ``http`` or ``websocket`` scope; each field is translated
+    when first read."""
     fields: dict[str, Any] = scope  # type: ignore[assignment]  # read as a plain dict
     get = fields.get
-    root_path, path_info = split_root_path(scope["path"], get("root_path", ""))
-    path = root_path + path_info
-    raw_path: bytes | None = get("raw_path")
-    if raw_path is None:
-        raw_path = quote(path, safe="/;=,:@!$&'()*+~").encode("ascii")
-    client = get("client")
-    server = get("server")
-    head = unfrozen_head(
-        get("method", "GET"),  # websocket scopes have none
-        get("scheme", "http"),
-        path,
-        root_path,
-        raw_path,
-        get("query_string", b""),
+    head = _unread_storage(
+        scope, get("scheme", "http"), _pair(get("client")), get(VALUES_KEY, NO_VALUES), None
     )
-    head.client = client if client is None or type(client) is tuple else (client[0], client[1])
-    # some servers send lists
-    head.server = server if server is None or type(server) is tuple else (server[0], server[1])
-    head.http_version = get("http_version", "1.1")
-    head.values = get(VALUES_KEY, NO_VALUES)
-    head._src = scope
-    head._changes = None
     head.__class__ = _ScopeHead
     return head  # type: ignore[return-value]  # a head since the class switch
 

@@ -45,6 +45,7 @@ from ._exchange import (
     features_of,
 )
 from ._heads import RequestHead, Response, ResponseHead, reason_phrase
+from ._sourced import settle
 from ._wsgi_read import timed_reader
 
 if TYPE_CHECKING:
@@ -333,6 +334,7 @@ class _WsgiRun:
 
     def run(self) -> Iterable[bytes]:
         if not self.features.request:  # Forward(ex.head), without making one per request
+            settle(self.ex.head)  # the app may change its environ; response hooks see the request's
             return self.call_app(self.app_environ(self.environ))
         try:
             decision = _decide(self.ex, self.environ, self.features)
@@ -349,6 +351,8 @@ class _WsgiRun:
         if decision.body is not None:
             head = head_for_body(head, decision.body.length)
         environ = environ_with_head(self.environ, ex.head, head)
+        if environ is self.environ:
+            settle(ex.head)  # the app may change its environ; response hooks see the request's
         if decision.body is not None:
             environ = self.replace_body(environ, decision.body)
         return self.call_app(self.app_environ(environ))

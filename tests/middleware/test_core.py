@@ -261,10 +261,16 @@ def test_effect_errors_are_thrown_into_the_generator() -> None:
 # -- drivers -------------------------------------------------------------------------
 
 
-def test_request_is_not_mutated_and_bad_paths_give_400(caplog: pytest.LogCaptureFixture) -> None:
+def test_request_is_not_mutated_and_bad_paths_give_400_when_read(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     class Https(Middleware):
         def exchange(self, head: RequestHead, now: float) -> Exchange:
             return _Https(head, now)
+
+    class ByPath(Middleware):
+        def exchange(self, head: RequestHead, now: float) -> Exchange:
+            return _ByPath(head, now)
 
     environ: dict[str, Any] = {
         "REQUEST_METHOD": "GET",
@@ -275,17 +281,31 @@ def test_request_is_not_mutated_and_bad_paths_give_400(caplog: pytest.LogCapture
         "wsgi.url_scheme": "http",
     }
     statuses: list[str] = []
-    body = Https(wsgi_hello)(
+    body = ByPath(wsgi_hello)(
         environ, lambda status, headers, exc_info=None: statuses.append(status)
     )
     assert statuses == ["400 Bad Request"]
     assert b"UTF-8" in b"".join(body)
     assert [r.name for r in caplog.records] == ["bridge.middleware"]
+    # A middleware that never reads the path leaves it to the app, as the server gave it.
+    seen: list[Any] = []
+
+    def recording(environ: Any, start_response: Any) -> Any:
+        seen.append((environ["PATH_INFO"], environ["wsgi.url_scheme"]))
+        return wsgi_hello(environ, start_response)
+
+    assert list(Https(recording)(dict(environ), lambda *args: None)) == [b"hello"]
+    assert seen == [("/\xff", "https")]
     environ["PATH_INFO"] = "/ok"
     before = dict(environ)
     result = Https(wsgi_hello)(environ, lambda *args: None)
     assert list(result) == [b"hello"]
     assert environ == before
+
+
+class _ByPath(Exchange):
+    def request(self) -> Forward:
+        return Forward(self.head.replace(path=self.head.path + "/x"))
 
 
 class _Https(Exchange):
@@ -580,3 +600,41 @@ def test_a_response_hook_bug_is_one_500_logged_alike_under_both(
     assert (wsgi.status, wsgi.body) == (asgi.status, asgi.body)
     assert wsgi.status == 500
     assert wsgi_lines == asgi_lines == ["BrokenResponseHook failed on the response head; sent 500"]
+
+
+# -- heads read on demand stay the request's -------------------------------------------
+
+
+class _EchoHead(Exchange):
+    """Reads nothing before the app runs; reports the head's path and scheme after it."""
+
+    def response(self, head: ResponseHead) -> ResponseHead:
+        seen = f"{self.head.path} {self.head.scheme} {self.head.header(b'x-tag')!r}"
+        return head.replace(headers=(*head.headers, (b"x-head", seen.encode())))
+
+
+class EchoHead(Middleware):
+    def exchange(self, head: RequestHead, now: float) -> Exchange:
+        return _EchoHead(head, now)
+
+
+def test_an_app_changing_its_environ_or_scope_does_not_change_the_head() -> None:
+    # Routers rewrite the path in place (werkzeug's DispatcherMiddleware, Starlette's Mount).
+    def wsgi_app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        environ["PATH_INFO"] = "/changed"
+        environ["wsgi.url_scheme"] = "https"
+        environ["HTTP_X_TAG"] = "changed"
+        return wsgi_hello(environ, start_response)
+
+    async def asgi_app(scope: Any, receive: Any, send: Any) -> None:
+        scope["path"] = "/changed"
+        scope["scheme"] = "https"
+        scope["headers"] = [(b"x-tag", b"changed")]
+        await asgi_hello(scope, receive, send)
+
+    request = Request(path="/original", headers=[(b"host", b"t"), (b"x-tag", b"sent")])
+    wsgi = call_wsgi(EchoHead(wsgi_app), request)
+    asgi = call_asgi(EchoHead(asgi_app), request)
+    trio = call_asgi(EchoHead(asgi_app), request, backend="trio")
+    for result in (wsgi, asgi, trio):
+        assert result.header(b"x-head") == b"/original http b'sent'"
