@@ -24,7 +24,6 @@ caller should answer with; nothing in this module does I/O.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final, cast
 from urllib.parse import quote
@@ -40,7 +39,6 @@ __all__ = (
     "environ_client",
     "environ_from_scope",
     "environ_header",
-    "environ_header_lookup",
     "environ_http_version",
     "environ_method",
     "environ_path",
@@ -298,11 +296,6 @@ def environ_header(environ: Mapping[str, Any], name: bytes) -> bytes | None:
         # an empty CONTENT_TYPE / CONTENT_LENGTH means "absent" (see headers_from_environ)
         return None if value is None or name in _BARE_HEADERS else b""
     return value.encode("latin-1") if type(value) is str else str(value).encode("latin-1")
-
-
-def environ_header_lookup(environ: Mapping[str, Any]) -> Callable[[bytes], bytes | None]:
-    """:func:`environ_header` bound to ``environ``."""
-    return functools.partial(environ_header, environ)
 
 
 def headers_from_environ(environ: Mapping[str, Any]) -> list[tuple[bytes, bytes]]:

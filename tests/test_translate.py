@@ -184,7 +184,7 @@ def test_apply_scope_fields_to_environ_gives_what_the_scope_would() -> None:
 
 def test_header_lookups_agree_with_the_full_translation() -> None:
     from bridge._translate import (
-        environ_header_lookup,
+        environ_header,
         headers_from_environ,
         normalize_request_headers,
     )
@@ -203,9 +203,9 @@ def test_header_lookups_agree_with_the_full_translation() -> None:
     full_scope = dict(normalize_request_headers(raw))
     full_environ = dict(headers_from_environ(environ_for(make_scope(headers=raw))))
     assert full_scope == full_environ
-    environ_lookup = environ_header_lookup(environ_for(make_scope(headers=raw)))
+    environ = environ_for(make_scope(headers=raw))
     for name in [b"host", b"x-a", b"cookie", b"content-type", b"x_b", b"x-empty", b"missing"]:
-        assert environ_lookup(name) == full_scope.get(name), name
+        assert environ_header(environ, name) == full_scope.get(name), name
 
 
 @pytest.mark.parametrize(

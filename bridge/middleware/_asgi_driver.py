@@ -70,12 +70,7 @@ async def run_asgi(
         await _websocket(mw, scope, receive, send)
         return
     http: HTTPScope = scope  # type: ignore[assignment]  # an http scope (no cast(): a call)
-    try:
-        head = head_from_scope(http)
-    except BadRequest as exc:
-        logger.warning("%s: bad request: %s", type(mw).__name__, exc)
-        await _send_response(send, Response.text(exc.status, str(exc)))
-        return
+    head = head_from_scope(http)  # fields are translated (or refused) when first read
     if mw.decides:
         await _run_decided(mw, head, http, receive, send)
         return
@@ -93,12 +88,7 @@ async def run_asgi(
         return
     # Request-only exchange: decide, then leave the response path to the app and server.
     try:
-        result = ex.request() if features.request else Forward(head)
-        decision = as_decision(result)
-        if decision is None:
-            if not isinstance(result, Generator):
-                raise bad_decision(result)
-            decision = await drive_async(result, _AsgiBody(receive))
+        decision = await _decide(ex, receive, features)
     except Exception as exc:
         await _send_response(send, failure(type(mw).__name__, exc, "in request()", ex)[0])
         return

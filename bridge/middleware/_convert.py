@@ -21,7 +21,7 @@ from bridge._translate import apply_scope_fields_to_environ
 from bridge._types import Environ
 
 from ._heads import SCOPE_FIELDS, RequestHead, remove_header, set_header
-from ._sourced import VALUES_KEY, environ_head, recorded_changes, scope_head
+from ._sourced import VALUES_KEY, head_from_environ, head_from_scope, recorded_changes
 
 __all__ = (
     "VALUES_KEY",
@@ -37,37 +37,12 @@ __all__ = (
 VALUE_PREFIX: Final = "bridge."
 
 
-def head_from_scope(scope: HTTPScope) -> RequestHead:
-    """The head of an ASGI ``http`` or ``websocket`` scope."""
-    return scope_head(scope)
-
-
-def head_from_environ(environ: Environ) -> RequestHead:
-    """The head of a PEP 3333 environ. Raises ``BadRequest`` for non-UTF-8 paths."""
-    return environ_head(environ)
+#: The fields compared when a head did not come from the other by ``replace``.
+_COMPARED: Final = tuple(sorted(SCOPE_FIELDS - {"headers"}))
 
 
 def _changed(old: RequestHead, new: RequestHead) -> list[str]:
-    # Spelled out: this runs once per rewritten request, and most fields are the same object.
-    changed = []
-    if old.method is not new.method and old.method != new.method:
-        changed.append("method")
-    if old.scheme is not new.scheme and old.scheme != new.scheme:
-        changed.append("scheme")
-    if old.path is not new.path and old.path != new.path:
-        changed.append("path")
-    if old.root_path is not new.root_path and old.root_path != new.root_path:
-        changed.append("root_path")
-    if old.raw_path is not new.raw_path and old.raw_path != new.raw_path:
-        changed.append("raw_path")
-    if old.query_string is not new.query_string and old.query_string != new.query_string:
-        changed.append("query_string")
-    if old.client is not new.client and old.client != new.client:
-        changed.append("client")
-    if old.server is not new.server and old.server != new.server:
-        changed.append("server")
-    if old.http_version is not new.http_version and old.http_version != new.http_version:
-        changed.append("http_version")
+    changed = [name for name in _COMPARED if getattr(old, name) != getattr(new, name)]
     if not new.same_headers(old):
         changed.append("headers")
     return changed

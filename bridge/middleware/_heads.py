@@ -14,7 +14,7 @@ Invariants:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from types import MappingProxyType
@@ -107,11 +107,9 @@ SCOPE_FIELDS: Final = _FIELD_NAMES - {"values"}
 _SLOTS: Final = (
     *_REQUEST_FIELDS[:6],
     "_headers",
-    "_load",
-    "_lookup",
     *_REQUEST_FIELDS[7:],
-    # Used only by heads read on demand (see ``_lazy``): the environ or scope, and the
-    # fields a ``replace`` changed since the head was read.
+    # Used only by the drivers' heads, read on demand (see ``_sourced``): the environ
+    # or scope, and the fields a ``replace`` changed since the head was read.
     "_src",
     "_changes",
 )
@@ -131,40 +129,13 @@ class _HeadSlots:
     root_path: str
     raw_path: bytes
     query_string: bytes
-    _headers: Headers | None
-    _load: Callable[[], Headers] | None
-    _lookup: Callable[[bytes], bytes | None] | None
+    _headers: Headers | None  # None only in a driver's head, until its lines are read
     client: tuple[str, int] | None
     server: tuple[str, int | None] | None
     http_version: str
     values: Mapping[str, Any]
     _src: Any
     _changes: dict[str, Any] | None
-
-
-def unfrozen_head(
-    method: str,
-    scheme: str,
-    path: str,
-    root_path: str,
-    raw_path: bytes,
-    query_string: bytes,
-    headers: Headers | None = None,
-) -> _HeadSlots:
-    """The storage of a head with these fields and header lines (None: not read yet),
-    no header loader; the caller sets ``client``, ``server``, ``http_version`` and
-    ``values`` (and the source slots of a sourced head), then switches its class."""
-    head = object.__new__(_HeadSlots)
-    head.method = method
-    head.scheme = scheme
-    head.path = path
-    head.root_path = root_path
-    head.raw_path = raw_path
-    head.query_string = query_string
-    head._headers = headers
-    head._load = None
-    head._lookup = None
-    return head
 
 
 class RequestHead(_HeadSlots):
@@ -178,8 +149,8 @@ class RequestHead(_HeadSlots):
     ``"bridge.csp_nonce"``); a WSGI app reads them as environ keys and an
     ASGI app as scope keys of the same name.
 
-    The drivers build ``headers`` only when something reads them, so a
-    middleware that never looks at request headers does not pay for them.
+    The drivers' heads translate each field and header from the environ or
+    scope when it is first read, so a middleware pays only for what it reads.
     """
 
     __slots__ = ()
@@ -192,21 +163,20 @@ class RequestHead(_HeadSlots):
         root_path: str,
         raw_path: bytes,
         query_string: bytes,
-        headers: Iterable[tuple[bytes, bytes]] | Callable[[], Headers],
+        headers: Iterable[tuple[bytes, bytes]],
         client: tuple[str, int] | None,
         server: tuple[str, int | None] | None,
         http_version: str = "1.1",
         values: Mapping[str, Any] = NO_VALUES,
-        lookup: Callable[[bytes], bytes | None] | None = None,
     ) -> RequestHead:
-        if callable(headers):  # built on first use
-            # Until the lines are built, header() asks ``lookup``, which follows
-            # the same joining rules as the full list.
-            head = unfrozen_head(method, scheme, path, root_path, raw_path, query_string)
-            head._headers, head._load, head._lookup = None, headers, lookup
-        else:
-            lines = headers if type(headers) is tuple else tuple(headers)
-            head = unfrozen_head(method, scheme, path, root_path, raw_path, query_string, lines)
+        head = object.__new__(_HeadSlots)
+        head.method = method
+        head.scheme = scheme
+        head.path = path
+        head.root_path = root_path
+        head.raw_path = raw_path
+        head.query_string = query_string
+        head._headers = headers if type(headers) is tuple else tuple(headers)
         head.client = client
         head.server = server
         head.http_version = http_version
@@ -214,32 +184,10 @@ class RequestHead(_HeadSlots):
         head.__class__ = cls  # frozen from here on
         return head  # type: ignore[return-value]  # frozen above; no cast() call
 
-    def __init__(
-        self,
-        method: str,
-        scheme: str,
-        path: str,
-        root_path: str,
-        raw_path: bytes,
-        query_string: bytes,
-        headers: Iterable[tuple[bytes, bytes]] | Callable[[], Headers],
-        client: tuple[str, int] | None,
-        server: tuple[str, int | None] | None,
-        http_version: str = "1.1",
-        values: Mapping[str, Any] = NO_VALUES,
-        lookup: Callable[[bytes], bytes | None] | None = None,
-    ) -> None:
-        """Every field is set by ``__new__``; this only documents the signature."""
-
     @property
     def headers(self) -> Headers:
         """Request header lines: lowercase names, repeated names joined, order kept."""
-        headers = self._headers
-        if headers is None:
-            load = self._load
-            headers = load() if load is not None else ()
-            _set(self, "_headers", headers)
-        return headers
+        return self._headers or ()
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"RequestHead is immutable; use head.replace({name}=...)")
@@ -260,14 +208,10 @@ class RequestHead(_HeadSlots):
 
     def same_headers(self, other: RequestHead) -> bool:
         """True when both heads certainly carry the same header lines (cheap check first)."""
-        if self._headers is other._headers and self._load is other._load:
-            return True
-        return self.headers == other.headers
+        return self._headers is other._headers or self.headers == other.headers
 
     def header(self, name: bytes) -> bytes | None:
         """The first value of request header ``name`` (lowercase bytes), or None."""
-        if self._headers is None and self._lookup is not None:
-            return self._lookup(name)
         for key, value in self.headers:
             if key == name:
                 return value
@@ -275,43 +219,27 @@ class RequestHead(_HeadSlots):
 
     def header_values(self, name: bytes) -> list[bytes]:
         """Every value of request header ``name`` (lowercase bytes), in order."""
-        if self._headers is None and self._lookup is not None:
-            value = self._lookup(name)
-            return [] if value is None else [value]
         return [value for key, value in self.headers if key == name]
 
     def replace(self, **changes: Any) -> RequestHead:
         """A copy with ``changes`` applied (field names as above)."""
-        copy = self._copied(changes)
-        copy.__class__ = type(self)
-        return copy  # type: ignore[return-value]  # a RequestHead since the class switch
-
-    def _copied(self, changes: dict[str, Any]) -> _HeadSlots:
-        """An unfrozen copy with ``changes`` applied; given headers become a tuple in
-        ``changes`` too."""
         if not _FIELD_NAMES.issuperset(changes):
             raise TypeError(f"RequestHead has no field {sorted(changes.keys() - _FIELD_NAMES)}")
         get = changes.get
-        headers = get("headers")
-        if headers is not None and type(headers) is not tuple:
-            headers = changes["headers"] = tuple(headers)
-        copy = unfrozen_head(
+        return RequestHead.__new__(
+            type(self),
             get("method", self.method),
             get("scheme", self.scheme),
             get("path", self.path),
             get("root_path", self.root_path),
             get("raw_path", self.raw_path),
             get("query_string", self.query_string),
-            self._headers if headers is None else headers,
+            get("headers", self.headers),
+            get("client", self.client),
+            get("server", self.server),
+            get("http_version", self.http_version),
+            get("values", self.values),
         )
-        if headers is None:  # the same lines, or the same loader for them
-            copy._load = self._load
-            copy._lookup = self._lookup
-        copy.client = get("client", self.client)
-        copy.server = get("server", self.server)
-        copy.http_version = get("http_version", self.http_version)
-        copy.values = get("values", self.values)
-        return copy
 
     def with_value(self, key: str, value: Any) -> RequestHead:
         """A copy whose ``values`` also maps ``key`` to ``value``."""

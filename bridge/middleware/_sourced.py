@@ -55,7 +55,7 @@ from bridge._types import Environ
 
 from ._heads import _FIELD_NAMES, NO_VALUES, Headers, RequestHead, _HeadSlots, _set
 
-__all__ = ("VALUES_KEY", "environ_head", "recorded_changes", "scope_head", "settle")
+__all__ = ("VALUES_KEY", "head_from_environ", "head_from_scope", "recorded_changes", "settle")
 
 #: Key of the mapping of all per-request values (``RequestHead.values``) in
 #: environs and scopes.
@@ -138,7 +138,6 @@ def _unread_storage(
     head.client = client
     head.values = values
     head._headers = headers
-    head._load = head._lookup = None
     head._src = source
     head._changes = None
     return head
@@ -224,7 +223,7 @@ _read_on_demand(
 )
 
 
-def environ_head(environ: Environ) -> RequestHead:
+def head_from_environ(environ: Environ) -> RequestHead:
     """The head of a PEP 3333 environ; each field is translated when first read."""
     head = _unread_storage(
         environ,
@@ -279,7 +278,7 @@ _read_on_demand(
 )
 
 
-def scope_head(scope: HTTPScope) -> RequestHead:
+def head_from_scope(scope: HTTPScope) -> RequestHead:
     """The head of an ASGI ``http`` or ``websocket`` scope; each field is translated
     when first read."""
     fields: dict[str, Any] = scope  # type: ignore[assignment]  # read as a plain dict

@@ -58,11 +58,7 @@ _CHUNK = 65536
 
 def run_wsgi(mw: Middleware, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
     """Handle one WSGI request through ``mw`` (this is ``mw.__call__``)."""
-    try:
-        head = head_from_environ(environ)
-    except BadRequest as exc:
-        logger.warning("%s: bad request: %s", type(mw).__name__, exc)
-        return _respond(start_response, Response.text(exc.status, str(exc)))
+    head = head_from_environ(environ)  # fields are translated (or refused) when first read
     if mw.decides:
         return _run_decided(mw, head, environ, start_response)
     try:
