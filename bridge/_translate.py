@@ -30,6 +30,7 @@ from urllib.parse import quote
 
 from asgiref.typing import HTTPScope
 
+from ._memo import Memo
 from ._types import Environ
 
 __all__ = (
@@ -275,7 +276,9 @@ def _cgi_key(name: bytes) -> str:
 
 
 #: Header name -> the environ key holding it, or "" for names no environ key holds.
-_LOOKUP_KEYS: dict[bytes, str] = {}
+_LOOKUP_KEYS: Memo[bytes, str] = Memo(
+    lambda name: "" if b"_" in name else _cgi_key(name), size=1024
+)
 
 
 def environ_header(environ: Mapping[str, Any], name: bytes) -> bytes | None:
@@ -284,11 +287,7 @@ def environ_header(environ: Mapping[str, Any], name: bytes) -> bytes | None:
     Constant time per name, so a middleware that reads a few headers does not
     translate them all. ``name`` is lowercase.
     """
-    key = _LOOKUP_KEYS.get(name)
-    if key is None:
-        key = "" if b"_" in name else _cgi_key(name)
-        if len(_LOOKUP_KEYS) < 1024:
-            _LOOKUP_KEYS[name] = key
+    key = _LOOKUP_KEYS[name]
     if not key:
         return None
     value = environ.get(key)

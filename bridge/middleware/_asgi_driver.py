@@ -289,10 +289,10 @@ class _AsgiRun:
         self.tail: AsyncioTail | None = None  # while a response_body app runs (asyncio)
         self.start_head: ResponseHead | None = None
 
-    async def run(self, decision: Forward | None = None) -> None:
+    async def run(self) -> None:
         outcome = _CANCELLED
         try:
-            outcome = await self.decide_and_call(decision)
+            outcome = await self.decide_and_call()
         except OSError as exc:
             outcome = Outcome("disconnected", self.status, exc)
             raise
@@ -303,29 +303,28 @@ class _AsgiRun:
             if self.features.finish or self.replay is not None:
                 await self.finish(outcome)  # shielded inside where it awaits
 
-    async def decide_and_call(self, decided: Forward | None) -> Outcome:
-        ex = self.ex
-        if decided is None and not self.features.request:
-            # Forward(ex.head), without making one per request.
-            settle(ex.head)  # the app may change its scope; response hooks see the request's
-            return await self.call_app(self.scope, self.app_receive(self.receive))
+    async def decide_and_call(self) -> Outcome:
+        if not self.features.request:  # nothing to decide: the request goes on as it is
+            return await self.forward(self.ex.head, None)
         try:
-            decision = decided or await _decide(ex, self.receive, self.features)
+            decision = await _decide(self.ex, self.receive, self.features)
         except Exception as exc:
             name = type(self.mw).__name__
-            return await self.respond(*failure(name, exc, "in request()", ex), exc)
+            return await self.respond(*failure(name, exc, "in request()", self.ex), exc)
         if isinstance(decision, Respond):
             return await self.respond(decision.response, "responded")
-        head = decision.head
-        if decision.body is not None:
-            head = head_for_body(head, decision.body.length)
-        scope = scope_with_head(self.scope, ex.head, head)
+        return await self.forward(decision.head, decision.body)
+
+    async def forward(self, head: RequestHead, body: ReplayBody | None) -> Outcome:
+        if body is not None:
+            head = head_for_body(head, body.length)
+        scope = scope_with_head(self.scope, self.ex.head, head)
         if scope is self.scope:
-            settle(ex.head)  # the app may change its scope; response hooks see the request's
+            settle(self.ex.head)  # the app may change its scope; response hooks see the request's
         receive = self.receive
-        if decision.body is not None:
-            self.replay = decision.body
-            receive = replay_receive(decision.body, receive)
+        if body is not None:
+            self.replay = body
+            receive = replay_receive(body, receive)
         return await self.call_app(scope, self.app_receive(receive))
 
     def app_receive(self, receive: Any) -> Any:

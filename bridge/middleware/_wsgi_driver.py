@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, cast
 import anyio
 import anyio.to_thread
 
+from bridge._memo import Memo
 from bridge._portal import background_portal
 from bridge._translate import BadRequest
 from bridge._types import Environ, ExcInfo, StartResponse, WsgiHeaders
@@ -329,9 +330,8 @@ class _WsgiRun:
         self.start_head: ResponseHead | None = None
 
     def run(self) -> Iterable[bytes]:
-        if not self.features.request:  # Forward(ex.head), without making one per request
-            settle(self.ex.head)  # the app may change its environ; response hooks see the request's
-            return self.call_app(self.app_environ(self.environ))
+        if not self.features.request:  # nothing to decide: the request goes on as it is
+            return self.forward(self.ex.head, None)
         try:
             decision = _decide(self.ex, self.environ, self.features)
         except Exception as exc:
@@ -339,18 +339,17 @@ class _WsgiRun:
             return self.respond(*failure(name, exc, "in request()", self.ex), exc)
         if isinstance(decision, Respond):
             return self.respond(decision.response, "responded")
-        return self.forward(decision)
+        return self.forward(decision.head, decision.body)
 
-    def forward(self, decision: Forward) -> Iterable[bytes]:
+    def forward(self, head: RequestHead, body: ReplayBody | None) -> Iterable[bytes]:
         ex = self.ex
-        head = decision.head
-        if decision.body is not None:
-            head = head_for_body(head, decision.body.length)
+        if body is not None:
+            head = head_for_body(head, body.length)
         environ = environ_with_head(self.environ, ex.head, head)
         if environ is self.environ:
             settle(ex.head)  # the app may change its environ; response hooks see the request's
-        if decision.body is not None:
-            environ = self.replace_body(environ, decision.body)
+        if body is not None:
+            environ = self.replace_body(environ, body)
         return self.call_app(self.app_environ(environ))
 
     def app_environ(self, environ: Environ) -> Environ:
@@ -379,7 +378,7 @@ class _WsgiRun:
         self.held = (status, headers)
         self.start_head = None
         if self.features.response_start:
-            head = ResponseHead(int(status[:3]), tuple(map(_to_bytes, headers)))
+            head = ResponseHead(int(status[:3]), tuple(map(_BYTES_OF.__getitem__, headers)))
             self.start_head = head
             try:
                 self.ex.response_start(head)
@@ -471,7 +470,7 @@ class _WsgiRun:
         code = int(status[:3])
         if self.features.response:
             # The head response_start saw, when there was one (same lines, converted once).
-            head = self.start_head or ResponseHead(code, tuple(map(_to_bytes, headers)))
+            head = self.start_head or ResponseHead(code, tuple(map(_BYTES_OF.__getitem__, headers)))
             new = self.ex.response(head)
             if new is not head:
                 if new.status != code:
@@ -518,30 +517,17 @@ class _WsgiRun:
 
 
 # Header lines repeat from response to response (Content-Type, the security headers),
-# so their conversions are memoised; the caches are bounded by clearing when full.
-_BYTES_OF: dict[tuple[str, str], tuple[bytes, bytes]] = {}
-_TEXT_OF: dict[tuple[bytes, bytes], tuple[str, str]] = {}
-_MEMO_SIZE = 512
-
-
-def _to_bytes(pair: tuple[str, str]) -> tuple[bytes, bytes]:
-    found = _BYTES_OF.get(pair)
-    if found is None:
-        found = (pair[0].encode("latin-1"), pair[1].encode("latin-1"))
-        if len(_BYTES_OF) >= _MEMO_SIZE:
-            _BYTES_OF.clear()
-        _BYTES_OF[pair] = found
-    return found
-
-
-def _pair_text(pair: tuple[bytes, bytes]) -> tuple[str, str]:
-    found = _TEXT_OF.get(pair)
-    if found is None:
-        found = (pair[0].decode("latin-1"), pair[1].decode("latin-1"))
-        if len(_TEXT_OF) >= _MEMO_SIZE:
-            _TEXT_OF.clear()
-        _TEXT_OF[pair] = found
-    return found
+# so their conversions are memoised.
+_BYTES_OF: Memo[tuple[str, str], tuple[bytes, bytes]] = Memo(
+    lambda pair: (pair[0].encode("latin-1"), pair[1].encode("latin-1"))
+)
+_TEXT_OF: Memo[tuple[bytes, bytes], tuple[str, str]] = Memo(
+    lambda pair: (pair[0].decode("latin-1"), pair[1].decode("latin-1"))
+)
+#: Whole runs of lines as text: a middleware adds the same lines to most responses.
+_LINES_TEXT: Memo[tuple[tuple[bytes, bytes], ...], list[tuple[str, str]]] = Memo(
+    lambda lines: list(map(_TEXT_OF.__getitem__, lines))
+)
 
 
 def _to_text(
@@ -552,22 +538,8 @@ def _to_text(
     """``after`` as WSGI text pairs; ``original`` is reused when ``after`` extends ``before``."""
     kept = len(before)
     if after[:kept] == before:
-        return [*original, *_lines_text(after[kept:])]
-    return list(map(_pair_text, after))
-
-
-_LINES_TEXT: dict[tuple[tuple[bytes, bytes], ...], list[tuple[str, str]]] = {}
-
-
-def _lines_text(lines: tuple[tuple[bytes, bytes], ...]) -> list[tuple[str, str]]:
-    """``lines`` as text pairs; a middleware adds the same lines to most responses."""
-    found = _LINES_TEXT.get(lines)
-    if found is None:
-        found = list(map(_pair_text, lines))
-        if len(_LINES_TEXT) >= _MEMO_SIZE:
-            _LINES_TEXT.clear()
-        _LINES_TEXT[lines] = found
-    return found
+        return [*original, *_LINES_TEXT[after[kept:]]]
+    return list(map(_TEXT_OF.__getitem__, after))
 
 
 class _HookBadRequest(Exception):
