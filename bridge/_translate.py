@@ -435,12 +435,13 @@ def request_fields_from_environ(environ: Mapping[str, Any]) -> RequestFields:
     or the query string is not latin-1 text. Each field also has a function of
     its own below (``environ_method`` ...), for readers that need only some.
     """
-    path = environ_path(environ)
+    root_path = environ_root_path(environ)
+    path = root_path + _path_info(environ)
     return (
         environ_method(environ),
         environ_scheme(environ),
         path,
-        environ_root_path(environ),
+        root_path,
         environ_raw_path(environ, path),
         environ_query(environ),
         environ_client(environ),
@@ -475,10 +476,14 @@ def environ_root_path(environ: Mapping[str, Any]) -> str:
 
 def environ_path(environ: Mapping[str, Any]) -> str:
     """The decoded full path (SCRIPT_NAME + PATH_INFO); :class:`BadRequest` when not UTF-8."""
+    return environ_root_path(environ) + _path_info(environ)
+
+
+def _path_info(environ: Mapping[str, Any]) -> str:
     path_info = environ.get("PATH_INFO", "")
-    if not (type(path_info) is str and path_info.isascii()):
-        path_info = _unicode_from_wsgi(path_info, "PATH_INFO")
-    return environ_root_path(environ) + path_info
+    if type(path_info) is str and path_info.isascii():
+        return path_info
+    return _unicode_from_wsgi(path_info, "PATH_INFO")
 
 
 def environ_raw_path(environ: Mapping[str, Any], path: str | None = None) -> bytes:
