@@ -23,10 +23,8 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+from _peers import SAME_AS_SECURE, SECURE, with_flask_limiter, with_slowapi
 from flask import Flask
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
-from secure import Secure
 from secure.middleware import SecureASGIMiddleware, SecureWSGIMiddleware
 from starlette.applications import Starlette
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
@@ -39,20 +37,6 @@ from werkzeug.test import Client
 
 from bridge import Headers, ProxyHeaders, RateLimit, RequestBuffering, SecurityHeaders
 
-SECURE = Secure.with_default_headers()
-# The headers secure sends, configured on bridge (override=True, as secure overwrites).
-SAME_AS_SECURE: dict[str, Any] = {
-    "preset": "none",
-    "override": True,
-    "hsts": "max-age=31536000; includeSubDomains",
-    "csp": SECURE.headers["Content-Security-Policy"],
-    "content_type_options": "nosniff",
-    "frame_options": "SAMEORIGIN",
-    "referrer_policy": "strict-origin-when-cross-origin",
-    "permissions_policy": "geolocation=(), microphone=(), camera=()",
-    "coop": "same-origin",
-    "corp": "same-origin",
-}
 FORWARDED = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
 LIMIT = "1000000000/minute"
 BODY = b"x" * 100
@@ -75,18 +59,6 @@ def flask_app() -> Flask:
     return app
 
 
-def flask_limited() -> Any:
-    app = flask_app()
-    Limiter(
-        get_remote_address,
-        app=app,
-        storage_uri="memory://",
-        default_limits=[LIMIT],
-        headers_enabled=True,
-    )
-    return app
-
-
 def wsgi_variants() -> dict[str, tuple[Any, bool]]:
     """name -> (WSGI app, sends a 100-byte POST rather than a GET)."""
     app = flask_app().wsgi_app
@@ -99,7 +71,7 @@ def wsgi_variants() -> dict[str, tuple[Any, bool]]:
         "secure SecureWSGIMiddleware": (SecureWSGIMiddleware(app, secure=SECURE), False),
         "bridge Headers": (Headers(app, set_response={"cache-control": "no-store"}), False),
         "bridge RateLimit (memory)": (RateLimit(app, LIMIT), False),
-        "Flask-Limiter (memory)": (flask_limited(), False),
+        "Flask-Limiter (memory)": (with_flask_limiter(flask_app(), LIMIT, "memory://"), False),
         "bridge RequestBuffering, GET": (RequestBuffering(app), False),
         "bridge RequestBuffering, 100-byte POST": (RequestBuffering(app), True),
     }
@@ -135,23 +107,6 @@ def starlette_app() -> Starlette:
     return Starlette(routes=[Route("/", index, methods=["GET", "POST"])])
 
 
-def starlette_slowapi() -> Starlette:
-    from slowapi import Limiter as SlowLimiter
-    from slowapi.errors import RateLimitExceeded
-    from slowapi.middleware import SlowAPIMiddleware
-
-    app = starlette_app()
-    app.state.limiter = SlowLimiter(
-        key_func=lambda request: request.client.host,
-        default_limits=[LIMIT],
-        storage_uri="memory://",
-        headers_enabled=True,
-    )
-    app.add_exception_handler(RateLimitExceeded, lambda r, e: PlainTextResponse("", 429))
-    app.add_middleware(SlowAPIMiddleware)
-    return app
-
-
 def asgi_variants() -> dict[str, tuple[Any, bool]]:
     app = starlette_app()
     return {
@@ -163,7 +118,7 @@ def asgi_variants() -> dict[str, tuple[Any, bool]]:
         "secure SecureASGIMiddleware": (SecureASGIMiddleware(app, secure=SECURE), False),
         "bridge Headers": (Headers(app, set_response={"cache-control": "no-store"}), False),
         "bridge RateLimit (memory)": (RateLimit(app, LIMIT), False),
-        "slowapi (memory)": (starlette_slowapi(), False),
+        "slowapi (memory)": (with_slowapi(starlette_app(), LIMIT, "memory://"), False),
         "bridge RequestBuffering, GET": (RequestBuffering(app), False),
         "bridge RequestBuffering, 100-byte POST": (RequestBuffering(app), True),
         "Starlette RequestBodyLimitMiddleware, POST": (

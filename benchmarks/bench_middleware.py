@@ -23,8 +23,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from _peers import SAME_AS_SECURE, SECURE
 from flask import Flask
-from secure import Secure
 from secure.middleware import SecureASGIMiddleware, SecureWSGIMiddleware
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
@@ -35,21 +35,6 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from bridge import Headers, ProxyHeaders, SecurityHeaders
 from bridge._translate import environ_from_scope
 from bridge.testing import Request
-
-SECURE = Secure.with_default_headers()
-# The same headers secure sends, configured on bridge (override=True, as secure overwrites).
-_SAME_AS_SECURE: dict[str, Any] = {
-    "preset": "none",
-    "override": True,
-    "hsts": "max-age=31536000; includeSubDomains",
-    "csp": SECURE.headers["Content-Security-Policy"],
-    "content_type_options": "nosniff",
-    "frame_options": "SAMEORIGIN",
-    "referrer_policy": "strict-origin-when-cross-origin",
-    "permissions_policy": "geolocation=(), microphone=(), camera=()",
-    "coop": "same-origin",
-    "corp": "same-origin",
-}
 
 REQUEST = Request(
     headers=[
@@ -92,7 +77,7 @@ WSGI_VARIANTS: dict[str, Callable[[Any], Any]] = {
     "bare": lambda app: app,
     "bridge ProxyHeaders": lambda app: ProxyHeaders(app),
     "werkzeug ProxyFix": lambda app: ProxyFix(app, x_for=1, x_proto=1),
-    "bridge SecurityHeaders": lambda app: SecurityHeaders(app, **_SAME_AS_SECURE),
+    "bridge SecurityHeaders": lambda app: SecurityHeaders(app, **SAME_AS_SECURE),
     "secure SecureWSGIMiddleware": lambda app: SecureWSGIMiddleware(app, secure=SECURE),
     "bridge Headers": lambda app: Headers(app, set_response={"cache-control": "no-store"}),
 }
@@ -100,7 +85,7 @@ ASGI_VARIANTS: dict[str, Callable[[Any], Any]] = {
     "bare": lambda app: app,
     "bridge ProxyHeaders": lambda app: ProxyHeaders(app),
     "uvicorn ProxyHeadersMiddleware": lambda app: ProxyHeadersMiddleware(app, "127.0.0.1"),
-    "bridge SecurityHeaders": lambda app: SecurityHeaders(app, **_SAME_AS_SECURE),
+    "bridge SecurityHeaders": lambda app: SecurityHeaders(app, **SAME_AS_SECURE),
     "secure SecureASGIMiddleware": lambda app: SecureASGIMiddleware(app, secure=SECURE),
     "bridge Headers": lambda app: Headers(app, set_response={"cache-control": "no-store"}),
 }

@@ -36,6 +36,8 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from _peers import with_flask_limiter, with_slowapi
+
 from bridge import MemoryStore, RateLimit
 from bridge.middleware import Exchange, Middleware, RequestHead, ResponseHead
 from bridge.ratelimit import parse_rates
@@ -349,11 +351,6 @@ def asgi_caller(app: Any, check_header: bytes | None = None) -> Case:
 def framework_cases(url: str, quick: bool) -> dict[str, tuple[Case, int]]:
     """Whole requests with headers on, Redis-backed: the peers' integrations vs ours."""
     import flask
-    from flask_limiter import Limiter
-    from flask_limiter.util import get_remote_address
-    from slowapi import Limiter as SlowLimiter
-    from slowapi.errors import RateLimitExceeded
-    from slowapi.middleware import SlowAPIMiddleware
     from starlette.applications import Starlette
     from starlette.responses import PlainTextResponse
     from starlette.routing import Route
@@ -366,15 +363,7 @@ def framework_cases(url: str, quick: bool) -> dict[str, tuple[Case, int]]:
         app.add_url_rule("/", "index", lambda: "hello")
         return app
 
-    fl = flask_app()
-    Limiter(
-        get_remote_address,
-        app=fl,
-        storage_uri=url,
-        default_limits=[limit],
-        headers_enabled=True,
-        key_prefix=uuid.uuid4().hex,
-    )
+    fl = with_flask_limiter(flask_app(), limit, url, key_prefix=uuid.uuid4().hex)
     ours_flask = flask_app()
     store = RedisStore(url, prefix=f"bf:{uuid.uuid4().hex}:")
     ours_flask.wsgi_app = RateLimit(ours_flask.wsgi_app, limit, store=store)  # type: ignore[method-assign]
@@ -382,17 +371,9 @@ def framework_cases(url: str, quick: bool) -> dict[str, tuple[Case, int]]:
     async def index(request: Any) -> PlainTextResponse:
         return PlainTextResponse("hello")
 
-    slow = SlowLimiter(
-        key_func=lambda request: request.client.host,
-        default_limits=[limit],
-        storage_uri=url,
-        headers_enabled=True,
-        key_prefix=uuid.uuid4().hex,
+    st = with_slowapi(
+        Starlette(routes=[Route("/", index)]), limit, url, key_prefix=uuid.uuid4().hex
     )
-    st = Starlette(routes=[Route("/", index)])
-    st.state.limiter = slow
-    st.add_exception_handler(RateLimitExceeded, lambda r, e: PlainTextResponse("", 429))
-    st.add_middleware(SlowAPIMiddleware)
     ours_st = Starlette(routes=[Route("/", index)])
     ours_st.add_middleware(RateLimit, limit=limit, store=store)
 
@@ -454,26 +435,14 @@ class OneHeader(Middleware):
 def _flask_limiter_memory(limit: str) -> Any:
     """A Flask hello world limited by Flask-Limiter in memory, with its headers on."""
     import flask
-    from flask_limiter import Limiter
-    from flask_limiter.util import get_remote_address
 
     app = flask.Flask("limited")
     app.add_url_rule("/", "index", lambda: "hello")
-    Limiter(
-        get_remote_address,
-        app=app,
-        storage_uri="memory://",
-        default_limits=[limit],
-        headers_enabled=True,
-    )
-    return app
+    return with_flask_limiter(app, limit, "memory://")
 
 
 def _starlette_apps(limit: str) -> tuple[Any, Any, Any]:
     """Starlette hello worlds: bare, under ``RateLimit`` and under slowapi (both in memory)."""
-    from slowapi import Limiter as SlowLimiter
-    from slowapi.errors import RateLimitExceeded
-    from slowapi.middleware import SlowAPIMiddleware
     from starlette.applications import Starlette
     from starlette.responses import PlainTextResponse
     from starlette.routing import Route
@@ -484,15 +453,7 @@ def _starlette_apps(limit: str) -> tuple[Any, Any, Any]:
     bare = Starlette(routes=[Route("/", index)])
     ours = Starlette(routes=[Route("/", index)])
     ours.add_middleware(RateLimit, limit=limit)
-    theirs = Starlette(routes=[Route("/", index)])
-    theirs.state.limiter = SlowLimiter(
-        key_func=lambda request: request.client.host,
-        default_limits=[limit],
-        storage_uri="memory://",
-        headers_enabled=True,
-    )
-    theirs.add_exception_handler(RateLimitExceeded, lambda r, e: PlainTextResponse("", 429))
-    theirs.add_middleware(SlowAPIMiddleware)
+    theirs = with_slowapi(Starlette(routes=[Route("/", index)]), limit, "memory://")
     return bare, ours, theirs
 
 
