@@ -40,6 +40,7 @@ from bridge._wsgi_input import ClientDisconnected
 from bridge.middleware._convert import head_from_environ, head_from_scope
 from bridge.middleware._heads import RequestHead
 from bridge.middleware._sourced import settle
+from bridge.wsgi_to_asgi import complete_lifespan
 
 __all__ = (
     "AsgiProtocolError",
@@ -503,13 +504,7 @@ def _record(mapping: Any, head: RequestHead, body: bytes, body_error: str | None
 async def _echo_other(scope: Any, receive: Any, send: Any) -> None:
     """Non-HTTP scopes: lifespan completes; websocket accepts, echoes once, closes."""
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await complete_lifespan(receive, send)
     elif scope["type"] == "websocket":
         await receive()  # websocket.connect
         await send({"type": "websocket.accept"})

@@ -108,14 +108,15 @@ class WsgiToAsgi:
         if kind == "http":
             await Exchange(self, cast("HTTPScope", scope), recv, cast("Send", send)).run()
         elif kind == "lifespan":
-            await _serve_lifespan(recv, cast("Send", send))
+            await complete_lifespan(recv, cast("Send", send))
         elif kind == "websocket":
             await _close_websocket(recv, cast("Send", send))
         else:
             raise ValueError(f"WsgiToAsgi cannot serve ASGI scope type {kind!r}")
 
 
-async def _serve_lifespan(receive: Receive, send: Send) -> None:
+async def complete_lifespan(receive: Receive, send: Send) -> None:
+    """Answer lifespan startup and shutdown as complete (an app with nothing to start)."""
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":

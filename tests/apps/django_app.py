@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 from wsgiref.validate import validator
 
 from tests.apps import django_settings  # noqa: F401  # isort: skip - configures Django first
@@ -28,17 +29,20 @@ def echo(request: HttpRequest) -> HttpResponse:
     return HttpResponse(request.body, content_type="application/octet-stream")
 
 
+def request_info(request: HttpRequest) -> dict[str, Any]:
+    """What the tests check of how Django saw a request (shared with the ASGI app)."""
+    return {
+        "path": request.path,
+        "path_info": request.path_info,
+        "script_name": request.META["SCRIPT_NAME"],
+        "query": request.GET.dict(),
+        "host": request.get_host(),
+        "x_user": request.headers.get("X-User"),
+    }
+
+
 def info(request: HttpRequest) -> JsonResponse:
-    return JsonResponse(
-        {
-            "path": request.path,
-            "path_info": request.path_info,
-            "script_name": request.META["SCRIPT_NAME"],
-            "query": request.GET.dict(),
-            "host": request.get_host(),
-            "x_user": request.headers.get("X-User"),
-        }
-    )
+    return JsonResponse(request_info(request))
 
 
 def stream(request: HttpRequest) -> StreamingHttpResponse:

@@ -23,27 +23,15 @@ from django.http import (  # type: ignore[import-untyped]
 )
 from django.urls import path  # type: ignore[import-untyped]
 
+from tests.apps.django_app import echo, request_info
+
 
 def index(request: HttpRequest) -> HttpResponse:
     return HttpResponse("Hello from Django ASGI")
 
 
-def echo(request: HttpRequest) -> HttpResponse:
-    return HttpResponse(request.body, content_type="application/octet-stream")
-
-
 def info(request: HttpRequest) -> JsonResponse:
-    return JsonResponse(
-        {
-            "path": request.path,
-            "path_info": request.path_info,
-            "script_name": request.META["SCRIPT_NAME"],
-            "query": request.GET.dict(),
-            "host": request.get_host(),
-            "x_user": request.headers.get("X-User"),
-            "pid": os.getpid(),
-        }
-    )
+    return JsonResponse({**request_info(request), "pid": os.getpid()})
 
 
 async def async_view(request: HttpRequest) -> HttpResponse:
