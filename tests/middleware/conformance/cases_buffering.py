@@ -49,6 +49,12 @@ def saw(
     return check
 
 
+def no_length(seen: Seen | None) -> None:
+    assert seen is not None, "the app must run"
+    assert seen.head.header(b"content-length") is None
+    assert seen.head.header(b"transfer-encoding") is None
+
+
 def post(body: bytes | list[bytes], path: str = "/", **kw: Any) -> Request:
     return Request(method="POST", path=path, body=body, **kw)
 
@@ -183,6 +189,14 @@ CASES = [
         build=request_buffering(memory_size=2),
         inner=InnerApp(read_body=False),
         steps=[Step(request=post([b"abc", b"def"], chunked=True), status=200, body=b"hello")],
+    ),
+    Case(
+        # RFC 9112: no Content-Length and no Transfer-Encoding is no body; nothing is read
+        # or replayed, so no Content-Length is announced to the app.
+        id="buffering-http11-request-without-framing-forwarded-untouched",
+        build=request_buffering(),
+        inner=ECHO,
+        steps=[ok(Request(), b"", length=False), Step(request=Request(), seen=no_length)],
     ),
     Case(
         id="buffering-empty-and-bodyless-requests",
