@@ -81,15 +81,6 @@ class _SourcedHead(RequestHead):
     def _load_headers(self) -> Headers:
         raise NotImplementedError
 
-    def header(self, name: bytes) -> bytes | None:
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
-
-    def header_values(self, name: bytes) -> list[bytes]:
-        return [value for key, value in self.headers if key == name]
-
     def same_headers(self, other: RequestHead) -> bool:
         if (
             type(other) is type(self)
