@@ -44,6 +44,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from a2wsgi import ASGIMiddleware
 
+from benchmarks._asgi_request import asgi_request
 from bridge import AsgiToWsgi
 
 MiB = 1024 * 1024
@@ -187,43 +188,8 @@ def wsgi_rate(app: Any, count: int, threads: int, body: bytes | None) -> float:
 
 
 async def native_request(app: Any, body: bytes | None) -> int:
-    chunks = [b""] if body is None else [body[i : i + CHUNK] for i in range(0, len(body), CHUNK)]
-    pending = [
-        {"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1}
-        for i, chunk in enumerate(chunks)
-    ]
-    done = asyncio.Event()
-    received = 0
-
-    async def receive() -> Message:
-        if pending:
-            return pending.pop(0)
-        await done.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(message: Message) -> None:
-        nonlocal received
-        if message["type"] == "http.response.body":
-            received += len(message.get("body", b""))
-            if not message.get("more_body", False):
-                done.set()
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.4"},
-        "http_version": "1.1",
-        "method": "GET" if body is None else "POST",
-        "scheme": "http",
-        "path": "/",
-        "raw_path": b"/",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"127.0.0.1")],
-        "client": ("127.0.0.1", 40000),
-        "server": ("127.0.0.1", 8000),
-    }
-    await app(scope, receive, send)
-    return received
+    chunks = None if body is None else [body[i : i + CHUNK] for i in range(0, len(body), CHUNK)]
+    return await asgi_request(app, chunks)
 
 
 def native_rate(app: Any, count: int, in_flight: int, body: bytes | None) -> float:

@@ -23,7 +23,6 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from _peers import SAME_AS_SECURE, SECURE, with_flask_limiter, with_slowapi
 from flask import Flask
 from secure.middleware import SecureASGIMiddleware, SecureWSGIMiddleware
 from starlette.applications import Starlette
@@ -35,6 +34,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.test import Client
 
+from benchmarks._peers import SAME_AS_SECURE, SECURE, with_flask_limiter, with_slowapi
 from bridge import Headers, ProxyHeaders, RateLimit, RequestBuffering, SecurityHeaders
 
 FORWARDED = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}

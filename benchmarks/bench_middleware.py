@@ -23,7 +23,6 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from _peers import SAME_AS_SECURE, SECURE
 from flask import Flask
 from secure.middleware import SecureASGIMiddleware, SecureWSGIMiddleware
 from starlette.applications import Starlette
@@ -32,6 +31,7 @@ from starlette.routing import Route
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from benchmarks._peers import SAME_AS_SECURE, SECURE
 from bridge import Headers, ProxyHeaders, SecurityHeaders
 from bridge._translate import environ_from_scope
 from bridge.testing import Request

@@ -36,8 +36,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from _peers import with_flask_limiter, with_slowapi
-
+from benchmarks._peers import with_flask_limiter, with_slowapi
 from bridge import MemoryStore, RateLimit
 from bridge.middleware import Exchange, Middleware, RequestHead, ResponseHead
 from bridge.ratelimit import parse_rates

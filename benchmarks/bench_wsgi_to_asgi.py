@@ -33,60 +33,15 @@ import psutil
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks import wsgi_to_asgi_apps as apps
+from benchmarks._asgi_request import asgi_request
 
 MiB = 1024 * 1024
-Message = dict[str, Any]
-
-
-def scope(method: str = "GET", path: str = "/") -> dict[str, Any]:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"bench"), (b"user-agent", b"bench"), (b"accept", b"*/*")],
-        "client": ("127.0.0.1", 40000),
-        "server": ("127.0.0.1", 8000),
-    }
-
-
-async def one_request(app: Any, body_chunks: list[bytes] | None = None) -> int:
-    """Run one request; return the number of body bytes received."""
-    chunks = body_chunks or [b""]
-    pending = [
-        {"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1}
-        for i, chunk in enumerate(chunks)
-    ]
-    done = asyncio.Event()
-    received = 0
-    method = "POST" if body_chunks else "GET"
-
-    async def receive() -> Message:
-        if pending:
-            return pending.pop(0)
-        await done.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(message: Message) -> None:
-        nonlocal received
-        if message["type"] == "http.response.body":
-            received += len(message.get("body", b""))
-            if not message.get("more_body", False):
-                done.set()
-
-    await app(scope(method), receive, send)
-    return received
 
 
 async def throughput(app: Any, count: int, in_flight: int, body: list[bytes] | None) -> float:
     async def worker(n: int) -> None:
         for _ in range(n):
-            await one_request(app, body)
+            await asgi_request(app, body)
 
     start = time.perf_counter()
     await asyncio.gather(*(worker(count // in_flight) for _ in range(in_flight)))
@@ -125,29 +80,6 @@ def in_process(rounds: int) -> dict[str, dict[str, float]]:
 # -- trio: only bridge runs there -----------------------------------------------------------
 
 
-async def anyio_request(app: Any, body_chunks: list[bytes] | None) -> None:
-    import anyio
-
-    chunks = body_chunks or [b""]
-    pending = [
-        {"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1}
-        for i, chunk in enumerate(chunks)
-    ]
-    done = anyio.Event()
-
-    async def receive() -> Message:
-        if pending:
-            return pending.pop(0)
-        await done.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(message: Message) -> None:
-        if message["type"] == "http.response.body" and not message.get("more_body", False):
-            done.set()
-
-    await app(scope("POST" if body_chunks else "GET"), receive, send)
-
-
 def on_backend(backend: str, rounds: int) -> dict[str, float]:
     """bridge alone, the same cases, driven through anyio on ``backend``."""
     import anyio
@@ -163,7 +95,7 @@ def on_backend(backend: str, rounds: int) -> dict[str, float]:
 
                 async def worker(n: int, adapter: Any = adapter, body: Any = body) -> None:
                     for _ in range(n):
-                        await anyio_request(adapter, body)
+                        await asgi_request(adapter, body, anyio.Event)
 
                 start = time.perf_counter()
                 async with anyio.create_task_group() as tg:
@@ -185,7 +117,7 @@ def memory_child(adapter: str, direction: str) -> None:
     process = psutil.Process()
     body = [b"u" * 65536] * (200 * 16) if direction == "upload" else None
     warm_up = apps.ADAPTERS[adapter](apps.echo)  # threads, imports, allocator arenas
-    asyncio.run(one_request(warm_up, [b"u" * 65536] * 16))
+    asyncio.run(asgi_request(warm_up, [b"u" * 65536] * 16))
     baseline = process.memory_info().rss
     writes = process.io_counters().write_bytes
     peak = baseline
@@ -198,7 +130,7 @@ def memory_child(adapter: str, direction: str) -> None:
 
     sampler = threading.Thread(target=sample)
     sampler.start()
-    received = asyncio.run(one_request(app, body))
+    received = asyncio.run(asgi_request(app, body))
     stop.set()
     sampler.join()
     written = process.io_counters().write_bytes - writes
