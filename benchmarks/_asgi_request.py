@@ -11,25 +11,21 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from bridge.testing import Request
+
 Message = dict[str, Any]
 
 
-def http_scope(method: str = "GET", path: str = "/") -> dict[str, Any]:
-    """An ASGI ``http`` scope for ``method path`` from 127.0.0.1."""
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.4"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"bench"), (b"user-agent", b"bench"), (b"accept", b"*/*")],
-        "client": ("127.0.0.1", 40000),
-        "server": ("127.0.0.1", 8000),
-    }
+def http_scope(body_chunks: list[bytes] | None = None) -> dict[str, Any]:
+    """The scope of a GET, or of a POST of ``body_chunks`` (with its Content-Length)."""
+    request = Request(
+        method="POST" if body_chunks else "GET",
+        headers=[(b"host", b"bench"), (b"user-agent", b"bench"), (b"accept", b"*/*")],
+        body=body_chunks or b"",
+        client=("127.0.0.1", 40000),
+        server=("127.0.0.1", 8000),
+    )
+    return dict(request.scope())
 
 
 async def asgi_request(
@@ -60,5 +56,5 @@ async def asgi_request(
             if not message.get("more_body", False):
                 done.set()
 
-    await app(http_scope("POST" if body_chunks else "GET"), receive, send)
+    await app(http_scope(body_chunks), receive, send)
     return received
