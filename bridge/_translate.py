@@ -34,6 +34,7 @@ from ._memo import Memo
 from ._types import Environ
 
 __all__ = (
+    "BARE_HEADERS",
     "DEFAULT_MAX_HEADER_LINES",
     "BadRequest",
     "apply_scope_fields_to_environ",
@@ -64,7 +65,8 @@ _SPECIAL_ENVIRON_HEADERS: Final = {
     "CONTENT_LENGTH": b"content-length",
 }
 _JOINERS: Final = {b"cookie": "; "}
-_BARE_HEADERS: Final = frozenset({b"content-type", b"content-length"})
+#: Request headers CGI keeps without an ``HTTP_`` prefix, each with rules of its own.
+BARE_HEADERS: Final = frozenset({b"content-type", b"content-length"})
 
 
 class BadRequest(Exception):
@@ -226,7 +228,7 @@ def normalize_request_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tu
     unique = set(names)
     joined = b"".join(names)
     simple = len(unique) == len(names) and b"_" not in joined and joined == joined.lower()
-    if simple and (not unique & _BARE_HEADERS or _bare_headers_canonical(listed)):
+    if simple and (not unique & BARE_HEADERS or _bare_headers_canonical(listed)):
         return listed
     return _regroup(listed)  # repeats, odd names, or a Content-Type/-Length to rewrite
 
@@ -293,7 +295,7 @@ def environ_header(environ: Mapping[str, Any], name: bytes) -> bytes | None:
     value = environ.get(key)
     if not value:
         # an empty CONTENT_TYPE / CONTENT_LENGTH means "absent" (see headers_from_environ)
-        return None if value is None or name in _BARE_HEADERS else b""
+        return None if value is None or name in BARE_HEADERS else b""
     return value.encode("latin-1") if type(value) is str else str(value).encode("latin-1")
 
 
@@ -576,18 +578,20 @@ def apply_scope_fields_to_environ(
 ) -> None:
     """Write the ``changed`` scope fields (ASGI names) of ``fields`` into ``environ``.
 
-    ``fields`` holds every field by its scope name (``path`` includes
-    ``root_path``). The same rules as :func:`environ_from_scope` apply, so a
-    middleware that rewrites a request gives a WSGI app the environ an ASGI
-    server would have produced for the rewritten request.
+    ``fields`` maps scope names to values (``path`` includes ``root_path``): the
+    changed fields, and every field they combine with (a changed ``path`` needs
+    ``root_path``, ``server`` the scheme). A name in ``changed`` that is not a
+    scope field is skipped. The same rules as :func:`environ_from_scope` apply,
+    so a middleware that rewrites a request gives a WSGI app the environ an
+    ASGI server would have produced for the rewritten request.
     """
     linked: list[str] = []  # fields whose keys depend on other fields
     for name in changed:
         write = _ONE_KEY_WRITERS.get(name)
-        if write is None:
-            linked.append(name)
-        else:
+        if write is not None:
             write(environ, fields[name])
+        elif name in _LINKED_FIELDS:  # anything else is not a scope field
+            linked.append(name)
     if not linked:
         return
     if "headers" in linked:
@@ -639,6 +643,11 @@ def _set_server(environ: Environ, fields: Mapping[str, Any]) -> None:
     environ["SERVER_NAME"] = name
     environ["SERVER_PORT"] = port
 
+
+#: The fields whose environ keys depend on other fields too.
+_LINKED_FIELDS: Final = frozenset(
+    {"headers", "path", "root_path", "raw_path", "query_string", "server"}
+)
 
 #: The fields that each set environ keys of their own, whatever else changed.
 _ONE_KEY_WRITERS: Final[dict[str, Callable[[Environ, Any], None]]] = {

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Awaitable, Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, cast
 
 import anyio
@@ -113,21 +113,24 @@ async def _call_with_replay(
         body.close()
 
 
-async def _run_decided(
+def _run_decided(
     mw: Middleware, head: RequestHead, scope: HTTPScope, receive: Any, send: Any
-) -> None:
-    """``mw.decide_request()``: no exchange; the response path is the app's and the server's."""
+) -> Awaitable[None]:
+    """``mw.decide_request()``: no exchange; the response path is the app's and the server's.
+
+    A plain function returning what to await, so the request costs no coroutine of its own.
+    """
     try:
         decided = mw.decide_request(head, mw.clock())
     except Exception as exc:
-        await _send_response(send, failure(type(mw).__name__, exc, "in decide_request()")[0])
-        return
+        return _send_response(send, failure(type(mw).__name__, exc, "in decide_request()")[0])
     if decided is None:
-        await mw.app(scope, receive, send)
+        result: Awaitable[None] = mw.app(scope, receive, send)
     elif isinstance(decided, Response):
-        await _send_response(send, decided)
+        result = _send_response(send, decided)
     else:
-        await mw.app(scope_with_head(scope, head, decided), receive, send)
+        result = mw.app(scope_with_head(scope, head, decided), receive, send)
+    return result
 
 
 async def _decide(ex: Exchange, receive: Any, features: Features) -> Forward | Respond:

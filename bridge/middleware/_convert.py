@@ -48,21 +48,21 @@ def _changed(old: RequestHead, new: RequestHead) -> list[str]:
     return changed
 
 
-def _changed_fields(old: RequestHead, new: RequestHead) -> list[str]:
-    recorded = recorded_changes(old, new)
-    if recorded is None:
-        return _changed(old, new)
-    return [name for name in recorded if name != "values"]
+#: Recorded changes whose environ keys depend on no other field (the writer skips
+#: ``values``, which is not a scope field).
+_OWN_KEYS: Final = frozenset({"method", "scheme", "http_version", "client", "values"})
 
 
 def _set_values(target: dict[str, Any], old: RequestHead, new: RequestHead) -> None:
-    if new.values is old.values:
+    values = new.values
+    if values is old.values:
         return
-    for key in old.values:
-        if key not in new.values:
-            target.pop(key, None)
-    target.update(new.values)
-    target[VALUES_KEY] = new.values
+    if old.values:
+        for key in old.values:
+            if key not in values:
+                target.pop(key, None)
+    target.update(values.items())  # a read-only mapping's items: the quickest update
+    target[VALUES_KEY] = values
 
 
 def scope_with_head(scope: HTTPScope, old: RequestHead, new: RequestHead) -> HTTPScope:
@@ -70,8 +70,18 @@ def scope_with_head(scope: HTTPScope, old: RequestHead, new: RequestHead) -> HTT
     if new is old:
         return scope
     copied: dict[str, Any] = dict(scope)
-    for name in _changed_fields(old, new):
-        copied[name] = list(new.headers) if name == "headers" else getattr(new, name)
+    recorded = recorded_changes(old, new)
+    if recorded is None:
+        for name in _changed(old, new):
+            copied[name] = list(new.headers) if name == "headers" else getattr(new, name)
+    else:
+        # A head field and its scope key share name and value, but for headers (a list
+        # in a scope) and values (not a scope field).
+        copied.update(recorded)
+        if "headers" in recorded:
+            copied["headers"] = list(new.headers)
+        if "values" in recorded:
+            del copied["values"]
     _set_values(copied, old, new)
     return copied  # type: ignore[return-value]  # the same scope with some fields replaced
 
@@ -101,9 +111,15 @@ def environ_with_head(environ: Environ, old: RequestHead, new: RequestHead) -> E
     if new is old:
         return environ
     copied = dict(environ)
-    changed = _changed_fields(old, new)
-    if changed:
-        apply_scope_fields_to_environ(copied, _HeadFields(new), changed)
+    recorded = recorded_changes(old, new)
+    if recorded is None:
+        changed = _changed(old, new)
+        if changed:
+            apply_scope_fields_to_environ(copied, _HeadFields(new), changed)
+    elif _OWN_KEYS.issuperset(recorded):
+        apply_scope_fields_to_environ(copied, recorded, recorded)  # no field reads another
+    else:
+        apply_scope_fields_to_environ(copied, _HeadFields(new), recorded)
     _set_values(copied, old, new)
     return copied
 

@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from typing import Final
 from urllib.parse import unquote
 
+from bridge._memo import Memo
+
 __all__ = (
     "TrustedPeers",
     "parse_forwarded",
@@ -31,7 +33,9 @@ MAX_HOPS: Final = 64
 class TrustedPeers:
     """Which peer addresses are trusted proxies: IPs and CIDR ranges, or ``"*"``.
 
-    Membership is decided once per distinct address and cached (bounded).
+    ``peers.verdict[host]`` is True for a trusted ``host``: decided once per
+    distinct address and then a dict lookup (at most 4096 kept); ``host in
+    peers`` says the same.
     """
 
     _CACHE_SIZE: Final = 4096
@@ -42,21 +46,14 @@ class TrustedPeers:
         self.networks: tuple[_Network, ...] = tuple(
             _network(entry) for entry in entries if entry != "*"
         )
-        self._cache: dict[str, bool] = {
-            str(net.network_address): True for net in self.networks if net.num_addresses == 1
-        }
+        self.verdict: Memo[str, bool] = Memo(self._lookup, self._CACHE_SIZE)
 
     def __contains__(self, host: str) -> bool:
-        if self.everyone:
-            return True
-        found = self._cache.get(host)
-        if found is None:
-            found = self._lookup(host)
-            if len(self._cache) < self._CACHE_SIZE:
-                self._cache[host] = found
-        return found
+        return self.verdict[host]
 
     def _lookup(self, host: str) -> bool:
+        if self.everyone:
+            return True
         try:
             address = ipaddress.ip_address(host.strip("[]"))
         except ValueError:

@@ -241,6 +241,11 @@ class RequestHead(_HeadSlots):
             get("values", self.values),
         )
 
+    def replaced(self, changes: dict[str, Any]) -> RequestHead:
+        """``replace(**changes)`` for changes already in a dict, which the new head
+        may keep: it must not be changed afterwards."""
+        return self.replace(**changes)
+
     def with_value(self, key: str, value: Any) -> RequestHead:
         """A copy whose ``values`` also maps ``key`` to ``value``."""
         return self.replace(values=MappingProxyType({**self.values, key: value}))

@@ -35,6 +35,7 @@ from urllib.parse import quote
 from asgiref.typing import HTTPScope
 
 from bridge._translate import (
+    BARE_HEADERS,
     BadRequest,
     environ_client,
     environ_header,
@@ -92,21 +93,26 @@ class _SourcedHead(RequestHead):
         return self.headers == other.headers
 
     def replace(self, **changes: Any) -> RequestHead:
+        return self.replaced(changes)
+
+    def replaced(self, changes: dict[str, Any]) -> RequestHead:
         if not _FIELD_NAMES.issuperset(changes):
             raise TypeError(f"RequestHead has no field {sorted(changes.keys() - _FIELD_NAMES)}")
         headers = changes.get("headers")
         if headers is not None and type(headers) is not tuple:
-            changes["headers"] = tuple(headers)
-        recorded = changes if self._changes is None else {**self._changes, **changes}
-        copy = _unread_storage(
-            self._src, self.scheme, self.client, self.values, recorded.get("headers", self._headers)
-        )
-        for name, value in recorded.items():
-            if name != "headers":
-                setattr(copy, name, value)
-        copy._changes = recorded
+            changes = {**changes, "headers": tuple(headers)}
+        if self._changes is not None:
+            changes = {**self._changes, **changes}
+        copy = _unread_storage(self._src, self.scheme, self.client, self.values, self._headers)
+        for name, value in changes.items():
+            setattr(copy, _SLOT_OF.get(name, name), value)
+        copy._changes = changes
         copy.__class__ = type(self)
         return copy  # type: ignore[return-value]  # a head since the class switch
+
+
+#: The storage slot of a field whose slot name differs from the field's.
+_SLOT_OF: Final = {"headers": "_headers"}
 
 
 def _unread_storage(
@@ -235,6 +241,28 @@ class _ScopeHead(_SourcedHead):
 
     def _load_headers(self) -> Headers:
         return tuple(normalize_request_headers(self._src["headers"]))
+
+    def header(self, name: bytes) -> bytes | None:
+        if self._headers is not None or name in BARE_HEADERS or b"_" in name:
+            # Content-Type/-Length have rules of their own; names with "_" are dropped.
+            return RequestHead.header(self, name)
+        # One scan of the scope's lines, not the whole list normalized. Servers send
+        # lowercase names (the ASGI spec asks them to); a line that matches only when
+        # lowercased, or a repeated name, is left to the full rules.
+        size = len(name)
+        found = None
+        for key, value in self._src["headers"]:
+            if key == name:
+                if found is not None:
+                    return RequestHead.header(self, name)
+                found = value
+            elif len(key) == size and key.lower() == name:
+                return RequestHead.header(self, name)
+        return found
+
+    def header_values(self, name: bytes) -> list[bytes]:
+        value = self.header(name)  # request heads hold one line per name
+        return [] if value is None else [value]
 
 
 def _scope_paths(scope: Any) -> tuple[str, str]:

@@ -13,41 +13,22 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from types import MappingProxyType
 from typing import Any, Final, Literal
-from urllib.parse import quote
 
 from ._base import Interface, Middleware
-from ._forwarded import (
-    TrustedPeers,
-    parse_forwarded,
-    parse_host,
-    parse_port,
-    parse_prefix,
-    parse_proto,
-    walk_chain,
-)
-from ._heads import RequestHead, set_header
+from ._forwarded import TrustedPeers
+from ._heads import RequestHead
+from ._proxy_plan import ORIGINAL_KEY, X_NAMES, Plan, make_plan
 
 __all__ = ("ORIGINAL_KEY", "ProxyHeaders")
 
 logger: Final = logging.getLogger("bridge.middleware.proxy_headers")
 
-#: ``values`` key (environ / scope key) holding the request as the server saw it.
-ORIGINAL_KEY: Final = "bridge.proxy.original"
-
-_X_NAMES: Final = {
-    "for": b"x-forwarded-for",
-    "proto": b"x-forwarded-proto",
-    "host": b"x-forwarded-host",
-    "port": b"x-forwarded-port",
-    "prefix": b"x-forwarded-prefix",
-}
-_USES: Final = frozenset(_X_NAMES)
-_USE_OF: Final = {name: use for use, name in _X_NAMES.items()}
+_USES: Final = frozenset(X_NAMES)
+#: Plans kept per middleware, and the longest header texts a plan is kept for:
+#: distinct chains come from clients (through the proxy), so memory stays bounded.
 _CACHE_SIZE: Final = 4096
-_CACHED_CHAIN: Final = 200
-_DEFAULT_PORTS: Final = {"http": 80, "ws": 80, "https": 443, "wss": 443}
+_CACHED_TEXT: Final = 200
 
 
 class ProxyHeaders(Middleware):
@@ -69,8 +50,9 @@ class ProxyHeaders(Middleware):
       ``"port"`` and ``"prefix"`` exist only in ``"x-forwarded"`` mode.
 
     The request as the server saw it is kept under ``bridge.proxy.original``
-    (environ / scope key): a dict with ``client``, ``scheme``, ``host``,
-    ``server`` and ``root_path``. Websocket scopes are handled too (ASGI).
+    (environ / scope key): a read-only mapping with ``client``, ``scheme``,
+    ``host``, ``server`` and ``root_path``, each read from the server's environ
+    or scope when first asked for. Websocket scopes are handled too (ASGI).
 
     .. versionadded:: 0.1
     """
@@ -89,6 +71,7 @@ class ProxyHeaders(Middleware):
     ) -> None:
         super().__init__(app, interface=interface, clock=clock)
         self.trusted = TrustedPeers(trusted)
+        self._verdict = self.trusted.verdict
         if mode not in ("x-forwarded", "forwarded"):
             raise ValueError(f"mode must be 'x-forwarded' or 'forwarded', not {mode!r}")
         self.mode = mode
@@ -100,170 +83,30 @@ class ProxyHeaders(Middleware):
         if mode == "forwarded" and uses & {"port", "prefix"}:
             raise ValueError("Forwarded (RFC 7239) has no port or prefix; use mode='x-forwarded'")
         self.uses = uses
-        names = [_X_NAMES[u] for u in sorted(uses)] if mode == "x-forwarded" else [b"forwarded"]
+        names = [X_NAMES[u] for u in sorted(uses)] if mode == "x-forwarded" else [b"forwarded"]
         self._names = tuple(names)
-        self._chains: dict[str, tuple[tuple[str, int] | None, str]] = {}
-
-    def client_from_chain(self, chain: str) -> tuple[tuple[str, int] | None, str]:
-        """The client of an X-Forwarded-For chain, or None and the bad entry (cached)."""
-        found = self._chains.get(chain)
-        if found is None:
-            nodes = chain.split(",")
-            index, node = walk_chain(nodes, self.trusted)
-            found = (node, nodes[index].strip()[:100])
-            if len(chain) <= _CACHED_CHAIN:  # bounded memory: short chains only
-                if len(self._chains) >= _CACHE_SIZE:
-                    self._chains.clear()
-                self._chains[chain] = found
-        return found
+        self._absent = (None,) * len(names)
+        self._plans: dict[tuple[tuple[bytes | None, ...], str], Plan] = {}
 
     def decide_request(self, head: RequestHead, now: float) -> RequestHead | None:
-        found: dict[bytes, str] | None = None
-        for name in self._names:
-            value = head.header(name)
-            if value is not None:
-                if found is None:
-                    found = {}
-                # Heads carry one line per name (repeats joined with ", "), as an environ does.
-                found[name] = value.decode("latin-1")
-        if found is None:
+        # Heads carry one line per name (repeats joined with ", "), as an environ does.
+        texts = tuple([head.header(name) for name in self._names])
+        if texts == self._absent:
             return None  # nothing forwarded: pass through untouched
-        peer = head.client[0] if head.client is not None else None
-        if peer is None or peer not in self.trusted:
-            logger.info("ignored forwarded headers from untrusted peer %s", peer)
+        client = head.client
+        if client is None or not self._verdict[client[0]]:
+            logger.info("ignored forwarded headers from untrusted peer %s", client and client[0])
             return None
-        return _Rewrite(head, self, found).head_to_forward()
+        plan = self._plans.get((texts, head.scheme)) or self._plan(texts, head.scheme)
+        if plan.problems:
+            logger.warning("ignored invalid forwarded values: %s", plan.problems)
+        return plan.apply(head)
 
-
-class _Rewrite:
-    """One request's forwarded values from a trusted peer, applied to its head."""
-
-    __slots__ = ("found", "head", "mw", "problems")
-
-    def __init__(self, head: RequestHead, mw: ProxyHeaders, found: dict[bytes, str]) -> None:
-        self.head = head
-        self.mw = mw
-        self.found = found
-        self.problems: list[str] = []
-
-    def head_to_forward(self) -> RequestHead:
-        values = self.x_forwarded() if self.mw.mode == "x-forwarded" else self.forwarded()
-        head = self.apply(values) if values else self.head
-        if self.problems:
-            logger.warning("ignored invalid forwarded values: %s", "; ".join(self.problems))
-        return head
-
-    # -- reading the headers --
-
-    def _joined(self, name: bytes) -> str | None:
-        return self.found.get(name)
-
-    def x_forwarded(self) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        for name, text in self.found.items():  # only the headers in use were read
-            use = _USE_OF[name]
-            if use != "for":
-                # The nearest proxy's value (the last one) is the one it set.
-                values[use] = text.rsplit(",", 1)[-1].strip() if "," in text else text.strip()
-                continue
-            node, problem = self.mw.client_from_chain(text)
-            if node is None:
-                self.problems.append(f"X-Forwarded-For entry {problem!r}")
-            else:
-                values["for"] = node
-        return values
-
-    def forwarded(self) -> dict[str, Any]:
-        text = self._joined(b"forwarded") or ""
-        elements = parse_forwarded(text)
-        if not elements:
-            self.problems.append(f"Forwarded header {text[:100]!r}")
-            return {}
-        nodes = [element.get("for", "") for element in elements]
-        index, node = walk_chain(nodes, self.mw.trusted)
-        values: dict[str, Any] = {}
-        if node is None:
-            self.problems.append(f"Forwarded for={nodes[index]!r}")
-            return values
-        if "for" in self.mw.uses:
-            values["for"] = node
-        # The element the client's first trusted proxy wrote describes the client side.
-        element = elements[index]
-        for use in ("proto", "host"):
-            if use in self.mw.uses and use in element:
-                values[use] = element[use]
-        return values
-
-    # -- applying them --
-
-    def apply(self, values: dict[str, Any]) -> RequestHead:
-        head = self.head
-        changes: dict[str, Any] = {}
-        client = values.get("for")
-        if client is not None:
-            changes["client"] = client
-        proto = values.get("proto")
-        scheme = None if proto is None else self._scheme(proto)
-        if scheme is not None:
-            changes["scheme"] = scheme
-        if "host" in values or "port" in values:
-            self._host(values, scheme or head.scheme, changes)
-        if "prefix" in values:
-            self._prefix(values["prefix"], changes)
-        if not changes:
-            return head
-        original = {
-            "client": head.client,
-            "scheme": head.scheme,
-            "host": head.host,
-            "server": head.server,
-            "root_path": head.root_path,
-        }
-        changes["values"] = MappingProxyType({**head.values, ORIGINAL_KEY: original})
-        return head.replace(**changes)
-
-    def _scheme(self, proto_text: str) -> str | None:
-        proto = parse_proto(proto_text)
-        if proto is None:
-            self.problems.append(f"X-Forwarded-Proto {proto_text[:40]!r}")
-            return None
-        secure = proto in ("https", "wss")
-        if self.head.scheme in ("ws", "wss"):
-            return "wss" if secure else "ws"
-        return "https" if secure else "http"
-
-    def _host(self, values: dict[str, Any], scheme: str, changes: dict[str, Any]) -> None:
-        host_text, port_text = values.get("host"), values.get("port")
-        if host_text is None and port_text is None:
-            return
-        parsed = parse_host(host_text) if host_text is not None else None
-        if host_text is not None and parsed is None:
-            self.problems.append(f"forwarded host {host_text[:100]!r}")
-        port = parse_port(port_text) if port_text is not None else None
-        if port_text is not None and port is None:
-            self.problems.append(f"X-Forwarded-Port {port_text[:20]!r}")
-        if parsed is None and port is None:
-            return
-        if parsed is None:
-            current = parse_host(self.head.host or "")
-            if current is None:
-                return
-            parsed = current
-        name, host_port = parsed
-        port = port or host_port or _DEFAULT_PORTS.get(scheme, 80)
-        header = name if port == _DEFAULT_PORTS.get(scheme) else f"{name}:{port}"
-        changes["headers"] = set_header(self.head.headers, b"host", header.encode("latin-1"))
-        changes["server"] = (name.strip("[]"), port)
-
-    def _prefix(self, prefix_text: str | None, changes: dict[str, Any]) -> None:
-        if prefix_text is None:
-            return
-        parsed = parse_prefix(prefix_text)
-        if parsed is None:
-            self.problems.append(f"X-Forwarded-Prefix {prefix_text[:100]!r}")
-            return
-        decoded, raw = parsed
-        head = self.head
-        changes["root_path"] = decoded + head.root_path
-        changes["path"] = decoded + head.path
-        changes["raw_path"] = quote(raw, safe="/%;=,:@!$&'()*+~").encode("ascii") + head.raw_path
+    def _plan(self, texts: tuple[bytes | None, ...], scheme: str) -> Plan:
+        websocket = scheme in ("ws", "wss")
+        plan = make_plan(texts, self._names, self.uses, self.trusted, websocket)
+        if sum(len(text) for text in texts if text is not None) <= _CACHED_TEXT:
+            if len(self._plans) >= _CACHE_SIZE:
+                self._plans.clear()
+            self._plans[(texts, scheme)] = plan
+        return plan

@@ -85,6 +85,52 @@ def test_invalid_forwarded_values_give_one_warning(
     assert len([r for r in caplog.records if r.name.startswith("bridge")]) == 1
 
 
+def test_each_request_with_an_invalid_value_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    """Plans are cached by header text; the warning is still one per request."""
+    caplog.set_level(logging.INFO, logger="bridge")
+    request = Request(headers=[(b"host", b"testserver"), (b"x-forwarded-proto", b"gopher")])
+    app = ProxyHeaders(InnerApp().wsgi())
+    for _ in range(3):
+        assert call_wsgi(app, request).status == 200
+    records = [r for r in caplog.records if r.name == "bridge.middleware.proxy_headers"]
+    assert [r.levelno for r in records] == [logging.WARNING] * 3
+
+
+def test_the_original_request_is_a_read_only_mapping_of_the_servers_view() -> None:
+    """``bridge.proxy.original`` reads the server's environ, not the app's copy."""
+    kept: list[Any] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        environ["HTTP_HOST"] = "changed.example"  # the app's own copy
+        environ["SCRIPT_NAME"] = "/changed"
+        kept.append(environ["bridge.proxy.original"])
+        start_response("204 No Content", [])
+        return []
+
+    request = Request(
+        headers=[(b"host", b"testserver"), (b"x-forwarded-for", b"203.0.113.5")],
+        client=("127.0.0.1", 4711),
+    )
+    assert call_wsgi(ProxyHeaders(app), request).status == 204
+    (original,) = kept
+    expected = {
+        "client": ("127.0.0.1", 4711),
+        "scheme": "http",
+        "host": "testserver",
+        "server": ("testserver", 80),
+        "root_path": "",
+    }
+    assert original == expected
+    assert dict(original) == expected
+    assert list(original) == list(expected)
+    assert len(original) == 5
+    assert "OriginalRequest(" in repr(original)
+    with pytest.raises(KeyError):
+        original["path"]
+    with pytest.raises(TypeError):
+        original["host"] = "x"
+
+
 def test_untrusted_peer_is_logged_once_at_info(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="bridge")
     request = Request(

@@ -104,3 +104,32 @@ def test_request_head_is_immutable_and_replace_checks_names() -> None:
     assert head.method == "GET"
     assert isinstance(head, RequestHead)
     assert "method='GET'" in repr(head)
+
+
+@settings(max_examples=300, deadline=None)
+@given(requests())
+def test_a_header_read_alone_is_the_line_the_full_list_holds(request: Request) -> None:
+    """A driver's head reads one header without normalizing the rest; it must give the
+    line the whole normalized list holds (repeats joined, names lowercased, ``_`` dropped)."""
+    scope = request.scope()
+    try:
+        environ = _environ(request)
+        full = head_from_scope(scope).headers
+    except BadRequest:
+        return
+    for name in (b"host", b"x-dup", b"cookie", b"accept", b"te", b"x_under", b"missing"):
+        expected = next((value for key, value in full if key == name), None)
+        listed = [] if expected is None else [expected]
+        assert head_from_scope(scope).header(name) == expected, name
+        assert head_from_scope(scope).header_values(name) == listed, name
+        assert head_from_environ(environ).header(name) == expected, name
+
+
+def test_a_scope_header_that_is_not_lowercase_is_still_found() -> None:
+    """ASGI servers lowercase names, but a scope built by hand may not: the head
+    reads such a line (and joins it with a lowercase repeat) as the full rules do."""
+    scope = Request(headers=[(b"X-Forwarded-For", b"1.2.3.4")]).scope()
+    assert head_from_scope(scope).header(b"x-forwarded-for") == b"1.2.3.4"
+    scope = Request(headers=[(b"x-a", b"1"), (b"X-A", b"2")]).scope()
+    assert head_from_scope(scope).header(b"x-a") == b"1, 2"
+    assert head_from_scope(scope).header_values(b"x-a") == [b"1, 2"]

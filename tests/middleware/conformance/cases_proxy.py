@@ -7,7 +7,7 @@ from typing import Any
 from bridge import ProxyHeaders, SecurityHeaders
 from bridge.testing import FakeClock, Request, Seen
 
-from . import Case, Step
+from . import AsgiCase, Case, Step
 
 HOST = (b"host", b"testserver")
 PEER = ("127.0.0.1", 50000)  # the default client of bridge.testing.Request: trusted by default
@@ -341,4 +341,46 @@ CASES = [
             ),
         ],
     ),
+]
+
+
+async def _websocket_after_http(app: Any) -> None:
+    """The same forwarded headers on an http request and then a websocket: the
+    websocket gets ``wss``, not the http request's ``https`` (plans are per scheme)."""
+    seen: list[Any] = []
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        seen.append((scope["type"], scope["scheme"], scope["client"]))
+        seen.append(dict(scope["bridge.proxy.original"]))
+        if scope["type"] == "http":
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+        else:
+            await send({"type": "websocket.close", "code": 1000})
+
+    async def receive() -> Any:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Any) -> None:
+        return None
+
+    proxy_app = ProxyHeaders(inner)
+    http = get((XFF, b"203.0.113.5"), (XFP, b"https")).scope()
+    websocket = {**http, "type": "websocket", "scheme": "ws", "subprotocols": []}
+    del websocket["method"]
+    for scope in (http, websocket, http):
+        await proxy_app(dict(scope), receive, send)
+    original = {**ORIGINAL, "server": ("testserver", 80)}
+    assert seen == [
+        ("http", "https", ("203.0.113.5", 0)),
+        original,
+        ("websocket", "wss", ("203.0.113.5", 0)),
+        {**original, "scheme": "ws"},
+        ("http", "https", ("203.0.113.5", 0)),
+        original,
+    ]
+
+
+ASGI_CASES = [
+    AsgiCase("proxy-websocket-gets-ws-schemes", lambda app: app, _websocket_after_http),
 ]
