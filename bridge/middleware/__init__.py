@@ -47,6 +47,7 @@ from ._heads import (
     remove_header,
     set_header,
 )
+from ._proxy_plan import OriginalRequest
 from ._stack import Layer, stack
 from .headers import Headers
 from .proxy_headers import ProxyHeaders
@@ -67,6 +68,7 @@ __all__ = (
     "Interface",
     "Layer",
     "Middleware",
+    "OriginalRequest",
     "Outcome",
     "OutcomeKind",
     "ProxyHeaders",

@@ -90,7 +90,7 @@ class ProxyHeaders(Middleware):
 
     def decide_request(self, head: RequestHead, now: float) -> RequestHead | None:
         # Heads carry one line per name (repeats joined with ", "), as an environ does.
-        texts = tuple([head.header(name) for name in self._names])
+        texts = tuple(map(head.header, self._names))
         if texts == self._absent:
             return None  # nothing forwarded: pass through untouched
         client = head.client
