@@ -28,23 +28,19 @@ import io
 import json
 import os
 import statistics
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 from wsgiref.util import setup_testing_defaults
-
-import psutil
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from a2wsgi import ASGIMiddleware
 
 from benchmarks._asgi_request import asgi_request
+from benchmarks._memory import child_result, peak_growth
 from bridge import AsgiToWsgi
 
 MiB = 1024 * 1024
@@ -246,24 +242,8 @@ def in_process(rounds: int, contenders: list[str]) -> dict[str, dict[str, float]
 # -- memory: one subprocess per contender and direction ------------------------------------
 
 
-def _vm_hwm() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-def _reset_hwm() -> bool:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
-
-
 def memory_child(name: str, direction: str, size: int) -> None:
     app = download(size) if direction == "download" else upload
-    process = psutil.Process()
     if name == "native":
         run: Callable[[], int] = lambda: asyncio.run(  # noqa: E731
             native_request(app, None) if direction == "download" else _native_upload(app, size)
@@ -279,24 +259,8 @@ def memory_child(name: str, direction: str, size: int) -> None:
             stream = Zeros(size) if direction == "upload" else None
             return wsgi_request(adapter, environ("POST" if stream else "GET", stream=stream))
 
-    baseline = process.memory_info().rss
-    hwm_reset = _reset_hwm()
-    peak = baseline
-    stop = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not stop.wait(0.001):
-            peak = max(peak, process.memory_info().rss)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    received = run()
-    stop.set()
-    sampler.join()
-    if hwm_reset:
-        peak = max(peak, _vm_hwm())
-    print(json.dumps({"growth": peak - baseline, "received": received, "hwm": hwm_reset}))
+    growth, received, hwm = peak_growth(run)
+    print(json.dumps({"growth": growth, "received": received, "hwm": hwm}))
 
 
 async def _native_upload(app: Any, size: int) -> int:
@@ -317,15 +281,7 @@ async def _native_upload(app: Any, size: int) -> int:
 
 
 def memory(name: str, direction: str, size: int) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, __file__, "--memory-child", name, direction, str(size)],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    ).stdout
-    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-    return result
+    return child_result(__file__, name, direction, str(size), timeout=600)
 
 
 # -- report --------------------------------------------------------------------------------

@@ -23,7 +23,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -34,6 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks import wsgi_to_asgi_apps as apps
 from benchmarks._asgi_request import asgi_request
+from benchmarks._memory import child_result, peak_growth
 
 MiB = 1024 * 1024
 
@@ -118,35 +118,14 @@ def memory_child(adapter: str, direction: str) -> None:
     body = [b"u" * 65536] * (200 * 16) if direction == "upload" else None
     warm_up = apps.ADAPTERS[adapter](apps.echo)  # threads, imports, allocator arenas
     asyncio.run(asgi_request(warm_up, [b"u" * 65536] * 16))
-    baseline = process.memory_info().rss
     writes = process.io_counters().write_bytes
-    peak = baseline
-    stop = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not stop.wait(0.001):
-            peak = max(peak, process.memory_info().rss)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    received = asyncio.run(asgi_request(app, body))
-    stop.set()
-    sampler.join()
+    growth, received, _ = peak_growth(lambda: asyncio.run(asgi_request(app, body)))
     written = process.io_counters().write_bytes - writes
-    print(json.dumps({"growth": peak - baseline, "written": written, "received": received}))
+    print(json.dumps({"growth": growth, "written": written, "received": received}))
 
 
-def memory(adapter: str, direction: str) -> dict[str, int]:
-    out = subprocess.run(
-        [sys.executable, __file__, "--memory-child", adapter, direction],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    ).stdout
-    result: dict[str, int] = json.loads(out.strip().splitlines()[-1])
-    return result
+def memory(adapter: str, direction: str) -> dict[str, Any]:
+    return child_result(__file__, adapter, direction, timeout=300)
 
 
 # -- loopback: Flask under servers, driven by wrk ----------------------------------------
