@@ -7,7 +7,6 @@ example of docs/asgi_to_wsgi.md is ``service.py``; later examples import from it
 
 from __future__ import annotations
 
-import re
 import sys
 import types
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ import pytest
 from werkzeug.test import Client
 
 from bridge import AsgiToWsgi
+from tests.docs_blocks import page_blocks
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -27,15 +27,10 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGES = ["docs/asgi_to_wsgi.md", "docs/migrating_asgi_to_wsgi.md", "README.md"]
 
 
-def python_blocks(page: str) -> list[str]:
-    text = (ROOT / page).read_text(encoding="utf-8")
-    return re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
-
-
 EXAMPLES = [
     pytest.param(block, id=f"{page}-{index}")
     for page in PAGES
-    for index, block in enumerate(python_blocks(page))
+    for index, block in enumerate(page_blocks(page))
     if "AsgiToWsgi" in block
 ]
 
@@ -44,7 +39,7 @@ EXAMPLES = [
 def service_module() -> Iterator[None]:
     """``import service`` in the examples: the page's first example, as a module."""
     module = types.ModuleType("service")
-    exec(compile(python_blocks(PAGES[0])[0], "service.py", "exec"), module.__dict__)
+    exec(compile(page_blocks(PAGES[0])[0], "service.py", "exec"), module.__dict__)
     sys.modules["service"] = module
     yield
     del sys.modules["service"]

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.docs_blocks import page_blocks
+
 DOC = Path(__file__).resolve().parent.parent / "docs" / "buffering.md"
 
 
 def run_examples() -> dict[str, Any]:
     namespace: dict[str, Any] = {"__name__": "docs_buffering"}
-    for block in re.findall(r"```python\n(.*?)```", DOC.read_text(), re.DOTALL):
+    for block in page_blocks(DOC):
         exec(compile(block, str(DOC), "exec"), namespace)
     return namespace
 

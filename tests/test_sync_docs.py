@@ -6,13 +6,13 @@ The Django view in the migration page needs a project around it: the Django test
 
 from __future__ import annotations
 
-import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import PYTHON, ROOT
+from tests.docs_blocks import page_blocks
 
 DOCS = ROOT / "docs"
 
@@ -20,7 +20,7 @@ DOCS = ROOT / "docs"
 def examples() -> list[object]:
     found: list[object] = []
     for page in ("threads.md", "migrating_sync.md"):
-        blocks = re.findall(r"```python\n(.*?)```", (DOCS / page).read_text(), re.DOTALL)
+        blocks = page_blocks(DOCS / page)
         for index, block in enumerate(blocks):
             if "django" not in block:
                 found.append(pytest.param(block, id=f"{page}-{index}"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from wsgiref.types import StartResponse
 import pytest
 
 from bridge import WsgiToAsgi
+from tests.docs_blocks import page_blocks
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = ["docs/wsgi_to_asgi.md", "docs/migrating_wsgi_to_asgi.md", "README.md"]
@@ -21,15 +21,10 @@ def wsgi_app(environ: dict[str, Any], start_response: StartResponse) -> Iterable
     return [b"ok"]
 
 
-def python_blocks(page: str) -> list[str]:
-    text = (ROOT / page).read_text(encoding="utf-8")
-    return re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
-
-
 EXAMPLES = [
     pytest.param(block, id=f"{page}-{index}")
     for page in PAGES
-    for index, block in enumerate(python_blocks(page))
+    for index, block in enumerate(page_blocks(page))
     if "WsgiToAsgi" in block
 ]
 

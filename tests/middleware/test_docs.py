@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,8 @@ from typing import Any
 import pytest
 from flask import Flask
 from starlette.applications import Starlette
+
+from tests.docs_blocks import page_blocks, python_blocks
 
 ROOT = Path(__file__).resolve().parents[2]
 # migration.md is left out on purpose: its "before" halves import the libraries it migrates
@@ -21,11 +22,6 @@ PAGES = [
     "docs/middleware/security-headers.md",
     "docs/middleware/headers.md",
 ]
-
-
-def blocks(page: str) -> list[str]:
-    text = (ROOT / page).read_text(encoding="utf-8")
-    return re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
 
 
 def _asgi_app() -> Any:
@@ -45,7 +41,7 @@ def test_page_examples_run_in_order(page: str) -> None:
         "starlette_app": Starlette(),
         "get_asgi_application": _asgi_app,
     }
-    found = blocks(page)
+    found = page_blocks(page)
     assert found, page
     for code in found:
         exec(compile(code, page, "exec"), namespace)
@@ -54,7 +50,7 @@ def test_page_examples_run_in_order(page: str) -> None:
 def test_readme_section_runs() -> None:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     section = text.split("### Header middleware", 1)[1].split("\n### ", 1)[0]
-    (code,) = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+    (code,) = python_blocks(section)
     namespace: dict[str, Any] = {"__name__": "readme_example"}
     exec(compile(code, "README.md", "exec"), namespace)
     wrapped: Iterable[Any] = [namespace["app"].wsgi_app]

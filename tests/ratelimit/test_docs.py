@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.testing import Request, call_wsgi
+from tests.docs_blocks import python_blocks
 
 DOC = Path(__file__).resolve().parent.parent.parent / "docs" / "ratelimit.md"
 
@@ -17,14 +18,10 @@ def hello(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
     return [b"hello\n"]
 
 
-def blocks(text: str) -> list[str]:
-    return re.findall(r"```python\n(.*?)```", text, re.DOTALL)
-
-
 def test_quick_start_answers_as_shown() -> None:
     text = DOC.read_text()
     namespace: dict[str, Any] = {"__name__": "docs_ratelimit"}
-    exec(compile(blocks(text)[0], str(DOC), "exec"), namespace)
+    exec(compile(python_blocks(text)[0], str(DOC), "exec"), namespace)
     result = call_wsgi(namespace["app"], Request())
     shown = re.search(r"```console\n(.*?)```", text, re.DOTALL)
     assert shown is not None
@@ -37,7 +34,7 @@ def test_quick_start_answers_as_shown() -> None:
 def test_configuration_examples_build() -> None:
     """Every example before the migration guides runs against a plain WSGI app."""
     text = DOC.read_text().split("## Migrating")[0]
-    for block in blocks(text)[1:]:
+    for block in python_blocks(text)[1:]:
         if "class MyStore" in block:
             continue  # an interface sketch, not a store
         namespace: dict[str, Any] = {"__name__": "docs_ratelimit", "app": hello}
