@@ -413,29 +413,10 @@ async def test_async_to_sync_in_a_worker_runs_on_the_original_loop() -> None:
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("anyio_backend", ["asyncio"])
-@pytest.mark.parametrize("thread_sensitive", [True, False])
-async def test_anyio_from_thread_works_inside_sync_to_async(thread_sensitive: bool) -> None:
-    """Code migrated from asyncer/anyio keeps calling anyio.from_thread.run in the callee.
-
-    On trio, anyio defers to trio's own thread-local, which only trio's threads carry:
-    there, use bridge.async_to_sync (or pass ``token=``), as docs/threads.md says.
-    """
-    outer = current_loop_identity()
-
-    async def where() -> object:
-        return current_loop_identity()
-
-    def callee() -> object:
-        return anyio.from_thread.run(where)
-
-    assert await bridge.sync_to_async(callee, thread_sensitive=thread_sensitive)() is outer
-
-
-@pytest.mark.anyio
 @pytest.mark.parametrize("thread_sensitive", [True, False])
 async def test_anyio_from_thread_without_token_inside_sync_to_async(thread_sensitive: bool) -> None:
-    """On asyncio and trio alike: bridge's threads carry trio's thread-local token too."""
+    """Code migrated from asyncer/anyio keeps calling anyio.from_thread.run in the callee,
+    on asyncio and trio alike: bridge's threads carry trio's thread-local token too."""
     outer = current_loop_identity()
 
     async def where() -> object:
