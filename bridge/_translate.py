@@ -34,7 +34,6 @@ from ._memo import Memo
 from ._types import Environ
 
 __all__ = (
-    "BARE_HEADERS",
     "DEFAULT_MAX_HEADER_LINES",
     "BadRequest",
     "apply_scope_fields_to_environ",
@@ -54,6 +53,7 @@ __all__ = (
     "parse_content_length",
     "request_fields_from_environ",
     "scope_from_environ",
+    "scope_header",
     "split_root_path",
 )
 
@@ -66,7 +66,7 @@ _SPECIAL_ENVIRON_HEADERS: Final = {
 }
 _JOINERS: Final = {b"cookie": "; "}
 #: Request headers CGI keeps without an ``HTTP_`` prefix, each with rules of its own.
-BARE_HEADERS: Final = frozenset({b"content-type", b"content-length"})
+_BARE_HEADERS: Final = frozenset({b"content-type", b"content-length"})
 
 
 class BadRequest(Exception):
@@ -228,7 +228,7 @@ def normalize_request_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tu
     unique = set(names)
     joined = b"".join(names)
     simple = len(unique) == len(names) and b"_" not in joined and joined == joined.lower()
-    if simple and (not unique & BARE_HEADERS or _bare_headers_canonical(listed)):
+    if simple and (not unique & _BARE_HEADERS or _bare_headers_canonical(listed)):
         return listed
     return _regroup(listed)  # repeats, odd names, or a Content-Type/-Length to rewrite
 
@@ -295,8 +295,36 @@ def environ_header(environ: Mapping[str, Any], name: bytes) -> bytes | None:
     value = environ.get(key)
     if not value:
         # an empty CONTENT_TYPE / CONTENT_LENGTH means "absent" (see headers_from_environ)
-        return None if value is None or name in BARE_HEADERS else b""
+        return None if value is None or name in _BARE_HEADERS else b""
     return value.encode("latin-1") if type(value) is str else str(value).encode("latin-1")
+
+
+def scope_header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    """One request header of a scope's lines as :func:`normalize_request_headers` gives
+    it, or None. ``name`` is lowercase.
+
+    One scan, no list built: servers send lowercase names (the ASGI spec asks them
+    to), so the usual line is found as it is. A repeated name, a line that matches
+    only when lowercased, or Content-Type / -Length take the full rules.
+    """
+    if b"_" in name:
+        return None  # names with "_" are dropped
+    if name not in _BARE_HEADERS:
+        size = len(name)
+        found = None
+        for key, value in headers:
+            if key == name:
+                if found is not None:
+                    break
+                found = value
+            elif len(key) == size and key.lower() == name:
+                break
+        else:
+            return found
+    for key, value in normalize_request_headers(headers):
+        if key == name:
+            return value
+    return None
 
 
 def headers_from_environ(environ: Mapping[str, Any]) -> list[tuple[bytes, bytes]]:

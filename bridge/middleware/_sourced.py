@@ -35,7 +35,6 @@ from urllib.parse import quote
 from asgiref.typing import HTTPScope
 
 from bridge._translate import (
-    BARE_HEADERS,
     BadRequest,
     environ_client,
     environ_header,
@@ -50,6 +49,7 @@ from bridge._translate import (
     headers_from_environ,
     normalize_request_headers,
     parse_content_length,
+    scope_header,
     split_root_path,
 )
 from bridge._types import Environ
@@ -243,22 +243,9 @@ class _ScopeHead(_SourcedHead):
         return tuple(normalize_request_headers(self._src["headers"]))
 
     def header(self, name: bytes) -> bytes | None:
-        if self._headers is not None or name in BARE_HEADERS or b"_" in name:
-            # Content-Type/-Length have rules of their own; names with "_" are dropped.
-            return RequestHead.header(self, name)
-        # One scan of the scope's lines, not the whole list normalized. Servers send
-        # lowercase names (the ASGI spec asks them to); a line that matches only when
-        # lowercased, or a repeated name, is left to the full rules.
-        size = len(name)
-        found = None
-        for key, value in self._src["headers"]:
-            if key == name:
-                if found is not None:
-                    return RequestHead.header(self, name)
-                found = value
-            elif len(key) == size and key.lower() == name:
-                return RequestHead.header(self, name)
-        return found
+        if self._headers is None:  # one scan of the scope's lines, not the whole list
+            return scope_header(self._src["headers"], name)
+        return RequestHead.header(self, name)
 
     def header_values(self, name: bytes) -> list[bytes]:
         value = self.header(name)  # request heads hold one line per name
