@@ -69,19 +69,23 @@ def scope_with_head(scope: HTTPScope, old: RequestHead, new: RequestHead) -> HTT
     """A copy of ``scope`` carrying the fields where ``new`` differs from ``old``."""
     if new is old:
         return scope
-    copied: dict[str, Any] = dict(scope)
+    source: dict[str, Any] = scope  # type: ignore[assignment]  # read as a plain dict
+    copied = dict(source)
     recorded = recorded_changes(old, new)
     if recorded is None:
         for name in _changed(old, new):
             copied[name] = list(new.headers) if name == "headers" else getattr(new, name)
     else:
         # A head field and its scope key share name and value, but for headers (a list
-        # in a scope) and values (not a scope field).
+        # in a scope) and values (not a scope field: the scope's own key, if any, stays).
         copied.update(recorded)
         if "headers" in recorded:
             copied["headers"] = list(new.headers)
         if "values" in recorded:
-            del copied["values"]
+            if "values" in source:
+                copied["values"] = source["values"]
+            else:
+                del copied["values"]
     _set_values(copied, old, new)
     return copied  # type: ignore[return-value]  # the same scope with some fields replaced
 

@@ -133,3 +133,20 @@ def test_a_scope_header_that_is_not_lowercase_is_still_found() -> None:
     scope = Request(headers=[(b"x-a", b"1"), (b"X-A", b"2")]).scope()
     assert head_from_scope(scope).header(b"x-a") == b"1, 2"
     assert head_from_scope(scope).header_values(b"x-a") == [b"1, 2"]
+
+
+def test_a_rewrite_with_values_keeps_a_scope_key_named_values() -> None:
+    """``values`` is a head field, not a scope key: a scope's own ``"values"`` key stays."""
+    from types import MappingProxyType
+
+    scope: dict[str, Any] = {**Request().scope(), "values": "the server's"}
+    head = head_from_scope(scope)  # type: ignore[arg-type]
+    new = head.replace(scheme="https", values=MappingProxyType({"bridge.x": 1}))
+    copied: dict[str, Any] = scope_with_head(scope, head, new)  # type: ignore[arg-type,assignment]
+    assert copied["values"] == "the server's"
+    assert copied["bridge.x"] == 1
+    assert copied["scheme"] == "https"
+    plain = Request().scope()
+    head = head_from_scope(plain)
+    rewritten: dict[str, Any] = scope_with_head(plain, head, head.replace(values=new.values))  # type: ignore[assignment]
+    assert "values" not in rewritten
