@@ -19,18 +19,26 @@ V = TypeVar("V")
 
 
 class Memo(dict[K, V], Generic[K, V]):
-    """``memo[key]``: ``make(key)``, made once; at most ``size`` keys are kept."""
+    """``memo[key]``: ``make(key)``, made once; at most ``size`` keys are kept, and
+    only those ``keep(key)`` accepts (default: every key)."""
 
-    __slots__ = ("_make", "_size")
+    __slots__ = ("_keep", "_make", "_size")
 
-    def __init__(self, make: Callable[[K], V], size: int = 512) -> None:
+    def __init__(
+        self,
+        make: Callable[[K], V],
+        size: int = 512,
+        keep: Callable[[K], bool] | None = None,
+    ) -> None:
         super().__init__()
         self._make = make
         self._size = size
+        self._keep = keep
 
     def __missing__(self, key: K) -> V:
         value = self._make(key)
-        if len(self) >= self._size:
-            self.clear()
-        self[key] = value
+        if self._keep is None or self._keep(key):
+            if len(self) >= self._size:
+                self.clear()
+            self[key] = value
         return value

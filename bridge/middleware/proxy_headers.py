@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Final, Literal
 
+from bridge._memo import Memo
+
 from ._base import Interface, Middleware
 from ._forwarded import TrustedPeers
 from ._heads import RequestHead
@@ -29,6 +31,9 @@ _USES: Final = frozenset(X_NAMES)
 #: distinct chains come from clients (through the proxy), so memory stays bounded.
 _CACHE_SIZE: Final = 4096
 _CACHED_TEXT: Final = 200
+
+#: A plan's inputs: the forwarded header texts (None where absent) and the scheme.
+_PlanKey = tuple[tuple[bytes | None, ...], str]
 
 
 class ProxyHeaders(Middleware):
@@ -71,7 +76,6 @@ class ProxyHeaders(Middleware):
     ) -> None:
         super().__init__(app, interface=interface, clock=clock)
         self.trusted = TrustedPeers(trusted)
-        self._verdict = self.trusted.verdict
         if mode not in ("x-forwarded", "forwarded"):
             raise ValueError(f"mode must be 'x-forwarded' or 'forwarded', not {mode!r}")
         self.mode = mode
@@ -86,7 +90,7 @@ class ProxyHeaders(Middleware):
         names = [X_NAMES[u] for u in sorted(uses)] if mode == "x-forwarded" else [b"forwarded"]
         self._names = tuple(names)
         self._absent = (None,) * len(names)
-        self._plans: dict[tuple[tuple[bytes | None, ...], str], Plan] = {}
+        self._plans: Memo[_PlanKey, Plan] = Memo(self._plan, _CACHE_SIZE, keep=_short_texts)
 
     def decide_request(self, head: RequestHead, now: float) -> RequestHead | None:
         # Heads carry one line per name (repeats joined with ", "), as an environ does.
@@ -94,19 +98,18 @@ class ProxyHeaders(Middleware):
         if texts == self._absent:
             return None  # nothing forwarded: pass through untouched
         client = head.client
-        if client is None or not self._verdict[client[0]]:
+        if client is None or not self.trusted.verdict[client[0]]:
             logger.info("ignored forwarded headers from untrusted peer %s", client and client[0])
             return None
-        plan = self._plans.get((texts, head.scheme)) or self._plan(texts, head.scheme)
+        plan = self._plans[texts, head.scheme]
         if plan.problems:
             logger.warning("ignored invalid forwarded values: %s", plan.problems)
         return plan.apply(head)
 
-    def _plan(self, texts: tuple[bytes | None, ...], scheme: str) -> Plan:
-        websocket = scheme in ("ws", "wss")
-        plan = make_plan(texts, self._names, self.uses, self.trusted, websocket)
-        if sum(len(text) for text in texts if text is not None) <= _CACHED_TEXT:
-            if len(self._plans) >= _CACHE_SIZE:
-                self._plans.clear()
-            self._plans[(texts, scheme)] = plan
-        return plan
+    def _plan(self, key: _PlanKey) -> Plan:
+        texts, scheme = key
+        return make_plan(texts, self._names, self.uses, self.trusted, scheme in ("ws", "wss"))
+
+
+def _short_texts(key: _PlanKey) -> bool:
+    return sum(len(text) for text in key[0] if text is not None) <= _CACHED_TEXT
