@@ -71,35 +71,17 @@ class OriginalRequest(Mapping[str, Any]):
         return f"OriginalRequest({dict(self)!r})"
 
 
-class Plan(NamedTuple):
-    """What one set of forwarded header texts asks for, validated.
+class HostAndPrefix(NamedTuple):
+    """The forwarded values that combine with the head's own Host and paths."""
 
-    ``changes`` holds what applies to any head (client, scheme); ``host``,
-    ``port`` and ``prefix`` are combined with the head's own Host and paths.
-    ``problems`` names each value ignored as invalid ("" when none).
-    """
-
-    changes: dict[str, Any]
     host: tuple[str, int | None] | None
     port: int | None
     prefix: tuple[str, str] | None
-    problems: str
-    #: Whether ``host``, ``port`` or ``prefix`` is set (they combine with the head's own).
-    reads_head: bool
 
-    def apply(self, head: RequestHead) -> RequestHead:
-        """``head`` rewritten by this plan, the original kept under :data:`ORIGINAL_KEY`."""
-        changes = self.changes
-        if self.reads_head:
-            changes = dict(changes)
-            self._host(head, changes)
-            self._prefix(head, changes)
-        if not changes:
-            return head
-        values = head.values
-        original = OriginalRequest(head)
-        kept = {**values, ORIGINAL_KEY: original} if values else {ORIGINAL_KEY: original}
-        return head.replaced({**changes, "values": MappingProxyType(kept)})
+    def add_changes(self, head: RequestHead, changes: dict[str, Any]) -> None:
+        """Add to ``changes`` what these values make of ``head``."""
+        self._host(head, changes)
+        self._prefix(head, changes)
 
     def _host(self, head: RequestHead, changes: dict[str, Any]) -> None:
         parsed, port = self.host, self.port
@@ -123,6 +105,32 @@ class Plan(NamedTuple):
         changes["root_path"] = decoded + head.root_path
         changes["path"] = decoded + head.path
         changes["raw_path"] = quote(raw, safe="/%;=,:@!$&'()*+~").encode("ascii") + head.raw_path
+
+
+class Plan(NamedTuple):
+    """What one set of forwarded header texts asks for, validated.
+
+    ``changes`` holds what applies to any head (client, scheme); ``with_head``
+    what combines with the head's own Host and paths (None when nothing does).
+    ``problems`` names each value ignored as invalid ("" when none).
+    """
+
+    changes: dict[str, Any]
+    with_head: HostAndPrefix | None
+    problems: str
+
+    def apply(self, head: RequestHead) -> RequestHead:
+        """``head`` rewritten by this plan, the original kept under :data:`ORIGINAL_KEY`."""
+        changes = self.changes
+        if self.with_head is not None:
+            changes = dict(changes)
+            self.with_head.add_changes(head, changes)
+        if not changes:
+            return head
+        values = head.values
+        original = OriginalRequest(head)
+        kept = {**values, ORIGINAL_KEY: original} if values else {ORIGINAL_KEY: original}
+        return head.replaced({**changes, "values": MappingProxyType(kept)})
 
 
 def make_plan(
@@ -163,8 +171,10 @@ def make_plan(
         prefix = parse_prefix(values["prefix"])
         if prefix is None:
             problems.append(f"X-Forwarded-Prefix {values['prefix'][:100]!r}")
-    reads_head = host is not None or port is not None or prefix is not None
-    return Plan(changes, host, port, prefix, "; ".join(problems), reads_head)
+    with_head = HostAndPrefix(host, port, prefix)
+    if with_head == (None, None, None):
+        return Plan(changes, None, "; ".join(problems))
+    return Plan(changes, with_head, "; ".join(problems))
 
 
 _USE_OF: Final = {name: use for use, name in X_NAMES.items()}
