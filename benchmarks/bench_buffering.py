@@ -35,7 +35,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from bridge import RequestBuffering, ResponseBuffering, WsgiToAsgi
-from bridge._translate import environ_from_scope
+from bridge._http.translate import environ_from_scope
 from bridge.testing import Request
 
 MiB = 1024 * 1024

@@ -33,7 +33,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from benchmarks._peers import SAME_AS_SECURE, SECURE
 from bridge import Headers, ProxyHeaders, SecurityHeaders
-from bridge._translate import environ_from_scope
+from bridge._http.translate import environ_from_scope
 from bridge.testing import Request
 
 REQUEST = Request(

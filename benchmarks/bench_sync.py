@@ -34,7 +34,7 @@ import anyio.to_thread
 from asgiref import sync as asgiref_sync
 
 import bridge
-from bridge import _portal
+from bridge._loop import portal as _portal
 
 Case = Callable[[int], float]  # calls -> seconds taken
 

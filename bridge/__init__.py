@@ -7,40 +7,46 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .__about__ import __version__
-from ._translate import BadRequest
+from bridge.__about__ import __version__
+from bridge._http.translate import BadRequest
 
 # -- adapters: WSGI app under an ASGI server (bridge.wsgi_to_asgi)
-from .wsgi_to_asgi import ClientDisconnected, WsgiToAsgi
+from bridge.wsgi_to_asgi import ClientDisconnected, WsgiToAsgi
 
 # -- adapters: ASGI app under a WSGI server (bridge.asgi_to_wsgi)
-from .asgi_to_wsgi import AsgiToWsgi  # isort: skip
+from bridge.asgi_to_wsgi import AsgiToWsgi  # isort: skip
 
 # -- sync <-> async helpers (bridge.sync)
-from .sync import ThreadSensitiveContext, async_to_sync, sync_to_async  # isort: skip
-from .sync import iterate_in_loop, iterate_in_thread  # isort: skip
+from bridge.sync import ThreadSensitiveContext, async_to_sync, sync_to_async  # isort: skip
+from bridge.sync import iterate_in_loop, iterate_in_thread  # isort: skip
 
 # -- middleware: core and header middleware (bridge.middleware)
-from . import testing  # isort: skip
-from .middleware.headers import Headers  # isort: skip
-from .middleware.proxy_headers import ProxyHeaders  # isort: skip
-from .middleware.security_headers import SecurityHeaders  # isort: skip
+from bridge.middleware.headers import Headers  # isort: skip
+from bridge.middleware.proxy_headers import ProxyHeaders  # isort: skip
+from bridge.middleware.security_headers import SecurityHeaders  # isort: skip
 
 # -- middleware: buffering (bridge.middleware.buffering)
-from .buffering import RequestBuffering, RequestBufferingRule, ResponseBuffering  # isort: skip
+from bridge.buffering import RequestBuffering, RequestBufferingRule, ResponseBuffering  # isort: skip
 
 # -- middleware: rate limiting (bridge.ratelimit)
-from .ratelimit import ConcurrencyLimit, MemoryStore, RateLimit  # isort: skip
+from bridge.ratelimit import ConcurrencyLimit, MemoryStore, RateLimit  # isort: skip
 
-if TYPE_CHECKING:  # RedisStore needs the "redis" extra: imported on first use, see below
-    from .ratelimit.redis import RedisStore
+if TYPE_CHECKING:  # imported on first use, see __getattr__ below
+    from bridge import testing
+    from bridge.ratelimit.redis import RedisStore
 
 
 def __getattr__(name: str) -> object:
+    # RedisStore needs the "redis" extra and bridge.testing imports test helpers:
+    # neither is loaded by ``import bridge``.
     if name == "RedisStore":
-        from .ratelimit.redis import RedisStore
+        from bridge.ratelimit.redis import RedisStore
 
         return RedisStore
+    if name == "testing":
+        import bridge.testing
+
+        return bridge.testing
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

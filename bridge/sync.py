@@ -23,11 +23,11 @@ from typing import Any, ParamSpec, TypeVar, overload
 
 import anyio
 
-from . import _portal
-from ._blocking import call_async
-from ._crossing import call_sync
-from ._interop import forget_context_executor, thread_sensitive_context_var
-from ._streams import AsyncIteratorInThread, SyncIteratorOverAsync
+from bridge._loop import portal as _portal
+from bridge._loop.blocking import call_async
+from bridge._loop.crossing import call_sync
+from bridge._loop.interop import forget_context_executor, thread_sensitive_context_var
+from bridge._loop.streams import AsyncIteratorInThread, SyncIteratorOverAsync
 
 __all__ = (
     "ThreadSensitiveContext",

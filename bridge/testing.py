@@ -34,12 +34,12 @@ from wsgiref.validate import validator
 import anyio
 from asgiref.typing import HTTPScope
 
-from bridge._translate import environ_from_scope
-from bridge._types import Environ, StartResponse, WsgiApp
-from bridge._wsgi_input import ClientDisconnected
-from bridge.middleware._convert import head_from_environ, head_from_scope
-from bridge.middleware._heads import RequestHead
-from bridge.middleware._sourced import settle
+from bridge._http.translate import environ_from_scope
+from bridge._http.types import Environ, StartResponse, WsgiApp
+from bridge._http.wsgi_input import ClientDisconnected
+from bridge.middleware._core.convert import head_from_environ, head_from_scope
+from bridge.middleware._core.heads import RequestHead
+from bridge.middleware._core.sourced import settle
 from bridge.wsgi_to_asgi import complete_lifespan
 
 __all__ = (
@@ -403,7 +403,7 @@ class InnerApp:
         return [seen.body] if self.echo else list(self.body)
 
     def _status_line(self) -> str:
-        from bridge.middleware._heads import reason_phrase
+        from bridge.middleware._core.heads import reason_phrase
 
         return f"{self.status} {reason_phrase(self.status) or 'Unknown'}"
 

@@ -12,7 +12,7 @@ import pytest
 from werkzeug.test import EnvironBuilder
 
 from bridge import AsgiToWsgi
-from bridge._types import ExcInfo, WsgiHeaders
+from bridge._http.types import ExcInfo, WsgiHeaders
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication

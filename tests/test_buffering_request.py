@@ -22,7 +22,7 @@ import anyio
 import pytest
 
 from bridge import RequestBuffering, RequestBufferingRule
-from bridge._types import Environ, StartResponse
+from bridge._http.types import Environ, StartResponse
 from bridge.testing import InnerApp, Request, acall_asgi, call_asgi, call_wsgi
 
 ECHO = InnerApp(echo=True)

@@ -22,8 +22,8 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from bridge import ResponseBuffering, WsgiToAsgi
-from bridge._types import Environ, StartResponse
-from bridge.buffering._response_asgi import INLINE_FLUSH
+from bridge._http.types import Environ, StartResponse
+from bridge.middleware._core.drive import INLINE_FLUSH
 from bridge.testing import InnerApp, Request, call_asgi, call_wsgi
 
 pytestmark = pytest.mark.anyio
@@ -165,7 +165,7 @@ def test_wsgi_iterable_closed_before_the_first_chunk_is_served() -> None:
 
 
 def environ() -> Environ:
-    from bridge._translate import environ_from_scope
+    from bridge._http.translate import environ_from_scope
 
     return environ_from_scope(Request().scope(), wsgi_input=None, wsgi_errors=None)
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge._units import parse_seconds, parse_size
+from bridge._http.units import parse_seconds, parse_size
 from bridge.buffering._account import BodyAccount, BodyRejected
 from bridge.buffering._policy import ResponseCollector, may_buffer
 from bridge.buffering._replies import render

@@ -1,8 +1,8 @@
-"""``bridge._memo.Memo``: made once per key, bounded."""
+"""``bridge._http.memo.Memo``: made once per key, bounded."""
 
 from __future__ import annotations
 
-from bridge._memo import Memo
+from bridge._http.memo import Memo
 
 
 def test_each_key_is_made_once_and_memory_stays_bounded() -> None:

@@ -657,13 +657,15 @@ async def test_cancellations_under_a_saturated_limiter_leave_no_token_behind() -
 
 def test_a_limiter_reused_by_a_new_loop_ignores_a_queue_left_by_an_ended_loop() -> None:
     """A module-level limiter outlives loops; a loop that ended with calls queued leaves none."""
-    from bridge import _gate
+    from bridge._loop import gate as _gate
 
     limiter = anyio.CapacityLimiter(1)
     ended = asyncio.new_event_loop()
     ended.close()
     stale = _gate.Gate(limiter, ended)  # as if that loop ended before its queue drained
-    stale.waiting.append(bridge._threads.Call(abs, (-1,), {}, contextvars.Context(), None, ended))
+    stale.waiting.append(
+        bridge._loop.threads.Call(abs, (-1,), {}, contextvars.Context(), None, ended)
+    )
     _gate._gates[id(limiter)] = stale
     try:
 
@@ -774,7 +776,7 @@ async def test_native_asyncio_cancel_waits_for_the_thread_then_raises() -> None:
 _RESTART_SCRIPT = """
 import asyncio, threading
 import bridge
-from bridge import _portal
+from bridge._loop import portal as _portal
 
 async def loop_of_call():
     return asyncio.get_running_loop()

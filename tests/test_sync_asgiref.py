@@ -135,7 +135,7 @@ async def test_nested_mixed_chain_from_async_code_does_not_deadlock() -> None:
 def test_asgiref_walks_down_its_executor_stack_into_a_bridge_frame() -> None:
     """A call for asgiref's finished frame goes to the bridge frame below it, as asgiref does."""
     current_thread_executor = pytest.importorskip("asgiref.current_thread_executor")
-    from bridge._threads import SyncFrame
+    from bridge._loop.threads import SyncFrame
 
     ours = SyncFrame(None)
     theirs = current_thread_executor.CurrentThreadExecutor(ours)

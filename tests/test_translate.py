@@ -8,7 +8,7 @@ import sys
 import pytest
 from asgiref.typing import HTTPScope
 
-from bridge._translate import (
+from bridge._http.translate import (
     BadRequest,
     environ_from_scope,
     parse_content_length,
@@ -138,7 +138,7 @@ def test_non_utf8_path_info_is_400() -> None:
 
 
 def test_normalize_request_headers_matches_an_environ_round_trip() -> None:
-    from bridge._translate import headers_from_environ, normalize_request_headers
+    from bridge._http.translate import headers_from_environ, normalize_request_headers
 
     raw = [
         (b"host", b"h"),
@@ -155,7 +155,7 @@ def test_normalize_request_headers_matches_an_environ_round_trip() -> None:
 
 
 def test_apply_scope_fields_to_environ_gives_what_the_scope_would() -> None:
-    from bridge._translate import apply_scope_fields_to_environ
+    from bridge._http.translate import apply_scope_fields_to_environ
 
     old = make_scope()
     new = make_scope(
@@ -183,7 +183,7 @@ def test_apply_scope_fields_to_environ_gives_what_the_scope_would() -> None:
 
 
 def test_header_lookups_agree_with_the_full_translation() -> None:
-    from bridge._translate import (
+    from bridge._http.translate import (
         environ_header,
         headers_from_environ,
         normalize_request_headers,
@@ -224,7 +224,7 @@ def test_header_lookups_agree_with_the_full_translation() -> None:
 def test_normalize_fast_path_agrees_with_the_general_rules(
     headers: list[tuple[bytes, bytes]],
 ) -> None:
-    from bridge._translate import BadRequest, _regroup, normalize_request_headers
+    from bridge._http.translate import BadRequest, _regroup, normalize_request_headers
 
     try:
         expected: object = _regroup(list(headers))

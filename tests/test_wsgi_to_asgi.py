@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from bridge import ClientDisconnected, WsgiToAsgi
-from bridge._types import Environ
+from bridge._http.types import Environ
 from tests.apps import django_app, flask_app, wsgi_apps
 from tests.asgi_driver import Exchange, Message, http_scope
 

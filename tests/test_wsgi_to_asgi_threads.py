@@ -1,4 +1,4 @@
-"""WsgiToAsgi's worker threads: bridge's own hand-off (bridge._crossing.run_in_worker).
+"""WsgiToAsgi's worker threads: bridge's own hand-off (bridge._loop.crossing.run_in_worker).
 
 What an app running in them may rely on, on asyncio and trio: ``anyio.from_thread`` and
 ``bridge.async_to_sync`` reach the request's event loop; the adapter's limiter (anyio's
@@ -20,8 +20,8 @@ import anyio.to_thread
 import pytest
 
 import bridge
-from bridge._handoff import HandoffQueue
-from bridge._types import Environ
+from bridge._http.types import Environ
+from bridge._loop.handoff import HandoffQueue
 from tests.apps import wsgi_apps
 from tests.asgi_driver import Exchange
 from tests.test_wsgi_to_asgi import drive

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge._handoff import HandoffQueue
-from bridge._wsgi_input import ClientDisconnected, RequestBodyError, WsgiInput
-from bridge._wsgi_response import ResponseError, ResponseState
+from bridge._http.wsgi_input import ClientDisconnected, RequestBodyError, WsgiInput
+from bridge._loop.handoff import HandoffQueue
+from bridge.wsgi_to_asgi._response import ResponseError, ResponseState
 
 # -- wsgi.input ------------------------------------------------------------------------
 

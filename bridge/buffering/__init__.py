@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ._rules import RequestBufferingRule
-from .request import RequestBuffering
-from .response import ResponseBuffering
+from bridge.buffering._rules import RequestBufferingRule
+from bridge.buffering.request import RequestBuffering
+from bridge.buffering.response import ResponseBuffering
 
 __all__ = ("RequestBuffering", "RequestBufferingRule", "ResponseBuffering")

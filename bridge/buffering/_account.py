@@ -28,9 +28,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from bridge._translate import BadRequest, parse_content_length
-
-from ._rules import BodyLimits
+from bridge._http.translate import BadRequest, parse_content_length
+from bridge.buffering._rules import BodyLimits
 
 __all__ = ("BodyAccount", "BodyRejected")
 

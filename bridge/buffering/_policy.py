@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Final, Literal
 
-from ._spool import Spool, SpoolRefused
+from bridge.buffering._spool import Spool, SpoolRefused
 
 __all__ = ("Overflow", "ResponseCollector", "may_buffer")
 

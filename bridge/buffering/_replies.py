@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from ._account import BodyRejected
+from bridge.buffering._account import BodyRejected
 
 __all__ = ("ErrorFormat", "Reply", "render")
 

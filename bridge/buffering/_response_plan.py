@@ -13,10 +13,9 @@ import logging
 import os
 from collections.abc import Iterator
 
-from bridge._units import require_size
+from bridge._http.units import require_size
+from bridge.buffering._policy import OVERFLOWS, BypassRule, Overflow, ResponseCollector, may_buffer
 from bridge.middleware import set_header
-
-from ._policy import OVERFLOWS, BypassRule, Overflow, ResponseCollector, may_buffer
 
 __all__ = ("ResponseConfig", "ResponsePlan")
 

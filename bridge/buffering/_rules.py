@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-from bridge._units import parse_seconds, parse_size, require_size
+from bridge._http.units import parse_seconds, parse_size, require_size
 
 __all__ = ("BodyLimits", "RequestBufferingRule", "compile_limits", "limits_for")
 

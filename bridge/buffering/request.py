@@ -25,7 +25,19 @@ import time
 from collections.abc import Callable, Generator, Iterable
 from typing import IO, Any, Final, cast
 
-from bridge._translate import BadRequest
+from bridge._http.translate import BadRequest
+from bridge.buffering._account import BodyAccount, BodyRejected
+from bridge.buffering._replies import ERROR_FORMATS, ErrorFormat, render
+from bridge.buffering._rules import (
+    BodyLimits,
+    Mode,
+    RequestBufferingRule,
+    app_path,
+    compile_limits,
+    limits_for,
+)
+from bridge.buffering._rules import make_limits as _make_limits
+from bridge.buffering._spool import ChunkReader, Spool, SpoolRefused
 from bridge.middleware import (
     Abort,
     BodyTimeout,
@@ -41,12 +53,6 @@ from bridge.middleware import (
     Respond,
     Response,
 )
-
-from ._account import BodyAccount, BodyRejected
-from ._replies import ERROR_FORMATS, ErrorFormat, render
-from ._rules import BodyLimits, Mode, RequestBufferingRule, app_path, compile_limits, limits_for
-from ._rules import make_limits as _make_limits
-from ._spool import ChunkReader, Spool, SpoolRefused
 
 __all__ = ("RequestBuffering",)
 

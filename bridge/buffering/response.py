@@ -4,7 +4,7 @@ Theory of operation
 -------------------
 The decision is sans-IO (:class:`ResponsePlan` in ``_response_plan``, over
 :func:`may_buffer` and :class:`ResponseCollector`); the two drivers
-(``_response_asgi``, ``_response_wsgi``) only move bytes. For each
+(the middleware core's drivers) only move bytes. For each
 response the plan sees the head first and decides whether to buffer (never a
 HEAD, 1xx/204/304, ``text/event-stream``, ``X-Accel-Buffering: no``, or what
 the ``bypass`` rule refuses). While buffering it holds every chunk; when the
@@ -43,6 +43,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from bridge.buffering._policy import BypassRule, Overflow
+from bridge.buffering._response_plan import ResponseConfig, ResponsePlan
 from bridge.middleware import (
     Exchange,
     Interface,
@@ -51,9 +53,6 @@ from bridge.middleware import (
     RequestHead,
     ResponseHead,
 )
-
-from ._policy import BypassRule, Overflow
-from ._response_plan import ResponseConfig, ResponsePlan
 
 __all__ = ("ResponseBuffering",)
 

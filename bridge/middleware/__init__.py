@@ -10,15 +10,15 @@ the :class:`ResponseHead` before it is sent and is told how the request ended
 
 from __future__ import annotations
 
-from ._base import Interface, Middleware, detect_interface
-from ._convert import (
+from bridge.middleware._core.base import Interface, Middleware, detect_interface
+from bridge.middleware._core.convert import (
     VALUE_PREFIX,
     environ_with_head,
     head_from_environ,
     head_from_scope,
     scope_with_head,
 )
-from ._exchange import (
+from bridge.middleware._core.exchange import (
     Abort,
     BodyTimeout,
     Call,
@@ -35,8 +35,8 @@ from ._exchange import (
     RequestBodyIO,
     Respond,
 )
-from ._heads import Headers as HeaderLines
-from ._heads import (
+from bridge.middleware._core.heads import Headers as HeaderLines
+from bridge.middleware._core.heads import (
     RequestHead,
     Response,
     ResponseHead,
@@ -47,11 +47,11 @@ from ._heads import (
     remove_header,
     set_header,
 )
-from ._proxy_plan import OriginalRequest
-from ._stack import Layer, stack
-from .headers import Headers
-from .proxy_headers import ProxyHeaders
-from .security_headers import SecurityHeaders
+from bridge.middleware._core.stack import Layer, stack
+from bridge.middleware.headers import Headers
+from bridge.middleware.proxy_headers import ProxyHeaders
+from bridge.middleware.proxy_headers._plan import OriginalRequest
+from bridge.middleware.security_headers import SecurityHeaders
 
 __all__ = (
     "VALUE_PREFIX",

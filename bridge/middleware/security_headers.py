@@ -8,10 +8,10 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
-from ._base import Interface, Middleware
-from ._exchange import Exchange, Forward
-from ._heads import Headers, RequestHead, ResponseHead
-from ._validate import header_value, matches_prefix, path_prefixes
+from bridge.middleware._core.base import Interface, Middleware
+from bridge.middleware._core.exchange import Exchange, Forward
+from bridge.middleware._core.heads import Headers, RequestHead, ResponseHead
+from bridge.middleware._core.validate import header_value, matches_prefix, path_prefixes
 
 __all__ = ("NONCE_KEY", "PRESETS", "SecurityHeaders")
 

@@ -9,18 +9,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._algorithms import RateOutcome
-from ._concurrency import ConcurrencyLimit
-from ._headers import PROBLEM_TYPE
-from ._keys import client_address, client_address_key, header_key, method_key, path_key
-from ._memory import MemoryStore
-from ._middleware import RateLimit
-from ._rates import Rate, parse_rates
-from ._rules import Rule
-from ._store import Store, Verdict
+from bridge.ratelimit._algorithms import RateOutcome
+from bridge.ratelimit._concurrency import ConcurrencyLimit
+from bridge.ratelimit._headers import PROBLEM_TYPE
+from bridge.ratelimit._keys import (
+    client_address,
+    client_address_key,
+    header_key,
+    method_key,
+    path_key,
+)
+from bridge.ratelimit._memory import MemoryStore
+from bridge.ratelimit._middleware import RateLimit
+from bridge.ratelimit._rates import Rate, parse_rates
+from bridge.ratelimit._rules import Rule
+from bridge.ratelimit._store import Store, Verdict
 
 if TYPE_CHECKING:  # RedisStore needs the "redis" extra: imported on first use
-    from .redis import RedisStore
+    from bridge.ratelimit.redis import RedisStore
 
 __all__ = (
     "PROBLEM_TYPE",
@@ -45,7 +51,7 @@ __all__ = (
 def __getattr__(name: str) -> object:
     # RedisStore needs the optional redis-py (extra "redis"): imported on first use.
     if name == "RedisStore":
-        from .redis import RedisStore
+        from bridge.ratelimit.redis import RedisStore
 
         return RedisStore
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

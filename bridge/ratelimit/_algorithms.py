@@ -28,7 +28,7 @@ import math
 from collections.abc import Callable
 from typing import Final, NamedTuple, TypeAlias
 
-from ._rates import Rate
+from bridge.ratelimit._rates import Rate
 
 __all__ = ("ALGORITHMS", "RateOutcome", "State", "fixed_window", "gcra", "sliding_window")
 

@@ -29,12 +29,11 @@ from bridge.middleware import (
     Respond,
     Response,
 )
-
-from ._keys import HeadLike, KeyFunc, client_address, safe_key
-from ._memory import MemoryStore
-from ._middleware import check_store, exempt_predicate
-from ._rules import PathPattern
-from ._store import Store
+from bridge.ratelimit._keys import HeadLike, KeyFunc, client_address, safe_key
+from bridge.ratelimit._memory import MemoryStore
+from bridge.ratelimit._middleware import check_store, exempt_predicate
+from bridge.ratelimit._rules import PathPattern
+from bridge.ratelimit._store import Store
 
 __all__ = ("ConcurrencyLimit",)
 

@@ -16,8 +16,8 @@ import math
 from collections.abc import Sequence
 from typing import Final
 
-from ._algorithms import RateOutcome
-from ._rates import Rate
+from bridge.ratelimit._algorithms import RateOutcome
+from bridge.ratelimit._rates import Rate
 
 __all__ = (
     "PROBLEM_TYPE",

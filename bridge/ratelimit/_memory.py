@@ -24,9 +24,9 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, Final
 
-from ._algorithms import ALGORITHMS, Algorithm, RateOutcome, State
-from ._rates import Rate
-from ._store import Verdict
+from bridge.ratelimit._algorithms import ALGORITHMS, Algorithm, RateOutcome, State
+from bridge.ratelimit._rates import Rate
+from bridge.ratelimit._store import Verdict
 
 __all__ = ("MemoryStore",)
 

@@ -31,18 +31,24 @@ from bridge.middleware import (
     Response,
     ResponseHead,
 )
-
-from ._headers import (
+from bridge.ratelimit._headers import (
     problem_body,
     ratelimit_fields,
     retry_after_seconds,
     text_body,
 )
-from ._keys import HeadLike, KeyFunc, client_address, safe_key
-from ._memory import MemoryStore
-from ._rates import Rate
-from ._rules import CompiledRule, PathPattern, Rule, compile_rules, match_rule, path_matcher
-from ._store import Store, Verdict
+from bridge.ratelimit._keys import HeadLike, KeyFunc, client_address, safe_key
+from bridge.ratelimit._memory import MemoryStore
+from bridge.ratelimit._rates import Rate
+from bridge.ratelimit._rules import (
+    CompiledRule,
+    PathPattern,
+    Rule,
+    compile_rules,
+    match_rule,
+    path_matcher,
+)
+from bridge.ratelimit._store import Store, Verdict
 
 __all__ = ("RateLimit", "check_store", "exempt_predicate")
 

@@ -14,10 +14,10 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Final, TypeAlias
 
-from ._algorithms import ALGORITHMS
-from ._headers import Policy, policies_for, policy_field
-from ._keys import HeadLike, KeyFunc
-from ._rates import Rate, parse_rates
+from bridge.ratelimit._algorithms import ALGORITHMS
+from bridge.ratelimit._headers import Policy, policies_for, policy_field
+from bridge.ratelimit._keys import HeadLike, KeyFunc
+from bridge.ratelimit._rates import Rate, parse_rates
 
 __all__ = ("CompiledRule", "PathPattern", "Rule", "compile_rules", "path_matcher")
 

@@ -27,8 +27,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple, Protocol, runtime_checkable
 
-from ._algorithms import RateOutcome
-from ._rates import Rate
+from bridge.ratelimit._algorithms import RateOutcome
+from bridge.ratelimit._rates import Rate
 
 __all__ = ("Store", "Verdict")
 

@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 import anyio.to_thread
 
-from ._algorithms import RateOutcome
-from ._memory import MemoryStore
-from ._rates import Rate
-from ._redis_health import Health
-from ._redis_lua import ACQUIRE_SCRIPT, CHECK_SCRIPT
-from ._store import Verdict
+from bridge.ratelimit._algorithms import RateOutcome
+from bridge.ratelimit._memory import MemoryStore
+from bridge.ratelimit._rates import Rate
+from bridge.ratelimit._redis_health import Health
+from bridge.ratelimit._redis_lua import ACQUIRE_SCRIPT, CHECK_SCRIPT
+from bridge.ratelimit._store import Verdict
 
 try:
     import redis

@@ -12,7 +12,7 @@ from wsgiref.validate import validator
 from flask import Flask, Response, request, send_file, stream_with_context
 
 from bridge import WsgiToAsgi
-from bridge._types import Environ
+from bridge._http.types import Environ
 
 flask = Flask(__name__)
 #: Served by /file; the test compares the bytes with this source file.

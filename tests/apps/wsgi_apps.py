@@ -18,7 +18,7 @@ from wsgiref.types import StartResponse
 from wsgiref.validate import validator
 
 from bridge import WsgiToAsgi
-from bridge._types import Environ
+from bridge._http.types import Environ
 
 CHUNK = 64 * 1024
 EVENTS: list[str] = []

@@ -8,7 +8,12 @@ from typing import Any
 import pytest
 
 from bridge import Headers, ProxyHeaders, SecurityHeaders
-from bridge.middleware._forwarded import parse_forwarded, parse_host, parse_node, parse_prefix
+from bridge.middleware.proxy_headers._forwarded import (
+    parse_forwarded,
+    parse_host,
+    parse_node,
+    parse_prefix,
+)
 from bridge.testing import InnerApp, Request, call_asgi, call_wsgi
 
 APP = InnerApp().wsgi()
@@ -188,7 +193,7 @@ def test_proxy_headers_memory_is_bounded_under_unique_chains() -> None:
     import sys
     import tracemalloc
 
-    from bridge._translate import environ_from_scope
+    from bridge._http.translate import environ_from_scope
 
     def hello(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         start_response("200 OK", [])

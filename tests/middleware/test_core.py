@@ -13,8 +13,8 @@ import pytest
 from asgiref.compatibility import guarantee_single_callable
 from hypercorn.utils import is_asgi
 
-from bridge._translate import environ_from_scope
-from bridge._types import Environ, StartResponse
+from bridge._http.translate import environ_from_scope
+from bridge._http.types import Environ, StartResponse
 from bridge.middleware import (
     Call,
     Effect,

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge._translate import BadRequest, environ_from_scope
+from bridge._http.translate import BadRequest, environ_from_scope
 from bridge.middleware import RequestHead, head_from_environ, head_from_scope, scope_with_head
-from bridge.middleware._convert import environ_with_head
+from bridge.middleware._core.convert import environ_with_head
 from bridge.testing import Request
 
 names = st.sampled_from(

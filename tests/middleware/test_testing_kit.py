@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bridge._types import Environ, StartResponse
+from bridge._http.types import Environ, StartResponse
 from bridge.testing import Request, call_asgi, call_wsgi
 
 CUT_SHORT = Request(method="POST", body=[b"one", b"two"], chunked=True, disconnect_after=1)

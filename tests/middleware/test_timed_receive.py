@@ -20,7 +20,7 @@ import anyio.lowlevel
 import pytest
 
 from bridge import RequestBuffering
-from bridge.middleware._timed_receive import receive_within
+from bridge.middleware._core.timed_receive import receive_within
 from bridge.testing import InnerApp
 
 pytestmark = pytest.mark.anyio

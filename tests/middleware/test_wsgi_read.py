@@ -1,4 +1,4 @@
-"""Per-server read timeouts of the WSGI driver (bridge.middleware._wsgi_read)."""
+"""Per-server read timeouts of the WSGI driver (bridge.middleware._core.wsgi_read)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from bridge._wsgi_input import WsgiInput
+from bridge._http.wsgi_input import WsgiInput
 from bridge.middleware import BodyTimeout
-from bridge.middleware._wsgi_driver import timed_read
-from bridge.middleware._wsgi_read import plain_read, socket_timed_read, timed_reader
+from bridge.middleware._core.wsgi_driver import timed_read
+from bridge.middleware._core.wsgi_read import plain_read, socket_timed_read, timed_reader
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from bridge import ConcurrencyLimit, RateLimit
-from bridge._types import Environ, StartResponse
+from bridge._http.types import Environ, StartResponse
 from bridge.ratelimit.redis import RedisStore
 
 

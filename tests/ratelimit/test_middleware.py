@@ -14,7 +14,7 @@ import anyio
 import pytest
 
 from bridge import ConcurrencyLimit, MemoryStore, RateLimit
-from bridge._types import Environ, StartResponse
+from bridge._http.types import Environ, StartResponse
 from bridge.ratelimit import Rule
 from bridge.testing import FakeClock, InnerApp, Request, acall_asgi, call_asgi, call_wsgi
 

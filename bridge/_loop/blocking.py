@@ -1,0 +1,204 @@
+"""The blocking crossing behind ``bridge.async_to_sync``: a sync thread waits for a coroutine.
+
+The calling thread becomes a :class:`~bridge._loop.threads.SyncFrame`: it starts the coroutine
+on the right loop, then runs the thread-sensitive calls the coroutine sends back to it
+until the coroutine finishes, and returns its outcome.
+
+Where the coroutine runs: a new loop in a new thread if ``force_new_loop``; else the loop
+this thread is serving a call for (bridge's ``sync_to_async``, ``anyio.to_thread`` or
+asgiref's ``sync_to_async``); else the persistent background loop of ``bridge._loop.portal``.
+
+Invariants: the frame is current (for both bridge and asgiref) exactly while the thread
+waits; the coroutine's contextvars are merged back into the caller on every outcome; a
+loop that fails to start releases the waiting thread with its error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from bridge._loop import portal as _portal
+from bridge._loop.interop import (
+    adopt_context,
+    current_frame,
+    merge_context,
+    origin_from_anyio_worker,
+    origin_loop_from_asgiref,
+    set_current_frame,
+)
+from bridge._loop.threads import SyncFrame, current_origin
+
+__all__ = ("call_async", "refuse_in_loop_thread")
+
+_get_running_loop = asyncio._get_running_loop
+
+
+def _sniffio_thread_local() -> Any:
+    try:
+        import sniffio
+    except ImportError:  # pragma: no cover - anyio may come without sniffio
+        return None
+    return sniffio.thread_local
+
+
+_sniffio_local: Any = _sniffio_thread_local()
+
+
+def refuse_in_loop_thread() -> None:
+    if _get_running_loop() is not None or _in_trio_thread():
+        raise RuntimeError(
+            "async_to_sync() cannot run in a thread whose event loop is running (it would "
+            "block that loop); await the coroutine function directly instead"
+        )
+
+
+def _in_trio_thread() -> bool:
+    trio = sys.modules.get("trio")
+    if trio is None:
+        return False
+    if _sniffio_local is not None:  # trio names itself in sniffio's thread-local while it runs
+        return getattr(_sniffio_local, "name", None) == "trio"
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
+        return False
+    return True
+
+
+def call_async(
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    force_new_loop: bool,
+    backend: str,
+) -> Any:
+    refuse_in_loop_thread()
+    frame = SyncFrame(current_frame())
+    previous = set_current_frame(frame)
+    try:
+        context = contextvars.copy_context()
+        driver = _drive(fn, args, kwargs, frame, sys.exc_info()[1])
+        loop_thread = None
+        if force_new_loop:
+            loop_thread = _start_new_loop(driver, context, backend, frame)
+        else:
+            _start_on_origin(driver, context, frame, backend)
+        frame.run_until_finished()
+        if loop_thread is not None:
+            loop_thread.join()
+    finally:
+        if frame.final_context is not None:
+            merge_context(frame.final_context)
+        set_current_frame(previous)
+    return frame.outcome()
+
+
+async def _drive(
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    frame: SyncFrame,
+    exc: BaseException | None,
+) -> None:
+    result: Any = None
+    error: BaseException | None = None
+    adopt_context(contextvars.copy_context())
+    try:
+        if exc is None:
+            result = await fn(*args, **kwargs)
+        else:
+            traceback = exc.__traceback__
+            try:
+                raise exc
+            except BaseException:
+                result = await fn(*args, **kwargs)
+            finally:
+                exc.__traceback__ = traceback
+    except BaseException as raised:
+        error = raised
+    frame.finish(result, error, contextvars.copy_context())
+
+
+def _start_on_origin(driver: Any, context: Any, frame: SyncFrame, backend: str) -> None:
+    origin = current_origin() or origin_from_anyio_worker() or origin_loop_from_asgiref()
+    if origin is not None:
+        try:
+            _schedule(origin, driver, context, frame)
+            return
+        except RuntimeError:
+            pass  # that loop has closed since: fall back to the background loop
+    try:
+        _schedule(_portal.background_origin(backend), driver, context, frame)
+    except BaseException:
+        driver.close()
+        raise
+
+
+def _schedule(origin: Any, driver: Any, context: Any, frame: SyncFrame) -> None:
+    if isinstance(origin, asyncio.AbstractEventLoop):
+        origin.call_soon_threadsafe(_start_asyncio_task, origin, driver, context, frame)
+    else:
+        origin.run_sync_soon(_start_trio_task, driver, context)
+
+
+def _start_asyncio_task(
+    loop: asyncio.AbstractEventLoop, driver: Any, context: Any, frame: SyncFrame
+) -> None:
+    # The frame is referenced by the blocked thread, so the task stays alive (asyncio
+    # itself holds tasks only weakly).
+    frame.task = loop.create_task(driver, context=context)
+
+
+def _start_trio_task(driver: Any, context: Any) -> None:
+    import trio
+
+    trio.lowlevel.spawn_system_task(_await, driver, context=context)
+
+
+async def _await(driver: Any) -> None:
+    await driver
+
+
+def _start_new_loop(
+    driver: Any, context: contextvars.Context, backend: str, frame: SyncFrame
+) -> threading.Thread:
+    name, options = _portal.backend_options(backend)
+    thread = threading.Thread(
+        target=_run_new_loop, args=(driver, context, name, options, frame), daemon=True
+    )
+    thread.start()
+    return thread
+
+
+def _run_new_loop(
+    driver: Any, context: contextvars.Context, name: str, options: dict[str, Any], frame: SyncFrame
+) -> None:
+    try:
+        _run_loop(driver, context, name, options)
+    except BaseException as error:
+        if not frame.finished:  # the loop failed before the coroutine ran: release the caller
+            driver.close()
+            frame.finish(None, error, None)
+
+
+def _run_loop(
+    driver: Any, context: contextvars.Context, name: str, options: dict[str, Any]
+) -> None:
+    if name == "asyncio":
+        factory = None
+        if options.get("use_uvloop"):
+            import uvloop
+
+            factory = uvloop.new_event_loop
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(driver, context=context)
+    else:
+        import trio
+
+        context.run(trio.run, _await, driver)

@@ -1,0 +1,163 @@
+"""A fast, thread-side handle on the shared background loop of one backend.
+
+``bridge._loop.portal.background_portal(backend)`` owns the one loop per backend per
+process. A portal call costs a concurrent future and a task per call, which is
+too much for one hand-off per request, so this module asks the portal once per
+process for the loop's native "call soon from another thread" primitive and
+uses it directly:
+
+* asyncio (and uvloop): ``loop.call_soon_threadsafe``; tasks are created with
+  ``loop.create_task`` and kept in a set, because asyncio holds tasks weakly.
+* trio: ``TrioToken.run_sync_soon``; tasks start in a nursery owned by a hub
+  task that lives in the portal's task group until the portal stops.
+
+Invariants: a handle belongs to exactly one portal. When the portal changes
+(shut down and restarted, or a fork gave the child a fresh registry) the next
+:func:`loop_handle` call builds a new handle, so nothing inherited from a parent
+process is ever scheduled on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import os
+import threading
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
+from typing import Any, Protocol
+
+from anyio.abc import TaskStatus
+from anyio.from_thread import BlockingPortal
+
+from bridge._loop.portal import background_portal
+
+__all__ = ("LoopHandle", "loop_handle")
+
+
+class LoopHandle(Protocol):
+    """What the adapters need from a loop, callable from any thread unless noted."""
+
+    portal: BlockingPortal
+    #: True when tasks are asyncio tasks that may be cancelled with ``Task.cancel()``.
+    native_tasks: bool
+
+    def call_soon(self, func: Callable[..., object], *args: Any) -> None:
+        """Run ``func(*args)`` on the loop thread soon; never blocks, never waits."""
+
+    def spawn(self, func: Callable[..., Awaitable[object]], *args: Any) -> None:
+        """Start ``func(*args)`` as a task on the loop; ``func`` must not raise."""
+
+    def call_later_on_loop(self, delay: float, func: Callable[[], object]) -> None:
+        """Loop thread only: run ``func()`` after ``delay`` seconds."""
+
+
+class _AsyncioHandle:
+    native_tasks = True
+
+    def __init__(self, portal: BlockingPortal, loop: asyncio.AbstractEventLoop) -> None:
+        self.portal = portal
+        self._loop = loop
+        self._tasks: set[asyncio.Task[object]] = set()
+
+    def call_soon(self, func: Callable[..., object], *args: Any) -> None:
+        self._loop.call_soon_threadsafe(func, *args)
+
+    def _start(self, func: Callable[..., Awaitable[object]], args: tuple[Any, ...]) -> None:
+        task: asyncio.Task[object] = self._loop.create_task(func(*args))  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def spawn(self, func: Callable[..., Awaitable[object]], *args: Any) -> None:
+        self._loop.call_soon_threadsafe(self._start, func, args)
+
+    def call_later_on_loop(self, delay: float, func: Callable[[], object]) -> None:
+        self._loop.call_later(delay, func)
+
+
+class _TrioHandle:
+    native_tasks = False
+
+    def __init__(self, portal: BlockingPortal, token: Any, nursery: Any) -> None:
+        self.portal = portal
+        self._nursery = nursery
+        self._token = token
+
+    def call_soon(self, func: Callable[..., object], *args: Any) -> None:
+        self._token.run_sync_soon(func, *args)
+
+    def spawn(self, func: Callable[..., Awaitable[object]], *args: Any) -> None:
+        self.call_soon(self._nursery.start_soon, func, *args)
+
+    def call_later_on_loop(self, delay: float, func: Callable[[], object]) -> None:
+        self._nursery.start_soon(_sleep_then_call, delay, func)
+
+
+async def _sleep_then_call(delay: float, func: Callable[[], object]) -> None:
+    import trio
+
+    await trio.sleep(delay)
+    func()
+
+
+async def _trio_hub(*, task_status: TaskStatus[tuple[Any, Any]]) -> None:
+    import trio
+
+    # The portal waits for its tasks when it stops: the hub must end first (see _stop_hubs).
+    async with trio.open_nursery() as nursery:
+        task_status.started((trio.lowlevel.current_trio_token(), nursery))
+        await trio.sleep_forever()
+
+
+_lock = threading.Lock()
+_handles: dict[str, LoopHandle] = {}
+_hub_futures: list[Future[None]] = []
+
+
+def _stop_hubs() -> None:
+    """Cancel the trio hub tasks so the portal can stop at exit (runs before its handler)."""
+    if _owner_pid != os.getpid():
+        return
+    for future in _hub_futures:
+        future.cancel()
+    _hub_futures.clear()
+
+
+_owner_pid = os.getpid()
+atexit.register(_stop_hubs)
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    global _owner_pid
+    _lock = threading.Lock()  # another thread may have held it at fork time
+    _handles.clear()
+    _hub_futures.clear()
+    _owner_pid = os.getpid()
+
+
+# The parent's portals stay referenced by bridge._loop.portal in the child (see its
+# _forget_if_forked), so nothing inherited is finalised here.
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _build(backend: str, portal: BlockingPortal) -> LoopHandle:
+    if backend == "trio":
+        future, (token, nursery) = portal.start_task(_trio_hub)
+        _hub_futures.append(future)
+        return _TrioHandle(portal, token, nursery)
+    return _AsyncioHandle(portal, portal.call(asyncio.get_running_loop))
+
+
+def loop_handle(backend: str) -> LoopHandle:
+    """The handle on the shared loop for ``backend``, built once per portal."""
+    portal = background_portal(backend)
+    handle = _handles.get(backend)
+    if handle is not None and handle.portal is portal:
+        return handle
+    with _lock:
+        handle = _handles.get(backend)
+        if handle is None or handle.portal is not portal:
+            handle = _build(backend, portal)
+            _handles[backend] = handle
+        return handle

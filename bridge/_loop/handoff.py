@@ -1,0 +1,270 @@
+"""A bounded queue between the event loop and one worker thread.
+
+Theory of operation
+-------------------
+One side of a :class:`HandoffQueue` runs on the event loop, the other in a
+worker thread; either side may be the producer. The queue bounds memory, not
+item counts: it holds at most ``limit`` units (body bytes), except that one
+item larger than the limit is accepted into an empty queue so that progress is
+always possible.
+
+Invariants:
+
+* Neither side ever blocks on the other. The thread waits on a
+  ``threading.Condition``; the loop only takes the lock for O(1) work and
+  notifies the condition. The loop waits on a future (a trio Event); the thread sets
+  it through the loop's non-blocking thread-safe callback (the loop's
+  :class:`~bridge._loop.threads.Inbox`, shared with finished thread calls), and only
+  when the loop is actually waiting, so a busy stream costs no wake-ups.
+* :meth:`finish` ends the stream: the consumer drains what is queued, then
+  sees the end. :meth:`abort` fails it: both sides raise the given error at
+  their next call, queued items are dropped, and both sides are woken. Abort
+  is how a cancelled or disconnected request releases a blocked thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable
+from functools import partial
+from typing import Any, Generic, TypeVar
+
+from bridge._loop.crossing import inbox_for
+from bridge._loop.threads import Inbox, LoopCallback, running_trio_token
+
+sniffio: Any
+try:
+    import sniffio
+except ImportError:  # anyio works without it; then only asyncio needs no marker
+    sniffio = None
+
+__all__ = ("HandoffQueue", "loop_call_soon")
+
+T = TypeVar("T")
+CallSoon = Callable[[Callable[[], object]], object]
+
+
+def loop_call_soon() -> tuple[str, CallSoon]:
+    """The running loop's library name and its non-blocking thread-safe "call soon".
+
+    Callbacks go through the loop's :class:`~bridge._loop.threads.Inbox`, which the worker
+    threads also use to report finished calls: however many arrive between two passes
+    of the loop, they cost one wake-up (one self-pipe write on asyncio).
+    """
+    loop = asyncio._get_running_loop()
+    if loop is not None:
+        return "asyncio", _poster(inbox_for(loop))
+    return "trio", _poster(inbox_for(running_trio_token("a HandoffQueue")))
+
+
+def _poster(inbox: Inbox) -> CallSoon:
+    post = inbox.post
+    return lambda func: post(LoopCallback(func))
+
+
+class HandoffQueue(Generic[T]):
+    """A FIFO of items between the loop and one thread, bounded by ``limit`` units.
+
+    Create it on the event loop thread.
+    """
+
+    def __init__(self, limit: int, size_of: Callable[[T], int]) -> None:
+        self._library, self._call_soon = loop_call_soon()
+        self._loop = asyncio._get_running_loop()  # None on trio
+        self._loop_thread = threading.get_ident()
+        self._lock = threading.Lock()
+        # Made by the first thread that has to wait: most exchanges never do.
+        self._thread_wakeup: threading.Condition | None = None
+        self._threads_waiting = 0  # under the lock: threads waiting on the condition
+        self._items: deque[T] = deque()
+        self._size = 0
+        self._limit = limit
+        self._size_of = size_of
+        self._finished = False
+        self._error: BaseException | None = None
+        # An asyncio future or a trio Event: cheaper than an anyio.Event, woken the same way.
+        self._loop_waiter: Any = None
+
+    # -- both sides ------------------------------------------------------------
+
+    @property
+    def finished(self) -> bool:
+        """Whether :meth:`finish` has been called (items may still be queued)."""
+        return self._finished
+
+    def call_soon(self, func: Callable[[], object]) -> None:
+        """Run ``func`` on the loop soon; never blocks, callable from any thread.
+
+        ``func`` may use anyio (e.g. ``TaskGroup.start_soon``): it runs in a context
+        that names the async library, as anyio's own ``run_sync_soon`` does, because a
+        bare loop callback has no current task for sniffio to look at.
+        """
+        context = contextvars.copy_context()
+        if sniffio is not None:
+            context.run(sniffio.current_async_library_cvar.set, self._library)
+        self._call_soon(lambda: context.run(func))
+
+    def finish(self) -> None:
+        """No more items will be put; the consumer drains, then sees the end."""
+        with self._lock:
+            self._finished = True
+            self._wake_both()
+
+    def abort(self, error: BaseException) -> None:
+        """Fail the stream: both sides raise ``error`` at their next call."""
+        with self._lock:
+            if self._error is None:
+                self._error = error
+            self._items.clear()
+            self._size = 0
+            self._wake_both()
+
+    def _wake_both(self) -> None:
+        wakeup = self._thread_wakeup
+        if self._threads_waiting and wakeup is not None:
+            wakeup.notify_all()
+        self._wake_loop()
+
+    def _wake_thread(self) -> None:
+        wakeup = self._thread_wakeup
+        if self._threads_waiting and wakeup is not None:  # Condition.notify is not free
+            wakeup.notify()
+
+    def _wait_in_thread(self) -> None:
+        wakeup = self._thread_wakeup
+        if wakeup is None:
+            wakeup = self._thread_wakeup = threading.Condition(self._lock)
+        self._threads_waiting += 1
+        try:
+            wakeup.wait()
+        finally:
+            self._threads_waiting -= 1
+
+    def _wake_loop(self) -> None:
+        waiter = self._loop_waiter
+        if waiter is not None:
+            self._loop_waiter = None
+            if threading.get_ident() == self._loop_thread:
+                _set_waiter(waiter)  # already on the loop: no need to go through its self-pipe
+            else:
+                self._call_soon(partial(_set_waiter, waiter))
+
+    def _new_loop_waiter(self) -> Any:
+        if self._loop is not None:
+            self._loop_waiter = self._loop.create_future()
+        else:
+            self._loop_waiter = sys.modules["trio"].Event()  # trio runs: imported
+        return self._loop_waiter
+
+    def _has_room(self, size: int) -> bool:
+        return not self._size or self._size + size <= self._limit
+
+    def _append(self, item: T, size: int) -> None:
+        if self._finished:
+            raise RuntimeError("put() after finish()")
+        self._items.append(item)
+        self._size += size
+
+    # -- thread side ---------------------------------------------------------
+
+    def put_from_thread(self, item: T) -> None:
+        """Queue ``item``, waiting while the queue is full. Raises the abort error."""
+        size = self._size_of(item)
+        with self._lock:
+            while self._error is None and not self._has_room(size):
+                self._wait_in_thread()
+            if self._error is not None:
+                raise self._error
+            self._append(item, size)
+            self._wake_loop()
+
+    def put_many_from_thread(self, items: list[T]) -> None:
+        """Queue ``items`` together (one lock, one wake-up), waiting for room for all."""
+        size_of = self._size_of
+        size = sum(size_of(item) for item in items)
+        with self._lock:
+            while self._error is None and not self._has_room(size):
+                self._wait_in_thread()
+            if self._error is not None:
+                raise self._error
+            for item in items:
+                self._append(item, size_of(item))
+            self._wake_loop()
+
+    def get_from_thread(self) -> T | None:
+        """The next item, waiting while the queue is empty; None at the end."""
+        with self._lock:
+            while self._error is None and not self._items and not self._finished:
+                self._wait_in_thread()
+            if self._error is not None:
+                raise self._error
+            if not self._items:
+                return None
+            item = self._items.popleft()
+            self._size -= self._size_of(item)
+            self._wake_loop()
+            return item
+
+    # -- loop side -----------------------------------------------------------
+
+    async def put(self, item: T) -> None:
+        """Queue ``item``, waiting while the queue is full. Raises the abort error."""
+        size = self._size_of(item)
+        while True:
+            with self._lock:
+                if self._error is not None:
+                    raise self._error
+                if self._has_room(size):
+                    self._append(item, size)
+                    self._wake_thread()
+                    return
+                waiter = self._new_loop_waiter()
+            await _wait_for(waiter)
+
+    def get_ready(self) -> list[T] | None:
+        """Everything queued without waiting; ``[]`` at the end, None when nothing is ready."""
+        with self._lock:
+            if self._error is not None:
+                raise self._error
+            if self._items:
+                return self._take_all()
+            return [] if self._finished else None
+
+    def _take_all(self) -> list[T]:
+        items = list(self._items)
+        self._items.clear()
+        self._size = 0
+        self._wake_thread()
+        return items
+
+    async def get_all(self) -> list[T]:
+        """Everything queued, waiting while the queue is empty; ``[]`` at the end."""
+        while True:
+            with self._lock:
+                if self._error is not None:
+                    raise self._error
+                if self._items:
+                    return self._take_all()
+                if self._finished:
+                    return []
+                waiter = self._new_loop_waiter()
+            await _wait_for(waiter)
+
+
+def _set_waiter(waiter: Any) -> None:
+    if hasattr(waiter, "set_result"):
+        if not waiter.done():  # a cancelled wait cancelled its future
+            waiter.set_result(None)
+    else:
+        waiter.set()
+
+
+async def _wait_for(waiter: Any) -> None:
+    if hasattr(waiter, "set_result"):
+        await waiter
+    else:
+        await waiter.wait()

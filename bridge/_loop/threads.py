@@ -1,0 +1,537 @@
+"""Threads that run sync calls for bridge.sync, and the one object that crosses to them.
+
+Theory of operation
+-------------------
+A :class:`Call` is created on the event loop, put on exactly one *target* thread, run
+there once (inside the caller's copied ``contextvars.Context``), and then posted to the
+:class:`Inbox` of the caller's loop, which runs ``Call.wake`` there. An inbox uses the
+loop's own thread-safe hook (``loop.call_soon_threadsafe`` on asyncio,
+``TrioToken.run_sync_soon`` on trio) at most once per loop pass, however many calls
+finish meanwhile. The caller awaits its wake-up; nothing else is allocated per call.
+
+Targets:
+
+* :class:`OwnThread` -- one thread of its own that runs calls one at a time, in order:
+  the process-wide thread-sensitive thread and one per ``ThreadSensitiveContext``.
+* :class:`SyncFrame` -- a sync thread blocked in ``async_to_sync`` that runs calls sent
+  back to it until its coroutine finishes. Frames nest; a call sent to a frame that has
+  finished goes to the frame below it in the same thread (the asgiref rule).
+* :class:`WorkerPool` -- idle threads for ``thread_sensitive=False``; the caller bounds
+  concurrency with a ``CapacityLimiter`` before putting a call here (``bridge._loop.gate``).
+
+Every target also implements ``concurrent.futures.Executor.submit`` so asgiref's own
+``sync_to_async`` can use it (see ``bridge._loop.interop``).
+
+Invariants: a thread never blocks on the event loop except a ``SyncFrame``'s thread,
+which is by definition waiting for it; queues hold at most one entry per in-flight call,
+so they are bounded by the callers' concurrency. After ``fork`` the child forgets every
+thread of the parent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import threading
+import weakref
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from queue import Empty, SimpleQueue
+from typing import Any, Final, Protocol
+
+from bridge._loop.interop import (
+    adopt_context,
+    enter_anyio_worker,
+    leave_anyio_worker,
+    restore_asgiref_origin,
+    set_asgiref_origin,
+)
+
+__all__ = (
+    "Call",
+    "Inbox",
+    "LoopCallback",
+    "OwnThread",
+    "SyncFrame",
+    "Target",
+    "WorkerPool",
+    "current_origin",
+    "run_serving",
+    "running_trio_token",
+    "shared_thread",
+    "worker_pool",
+)
+
+_IDLE_SECONDS: Final = 10.0
+logger = logging.getLogger("bridge.sync")
+_state = threading.local()
+
+
+def current_origin() -> Any:
+    """The event loop (or trio token) whose ``sync_to_async`` call this thread is running."""
+    return getattr(_state, "origin", None)
+
+
+def running_trio_token(what: str) -> Any:
+    """The running trio loop's token; ``RuntimeError`` naming ``what`` if no loop runs here.
+
+    Only called when no asyncio loop runs in this thread; trio is imported only if it is
+    already running (it is not a dependency of bridge).
+    """
+    trio = sys.modules.get("trio")
+    if trio is not None:
+        try:
+            return trio.lowlevel.current_trio_token()
+        except RuntimeError:
+            pass
+    raise RuntimeError(f"{what} must run inside a running asyncio or trio event loop")
+
+
+def run_serving(origin: Any, fn: Callable[[], Any]) -> Any:
+    """Run ``fn`` in this thread as work for ``origin``: ``async_to_sync`` inside goes there."""
+    previous = getattr(_state, "origin", None)
+    _state.origin = origin
+    try:
+        return fn()
+    finally:
+        _state.origin = previous
+
+
+class Call:
+    """One sync call: ``fn(*args, **kwargs)`` run once in ``context`` on a target thread.
+
+    ``origin`` is the caller's asyncio loop (or trio token); ``schedule(call)`` delivers
+    the finished call to that loop (an :class:`Inbox`'s ``post``); ``waiter`` is an
+    asyncio future or a trio event, woken by :meth:`wake`.
+    ``exc`` is the exception being handled by the caller, re-raised around the call so
+    ``sys.exc_info()`` matches in the callee.
+    """
+
+    __slots__ = (
+        "anyio_token",
+        "args",
+        "context",
+        "error",
+        "exc",
+        "finished",
+        "fn",
+        "kwargs",
+        "origin",
+        "result",
+        "schedule",
+        "slot",
+        "waiter",
+    )
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        context: Any,
+        exc: BaseException | None,
+        origin: Any,
+    ) -> None:
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+        self.context = context
+        self.exc = exc
+        self.origin = origin
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.finished = False
+        self.schedule: Any = None
+        self.waiter: Any = None
+        self.slot: object | None = None  # the limiter token it runs under (bridge._loop.gate)
+        self.anyio_token: Any = None  # so anyio.from_thread works in the callee
+
+    def run(self) -> None:
+        """On the target thread: run the call, then wake the caller on its loop."""
+        self.run_here()
+        self.schedule(self)
+
+    def run_here(self) -> None:
+        previous = getattr(_state, "origin", None)
+        _state.origin = self.origin
+        origin = self.origin
+        asyncio_loop = origin if isinstance(origin, asyncio.AbstractEventLoop) else None
+        asgiref_previous = set_asgiref_origin(asyncio_loop)
+        anyio_previous = enter_anyio_worker(self.anyio_token)
+        try:
+            self.result = self.context.run(self._invoke)
+        except BaseException as error:
+            self.error = error
+        finally:
+            _state.origin = previous
+            restore_asgiref_origin(asgiref_previous)
+            leave_anyio_worker(anyio_previous)
+
+    def _invoke(self) -> Any:
+        adopt_context(self.context)
+        exc = self.exc
+        if exc is None:
+            return self.fn(*self.args, **self.kwargs)
+        traceback = exc.__traceback__
+        try:
+            raise exc
+        except BaseException:
+            return self.fn(*self.args, **self.kwargs)
+        finally:
+            exc.__traceback__ = traceback
+
+    def wake(self) -> None:
+        """On the caller's loop: mark finished and wake the current waiter."""
+        self.finished = True
+        waiter = self.waiter
+        if hasattr(waiter, "set_result"):
+            if not waiter.done():
+                waiter.set_result(None)
+        else:
+            waiter.set()
+
+    def outcome(self) -> Any:
+        error = self.error
+        if error is None:
+            return self.result
+        self.error = None  # the traceback references this call: break the cycle
+        try:
+            raise error
+        finally:
+            del error
+
+
+class Wakeable(Protocol):
+    def wake(self) -> None: ...
+
+
+class LoopCallback:
+    """An :class:`Inbox` item that runs ``fn()`` on the loop (the adapters' wake-ups)."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[], object]) -> None:
+        self.fn = fn
+
+    def wake(self) -> None:
+        self.fn()
+
+
+class Inbox:
+    """Finished calls on their way back to one loop, with at most one wake-up pending.
+
+    Under load many calls finish between two passes of the loop; they share one
+    thread-safe wake-up (one self-pipe write on asyncio) instead of one each. Any
+    :class:`Wakeable` may travel the same way (a :class:`LoopCallback`).
+    Invariant: a call appended to ``items`` is drained by a ``drain`` that starts after
+    the append, because ``post`` reads ``pending`` after appending and ``drain`` clears
+    it before draining.
+    """
+
+    __slots__ = ("__weakref__", "anyio_token", "items", "origin", "pending")
+
+    def __init__(self, origin: Any, anyio_token: Any = None) -> None:
+        # Weakly: inboxes live in a WeakKeyDictionary keyed by the origin, and a strong
+        # reference from the value would keep every loop ever used alive.
+        self.origin = weakref.ref(origin)
+        self.items: deque[Wakeable] = deque()
+        self.pending = False
+        self.anyio_token = anyio_token  # anyio's token for the same loop, if anyio has one
+
+    def post(self, call: Wakeable) -> None:
+        """From any thread: deliver ``call`` to the loop, which then runs ``call.wake()``."""
+        self.items.append(call)
+        if not self.pending:
+            self.pending = True
+            origin = self.origin()
+            try:
+                if isinstance(origin, asyncio.AbstractEventLoop):
+                    origin.call_soon_threadsafe(self.drain)
+                elif origin is not None:
+                    origin.run_sync_soon(self.drain)
+                else:
+                    self.drop()
+            except RuntimeError:  # closed (trio: RunFinishedError)
+                self.drop()
+
+    def drop(self) -> None:
+        """The loop is gone, and with it every caller: say so for errors nobody will see."""
+        self.pending = False
+        while self.items:
+            error = getattr(self.items.popleft(), "error", None)
+            if error is not None:
+                logger.warning(
+                    "a function run by sync_to_async raised after its event loop had closed: "
+                    "%s: %s",
+                    type(error).__name__,
+                    error,
+                )
+
+    def drain(self) -> None:
+        self.pending = False
+        items = self.items
+        while items:
+            items.popleft().wake()
+
+
+class _WorkItem:
+    """``Executor.submit`` for asgiref: a plain callable whose outcome goes to a Future."""
+
+    __slots__ = ("args", "fn", "future", "kwargs")
+
+    def __init__(self, future: Future[Any], fn: Callable[..., Any], args: Any, kwargs: Any) -> None:
+        self.future = future
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+
+    def run(self) -> None:
+        if not self.future.set_running_or_notify_cancel():
+            return
+        try:
+            result = self.fn(*self.args, **self.kwargs)
+        except BaseException as error:
+            self.future.set_exception(error)
+            del error
+        else:
+            self.future.set_result(result)
+
+
+class Runnable(Protocol):
+    def run(self) -> None: ...
+
+
+class Target(Executor):
+    """A bridge thread target: ``put`` is the lean path, ``submit`` the Executor one."""
+
+    def put(self, item: Runnable) -> None:
+        raise NotImplementedError
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        self.put(_WorkItem(future, fn, args, kwargs))
+        return future
+
+
+class OwnThread(Target):
+    """A daemon thread of its own that runs calls in order; started on first use."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._queue: SimpleQueue[Runnable | None] = SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._lock = threading.Lock()
+
+    def put(self, item: Runnable) -> None:
+        if self._pid != os.getpid():
+            self._start()
+        self._queue.put(item)
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            self._queue = SimpleQueue()  # after fork, items of the parent are not ours
+            self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+            self._thread.start()
+            self._pid = os.getpid()
+
+    def _loop(self) -> None:
+        get = self._queue.get
+        while (item := get()) is not None:
+            item.run()
+            del item
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop after the calls already queued; never blocks the caller."""
+        if self._pid == os.getpid():
+            self._queue.put(None)
+
+
+class SyncFrame(Target):
+    """A sync thread blocked in ``async_to_sync``, running calls sent back to it.
+
+    Calls queue before a ``None`` sentinel that :meth:`finish` puts; ``_lock`` orders a
+    ``put`` against ``finish``, so a call either precedes the sentinel (and runs here) or
+    sees ``_broken`` and goes to the frame below. ``_work_ready`` / ``_work_items`` /
+    ``_broken`` / ``_old_executor`` follow asgiref's ``CurrentThreadExecutor``, so asgiref
+    can walk a stack of frames that mixes its executors and these.
+    """
+
+    def __init__(self, old_executor: Any) -> None:
+        self._queue: SimpleQueue[Runnable | None] = SimpleQueue()
+        self._lock = threading.Lock()
+        self._broken = False
+        self._old_executor = old_executor
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.final_context: Any = None
+        self.task: Any = None  # the asyncio task driving the coroutine, kept alive here
+
+    def put(self, item: Runnable) -> None:
+        with self._lock:
+            if not self._broken:
+                self._queue.put(item)
+                return
+        below = self._old_executor
+        if below is None:
+            raise RuntimeError(
+                "the sync thread this call belongs to has returned from async_to_sync; "
+                "tasks started inside async_to_sync must finish before it returns"
+            )
+        if isinstance(below, Target):
+            below.put(item)
+        else:
+            below.submit(item.run)
+
+    def finish(self, result: Any, error: BaseException | None, final_context: Any) -> None:
+        """From the loop: record the coroutine's outcome and release the blocked thread."""
+        self.result, self.error, self.final_context = result, error, final_context
+        with self._lock:
+            self._broken = True
+            self._queue.put(None)
+
+    @property
+    def finished(self) -> bool:
+        return self._broken
+
+    def run_until_finished(self) -> None:
+        """In the blocked thread: run calls sent here until :meth:`finish`."""
+        get = self._queue.get
+        while (item := get()) is not None:
+            item.run()
+            del item
+
+    def outcome(self) -> Any:
+        error = self.error
+        if error is None:
+            return self.result
+        self.error = None
+        try:
+            raise error
+        finally:
+            del error
+
+    # asgiref's CurrentThreadExecutor.submit, walking down to this frame, does
+    # ``with f._work_ready: if not f._broken: f._work_items.append(w); f._work_ready.notify()``.
+    @property
+    def _work_ready(self) -> _AsgirefLock:
+        return _AsgirefLock(self._lock)
+
+    @property
+    def _work_items(self) -> _AsgirefItems:
+        return _AsgirefItems(self._queue)
+
+
+class _AsgirefLock:
+    __slots__ = ("lock",)
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self.lock = lock
+
+    def __enter__(self) -> None:
+        self.lock.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.lock.release()
+
+    def notify(self) -> None:
+        pass  # the queue wakes the frame's thread itself
+
+
+class _AsgirefItems:
+    __slots__ = ("queue",)
+
+    def __init__(self, queue: SimpleQueue[Runnable | None]) -> None:
+        self.queue = queue
+
+    def append(self, item: Runnable) -> None:
+        self.queue.put(item)
+
+
+class _PoolThread:
+    __slots__ = ("pool", "queue")
+
+    def __init__(self, pool: WorkerPool) -> None:
+        self.pool = pool
+        self.queue: SimpleQueue[Runnable] = SimpleQueue()
+
+    def loop(self) -> None:
+        pool, get = self.pool, self.queue.get
+        while True:
+            try:
+                item = get(timeout=_IDLE_SECONDS)
+            except Empty:
+                if pool.retire(self):
+                    return
+                item = get()  # a caller took this thread just as it timed out
+            if type(item) is Call:
+                # Back on the idle list before the caller wakes: a caller making its next
+                # call at once must find this thread instead of starting another one.
+                item.run_here()
+                pool.idle.append(self)
+                item.schedule(item)
+            else:
+                item.run()
+                pool.idle.append(self)
+            del item
+
+
+class WorkerPool(Target):
+    """Idle threads reused for ``thread_sensitive=False`` calls; idle ones exit after 10 s.
+
+    The pool itself does not bound its size: callers hold a ``CapacityLimiter`` token
+    per call, so the number of threads never exceeds the limiters' total.
+    """
+
+    def __init__(self) -> None:
+        # list.pop, list.append and list.remove are each atomic: a worker is taken by
+        # exactly one of a caller (pop) and its own idle timeout (retire).
+        self.idle: list[_PoolThread] = []
+
+    def put(self, item: Runnable) -> None:
+        try:
+            worker = self.idle.pop()
+        except IndexError:
+            worker = _PoolThread(self)
+            name = "bridge-sync-worker"
+            threading.Thread(target=worker.loop, name=name, daemon=True).start()
+        worker.queue.put(item)
+
+    def retire(self, worker: _PoolThread) -> bool:
+        try:
+            self.idle.remove(worker)
+        except ValueError:
+            return False  # a caller has just taken it: its item is on the way
+        return True
+
+
+_shared: OwnThread | None = None
+_pool: WorkerPool | None = None
+
+
+def shared_thread() -> OwnThread:
+    """The process-wide thread for thread-sensitive calls outside any other scope."""
+    global _shared
+    if _shared is None:
+        _shared = OwnThread("bridge-sync-thread-sensitive")
+    return _shared
+
+
+def worker_pool() -> WorkerPool:
+    global _pool
+    if _pool is None:
+        _pool = WorkerPool()
+    return _pool
+
+
+def _forget_after_fork() -> None:
+    global _pool
+    _pool = None  # OwnThread objects restart themselves on the next put
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)

@@ -1,0 +1,118 @@
+"""Pure rules for turning an ASGI response into a WSGI one, and planning a request body.
+
+Nothing here does I/O: each function takes plain values and returns plain
+values or raises with a message meant for one log line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from http import HTTPStatus
+from typing import Any, Final, NamedTuple
+
+from bridge._http.translate import parse_content_length
+from bridge._http.types import WsgiHeaders
+
+__all__ = (
+    "BodyPlan",
+    "error_body",
+    "plan_body",
+    "status_line",
+    "wsgi_headers",
+)
+
+_STATUS_LINES: Final = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
+
+#: RFC 9110 section 7.6.1; PEP 3333 forbids an app to set them, the server owns the connection.
+HOP_BY_HOP: Final = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+_TOKEN_CHARS: Final = frozenset(
+    "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
+_FORBIDDEN_IN_VALUE: Final = frozenset("\r\n\0")
+
+
+def status_line(status: object) -> str:
+    """``200`` -> ``"200 OK"``; raises :class:`RuntimeError` for a non-integer or out-of-range."""
+    if type(status) is not int or not 100 <= status <= 599:
+        raise RuntimeError(f"invalid status in http.response.start: {status!r}")
+    line = _STATUS_LINES.get(status)
+    return line if line is not None else f"{status} Unknown"
+
+
+def wsgi_headers(raw: Iterable[Any]) -> WsgiHeaders:
+    """ASGI response header pairs to a WSGI header list, order and repeats kept.
+
+    Hop-by-hop headers are dropped (the WSGI server owns the connection).
+    Raises :class:`RuntimeError` for a pair that is not two byte strings, a
+    name that is not an HTTP token, or a value with CR, LF or NUL.
+    """
+    headers: WsgiHeaders = []
+    for pair in raw:
+        try:
+            name_bytes, value_bytes = pair
+        except (TypeError, ValueError):
+            raise RuntimeError(f"invalid response header {pair!r}: not a pair") from None
+        if not isinstance(name_bytes, bytes) or not isinstance(value_bytes, bytes):
+            raise RuntimeError(f"invalid response header {pair!r}: name and value must be bytes")
+        name = name_bytes.decode("latin-1")
+        value = value_bytes.decode("latin-1")
+        if not name or not _TOKEN_CHARS.issuperset(name):
+            raise RuntimeError(f"invalid response header name {name_bytes!r}")
+        if not _FORBIDDEN_IN_VALUE.isdisjoint(value):
+            raise RuntimeError(f"invalid response header value for {name}: {value_bytes!r}")
+        if name.lower() in HOP_BY_HOP:
+            continue
+        headers.append((name, value))
+    return headers
+
+
+def error_body(status: int) -> tuple[str, WsgiHeaders, bytes]:
+    """A short plain-text response for an error the adapter answers itself."""
+    line = status_line(status)
+    body = line.encode("ascii") + b"\n"
+    headers = [
+        ("Content-Type", "text/plain; charset=utf-8"),
+        ("Content-Length", str(len(body))),
+    ]
+    return line, headers, body
+
+
+class BodyPlan(NamedTuple):
+    """How to read a request body from ``wsgi.input``.
+
+    ``length`` is the declared Content-Length, or None to read until EOF
+    (only when the server sets ``wsgi.input_terminated``). ``empty`` is True
+    when there is no body at all.
+    """
+
+    length: int | None
+    empty: bool
+
+
+def plan_body(environ: Mapping[str, Any]) -> BodyPlan:
+    """Decide how much of ``wsgi.input`` belongs to this request (PEP 3333).
+
+    A missing CONTENT_LENGTH means "read to EOF" only when the server promises
+    ``wsgi.input_terminated``; otherwise PEP 3333 says the body is empty.
+    Raises :class:`BadRequest` (400) for a non-numeric or negative value.
+    """
+    raw = environ.get("CONTENT_LENGTH", "")
+    if raw:
+        length = parse_content_length([str(raw).encode("latin-1", "replace")])
+        if length is not None:
+            return BodyPlan(length, length == 0)
+    if environ.get("wsgi.input_terminated"):
+        return BodyPlan(None, False)
+    return BodyPlan(0, True)

@@ -1,0 +1,619 @@
+"""The ASGI driver: runs a middleware's exchange around an ASGI 3 app.
+
+Invariants:
+
+* Scope types the middleware does not list in ``scope_types`` (lifespan;
+  websocket unless opted in) reach the app untouched.
+* ``http.response.start`` is held until the first non-empty body chunk (or
+  the end of the body), so an app that fails before its body is answered
+  with the same 500 as under WSGI; ``Exchange.response`` sees it just then.
+  A request-only exchange (no response-side hook) leaves the response path
+  to the app and the server entirely.
+* The caller's scope is never mutated (a rewritten head gives a copy).
+* ``Exchange.finish`` runs exactly once, shielded from cancellation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Awaitable, Generator, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, cast
+
+import anyio
+import anyio.abc
+from asgiref.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope, Scope
+
+from bridge._http.translate import BadRequest
+from bridge.middleware._core.asyncio_tail import AsyncioTail
+from bridge.middleware._core.convert import head_for_body, head_from_scope, scope_with_head
+from bridge.middleware._core.drive import (
+    INLINE_FLUSH,
+    INTERNAL_ERROR,
+    bad_request,
+    drive_async,
+    failure,
+    logger,
+)
+from bridge.middleware._core.exchange import (
+    Abort,
+    BodyTimeout,
+    ClientDisconnected,
+    Exchange,
+    Features,
+    Forward,
+    Outcome,
+    OutcomeKind,
+    ReplayBody,
+    Respond,
+    as_decision,
+    bad_decision,
+    completed,
+    features_of,
+)
+from bridge.middleware._core.heads import RequestHead, Response, ResponseHead
+from bridge.middleware._core.sourced import settle
+from bridge.middleware._core.timed_receive import receive_within
+
+if TYPE_CHECKING:
+    from bridge.middleware._core.base import Middleware
+
+__all__ = ("run_asgi",)
+
+Message = dict[str, Any]
+_DISCONNECT: dict[str, Any] = {"type": "http.disconnect"}
+_CANCELLED = Outcome("cancelled")  # immutable: one for every request that ends so
+
+
+async def run_asgi(
+    mw: Middleware, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
+) -> None:
+    """Handle one ASGI connection through ``mw`` (this is ``mw.__call__``)."""
+    if scope["type"] not in mw.scope_types:
+        await mw.app(scope, receive, send)
+        return
+    if scope["type"] == "websocket":
+        await _websocket(mw, scope, receive, send)
+        return
+    http: HTTPScope = scope  # type: ignore[assignment]  # an http scope (no cast(): a call)
+    head = head_from_scope(http)  # fields are translated (or refused) when first read
+    if mw.decides:
+        await _run_decided(mw, head, http, receive, send)
+        return
+    try:
+        ex = mw.exchange(head, mw.clock())
+    except Exception as exc:
+        await _send_response(send, failure(type(mw).__name__, exc, "in exchange()")[0])
+        return
+    if ex is None:
+        await mw.app(scope, receive, send)
+        return
+    features = features_of(type(ex))
+    if not features.request_only:
+        await _AsgiRun(mw, ex, http, receive, send, features).run()
+        return
+    # Request-only exchange: decide, then leave the response path to the app and server.
+    try:
+        decision = await _decide(ex, receive, features)
+    except Exception as exc:
+        await _send_response(send, failure(type(mw).__name__, exc, "in request()", ex)[0])
+        return
+    if isinstance(decision, Respond):
+        await _send_response(send, decision.response)
+    elif decision.body is not None:
+        await _call_with_replay(mw, http, head, decision, receive, send)
+    else:
+        await mw.app(scope_with_head(http, head, decision.head), receive, send)
+
+
+async def _call_with_replay(
+    mw: Middleware, scope: HTTPScope, head: RequestHead, decision: Forward, receive: Any, send: Any
+) -> None:
+    """A request-only exchange's replayed body: the app reads it, and sends through the
+    server's own ``send``, as for any request-only exchange; the body is closed after."""
+    body = cast(ReplayBody, decision.body)
+    try:
+        app_scope = scope_with_head(scope, head, head_for_body(decision.head, body.length))
+        await mw.app(app_scope, replay_receive(body, receive), send)
+    finally:
+        body.close()
+
+
+def _run_decided(
+    mw: Middleware, head: RequestHead, scope: HTTPScope, receive: Any, send: Any
+) -> Awaitable[None]:
+    """``mw.decide_request()``: no exchange; the response path is the app's and the server's.
+
+    A plain function returning what to await, so the request costs no coroutine of its own.
+    """
+    try:
+        decided = mw.decide_request(head, mw.clock())
+    except Exception as exc:
+        return _send_response(send, failure(type(mw).__name__, exc, "in decide_request()")[0])
+    if decided is None:
+        result: Awaitable[None] = mw.app(scope, receive, send)
+    elif isinstance(decided, Response):
+        result = _send_response(send, decided)
+    else:
+        result = mw.app(scope_with_head(scope, head, decided), receive, send)
+    return result
+
+
+async def _decide(ex: Exchange, receive: Any, features: Features) -> Forward | Respond:
+    """Run ``ex.request()``, awaiting its effects."""
+    if not features.request:
+        return Forward(ex.head)
+    result = ex.request()
+    decision = as_decision(result)
+    if decision is None:
+        if not isinstance(result, Generator):
+            raise bad_decision(result)
+        decision = await drive_async(result, _AsgiBody(receive))
+    return decision
+
+
+async def _websocket(mw: Middleware, scope: Any, receive: Any, send: Any) -> None:
+    """A websocket for a middleware that opted in: only the request decision applies.
+
+    ``finish`` runs exactly once whatever happens after the exchange exists
+    (handshake refused, the app completing, raising, or being cancelled).
+    """
+    ex: Exchange | None = None
+    outcome = _CANCELLED
+    try:
+        try:
+            head = head_from_scope(scope)
+            ex = mw.exchange(head, mw.clock())
+            if ex is None:
+                decision: Forward | Respond = Forward(head)
+            else:
+                decision = await _decide(ex, receive, features_of(type(ex)))
+        except Exception as exc:
+            outcome = Outcome("middleware_error", None, exc)
+            logger.exception("%s failed on a websocket handshake; closed it", type(mw).__name__)
+            await receive()
+            await send({"type": "websocket.close", "code": 1011})
+            return
+        if isinstance(decision, Respond):
+            outcome = Outcome("responded")
+            await receive()  # websocket.connect; closing before accept answers 403
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        app_scope = scope_with_head(scope, head, decision.head)
+        if app_scope is scope:
+            settle(head)  # the app may change its scope; ``finish`` sees the request's
+        try:
+            await mw.app(app_scope, receive, send)
+        except OSError as exc:
+            outcome = Outcome("disconnected", None, exc)
+            raise
+        except Exception as exc:
+            outcome = Outcome("app_error", None, exc)
+            raise
+        outcome = Outcome("completed")
+    finally:
+        if ex is not None and features_of(type(ex)).finish:
+            await _finish(mw, ex, outcome, receive)
+
+
+async def _finish(mw: Middleware, ex: Exchange, outcome: Outcome, receive: Any) -> None:
+    """``ex.finish(outcome)``, its effects awaited shielded from cancellation.
+
+    A finish without effects never awaits, so it needs no shield (a cancel scope
+    per request costs 2-5 us); its failures are logged, never raised.
+    """
+    try:
+        steps = ex.finish(outcome)
+        if steps is not None:
+            with anyio.CancelScope(shield=True):
+                await drive_async(steps, _AsgiBody(receive))
+    except Exception:
+        logger.exception("%s failed in finish()", type(mw).__name__)
+
+
+async def _send_response(send: Any, response: Response) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": response.status,
+            "headers": list(response.headers),
+        }
+    )
+    await send({"type": "http.response.body", "body": response.body, "more_body": False})
+
+
+class _AsgiBody:
+    """``RequestBodyIO`` over ``receive``."""
+
+    __slots__ = ("_done", "_receive")
+
+    def __init__(self, receive: Any) -> None:
+        self._receive = receive
+        self._done = False
+
+    def read_sync(self, seconds: float | None) -> bytes:
+        raise RuntimeError("the ASGI driver runs effects asynchronously")
+
+    async def read_async(self, seconds: float | None) -> bytes:
+        while not self._done:
+            if seconds is None:
+                message = await self._receive()
+            else:
+                timed = await receive_within(self._receive, seconds)
+                if timed is None:
+                    raise BodyTimeout(f"no request body within {seconds:g} s")
+                message = timed
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnected("client closed the connection mid-body")
+            self._done = not message.get("more_body", False)
+            body: bytes = message.get("body", b"")
+            if body or self._done:
+                return body
+        return b""
+
+
+class _AsgiRun:
+    """Per-request state of the ASGI driver."""
+
+    __slots__ = (
+        "abort",
+        "complete",
+        "ex",
+        "features",
+        "group",
+        "held",
+        "mw",
+        "outer_send",
+        "receive",
+        "replaced",
+        "replay",
+        "scope",
+        "start_head",
+        "status",
+        "tail",
+    )
+
+    def __init__(
+        self,
+        mw: Middleware,
+        ex: Exchange,
+        scope: HTTPScope,
+        receive: Any,
+        send: Any,
+        features: Features,
+    ) -> None:
+        self.mw = mw
+        self.ex = ex
+        self.features = features
+        self.scope = scope
+        self.receive = receive
+        self.outer_send = send
+        self.held: Message | None = None
+        self.status: int | None = None  # set once the head is sent
+        self.abort: Response | None = None
+        self.replaced = False  # the app's response was replaced by ours
+        self.replay: ReplayBody | None = None
+        self.complete = False
+        self.group: anyio.abc.TaskGroup | None = None  # while a response_body app runs (trio)
+        self.tail: AsyncioTail | None = None  # while a response_body app runs (asyncio)
+        self.start_head: ResponseHead | None = None
+
+    async def run(self) -> None:
+        outcome = _CANCELLED
+        try:
+            outcome = await self.decide_and_call()
+        except OSError as exc:
+            outcome = Outcome("disconnected", self.status, exc)
+            raise
+        except Exception as exc:
+            outcome = Outcome("app_error", self.status, exc)
+            raise
+        finally:
+            if self.features.finish or self.replay is not None:
+                await self.finish(outcome)  # shielded inside where it awaits
+
+    async def decide_and_call(self) -> Outcome:
+        if not self.features.request:  # nothing to decide: the request goes on as it is
+            return await self.forward(self.ex.head, None)
+        try:
+            decision = await _decide(self.ex, self.receive, self.features)
+        except Exception as exc:
+            name = type(self.mw).__name__
+            return await self.respond(*failure(name, exc, "in request()", self.ex), exc)
+        if isinstance(decision, Respond):
+            return await self.respond(decision.response, "responded")
+        return await self.forward(decision.head, decision.body)
+
+    async def forward(self, head: RequestHead, body: ReplayBody | None) -> Outcome:
+        if body is not None:
+            head = head_for_body(head, body.length)
+        scope = scope_with_head(self.scope, self.ex.head, head)
+        if scope is self.scope:
+            settle(self.ex.head)  # the app may change its scope; response hooks see the request's
+        receive = self.receive
+        if body is not None:
+            self.replay = body
+            receive = replay_receive(body, receive)
+        return await self.call_app(scope, self.app_receive(receive))
+
+    def app_receive(self, receive: Any) -> Any:
+        """``receive`` as the app gets it: through ``request_body`` when that is overridden."""
+        return self.filtered_receive(receive) if self.features.request_body else receive
+
+    async def call_app(self, scope: HTTPScope, receive: Any) -> Outcome:
+        try:
+            if self.features.response_body:
+                await self.call_app_beside_tail(scope, receive)
+            else:
+                await self.mw.app(scope, receive, self.send)
+        except Exception as exc:
+            if self.replaced:
+                return Outcome("aborted", self.status)
+            if self.status is not None:
+                raise
+            if self.abort is not None:
+                return await self.respond(self.abort, "aborted")
+            logger.error("the app raised before its response started; sent 500", exc_info=exc)
+            return await self.respond(INTERNAL_ERROR, "app_error", exc)
+        if self.abort is not None and self.status is None:
+            return await self.respond(self.abort, "aborted")
+        if self.status is None:
+            # Nothing sent yet: the app returned without a response, or without its body.
+            what = "a response" if self.held is None else "its response body"
+            logger.error("the app returned without %s; sent 500", what)
+            return await self.respond(INTERNAL_ERROR, "app_error")
+        if self.replaced:
+            return Outcome("aborted", self.status)
+        if self.complete:
+            return completed(self.status)
+        return Outcome("app_error", self.status)
+
+    async def call_app_beside_tail(self, scope: HTTPScope, receive: Any) -> None:
+        """The app, next to a task for a long ``response_body`` tail if one turns up."""
+        try:
+            host = asyncio.current_task()
+        except RuntimeError:  # no asyncio loop: trio
+            host = None
+        if host is None:
+            await self.call_app_in_group(scope, receive)
+            return
+        self.tail = AsyncioTail(host)
+        try:
+            await self.tail.run(self.mw.app(scope, receive, self.send))
+        finally:
+            self.tail = None
+
+    async def call_app_in_group(self, scope: HTTPScope, receive: Any) -> None:
+        """The app next to the task that may send a long ``response_body`` tail."""
+        error: Exception | None = None
+        try:
+            async with anyio.create_task_group() as group:
+                self.group = group
+                try:
+                    await self.mw.app(scope, receive, self.send)
+                except Exception as exc:
+                    error = exc
+        except ExceptionGroup as failed:  # the tail task failed (e.g. the client is gone)
+            errors = failed.exceptions
+            raise (errors[0] if len(errors) == 1 else failed) from None
+        finally:
+            self.group = None
+        if error is not None:
+            raise error
+
+    async def respond(
+        self, response: Response, kind: OutcomeKind, error: BaseException | None = None
+    ) -> Outcome:
+        self.status = response.status
+        await _send_response(self.outer_send, response)
+        return Outcome(kind, response.status, error)
+
+    # -- the app's send --
+
+    async def send(self, message: Any) -> None:
+        kind = message["type"]
+        if self.replaced:
+            return
+        if kind == "http.response.start":
+            if self.held is not None:
+                raise RuntimeError("the app sent http.response.start twice")
+            self.held = message
+            if self.features.response_start:
+                await self.see_start(message)
+            return
+        if self.held is None:
+            raise RuntimeError(f"the app sent {kind!r} before http.response.start")
+        if kind != "http.response.body":  # trailers, pathsend, ...: after the head
+            if self.status is None:
+                await self.send_head()
+            if not self.replaced:
+                await self.outer_send(message)
+            return
+        if self.features.response_body:
+            await self.send_hooked(message)
+            return
+        body = message.get("body", b"")
+        more = message.get("more_body", False)
+        if self.status is None:
+            if not body and more:
+                return
+            await self.send_head()
+            if self.abort is not None:
+                return  # the app's response was replaced by the abort response
+        self.complete = not more
+        await self.outer_send(message)
+
+    async def see_start(self, message: Any) -> None:
+        head = ResponseHead(
+            message["status"],
+            tuple(map(tuple, message.get("headers", ()))),
+            bool(message.get("trailers", False)),
+        )
+        self.start_head = head
+        try:
+            self.ex.response_start(head)
+        except BadRequest as exc:
+            await self.refuse(exc)
+
+    async def send_hooked(self, message: Any) -> None:
+        body = message.get("body", b"")
+        more = message.get("more_body", False)
+        ex = self.ex
+        try:
+            chunks = ex.response_body(body, True)
+            tail = None if more else ex.response_body(b"", False)
+        except BadRequest as exc:
+            await self.refuse(exc)
+            return
+        if tail is None:
+            await self.send_chunks(chunks)
+            return
+        tail_iter = iter(tail)
+        first = next(tail_iter, None)
+        while first is not None and not first:  # empty chunks are skipped anyway
+            first = next(tail_iter, None)
+        if first is None:  # nothing held back: the end rides on the last chunk
+            await self.send_last(chunks)
+            return
+        await self.send_chunks(chunks)
+        # The tail is sent after the app is released: its last send returns now,
+        # or after an inline send of at most INLINE_FLUSH bytes (no waiting, no task).
+        pending, size = [first], len(first)
+        while size <= INLINE_FLUSH:
+            chunk = next(tail_iter, None)
+            if chunk is None:
+                await self.send_tail(pending, tail_iter)
+                return
+            pending.append(chunk)
+            size += len(chunk)
+        if self.tail is not None:
+            self.tail.start(self.send_tail(pending, tail_iter))
+        elif self.group is not None:
+            self.group.start_soon(self.send_tail, pending, tail_iter)
+        else:  # pragma: no cover - one of them is set while a response_body app runs
+            await self.send_tail(pending, tail_iter)
+
+    async def send_tail(self, head: list[bytes], rest: Iterator[bytes]) -> None:
+        """The held tail, then the end of the body (one coroutine: it runs per response)."""
+        if self.status is None:
+            await self.send_head()
+        if self.replaced:
+            return
+        send = self.outer_send
+        for chunk in itertools.chain(head, rest):
+            if chunk:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        self.complete = True
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def send_chunks(self, chunks: Iterable[bytes]) -> None:
+        for chunk in chunks:
+            if not chunk:
+                continue
+            if self.status is None:
+                await self.send_head()
+            if self.replaced:
+                return
+            await self.outer_send({"type": "http.response.body", "body": chunk, "more_body": True})
+
+    async def send_last(self, chunks: Iterable[bytes]) -> None:
+        """``chunks``, the last one ending the body (an empty message when there is none)."""
+        last = b""
+        for chunk in chunks:
+            if chunk:
+                if last:
+                    await self.send_chunks((last,))
+                last = chunk
+        if self.status is None:
+            await self.send_head()
+        if self.replaced:
+            return
+        self.complete = True
+        await self.outer_send({"type": "http.response.body", "body": last, "more_body": False})
+
+    async def refuse(self, exc: BadRequest) -> None:
+        """A hook found the request head malformed: answer it instead of the app."""
+        if self.status is not None:
+            raise exc  # too late to answer differently: the app's response has started
+        self.abort = bad_request(type(self.mw).__name__, exc, self.ex)
+        await self.send_head()
+
+    async def send_head(self) -> None:
+        if self.abort is not None:
+            self.replaced = True
+            await self.respond(self.abort, "aborted")
+            return
+        held: Message = self.held  # type: ignore[assignment]  # set before any body
+        status = held["status"]
+        headers = held.get("headers", ())
+        if self.features.response:
+            # The head response_start saw, when there was one (converted once).
+            head = self.start_head or ResponseHead(status, tuple(map(tuple, headers)))
+            try:
+                new = self.ex.response(head)
+            except BadRequest as exc:
+                await self.refuse(exc)
+                return
+            except Exception as exc:  # a bug in the hook: logged as the WSGI driver logs it
+                name = type(self.mw).__name__
+                self.abort = failure(name, exc, "on the response head", self.ex)[0]
+                await self.send_head()
+                return
+            if new is not head:
+                held = {**held, "status": new.status, "headers": list(new.headers)}
+                status = new.status
+        self.status = status
+        await self.outer_send(held)
+
+    # -- the app's receive --
+
+    def filtered_receive(self, inner: Any) -> Any:
+        timeout = self.ex.request_read_timeout
+
+        async def filtered() -> Message:
+            if self.abort is not None:
+                return _DISCONNECT
+            if timeout is None:
+                message: Message = await inner()
+            else:
+                timed = await receive_within(inner, timeout)
+                if timed is None:
+                    self.abort = self.ex.read_timed_out()
+                    return _DISCONNECT
+                message = timed
+            if message["type"] == "http.request":
+                try:
+                    self.ex.request_body(message.get("body", b""), message.get("more_body", False))
+                except Abort as abort:
+                    self.abort = abort.response
+                    return _DISCONNECT
+                except BadRequest as exc:
+                    self.abort = bad_request(type(self.mw).__name__, exc, self.ex)
+                    return _DISCONNECT
+            return message
+
+        return filtered
+
+    async def finish(self, outcome: Outcome) -> None:
+        if self.replay is not None:
+            self.replay.close()
+        if self.features.finish:
+            await _finish(self.mw, self.ex, outcome, self.receive)
+
+
+def replay_receive(body: ReplayBody, receive: Any) -> Any:
+    """A ``receive`` that gives the app ``body``, then waits for the real disconnect."""
+    chunks: Iterator[bytes] = iter(body.chunks())
+    pending: bytes | None = next(chunks, b"")
+
+    async def replay() -> Message:
+        nonlocal pending
+        if pending is not None:
+            current, pending = pending, next(chunks, None)
+            return {"type": "http.request", "body": current, "more_body": pending is not None}
+        while True:  # the body was replaced: wait for the real disconnect
+            message: Message = await receive()
+            if message["type"] == "http.disconnect":
+                return message
+
+    return replay

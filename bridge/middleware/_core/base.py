@@ -1,0 +1,162 @@
+"""The :class:`Middleware` base class: one definition, two interfaces.
+
+``X(app, **options)`` returns an app of the same interface as ``app``. The
+instance's class is a per-interface subclass of ``X`` (made once per class and
+interface) whose ``__call__`` *is* the WSGI driver or the ASGI driver, so
+servers and frameworks that inspect ``__call__`` (uvicorn, hypercorn,
+Starlette, Django) see a plain WSGI callable or a coroutine function, and a
+request costs no extra dispatch.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Callable
+from typing import Any, ClassVar, Final, Literal, Self, TypeAlias
+
+from asgiref.sync import iscoroutinefunction
+
+from bridge.middleware._core.asgi_driver import run_asgi
+from bridge.middleware._core.exchange import Exchange, Forward, Respond
+from bridge.middleware._core.heads import RequestHead, Response
+from bridge.middleware._core.wsgi_driver import run_wsgi
+
+__all__ = ("Interface", "Middleware", "detect_interface")
+
+Interface: TypeAlias = Literal["wsgi", "asgi"]
+_INTERFACES: Final = ("wsgi", "asgi")
+
+
+def detect_interface(app: Any) -> Interface:
+    """``"asgi"`` for an ASGI 3 app, ``"wsgi"`` for any other callable.
+
+    An app is ASGI when it, or its ``__call__``, is a coroutine function
+    (asgiref's ``markcoroutinefunction`` counts). Classes are refused: an
+    ASGI 2 "class" app must be wrapped with
+    ``asgiref.compatibility.guarantee_single_callable`` first.
+    """
+    call = getattr(app, "__call__", None)  # noqa: B004 - the method itself is inspected
+    if iscoroutinefunction(app) or iscoroutinefunction(call):
+        return "asgi"
+    if inspect.isclass(app):
+        raise TypeError(
+            f"{app!r} is a class, not an app: pass an instance, or wrap an ASGI 2 app "
+            "with asgiref.compatibility.guarantee_single_callable"
+        )
+    if not callable(app):
+        raise TypeError(f"{app!r} is not a WSGI or ASGI app (it is not callable)")
+    return "wsgi"
+
+
+_variants: dict[tuple[type, str], type] = {}
+
+
+def _variant(cls: type[Middleware], interface: Interface) -> type:
+    found = _variants.get((cls, interface))
+    if found is None:
+        namespace = {
+            "__call__": run_wsgi if interface == "wsgi" else run_asgi,
+            "interface": interface,
+            # Read by the drivers on every request: decide_request() skips the exchange machinery.
+            # (Unless a subclass also overrides exchange(): then exchange() is what runs.)
+            "decides": cls.decide_request is not Middleware.decide_request
+            and cls.exchange is Middleware.exchange,
+            "__module__": cls.__module__,
+            "__qualname__": cls.__qualname__,
+            "__doc__": cls.__doc__,
+        }
+        found = type(cls.__name__, (cls,), namespace)
+        _variants[(cls, interface)] = found
+    return found
+
+
+class Middleware:
+    """Base class of middleware written once for WSGI and ASGI.
+
+    Subclasses validate and precompute their options in ``__init__`` (calling
+    ``super().__init__(app, interface=interface, clock=clock)``) and implement
+    :meth:`exchange`.
+
+    Options every middleware takes:
+
+    * ``interface``: ``"wsgi"`` or ``"asgi"`` to override detection of
+      ``app``'s interface (default: detected, see :func:`detect_interface`).
+    * ``clock``: a function returning seconds, used for ``Exchange.now``
+      (default ``time.monotonic``; tests pass a fake clock).
+
+    .. versionadded:: 0.1
+    """
+
+    #: ASGI scope types given to :meth:`exchange`; others (lifespan, and
+    #: websocket unless listed) pass through untouched.
+    scope_types: ClassVar[frozenset[str]] = frozenset({"http"})
+
+    interface: Interface
+    decides: bool  # set per variant: the class overrides decide_request()
+    app: Any
+    clock: Callable[[], float]
+
+    def __new__(cls, app: Any = None, *args: Any, **kwargs: Any) -> Self:
+        if app is None and "app" in kwargs:
+            app = kwargs["app"]
+        interface = kwargs.get("interface")
+        if interface is None:
+            interface = detect_interface(app)
+        elif interface not in _INTERFACES:
+            raise ValueError(f"interface must be 'wsgi' or 'asgi', not {interface!r}")
+        instance: Self = object.__new__(_variant(cls, interface))
+        return instance
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        interface: Interface | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not callable(clock):
+            raise TypeError(f"clock must be a function returning seconds, not {clock!r}")
+        self.app = app
+        self.clock = clock
+
+    def exchange(self, head: RequestHead, now: float) -> Exchange | None:
+        """The per-request exchange for ``head``, or None to pass it through untouched.
+
+        The default wraps :meth:`decide_request` for a middleware that implements that instead.
+        """
+        if not self.decides:
+            raise NotImplementedError(f"{type(self).__qualname__} must implement exchange()")
+        decided = self.decide_request(head, now)
+        return None if decided is None else _Decided(head, now, decided)
+
+    def decide_request(self, head: RequestHead, now: float) -> RequestHead | Response | None:
+        """Optional, instead of :meth:`exchange`, for a middleware that only looks at the
+        request head: None passes the request through untouched, a head forwards the
+        request rewritten, a :class:`Response` answers it now. The drivers then
+        allocate no exchange, which makes it the cheapest kind of middleware.
+
+        .. versionadded:: 0.1
+        """
+        raise NotImplementedError(f"{type(self).__qualname__} does not implement decide_request()")
+
+    def __call__(self, *args: Any) -> Any:
+        # Replaced by the driver in each per-interface subclass made by __new__.
+        raise TypeError(f"{type(self).__qualname__} was not created through its class")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__qualname__} ({self.interface}) around {self.app!r}>"
+
+
+class _Decided(Exchange):
+    """What :meth:`Middleware.decide_request` decided, as a request-only exchange."""
+
+    __slots__ = ("decided",)
+
+    def __init__(self, head: RequestHead, now: float, decided: RequestHead | Response) -> None:
+        super().__init__(head, now)
+        self.decided = decided
+
+    def request(self) -> Forward | Respond:
+        decided = self.decided
+        return Respond(decided) if isinstance(decided, Response) else Forward(decided)

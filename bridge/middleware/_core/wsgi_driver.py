@@ -1,0 +1,629 @@
+"""The WSGI driver: runs a middleware's exchange around a PEP 3333 app.
+
+Invariants:
+
+* The outer ``start_response`` is called exactly once, just before the first
+  non-empty body chunk leaves (or when the body turns out empty), so an app
+  that fails before its body is answered with the same 500 as under ASGI.
+  A request-only exchange (no response-side hook) hands the app the server's
+  own ``start_response`` and adds nothing to the response path.
+* The app's iterable is always closed, and ``Exchange.finish`` runs exactly
+  once, on every path.
+* The caller's environ is never mutated (a rewritten head gives a copy).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Generator, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, cast
+
+import anyio
+import anyio.to_thread
+
+from bridge._http.memo import Memo
+from bridge._http.translate import BadRequest
+from bridge._http.types import Environ, ExcInfo, StartResponse, WsgiHeaders
+from bridge._loop.portal import background_portal
+from bridge.middleware._core.convert import environ_with_head, head_for_body, head_from_environ
+from bridge.middleware._core.drive import INTERNAL_ERROR, bad_request, drive_sync, failure, logger
+from bridge.middleware._core.exchange import (
+    Abort,
+    BodyTimeout,
+    ClientDisconnected,
+    Exchange,
+    Features,
+    Forward,
+    Outcome,
+    OutcomeKind,
+    ReplayBody,
+    RequestBodyAborted,
+    Respond,
+    as_decision,
+    bad_decision,
+    completed,
+    features_of,
+)
+from bridge.middleware._core.heads import RequestHead, Response, ResponseHead, reason_phrase
+from bridge.middleware._core.sourced import settle
+from bridge.middleware._core.wsgi_read import timed_reader
+
+if TYPE_CHECKING:
+    from bridge.middleware._core.base import Middleware
+
+__all__ = ("run_wsgi",)
+
+_CHUNK = 65536
+
+
+def run_wsgi(mw: Middleware, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    """Handle one WSGI request through ``mw`` (this is ``mw.__call__``)."""
+    head = head_from_environ(environ)  # fields are translated (or refused) when first read
+    if mw.decides:
+        return _run_decided(mw, head, environ, start_response)
+    try:
+        ex = mw.exchange(head, mw.clock())
+    except Exception as exc:
+        return _respond(start_response, failure(type(mw).__name__, exc, "in exchange()")[0])
+    if ex is None:
+        result: Iterable[bytes] = mw.app(environ, start_response)
+        return result
+    features = features_of(type(ex))
+    if not features.request_only:
+        return _WsgiRun(mw, ex, environ, start_response, features).run()
+    # Request-only exchange: decide, then leave the response path to the app and server.
+    try:
+        decision = _decide(ex, environ, features)
+    except Exception as exc:
+        return _respond(start_response, failure(type(mw).__name__, exc, "in request()", ex)[0])
+    if isinstance(decision, Respond):
+        return _respond(start_response, decision.response)
+    if decision.body is not None:
+        return _call_with_replay(mw, environ, head, decision, start_response)
+    result = mw.app(environ_with_head(environ, head, decision.head), start_response)
+    return result
+
+
+def _call_with_replay(
+    mw: Middleware,
+    environ: Environ,
+    head: RequestHead,
+    decision: Forward,
+    start_response: StartResponse,
+) -> Iterable[bytes]:
+    """A request-only exchange's replayed body: the app reads it and answers through the
+    server's own ``start_response``, as for any request-only exchange; the body is
+    closed when the app's iterable is (or when the app raises)."""
+    body = cast(ReplayBody, decision.body)
+    try:
+        app_head = head_for_body(decision.head, body.length)
+        app_environ = with_replay(environ_with_head(environ, head, app_head), environ, body)
+        result: Iterable[bytes] = mw.app(app_environ, start_response)
+    except BaseException:
+        body.close()
+        raise
+    if not body.needs_close:
+        return result  # bytes in memory: nothing to release
+    return _ClosingBody(result, body)
+
+
+def with_replay(environ: Environ, original: Environ, body: ReplayBody) -> Environ:
+    """``environ`` (copied if it is still ``original``) reading ``body`` as its input."""
+    if environ is original:
+        environ = dict(environ)
+    environ["wsgi.input"] = body.open()
+    environ["wsgi.input_terminated"] = True
+    return environ
+
+
+class _ClosingBody:
+    """The app's iterable, passed through; ``close()`` also releases the replayed body."""
+
+    __slots__ = ("_body", "_inner")
+
+    def __init__(self, inner: Iterable[bytes], body: ReplayBody) -> None:
+        self._inner = inner
+        self._body = body
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._inner)
+
+    def close(self) -> None:
+        try:
+            _close(self._inner)
+        finally:
+            self._body.close()
+
+
+def _run_decided(
+    mw: Middleware, head: RequestHead, environ: Environ, start_response: StartResponse
+) -> Iterable[bytes]:
+    """``mw.decide_request()``: no exchange; the response path is the app's and the server's."""
+    try:
+        decided = mw.decide_request(head, mw.clock())
+    except Exception as exc:
+        return _respond(start_response, failure(type(mw).__name__, exc, "in decide_request()")[0])
+    if decided is None:
+        result: Iterable[bytes] = mw.app(environ, start_response)
+    elif isinstance(decided, Response):
+        result = _respond(start_response, decided)
+    else:
+        result = mw.app(environ_with_head(environ, head, decided), start_response)
+    return result
+
+
+def _decide(ex: Exchange, environ: Environ, features: Features) -> Forward | Respond:
+    """Run ``ex.request()``, driving its effects synchronously."""
+    if not features.request:
+        return Forward(ex.head)
+    result = ex.request()
+    decision = as_decision(result)
+    if decision is None:
+        if not isinstance(result, Generator):
+            raise bad_decision(result)
+        decision = drive_sync(result, _WsgiBody(environ))
+    return decision
+
+
+def _respond(start_response: StartResponse, response: Response) -> list[bytes]:
+    status = f"{response.status} {reason_phrase(response.status)}"
+    start_response(
+        status, [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers]
+    )
+    return [response.body]
+
+
+# -- request body access -------------------------------------------------------
+
+
+def timed_read(read: Any, size: int, timeout: float) -> bytes:
+    """``read(size)`` in a worker thread, abandoned after ``timeout`` seconds."""
+
+    async def _read() -> bytes:
+        with anyio.fail_after(timeout):
+            data: bytes = await anyio.to_thread.run_sync(read, size, abandon_on_cancel=True)
+            return data
+
+    try:
+        return background_portal().call(_read)
+    except TimeoutError:
+        raise BodyTimeout(f"no request body within {timeout:g} s") from None
+
+
+def _content_length(environ: Environ) -> int | None:
+    text = str(environ.get("CONTENT_LENGTH") or "").strip()
+    return int(text) if text.isdigit() else None
+
+
+class _WsgiBody:
+    """``RequestBodyIO`` over ``wsgi.input``: honours CONTENT_LENGTH, never over-reads."""
+
+    __slots__ = ("_input", "_remaining", "_terminated", "_timed")
+
+    def __init__(self, environ: Environ) -> None:
+        self._timed = timed_reader(environ, timed_read)
+        self._input = environ["wsgi.input"]
+        self._remaining = _content_length(environ)
+        self._terminated = bool(environ.get("wsgi.input_terminated"))
+
+    def read_sync(self, seconds: float | None) -> bytes:
+        if self._remaining is None and not self._terminated:
+            return b""  # PEP 3333: no CONTENT_LENGTH means no body
+        size = _CHUNK if self._remaining is None else min(_CHUNK, self._remaining)
+        if size == 0:
+            return b""
+        read = self._input.read
+        try:
+            chunk: bytes = read(size) if seconds is None else self._timed(read, size, seconds)
+        except (BodyTimeout, ClientDisconnected):
+            raise
+        except OSError as exc:  # servers differ: a reset, an incomplete read...
+            raise ClientDisconnected(f"request body read failed: {exc}") from exc
+        if self._remaining is not None:
+            if not chunk:
+                raise ClientDisconnected("client closed the connection mid-body")
+            self._remaining -= len(chunk)
+        return chunk
+
+    async def read_async(self, seconds: float | None) -> bytes:
+        raise RuntimeError("the WSGI driver runs effects synchronously")
+
+
+class _FilteredInput:
+    """``wsgi.input`` that shows each chunk to ``Exchange.request_body``."""
+
+    def __init__(self, run: _WsgiRun, inner: Any, length: int | None) -> None:
+        self._run = run
+        self._inner = inner
+        self._remaining = length
+        self._timeout = run.ex.request_read_timeout
+        self._timed = timed_reader(run.environ, timed_read)
+
+    def _see(self, chunk: bytes) -> bytes:
+        if self._remaining is not None:
+            self._remaining -= len(chunk)
+            more = self._remaining > 0 and bool(chunk)
+        else:
+            more = bool(chunk)
+        run = self._run
+        try:
+            run.ex.request_body(chunk, more)
+        except Abort as abort:
+            run.abort = abort.response
+            raise RequestBodyAborted(f"request body refused with {abort.response.status}") from None
+        except BadRequest as exc:
+            run.abort = bad_request(type(run.mw).__name__, exc, run.ex)
+            raise RequestBodyAborted(f"request refused with {run.abort.status}") from None
+        return chunk
+
+    def _read(self, method: Any, size: int) -> bytes:
+        if self._run.abort is not None:
+            raise RequestBodyAborted("request body already refused")
+        if self._timeout is None:
+            return self._see(method(size))
+        try:
+            return self._see(self._timed(method, size, self._timeout))
+        except BodyTimeout:
+            self._run.abort = self._run.ex.read_timed_out()
+            raise RequestBodyAborted("request body read timed out") from None
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            return b"".join(iter(lambda: self._read(self._inner.read, _CHUNK), b""))
+        return self._read(self._inner.read, size)
+
+    def readline(self, size: int = -1) -> bytes:
+        return self._read(self._inner.readline, size)
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        return list(iter(self.readline, b""))
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.readline, b"")
+
+
+# -- one request ----------------------------------------------------------------
+
+
+class _WsgiRun:
+    """Per-request state of the WSGI driver."""
+
+    __slots__ = (
+        "abort",
+        "app_closed",
+        "environ",
+        "ex",
+        "features",
+        "finished",
+        "held",
+        "mw",
+        "outer_start",
+        "outer_write",
+        "pending",
+        "replay",
+        "start_head",
+        "status",
+    )
+
+    def __init__(
+        self,
+        mw: Middleware,
+        ex: Exchange,
+        environ: Environ,
+        start_response: StartResponse,
+        features: Features,
+    ) -> None:
+        self.mw = mw
+        self.ex = ex
+        self.features = features
+        self.environ = environ
+        self.outer_start = start_response
+        self.held: tuple[str, WsgiHeaders] | None = None
+        self.pending: list[bytes] = []
+        self.outer_write: Any = None
+        self.abort: Response | None = None
+        self.status: int | None = None
+        self.replay: ReplayBody | None = None
+        self.finished = False
+        self.app_closed = False
+        self.start_head: ResponseHead | None = None
+
+    def run(self) -> Iterable[bytes]:
+        if not self.features.request:  # nothing to decide: the request goes on as it is
+            return self.forward(self.ex.head, None)
+        try:
+            decision = _decide(self.ex, self.environ, self.features)
+        except Exception as exc:
+            name = type(self.mw).__name__
+            return self.respond(*failure(name, exc, "in request()", self.ex), exc)
+        if isinstance(decision, Respond):
+            return self.respond(decision.response, "responded")
+        return self.forward(decision.head, decision.body)
+
+    def forward(self, head: RequestHead, body: ReplayBody | None) -> Iterable[bytes]:
+        ex = self.ex
+        if body is not None:
+            head = head_for_body(head, body.length)
+        environ = environ_with_head(self.environ, ex.head, head)
+        if environ is self.environ:
+            settle(ex.head)  # the app may change its environ; response hooks see the request's
+        if body is not None:
+            environ = self.replace_body(environ, body)
+        return self.call_app(self.app_environ(environ))
+
+    def app_environ(self, environ: Environ) -> Environ:
+        """``environ`` as the app gets it: ``wsgi.input`` through ``request_body`` when
+        that is overridden."""
+        if self.features.request_body:
+            if environ is self.environ:
+                environ = dict(environ)
+            length = _content_length(environ)
+            environ["wsgi.input"] = _FilteredInput(self, environ["wsgi.input"], length)
+        return environ
+
+    def replace_body(self, environ: Environ, body: ReplayBody) -> Environ:
+        self.replay = body
+        return with_replay(environ, self.environ, body)
+
+    # -- the app's side of start_response --
+
+    def start_response(
+        self, status: str, headers: WsgiHeaders, exc_info: ExcInfo | None = None
+    ) -> Any:
+        if exc_info is not None and exc_info[1] is not None and self.status is not None:
+            raise exc_info[1].with_traceback(exc_info[2])
+        if self.held is not None and exc_info is None:
+            raise RuntimeError("start_response called twice without exc_info")
+        self.held = (status, headers)
+        self.start_head = None
+        if self.features.response_start:
+            head = ResponseHead(int(status[:3]), tuple(map(_BYTES_OF.__getitem__, headers)))
+            self.start_head = head
+            try:
+                self.ex.response_start(head)
+            except BadRequest as exc:  # answered instead of the app's response
+                self.abort = bad_request(type(self.mw).__name__, exc, self.ex)
+        return self.write
+
+    def write(self, data: bytes) -> None:
+        # Legacy write(): through response_body like any chunk; held with the head
+        # until the head is sent, then passed straight to the server.
+        chunks: Iterable[bytes] = (data,)
+        if self.features.response_body:
+            chunks = self.ex.response_body(data, True)
+        if self.outer_write is None:
+            self.pending.extend(chunks)
+            return
+        for chunk in chunks:
+            if chunk:
+                self.outer_write(chunk)
+
+    # -- running the app --
+
+    def call_app(self, environ: Environ) -> Iterable[bytes]:
+        try:
+            iterable = self.mw.app(environ, self.start_response)
+        except Exception as exc:
+            return self.app_failed(exc, None)
+        try:
+            chunks = self.chunks(iterable)
+            first = self.first_chunk(chunks)
+        except Exception as exc:
+            return self.app_failed(exc, iterable)
+        if self.abort is not None:
+            self.close_app(iterable)
+            return self.respond(self.abort, "aborted")
+        try:
+            self.send_head()
+        except Exception as exc:
+            self.close_app(iterable)
+            name = type(self.mw).__name__
+            return self.respond(*failure(name, exc, "on the response head", self.ex), exc)
+        if first is None:
+            self.close_app(iterable)
+            self.finish(completed(self.status))
+            return []
+        replay = self.replay
+        if (
+            self.features.finish
+            or self.features.response_body
+            or (replay is not None and replay.needs_close)
+        ):
+            return _Body(self, first, chunks, iterable)
+        # Nothing to tell at the end: the rest of the body needs no Python-level wrapper.
+        self.finished = True
+        if type(iterable) is list or type(iterable) is tuple:  # no close() to call
+            return [first, *chunks]
+        return _PlainBody(first, chunks, iterable)
+
+    def chunks(self, iterable: Iterable[bytes]) -> Iterator[bytes]:
+        chunks: Iterator[bytes] = iter(iterable)
+        if self.features.response_body:
+            chunks = _hooked(self, chunks, iterable)
+        return chunks
+
+    def close_app(self, iterable: Iterable[bytes]) -> None:
+        """Close the app's iterable, once (it may be released before the body is served)."""
+        if not self.app_closed:
+            self.app_closed = True
+            _close(iterable)
+
+    def first_chunk(self, chunks: Iterator[bytes]) -> bytes | None:
+        """The first non-empty chunk; bytes given to ``write()`` so far come first."""
+        for chunk in chunks:
+            if self.pending:
+                chunk = self.take_pending() + chunk
+            if chunk:
+                return chunk
+        return self.take_pending() or None
+
+    def take_pending(self) -> bytes:
+        data = b"".join(self.pending)
+        self.pending.clear()
+        return data
+
+    def send_head(self) -> None:
+        if self.held is None:
+            raise RuntimeError("the WSGI app returned without calling start_response")
+        status, headers = self.held
+        code = int(status[:3])
+        if self.features.response:
+            # The head response_start saw, when there was one (same lines, converted once).
+            head = self.start_head or ResponseHead(code, tuple(map(_BYTES_OF.__getitem__, headers)))
+            new = self.ex.response(head)
+            if new is not head:
+                if new.status != code:
+                    code, status = new.status, f"{new.status} {reason_phrase(new.status)}"
+                headers = _to_text(headers, head.headers, new.headers)
+        self.status = code
+        self.outer_write = self.outer_start(status, headers)
+
+    def app_failed(self, exc: Exception, iterable: Iterable[bytes] | None) -> list[bytes]:
+        if iterable is not None:
+            self.close_app(iterable)
+        if self.abort is not None:
+            return self.respond(self.abort, "aborted")
+        if isinstance(exc, _HookBadRequest):  # a response_body hook found the head malformed
+            name = type(self.mw).__name__
+            return self.respond(bad_request(name, exc.error, self.ex), "responded", exc.error)
+        logger.error("the app raised before its response started; sent 500", exc_info=exc)
+        return self.respond(INTERNAL_ERROR, "app_error", exc)
+
+    def respond(
+        self, response: Response, kind: OutcomeKind, error: BaseException | None = None
+    ) -> list[bytes]:
+        self.status = response.status
+        try:
+            body = _respond(self.outer_start, response)
+        finally:
+            self.finish(Outcome(kind, response.status, error))
+        return body
+
+    def finish(self, outcome: Outcome) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        if self.replay is not None:
+            self.replay.close()
+        if not self.features.finish:
+            return
+        try:
+            steps = self.ex.finish(outcome)
+            if steps is not None:
+                drive_sync(steps, _WsgiBody(self.environ))
+        except Exception:
+            logger.exception("%s failed in finish()", type(self.mw).__name__)
+
+
+# Header lines repeat from response to response (Content-Type, the security headers),
+# so their conversions are memoised.
+_BYTES_OF: Memo[tuple[str, str], tuple[bytes, bytes]] = Memo(
+    lambda pair: (pair[0].encode("latin-1"), pair[1].encode("latin-1"))
+)
+_TEXT_OF: Memo[tuple[bytes, bytes], tuple[str, str]] = Memo(
+    lambda pair: (pair[0].decode("latin-1"), pair[1].decode("latin-1"))
+)
+#: Whole runs of lines as text: a middleware adds the same lines to most responses.
+_LINES_TEXT: Memo[tuple[tuple[bytes, bytes], ...], list[tuple[str, str]]] = Memo(
+    lambda lines: list(map(_TEXT_OF.__getitem__, lines))
+)
+
+
+def _to_text(
+    original: WsgiHeaders,
+    before: tuple[tuple[bytes, bytes], ...],
+    after: tuple[tuple[bytes, bytes], ...],
+) -> WsgiHeaders:
+    """``after`` as WSGI text pairs; ``original`` is reused when ``after`` extends ``before``."""
+    kept = len(before)
+    if after[:kept] == before:
+        return [*original, *_LINES_TEXT[after[kept:]]]
+    return list(map(_TEXT_OF.__getitem__, after))
+
+
+class _HookBadRequest(Exception):
+    """A ``response_body`` hook's BadRequest, kept apart from the app's own errors."""
+
+    def __init__(self, error: BadRequest) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _hooked(run: _WsgiRun, chunks: Iterator[bytes], iterable: Iterable[bytes]) -> Iterator[bytes]:
+    """The app's chunks through ``response_body``; the tail is served after the app is closed."""
+    ex = run.ex
+    try:
+        for chunk in chunks:
+            yield from ex.response_body(chunk, True)
+        tail = ex.response_body(b"", False)
+    except BadRequest as exc:
+        raise _HookBadRequest(exc) from exc
+    run.close_app(iterable)  # the app is released before the client reads the tail
+    yield from tail
+
+
+def _close(iterable: Iterable[bytes]) -> None:
+    close = getattr(iterable, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception:
+            logger.exception("the app's response iterable failed in close()")
+
+
+class _Body:
+    """The response iterable handed to the server after the head was sent."""
+
+    __slots__ = ("_chunks", "_first", "_inner", "_outcome", "_run")
+
+    def __init__(
+        self, run: _WsgiRun, first: bytes, chunks: Iterator[bytes], inner: Iterable[bytes]
+    ) -> None:
+        self._run = run
+        self._first: bytes | None = first
+        self._chunks = chunks
+        self._inner = inner
+        self._outcome: Outcome | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        first = self._first
+        if first is not None:
+            self._first = None
+            return first
+        try:
+            return next(self._chunks)
+        except StopIteration:
+            self._outcome = completed(self._run.status)
+            raise
+        except Exception as exc:
+            self._outcome = Outcome("app_error", self._run.status, exc)
+            raise
+
+    def close(self) -> None:
+        try:
+            self._run.close_app(self._inner)
+        finally:
+            outcome = self._outcome or Outcome("disconnected", self._run.status)
+            self._run.finish(outcome)
+
+
+class _PlainBody:
+    """The rest of the app's body for an exchange with no body or finish hook.
+
+    Iterating it is C-level (``itertools.chain``); ``close()`` closes the app's iterable.
+    """
+
+    __slots__ = ("_chunks", "_inner")
+
+    def __init__(self, first: bytes, chunks: Iterator[bytes], inner: Iterable[bytes]) -> None:
+        self._chunks = itertools.chain((first,), chunks)
+        self._inner = inner
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._chunks
+
+    def close(self) -> None:
+        _close(self._inner)

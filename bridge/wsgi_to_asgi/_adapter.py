@@ -1,0 +1,133 @@
+"""``WsgiToAsgi``: run a WSGI (PEP 3333) application under any ASGI 3 server.
+
+This module holds the public class and the scopes other than ``http``; each HTTP
+request is an :class:`bridge.wsgi_to_asgi._request.Exchange` (its docstring explains how
+the thread and the event loop share the work), the app's side of it runs in
+:mod:`bridge.wsgi_to_asgi._app_run`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, Final, cast
+
+import anyio
+from asgiref.typing import HTTPScope
+
+from bridge._http.translate import DEFAULT_MAX_HEADER_LINES
+from bridge._http.types import WsgiApp
+from bridge._http.wsgi_input import ClientDisconnected, RequestBodyError
+from bridge.wsgi_to_asgi._request import Exchange, Receive, Send
+from bridge.wsgi_to_asgi._response import FileWrapper
+
+__all__ = (
+    "DEFAULT_BUFFER_SIZE",
+    "ClientDisconnected",
+    "FileWrapper",
+    "RequestBodyError",
+    "WsgiToAsgi",
+)
+
+logger = logging.getLogger("bridge.wsgi_to_asgi")
+
+#: Bytes that may wait between the worker thread and the event loop, each way.
+DEFAULT_BUFFER_SIZE: Final = 256 * 1024
+
+# The public signature uses the loose mappings servers and frameworks (Starlette,
+# httpx, uvicorn) type ASGI apps with, so WsgiToAsgi type-checks wherever an ASGI
+# app is expected; inside, the scope is read as asgiref's TypedDicts.
+AnyScope = MutableMapping[str, Any]
+AnyReceive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+AnySend = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+class WsgiToAsgi:
+    """Wrap a WSGI application as an ASGI 3 application.
+
+    ``http`` requests run the app in worker threads with a streamed
+    ``wsgi.input`` and a streamed, backpressured response; ``lifespan``
+    completes at once (WSGI has no lifespan); a ``websocket`` connection is
+    closed before it is accepted (WSGI has no websockets), which servers
+    answer with HTTP 403.
+
+    Options:
+
+    * ``limiter`` -- an ``anyio.CapacityLimiter`` bounding how many requests run
+      the app at once (each holds a token while its thread call runs). Default
+      ``None``: anyio's default thread limiter of the running event loop (40
+      tokens, shared with ``anyio.to_thread`` and ``sync_to_async`` callers).
+    * ``max_header_lines`` -- requests with more header lines are answered
+      with 431. Default 100.
+    * ``allow_underscores_in_headers`` -- keep request headers whose names
+      contain ``_`` (dropped by default, because ``X_User`` would otherwise
+      spoof ``X-User`` in the environ). Default ``False``.
+    * ``multiprocess`` -- the value of ``wsgi.multiprocess``: set it when the
+      server runs several worker processes. Default ``False``.
+    * ``buffer_size`` -- bytes of request or response body that may wait
+      between the event loop and the worker thread, per direction and
+      request. Default 256 KiB.
+
+    .. versionadded:: 0.1
+    .. versionchanged:: 0.1
+       The app runs in bridge's own worker threads (the ``sync_to_async``
+       hand-off) instead of ``anyio.to_thread.run_sync``; same limiter rules.
+    """
+
+    # Learned per instance, not configured: whether the app's last response streamed
+    # (see _wsgi_exchange.Exchange._run_without_task_group). Races between requests are harmless.
+    _expect_streaming = False
+
+    def __init__(
+        self,
+        app: WsgiApp,
+        *,
+        limiter: anyio.CapacityLimiter | None = None,
+        max_header_lines: int = DEFAULT_MAX_HEADER_LINES,
+        allow_underscores_in_headers: bool = False,
+        multiprocess: bool = False,
+        buffer_size: int = DEFAULT_BUFFER_SIZE,
+    ) -> None:
+        if not callable(app):
+            raise TypeError(f"WsgiToAsgi needs a WSGI application (a callable), got {app!r}")
+        if limiter is not None and not isinstance(limiter, anyio.CapacityLimiter):
+            raise TypeError(f"limiter must be an anyio.CapacityLimiter or None, got {limiter!r}")
+        for name, value in (("max_header_lines", max_header_lines), ("buffer_size", buffer_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        self.app = app
+        self.limiter = limiter
+        self.max_header_lines = max_header_lines
+        self.allow_underscores_in_headers = allow_underscores_in_headers
+        self.multiprocess = multiprocess
+        self.buffer_size = buffer_size
+
+    async def __call__(self, scope: AnyScope, receive: AnyReceive, send: AnySend) -> None:
+        kind = scope["type"]
+        recv = cast("Receive", receive)
+        if kind == "http":
+            await Exchange(self, cast("HTTPScope", scope), recv, cast("Send", send)).run()
+        elif kind == "lifespan":
+            await complete_lifespan(recv, cast("Send", send))
+        elif kind == "websocket":
+            await _close_websocket(recv, cast("Send", send))
+        else:
+            raise ValueError(f"WsgiToAsgi cannot serve ASGI scope type {kind!r}")
+
+
+async def complete_lifespan(receive: Receive, send: Send) -> None:
+    """Answer lifespan startup and shutdown as complete (an app with nothing to start)."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def _close_websocket(receive: Receive, send: Send) -> None:
+    message = await receive()
+    if message["type"] == "websocket.connect":
+        logger.info("websocket connection refused: a WSGI application cannot accept websockets")
+        await send({"type": "websocket.close", "code": 1000})

@@ -1,0 +1,470 @@
+"""One HTTP exchange of :class:`bridge.WsgiToAsgi`: the event-loop side.
+
+Theory of operation
+-------------------
+Each ``http`` request is one :class:`Exchange`. The event loop reads the first
+body message before anything else; then one thread call runs the app and its
+iteration (``AppRun.begin``) in one of bridge's worker threads
+(:func:`bridge._loop.crossing.start_in_worker`, under the adapter's limiter).
+
+* A list or tuple response (and any error page) is collected in memory, where
+  it already was, and the loop sends it after the thread returns: one thread
+  hand-off, no task group, no other task.
+* Any other iterable, and ``write()``, make the response stream at the first
+  non-empty chunk (PEP 3333 forbids holding a chunk back while the app produces
+  the next). When the adapter expects that (its app streamed before), the
+  thread goes on putting messages into a bounded
+  :class:`~bridge._loop.handoff.HandoffQueue`, and the request's own task, free while
+  the thread call runs, transmits each batch while the app produces the next.
+  Only a stream that goes on after a batch went out opens a task group, for the
+  disconnect watcher. When it does not expect it, the thread returns at the
+  first chunk, the loop sends it, a second thread call goes on the same way,
+  and the adapter remembers for next time.
+* A request body that is still arriving is fed to ``wsgi.input`` through a
+  second bounded queue by a loop task, which then watches ``receive()`` for a
+  disconnect; such an exchange runs in a task group from the start, and a
+  sender task (spawned by a non-blocking loop callback from the thread at the
+  first streamed chunk) transmits the response. A streamed response starts the
+  watcher once it outlasts a batch.
+
+Memory stays bounded in both directions, and a slow client slows the app
+(backpressure) instead of growing a buffer.
+
+Invariants:
+
+* The worker thread never waits on the loop without a way out: every loop task
+  of the exchange (and the request's task while it sends) aborts both queues
+  when it is cancelled or sees the client go away, and a failing ``send()``
+  aborts them too; the thread then gets :class:`ClientDisconnected` at its next
+  queue operation, closes the app's iterable and returns before this coroutine
+  does (every thread call is awaited, through cancellation, and every task of
+  an exchange lives in a task group the exchange awaits).
+* One request never sees another's state: everything per-request lives on the
+  ``Exchange`` and ``AppRun`` objects, and the thread runs the app in a copy of
+  the caller's contextvars context (one copy for the whole request).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any, Final
+
+import anyio
+from anyio import from_thread
+from anyio.abc import TaskGroup
+from asgiref.typing import HTTPScope
+
+from bridge._http.translate import BadRequest, environ_from_scope
+from bridge._http.wsgi_input import ClientDisconnected, RequestBodyError, WsgiInput
+from bridge._loop.crossing import finish_in_worker, run_in_worker, start_in_worker
+from bridge._loop.handoff import HandoffQueue
+from bridge.wsgi_to_asgi._app_run import AppRun, Outcome
+from bridge.wsgi_to_asgi._response import FileWrapper, Message, ResponseState
+
+if TYPE_CHECKING:
+    from bridge.wsgi_to_asgi._adapter import WsgiToAsgi
+
+__all__ = ("Exchange", "Receive", "Send")
+
+logger = logging.getLogger("bridge.wsgi_to_asgi")
+errors_logger = logging.getLogger("bridge.wsgi_to_asgi.errors")
+
+Send = Callable[[Message], Awaitable[None]]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+
+
+class _ErrorStream:
+    """``wsgi.errors``: each write becomes one log record on ``bridge.wsgi_to_asgi.errors``."""
+
+    def write(self, text: str) -> int:
+        line = text.rstrip("\n")
+        if line:
+            errors_logger.error("%s", line)
+        return len(text)
+
+    def writelines(self, lines: list[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        pass
+
+
+_ERRORS: Final = _ErrorStream()
+
+
+def _body_size(message: Message) -> int:
+    body = message.get("body")
+    return len(body) if body else 0
+
+
+def _body(chunk: bytes, more_body: bool) -> Message:
+    return {"type": "http.response.body", "body": chunk, "more_body": more_body}
+
+
+async def send_batch(send: Send, messages: list[Message]) -> None:
+    """Send ``messages``, joining consecutive body chunks into one ``send()``."""
+    parts: list[bytes] = []
+    for message in messages:
+        if message["type"] == "http.response.body":
+            parts.append(message["body"])
+            if message["more_body"]:
+                continue
+            message = _body(b"".join(parts), False)
+            parts = []
+        elif parts:
+            await send(_body(b"".join(parts), True))
+            parts = []
+        await send(message)
+    if parts:
+        await send(_body(b"".join(parts), True))
+
+
+class Exchange:
+    """One HTTP request/response through the WSGI app (see the module docstring)."""
+
+    def __init__(self, adapter: WsgiToAsgi, scope: HTTPScope, receive: Receive, send: Send):
+        self.adapter = adapter
+        self.scope = scope
+        self.receive = receive
+        self.send = send
+        self.limiter = adapter.limiter
+        self.send_error: Exception | None = None
+        # The thread's run of the app happens in this Context, a copy of the caller's.
+        self.context = contextvars.copy_context()
+        self.pending: list[Message] = []
+        self.requests: HandoffQueue[bytes] | None = None
+        # Created with the task group: a response collected in memory never needs it.
+        self.responses: HandoffQueue[Message] | None = None
+        self.tg: TaskGroup | None = None
+        self.watching = False
+        self.queue_in_use = False
+        self.sender_started = False
+        self.sent_some = False  # a streamed batch has gone out
+
+    def _describe(self) -> str:
+        return f"{self.scope.get('method', '?')} {self.scope.get('path', '?')}"
+
+    async def run(self) -> None:
+        message = await self.receive()
+        if message["type"] != "http.request":
+            logger.info("%s: client disconnected before sending its request", self._describe())
+            return
+        if message.get("more_body", False):
+            self.requests = HandoffQueue(self.adapter.buffer_size, len)
+        try:
+            run = self._prepare(message.get("body", b""))
+        except (BadRequest, RequestBodyError) as exc:
+            logger.warning("%s: bad request: %s", self._describe(), exc)
+            await self._send_plain_error(getattr(exc, "status", 400))
+            return
+        if self.requests is not None:
+            await self._run_in_task_group(run, run.begin)
+        elif self.adapter._expect_streaming:
+            await self._run_sending_here(run, run.begin)
+        else:
+            await self._run_without_task_group(run)
+        if self.send_error is not None:
+            raise self.send_error
+
+    def _prepare(self, body: bytes) -> AppRun:
+        adapter = self.adapter
+        environ = environ_from_scope(
+            self.scope,
+            wsgi_input=None,
+            wsgi_errors=_ERRORS,
+            max_header_lines=adapter.max_header_lines,
+            allow_underscores_in_headers=adapter.allow_underscores_in_headers,
+            multiprocess=adapter.multiprocess,
+            file_wrapper=FileWrapper,
+        )
+        if not adapter.allow_underscores_in_headers:
+            self._log_dropped_headers()
+        length = environ.get("CONTENT_LENGTH")
+        more = self.requests.get_from_thread if self.requests is not None else None
+        environ["wsgi.input"] = WsgiInput(body, more, int(length) if length else None)
+        state = ResponseState(self.pending.append, head_request=self.scope["method"] == "HEAD")
+        extensions = self.scope.get("extensions") or {}
+        pathsend = "http.response.pathsend" in extensions
+        run = AppRun(adapter.app, environ, state, pathsend=pathsend)
+        run.start_streaming = partial(self._start_streaming, state)
+        return run
+
+    def _log_dropped_headers(self) -> None:
+        dropped = [name for name, _ in self.scope["headers"] if b"_" in name]
+        if dropped:
+            names = ", ".join(repr(name.decode("latin-1")) for name in dropped[:5])
+            logger.info(
+                "%s: dropped request header(s) %s: names with '_' could spoof '-' headers "
+                "in the environ (allow_underscores_in_headers=True keeps them)",
+                self._describe(),
+                names,
+            )
+
+    async def _send_plain_error(self, status: int) -> None:
+        state = ResponseState(self.pending.append, head_request=False)
+        state.fail(status)
+        await self._send_or_log(self.pending)
+
+    async def _send_or_log(self, messages: list[Message]) -> bool:
+        """Send ``messages``; False (after one log line) when the client is gone.
+
+        ``send()`` raising anything but ``OSError`` is the server's bug: it is logged
+        the same way and re-raised to the server.
+        """
+        try:
+            await send_batch(self.send, messages)
+        except Exception as exc:
+            logger.info("%s: send() raised %r; response abandoned", self._describe(), exc)
+            if not isinstance(exc, OSError):
+                raise
+            return False
+        return True
+
+    # -- the worker thread -----------------------------------------------------------
+
+    async def _run_without_task_group(self, run: AppRun) -> None:
+        """The cheapest path: one thread call, then the loop sends what it collected.
+
+        A task group costs about a third of a small request, so it is only opened
+        when the response turns out to stream; the adapter then remembers that its
+        app streams and opens the group up front next time.
+        """
+        run.stream_in_place = False
+        run.flush = self._flush_from_thread
+        try:
+            outcome = await self._call_app(run.begin)
+            if outcome is not Outcome.STREAMING:
+                await self._send_or_log(self.pending)
+                return
+            self.adapter._expect_streaming = True
+            # start + first chunk go out before the app is asked for the next one
+            if await self._send_or_log(self.pending):
+                self.pending.clear()
+                self.sent_some = True
+                await self._run_sending_here(run, run.resume)
+        finally:
+            if not run.closed:
+                await self._close_on_the_way_out(run)
+
+    async def _close_on_the_way_out(self, run: AppRun) -> None:
+        """Cancelled or disconnected before the app ran, or between two thread calls."""
+        if not run.has_iterable:
+            run.close()  # cancelled while waiting for a token: the app never ran
+            return
+        with anyio.CancelScope(shield=True):
+            await run_in_worker(run.close, self.context, self.limiter)
+
+    async def _run_sending_here(self, run: AppRun, work: Callable[[], Outcome]) -> None:
+        """No request body to pump: this task sends what the thread streams.
+
+        The thread call runs while this task drains the response queue, so a response
+        the thread finishes in one go (most Flask responses), or collects in memory,
+        costs no task group and no other task. Only a response that goes on after a
+        batch went out opens a group, for the disconnect watcher.
+        """
+        # Not HandoffQueue[Message](...): calling a subscripted generic costs a microsecond
+        responses: HandoffQueue[Message] = HandoffQueue(self.adapter.buffer_size, _body_size)
+        self.responses = responses
+        self.sender_started = True  # the thread never asks for a sender task
+        if run.streaming:  # resuming a response that already started
+            run.state.emit = responses.put_from_thread
+            self.queue_in_use = True
+        running = await start_in_worker(
+            partial(self._thread_main, work), self.context, self.limiter
+        )
+        try:
+            if not await self._send_stream():
+                async with anyio.create_task_group() as tg:
+                    self.tg = tg
+                    self._start_watching()
+                    await self._send_stream()
+        finally:
+            # The queue has ended (the thread finished it) or was aborted: either way
+            # the thread call is about to return; wait for it, through cancellation.
+            await finish_in_worker(running)
+        if not run.streaming:
+            await self._send_or_log(self.pending)
+            self.adapter._expect_streaming = False
+
+    async def _run_in_task_group(self, run: AppRun, work: Callable[[], Outcome]) -> None:
+        self.responses = HandoffQueue(self.adapter.buffer_size, _body_size)
+        async with anyio.create_task_group() as tg:
+            self.tg = tg
+            if self.requests is not None:
+                self.watching = True
+                tg.start_soon(self._watch_client)  # it feeds the request body to the thread
+            if run.streaming:  # resuming a response that already started
+                run.state.emit = self.responses.put_from_thread
+                self.queue_in_use = True
+                self.sender_started = True
+                tg.start_soon(self._send_stream)
+            await self._call_app(work)
+            if run.streaming and not self.sender_started:
+                self.sender_started = True
+                await self._send_stream()
+            if not run.streaming:
+                await self._send_or_log(self.pending)
+                if self.watching:
+                    tg.cancel_scope.cancel()  # stops the body pump
+                if self.requests is None:
+                    self.adapter._expect_streaming = False
+
+    async def _call_app(self, work: Callable[[], Outcome]) -> Outcome:
+        try:
+            outcome: Outcome = await run_in_worker(
+                partial(self._thread_main, work), self.context, self.limiter
+            )
+        except BaseException:
+            self._abort_queues("the request was cancelled")
+            raise
+        return outcome
+
+    def _thread_main(self, work: Callable[[], Outcome]) -> Outcome:
+        try:
+            return work()
+        finally:
+            # Always ended, used or not: a task sending here waits on it.
+            if self.responses is not None:
+                self.responses.finish()
+
+    def _flush_from_thread(self) -> None:
+        """After ``write()`` without a task group: transmit before returning (PEP 3333)."""
+        if self.pending:
+            batch = self.pending[:]
+            self.pending.clear()
+            from_thread.run(send_batch, self.send, batch)
+
+    def _start_streaming(self, state: ResponseState) -> None:
+        """In the thread, at the first body chunk of an iterator or ``write()``.
+
+        From here on the response goes through the bounded queue to a sender task on
+        the loop, which transmits each chunk while the app produces the next (PEP 3333
+        forbids holding a chunk back). A list response never gets here: it is complete
+        in memory, and the loop sends it after the thread returns.
+        """
+        responses = self.responses
+        if responses is None:
+            raise RuntimeError("streaming in place needs the task group's queue")
+        state.emit = responses.put_from_thread
+        self.queue_in_use = True
+        responses.put_many_from_thread(self.pending)
+        self.pending.clear()
+        if not self.sender_started:  # read across threads: set before the call started
+            responses.call_soon(self._spawn_sender)
+
+    def _spawn_sender(self) -> None:
+        # On the loop. When the thread has already finished the response (a short
+        # generator, e.g. most Flask responses), the handler sends it inline once the
+        # thread call returns, which saves a task.
+        if self.sender_started or self.responses is None or self.responses.finished:
+            return
+        if self.tg is None:
+            raise RuntimeError("a sender task needs the exchange's task group")
+        self.sender_started = True
+        self.tg.start_soon(self._send_stream)
+
+    def _abort_queues(self, reason: str | ClientDisconnected) -> None:
+        """Fail both queues: the thread gets ``ClientDisconnected`` at its next use."""
+        gone = reason if isinstance(reason, ClientDisconnected) else ClientDisconnected(reason)
+        if self.responses is not None:
+            self.responses.abort(gone)
+        if self.requests is not None:
+            self.requests.abort(gone)
+
+    # -- loop tasks while streaming ----------------------------------------------------
+
+    async def _send_stream(self) -> bool:
+        """Send what the thread queues, until the end of the response.
+
+        The disconnect watcher starts lazily, once the response outlasts one batch: a
+        short generator that the thread finishes in one go (most Flask responses) needs
+        no watcher task at all. Without a task group to start it in, this returns False
+        at that point, the queue intact, to be called again inside a group; True when
+        the response is over (complete, or abandoned with both queues aborted).
+        """
+        responses = self.responses
+        if responses is None:
+            raise RuntimeError("the sender runs only with the task group's queue")
+        complete = handed_over = False
+        try:
+            while True:
+                batch = responses.get_ready()
+                if batch is None:
+                    if self.sent_some and not self._start_watching():
+                        handed_over = True
+                        return False
+                    batch = await responses.get_all()
+                if not batch:
+                    complete = True  # the thread finished the queue: nothing to release
+                    return True
+                await self._send_streamed(batch)
+                self.sent_some = True
+                # Some servers (uvicorn) drop sends to a gone client silently: only
+                # receive() tells, so a stream that goes on needs the watcher.
+                if not responses.finished and not self._start_watching():
+                    handed_over = True
+                    return False
+        except ClientDisconnected:
+            return True
+        finally:
+            if not (complete or handed_over):
+                self._abort_queues("the response was abandoned by the server")
+            if self.watching and self.tg is not None and not handed_over:
+                self.tg.cancel_scope.cancel()  # stops the watcher (cancel() is not cheap)
+
+    def _start_watching(self) -> bool:
+        """Start the disconnect watcher if it is not running; False without a group."""
+        if not self.watching:
+            if self.tg is None:
+                return False
+            self.watching = True
+            self.tg.start_soon(self._watch_client)
+        return True
+
+    async def _send_streamed(self, batch: list[Message]) -> None:
+        try:
+            await send_batch(self.send, batch)
+        except Exception as exc:
+            logger.info("%s: send() raised %r; response abandoned", self._describe(), exc)
+            gone = ClientDisconnected(f"send() raised {exc!r}")
+            gone.already_logged = True
+            self._abort_queues(gone)
+            if not isinstance(exc, OSError):
+                self.send_error = exc
+            raise gone from None
+
+    async def _watch_client(self) -> None:
+        """Feed the request body to the thread, then watch for a disconnect.
+
+        Cancelled when the response is done; a cancellation before that (the server
+        cancelled the request) also aborts the queues, so the thread never waits on a
+        loop that stopped serving it.
+        """
+        try:
+            if self.requests is not None:
+                await self._pump_body(self.requests)
+            while (await self.receive())["type"] != "http.disconnect":
+                pass
+        except ClientDisconnected:
+            return
+        except BaseException:
+            self._abort_queues("the request was cancelled")
+            raise
+        self._abort_queues("client disconnected before the response was complete")
+
+    async def _pump_body(self, requests: HandoffQueue[bytes]) -> None:
+        while True:
+            message = await self.receive()
+            if message["type"] != "http.request":
+                self._abort_queues("client disconnected before the request body ended")
+                raise ClientDisconnected
+            chunk = message.get("body", b"")
+            if chunk:
+                await requests.put(chunk)
+            if not message.get("more_body", False):
+                requests.finish()
+                return
