@@ -422,7 +422,7 @@ class InnerApp:
                 raise RuntimeError("inner app failed after start_response")
             return self._wsgi_body(self._chunks(seen))
 
-        return cast(WsgiApp, validator(cast(Any, app)))
+        return validator(app)
 
     def _wsgi_body(self, chunks: list[bytes]) -> Iterator[bytes]:
         for index, chunk in enumerate(chunks):

@@ -61,7 +61,7 @@ def test_close_in_a_forked_child_waits_for_its_background_work(
             finished.set()
 
     adapter = AsgiToWsgi(app, lifespan="off", backend=backend)
-    client = Client(validator(adapter))  # type: ignore[arg-type]
+    client = Client(validator(adapter))
     if parent_served:  # the parent's loop thread is running when it forks
         assert client.get("/", buffered=True).data == b"done"
 
@@ -96,7 +96,7 @@ def test_fork_during_lifespan_startup_does_not_block_the_child() -> None:
         await respond(send, 200, str(os.getpid()).encode())
 
     adapter = AsgiToWsgi(app, lifespan="on", startup_timeout=5)
-    client = Client(validator(adapter))  # type: ignore[arg-type]
+    client = Client(validator(adapter))
     parent = threading.Thread(target=client.get, args=("/",), kwargs={"buffered": True})
     parent.start()
     try:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import wsgiref.types
 from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import Any, Protocol, TypeAlias
+from typing import Any, TypeAlias
 
 ExcInfo: TypeAlias = (
     tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
@@ -14,10 +15,9 @@ WsgiHeaders: TypeAlias = list[tuple[str, str]]
 WriteCallable: TypeAlias = Callable[[bytes], object]
 
 
-class StartResponse(Protocol):
-    def __call__(
-        self, status: str, headers: WsgiHeaders, exc_info: ExcInfo | None = ..., /
-    ) -> WriteCallable: ...
+# typeshed's protocol, so a bridge WSGI app is accepted wherever servers' stubs
+# (waitress, gunicorn) and user code annotate with wsgiref.types.
+StartResponse: TypeAlias = wsgiref.types.StartResponse
 
 
 WsgiApp: TypeAlias = Callable[[Environ, StartResponse], Iterable[bytes]]
