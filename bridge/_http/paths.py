@@ -31,7 +31,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Final, Literal, Protocol, TypeAlias
+from typing import Any, Final, Literal, Protocol, TypeAlias, cast
 from urllib.parse import quote
 
 from bridge._http.options import warn_deprecated
@@ -184,8 +184,8 @@ def exempt_matcher(exempt: object, what: str = "exempt") -> Callable[[Any], bool
     """``exempt=`` as one predicate of the request head (None when nothing is exempt)."""
     if exempt is None:
         return None
-    if callable(exempt) and not isinstance(exempt, re.Pattern):
-        return exempt  # type: ignore[no-any-return]
+    if callable(exempt):
+        return cast("Callable[[Any], bool]", exempt)
     patterns = path_patterns(exempt, what)
     if not patterns:
         return None
