@@ -89,10 +89,11 @@ class CompiledRule:
     path: PathPattern | None
     methods: frozenset[str] | None
 
-    def matches(self, head: RequestLike) -> bool:
-        if self.methods is not None and head.method not in self.methods:
+    def matches(self, method: str, path: str) -> bool:
+        """Whether this rule applies to ``method`` on the app-relative ``path``."""
+        if self.methods is not None and method not in self.methods:
             return False
-        return self.path is None or self.path.matches(app_path(head.path, head.root_path))
+        return self.path is None or self.path.matches(path)
 
 
 def _check_cost(cost: object) -> None:
@@ -181,7 +182,8 @@ def compile_rules(
 
 def match_rule(rules: tuple[CompiledRule, ...], head: RequestLike) -> CompiledRule | None:
     """The first rule matching ``head``; None when none does."""
+    method, path = head.method, app_path(head.path, head.root_path)
     for rule in rules:
-        if rule.matches(head):
+        if rule.matches(method, path):
             return rule
     return None
