@@ -28,12 +28,12 @@ import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, cast
-from urllib.parse import quote
 from wsgiref.validate import validator
 
 import anyio
 from asgiref.typing import HTTPScope
 
+from bridge._http.paths import quote_path
 from bridge._http.translate import environ_from_scope
 from bridge._http.types import Environ, StartResponse, WsgiApp
 from bridge._http.wsgi_input import ClientDisconnected
@@ -117,7 +117,7 @@ class Request:
             headers.append((b"content-length", str(size).encode("ascii")))
         raw = self.raw_path
         if raw is None:
-            raw = quote(self.path, safe="/;=,:@!$&'()*+~").encode("ascii")
+            raw = quote_path(self.path)
         scope = {
             "type": "http",
             "asgi": {"version": "3.0", "spec_version": "2.4"},

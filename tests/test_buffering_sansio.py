@@ -123,7 +123,7 @@ def test_rules_without_catch_all_fall_back_to_base() -> None:
     ("kwargs", "message"),
     [
         pytest.param({"path": "upload"}, "must start with '/'", id="relative"),
-        pytest.param({"path": "/u", "methods": "POST"}, "list of methods", id="methods-str"),
+        pytest.param({"path": "/u", "methods": "POST;GET"}, "not an HTTP method", id="methods"),
         pytest.param(
             {"path": "/u", "max_body_size": "ten"}, r"rules\[0\]\.max_body_size", id="size"
         ),

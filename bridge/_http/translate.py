@@ -26,11 +26,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final, cast
-from urllib.parse import quote
 
 from asgiref.typing import HTTPScope
 
 from bridge._http.memo import Memo
+from bridge._http.paths import quote_path
 from bridge._http.types import Environ
 
 __all__ = (
@@ -365,7 +365,7 @@ def _request_uri(scope: HTTPScope) -> str:
     # The spec allows servers to omit raw_path or send None; asgiref's type does not.
     raw_path = cast("bytes | None", scope.get("raw_path"))
     if raw_path is None:
-        uri = quote(scope["path"], safe="/;=,:@!$&'()*+~")
+        uri = quote_path(scope["path"]).decode("ascii")
     else:
         uri = raw_path.decode("latin-1")
     query = scope.get("query_string", b"")
@@ -446,7 +446,7 @@ def _raw_path(environ: Mapping[str, Any], path: str) -> bytes:
         if "://" in raw:  # absolute-form request target
             raw = "/" + raw.partition("://")[2].partition("/")[2]
         return raw.encode("latin-1", "replace")
-    return quote(path, safe="/;=,:@!$&'()*+~").encode("ascii")
+    return quote_path(path)
 
 
 RequestFields = tuple[

@@ -8,14 +8,15 @@ routing table, so a specific rule goes before a general one).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
+from bridge._http.options import http_methods
+from bridge._http.paths import PathPattern, PathSpec, app_path, path_pattern
 from bridge._http.units import parse_seconds, parse_size, require_size
 
-__all__ = ("BodyLimits", "RequestBufferingRule", "compile_limits", "limits_for")
+__all__ = ("BodyLimits", "RequestBufferingRule", "app_path", "compile_limits", "limits_for")
 
 Mode = Literal["buffer", "stream"]
 _MODES: Final = ("buffer", "stream")
@@ -46,43 +47,40 @@ class BodyLimits:
 class RequestBufferingRule:
     """Override :class:`~bridge.RequestBuffering` limits for some requests.
 
-    ``path`` is a prefix matched at a segment boundary against the path the app
-    sees (without its root path): ``"/upload"`` matches ``/upload`` and
-    ``/upload/big`` but not ``/uploads``. A compiled regular expression is
-    matched (``re.match``) instead. ``methods`` limits the rule to those methods
-    (default: all). Every other option left unset keeps the middleware's value;
-    set one to raise or lower it for matching requests.
+    ``path`` is a path pattern matched against the path the app sees (without
+    its mount point): ``"/upload"`` matches ``/upload`` and ``/upload/big`` but
+    not ``/uploads``; ``"=/upload"`` matches that path only; a compiled regular
+    expression is matched at the start of the path (``re.match``).
+    ``methods``: ``"POST"``, ``"PUT, POST"`` or a list (default: all). See
+    docs/middleware/configuring.md. Every other option left unset keeps the
+    middleware's value; set one to raise or lower it for matching requests.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       ``methods`` may be a string; ``"=/path"`` is the exact form.
     """
 
-    path: str | re.Pattern[str]
-    methods: Iterable[str] | None = None
+    path: PathSpec
+    methods: str | Iterable[str] | None = None
     max_body_size: int | str | _Unset | None = UNSET
     body_timeout: float | _Unset | None = UNSET
     body_deadline: float | _Unset | None = UNSET
     mode: Mode | _Unset = UNSET
     memory_size: int | str | _Unset = UNSET
+    _pattern: PathPattern = field(init=False, repr=False, compare=False)
     _methods: frozenset[str] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if isinstance(self.path, str) and not self.path.startswith("/"):
-            raise ValueError(f"RequestBufferingRule path must start with '/', got {self.path!r}")
-        if not isinstance(self.path, str | re.Pattern):
-            raise TypeError("RequestBufferingRule path must be a str prefix or a re.Pattern")
-        if isinstance(self.methods, str):
-            raise TypeError("RequestBufferingRule methods must be a list of methods, not a str")
-        methods = None if self.methods is None else frozenset(m.upper() for m in self.methods)
+        pattern = path_pattern(self.path, "RequestBufferingRule: path")
+        object.__setattr__(self, "_pattern", pattern)
+        methods = http_methods(self.methods, "RequestBufferingRule: methods")
         object.__setattr__(self, "_methods", methods)
 
     def matches(self, method: str, path: str) -> bool:
         """Whether this rule applies to ``method`` on the app-relative ``path``."""
         if self._methods is not None and method not in self._methods:
             return False
-        if isinstance(self.path, re.Pattern):
-            return self.path.match(path) is not None
-        prefix = self.path.rstrip("/")
-        return not prefix or path == prefix or path.startswith(prefix + "/")
+        return self._pattern.matches(path)
 
 
 def make_limits(
@@ -133,13 +131,6 @@ def compile_limits(
             )
         compiled.append((rule, _merged(base, rule, index)))
     return tuple(compiled)
-
-
-def app_path(path: str, root_path: str) -> str:
-    """The path below the mount point (``path`` includes ``root_path``, ASGI style)."""
-    if root_path and path.startswith(root_path):
-        return path[len(root_path) :] or "/"
-    return path
 
 
 def limits_for(

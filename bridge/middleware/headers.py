@@ -6,16 +6,20 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
+from bridge._http.options import UNSET, renamed_option
+from bridge._http.paths import (
+    Exempt,
+    PathSpec,
+    app_path,
+    exempt_matcher,
+    matches_any,
+    path_patterns,
+)
 from bridge.middleware._core.base import Interface, Middleware
 from bridge.middleware._core.exchange import Exchange, Forward
 from bridge.middleware._core.heads import Headers as HeaderLines
 from bridge.middleware._core.heads import RequestHead, ResponseHead
-from bridge.middleware._core.validate import (
-    header_name,
-    header_pairs,
-    matches_prefix,
-    path_prefixes,
-)
+from bridge.middleware._core.validate import header_name, header_pairs
 
 __all__ = ("Headers",)
 
@@ -37,14 +41,19 @@ class Headers(Middleware):
     * ``set_response`` (replace the app's value), ``default_response`` (set
       only if the app did not), ``append_response`` (one more line) and
       ``remove_response`` (names, e.g. ``["server"]``).
-    * ``paths``: path prefixes (relative to the root path, segment
-      boundaries) the rules apply to; default all. ``exclude_paths``: prefixes
-      they never apply to.
+    * ``paths``: path patterns the rules apply to (default all): ``"/static"``
+      covers ``/static/app.css``, relative to the mount point; ``"=/"`` is
+      that path only.
+    * ``exempt``: requests the rules never apply to: path patterns or a
+      function of the request head returning True.
+      See docs/middleware/configuring.md.
 
     Removals run first, then sets, then appends. Framing headers
     (Content-Length, Transfer-Encoding, Connection) cannot be configured.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       ``exempt`` replaces ``exclude_paths`` (deprecated, removed in the next release).
     """
 
     def __init__(
@@ -58,8 +67,9 @@ class Headers(Middleware):
         default_response: HeaderSpec = None,
         append_response: HeaderSpec = None,
         remove_response: Iterable[str] = (),
-        paths: Iterable[str] | None = None,
-        exclude_paths: Iterable[str] = (),
+        paths: PathSpec | Iterable[PathSpec] | None = None,
+        exempt: Exempt = None,
+        exclude_paths: Any = UNSET,
         interface: Interface | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -95,16 +105,16 @@ class Headers(Middleware):
             if self.edits_request
             else _HeadersExchange
         )
-        self.paths = path_prefixes(paths, "paths") if paths is not None else None
-        self.exclude = path_prefixes(exclude_paths, "exclude_paths")
+        self.paths = None if paths is None else path_patterns(paths, "Headers: paths")
+        exempt = renamed_option("Headers", "exclude_paths", exclude_paths, "exempt", exempt)
+        self.exempt = exempt_matcher(exempt, "Headers: exempt")
 
     def exchange(self, head: RequestHead, now: float) -> Exchange | None:
-        if self.paths is not None or self.exclude:
-            path = head.path[len(head.root_path) :] or "/"
-            if self.paths is not None and not matches_prefix(path, self.paths):
-                return None
-            if self.exclude and matches_prefix(path, self.exclude):
-                return None
+        paths = self.paths
+        if paths is not None and not matches_any(paths, app_path(head.path, head.root_path)):
+            return None
+        if self.exempt is not None and self.exempt(head):
+            return None
         return self._exchange(head, now, self)
 
 

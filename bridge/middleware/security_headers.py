@@ -8,10 +8,12 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
+from bridge._http.options import UNSET, renamed_option
+from bridge._http.paths import Exempt, exempt_matcher
 from bridge.middleware._core.base import Interface, Middleware
 from bridge.middleware._core.exchange import Exchange, Forward
 from bridge.middleware._core.heads import Headers, RequestHead, ResponseHead
-from bridge.middleware._core.validate import header_value, matches_prefix, path_prefixes
+from bridge.middleware._core.validate import header_value
 
 __all__ = ("NONCE_KEY", "PRESETS", "SecurityHeaders")
 
@@ -82,11 +84,15 @@ class SecurityHeaders(Middleware):
     * ``override``: False (default) sets each header only if the app did
       not; True replaces the app's value; or an iterable of option or header
       names that override.
-    * ``exempt_paths``: path prefixes (relative to the root path, matched at
-      segment boundaries) that get no headers, e.g. ``["/healthz"]``.
+    * ``exempt``: requests that get no headers: path patterns (``"/healthz"``
+      covers ``/healthz/live``, relative to the mount point; ``"=/healthz"``
+      is that path only) or a function of the request head returning True.
+      See docs/middleware/configuring.md.
     * ``nonce_factory``: makes nonces (default ``secrets.token_urlsafe(16)``).
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       ``exempt`` replaces ``exempt_paths`` (deprecated, removed in the next release).
     """
 
     def __init__(
@@ -105,7 +111,8 @@ class SecurityHeaders(Middleware):
         coep: str | None = _UNSET,
         corp: str | None = _UNSET,
         override: bool | Iterable[str] = False,
-        exempt_paths: Iterable[str] = (),
+        exempt: Exempt = None,
+        exempt_paths: Any = UNSET,
         nonce_factory: Callable[[], str] | None = None,
         interface: Interface | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -147,13 +154,14 @@ class SecurityHeaders(Middleware):
         https = [self._hsts, *self._lines] if self._hsts is not None else self._lines
         self._plain_https = tuple((line[0], line[1]) for line in https)
         self._exchange = _NonceExchange if self.uses_nonce else _SecurityExchange
-        self.exempt = path_prefixes(exempt_paths, "exempt_paths")
+        exempt = renamed_option("SecurityHeaders", "exempt_paths", exempt_paths, "exempt", exempt)
+        self.exempt = exempt_matcher(exempt, "SecurityHeaders: exempt")
         if nonce_factory is not None and not callable(nonce_factory):
             raise TypeError("nonce_factory must be a function returning a str")
         self.nonce_factory = nonce_factory or _token
 
     def exchange(self, head: RequestHead, now: float) -> Exchange | None:
-        if self.exempt and matches_prefix(head.path[len(head.root_path) :] or "/", self.exempt):
+        if self.exempt is not None and self.exempt(head):
             return None
         return self._exchange(head, now, self)
 

@@ -14,9 +14,10 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator
 from typing import Any, Final
 
+from bridge._http.paths import Exempt, exempt_matcher
 from bridge.middleware import (
     Effect,
     Exchange,
@@ -29,10 +30,9 @@ from bridge.middleware import (
     Respond,
     Response,
 )
-from bridge.ratelimit._keys import HeadLike, KeyFunc, client_address, safe_key
+from bridge.ratelimit._keys import KeyFunc, client_address, safe_key
 from bridge.ratelimit._memory import MemoryStore
-from bridge.ratelimit._middleware import check_store, exempt_predicate
-from bridge.ratelimit._rules import PathPattern
+from bridge.ratelimit._middleware import check_store
 from bridge.ratelimit._store import Store
 
 __all__ = ("ConcurrencyLimit",)
@@ -88,13 +88,17 @@ class ConcurrencyLimit(Middleware):
         after the store's ``lease``).
     :param status: the rejection status (default 503, like nginx).
     :param retry_after: ``Retry-After`` seconds on a rejection (default 1).
-    :param exempt: a function of the head, or path patterns, never limited.
+    :param exempt: requests never limited: path patterns (``"/healthz"``
+        covers ``/healthz/live``, relative to the mount point; ``"=/healthz"``
+        is that path only) or a function of the request head returning True.
     :param name: names this limit's counters in the store (default ``"conn"``).
 
     The slot is given back on every path: the response completed, the app
     raised, the client disconnected, the request was cancelled.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       ``exempt`` paths are prefixes relative to the mount point (see RateLimit).
     """
 
     def __init__(
@@ -106,7 +110,7 @@ class ConcurrencyLimit(Middleware):
         store: Store | None = None,
         status: int = 503,
         retry_after: int = 1,
-        exempt: Callable[[HeadLike], bool] | Iterable[PathPattern] | None = None,
+        exempt: Exempt = None,
         name: str = "conn",
         interface: Interface | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -126,7 +130,7 @@ class ConcurrencyLimit(Middleware):
         self.rejection = Response.text(
             status, headers=((b"retry-after", str(retry_after).encode()),)
         )
-        self.exempt = exempt_predicate(exempt)
+        self.exempt = exempt_matcher(exempt, "ConcurrencyLimit: exempt")
         self.prefix = f"{name}|conn|{limit}|"
 
     def exchange(self, head: RequestHead, now: float) -> Exchange | None:

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Generator, Iterable, Sequence
 from typing import Any, Final, Literal
 
+from bridge._http.paths import Exempt, exempt_matcher
 from bridge.middleware import (
     Effect,
     Exchange,
@@ -40,32 +41,16 @@ from bridge.ratelimit._headers import (
 from bridge.ratelimit._keys import HeadLike, KeyFunc, client_address, safe_key
 from bridge.ratelimit._memory import MemoryStore
 from bridge.ratelimit._rates import Rate
-from bridge.ratelimit._rules import (
-    CompiledRule,
-    PathPattern,
-    Rule,
-    compile_rules,
-    match_rule,
-    path_matcher,
-)
+from bridge.ratelimit._rules import CompiledRule, Rule, compile_rules, match_rule
 from bridge.ratelimit._store import Store, Verdict
 
-__all__ = ("RateLimit", "check_store", "exempt_predicate")
+__all__ = ("RateLimit", "check_store")
 
 logger = logging.getLogger("bridge.ratelimit")
 
 Body = Literal["text", "problem"]
 #: Retry-After for a 503 while a shared store is down and the policy is fail_closed.
 UNAVAILABLE_RETRY_AFTER: Final = 5
-
-
-def exempt_predicate(
-    exempt: Callable[[HeadLike], bool] | Iterable[PathPattern] | None,
-) -> Callable[[HeadLike], bool] | None:
-    if exempt is None or callable(exempt):
-        return exempt
-    matchers = [path_matcher(p) for p in exempt]
-    return lambda head: any(m(head.path) for m in matchers)
 
 
 def check_store(store: object) -> Store:
@@ -108,8 +93,10 @@ class RateLimit(Middleware):
         semantics), ``"fixed_window"`` or ``"sliding_window"``.
     :param rules: :class:`~bridge.ratelimit.Rule` objects tried in order before
         the default; the first match applies.
-    :param exempt: a function of the request head returning True for requests
-        never limited, or a list of path patterns (default None).
+    :param exempt: requests never limited: path patterns (``"/healthz"``
+        covers ``/healthz/live``, relative to the mount point; ``"=/healthz"``
+        is that path only) or a function of the request head returning True
+        (default None). See docs/middleware/configuring.md.
     :param cost: units a request uses: an int (default 1) or a function of the head.
     :param headers: add ``RateLimit-Policy`` and ``RateLimit`` to every response
         a rule covers (default True).
@@ -125,6 +112,10 @@ class RateLimit(Middleware):
         a shared store uses its server's clock).
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       ``exempt`` paths are prefixes relative to the mount point, as in every
+       middleware (they were exact and included the mount point; write
+       ``"=/healthz"`` for the old exact match).
     """
 
     def __init__(
@@ -136,7 +127,7 @@ class RateLimit(Middleware):
         store: Store | None = None,
         algorithm: str = "gcra",
         rules: Iterable[Rule] = (),
-        exempt: Callable[[HeadLike], bool] | Iterable[PathPattern] | None = None,
+        exempt: Exempt = None,
         cost: int | Callable[[HeadLike], int] = 1,
         headers: bool = True,
         legacy_headers: bool = False,
@@ -157,7 +148,7 @@ class RateLimit(Middleware):
             raise ValueError(f"status must be an HTTP error status, not {status!r}")
         self.store = MemoryStore() if store is None else check_store(store)
         self.algorithm = algorithm
-        self.exempt = exempt_predicate(exempt)
+        self.exempt = exempt_matcher(exempt, "RateLimit: exempt")
         self.headers = headers
         self.legacy_headers = legacy_headers
         self.body: Body = body
@@ -166,9 +157,7 @@ class RateLimit(Middleware):
         self._warned_missing_key = False
         # One rule for every path and method (the common case): no matching per request.
         only = self.rules[0]
-        self._catch_all = (
-            len(self.rules) == 1 and only.matches_path is None and only.methods is None
-        )
+        self._catch_all = len(self.rules) == 1 and only.path is None and only.methods is None
 
     def exchange(self, head: RequestHead, now: float) -> Exchange | None:
         rules = self.rules

@@ -1,7 +1,9 @@
 """Per-route rules: which limit, key and cost apply to a request (sans-IO).
 
 Rules are tried in order and the first whose path pattern and methods match
-applies; a request no rule matches gets the middleware's default limit (if
+applies (paths and methods are the options language of
+:mod:`bridge._http.paths` and :mod:`bridge._http.options`, the same in every
+middleware); a request no rule matches gets the middleware's default limit (if
 any). A rule with ``limit=None`` exempts what it matches. Everything a
 request needs -- parsed rates, the advertised ``RateLimit-Policy`` value, the
 store key prefix -- is computed once here, at construction.
@@ -12,16 +14,17 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
-from typing import Final, TypeAlias
+from typing import Final, Protocol, TypeAlias
 
+from bridge._http.options import http_methods
+from bridge._http.paths import PathPattern, PathSpec, app_path, path_pattern
 from bridge.ratelimit._algorithms import ALGORITHMS
 from bridge.ratelimit._headers import Policy, policies_for, policy_field
 from bridge.ratelimit._keys import HeadLike, KeyFunc
 from bridge.ratelimit._rates import Rate, parse_rates
 
-__all__ = ("CompiledRule", "PathPattern", "Rule", "compile_rules", "path_matcher")
+__all__ = ("CompiledRule", "Rule", "compile_rules")
 
-PathPattern: TypeAlias = "str | re.Pattern[str]"
 Cost: TypeAlias = "int | Callable[[HeadLike], int]"
 _SAFE_NAME: Final = re.compile(r"[A-Za-z0-9_.:/@+-]{1,64}")
 
@@ -32,42 +35,44 @@ class Rule:
 
     :param limit: rate string such as ``"5/minute;100/day"``, or ``None`` to
         exempt matching requests.
-    :param path: ``"/login"`` (exact), ``"/api/*"`` (prefix: everything
-        under ``/api/``, and ``/api`` itself), or a compiled regular
-        expression matched against the whole path; ``None`` (default) matches
-        every path. Paths include the mount point (``root_path``).
-    :param methods: e.g. ``{"POST"}``; ``None`` (default) matches every method.
+    :param path: a path pattern, relative to the mount point: ``"/api"``
+        (``/api`` and everything under it, at segment boundaries),
+        ``"=/login"`` (that path only) or a compiled regular expression
+        matched at the start of the path; ``None`` (default) matches every
+        path. See docs/middleware/configuring.md.
+    :param methods: ``"POST"``, ``"GET, POST"`` or a list such as
+        ``["GET", "POST"]``; ``None`` (default) matches every method.
     :param key: key function for this rule (default: the middleware's).
     :param cost: units each request uses, an int or a function of the request
         head (default: the middleware's).
     :param name: names the rule's counters in the store (default derived from
         ``path`` and ``methods``); rules with the same name and limit share
         their counters.
+
+    .. versionchanged:: 0.2
+       ``path`` is a prefix relative to the mount point (it was exact and
+       included the mount point; ``"=/login"`` is the exact form), a regex
+       is matched at the start of the path, ``"/api/*"`` is deprecated for
+       ``"/api"``, and ``methods`` may be a string.
     """
 
     limit: str | Rate | None
-    path: PathPattern | None = None
-    methods: Collection[str] | None = None
+    path: PathSpec | None = None
+    methods: str | Collection[str] | None = None
     key: KeyFunc | None = None
     cost: Cost | None = None
     name: str | None = None
 
 
-def path_matcher(pattern: PathPattern) -> Callable[[str], bool]:
-    """A predicate over paths for one pattern (see :class:`Rule`)."""
-    if isinstance(pattern, re.Pattern):
-        return lambda path: pattern.fullmatch(path) is not None
-    if not isinstance(pattern, str) or not pattern.startswith("/"):
-        raise ValueError(f"path pattern {pattern!r} must be a string starting with '/' or a regex")
-    if pattern.endswith("/*"):
-        base = pattern[:-2]
-        return lambda path: path == base or path.startswith(base + "/")
-    if pattern.endswith("*"):
-        prefix = pattern[:-1]
-        return lambda path: path.startswith(prefix)
-    if "*" in pattern:
-        raise ValueError(f"path pattern {pattern!r}: '*' is only allowed at the end")
-    return lambda path: path == pattern
+class RequestLike(Protocol):
+    """The parts of the request head that rule matching reads."""
+
+    @property
+    def method(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def root_path(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,13 +86,14 @@ class CompiledRule:
     key: KeyFunc
     cost: Cost
     key_prefix: str
-    matches_path: Callable[[str], bool] | None
+    path: PathPattern | None
     methods: frozenset[str] | None
 
-    def matches(self, head: HeadLike) -> bool:
-        if self.methods is not None and head.method not in self.methods:
+    def matches(self, method: str, path: str) -> bool:
+        """Whether this rule applies to ``method`` on the app-relative ``path``."""
+        if self.methods is not None and method not in self.methods:
             return False
-        return self.matches_path is None or self.matches_path(head.path)
+        return self.path is None or self.path.matches(path)
 
 
 def _check_cost(cost: object) -> None:
@@ -97,27 +103,47 @@ def _check_cost(cost: object) -> None:
         raise ValueError(f"cost must be a non-negative int or a function, not {cost!r}")
 
 
-def _rule_name(rule: Rule) -> str:
+def _rule_name(rule: Rule, methods: frozenset[str] | None) -> str:
+    # The name prefixes the rule's store keys: it derives from the spelling the
+    # user wrote, so counters survive an upgrade that reinterprets the pattern.
     if rule.name is not None:
         if not _SAFE_NAME.fullmatch(rule.name):
             raise ValueError(
                 f"rule name {rule.name!r} must be 1-64 characters of letters, digits and _.:/@+-"
             )
         return rule.name
-    methods = "+".join(sorted(rule.methods)) if rule.methods else "*"
+    method_part = "+".join(sorted(methods)) if methods else "*"
     path = rule.path.pattern if isinstance(rule.path, re.Pattern) else rule.path or "*"
-    return f"{methods}:{path}"
+    return f"{method_part}:{path}"
 
 
-def compile_rule(rule: Rule, algorithm: str, key: KeyFunc, cost: Cost) -> CompiledRule:
-    """Validate ``rule`` and precompute what each request needs."""
-    rates = () if rule.limit is None else parse_rates(rule.limit)
+def _rates(limit: object, where: str) -> tuple[Rate, ...]:
+    if limit is None:
+        return ()
+    if isinstance(limit, int | float) and not isinstance(limit, bool):
+        raise TypeError(
+            f"{where}limit={limit!r} is a bare number; give a rate such as "
+            f"'{limit}/minute' (or '{limit}/second', '{limit}/hour', '{limit}/day')"
+        )
+    if not isinstance(limit, str | Rate | list | tuple):
+        raise TypeError(f"{where}limit must be a rate such as '100/minute', not {limit!r}")
+    return parse_rates(limit)
+
+
+def compile_rule(
+    rule: Rule, algorithm: str, key: KeyFunc, cost: Cost, where: str = ""
+) -> CompiledRule:
+    """Validate ``rule`` and precompute what each request needs.
+
+    ``where`` (e.g. ``"rules[0]."``) prefixes the option names in errors.
+    """
+    rates = _rates(rule.limit, where)
     if algorithm != "gcra" and any(r.burst != r.count - 1 for r in rates):
         raise ValueError(f"'burst' needs algorithm='gcra'; {algorithm!r} has no burst")
     _check_cost(rule.cost if rule.cost is not None else cost)
-    name = _rule_name(rule)
+    methods = http_methods(rule.methods, f"{where}methods")
+    name = _rule_name(rule, methods)
     policies = policies_for(rates, algorithm)
-    methods = None if rule.methods is None else frozenset(m.upper() for m in rule.methods)
     return CompiledRule(
         name=name,
         rates=rates,
@@ -126,7 +152,7 @@ def compile_rule(rule: Rule, algorithm: str, key: KeyFunc, cost: Cost) -> Compil
         key=rule.key or key,
         cost=rule.cost if rule.cost is not None else cost,
         key_prefix=f"{name}|{algorithm}|{';'.join(r.name for r in rates)}|",
-        matches_path=None if rule.path is None else path_matcher(rule.path),
+        path=None if rule.path is None else path_pattern(rule.path, f"{where}path"),
         methods=methods,
     )
 
@@ -139,15 +165,25 @@ def compile_rules(
         raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}, not {algorithm!r}")
     if not callable(key):
         raise ValueError(f"key must be a function of the request head, not {key!r}")
-    compiled = [compile_rule(rule, algorithm, key, cost) for rule in rules]
+    if isinstance(rules, Rule) or not isinstance(rules, Iterable):
+        raise TypeError(f"rules must be a list of Rule objects, not {rules!r}")
+    compiled = []
+    for index, rule in enumerate(rules):
+        if not isinstance(rule, Rule):
+            raise TypeError(
+                f"rules[{index}] must be a bridge.ratelimit.Rule, not {type(rule).__name__} "
+                f"{rule!r}; write e.g. Rule('5/minute', path='/login', methods='POST')"
+            )
+        compiled.append(compile_rule(rule, algorithm, key, cost, f"rules[{index}]."))
     if default is not None:
         compiled.append(compile_rule(default, algorithm, key, cost))
     return tuple(compiled)
 
 
-def match_rule(rules: tuple[CompiledRule, ...], head: HeadLike) -> CompiledRule | None:
+def match_rule(rules: tuple[CompiledRule, ...], head: RequestLike) -> CompiledRule | None:
     """The first rule matching ``head``; None when none does."""
+    method, path = head.method, app_path(head.path, head.root_path)
     for rule in rules:
-        if rule.matches(head):
+        if rule.matches(method, path):
             return rule
     return None

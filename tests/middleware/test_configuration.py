@@ -31,7 +31,10 @@ APP = InnerApp().wsgi()
         pytest.param(SecurityHeaders, {"preset": "paranoid"}, "preset", id="preset"),
         pytest.param(SecurityHeaders, {"frame_options": "{nonce}"}, "nonce", id="nonce-where"),
         pytest.param(SecurityHeaders, {"override": ["x-bogus"]}, "override", id="override"),
-        pytest.param(SecurityHeaders, {"exempt_paths": ["health"]}, "starting with", id="exempt"),
+        pytest.param(SecurityHeaders, {"exempt": ["health"]}, "must start with '/'", id="exempt"),
+        pytest.param(SecurityHeaders, {"exempt": [b"/h"]}, "not bytes", id="exempt-bytes"),
+        pytest.param(SecurityHeaders, {"exempt": 3}, "list of them", id="exempt-int"),
+        pytest.param(SecurityHeaders, {"exempt": ["/a*b"]}, "not a wildcard", id="exempt-star"),
         pytest.param(SecurityHeaders, {"csp": ""}, "empty", id="empty"),
         pytest.param(SecurityHeaders, {"coop": 3}, "must be a str", id="type"),
         pytest.param(ProxyHeaders, {"trusted": ["proxy.local"]}, "CIDR", id="trusted-name"),
@@ -58,7 +61,7 @@ def test_misconfiguration_raises_with_a_fix(
 
 
 def test_valid_configurations_build() -> None:
-    SecurityHeaders(APP, preset="strict", override=True, exempt_paths="/healthz")
+    SecurityHeaders(APP, preset="strict", override=True, exempt="/healthz")
     ProxyHeaders(APP, trusted="*")
     ProxyHeaders(APP, trusted=["10.0.0.0/8", "fd00::/8", "[::1]"], use=["for", "host", "prefix"])
     Headers(APP, remove_response="server")

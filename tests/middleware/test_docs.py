@@ -21,6 +21,7 @@ PAGES = [
     "docs/middleware/proxy-headers.md",
     "docs/middleware/security-headers.md",
     "docs/middleware/headers.md",
+    "docs/middleware/configuring.md",
 ]
 
 

@@ -175,7 +175,7 @@ def test_cost_function_returning_garbage_is_a_500() -> None:
         pytest.param({"key": "x-api-key"}, ValueError, "key must be a function", id="key"),
         pytest.param({"limit": None}, ValueError, "nothing to limit", id="nothing"),
         pytest.param(
-            {"rules": [Rule("1/second", path="api")]}, ValueError, "starting with '/'", id="path"
+            {"rules": [Rule("1/second", path="api")]}, ValueError, "must start with '/'", id="path"
         ),
         pytest.param(
             {"rules": [Rule("1/second", name="a b")]}, ValueError, "rule name", id="rule-name"

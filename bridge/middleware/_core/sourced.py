@@ -30,10 +30,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any, Final
-from urllib.parse import quote
 
 from asgiref.typing import HTTPScope
 
+from bridge._http.paths import quote_path
 from bridge._http.translate import (
     BadRequest,
     environ_client,
@@ -267,7 +267,7 @@ def _scope_paths(scope: Any) -> tuple[str, str]:
 def _scope_raw_path(scope: Any) -> bytes:
     raw_path: bytes | None = scope.get("raw_path")
     if raw_path is None:
-        raw_path = quote(_scope_paths(scope)[0], safe="/;=,:@!$&'()*+~").encode("ascii")
+        raw_path = quote_path(_scope_paths(scope)[0])
     return raw_path
 
 

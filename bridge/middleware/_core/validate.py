@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Final
 
-__all__ = ("header_name", "header_pairs", "header_value", "path_prefixes")
+__all__ = ("header_name", "header_pairs", "header_value")
 
 _TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # Visible latin-1 characters, space and tab: no CR, LF, NUL or other controls.
@@ -48,27 +48,3 @@ def header_pairs(
         name, value = item
         out.append((header_name(name, f"{what}: header name"), header_value(value, name)))
     return tuple(out)
-
-
-def path_prefixes(prefixes: Iterable[str] | str | None, what: str) -> tuple[str, ...]:
-    """Validated path prefixes: each starts with "/", no trailing "/" kept (except "/")."""
-    if prefixes is None:
-        return ()
-    if isinstance(prefixes, str):
-        prefixes = (prefixes,)
-    out = []
-    for prefix in prefixes:
-        if not isinstance(prefix, str) or not prefix.startswith("/"):
-            raise ValueError(
-                f"{what}: each path prefix must be a str starting with '/', not {prefix!r}"
-            )
-        out.append(prefix.rstrip("/") or "/")
-    return tuple(out)
-
-
-def matches_prefix(path: str, prefixes: tuple[str, ...]) -> bool:
-    """True when ``path`` is under one of ``prefixes`` at a segment boundary."""
-    for prefix in prefixes:
-        if prefix == "/" or path == prefix or path.startswith(prefix + "/"):
-            return True
-    return False

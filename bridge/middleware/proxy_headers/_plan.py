@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple
-from urllib.parse import quote
 
+from bridge._http.paths import quote_path
 from bridge.middleware._core.heads import RequestHead, set_header
 from bridge.middleware.proxy_headers._forwarded import (
     TrustedPeers,
@@ -104,7 +104,7 @@ class HostAndPrefix(NamedTuple):
         decoded, raw = self.prefix
         changes["root_path"] = decoded + head.root_path
         changes["path"] = decoded + head.path
-        changes["raw_path"] = quote(raw, safe="/%;=,:@!$&'()*+~").encode("ascii") + head.raw_path
+        changes["raw_path"] = quote_path(raw, keep_escapes=True) + head.raw_path
 
 
 class Plan(NamedTuple):

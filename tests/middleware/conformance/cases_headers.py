@@ -81,7 +81,7 @@ CASES = [
             set_request={"X-Env": "prod"},
             append_request=[("x-tag", "b")],
             remove_request=["x-debug"],
-            exclude_paths=["/raw"],
+            exempt=["/raw"],
         ),
         [
             Step(

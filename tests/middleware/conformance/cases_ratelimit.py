@@ -143,7 +143,7 @@ CASES = [
             "5/minute",
             rules=[
                 Rule("1/minute", path="/login", methods={"POST"}),
-                Rule(None, path="/static/*"),
+                Rule(None, path="/static"),
             ],
             exempt=["/health"],
             clock=clock,

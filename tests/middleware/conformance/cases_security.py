@@ -116,7 +116,7 @@ CASES = [
     ),
     Case(
         "security-exempt-paths",
-        security(exempt_paths=["/healthz"]),
+        security(exempt=["/healthz"]),
         [
             Step(Request(path="/healthz"), status=200, headers=[TEXT]),
             Step(Request(path="/healthz/deep"), status=200, headers=[TEXT]),
