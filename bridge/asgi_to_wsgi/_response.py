@@ -7,9 +7,9 @@ values or raises with a message meant for one log line.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from http import HTTPStatus
 from typing import Any, Final, NamedTuple
 
+from bridge._http.status import status_line as _status_line
 from bridge._http.translate import parse_content_length
 from bridge._http.types import WsgiHeaders
 
@@ -20,8 +20,6 @@ __all__ = (
     "status_line",
     "wsgi_headers",
 )
-
-_STATUS_LINES: Final = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
 
 #: RFC 9110 section 7.6.1; PEP 3333 forbids an app to set them, the server owns the connection.
 HOP_BY_HOP: Final = frozenset(
@@ -47,8 +45,7 @@ def status_line(status: object) -> str:
     """``200`` -> ``"200 OK"``; raises :class:`RuntimeError` for a non-integer or out-of-range."""
     if type(status) is not int or not 100 <= status <= 599:
         raise RuntimeError(f"invalid status in http.response.start: {status!r}")
-    line = _STATUS_LINES.get(status)
-    return line if line is not None else f"{status} Unknown"
+    return _status_line(status)
 
 
 def wsgi_headers(raw: Iterable[Any]) -> WsgiHeaders:

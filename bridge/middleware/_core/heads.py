@@ -16,9 +16,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from http import HTTPStatus
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple
+
+from bridge._http.status import reason_phrase
 
 __all__ = (
     "Headers",
@@ -290,14 +291,6 @@ class ResponseHead(NamedTuple):
             self.headers if headers is None else headers,
             self.trailers if trailers is None else trailers,
         )
-
-
-def reason_phrase(status: int) -> str:
-    """The standard reason phrase for ``status`` ("" when there is none)."""
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ import anyio
 import anyio.to_thread
 
 from bridge._http.memo import Memo
+from bridge._http.status import status_line
 from bridge._http.translate import BadRequest
 from bridge._http.types import Environ, ExcInfo, StartResponse, WsgiHeaders
 from bridge._loop.portal import background_portal
@@ -44,7 +45,7 @@ from bridge.middleware._core.exchange import (
     completed,
     features_of,
 )
-from bridge.middleware._core.heads import RequestHead, Response, ResponseHead, reason_phrase
+from bridge.middleware._core.heads import RequestHead, Response, ResponseHead
 from bridge.middleware._core.sourced import settle
 from bridge.middleware._core.wsgi_read import timed_reader
 
@@ -166,9 +167,9 @@ def _decide(ex: Exchange, environ: Environ, features: Features) -> Forward | Res
 
 
 def _respond(start_response: StartResponse, response: Response) -> list[bytes]:
-    status = f"{response.status} {reason_phrase(response.status)}"
     start_response(
-        status, [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers]
+        status_line(response.status),
+        [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers],
     )
     return [response.body]
 
@@ -473,7 +474,7 @@ class _WsgiRun:
             new = self.ex.response(head)
             if new is not head:
                 if new.status != code:
-                    code, status = new.status, f"{new.status} {reason_phrase(new.status)}"
+                    code, status = new.status, status_line(new.status)
                 headers = _to_text(headers, head.headers, new.headers)
         self.status = code
         self.outer_write = self.outer_start(status, headers)
