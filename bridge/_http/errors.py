@@ -49,7 +49,7 @@ class ErrorBody(NamedTuple):
     body: bytes
 
     @property
-    def headers(self) -> tuple[tuple[bytes, bytes], tuple[bytes, bytes]]:
+    def headers(self) -> tuple[tuple[bytes, bytes], ...]:
         """Content-Type and Content-Length as lowercase ASGI header pairs."""
         return (b"content-type", self.content_type), (b"content-length", b"%d" % len(self.body))
 

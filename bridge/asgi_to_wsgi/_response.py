@@ -15,7 +15,6 @@ from bridge._http.types import WsgiHeaders
 
 __all__ = (
     "BodyPlan",
-    "error_body",
     "plan_body",
     "status_line",
     "wsgi_headers",
@@ -73,17 +72,6 @@ def wsgi_headers(raw: Iterable[Any]) -> WsgiHeaders:
             continue
         headers.append((name, value))
     return headers
-
-
-def error_body(status: int) -> tuple[str, WsgiHeaders, bytes]:
-    """A short plain-text response for an error the adapter answers itself."""
-    line = status_line(status)
-    body = line.encode("ascii") + b"\n"
-    headers = [
-        ("Content-Type", "text/plain; charset=utf-8"),
-        ("Content-Length", str(len(body))),
-    ]
-    return line, headers, body
 
 
 class BodyPlan(NamedTuple):

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Generator, Iterable
 from typing import Any, Final
 
+from bridge._http.errors import ErrorFormat, check_error_format
 from bridge.middleware import (
     Effect,
     Exchange,
@@ -88,6 +89,8 @@ class ConcurrencyLimit(Middleware):
         after the store's ``lease``).
     :param status: the rejection status (default 503, like nginx).
     :param retry_after: ``Retry-After`` seconds on a rejection (default 1).
+    :param error_format: the rejection's body, ``"text"`` (default) or
+        ``"problem+json"`` (RFC 9457).
     :param exempt: a function of the head, or path patterns, never limited.
     :param name: names this limit's counters in the store (default ``"conn"``).
 
@@ -106,6 +109,7 @@ class ConcurrencyLimit(Middleware):
         store: Store | None = None,
         status: int = 503,
         retry_after: int = 1,
+        error_format: ErrorFormat = "text",
         exempt: Callable[[HeadLike], bool] | Iterable[PathPattern] | None = None,
         name: str = "conn",
         interface: Interface | None = None,
@@ -123,8 +127,10 @@ class ConcurrencyLimit(Middleware):
         self.limit = limit
         self.key = key
         self.store = MemoryStore() if store is None else check_store(store)
-        self.rejection = Response.text(
-            status, headers=((b"retry-after", str(retry_after).encode()),)
+        self.rejection = Response.error(
+            status,
+            error_format=check_error_format(error_format),
+            headers=((b"retry-after", str(retry_after).encode()),),
         )
         self.exempt = exempt_predicate(exempt)
         self.prefix = f"{name}|conn|{limit}|"

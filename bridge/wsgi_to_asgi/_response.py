@@ -30,6 +30,7 @@ from typing import IO, Any, Final
 
 from asgiref.typing import HTTPResponseBodyEvent, HTTPResponseStartEvent
 
+from bridge._http.errors import error_body
 from bridge._http.types import ExcInfo
 
 __all__ = ("FileWrapper", "Message", "ResponseError", "ResponseState")
@@ -170,18 +171,14 @@ class ResponseState:
         self._send_start()
         self.emit({"type": "http.response.pathsend", "path": path})
 
-    def fail(self, status: int) -> None:
-        """Replace the response with a short plain-text error (only before headers went out)."""
-        text = f"{status} {'Bad Request' if status == 400 else 'Internal Server Error'}\n"
-        body = text.encode("ascii")
+    def fail(self, status: int, detail: str | None = None) -> None:
+        """Replace the response with bridge's error body (only before headers went out)."""
+        rendered = error_body(status, detail)
         self.status = status
-        self._headers = [
-            (b"content-type", b"text/plain; charset=utf-8"),
-            (b"content-length", str(len(body)).encode("ascii")),
-        ]
+        self._headers = list(rendered.headers)
         self._declared = None
         self._send_start()
-        self.emit(_body(body, False))
+        self.emit(_body(rendered.body, False))
 
 
 class FileWrapper:
