@@ -8,12 +8,19 @@ bytes) is tested in tests/test_one_error_body.py.
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from bridge._http.errors import ErrorBody, check_error_format, error_body
+from bridge._http.headers import FORBIDDEN_IN_VALUE, HOP_BY_HOP, find_forbidden_in_value, is_token
 from bridge._http.status import reason_phrase, status_line
+from bridge.asgi_to_wsgi._response import wsgi_headers
+from bridge.middleware import Exchange, Headers, Middleware, RequestHead, Respond, Response
+from bridge.testing import InnerApp, call_asgi, call_wsgi
+from bridge.wsgi_to_asgi._response import ResponseState
 
 # -- status lines -----------------------------------------------------------------
 
@@ -132,3 +139,128 @@ def test_error_format_accepts_its_two_names(value: str) -> None:
 def test_error_format_refuses_anything_else(value: object) -> None:
     with pytest.raises(ValueError, match=r"error_format must be 'text' or 'problem\+json'"):
         check_error_format(value)
+
+
+# -- header names and values: one rule, the same answer from every component --------
+
+
+def wsgi_to_asgi_response(name: str, value: str) -> None:
+    ResponseState(lambda message: None, head_request=False).start_response(
+        "200 OK", [(name, value)], None
+    )
+
+
+def asgi_to_wsgi_response(name: str, value: str) -> None:
+    wsgi_headers([(name.encode("latin-1"), value.encode("latin-1"))])
+
+
+def configured(name: str, value: str) -> None:
+    Headers(InnerApp().wsgi(), set_response={name: value})
+
+
+CHECKERS = [
+    pytest.param(wsgi_to_asgi_response, id="WsgiToAsgi-response"),
+    pytest.param(asgi_to_wsgi_response, id="AsgiToWsgi-response"),
+    pytest.param(configured, id="middleware-option"),
+]
+
+
+@pytest.mark.parametrize("check", CHECKERS)
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("X(Y)", id="parentheses"),
+        pytest.param("a b", id="space"),
+        pytest.param("a:b", id="colon"),
+        pytest.param("", id="empty"),
+        pytest.param("x\r\nInjected", id="crlf"),
+        pytest.param("caf\u00e9", id="non-ascii"),
+        pytest.param('a"b', id="quote"),
+    ],
+)
+def test_a_name_that_is_not_a_token_is_refused_everywhere_alike(
+    check: Callable[[str, str], None], name: str
+) -> None:
+    assert not is_token(name)
+    with pytest.raises(Exception, match=re.escape(f"{name!r:.60} is not an HTTP token")):
+        check(name, "v")
+
+
+@pytest.mark.parametrize("check", CHECKERS)
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("X-Token", id="plain"),
+        pytest.param("x!#$%&'*+-.^_`|~9", id="every-symbol"),
+        pytest.param("ETag", id="mixed-case"),
+    ],
+)
+def test_a_token_is_a_name_everywhere(check: Callable[[str, str], None], name: str) -> None:
+    assert is_token(name)
+    check(name, "v")
+
+
+@pytest.mark.parametrize("check", CHECKERS)
+@pytest.mark.parametrize(
+    ("value", "refused"),
+    [
+        pytest.param("a\rb", True, id="cr"),
+        pytest.param("a\nb", True, id="lf"),
+        pytest.param("a\0b", True, id="nul"),
+        pytest.param("a\tb", False, id="tab"),
+        pytest.param("a\x01b", False, id="other-control"),
+        pytest.param("caf\u00e9", False, id="obs-text"),
+    ],
+)
+def test_cr_lf_nul_are_the_only_characters_a_value_may_not_hold(
+    check: Callable[[str, str], None], value: str, refused: bool
+) -> None:
+    assert bool(find_forbidden_in_value(value)) is refused
+    assert any(char in value for char in FORBIDDEN_IN_VALUE) is refused
+    if refused:
+        with pytest.raises(Exception, match="contains CR, LF or NUL"):
+            check("x-value", value)
+    else:
+        check("x-value", value)
+
+
+# -- hop-by-hop ---------------------------------------------------------------------
+
+HOP_NAMES = [pytest.param(name.decode(), id=name.decode()) for name in sorted(HOP_BY_HOP)]
+
+
+@pytest.mark.parametrize("name", HOP_NAMES)
+def test_an_asgi_apps_hop_by_hop_response_header_never_reaches_a_wsgi_server(name: str) -> None:
+    kept = wsgi_headers([(name.title().encode(), b"x"), (b"x-kept", b"1")])
+    assert kept == [("x-kept", "1")]
+
+
+@pytest.mark.parametrize("name", HOP_NAMES)
+def test_hop_by_hop_headers_cannot_be_configured(name: str) -> None:
+    with pytest.raises(ValueError, match="framing headers the server owns"):
+        Headers(InnerApp().wsgi(), remove_response=[name])
+
+
+def test_a_middleware_response_under_wsgi_carries_no_hop_by_hop_header() -> None:
+    class CloseAndTell(Middleware):
+        def exchange(self, head: RequestHead, now: float) -> Exchange:
+            response = Response.error(
+                503, headers=((b"connection", b"close"), (b"upgrade", b"h2c"), (b"x-kept", b"1"))
+            )
+            return _Answer(head, now, response)
+
+    wsgi = call_wsgi(CloseAndTell(InnerApp().wsgi()))  # wsgiref.validate refuses hop-by-hop
+    asgi = call_asgi(CloseAndTell(InnerApp().asgi()))
+    assert wsgi.header(b"connection") is None
+    assert wsgi.header(b"upgrade") is None
+    assert wsgi.header(b"x-kept") == b"1"
+    assert asgi.header(b"connection") == b"close"  # an ASGI server may honour it
+
+
+class _Answer(Exchange):
+    def __init__(self, head: RequestHead, now: float, response: Response) -> None:
+        super().__init__(head, now)
+        self.answer = response
+
+    def request(self) -> Respond:
+        return Respond(self.answer)

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
+from bridge._http.headers import HOP_BY_HOP
 from bridge.middleware._core.base import Interface, Middleware
 from bridge.middleware._core.exchange import Exchange, Forward
 from bridge.middleware._core.heads import Headers as HeaderLines
@@ -21,8 +22,8 @@ __all__ = ("Headers",)
 
 HeaderSpec = Mapping[str, str] | Iterable[tuple[str, str]] | None
 
-# Framing headers belong to the server: changing them desynchronises the body.
-_FRAMING: Final = frozenset({b"content-length", b"transfer-encoding", b"connection"})
+# Framing and hop-by-hop headers belong to the server: changing them desynchronises the body.
+_FRAMING: Final = HOP_BY_HOP | {b"content-length"}
 
 
 class Headers(Middleware):
@@ -41,8 +42,9 @@ class Headers(Middleware):
       boundaries) the rules apply to; default all. ``exclude_paths``: prefixes
       they never apply to.
 
-    Removals run first, then sets, then appends. Framing headers
-    (Content-Length, Transfer-Encoding, Connection) cannot be configured.
+    Removals run first, then sets, then appends. Framing and hop-by-hop
+    headers (Content-Length, Transfer-Encoding, Connection, Keep-Alive, TE,
+    Trailer, Upgrade, Proxy-*) cannot be configured.
 
     .. versionadded:: 0.1
     """

@@ -31,6 +31,7 @@ from typing import IO, Any, Final
 from asgiref.typing import HTTPResponseBodyEvent, HTTPResponseStartEvent
 
 from bridge._http.errors import error_body
+from bridge._http.headers import NAME_BYTES, invalid_value
 from bridge._http.types import ExcInfo
 
 __all__ = ("FileWrapper", "Message", "ResponseError", "ResponseState")
@@ -62,13 +63,14 @@ def _encode_headers(headers: object) -> list[tuple[bytes, bytes]]:
         name, value = header
         if not (isinstance(name, str) and isinstance(value, str)):
             raise ResponseError(f"response header name and value must be str: {header!r:.60}")
-        # CR, LF and NUL are forbidden; `in` tests spelled out cost a third of any() over them
-        if not name or ":" in name or " " in name or "\r" in name or "\n" in name or "\0" in name:
-            raise ResponseError(f"invalid response header name {name!r:.60}")
-        if "\r" in value or "\n" in value or "\0" in value:
-            raise ResponseError(f"response header {name!r} has a control character in its value")
         try:
-            encoded.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+            lowered = NAME_BYTES[name]
+        except ValueError as exc:
+            raise ResponseError(f"invalid response {exc}") from None
+        if "\r" in value or "\n" in value or "\0" in value:  # FORBIDDEN_IN_VALUE
+            raise ResponseError(invalid_value(name, value))
+        try:
+            encoded.append((lowered, value.encode("latin-1")))
         except UnicodeEncodeError:
             raise ResponseError(f"response header {name!r} is not latin-1 text") from None
     return encoded

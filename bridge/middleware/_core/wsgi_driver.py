@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, cast
 import anyio
 import anyio.to_thread
 
+from bridge._http.headers import HOP_BY_HOP
 from bridge._http.memo import Memo
 from bridge._http.status import status_line
 from bridge._http.translate import BadRequest
@@ -167,10 +168,13 @@ def _decide(ex: Exchange, environ: Environ, features: Features) -> Forward | Res
 
 
 def _respond(start_response: StartResponse, response: Response) -> list[bytes]:
-    start_response(
-        status_line(response.status),
-        [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers],
-    )
+    # PEP 3333: the WSGI server owns the connection, so no hop-by-hop header goes out
+    headers = [
+        (k.decode("latin-1"), v.decode("latin-1"))
+        for k, v in response.headers
+        if k.lower() not in HOP_BY_HOP
+    ]
+    start_response(status_line(response.status), headers)
     return [response.body]
 
 
