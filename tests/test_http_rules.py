@@ -15,12 +15,19 @@ from typing import Any
 import pytest
 
 from bridge._http.errors import ErrorBody, check_error_format, error_body
-from bridge._http.headers import FORBIDDEN_IN_VALUE, HOP_BY_HOP, find_forbidden_in_value, is_token
+from bridge._http.headers import (
+    FORBIDDEN_IN_VALUE,
+    HOP_BY_HOP,
+    find_forbidden_in_value,
+    is_token,
+    parse_length,
+)
 from bridge._http.status import reason_phrase, status_line
+from bridge._http.translate import BadRequest, parse_content_length
 from bridge.asgi_to_wsgi._response import wsgi_headers
 from bridge.middleware import Exchange, Headers, Middleware, RequestHead, Respond, Response
 from bridge.testing import InnerApp, call_asgi, call_wsgi
-from bridge.wsgi_to_asgi._response import ResponseState
+from bridge.wsgi_to_asgi._response import ResponseError, ResponseState
 
 # -- status lines -----------------------------------------------------------------
 
@@ -264,3 +271,48 @@ class _Answer(Exchange):
 
     def request(self) -> Respond:
         return Respond(self.answer)
+
+
+# -- Content-Length -----------------------------------------------------------------
+
+LENGTHS = [
+    pytest.param(b"0", 0, id="zero"),
+    pytest.param(b"42", 42, id="digits"),
+    pytest.param(b" 42\t", 42, id="whitespace"),
+    pytest.param(b"007", 7, id="leading-zeros"),
+    pytest.param(b"9" * 19, int("9" * 19), id="19-digits"),
+    pytest.param(b"9" * 20, None, id="20-digits"),
+    pytest.param(b"", None, id="empty"),
+    pytest.param(b"-1", None, id="negative"),
+    pytest.param(b"+1", None, id="plus"),
+    pytest.param(b"1.0", None, id="decimal"),
+    pytest.param(b"5, 5", None, id="list"),
+    pytest.param(b"ten", None, id="word"),
+    pytest.param("\u00b2".encode(), None, id="superscript-two"),
+]
+
+
+@pytest.mark.parametrize(("value", "length"), LENGTHS)
+def test_parse_length(value: bytes, length: int | None) -> None:
+    assert parse_length(value) == length
+    assert parse_length(value.decode("utf-8")) == length  # the environ's str, the same rule
+
+
+@pytest.mark.parametrize(("value", "length"), LENGTHS)
+def test_every_content_length_reader_follows_the_rule(value: bytes, length: int | None) -> None:
+    if length is None:
+        with pytest.raises(BadRequest, match="invalid Content-Length"):
+            parse_content_length([value])
+    else:
+        assert parse_content_length([value]) == length
+    state = ResponseState(lambda message: None, head_request=False)
+    if length is None:
+        with pytest.raises(ResponseError, match="invalid response Content-Length"):
+            state.start_response("200 OK", [("Content-Length", value.decode("latin-1"))], None)
+    else:
+        state.start_response("200 OK", [("Content-Length", value.decode("latin-1"))], None)
+
+
+def test_a_repeated_request_content_length_is_refused() -> None:
+    with pytest.raises(BadRequest, match="duplicated Content-Length"):
+        parse_content_length([b"5", b"5"])

@@ -44,6 +44,7 @@ __all__ = (
     "invalid_name",
     "invalid_value",
     "is_token",
+    "parse_length",
 )
 
 _TOKEN: Final = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
@@ -82,6 +83,20 @@ def invalid_name(name: object, what: str = "header name") -> str:
 def invalid_value(name: object, value: object) -> str:
     """The message for a field value holding CR, LF or NUL."""
     return f"value of {name!r:.60} contains CR, LF or NUL: {value!r:.60}"
+
+
+def parse_length(value: bytes | str) -> int | None:
+    """A Content-Length value as an int; None unless it is 1 to 19 ASCII digits.
+
+    Surrounding whitespace is allowed. A sign, a "+", a decimal point, a list
+    ("5, 5"), non-ASCII digits (``str.isdigit`` accepts "²") or more digits than
+    an int64 holds are not a length. Each caller decides what None means: a 400
+    for a request, a broken app for a response, "unknown" for a size hint.
+    """
+    text = value.strip()
+    if text.isdigit() and text.isascii() and len(text) <= 19:
+        return int(text)
+    return None
 
 
 def _name_bytes(name: str) -> bytes:

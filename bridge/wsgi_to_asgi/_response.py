@@ -31,7 +31,7 @@ from typing import IO, Any, Final
 from asgiref.typing import HTTPResponseBodyEvent, HTTPResponseStartEvent
 
 from bridge._http.errors import error_body
-from bridge._http.headers import NAME_BYTES, invalid_value
+from bridge._http.headers import NAME_BYTES, invalid_value, parse_length
 from bridge._http.types import ExcInfo
 
 __all__ = ("FileWrapper", "Message", "ResponseError", "ResponseState")
@@ -79,10 +79,10 @@ def _encode_headers(headers: object) -> list[tuple[bytes, bytes]]:
 def _declared_length(headers: list[tuple[bytes, bytes]]) -> int | None:
     for name, value in headers:
         if name == b"content-length":
-            text = value.strip()
-            if not text.isdigit():
+            length = parse_length(value)
+            if length is None:
                 raise ResponseError(f"invalid response Content-Length {value[:40]!r}")
-            return int(text)
+            return length
     return None
 
 

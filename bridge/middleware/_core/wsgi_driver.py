@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, cast
 import anyio
 import anyio.to_thread
 
-from bridge._http.headers import HOP_BY_HOP
+from bridge._http.headers import HOP_BY_HOP, parse_length
 from bridge._http.memo import Memo
 from bridge._http.status import status_line
 from bridge._http.translate import BadRequest
@@ -196,8 +196,7 @@ def timed_read(read: Any, size: int, timeout: float) -> bytes:
 
 
 def _content_length(environ: Environ) -> int | None:
-    text = str(environ.get("CONTENT_LENGTH") or "").strip()
-    return int(text) if text.isdigit() else None
+    return parse_length(str(environ.get("CONTENT_LENGTH") or ""))
 
 
 class _WsgiBody:
