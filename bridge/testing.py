@@ -403,9 +403,9 @@ class InnerApp:
         return [seen.body] if self.echo else list(self.body)
 
     def _status_line(self) -> str:
-        from bridge.middleware._core.heads import reason_phrase
+        from bridge._http.status import status_line
 
-        return f"{self.status} {reason_phrase(self.status) or 'Unknown'}"
+        return status_line(self.status)
 
     def wsgi(self) -> WsgiApp:
         """This app as a WSGI app, wrapped in ``wsgiref.validate.validator``."""

@@ -410,7 +410,7 @@ def test_app_failures_before_the_body(
     recorder, body = get(make(app, response_timeout=0.2))
     assert recorder.code == status
     assert recorder.header("content-type") == "text/plain; charset=utf-8"
-    assert body.startswith(str(status).encode())
+    assert body == {500: b"Internal Server Error\n", 504: b"Gateway Timeout\n"}[status]
     (line,) = errors(caplog)
     assert logged in line
     assert (recorder.exc_info is not None) == (status == 500 and app is not returns_silently)
@@ -491,7 +491,7 @@ async def pathsend_without_wrapper(scope: dict[str, Any], receive: Receive, send
         pytest.param(unknown_message, "unexpected ASGI message", id="unknown-message"),
         pytest.param(bad_status, "invalid status", id="status-not-int"),
         pytest.param(str_header, "must be bytes", id="header-not-bytes"),
-        pytest.param(header_injection, "invalid response header value", id="header-crlf"),
+        pytest.param(header_injection, "contains CR, LF or NUL", id="header-crlf"),
         pytest.param(str_body, "must be bytes", id="body-not-bytes"),
         pytest.param(pathsend_without_wrapper, "unexpected ASGI message", id="pathsend-no-wrapper"),
     ],

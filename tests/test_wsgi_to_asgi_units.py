@@ -142,7 +142,7 @@ def test_start_response_twice_without_exc_info_is_an_error() -> None:
         pytest.param("200 OK", ("a", "b"), "must be a list", id="tuple-headers"),
         pytest.param("200 OK", [("A", 1)], "must be str", id="int-value"),
         pytest.param("200 OK", [("A B", "1")], "invalid response header name", id="space"),
-        pytest.param("200 OK", [("A", "1\n2")], "control character", id="newline"),
+        pytest.param("200 OK", [("A", "1\n2")], "contains CR, LF or NUL", id="newline"),
         pytest.param("200 OK", [("Content-Length", "x")], "Content-Length", id="bad-length"),
     ],
 )

@@ -29,6 +29,7 @@ from typing import Any, Final, cast
 
 from asgiref.typing import HTTPScope
 
+from bridge._http.headers import parse_length
 from bridge._http.memo import Memo
 from bridge._http.paths import quote_path
 from bridge._http.types import Environ
@@ -127,10 +128,9 @@ def parse_content_length(values: Iterable[bytes]) -> int | None:
     for value in values:
         if found is not None:
             raise BadRequest("duplicated Content-Length header")
-        text = value.strip()
-        if not text.isdigit() or len(text) > 19:
+        found = parse_length(value)
+        if found is None:
             raise BadRequest(f"invalid Content-Length: {value[:40]!r}")
-        found = int(text)
     return found
 
 

@@ -146,7 +146,7 @@ class AsgiToWsgi:
             plan = plan_body(environ)
         except BadRequest as exc:
             _log_rejected(environ, exc)
-            return respond_with_error(start_response, exc.status)
+            return respond_with_error(start_response, exc.status, detail=str(exc))
         blocked = self._lifespan.ensure_started()
         if blocked is not None:
             logger.error("%s %s: %s", scope["method"], scope["path"], blocked[1])

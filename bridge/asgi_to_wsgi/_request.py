@@ -40,10 +40,11 @@ from typing import Any, Final
 import anyio
 from asgiref.typing import ASGI3Application, HTTPScope
 
+from bridge._http.errors import error_body
 from bridge._http.types import Environ, StartResponse, WsgiHeaders
 from bridge._http.wsgi_input import ClientDisconnected
 from bridge._loop.handle import LoopHandle
-from bridge.asgi_to_wsgi._response import error_body, status_line, wsgi_headers
+from bridge.asgi_to_wsgi._response import status_line, wsgi_headers
 
 __all__ = ("ClientDisconnected", "Exchange", "Options")
 
@@ -64,14 +65,16 @@ class Options:
 
 
 def respond_with_error(
-    start_response: StartResponse, status: int, exc_info: Any = None
+    start_response: StartResponse, status: int, exc_info: Any = None, detail: str | None = None
 ) -> list[bytes]:
-    line, headers, body = error_body(status)
+    """Answer with bridge's error body for ``status`` (the same bytes as under WsgiToAsgi)."""
+    rendered = error_body(status, detail)
+    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in rendered.headers]
     if exc_info is not None:
-        start_response(line, headers, exc_info)
+        start_response(status_line(status), headers, exc_info)
     else:
-        start_response(line, headers)
-    return [body]
+        start_response(status_line(status), headers)
+    return [rendered.body]
 
 
 class Exchange:

@@ -7,48 +7,26 @@ values or raises with a message meant for one log line.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from http import HTTPStatus
-from typing import Any, Final, NamedTuple
+from typing import Any, NamedTuple
 
+from bridge._http.headers import HOP_BY_HOP, NAME_TEXT, invalid_value
+from bridge._http.status import status_line as _status_line
 from bridge._http.translate import parse_content_length
 from bridge._http.types import WsgiHeaders
 
 __all__ = (
     "BodyPlan",
-    "error_body",
     "plan_body",
     "status_line",
     "wsgi_headers",
 )
-
-_STATUS_LINES: Final = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
-
-#: RFC 9110 section 7.6.1; PEP 3333 forbids an app to set them, the server owns the connection.
-HOP_BY_HOP: Final = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-    }
-)
-_TOKEN_CHARS: Final = frozenset(
-    "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-)
-_FORBIDDEN_IN_VALUE: Final = frozenset("\r\n\0")
 
 
 def status_line(status: object) -> str:
     """``200`` -> ``"200 OK"``; raises :class:`RuntimeError` for a non-integer or out-of-range."""
     if type(status) is not int or not 100 <= status <= 599:
         raise RuntimeError(f"invalid status in http.response.start: {status!r}")
-    line = _STATUS_LINES.get(status)
-    return line if line is not None else f"{status} Unknown"
+    return _status_line(status)
 
 
 def wsgi_headers(raw: Iterable[Any]) -> WsgiHeaders:
@@ -66,27 +44,17 @@ def wsgi_headers(raw: Iterable[Any]) -> WsgiHeaders:
             raise RuntimeError(f"invalid response header {pair!r}: not a pair") from None
         if not isinstance(name_bytes, bytes) or not isinstance(value_bytes, bytes):
             raise RuntimeError(f"invalid response header {pair!r}: name and value must be bytes")
-        name = name_bytes.decode("latin-1")
+        try:
+            name = NAME_TEXT[name_bytes]
+        except ValueError as exc:
+            raise RuntimeError(f"invalid response {exc}") from None
         value = value_bytes.decode("latin-1")
-        if not name or not _TOKEN_CHARS.issuperset(name):
-            raise RuntimeError(f"invalid response header name {name_bytes!r}")
-        if not _FORBIDDEN_IN_VALUE.isdisjoint(value):
-            raise RuntimeError(f"invalid response header value for {name}: {value_bytes!r}")
-        if name.lower() in HOP_BY_HOP:
+        if "\r" in value or "\n" in value or "\0" in value:  # FORBIDDEN_IN_VALUE
+            raise RuntimeError(invalid_value(name, value_bytes))
+        if name_bytes.lower() in HOP_BY_HOP:
             continue
         headers.append((name, value))
     return headers
-
-
-def error_body(status: int) -> tuple[str, WsgiHeaders, bytes]:
-    """A short plain-text response for an error the adapter answers itself."""
-    line = status_line(status)
-    body = line.encode("ascii") + b"\n"
-    headers = [
-        ("Content-Type", "text/plain; charset=utf-8"),
-        ("Content-Length", str(len(body))),
-    ]
-    return line, headers, body
 
 
 class BodyPlan(NamedTuple):

@@ -28,19 +28,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from bridge._http.errors import error_title
 from bridge._http.translate import BadRequest, parse_content_length
 from bridge.buffering._rules import BodyLimits
 
 __all__ = ("BodyAccount", "BodyRejected")
-
-_TITLES = {
-    400: "Bad Request",
-    408: "Request Timeout",
-    413: "Content Too Large",
-    431: "Request Header Fields Too Large",
-    500: "Internal Server Error",
-    503: "Service Unavailable",
-}
 
 
 class BodyRejected(Exception):
@@ -49,7 +41,7 @@ class BodyRejected(Exception):
     def __init__(self, status: int, detail: str, *, close: bool = True) -> None:
         super().__init__(detail)
         self.status = status
-        self.title = _TITLES.get(status, "Error")
+        self.title = error_title(status)
         self.detail = detail
         self.close = close
 

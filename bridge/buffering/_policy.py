@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Final, Literal
 
+from bridge._http.headers import parse_length
 from bridge.buffering._spool import Spool, SpoolRefused
 
 __all__ = ("Overflow", "ResponseCollector", "may_buffer")
@@ -53,7 +54,7 @@ def may_buffer(
         return False
     if opt_out is not None and opt_out.strip().lower() == b"no":
         return False
-    if length is not None and length.strip().isdigit() and int(length) > capacity:
+    if length is not None and (parse_length(length) or 0) > capacity:
         return False
     return not (bypass is not None and bypass(method, status, headers))
 

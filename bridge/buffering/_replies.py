@@ -1,23 +1,19 @@
 """The short, documented error responses of the buffering middleware.
 
-Two formats: ``"text"`` (``text/plain``: the status line's reason and one
-sentence) and ``"problem+json"`` (RFC 9457: ``type``, ``title``, ``status``,
-``detail``). Both are a few dozen bytes, carry a Content-Length, and carry
-``Connection: close`` when the request body was not read to its end.
+Rendered by bridge's one error renderer (:mod:`bridge._http.errors`), in the
+configured ``error_format``: ``"text"`` (the reason phrase and one sentence) or
+``"problem+json"`` (RFC 9457). Each carries ``Connection: close`` when the request
+body was not read to its end.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from typing import Final, Literal
 
+from bridge._http.errors import ERROR_FORMATS, ErrorFormat, error_body
 from bridge.buffering._account import BodyRejected
 
-__all__ = ("ErrorFormat", "Reply", "render")
-
-ErrorFormat = Literal["text", "problem+json"]
-ERROR_FORMATS: Final = ("text", "problem+json")
+__all__ = ("ERROR_FORMATS", "ErrorFormat", "Reply", "render")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,19 +30,8 @@ def render(rejection: BodyRejected, error_format: ErrorFormat, *, close: bool = 
 
     ``close=False`` leaves out ``Connection: close`` (a WSGI app may not send it).
     """
-    if error_format == "problem+json":
-        document = {
-            "type": "about:blank",
-            "title": rejection.title,
-            "status": rejection.status,
-            "detail": rejection.detail,
-        }
-        body = json.dumps(document, separators=(",", ":")).encode()
-        content_type = b"application/problem+json"
-    else:
-        body = f"{rejection.title}: {rejection.detail}\n".encode()
-        content_type = b"text/plain; charset=utf-8"
-    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    rendered = error_body(rejection.status, rejection.detail, error_format)
+    headers = rendered.headers
     if close and rejection.close:
-        headers.append((b"connection", b"close"))
-    return Reply(rejection.status, tuple(headers), body)
+        headers += ((b"connection", b"close"),)
+    return Reply(rejection.status, headers, rendered.body)

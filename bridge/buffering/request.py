@@ -25,9 +25,10 @@ import time
 from collections.abc import Callable, Generator, Iterable
 from typing import IO, Any, Final, cast
 
+from bridge._http.errors import ErrorFormat, check_error_format
 from bridge._http.translate import BadRequest
 from bridge.buffering._account import BodyAccount, BodyRejected
-from bridge.buffering._replies import ERROR_FORMATS, ErrorFormat, render
+from bridge.buffering._replies import render
 from bridge.buffering._rules import (
     BodyLimits,
     Mode,
@@ -97,13 +98,11 @@ class _Config:
             memory_size=memory_size,
         )
         self.rules = compile_limits(self.base, rules)
-        if error_format not in ERROR_FORMATS:
-            raise ValueError(f"error_format must be 'text' or 'problem+json', got {error_format!r}")
         if spool_error_status not in _SPOOL_STATUSES:
             raise ValueError(f"spool_error_status must be 503 or 500, got {spool_error_status!r}")
         if not callable(clock):
             raise TypeError("clock must be a callable returning seconds, like time.monotonic")
-        self.error_format: ErrorFormat = error_format
+        self.error_format: ErrorFormat = check_error_format(error_format)
         self.spool_dir = spool_dir
         self.spool_error_status = spool_error_status
         self.clock = clock

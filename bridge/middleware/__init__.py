@@ -10,6 +10,7 @@ the :class:`ResponseHead` before it is sent and is told how the request ended
 
 from __future__ import annotations
 
+from bridge._http.status import reason_phrase
 from bridge.middleware._core.base import Interface, Middleware, detect_interface
 from bridge.middleware._core.convert import (
     VALUE_PREFIX,
@@ -43,7 +44,6 @@ from bridge.middleware._core.heads import (
     append_header,
     header_value,
     header_values,
-    reason_phrase,
     remove_header,
     set_header,
 )

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
+from bridge._http.headers import HOP_BY_HOP
 from bridge._http.options import UNSET, renamed_option
 from bridge._http.paths import (
     Exempt,
@@ -25,8 +26,8 @@ __all__ = ("Headers",)
 
 HeaderSpec = Mapping[str, str] | Iterable[tuple[str, str]] | None
 
-# Framing headers belong to the server: changing them desynchronises the body.
-_FRAMING: Final = frozenset({b"content-length", b"transfer-encoding", b"connection"})
+# Framing and hop-by-hop headers belong to the server: changing them desynchronises the body.
+_FRAMING: Final = HOP_BY_HOP | {b"content-length"}
 
 
 class Headers(Middleware):
@@ -48,8 +49,9 @@ class Headers(Middleware):
       function of the request head returning True.
       See docs/middleware/configuring.md.
 
-    Removals run first, then sets, then appends. Framing headers
-    (Content-Length, Transfer-Encoding, Connection) cannot be configured.
+    Removals run first, then sets, then appends. Framing and hop-by-hop
+    headers (Content-Length, Transfer-Encoding, Connection, Keep-Alive, TE,
+    Trailer, Upgrade, Proxy-*) cannot be configured.
 
     .. versionadded:: 0.1
     .. versionchanged:: 0.2

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Generator
 from typing import Any, Final
 
+from bridge._http.errors import ErrorFormat, check_error_format
 from bridge._http.paths import Exempt, exempt_matcher
 from bridge.middleware import (
     Effect,
@@ -88,6 +89,8 @@ class ConcurrencyLimit(Middleware):
         after the store's ``lease``).
     :param status: the rejection status (default 503, like nginx).
     :param retry_after: ``Retry-After`` seconds on a rejection (default 1).
+    :param error_format: the rejection's body, ``"text"`` (default) or
+        ``"problem+json"`` (RFC 9457).
     :param exempt: requests never limited: path patterns (``"/healthz"``
         covers ``/healthz/live``, relative to the mount point; ``"=/healthz"``
         is that path only) or a function of the request head returning True.
@@ -110,6 +113,7 @@ class ConcurrencyLimit(Middleware):
         store: Store | None = None,
         status: int = 503,
         retry_after: int = 1,
+        error_format: ErrorFormat = "text",
         exempt: Exempt = None,
         name: str = "conn",
         interface: Interface | None = None,
@@ -127,8 +131,10 @@ class ConcurrencyLimit(Middleware):
         self.limit = limit
         self.key = key
         self.store = MemoryStore() if store is None else check_store(store)
-        self.rejection = Response.text(
-            status, headers=((b"retry-after", str(retry_after).encode()),)
+        self.rejection = Response.error(
+            status,
+            error_format=check_error_format(error_format),
+            headers=((b"retry-after", str(retry_after).encode()),),
         )
         self.exempt = exempt_matcher(exempt, "ConcurrencyLimit: exempt")
         self.prefix = f"{name}|conn|{limit}|"

@@ -11,7 +11,6 @@ reset as a delta in seconds.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from typing import Final
@@ -23,9 +22,10 @@ __all__ = (
     "PROBLEM_TYPE",
     "Policy",
     "policies_for",
-    "problem_body",
+    "problem_members",
     "ratelimit_fields",
     "retry_after_seconds",
+    "retry_detail",
 )
 
 PROBLEM_TYPE: Final = "https://iana.org/assignments/http-problem-types#quota-exceeded"
@@ -112,20 +112,18 @@ def _legacy_fields(
     ]
 
 
-def problem_body(
-    policies: Sequence[Policy], outcomes: Sequence[RateOutcome], retry_after: int
-) -> bytes:
-    """An RFC 9457 ``application/problem+json`` body of type ``quota-exceeded``."""
+def problem_members(
+    policies: Sequence[Policy], outcomes: Sequence[RateOutcome]
+) -> dict[str, object]:
+    """The RFC 9457 members of a ``quota-exceeded`` problem, beside status and detail."""
     violated = [p.name for p, o in zip(policies, outcomes, strict=True) if not o.allowed]
-    problem = {
+    return {
         "type": PROBLEM_TYPE,
         "title": "Request cannot be satisfied as assigned quota has been exceeded",
-        "status": 429,
-        "detail": f"Too many requests; retry in {retry_after} seconds.",
         "violated-policies": violated,
     }
-    return json.dumps(problem, separators=(",", ":")).encode()
 
 
-def text_body(retry_after: int) -> bytes:
-    return f"Too Many Requests: retry in {retry_after} seconds.\n".encode()
+def retry_detail(retry_after: int) -> str:
+    """The detail of a rejection, in both error formats."""
+    return f"retry in {retry_after} seconds."

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Callable, Generator, Iterable, Sequence
-from typing import Any, Final, Literal
+from typing import Any, Final
 
+from bridge._http.errors import ErrorFormat, check_error_format
 from bridge._http.paths import Exempt, exempt_matcher
 from bridge.middleware import (
     Effect,
@@ -33,10 +35,10 @@ from bridge.middleware import (
     ResponseHead,
 )
 from bridge.ratelimit._headers import (
-    problem_body,
+    problem_members,
     ratelimit_fields,
     retry_after_seconds,
-    text_body,
+    retry_detail,
 )
 from bridge.ratelimit._keys import HeadLike, KeyFunc, client_address, safe_key
 from bridge.ratelimit._memory import MemoryStore
@@ -48,9 +50,22 @@ __all__ = ("RateLimit", "check_store")
 
 logger = logging.getLogger("bridge.ratelimit")
 
-Body = Literal["text", "problem"]
 #: Retry-After for a 503 while a shared store is down and the policy is fail_closed.
 UNAVAILABLE_RETRY_AFTER: Final = 5
+
+
+def error_format_option(error_format: object, body: object, who: str) -> ErrorFormat:
+    """``error_format``, or the deprecated ``body=`` spelling with a warning naming it."""
+    if body is not None:
+        if body not in ("text", "problem"):
+            raise ValueError(f"body must be 'text' or 'problem', not {body!r}")
+        error_format = "problem+json" if body == "problem" else "text"
+        warnings.warn(
+            f"{who}(body={body!r}) is deprecated; use error_format={error_format!r}",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+    return check_error_format(error_format)
 
 
 def check_store(store: object) -> Store:
@@ -102,8 +117,8 @@ class RateLimit(Middleware):
         a rule covers (default True).
     :param legacy_headers: also add ``X-RateLimit-Limit/-Remaining/-Reset``
         (reset in seconds from now; default False).
-    :param body: the 429 body, ``"text"`` (default) or ``"problem"``
-        (``application/problem+json`` of type ``quota-exceeded``).
+    :param error_format: the rejection's body, ``"text"`` (default) or
+        ``"problem+json"`` (RFC 9457, of type ``quota-exceeded``).
     :param status: the rejection status (default 429).
     :param dry_run: compute, send headers and log would-be rejections, but
         never reject (default False).
@@ -116,6 +131,9 @@ class RateLimit(Middleware):
        ``exempt`` paths are prefixes relative to the mount point, as in every
        middleware (they were exact and included the mount point; write
        ``"=/healthz"`` for the old exact match).
+    .. deprecated:: 0.1
+        ``body="text"`` / ``body="problem"``: use ``error_format="text"`` /
+        ``error_format="problem+json"``.
     """
 
     def __init__(
@@ -131,19 +149,19 @@ class RateLimit(Middleware):
         cost: int | Callable[[HeadLike], int] = 1,
         headers: bool = True,
         legacy_headers: bool = False,
-        body: Body = "text",
+        error_format: ErrorFormat = "text",
         status: int = 429,
         dry_run: bool = False,
         interface: Interface | None = None,
         clock: Callable[[], float] = time.monotonic,
+        body: str | None = None,
     ) -> None:
         super().__init__(app, interface=interface, clock=clock)
+        self.error_format = error_format_option(error_format, body, "RateLimit")
         default = None if limit is None else Rule(limit, name="default")
         self.rules = compile_rules(rules, default, algorithm, key, cost)
         if not self.rules:
             raise ValueError("nothing to limit: give a limit or at least one rule")
-        if body not in ("text", "problem"):
-            raise ValueError(f"body must be 'text' or 'problem', not {body!r}")
         if not 400 <= status <= 599:
             raise ValueError(f"status must be an HTTP error status, not {status!r}")
         self.store = MemoryStore() if store is None else check_store(store)
@@ -151,7 +169,6 @@ class RateLimit(Middleware):
         self.exempt = exempt_matcher(exempt, "RateLimit: exempt")
         self.headers = headers
         self.legacy_headers = legacy_headers
-        self.body: Body = body
         self.status = status
         self.dry_run = dry_run
         self._warned_missing_key = False
@@ -194,7 +211,10 @@ class RateLimit(Middleware):
             if verdict.allowed:
                 return Forward(head)
             retry = str(UNAVAILABLE_RETRY_AFTER).encode()
-            return Respond(Response.text(503, headers=((b"retry-after", retry),)))
+            unavailable = Response.error(
+                503, error_format=self.error_format, headers=((b"retry-after", retry),)
+            )
+            return Respond(unavailable)
         if verdict.allowed:
             return Forward(head)
         retry_after = retry_after_seconds(verdict.outcomes)
@@ -214,14 +234,13 @@ class RateLimit(Middleware):
         extra: list[tuple[bytes, bytes]] = [(b"retry-after", str(retry_after).encode())]
         if self.headers:
             extra += self.fields(rule, verdict)
-        if self.body == "problem":
-            payload = problem_body(rule.policies, verdict.outcomes, retry_after)
-            content_type = b"application/problem+json"
-        else:
-            payload = text_body(retry_after)
-            content_type = b"text/plain; charset=utf-8"
-        base = ((b"content-type", content_type), (b"content-length", str(len(payload)).encode()))
-        return Response(self.status, (*base, *extra), payload)
+        members = {}
+        if self.error_format == "problem+json":
+            members = problem_members(rule.policies, verdict.outcomes)
+        detail = retry_detail(retry_after)
+        return Response.error(
+            self.status, detail, error_format=self.error_format, headers=tuple(extra), **members
+        )
 
     def fields(self, rule: CompiledRule, verdict: Verdict) -> list[tuple[bytes, bytes]]:
         return ratelimit_fields(rule.policies, verdict.outcomes, legacy=self.legacy_headers)

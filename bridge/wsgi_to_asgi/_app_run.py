@@ -222,7 +222,10 @@ class AppRun:
                 exc_info=not isinstance(exc, ResponseError),
             )
         try:
-            self.state.fail(400 if body_error is not None else 500)
+            if body_error is not None:
+                self.state.fail(400, str(body_error))
+            else:
+                self.state.fail(500)
         except ClientDisconnected:
             return Outcome.ABORTED
         return Outcome.DONE

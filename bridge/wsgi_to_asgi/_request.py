@@ -159,7 +159,7 @@ class Exchange:
             run = self._prepare(message.get("body", b""))
         except (BadRequest, RequestBodyError) as exc:
             logger.warning("%s: bad request: %s", self._describe(), exc)
-            await self._send_plain_error(getattr(exc, "status", 400))
+            await self._send_plain_error(getattr(exc, "status", 400), str(exc))
             return
         if self.requests is not None:
             await self._run_in_task_group(run, run.begin)
@@ -204,9 +204,9 @@ class Exchange:
                 names,
             )
 
-    async def _send_plain_error(self, status: int) -> None:
+    async def _send_plain_error(self, status: int, detail: str) -> None:
         state = ResponseState(self.pending.append, head_request=False)
-        state.fail(status)
+        state.fail(status, detail)
         await self._send_or_log(self.pending)
 
     async def _send_or_log(self, messages: list[Message]) -> bool:

@@ -23,10 +23,10 @@ APP = InnerApp().wsgi()
     ("factory", "options", "message"),
     [
         pytest.param(
-            SecurityHeaders, {"hsts": "max-age=1\r\nX-Evil: 1"}, "control", id="hsts-crlf"
+            SecurityHeaders, {"hsts": "max-age=1\r\nX-Evil: 1"}, "CR, LF or NUL", id="hsts-crlf"
         ),
-        pytest.param(SecurityHeaders, {"csp": "default-src\x00"}, "control", id="csp-nul"),
-        pytest.param(SecurityHeaders, {"frame_options": "DENY\n"}, "control", id="lf"),
+        pytest.param(SecurityHeaders, {"csp": "default-src\x00"}, "CR, LF or NUL", id="csp-nul"),
+        pytest.param(SecurityHeaders, {"frame_options": "DENY\n"}, "CR, LF or NUL", id="lf"),
         pytest.param(SecurityHeaders, {"hsts": "forever"}, "max-age", id="hsts-syntax"),
         pytest.param(SecurityHeaders, {"preset": "paranoid"}, "preset", id="preset"),
         pytest.param(SecurityHeaders, {"frame_options": "{nonce}"}, "nonce", id="nonce-where"),
@@ -44,8 +44,10 @@ APP = InnerApp().wsgi()
         pytest.param(ProxyHeaders, {"mode": "forwarded", "use": ["prefix"]}, "no port", id="mix"),
         pytest.param(Headers, {}, "at least one", id="nothing"),
         pytest.param(Headers, {"set_response": {"Bad Name": "x"}}, "token", id="name"),
-        pytest.param(Headers, {"set_response": {"x-a": "1\r\n"}}, "control", id="value-crlf"),
-        pytest.param(Headers, {"append_request": [("x-a", "\x00")]}, "control", id="value-nul"),
+        pytest.param(Headers, {"set_response": {"x-a": "1\r\n"}}, "CR, LF or NUL", id="value-crlf"),
+        pytest.param(
+            Headers, {"append_request": [("x-a", "\x00")]}, "CR, LF or NUL", id="value-nul"
+        ),
         pytest.param(Headers, {"set_response": {"x-a": "caf\u00e9\u2603"}}, "latin-1", id="latin"),
         pytest.param(Headers, {"remove_response": ["content-length"]}, "framing", id="framing"),
         pytest.param(Headers, {"set_request": {"Transfer-Encoding": "x"}}, "framing", id="te"),

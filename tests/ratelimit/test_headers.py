@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from bridge.ratelimit._algorithms import RateOutcome, gcra
 from bridge.ratelimit._headers import (
     PROBLEM_TYPE,
     policies_for,
-    problem_body,
+    problem_members,
     ratelimit_fields,
     retry_after_seconds,
     sf_string,
-    text_body,
 )
 from bridge.ratelimit._rates import parse_rates
 
@@ -66,14 +63,11 @@ def test_retry_after_ignores_admitting_policies() -> None:
     assert retry_after_seconds([outcome(True, 3, 500.0), outcome(False, 0, 4.0, 2.2)]) == 3
 
 
-def test_problem_body() -> None:
+def test_problem_members() -> None:
     policies = policies_for(parse_rates("1/second;5/minute"), "gcra")
-    body = json.loads(problem_body(policies, [outcome(True, 0, 1), outcome(False, 0, 9, 9)], 9))
-    assert body["type"] == PROBLEM_TYPE
-    assert body["status"] == 429
-    assert body["violated-policies"] == ["5/minute"]
-    assert "9 seconds" in body["detail"]
-    assert text_body(3) == b"Too Many Requests: retry in 3 seconds.\n"
+    members = problem_members(policies, [outcome(True, 0, 1), outcome(False, 0, 9, 9)])
+    assert members["type"] == PROBLEM_TYPE
+    assert members["violated-policies"] == ["5/minute"]
 
 
 def test_sf_string_escapes_and_rejects() -> None:

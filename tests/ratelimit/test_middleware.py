@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from collections.abc import Iterable
 from typing import Any
@@ -168,7 +169,10 @@ def test_cost_function_returning_garbage_is_a_500() -> None:
             "needs algorithm='gcra'",
             id="burst-without-gcra",
         ),
-        pytest.param({"body": "html"}, ValueError, "body must be", id="body"),
+        pytest.param(
+            {"error_format": "problem"}, ValueError, "error_format must be", id="error-format"
+        ),
+        pytest.param({"body": "html"}, ValueError, "body must be", id="deprecated-body"),
         pytest.param({"status": 200}, ValueError, "status", id="status"),
         pytest.param({"store": object()}, TypeError, "store must implement", id="store"),
         pytest.param({"cost": -1}, ValueError, "cost must be", id="cost"),
@@ -195,11 +199,48 @@ def test_ratelimit_misconfiguration(
         pytest.param({"limit": 0}, "positive int", id="zero"),
         pytest.param({"limit": 2, "status": 302}, "status", id="status"),
         pytest.param({"limit": 2, "retry_after": -1}, "retry_after", id="retry-after"),
+        pytest.param({"limit": 2, "error_format": "html"}, "error_format", id="error-format"),
     ],
 )
 def test_concurrency_misconfiguration(options: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         ConcurrencyLimit(InnerApp().wsgi(), **options)
+
+
+@pytest.mark.parametrize(
+    ("body", "error_format", "content_type"),
+    [
+        pytest.param("problem", "problem+json", b"application/problem+json", id="problem"),
+        pytest.param("text", "text", b"text/plain; charset=utf-8", id="text"),
+    ],
+)
+def test_deprecated_body_option_still_works_and_names_error_format(
+    body: str, error_format: str, content_type: bytes
+) -> None:
+    with pytest.warns(DeprecationWarning, match=f"use error_format='{re.escape(error_format)}'"):
+        app = RateLimit(InnerApp().wsgi(), "1/minute", body=body)
+    assert app.error_format == error_format
+    rejected = [call_wsgi(app) for _ in range(2)][1]
+    assert (rejected.status, rejected.header(b"content-type")) == (429, content_type)
+
+
+@pytest.mark.parametrize("interface", ["wsgi", "asgi"])
+def test_error_format_renders_every_rejection(interface: str) -> None:
+    inner = InnerApp()
+    limited = RateLimit(getattr(inner, interface)(), "1/minute", error_format="problem+json")
+    concurrency = ConcurrencyLimit(getattr(inner, interface)(), 1, error_format="problem+json")
+    call = call_wsgi if interface == "wsgi" else call_asgi
+    rejected = [call(limited) for _ in range(2)][1]
+    assert json.loads(rejected.body) == {
+        "type": "https://iana.org/assignments/http-problem-types#quota-exceeded",
+        "title": "Request cannot be satisfied as assigned quota has been exceeded",
+        "status": 429,
+        "detail": "retry in 60 seconds.",
+        "violated-policies": ["1/minute"],
+    }
+    assert concurrency.rejection.body == (
+        b'{"type":"about:blank","title":"Service Unavailable","status":503}'
+    )
 
 
 # -- real frameworks ------------------------------------------------------------------
@@ -232,7 +273,7 @@ async def test_starlette_add_middleware() -> None:
         return PlainTextResponse("hi")
 
     app = Starlette(routes=[Route("/", index)])
-    app.add_middleware(RateLimit, limit="2/minute", body="problem")
+    app.add_middleware(RateLimit, limit="2/minute", error_format="problem+json")
     responses = [await acall_asgi(app, Request()) for _ in range(3)]
     assert [r.status for r in responses] == [200, 200, 429]
     assert responses[2].header(b"content-type") == b"application/problem+json"

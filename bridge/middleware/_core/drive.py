@@ -31,7 +31,7 @@ logger: Final = logging.getLogger("bridge.middleware")
 T = TypeVar("T")
 
 #: What both drivers send when the app or a middleware fails before the head.
-INTERNAL_ERROR: Final = Response.text(500)
+INTERNAL_ERROR: Final = Response.error(500)
 
 #: Bytes of a ``response_body`` tail (what its final call returns) the ASGI
 #: driver sends from the app's last ``send`` itself; a longer tail is sent by a
@@ -96,5 +96,5 @@ def bad_request(who: str, exc: BadRequest, ex: Exchange | None) -> Response:
     """The exchange's response for a malformed head; exactly one log line either way."""
     if ex is None or type(ex).bad_request is Exchange.bad_request:
         logger.warning("%s: bad request: %s", who, exc)
-        return Response.text(exc.status, str(exc))
+        return Response.error(exc.status, str(exc))
     return ex.bad_request(exc)  # an override logs its own line

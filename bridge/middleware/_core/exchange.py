@@ -307,7 +307,7 @@ class Exchange:
 
     def read_timed_out(self) -> Response:
         """The response for a read that exceeded :attr:`request_read_timeout`."""
-        return Response.text(408)
+        return Response.error(408)
 
     def bad_request(self, error: BadRequest) -> Response:
         """The response for a malformed request head found while this exchange ran.
@@ -317,11 +317,11 @@ class Exchange:
         :class:`~bridge._http.translate.BadRequest` from the first ``head.headers``
         read, in whichever hook does it. The drivers then answer with this
         response instead of the app's (while the response has not started).
-        Default: ``text/plain`` with ``error.status`` (400 or 431), and the
+        Default: ``Response.error(error.status, str(error))`` (400 or 431), and the
         driver logs one warning on ``bridge.middleware``; an override renders
         it its own way and logs its own single line.
         """
-        return Response.text(error.status, str(error))
+        return Response.error(error.status, str(error))
 
     def response_start(self, head: ResponseHead) -> None:
         """See the app's response head as soon as the app starts its response.

@@ -13,12 +13,13 @@ Invariants:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from http import HTTPStatus
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple
+
+from bridge._http.errors import ErrorFormat, error_body
+from bridge._http.status import reason_phrase
 
 __all__ = (
     "Headers",
@@ -292,14 +293,6 @@ class ResponseHead(NamedTuple):
         )
 
 
-def reason_phrase(status: int) -> str:
-    """The standard reason phrase for ``status`` ("" when there is none)."""
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return ""
-
-
 @dataclass(frozen=True, slots=True)
 class Response:
     """A complete response a middleware sends instead of calling the app."""
@@ -331,19 +324,35 @@ class Response:
         """An RFC 9457 ``application/problem+json`` response.
 
         ``title`` defaults to the reason phrase; extra ``members`` go into the
-        JSON object as they are.
+        JSON object as they are. The same as ``Response.error(status, detail,
+        error_format="problem+json", ...)``.
         """
-        document: dict[str, Any] = {"type": "about:blank", "status": status}
-        document["title"] = title if title is not None else reason_phrase(status)
-        if detail is not None:
-            document["detail"] = detail
-        document.update(members)
-        body = json.dumps(document, separators=(",", ":")).encode("utf-8")
-        base = (
-            (b"content-type", b"application/problem+json"),
-            (b"content-length", str(len(body)).encode("ascii")),
-        )
-        return cls(status, (*base, *headers), body)
+        if title is not None:
+            members["title"] = title
+        return cls.error(status, detail, error_format="problem+json", headers=headers, **members)
+
+    @classmethod
+    def error(
+        cls,
+        status: int,
+        detail: str | None = None,
+        *,
+        error_format: ErrorFormat = "text",
+        headers: Headers = (),
+        **members: Any,
+    ) -> Response:
+        """An error response, rendered as bridge renders its own errors.
+
+        ``error_format="text"`` (default): ``text/plain``, the reason phrase and
+        ``": "`` + ``detail`` when given, one line. ``"problem+json"``: RFC 9457
+        with ``type``, ``title``, ``status``, ``detail`` and any extra ``members``
+        (the text format ignores them). The adapters and every middleware answer
+        their own errors with this body, so a status reads the same everywhere.
+
+        .. versionadded:: 0.1
+        """
+        rendered = error_body(status, detail, error_format, members)
+        return cls(status, (*rendered.headers, *headers), rendered.body)
 
     @property
     def head(self) -> ResponseHead:

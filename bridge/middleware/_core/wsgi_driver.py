@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Any, cast
 import anyio
 import anyio.to_thread
 
+from bridge._http.headers import HOP_BY_HOP, parse_length
 from bridge._http.memo import Memo
+from bridge._http.status import status_line
 from bridge._http.translate import BadRequest
 from bridge._http.types import Environ, ExcInfo, StartResponse, WsgiHeaders
 from bridge._loop.portal import background_portal
@@ -44,7 +46,7 @@ from bridge.middleware._core.exchange import (
     completed,
     features_of,
 )
-from bridge.middleware._core.heads import RequestHead, Response, ResponseHead, reason_phrase
+from bridge.middleware._core.heads import RequestHead, Response, ResponseHead
 from bridge.middleware._core.sourced import settle
 from bridge.middleware._core.wsgi_read import timed_reader
 
@@ -166,10 +168,13 @@ def _decide(ex: Exchange, environ: Environ, features: Features) -> Forward | Res
 
 
 def _respond(start_response: StartResponse, response: Response) -> list[bytes]:
-    status = f"{response.status} {reason_phrase(response.status)}"
-    start_response(
-        status, [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers]
-    )
+    # PEP 3333: the WSGI server owns the connection, so no hop-by-hop header goes out
+    headers = [
+        (k.decode("latin-1"), v.decode("latin-1"))
+        for k, v in response.headers
+        if k.lower() not in HOP_BY_HOP
+    ]
+    start_response(status_line(response.status), headers)
     return [response.body]
 
 
@@ -191,8 +196,7 @@ def timed_read(read: Any, size: int, timeout: float) -> bytes:
 
 
 def _content_length(environ: Environ) -> int | None:
-    text = str(environ.get("CONTENT_LENGTH") or "").strip()
-    return int(text) if text.isdigit() else None
+    return parse_length(str(environ.get("CONTENT_LENGTH") or ""))
 
 
 class _WsgiBody:
@@ -473,7 +477,7 @@ class _WsgiRun:
             new = self.ex.response(head)
             if new is not head:
                 if new.status != code:
-                    code, status = new.status, f"{new.status} {reason_phrase(new.status)}"
+                    code, status = new.status, status_line(new.status)
                 headers = _to_text(headers, head.headers, new.headers)
         self.status = code
         self.outer_write = self.outer_start(status, headers)

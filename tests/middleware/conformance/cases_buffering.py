@@ -301,7 +301,7 @@ def length(n: int) -> tuple[bytes, bytes]:
     return (b"content-length", str(n).encode())
 
 
-INTERNAL = Step(status=500, headers=[TEXT, length(21)], body=b"Internal Server Error")
+INTERNAL = Step(status=500, headers=[TEXT, length(22)], body=b"Internal Server Error\n")
 THREE = InnerApp(body=(b"ab", b"", b"cd", b"ef"))
 
 CASES += [

@@ -283,7 +283,7 @@ def malformed_length(app: Any, middleware: Callable[[Any], Any]) -> Any:
     return asgi
 
 
-MALFORMED = b"invalid Content-Length: b'ten'"
+MALFORMED = b"Bad Request: invalid Content-Length: b'ten'\n"
 
 
 CASES = [
@@ -449,13 +449,13 @@ CASES = [
     Case(
         "core-app-raises-before-start",
         tag,
-        [Step(status=500, body=b"Internal Server Error", lacks_headers=[b"x-tag"])],
+        [Step(status=500, body=b"Internal Server Error\n", lacks_headers=[b"x-tag"])],
         inner=InnerApp(fail="before_start"),
     ),
     Case(
         "core-app-raises-after-start-response",
         tag,
-        [Step(status=500, body=b"Internal Server Error", lacks_headers=[b"x-tag"])],
+        [Step(status=500, body=b"Internal Server Error\n", lacks_headers=[b"x-tag"])],
         inner=InnerApp(fail="after_start"),
     ),
     Case(
@@ -531,12 +531,12 @@ CASES = [
     Case(
         "core-middleware-bug-in-request-gives-500",
         lambda app, clock: Broken(app, clock=clock, where="request"),
-        [Step(status=500, body=b"Internal Server Error", seen=not_called)],
+        [Step(status=500, body=b"Internal Server Error\n", seen=not_called)],
     ),
     Case(
         "core-middleware-bug-in-response-gives-500",
         lambda app, clock: Broken(app, clock=clock, where="response"),
-        [Step(status=500, body=b"Internal Server Error")],
+        [Step(status=500, body=b"Internal Server Error\n")],
     ),
     Case(
         "core-fake-clock-is-passed-in",

@@ -76,7 +76,7 @@ CASES = [
             app,
             "2/minute",
             algorithm="fixed_window",
-            body="problem",
+            error_format="problem+json",
             legacy_headers=True,
             clock=clock,
         ),

@@ -132,7 +132,7 @@ CASES = [
     Case(
         "security-app-error-gives-plain-500",
         security(),
-        [Step(status=500, body=b"Internal Server Error")],
+        [Step(status=500, body=b"Internal Server Error\n")],
         inner=InnerApp(fail="after_start"),
     ),
     Case(
