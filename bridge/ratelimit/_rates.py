@@ -135,7 +135,9 @@ def parse_rate(text: str) -> Rate:
 
 
 def parse_rates(spec: str | Rate | tuple[Rate, ...] | list[str | Rate]) -> tuple[Rate, ...]:
-    """Parse ``"10/second;1000/day"`` (``,`` and ``|`` also separate; or a list of strings / :class:`Rate`) into rates.
+    """Parse ``"10/second;1000/day"`` (or a list of strings / :class:`Rate`) into rates.
+
+    ``,`` and ``|`` separate rates as well as ``;``, as in the ``limits`` library.
 
     Raises :class:`ValueError` for an empty or malformed specification and for two
     rates with the same name (their headers and store keys would collide).

@@ -125,7 +125,7 @@ def test_same_meaning_as_the_limits_library(text: str) -> None:
 def test_rejected_like_the_limits_library(text: str) -> None:
     from limits import parse_many
 
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"parse|granularity"):
         parse_many(text)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"malformed rate|unknown time unit"):
         parse_rates(text)
