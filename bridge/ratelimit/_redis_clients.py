@@ -32,7 +32,9 @@ __all__ = (
     "AsyncClient",
     "SyncClient",
     "Target",
+    "aclose",
     "async_client",
+    "close",
     "drop_idle",
     "drop_idle_async",
     "parse_target",
@@ -169,3 +171,23 @@ async def drop_idle_async(client: AsyncClient) -> None:
             await node.disconnect_free_connections()
     else:
         await client.connection_pool.disconnect(inuse_connections=False)
+
+
+def close(client: SyncClient) -> None:
+    """Close every connection ``client`` holds, its Sentinel's included (a client that
+    ``master_for`` built does not close the pool it was given)."""
+    client.close()
+    pool = getattr(client, "connection_pool", None)
+    if pool is not None:
+        pool.disconnect()
+        for sentinel in getattr(getattr(pool, "sentinel_manager", None), "sentinels", ()):
+            sentinel.close()
+
+
+async def aclose(client: AsyncClient) -> None:
+    await client.aclose()
+    pool = getattr(client, "connection_pool", None)
+    if pool is not None:
+        await pool.disconnect()
+        for sentinel in getattr(getattr(pool, "sentinel_manager", None), "sentinels", ()):
+            await sentinel.aclose()

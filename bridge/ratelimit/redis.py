@@ -52,7 +52,9 @@ try:
     from bridge.ratelimit._redis_clients import (
         AsyncClient,
         SyncClient,
+        aclose,
         async_client,
+        close,
         drop_idle,
         drop_idle_async,
         parse_target,
@@ -452,7 +454,7 @@ class RedisStore:
 
     def close(self) -> None:
         """Close the sync client's connections."""
-        self._client.close()
+        close(self._client)
 
     async def aclose(self) -> None:
         """Close the connections of the current asyncio loop's client (and the sync client)."""
@@ -462,7 +464,7 @@ class RedisStore:
             loop = None
         entry = self._async.pop(loop) if loop is not None and loop in self._async else None
         if entry is not None:
-            await entry.client.aclose()
+            await aclose(entry.client)
         self.close()
 
 

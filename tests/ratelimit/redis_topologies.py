@@ -142,13 +142,15 @@ class Sentinel:
         return int(out[1]) if len(out) == 2 else None
 
     def knows_replica(self) -> bool:
-        return str(self.replica.port) in cli(self.sentinel.port, "sentinel", "replicas", self.SERVICE)
+        return str(self.replica.port) in cli(
+            self.sentinel.port, "sentinel", "replicas", self.SERVICE
+        )
 
 
 def sentinel_setup(root: Path) -> Sentinel:
     """The three processes' commands and directories under ``root``, none started yet."""
     sentinel_binary = require_binary("redis-sentinel", "redis-sentinel")
-    master = server_node(root / "master")
+    master = server_node(root / "master", "--repl-diskless-sync-delay", "0")
     replica = server_node(root / "replica", "--replicaof", "127.0.0.1", str(master.port))
     (root / "sentinel").mkdir()
     port = free_port()
