@@ -52,6 +52,7 @@ try:
     from bridge.ratelimit._redis_clients import (
         AsyncClient,
         SyncClient,
+        Target,
         aclose,
         async_client,
         close,
@@ -249,20 +250,26 @@ class RedisStore:
             "socket_timeout": timeout,
             "socket_connect_timeout": connect_timeout,
         }
-        target = parse_target(url) if client is None else None
-        self._client: SyncClient = (
-            client if client is not None else sync_client(target, options, max_connections)  # type: ignore[arg-type]
-        )
+        # The sync client is built on first use: a cluster client connects as it is made,
+        # and a store made while Redis is down must still answer by its failure policy.
+        self._client: SyncClient | None = client
+        self._build_lock = threading.Lock()
         # A ready sync client without an async factory: its twin is unknown, so the
         # sync client serves asyncio too, in a worker thread (as on trio).
         self._async_factory = async_client_factory
-        if target is not None and async_client_factory is None:
-            self._async_factory = lambda: async_client(target, options, max_connections)
+        if client is not None:
+            self._build = _ready(client)
+            where = _describe(client)
+        else:
+            target = parse_target(url)
+            self._build = _builder(sync_client, target, options, max_connections)
+            if async_client_factory is None:
+                self._async_factory = _builder(async_client, target, options, max_connections)
+            where = target.describe()
         self._slots = threading.BoundedSemaphore(max_connections)
         self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient] = (
             weakref.WeakKeyDictionary()
         )
-        where = target.describe() if target is not None else _describe(self._client)
         self._health = Health(backoff, failure, where)
         self._saturation = Saturation(where, max_connections, failure)
 
@@ -314,7 +321,16 @@ class RedisStore:
 
     def _check_script(self, keys: list[str], args: list[Any]) -> Any:
         """One run of the check script on the sync client, unguarded (tests use it too)."""
-        return self._eval(self._client, _CHECK, keys, args)
+        return self._eval(self._sync_client(), _CHECK, keys, args)
+
+    def _sync_client(self) -> SyncClient:
+        client = self._client
+        if client is None:
+            with self._build_lock:
+                client = self._client
+                if client is None:
+                    client = self._client = self._build()
+        return client
 
     # -- guarded calls ----------------------------------------------------------------
 
@@ -327,10 +343,11 @@ class RedisStore:
             if not self._health.may_try():
                 return _MISSING
             with _Attempt(self._health) as attempt:
-                result = call(self._client)
+                result = call(self._sync_client())
             if attempt.ok:
                 return result
-            drop_idle(self._client)  # whatever they were connected to failed
+            if self._client is not None:
+                drop_idle(self._client)  # whatever they were connected to failed
             return _MISSING
         finally:
             self._slots.release()
@@ -454,7 +471,8 @@ class RedisStore:
 
     def close(self) -> None:
         """Close the sync client's connections."""
-        close(self._client)
+        if self._client is not None:
+            close(self._client)
 
     async def aclose(self) -> None:
         """Close the connections of the current asyncio loop's client (and the sync client)."""
@@ -466,6 +484,19 @@ class RedisStore:
         if entry is not None:
             await aclose(entry.client)
         self.close()
+
+
+def _ready(client: SyncClient) -> Callable[[], SyncClient]:
+    return lambda: client
+
+
+def _builder(
+    build: Callable[[Target, dict[str, Any], int], _T],
+    target: Target,
+    options: dict[str, Any],
+    max_connections: int,
+) -> Callable[[], _T]:
+    return lambda: build(target, options, max_connections)
 
 
 def _describe(client: SyncClient) -> str:

@@ -9,8 +9,10 @@ import uuid
 import pytest
 
 from bridge.ratelimit._rates import parse_rates
+from bridge.ratelimit._redis_clients import parse_target
 from bridge.ratelimit._store import Verdict
 from bridge.ratelimit.redis import RedisStore
+from tests.conftest import free_port
 
 from .redis_topologies import (
     SETTLE,
@@ -106,7 +108,7 @@ def test_sentinel_finds_the_master(redis_sentinel: Sentinel) -> None:
     try:
         assert admitted(store, "k", 4) == [True, True, True, False]
         keys = store.keys_for("k", RATES)
-        assert store._client.pttl(keys[0]) > 0  # written on the master the sentinel named
+        assert store._sync_client().pttl(keys[0]) > 0  # written on the master the sentinel named
         assert redis_sentinel.master_port() == redis_sentinel.master.port
     finally:
         store.close()
@@ -167,3 +169,62 @@ def test_sentinel_failover_mid_load(own_sentinel: Sentinel, failure: str) -> Non
     assert all(v.unavailable and v.allowed == (failure == "fail_open") for v in degraded)
     assert all(v.allowed for v in verdicts if v.outcomes)
     assert store.available
+
+
+@pytest.mark.parametrize(
+    ("url", "kind", "nodes", "service", "db"),
+    [
+        pytest.param("redis://h:1/0", "server", (), "", 0, id="server"),
+        pytest.param(
+            "redis+cluster://a:7000,b:7001/", "cluster", (("a", 7000), ("b", 7001)), "", 0, id="cl"
+        ),
+        pytest.param(
+            "redis+sentinel://s1:26379,s2:26380/mymaster/2",
+            "sentinel",
+            (("s1", 26379), ("s2", 26380)),
+            "mymaster",
+            2,
+            id="sentinel",
+        ),
+        pytest.param(
+            "redis+sentinel://:p%40ss@[::1]:26379/svc",
+            "sentinel",
+            (("::1", 26379),),
+            "svc",
+            0,
+            id="v6",
+        ),
+    ],
+)
+def test_urls(
+    url: str, kind: str, nodes: tuple[tuple[str, int], ...], service: str, db: int
+) -> None:
+    target = parse_target(url)
+    assert (target.kind, target.nodes, target.service, target.db) == (kind, nodes, service, db)
+    assert "p@ss" not in target.describe()
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        pytest.param("localhost:6379", "no scheme", id="no-scheme"),
+        pytest.param("memcached://h:1", "not supported", id="scheme"),
+        pytest.param("redis+cluster://a/", "host:port", id="no-port"),
+        pytest.param("redis+cluster://a:1/3", "database 0", id="cluster-db"),
+        pytest.param("redis+sentinel://a:1/", "service", id="no-service"),
+        pytest.param("redis+sentinel://a:1/svc/x", "service", id="bad-db"),
+    ],
+)
+def test_bad_urls_raise_at_construction(url: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        RedisStore(url)
+
+
+def test_built_while_the_cluster_is_unreachable() -> None:
+    """A store made before its cluster is up answers by its failure policy, and connects later."""
+    store = RedisStore(
+        f"redis+cluster://127.0.0.1:{free_port()}/", failure="fail_closed", connect_timeout=0.1
+    )
+    verdict = store.check("k", RATES, "gcra", 1, 0.0)
+    assert (verdict.allowed, verdict.unavailable) == (False, True)
+    store.close()
