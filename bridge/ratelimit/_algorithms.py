@@ -7,16 +7,26 @@ forgotten); ``now`` is seconds on any clock that only moves forward. Each
 function decides one request and returns the state to store. A denied
 request never consumes quota, so its outcome carries the state unchanged.
 
-* ``gcra`` (default): one timestamp, the theoretical arrival time (TAT). With
-  interval ``T = period / count`` and capacity ``C = burst + 1``, a request of
-  cost ``k`` is admitted when ``max(TAT, now) + k*T - now <= C*T``. This is
-  nginx's ``limit_req ... burst=N nodelay`` exactly: an idle key admits
-  ``N + 1`` requests at once, then one every ``T``.
+* ``gcra`` (default): ``(last, level)``, the time of the last admitted
+  request and how many requests' worth of quota were in use just after it.
+  With interval ``T = period / count`` and capacity ``C = burst + 1``, the
+  level drains by one every ``T``; a request of cost ``k`` is admitted when
+  ``drained level + k <= C``. This is GCRA (the theoretical arrival time is
+  ``last + level * T``) counted in requests rather than in absolute time, so
+  that a count of 10**9 stays exact next to a Unix timestamp on Redis's
+  clock; and it is nginx's ``limit_req ... burst=N nodelay`` exactly: an idle
+  key admits ``N + 1`` requests at once, then one every ``T``.
 * ``fixed_window``: ``(window_start, used)``; windows are aligned to multiples
   of the period on the store's clock.
 * ``sliding_window``: ``(window_start, used, used_in_previous)``; the previous
   window's count is weighted by how much of it still overlaps the sliding
   window (Cloudflare's approximation): two counters, no request log.
+
+Every algorithm reports the same two quantities, which are the headers' ``r``
+and ``t``: ``remaining``, the whole requests of cost 1 that would be admitted
+right now after this decision (``count - 1`` after an idle key's first
+request, 0 after the last admitted one and on a refusal), and ``reset``, the
+seconds until the key is back to its full quota (0 when nothing is in use).
 
 The same arithmetic, in the same order, lives in the Redis Lua script
 (``_redis_lua.py``); tests compare the two.
@@ -33,8 +43,9 @@ from bridge.ratelimit._rates import Rate
 __all__ = ("ALGORITHMS", "RateOutcome", "State", "fixed_window", "gcra", "sliding_window")
 
 State: TypeAlias = tuple[float, ...]
-#: Float slack for comparisons of sums of intervals (0.1 * 3 != 0.3).
-_EPS: Final = 1e-9
+#: Float slack, in requests, for comparisons of levels and counts (0.1 * 3 != 0.3); far
+#: below one request even at a count of 10**9, whose levels carry ~1e-7 of rounding.
+_EPS: Final = 1e-6
 
 
 class RateOutcome(NamedTuple):
@@ -62,17 +73,21 @@ Algorithm: TypeAlias = Callable[[State | None, float, Rate, int], RateOutcome]
 
 def gcra(state: State | None, now: float, rate: Rate, cost: int) -> RateOutcome:
     interval = rate.interval
-    depth = rate.capacity * interval
-    tat = state[0] if state is not None and state[0] > now else now
-    new_tat = tat + cost * interval
-    if new_tat - now <= depth + _EPS:
-        remaining = int((depth - (new_tat - now)) / interval + _EPS)
-        return _new(RateOutcome, (True, (new_tat,), remaining, new_tat - now, 0.0, new_tat))
-    remaining = max(0, int((depth - (tat - now)) / interval + _EPS))
+    capacity = rate.capacity
+    level = 0.0
+    if state is not None:
+        # A clock that stepped back (a failed-over Redis) drains nothing rather than adding.
+        level = max(0.0, state[1] - max(0.0, now - state[0]) / interval)
+    new_level = level + cost
+    if new_level <= capacity + _EPS:
+        remaining = int(capacity - new_level + _EPS)
+        reset = new_level * interval
+        return _new(RateOutcome, (True, (now, new_level), remaining, reset, 0.0, now + reset))
+    remaining = max(0, int(capacity - level + _EPS))
     # A cost above the capacity can never pass: send the client away for a full window.
-    retry_after = float(rate.window) if cost > rate.capacity else new_tat - depth - now
-    kept = None if state is None else (tat,)
-    return _new(RateOutcome, (False, kept, remaining, tat - now, retry_after, tat))
+    retry_after = float(rate.window) if cost > capacity else (new_level - capacity) * interval
+    reset = level * interval
+    return _new(RateOutcome, (False, state, remaining, reset, retry_after, now + reset))
 
 
 def _window_start(now: float, period: int) -> float:
@@ -85,10 +100,12 @@ def fixed_window(state: State | None, now: float, rate: Rate, cost: int) -> Rate
     used = state[1] if state is not None and state[0] == start else 0.0
     if used + cost <= rate.count:
         used += cost
-        return _new(RateOutcome, (True, (start, used), int(rate.count - used), end - now, 0.0, end))
+        reset = end - now if used else 0.0
+        return _new(RateOutcome, (True, (start, used), int(rate.count - used), reset, 0.0, end))
     retry_after = end - now if cost <= rate.count else float(rate.period)
     kept = (start, used) if used else None
-    return _new(RateOutcome, (False, kept, int(rate.count - used), end - now, retry_after, end))
+    reset = end - now if used else 0.0
+    return _new(RateOutcome, (False, kept, int(rate.count - used), reset, retry_after, end))
 
 
 def _sliding_counts(state: State | None, start: float, period: int) -> tuple[float, float]:
@@ -118,6 +135,16 @@ def _sliding_wait(
     return max(0.0, next_start + fade - now)
 
 
+def _sliding_reset(now: float, start: float, period: int, used: float, prev: float) -> float:
+    """Seconds until the weighted count is 0: the current window's requests weigh on
+    until the end of the next window, the previous window's until the end of this one."""
+    if used:
+        return start + 2 * period - now
+    if prev:
+        return start + period - now
+    return 0.0
+
+
 def sliding_window(state: State | None, now: float, rate: Rate, cost: int) -> RateOutcome:
     period = rate.period
     start = _window_start(now, period)
@@ -125,13 +152,13 @@ def sliding_window(state: State | None, now: float, rate: Rate, cost: int) -> Ra
     weighted = prev * (1 - (now - start) / period) + used
     if weighted + cost <= rate.count + _EPS:
         used += cost
-        reset = (start + 2 * period if used else start + period) - now
+        reset = _sliding_reset(now, start, period, used, prev)
         remaining = max(0, int(rate.count - weighted - cost + _EPS))
         return _new(
             RateOutcome, (True, (start, used, prev), remaining, reset, 0.0, start + 2 * period)
         )
     wait = _sliding_wait(rate, cost, now, start, used, prev)
-    reset = (start + 2 * period if used else start + period) - now
+    reset = _sliding_reset(now, start, period, used, prev)
     remaining = max(0, int(rate.count - weighted + _EPS))
     kept = (start, used, prev) if used or prev else None
     return _new(RateOutcome, (False, kept, remaining, reset, wait, start + 2 * period))

@@ -102,7 +102,9 @@ class MemoryStore:
         lock.acquire()
         try:
             entry = entries.get(key)
-            states = entry[1] if entry is not None and entry[0] > now else None
+            # ``>=``: at its expiry a state still means what it says (a drained level); on a clock
+            # as large as a Unix timestamp, ``now + 60 ns`` rounds to ``now``.
+            states = entry[1] if entry is not None and entry[0] >= now else None
             if len(rates) == 1:
                 outcome = decide(states, now, rates[0], cost)
                 outcomes: tuple[RateOutcome, ...] = (outcome,)
@@ -125,7 +127,7 @@ class MemoryStore:
         """Drop one expired entry from the cold end; evict LRU entries beyond the bound."""
         entries = self._entries
         oldest = next(iter(entries))
-        if entries[oldest][0] <= now:
+        if entries[oldest][0] < now:
             del entries[oldest]
         elif len(entries) > self.max_keys:
             entries.popitem(last=False)

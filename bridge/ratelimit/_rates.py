@@ -2,11 +2,15 @@
 
 Grammar (case-insensitive, spaces optional around the separators)::
 
-    rates := rate ((";" | ",") rate)*
+    rates := rate ((";" | "," | "|") rate)*
     rate  := COUNT ("/" | "per") [MULTIPLIER] UNIT ["burst" EXCESS]
 
-``UNIT`` is one of second, minute, hour, day (and their short forms s, sec,
-m, min, h, hr, d; plurals accepted). ``burst`` is nginx's ``burst=N``: how
+This is the notation of the ``limits`` library (hence of Flask-Limiter and
+slowapi), with the same units and lengths -- a month is 30 days and a year
+360, as there -- plus short unit forms and ``burst``, which ``limits`` lacks.
+
+``UNIT`` is one of second, minute, hour, day, month, year (and the short forms
+s, sec, m, min, h, hr, d; plurals accepted). ``burst`` is nginx's ``burst=N``: how
 many requests beyond the first one may arrive at the same instant. Without
 it a rate of N per period admits N at once (``burst N-1``), which is what a
 "100 per minute" quota means to people used to window-based limiters.
@@ -24,6 +28,9 @@ from typing import Final
 
 __all__ = ("Rate", "parse_rates")
 
+#: ``limits``' lengths, so a configuration moved from Flask-Limiter or slowapi means the same.
+_MONTH: Final = 30 * 86400
+_YEAR: Final = 12 * _MONTH
 _UNITS: Final = {
     "s": 1,
     "sec": 1,
@@ -36,8 +43,19 @@ _UNITS: Final = {
     "hour": 3600,
     "d": 86400,
     "day": 86400,
+    "month": _MONTH,
+    "year": _YEAR,
 }
-_UNIT_NAMES: Final = {1: "second", 60: "minute", 3600: "hour", 86400: "day"}
+_UNIT_NAMES: Final = {
+    1: "second",
+    60: "minute",
+    3600: "hour",
+    86400: "day",
+    _MONTH: "month",
+    _YEAR: "year",
+}
+#: Every separator ``limits`` accepts between two rates.
+_SEPARATORS: Final = re.compile(r"[;,|]")
 _RATE: Final = re.compile(
     r"""\s*(?P<count>\d+)\s*(?:/|per)\s*(?P<mult>\d+)?\s*(?P<unit>[a-z]+)
         (?:\s+burst\s+(?P<burst>\d+))?\s*""",
@@ -45,7 +63,7 @@ _RATE: Final = re.compile(
 )
 #: Bounds that keep Lua's doubles and the headers' integers exact.
 _MAX_COUNT: Final = 10**9
-_MAX_PERIOD: Final = 366 * 86400
+_MAX_PERIOD: Final = 10 * _YEAR
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +95,9 @@ class Rate:
 
 
 def _unit_seconds(unit: str, text: str) -> int:
-    seconds = _UNITS.get(unit) or _UNITS.get(unit.removesuffix("s"))
+    singular = unit.removesuffix("s")
+    # Plurals of whole words only: "ms" must not read as minutes.
+    seconds = _UNITS.get(unit) or (_UNITS.get(singular) if len(singular) > 2 else None)
     if seconds is None:
         known = ", ".join(sorted(set(_UNIT_NAMES.values())))
         raise ValueError(f"unknown time unit {unit!r} in rate {text!r}; use one of {known}")
@@ -106,7 +126,7 @@ def parse_rate(text: str) -> Rate:
     if not 0 < count <= _MAX_COUNT:
         raise ValueError(f"rate {text!r}: the count must be between 1 and {_MAX_COUNT}")
     if not 0 < period <= _MAX_PERIOD:
-        raise ValueError(f"rate {text!r}: the period must be between 1 second and 366 days")
+        raise ValueError(f"rate {text!r}: the period must be between 1 second and 10 years")
     burst = None if match["burst"] is None else int(match["burst"])
     if burst is not None and burst > _MAX_COUNT:
         raise ValueError(f"rate {text!r}: burst must be at most {_MAX_COUNT}")
@@ -117,13 +137,15 @@ def parse_rate(text: str) -> Rate:
 def parse_rates(spec: str | Rate | tuple[Rate, ...] | list[str | Rate]) -> tuple[Rate, ...]:
     """Parse ``"10/second;1000/day"`` (or a list of strings / :class:`Rate`) into rates.
 
+    ``,`` and ``|`` separate rates as well as ``;``, as in the ``limits`` library.
+
     Raises :class:`ValueError` for an empty or malformed specification and for two
     rates with the same name (their headers and store keys would collide).
     """
     if isinstance(spec, Rate):
         return (spec,)
     if isinstance(spec, str):
-        parts: list[str | Rate] = [p for p in re.split(r"[;,]", spec) if p.strip()]
+        parts: list[str | Rate] = [p for p in _SEPARATORS.split(spec) if p.strip()]
     else:
         parts = list(spec)
     if not parts:

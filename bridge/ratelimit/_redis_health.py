@@ -80,3 +80,36 @@ class Health:
                 exc,
                 self.policy,
             )
+
+
+class Saturation:
+    """Requests turned away because every connection was busy: counted, logged once a minute."""
+
+    interval = 60.0
+
+    def __init__(self, where: str, bound: int, policy: str) -> None:
+        self.where = where
+        self.bound = bound
+        self.policy = policy
+        self.count = 0
+        self._logged = 0
+        self._next_log = float("-inf")
+        self._lock = threading.Lock()
+
+    def note(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self.count += 1
+            if now < self._next_log:
+                return
+            fresh, self._logged = self.count - self._logged, self.count
+            self._next_log = now + self.interval
+        logger.warning(
+            "all %d connections to Redis at %s were busy: %d requests answered %s "
+            "(%d in total); raise max_connections if this persists",
+            self.bound,
+            self.where,
+            fresh,
+            self.policy,
+            self.count,
+        )

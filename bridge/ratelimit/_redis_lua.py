@@ -4,9 +4,9 @@ The rate-limit script mirrors ``_algorithms.py`` line for line (same
 arithmetic on IEEE doubles, same order), on Redis's own clock (``TIME``), so
 app servers with skewed clocks still agree. Redis truncates Lua numbers to
 integers in replies, so durations go back as whole microseconds; a GCRA
-state is stored as a number (Redis writes it exactly), window states as
-integers joined by spaces, so the script formats no strings (about 6 us of
-Redis CPU per check with one rate, of which TIME, GET and SET are 3).
+state is its two numbers in ``%.17g`` (which reads back exactly), window
+states are integers joined by spaces (about 6 us of Redis CPU per check with
+one rate, of which TIME, GET and SET are 3).
 
 KEYS: one key per rate (they share a hash tag, hence one cluster slot).
 ARGV: algorithm, cost, a clock override (``""`` in production: Redis ``TIME``),
@@ -22,7 +22,7 @@ __all__ = ("ACQUIRE_SCRIPT", "CHECK_SCRIPT")
 
 CHECK_SCRIPT: Final = r"""
 if redis.replicate_commands then pcall(redis.replicate_commands) end
-local EPS = 1e-9
+local EPS = 1e-6
 local now
 if ARGV[3] ~= '' then
   now = tonumber(ARGV[3])  -- tests only: compare with the Python functions on a fake clock
@@ -34,7 +34,8 @@ local algorithm = ARGV[1]
 local cost = tonumber(ARGV[2])
 
 local function num(s) return tonumber(s) end
-local function us(x) return math.floor(x * 1000000 + 0.5) end
+-- Rounded up: a wait of 60 ns is still a wait (the headers round up to whole seconds).
+local function us(x) return math.ceil(x * 1000000 - 1e-6) end
 local function trunc(x) if x < 0 then return math.ceil(x) end return math.floor(x) end
 
 local function split(value)
@@ -48,18 +49,18 @@ end
 local function gcra(s, cost, count, period, burst)
   local interval = period / count
   local capacity = burst + 1
-  local depth = capacity * interval
-  local tat = now
-  if s[1] and s[1] > now then tat = s[1] end
-  local new_tat = tat + cost * interval
-  if new_tat - now <= depth + EPS then
-    local remaining = trunc((depth - (new_tat - now)) / interval + EPS)
-    return true, new_tat, remaining, new_tat - now, 0, new_tat
+  local level = 0
+  if s[2] then level = math.max(0, s[2] - math.max(0, now - s[1]) / interval) end
+  local new_level = level + cost
+  if new_level <= capacity + EPS then
+    local reset = new_level * interval
+    local state = string.format('%.17g %.17g', now, new_level)
+    return true, state, trunc(capacity - new_level + EPS), reset, 0, now + reset
   end
-  local remaining = math.max(0, trunc((depth - (tat - now)) / interval + EPS))
-  local retry = new_tat - depth - now
-  if cost > capacity then retry = math.max(1, math.ceil(capacity * interval - EPS)) end
-  return false, nil, remaining, tat - now, retry, tat
+  local retry = (new_level - capacity) * interval
+  if cost > capacity then retry = math.max(1, math.ceil(capacity * interval - 1e-9)) end
+  local reset = level * interval
+  return false, nil, math.max(0, trunc(capacity - level + EPS)), reset, retry, now + reset
 end
 
 local function fixed_window(s, cost, count, period)
@@ -67,13 +68,14 @@ local function fixed_window(s, cost, count, period)
   local finish = start + period
   local used = 0
   if s[1] == start then used = s[2] end
+  local function reset() if used > 0 then return finish - now end return 0 end
   if used + cost <= count then
     used = used + cost
-    return true, start .. ' ' .. used, trunc(count - used), finish - now, 0, finish
+    return true, start .. ' ' .. used, trunc(count - used), reset(), 0, finish
   end
   local retry = finish - now
   if cost > count then retry = period end
-  return false, nil, trunc(count - used), finish - now, retry, finish
+  return false, nil, trunc(count - used), reset(), retry, finish
 end
 
 local function sliding_window(s, cost, count, period)
@@ -82,14 +84,16 @@ local function sliding_window(s, cost, count, period)
   if s[1] == start then used, prev = s[2], s[3]
   elseif s[1] == start - period then prev = s[2] end
   local weighted = prev * (1 - (now - start) / period) + used
-  local reset
+  local function reset()
+    if used > 0 then return start + 2 * period - now end
+    if prev > 0 then return start + period - now end
+    return 0
+  end
   if weighted + cost <= count + EPS then
     used = used + cost
-    reset = start + period - now
-    if used > 0 then reset = start + 2 * period - now end
     local remaining = math.max(0, trunc(count - weighted - cost + EPS))
     local state = start .. ' ' .. used .. ' ' .. prev
-    return true, state, remaining, reset, 0, start + 2 * period
+    return true, state, remaining, reset(), 0, start + 2 * period
   end
   local room = count - used - cost
   local wait
@@ -101,9 +105,7 @@ local function sliding_window(s, cost, count, period)
     if used > 0 then fade = period * (1 - (count - cost) / used) end
     wait = math.max(0, start + period + fade - now)
   end
-  reset = start + period - now
-  if used > 0 then reset = start + 2 * period - now end
-  return false, nil, math.max(0, trunc(count - weighted + EPS)), reset, wait, start + 2 * period
+  return false, nil, math.max(0, trunc(count - weighted + EPS)), reset(), wait, start + 2 * period
 end
 
 local algorithms = {gcra = gcra, fixed_window = fixed_window, sliding_window = sliding_window}
@@ -121,7 +123,9 @@ local reply = {allowed and 1 or 0}
 for i, key in ipairs(KEYS) do
   local r = results[i]
   if allowed then
-    redis.call('SET', key, r[2], 'PX', math.max(1, math.ceil((r[6] - now) * 1000)))
+    -- At least a second: a state read after it drained means what no state means, and
+    -- a fake clock in the tests stands still while Redis's expiry clock does not.
+    redis.call('SET', key, r[2], 'PX', math.max(1000, math.ceil((r[6] - now) * 1000)))
   elseif r[1] then
     -- Denied by another rate: nothing is consumed, so report this one's state as is.
     r = {decide(states[i], 0, rates[i][1], rates[i][2], rates[i][3])}

@@ -102,12 +102,12 @@ def test_slow_redis_counts_as_down(own_redis: RedisProcess) -> None:
         assert store.check("k", RATES, "gcra", 1, 0.0).allowed
         # A pause far longer than the timeout, lifted in `finally`: a loaded machine that
         # descheduled this thread for a while must not see the pause expire first.
-        admin._client.client_pause(20_000, all=False)  # WRITE mode: UNPAUSE still runs
+        admin._sync_client().client_pause(20_000, all=False)  # WRITE mode: UNPAUSE still runs
         # Without the 0.1 s timeout the call would wait out the pause and succeed.
         verdict = store.check("k", RATES, "gcra", 1, 0.0)
         assert (verdict.allowed, verdict.unavailable) == (False, True)
     finally:
-        admin._client.client_unpause()
+        admin._sync_client().client_unpause()
         store.close()
         admin.close()
 
@@ -141,7 +141,7 @@ async def test_cancelled_probe_lets_the_next_caller_probe(own_redis: RedisProces
         assert (await store.check_async("k", RATES, "gcra", 1, 0.0)).unavailable
         own_redis.start()
         admin = RedisStore(own_redis.url)
-        admin._client.client_pause(300)  # the next probe hangs...
+        admin._sync_client().client_pause(300)  # the next probe hangs...
         admin.close()
         wait_until_reprobed(store)
         with anyio.move_on_after(0.05):  # ...and its request is cancelled

@@ -30,7 +30,7 @@ def comparable(results: list[Result]) -> list[tuple[int, list[tuple[bytes, bytes
 
 
 def commands(store: RedisStore) -> dict[str, int]:
-    stats: dict[str, Any] = store._client.info("commandstats")
+    stats: dict[str, Any] = store._sync_client().info("commandstats")
     return {name: value["calls"] for name, value in stats.items()}
 
 
@@ -110,6 +110,6 @@ async def test_concurrency_limit_over_redis_releases(store: RedisStore) -> None:
         for _ in range(3):
             assert (await acall_asgi(asgi, Request())).status == 500
             assert call_wsgi(wsgi, Request()).status == 200
-        assert store._client.zcard(store._slot_key("conn|conn|1|127.0.0.1")) == 0
+        assert store._sync_client().zcard(store._slot_key("conn|conn|1|127.0.0.1")) == 0
     finally:
         await store.aclose()

@@ -70,7 +70,7 @@ def test_lua_equals_python(
 def test_check_uses_one_round_trip_with_headers(store: RedisStore) -> None:
     rates = parse_rates("5/minute;100/day")
     store.check("warm", rates, "gcra", 1, 0.0)  # loads the script once
-    client = store._client
+    client = store._sync_client()
     before = client.info("commandstats")
     for _ in range(20):
         verdict = store.check("client-1", rates, "gcra", 1, 0.0)
@@ -91,13 +91,13 @@ def test_keys_are_prefixed_and_hash_tagged(store: RedisStore) -> None:
     store.check("1.2.3.4", rates, "gcra", 1, 0.0)
     (key,) = store.keys_for("1.2.3.4", rates)
     assert key == f"{store.prefix}{{1.2.3.4}}:5/second"
-    ttl = store._client.pttl(key)
+    ttl = store._sync_client().pttl(key)
     assert 0 < ttl <= 1000
 
 
 def test_noscript_fallback(store: RedisStore) -> None:
     rates = parse_rates("5/second")
-    store._client.script_flush()
+    store._sync_client().script_flush()
     assert store.check("k", rates, "gcra", 1, 0.0).allowed
 
 
