@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from bridge import Headers, ProxyHeaders, SecurityHeaders
-from bridge.middleware.proxy_headers._forwarded import (
+from bridge.middleware.proxy_headers._plan import (
     parse_forwarded,
     parse_host,
     parse_node,

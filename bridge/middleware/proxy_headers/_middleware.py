@@ -18,8 +18,13 @@ from typing import Any, Final, Literal
 from bridge._http.memo import Memo
 from bridge.middleware._core.base import Interface, Middleware
 from bridge.middleware._core.heads import RequestHead
-from bridge.middleware.proxy_headers._forwarded import TrustedPeers
-from bridge.middleware.proxy_headers._plan import ORIGINAL_KEY, X_NAMES, Plan, make_plan
+from bridge.middleware.proxy_headers._plan import (
+    ORIGINAL_KEY,
+    X_NAMES,
+    Plan,
+    TrustedPeers,
+    make_plan,
+)
 
 __all__ = ("ORIGINAL_KEY", "ProxyHeaders")
 
