@@ -20,14 +20,16 @@ from typing import Any, Final, NamedTuple
 from urllib.parse import quote, unquote
 
 from bridge._http.memo import Memo
-from bridge.middleware._core.heads import RequestHead, set_header
+from bridge.middleware._core.heads import Headers, RequestHead, set_header
 
 __all__ = (
+    "FAMILY",
     "ORIGINAL_KEY",
     "X_NAMES",
     "OriginalRequest",
     "Plan",
     "TrustedPeers",
+    "header_names",
     "make_plan",
     "parse_forwarded",
     "parse_host",
@@ -35,6 +37,7 @@ __all__ = (
     "parse_prefix",
     "parse_proto",
     "walk_chain",
+    "without_lines",
 )
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -46,6 +49,9 @@ MAX_HOPS: Final = 64
 class TrustedPeers:
     """Which peer addresses are trusted proxies: IPs and CIDR ranges, or ``"*"``.
 
+    ``trusted`` is a list of entries or one string of comma-separated entries
+    (``"10.0.0.1,10.0.0.2"``, as uvicorn's and gunicorn's FORWARDED_ALLOW_IPS).
+
     ``peers.verdict[host]`` is True for a trusted ``host``: decided once per
     distinct address and then a dict lookup (at most 4096 kept); ``host in
     peers`` says the same.
@@ -54,7 +60,9 @@ class TrustedPeers:
     _CACHE_SIZE: Final = 4096
 
     def __init__(self, trusted: Iterable[str] | str) -> None:
-        entries = [trusted] if isinstance(trusted, str) else list(trusted)
+        entries = trusted.split(",") if isinstance(trusted, str) else list(trusted)
+        if isinstance(trusted, str):
+            entries = [entry.strip() for entry in entries if entry.strip()]
         self.everyone = "*" in entries
         self.networks: tuple[_Network, ...] = tuple(
             _network(entry) for entry in entries if entry != "*"
@@ -222,7 +230,8 @@ def parse_forwarded(value: str) -> list[dict[str, str]] | None:
     elements.append(current)
     return elements
 
-    # -- plans ------------------------------------------------------------------
+
+# -- plans --------------------------------------------------------------------
 
 
 #: ``values`` key (environ / scope key) holding the request as the server saw it.
@@ -236,6 +245,9 @@ X_NAMES: Final = {
     "port": b"x-forwarded-port",
     "prefix": b"x-forwarded-prefix",
 }
+#: Every forwarded header ProxyHeaders knows; the ones a configuration does not
+#: read are removed when ``strip_ignored`` is on (a client may have sent them).
+FAMILY: Final = frozenset({*X_NAMES.values(), b"forwarded", b"x-real-ip"})
 _DEFAULT_PORTS: Final = {"http": 80, "ws": 80, "https": 443, "wss": 443}
 
 
@@ -276,25 +288,37 @@ class HostAndPrefix(NamedTuple):
     port: int | None
     prefix: tuple[str, str] | None
 
-    def add_changes(self, head: RequestHead, changes: dict[str, Any]) -> None:
-        """Add to ``changes`` what these values make of ``head``."""
-        self._host(head, changes)
+    def add_changes(self, head: RequestHead, changes: dict[str, Any]) -> str:
+        """Add to ``changes`` what these values make of ``head``; the value that
+        could not be applied to this head, if any ("" when none)."""
         self._prefix(head, changes)
+        return self._host(head, changes)
 
-    def _host(self, head: RequestHead, changes: dict[str, Any]) -> None:
+    def _host(self, head: RequestHead, changes: dict[str, Any]) -> str:
         parsed, port = self.host, self.port
         if parsed is None:
             if port is None:
-                return
+                return ""
             parsed = parse_host(head.host or "")  # a port alone keeps the request's host
             if parsed is None:
-                return
+                return self._port_alone(head, changes, port)
         scheme = changes.get("scheme", head.scheme)
         name, host_port = parsed
         port = port or host_port or _DEFAULT_PORTS.get(scheme, 80)
         header = name if port == _DEFAULT_PORTS.get(scheme) else f"{name}:{port}"
         changes["headers"] = set_header(head.headers, b"host", header.encode("latin-1"))
         changes["server"] = (name.strip("[]"), port)
+        return ""
+
+    @staticmethod
+    def _port_alone(head: RequestHead, changes: dict[str, Any], port: int) -> str:
+        # No usable Host header: the port still applies to the server (SERVER_PORT),
+        # as werkzeug's ProxyFix does; a server of unknown address cannot take one.
+        server = head.server
+        if server is None:
+            return f"X-Forwarded-Port {port} (no Host header and no server address)"
+        changes["server"] = (server[0], port)
+        return ""
 
     def _prefix(self, head: RequestHead, changes: dict[str, Any]) -> None:
         if self.prefix is None:
@@ -317,18 +341,36 @@ class Plan(NamedTuple):
     with_head: HostAndPrefix | None
     problems: str
 
-    def apply(self, head: RequestHead) -> RequestHead:
-        """``head`` rewritten by this plan, the original kept under :data:`ORIGINAL_KEY`."""
-        changes = self.changes
+    def apply(self, head: RequestHead, drop: frozenset[bytes]) -> tuple[RequestHead, str]:
+        """``head`` rewritten by this plan, without the header lines named in ``drop``
+        and with the original kept under :data:`ORIGINAL_KEY`; and the problems
+        (the plan's and any value this head could not take, "" when none)."""
+        changes = dict(self.changes)
+        problems = self.problems
         if self.with_head is not None:
-            changes = dict(changes)
-            self.with_head.add_changes(head, changes)
-        if not changes:
-            return head
-        values = head.values
-        original = OriginalRequest(head)
-        kept = {**values, ORIGINAL_KEY: original} if values else {ORIGINAL_KEY: original}
-        return head.replaced({**changes, "values": MappingProxyType(kept)})
+            problem = self.with_head.add_changes(head, changes)
+            problems = f"{problems}; {problem}" if problems and problem else problems or problem
+        if changes:
+            values = head.values
+            original = OriginalRequest(head)
+            kept = {**values, ORIGINAL_KEY: original} if values else {ORIGINAL_KEY: original}
+            changes["values"] = MappingProxyType(kept)
+        if drop:
+            changes["headers"] = without_lines(changes.get("headers", head.headers), drop)
+        return (head.replaced(changes) if changes else head), problems
+
+
+def without_lines(headers: Headers, names: frozenset[bytes]) -> Headers:
+    """``headers`` without the lines named in ``names`` (lowercase)."""
+    return tuple(line for line in headers if line[0] not in names)
+
+
+def header_names(mode: str, uses: frozenset[str]) -> tuple[bytes, ...]:
+    """The headers a configuration reads, in the order :func:`make_plan` takes their texts."""
+    if mode == "forwarded":
+        return (b"forwarded",)
+    names = {**X_NAMES, "for": b"x-real-ip"} if mode == "x-real-ip" else X_NAMES
+    return tuple(names[use] for use in sorted(uses))
 
 
 def make_plan(
@@ -340,7 +382,7 @@ def make_plan(
 ) -> Plan:
     """The plan for forwarded header ``texts`` (one per name in ``names``, None if absent).
 
-    ``names`` is ``(b"forwarded",)`` in RFC 7239 mode, else X-Forwarded-* names.
+    ``names`` comes from :func:`header_names`.
     """
     problems: list[str] = []
     decoded = {n: t.decode("latin-1") for n, t in zip(names, texts, strict=True) if t is not None}
@@ -376,15 +418,22 @@ def make_plan(
 
 
 _USE_OF: Final = {name: use for use, name in X_NAMES.items()}
+_USE_OF[b"x-real-ip"] = "for"
 
 
 def _x_forwarded(texts: dict[bytes, str], trusted: TrustedPeers, problems: list[str]) -> Any:
     values: dict[str, Any] = {}
     for name, text in texts.items():
         use = _USE_OF[name]
+        if name == b"x-real-ip":  # one address, set by the nearest proxy: no chain to walk
+            node = parse_node(_nearest(text))
+            if node is None:
+                problems.append(f"X-Real-IP {text[:100]!r}")
+            else:
+                values["for"] = node
+            continue
         if use != "for":
-            # The nearest proxy's value (the last one) is the one it set.
-            values[use] = text.rsplit(",", 1)[-1].strip() if "," in text else text.strip()
+            values[use] = _nearest(text)
             continue
         nodes = text.split(",")
         index, node = walk_chain(nodes, trusted)
@@ -393,6 +442,11 @@ def _x_forwarded(texts: dict[bytes, str], trusted: TrustedPeers, problems: list[
         else:
             values["for"] = node
     return values
+
+
+def _nearest(text: str) -> str:
+    """The nearest proxy's value of a header: the last one, the one it set."""
+    return text.rsplit(",", 1)[-1].strip() if "," in text else text.strip()
 
 
 def _forwarded(
