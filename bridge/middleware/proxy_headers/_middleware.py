@@ -66,7 +66,9 @@ class ProxyHeaders(Middleware):
     * ``use``: which values to apply, from ``"for"`` (client address),
       ``"proto"`` (scheme), ``"host"`` (Host and server name), ``"port"``
       (server port) and ``"prefix"`` (``X-Forwarded-Prefix`` becomes the
-      root path). Default ``("for", "proto")``, like werkzeug's ProxyFix.
+      root path). Default ``("for", "proto")``, like werkzeug's ProxyFix;
+      ``("for",)`` in ``"x-real-ip"`` mode, whose usual nginx configuration
+      sets no ``X-Forwarded-Proto`` (a client's own would pass through).
       ``"port"`` and ``"prefix"`` do not exist in ``"forwarded"`` mode.
     * ``strip_ignored`` (default True): remove the forwarded headers
       (``Forwarded``, ``X-Forwarded-For/-Proto/-Host/-Port/-Prefix``,
@@ -94,7 +96,7 @@ class ProxyHeaders(Middleware):
         *,
         trusted: Iterable[str] | str = ("127.0.0.1", "::1"),
         mode: Literal["x-forwarded", "x-real-ip", "forwarded"] = "x-forwarded",
-        use: Iterable[str] = ("for", "proto"),
+        use: Iterable[str] | None = None,
         strip_ignored: bool = True,
         interface: Interface | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -104,6 +106,8 @@ class ProxyHeaders(Middleware):
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {', '.join(map(repr, _MODES))}, not {mode!r}")
         self.mode = mode
+        if use is None:
+            use = ("for",) if mode == "x-real-ip" else ("for", "proto")
         uses = frozenset([use] if isinstance(use, str) else use)
         if not uses <= _USES:
             raise ValueError(

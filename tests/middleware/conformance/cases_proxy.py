@@ -339,6 +339,18 @@ CASES = [
         ],
     ),
     Case(
+        # nginx's X-Real-IP block sets no X-Forwarded-Proto: a client's own must not count
+        "proxy-x-real-ip-mode-reads-only-the-client-by-default",
+        proxy(mode="x-real-ip"),
+        [
+            Step(
+                get((XRI, b"203.0.113.7"), (XFP, b"https")),
+                status=200,
+                seen=saw(client=("203.0.113.7", 0), scheme="http", header_names=[b"host", XRI]),
+            )
+        ],
+    ),
+    Case(
         "proxy-untrusted-peer-loses-every-forwarded-header",
         proxy(use=["for", "proto", "host", "port", "prefix"]),
         [
