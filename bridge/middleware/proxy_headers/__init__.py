@@ -1,7 +1,7 @@
 """``ProxyHeaders``: client, scheme, host and root path from trusted proxies' headers.
 
-``_middleware`` is the middleware (options, the trust verdict, the plan cache,
-logging); ``_plan`` is its sans-IO core: the trusted peers, the parsing of
+``_middleware`` is the middleware (options, the trusted peers and the trust
+verdict, the plan cache, logging); ``_plan`` is its sans-IO core: the parsing of
 forwarded header values and what a set of them makes of a request head.
 """
 

@@ -13,6 +13,7 @@ logged (one line a request); the request goes on.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -26,7 +27,6 @@ from bridge.middleware.proxy_headers._plan import (
     ORIGINAL_KEY,
     X_NAMES,
     Plan,
-    TrustedPeers,
     header_names,
     make_plan,
     without_lines,
@@ -36,6 +36,7 @@ __all__ = ("ORIGINAL_KEY", "ProxyHeaders")
 
 logger: Final = logging.getLogger("bridge.middleware.proxy_headers")
 
+_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _USES: Final = frozenset(X_NAMES)
 _MODES: Final = ("x-forwarded", "x-real-ip", "forwarded")
 #: Plans kept per middleware, and the longest header texts a plan is kept for:
@@ -157,6 +158,56 @@ class ProxyHeaders(Middleware):
     def _plan(self, key: _PlanKey) -> Plan:
         texts, scheme = key
         return make_plan(texts, self._names, self.uses, self.trusted, scheme in ("ws", "wss"))
+
+
+class TrustedPeers:
+    """Which peer addresses are trusted proxies: IPs and CIDR ranges, or ``"*"``.
+
+    ``trusted`` is a list of entries or one string of comma-separated entries
+    (``"10.0.0.1,10.0.0.2"``, as uvicorn's and gunicorn's FORWARDED_ALLOW_IPS).
+
+    ``peers.verdict[host]`` is True for a trusted ``host``: decided once per
+    distinct address and then a dict lookup (at most 4096 kept); ``host in
+    peers`` says the same.
+    """
+
+    _CACHE_SIZE: Final = 4096
+
+    def __init__(self, trusted: Iterable[str] | str) -> None:
+        entries = trusted.split(",") if isinstance(trusted, str) else list(trusted)
+        if isinstance(trusted, str):
+            entries = [entry.strip() for entry in entries if entry.strip()]
+        self.everyone = "*" in entries
+        self.networks: tuple[_Network, ...] = tuple(
+            _network(entry) for entry in entries if entry != "*"
+        )
+        self.verdict: Memo[str, bool] = Memo(self._lookup, self._CACHE_SIZE)
+
+    def __contains__(self, host: object) -> bool:
+        return isinstance(host, str) and self.verdict[host]
+
+    def _lookup(self, host: str) -> bool:
+        if self.everyone:
+            return True
+        try:
+            address = ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in net for net in self.networks if net.version == address.version)
+
+
+def _network(entry: str) -> _Network:
+    if not isinstance(entry, str):
+        raise TypeError(f"trusted entries must be str (an IP or CIDR range), not {entry!r}")
+    try:
+        return ipaddress.ip_network(entry.strip().strip("[]"), strict=False)
+    except ValueError:
+        raise ValueError(
+            f"trusted entry {entry!r} is not an IP address or CIDR range "
+            "(e.g. '10.0.0.1', '10.0.0.0/8', 'fd00::/8'), or '*' for everyone"
+        ) from None
 
 
 def _listed(names: Iterable[bytes]) -> str:

@@ -1,8 +1,8 @@
-"""Sans-IO core of ProxyHeaders: which peers are trusted, what their forwarded
-headers say, and the head those headers give.
+"""Sans-IO core of ProxyHeaders: what forwarded headers say, and the head they give.
 
 Every function takes plain values and returns plain values (None for malformed
-input); nothing here logs, reads a clock or touches a socket. A :class:`Plan`
+input); nothing here logs, reads a clock or touches a socket. ``trusted`` is
+any container of trusted addresses (``address in trusted``). A :class:`Plan`
 is a pure function of the forwarded header texts, the mode, the values in use,
 the trusted peers and whether the request is a websocket; ``ProxyHeaders``
 caches plans by those texts, so a client whose proxy sends the same headers
@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Container, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple
 from urllib.parse import quote, unquote
 
-from bridge._http.memo import Memo
 from bridge.middleware._core.heads import Headers, RequestHead, set_header
 
 __all__ = (
@@ -28,7 +27,6 @@ __all__ = (
     "X_NAMES",
     "OriginalRequest",
     "Plan",
-    "TrustedPeers",
     "header_names",
     "make_plan",
     "parse_forwarded",
@@ -40,60 +38,8 @@ __all__ = (
     "without_lines",
 )
 
-_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
 #: Hops examined from the right of a forwarding chain; the walk is bounded by it.
 MAX_HOPS: Final = 64
-
-
-class TrustedPeers:
-    """Which peer addresses are trusted proxies: IPs and CIDR ranges, or ``"*"``.
-
-    ``trusted`` is a list of entries or one string of comma-separated entries
-    (``"10.0.0.1,10.0.0.2"``, as uvicorn's and gunicorn's FORWARDED_ALLOW_IPS).
-
-    ``peers.verdict[host]`` is True for a trusted ``host``: decided once per
-    distinct address and then a dict lookup (at most 4096 kept); ``host in
-    peers`` says the same.
-    """
-
-    _CACHE_SIZE: Final = 4096
-
-    def __init__(self, trusted: Iterable[str] | str) -> None:
-        entries = trusted.split(",") if isinstance(trusted, str) else list(trusted)
-        if isinstance(trusted, str):
-            entries = [entry.strip() for entry in entries if entry.strip()]
-        self.everyone = "*" in entries
-        self.networks: tuple[_Network, ...] = tuple(
-            _network(entry) for entry in entries if entry != "*"
-        )
-        self.verdict: Memo[str, bool] = Memo(self._lookup, self._CACHE_SIZE)
-
-    def __contains__(self, host: str) -> bool:
-        return self.verdict[host]
-
-    def _lookup(self, host: str) -> bool:
-        if self.everyone:
-            return True
-        try:
-            address = ipaddress.ip_address(host.strip("[]"))
-        except ValueError:
-            return False
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        return any(address in net for net in self.networks if net.version == address.version)
-
-
-def _network(entry: str) -> _Network:
-    if not isinstance(entry, str):
-        raise TypeError(f"trusted entries must be str (an IP or CIDR range), not {entry!r}")
-    try:
-        return ipaddress.ip_network(entry.strip().strip("[]"), strict=False)
-    except ValueError:
-        raise ValueError(
-            f"trusted entry {entry!r} is not an IP address or CIDR range "
-            "(e.g. '10.0.0.1', '10.0.0.0/8', 'fd00::/8'), or '*' for everyone"
-        ) from None
 
 
 # -- node addresses ("for" values) ---------------------------------------------
@@ -121,7 +67,7 @@ def parse_node(text: str) -> tuple[str, int] | None:
     return str(address), int(port)
 
 
-def walk_chain(nodes: list[str], trusted: TrustedPeers) -> tuple[int, tuple[str, int] | None]:
+def walk_chain(nodes: list[str], trusted: Container[str]) -> tuple[int, tuple[str, int] | None]:
     """Walk ``nodes`` right to left, skipping trusted hops.
 
     Returns ``(index, node)`` of the first untrusted node (the client), or of
@@ -377,7 +323,7 @@ def make_plan(
     texts: tuple[bytes | None, ...],
     names: tuple[bytes, ...],
     uses: frozenset[str],
-    trusted: TrustedPeers,
+    trusted: Container[str],
     websocket: bool,
 ) -> Plan:
     """The plan for forwarded header ``texts`` (one per name in ``names``, None if absent).
@@ -421,7 +367,7 @@ _USE_OF: Final = {name: use for use, name in X_NAMES.items()}
 _USE_OF[b"x-real-ip"] = "for"
 
 
-def _x_forwarded(texts: dict[bytes, str], trusted: TrustedPeers, problems: list[str]) -> Any:
+def _x_forwarded(texts: dict[bytes, str], trusted: Container[str], problems: list[str]) -> Any:
     values: dict[str, Any] = {}
     for name, text in texts.items():
         use = _USE_OF[name]
@@ -450,7 +396,7 @@ def _nearest(text: str) -> str:
 
 
 def _forwarded(
-    text: str, uses: frozenset[str], trusted: TrustedPeers, problems: list[str]
+    text: str, uses: frozenset[str], trusted: Container[str], problems: list[str]
 ) -> dict[str, Any]:
     elements = parse_forwarded(text)
     if not elements:
