@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from bridge import Headers, ProxyHeaders, SecurityHeaders
-from bridge.middleware.proxy_headers._forwarded import (
+from bridge.middleware.proxy_headers._plan import (
     parse_forwarded,
     parse_host,
     parse_node,
@@ -39,7 +39,7 @@ APP = InnerApp().wsgi()
         pytest.param(SecurityHeaders, {"coop": 3}, "must be a str", id="type"),
         pytest.param(ProxyHeaders, {"trusted": ["proxy.local"]}, "CIDR", id="trusted-name"),
         pytest.param(ProxyHeaders, {"trusted": ["10.0.0.0/33"]}, "CIDR", id="trusted-cidr"),
-        pytest.param(ProxyHeaders, {"mode": "x-real-ip"}, "mode", id="mode"),
+        pytest.param(ProxyHeaders, {"mode": "real-ip"}, "mode", id="mode"),
         pytest.param(ProxyHeaders, {"use": ["for", "client"]}, "unknown", id="use"),
         pytest.param(ProxyHeaders, {"mode": "forwarded", "use": ["prefix"]}, "no port", id="mix"),
         pytest.param(Headers, {}, "at least one", id="nothing"),

@@ -3,13 +3,17 @@
 Trust model: the *direct peer* (the address the server saw) decides. Only when
 it is in ``trusted`` are forwarded headers read at all; the client address is
 then found by walking the forwarding chain right to left, skipping trusted
-hops. One family is read (``X-Forwarded-*`` or RFC 7239 ``Forwarded``), the
+hops (or, in ``x-real-ip`` mode, taken from the one address the nearest proxy
+set). One family is read (``X-Forwarded-*`` or RFC 7239 ``Forwarded``), the
 other is ignored, so a client cannot smuggle values through the family the
-proxy does not set. Invalid values are ignored and logged; the request goes on.
+proxy does not set; with ``strip_ignored`` the ignored headers are removed,
+so nothing downstream reads them either. Invalid values are ignored and
+logged (one line a request); the request goes on.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -18,14 +22,23 @@ from typing import Any, Final, Literal
 from bridge._http.memo import Memo
 from bridge.middleware._core.base import Interface, Middleware
 from bridge.middleware._core.heads import RequestHead
-from bridge.middleware.proxy_headers._forwarded import TrustedPeers
-from bridge.middleware.proxy_headers._plan import ORIGINAL_KEY, X_NAMES, Plan, make_plan
+from bridge.middleware.proxy_headers._plan import (
+    FAMILY,
+    ORIGINAL_KEY,
+    X_NAMES,
+    Plan,
+    header_names,
+    make_plan,
+    without_lines,
+)
 
 __all__ = ("ORIGINAL_KEY", "ProxyHeaders")
 
 logger: Final = logging.getLogger("bridge.middleware.proxy_headers")
 
+_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _USES: Final = frozenset(X_NAMES)
+_MODES: Final = ("x-forwarded", "x-real-ip", "forwarded")
 #: Plans kept per middleware, and the longest header texts a plan is kept for:
 #: distinct chains come from clients (through the proxy), so memory stays bounded.
 _CACHE_SIZE: Final = 4096
@@ -41,17 +54,29 @@ class ProxyHeaders(Middleware):
     Options:
 
     * ``trusted``: IPs and CIDR ranges (IPv4 and IPv6) of the proxies whose
-      headers are believed, or ``"*"`` for any peer (only when nothing but
-      the proxy can reach the server). Default: loopback only
-      (``127.0.0.1``, ``::1``).
-    * ``mode``: ``"x-forwarded"`` (default) reads ``X-Forwarded-*`` and
-      ignores ``Forwarded``; ``"forwarded"`` reads RFC 7239 ``Forwarded``
-      and ignores ``X-Forwarded-*``.
+      headers are believed, as a list or one comma-separated string
+      (``"10.0.0.1,10.0.0.2"``, the form of uvicorn's and gunicorn's
+      ``FORWARDED_ALLOW_IPS``), or ``"*"`` for any peer (only when nothing but
+      the proxy can reach the server). Default: loopback only (``127.0.0.1``,
+      ``::1``). An empty list or string trusts no peer.
+    * ``mode``: ``"x-forwarded"`` (default) reads ``X-Forwarded-*``;
+      ``"x-real-ip"`` reads the client from ``X-Real-IP`` (one address, set by
+      the nearest proxy) and the other values from ``X-Forwarded-*``;
+      ``"forwarded"`` reads RFC 7239 ``Forwarded``. The headers a mode does
+      not read are ignored.
     * ``use``: which values to apply, from ``"for"`` (client address),
       ``"proto"`` (scheme), ``"host"`` (Host and server name), ``"port"``
       (server port) and ``"prefix"`` (``X-Forwarded-Prefix`` becomes the
-      root path). Default ``("for", "proto")``, like werkzeug's ProxyFix.
-      ``"port"`` and ``"prefix"`` exist only in ``"x-forwarded"`` mode.
+      root path). Default ``("for", "proto")``, like werkzeug's ProxyFix;
+      ``("for",)`` in ``"x-real-ip"`` mode, whose usual nginx configuration
+      sets no ``X-Forwarded-Proto`` (a client's own would pass through).
+      ``"port"`` and ``"prefix"`` do not exist in ``"forwarded"`` mode.
+    * ``strip_ignored`` (default True): remove the forwarded headers
+      (``Forwarded``, ``X-Forwarded-For/-Proto/-Host/-Port/-Prefix``,
+      ``X-Real-IP``) that were not applied: all of them from an untrusted
+      peer, and those the mode and ``use`` do not read from a trusted one, so
+      nothing downstream (Django's ``SECURE_PROXY_SSL_HEADER``, a logger)
+      believes a value the client chose.
 
     The request as the server saw it is kept under ``bridge.proxy.original``
     (environ / scope key): a read-only mapping with ``client``, ``scheme``,
@@ -59,6 +84,9 @@ class ProxyHeaders(Middleware):
     or scope when first asked for. Websocket scopes are handled too (ASGI).
 
     .. versionadded:: 0.1
+    .. versionchanged:: Unreleased
+       ``mode="x-real-ip"``, ``strip_ignored`` (on by default), and
+       ``trusted`` as a comma-separated string.
     """
 
     scope_types = frozenset({"http", "websocket"})
@@ -68,16 +96,19 @@ class ProxyHeaders(Middleware):
         app: Any,
         *,
         trusted: Iterable[str] | str = ("127.0.0.1", "::1"),
-        mode: Literal["x-forwarded", "forwarded"] = "x-forwarded",
-        use: Iterable[str] = ("for", "proto"),
+        mode: Literal["x-forwarded", "x-real-ip", "forwarded"] = "x-forwarded",
+        use: Iterable[str] | None = None,
+        strip_ignored: bool = True,
         interface: Interface | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(app, interface=interface, clock=clock)
         self.trusted = TrustedPeers(trusted)
-        if mode not in ("x-forwarded", "forwarded"):
-            raise ValueError(f"mode must be 'x-forwarded' or 'forwarded', not {mode!r}")
+        if mode not in _MODES:
+            raise ValueError(f"mode must be one of {', '.join(map(repr, _MODES))}, not {mode!r}")
         self.mode = mode
+        if use is None:
+            use = ("for",) if mode == "x-real-ip" else ("for", "proto")
         uses = frozenset([use] if isinstance(use, str) else use)
         if not uses <= _USES:
             raise ValueError(
@@ -86,28 +117,101 @@ class ProxyHeaders(Middleware):
         if mode == "forwarded" and uses & {"port", "prefix"}:
             raise ValueError("Forwarded (RFC 7239) has no port or prefix; use mode='x-forwarded'")
         self.uses = uses
-        names = [X_NAMES[u] for u in sorted(uses)] if mode == "x-forwarded" else [b"forwarded"]
-        self._names = tuple(names)
-        self._absent = (None,) * len(names)
+        self.strip_ignored = bool(strip_ignored)
+        self._names = header_names(mode, uses)
+        self._absent = (None,) * len(self._names)
+        #: The forwarded headers a trusted peer's request loses (none unless stripping).
+        self._unread = FAMILY - set(self._names) if strip_ignored else frozenset()
         self._plans: Memo[_PlanKey, Plan] = Memo(self._plan, _CACHE_SIZE, keep=_short_texts)
 
     def decide_request(self, head: RequestHead, now: float) -> RequestHead | None:
-        # Heads carry one line per name (repeats joined with ", "), as an environ does.
-        texts = tuple(map(head.header, self._names))
-        if texts == self._absent:
+        # One pass over the lines (heads hold one line per name, repeats joined with ", ").
+        found = {name: value for name, value in head.headers if name in FAMILY}
+        if not found:
             return None  # nothing forwarded: pass through untouched
         client = head.client
         if client is None or not self.trusted.verdict[client[0]]:
-            logger.info("ignored forwarded headers from untrusted peer %s", client and client[0])
+            return self._untrusted(head, found)
+        texts = tuple(map(found.get, self._names))
+        drop = self._unread.intersection(found)
+        if texts == self._absent:
+            rewritten, problems = head.replace(headers=without_lines(head.headers, drop)), ""
+        else:
+            rewritten, problems = self._plans[texts, head.scheme].apply(head, drop)
+        if problems:
+            removed = f" (removed unread: {_listed(drop)})" if drop else ""
+            logger.warning("ignored invalid forwarded values: %s%s", problems, removed)
+        elif drop:
+            logger.info(
+                "removed forwarded headers this configuration does not read: %s", _listed(drop)
+            )
+        return rewritten
+
+    def _untrusted(self, head: RequestHead, found: dict[bytes, bytes]) -> RequestHead | None:
+        peer = head.client and head.client[0]
+        if not self.strip_ignored:
+            logger.info("ignored forwarded headers from untrusted peer %s", peer)
             return None
-        plan = self._plans[texts, head.scheme]
-        if plan.problems:
-            logger.warning("ignored invalid forwarded values: %s", plan.problems)
-        return plan.apply(head)
+        logger.info("removed forwarded headers from untrusted peer %s: %s", peer, _listed(found))
+        return head.replace(headers=without_lines(head.headers, FAMILY))
 
     def _plan(self, key: _PlanKey) -> Plan:
         texts, scheme = key
         return make_plan(texts, self._names, self.uses, self.trusted, scheme in ("ws", "wss"))
+
+
+class TrustedPeers:
+    """Which peer addresses are trusted proxies: IPs and CIDR ranges, or ``"*"``.
+
+    ``trusted`` is a list of entries or one string of comma-separated entries
+    (``"10.0.0.1,10.0.0.2"``, as uvicorn's and gunicorn's FORWARDED_ALLOW_IPS).
+
+    ``peers.verdict[host]`` is True for a trusted ``host``: decided once per
+    distinct address and then a dict lookup (at most 4096 kept); ``host in
+    peers`` says the same.
+    """
+
+    _CACHE_SIZE: Final = 4096
+
+    def __init__(self, trusted: Iterable[str] | str) -> None:
+        entries = trusted.split(",") if isinstance(trusted, str) else list(trusted)
+        if isinstance(trusted, str):
+            entries = [entry.strip() for entry in entries if entry.strip()]
+        self.everyone = "*" in entries
+        self.networks: tuple[_Network, ...] = tuple(
+            _network(entry) for entry in entries if entry != "*"
+        )
+        self.verdict: Memo[str, bool] = Memo(self._lookup, self._CACHE_SIZE)
+
+    def __contains__(self, host: object) -> bool:
+        return isinstance(host, str) and self.verdict[host]
+
+    def _lookup(self, host: str) -> bool:
+        if self.everyone:
+            return True
+        try:
+            address = ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in net for net in self.networks if net.version == address.version)
+
+
+def _network(entry: str) -> _Network:
+    if not isinstance(entry, str):
+        raise TypeError(f"trusted entries must be str (an IP or CIDR range), not {entry!r}")
+    try:
+        return ipaddress.ip_network(entry.strip().strip("[]"), strict=False)
+    except ValueError:
+        raise ValueError(
+            f"trusted entry {entry!r} is not an IP address or CIDR range "
+            "(e.g. '10.0.0.1', '10.0.0.0/8', 'fd00::/8'), or '*' for everyone"
+        ) from None
+
+
+def _listed(names: Iterable[bytes]) -> str:
+    return ", ".join(sorted(name.decode("latin-1") for name in names))
 
 
 def _short_texts(key: _PlanKey) -> bool:

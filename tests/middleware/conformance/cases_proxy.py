@@ -30,6 +30,8 @@ def saw(**fields: Any) -> Any:
         for name, value in fields.items():
             if name == "original":
                 actual = seen.head.values.get("bridge.proxy.original")
+            elif name == "header_names":  # the request's header names, in order
+                actual = [key for key, _ in seen.head.headers]
             elif name == "host":
                 actual = seen.head.header(b"host")
             else:
@@ -42,6 +44,9 @@ def saw(**fields: Any) -> Any:
 XFF = b"x-forwarded-for"
 XFP = b"x-forwarded-proto"
 XFH = b"x-forwarded-host"
+XFPORT = b"x-forwarded-port"
+XRI = b"x-real-ip"
+FWD = b"forwarded"
 ORIGINAL = {
     "client": PEER,
     "scheme": "http",
@@ -272,6 +277,149 @@ CASES = [
                 get((XFP, b"https"), client=("198.51.100.9", 1)),
                 status=200,
                 lacks_headers=[b"strict-transport-security"],
+            ),
+        ],
+    ),
+    Case(
+        # werkzeug's ProxyFix sets SERVER_PORT whether or not there is a Host header
+        "proxy-port-without-host-header-applies-to-the-server",
+        proxy(use=["proto", "port"]),
+        [
+            Step(
+                Request(headers=[(XFPORT, b"8443")], client=PEER),
+                status=200,
+                seen=saw(server=("testserver", 8443), host=None, header_names=[XFPORT]),
+            ),
+            Step(
+                Request(headers=[(XFPORT, b"8443"), (XFP, b"https")], client=PEER),
+                status=200,
+                seen=saw(server=("testserver", 8443), scheme="https", host=None),
+            ),
+            # an unusable Host header: the port still reaches the server, the header stays
+            Step(
+                Request(headers=[(b"host", b"a b"), (XFPORT, b"8080")], client=PEER),
+                status=200,
+                seen=saw(server=("testserver", 8080), host=b"a b"),
+            ),
+        ],
+    ),
+    Case(
+        "proxy-x-real-ip-mode",
+        proxy(mode="x-real-ip", use=["for", "proto", "host"]),
+        [
+            Step(
+                get((XRI, b"203.0.113.7"), (XFP, b"https"), (b"x-forwarded-host", b"shop.example")),
+                status=200,
+                seen=saw(
+                    client=("203.0.113.7", 0),
+                    scheme="https",
+                    host=b"shop.example",
+                    original=ORIGINAL,
+                ),
+            ),
+            Step(get((XRI, b"2001:db8::9")), status=200, seen=saw(client=("2001:db8::9", 0))),
+            Step(
+                get((XRI, b"[2001:db8::9]:4000")),
+                status=200,
+                seen=saw(client=("2001:db8::9", 4000)),
+            ),
+            # the nearest proxy's value is the last; X-Forwarded-For is not read (and removed)
+            Step(
+                get((XRI, b"1.1.1.1, 203.0.113.8"), (XFF, b"198.51.100.1")),
+                status=200,
+                seen=saw(client=("203.0.113.8", 0), header_names=[b"host", XRI]),
+            ),
+            Step(get((XRI, b"not-an-ip")), status=200, seen=saw(client=PEER, original=None)),
+            Step(get((XRI, b"")), status=200, seen=saw(client=PEER)),
+            Step(
+                get((XRI, b"203.0.113.7"), client=("198.51.100.9", 1)),
+                status=200,
+                seen=saw(client=("198.51.100.9", 1), header_names=[b"host"]),
+            ),
+        ],
+    ),
+    Case(
+        # nginx's X-Real-IP block sets no X-Forwarded-Proto: a client's own must not count
+        "proxy-x-real-ip-mode-reads-only-the-client-by-default",
+        proxy(mode="x-real-ip"),
+        [
+            Step(
+                get((XRI, b"203.0.113.7"), (XFP, b"https")),
+                status=200,
+                seen=saw(client=("203.0.113.7", 0), scheme="http", header_names=[b"host", XRI]),
+            )
+        ],
+    ),
+    Case(
+        "proxy-untrusted-peer-loses-every-forwarded-header",
+        proxy(use=["for", "proto", "host", "port", "prefix"]),
+        [
+            Step(
+                get(
+                    (XFF, b"203.0.113.5"),
+                    (XFP, b"https"),
+                    (b"accept", b"*/*"),
+                    (XFH, b"evil.example"),
+                    (XFPORT, b"443"),
+                    (b"x-forwarded-prefix", b"/x"),
+                    (FWD, b"for=1.2.3.4;proto=https"),
+                    (XRI, b"1.2.3.4"),
+                    client=("198.51.100.9", 1234),
+                ),
+                status=200,
+                seen=saw(
+                    client=("198.51.100.9", 1234),
+                    scheme="http",
+                    header_names=[b"host", b"accept"],
+                    original=None,
+                ),
+            )
+        ],
+    ),
+    Case(
+        "proxy-trusted-peer-loses-the-headers-it-does-not-read",
+        proxy(),
+        [
+            Step(
+                get((XFF, b"203.0.113.5"), (XFH, b"evil.example"), (FWD, b"proto=https")),
+                status=200,
+                seen=saw(
+                    client=("203.0.113.5", 0), host=b"testserver", header_names=[b"host", XFF]
+                ),
+            ),
+            # only unread headers: removed, nothing else rewritten
+            Step(
+                get((XFH, b"evil.example")),
+                status=200,
+                seen=saw(header_names=[b"host"], original=None),
+            ),
+        ],
+    ),
+    Case(
+        "proxy-strip-ignored-off-keeps-the-headers",
+        proxy(strip_ignored=False),
+        [
+            Step(
+                get((XFP, b"https"), (XFH, b"evil.example"), client=("198.51.100.9", 1)),
+                status=200,
+                seen=saw(scheme="http", header_names=[b"host", XFP, XFH]),
+            ),
+            Step(
+                get((XFF, b"203.0.113.5"), (FWD, b"for=1.2.3.4")),
+                status=200,
+                seen=saw(client=("203.0.113.5", 0), header_names=[b"host", XFF, FWD]),
+            ),
+        ],
+    ),
+    Case(
+        "proxy-trusted-as-a-comma-separated-string",
+        proxy(trusted=" 10.0.0.1, 127.0.0.0/8,::1 "),
+        [
+            Step(get((XFF, b"203.0.113.5")), status=200, seen=saw(client=("203.0.113.5", 0))),
+            Step(
+                get((XFF, b"203.0.113.5"), client=("10.0.0.2", 1)),
+                status=200,
+                seen=saw(client=("10.0.0.2", 1)),
             ),
         ],
     ),
