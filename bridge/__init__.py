@@ -25,6 +25,9 @@ from bridge.middleware.headers import Headers  # isort: skip
 from bridge.middleware.proxy_headers import ProxyHeaders  # isort: skip
 from bridge.middleware.security_headers import SecurityHeaders  # isort: skip
 
+# -- middleware: the ones people reach for first (bridge.middleware)
+from bridge.middleware.trusted_host import TrustedHost  # isort: skip
+
 # -- middleware: buffering (bridge.middleware.buffering)
 from bridge.buffering import RequestBuffering, RequestBufferingRule, ResponseBuffering  # isort: skip
 
@@ -69,6 +72,8 @@ __all__ = (
     "ProxyHeaders",
     "SecurityHeaders",
     "testing",
+    # -- middleware: the ones people reach for first
+    "TrustedHost",
     # -- middleware: buffering
     "RequestBuffering",
     "RequestBufferingRule",

@@ -52,6 +52,7 @@ from bridge.middleware.headers import Headers
 from bridge.middleware.proxy_headers import ProxyHeaders
 from bridge.middleware.proxy_headers._plan import OriginalRequest
 from bridge.middleware.security_headers import SecurityHeaders
+from bridge.middleware.trusted_host import TrustedHost
 
 __all__ = (
     "VALUE_PREFIX",
@@ -81,6 +82,7 @@ __all__ = (
     "Response",
     "ResponseHead",
     "SecurityHeaders",
+    "TrustedHost",
     "append_header",
     "detect_interface",
     "environ_with_head",
