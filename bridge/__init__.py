@@ -27,6 +27,7 @@ from bridge.middleware.security_headers import SecurityHeaders  # isort: skip
 
 # -- middleware: the ones people reach for first (bridge.middleware)
 from bridge.middleware.trusted_host import TrustedHost  # isort: skip
+from bridge.middleware.https_redirect import HTTPSRedirect  # isort: skip
 
 # -- middleware: buffering (bridge.middleware.buffering)
 from bridge.buffering import RequestBuffering, RequestBufferingRule, ResponseBuffering  # isort: skip
@@ -74,6 +75,7 @@ __all__ = (
     "testing",
     # -- middleware: the ones people reach for first
     "TrustedHost",
+    "HTTPSRedirect",
     # -- middleware: buffering
     "RequestBuffering",
     "RequestBufferingRule",

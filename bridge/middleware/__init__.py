@@ -49,6 +49,7 @@ from bridge.middleware._core.heads import (
 )
 from bridge.middleware._core.stack import Layer, stack
 from bridge.middleware.headers import Headers
+from bridge.middleware.https_redirect import HTTPSRedirect
 from bridge.middleware.proxy_headers import ProxyHeaders
 from bridge.middleware.proxy_headers._plan import OriginalRequest
 from bridge.middleware.security_headers import SecurityHeaders
@@ -64,6 +65,7 @@ __all__ = (
     "Effect",
     "Exchange",
     "Forward",
+    "HTTPSRedirect",
     "HeaderLines",
     "Headers",
     "Interface",

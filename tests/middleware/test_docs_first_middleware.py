@@ -11,6 +11,7 @@ from tests.docs_blocks import page_blocks
 
 PAGES = [
     "docs/middleware/trusted-host.md",
+    "docs/middleware/https-redirect.md",
 ]
 
 
