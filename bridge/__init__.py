@@ -28,6 +28,7 @@ from bridge.middleware.security_headers import SecurityHeaders  # isort: skip
 # -- middleware: the ones people reach for first (bridge.middleware)
 from bridge.middleware.trusted_host import TrustedHost  # isort: skip
 from bridge.middleware.https_redirect import HTTPSRedirect  # isort: skip
+from bridge.middleware.cors import CORS  # isort: skip
 
 # -- middleware: buffering (bridge.middleware.buffering)
 from bridge.buffering import RequestBuffering, RequestBufferingRule, ResponseBuffering  # isort: skip
@@ -76,6 +77,7 @@ __all__ = (
     # -- middleware: the ones people reach for first
     "TrustedHost",
     "HTTPSRedirect",
+    "CORS",
     # -- middleware: buffering
     "RequestBuffering",
     "RequestBufferingRule",

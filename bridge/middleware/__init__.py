@@ -48,6 +48,7 @@ from bridge.middleware._core.heads import (
     set_header,
 )
 from bridge.middleware._core.stack import Layer, stack
+from bridge.middleware.cors import CORS
 from bridge.middleware.headers import Headers
 from bridge.middleware.https_redirect import HTTPSRedirect
 from bridge.middleware.proxy_headers import ProxyHeaders
@@ -56,6 +57,7 @@ from bridge.middleware.security_headers import SecurityHeaders
 from bridge.middleware.trusted_host import TrustedHost
 
 __all__ = (
+    "CORS",
     "VALUE_PREFIX",
     "Abort",
     "BodyTimeout",

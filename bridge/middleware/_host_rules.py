@@ -22,7 +22,7 @@ from urllib.parse import quote_from_bytes
 
 from bridge.middleware._core.heads import Response
 
-__all__ = ("HostPatterns", "absolute_url", "redirect", "split_host")
+__all__ = ("HostPatterns", "absolute_url", "quoted_for_log", "redirect", "split_host")
 
 # django.http.request.host_validation_re
 _HOST: Final = re.compile(r"([a-z0-9.-]+|\[[a-f0-9]*:[a-f0-9.:]+\])(?::([0-9]+))?")
@@ -168,3 +168,8 @@ def redirect(status: int, location: bytes) -> Response:
             (b"content-length", b"0"),
         ),
     )
+
+
+def quoted_for_log(text: str, limit: int = 100) -> str:
+    """``text`` (which came from the client) quoted for a log line, cut to ``limit``."""
+    return repr(text[:limit]) + ("..." if len(text) > limit else "")

@@ -10,7 +10,7 @@ from typing import Any, Final
 from bridge.middleware._core.base import Interface, Middleware
 from bridge.middleware._core.heads import RequestHead, Response
 from bridge.middleware._core.validate import matches_prefix, path_prefixes
-from bridge.middleware._host_rules import absolute_url, redirect, split_host
+from bridge.middleware._host_rules import absolute_url, quoted_for_log, redirect, split_host
 
 __all__ = ("HTTPSRedirect",)
 
@@ -69,7 +69,8 @@ class HTTPSRedirect(Middleware):
             return None
         host = _host(head)
         if host is None:
-            logger.warning("refused Host %r: cannot redirect to it", (head.host or "")[:100])
+            shown = quoted_for_log(head.host or "")
+            logger.warning("refused Host %s: cannot redirect to it", shown)
             return _INVALID
         return redirect(self.status, absolute_url(secure, host, head.raw_path, head.query_string))
 

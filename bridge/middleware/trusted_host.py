@@ -9,7 +9,13 @@ from typing import Any, Final
 
 from bridge.middleware._core.base import Interface, Middleware
 from bridge.middleware._core.heads import RequestHead, Response
-from bridge.middleware._host_rules import HostPatterns, absolute_url, redirect, split_host
+from bridge.middleware._host_rules import (
+    HostPatterns,
+    absolute_url,
+    quoted_for_log,
+    redirect,
+    split_host,
+)
 
 __all__ = ("TrustedHost",)
 
@@ -70,7 +76,7 @@ class TrustedHost(Middleware):
         if value is None:
             if head.http_version in _HOST_OPTIONAL:
                 return None
-            logger.warning("%s %s: refused: no Host header", head.method, _shown(head.path))
+            logger.warning("%s %s: refused: no Host header", head.method, quoted_for_log(head.path))
             return _MISSING
         host = value.decode("latin-1")
         parsed = split_host(host)
@@ -80,15 +86,10 @@ class TrustedHost(Middleware):
                 return None
             if self.www_redirect and self.allowed.names("www." + domain, port):
                 return _www_redirect(head, "www." + host.lower())
-        logger.warning("refused Host %s: not in allowed_hosts", _shown(host))
+        logger.warning("refused Host %s: not in allowed_hosts", quoted_for_log(host))
         return _INVALID
 
 
 def _www_redirect(head: RequestHead, host: str) -> Response:
     scheme = "https" if head.scheme in ("https", "wss") else "http"
     return redirect(307, absolute_url(scheme, host, head.raw_path, head.query_string))
-
-
-def _shown(text: str) -> str:
-    """``text`` quoted for a log line, cut to 100 characters (it came from the client)."""
-    return repr(text[:100]) + ("..." if len(text) > 100 else "")

@@ -12,6 +12,7 @@ from tests.docs_blocks import page_blocks
 PAGES = [
     "docs/middleware/trusted-host.md",
     "docs/middleware/https-redirect.md",
+    "docs/middleware/cors.md",
 ]
 
 
