@@ -29,6 +29,7 @@ from bridge.middleware.security_headers import SecurityHeaders  # isort: skip
 from bridge.middleware.trusted_host import TrustedHost  # isort: skip
 from bridge.middleware.https_redirect import HTTPSRedirect  # isort: skip
 from bridge.middleware.cors import CORS  # isort: skip
+from bridge.middleware.request_id import RequestId, RequestIdFilter  # isort: skip
 
 # -- middleware: buffering (bridge.middleware.buffering)
 from bridge.buffering import RequestBuffering, RequestBufferingRule, ResponseBuffering  # isort: skip
@@ -78,6 +79,8 @@ __all__ = (
     "TrustedHost",
     "HTTPSRedirect",
     "CORS",
+    "RequestId",
+    "RequestIdFilter",
     # -- middleware: buffering
     "RequestBuffering",
     "RequestBufferingRule",

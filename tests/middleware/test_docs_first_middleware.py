@@ -13,6 +13,7 @@ PAGES = [
     "docs/middleware/trusted-host.md",
     "docs/middleware/https-redirect.md",
     "docs/middleware/cors.md",
+    "docs/middleware/request-id.md",
 ]
 
 
