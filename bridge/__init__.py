@@ -30,6 +30,7 @@ from bridge.middleware.trusted_host import TrustedHost  # isort: skip
 from bridge.middleware.https_redirect import HTTPSRedirect  # isort: skip
 from bridge.middleware.cors import CORS  # isort: skip
 from bridge.middleware.request_id import RequestId, RequestIdFilter  # isort: skip
+from bridge.middleware.compression import Compression  # isort: skip
 
 # -- middleware: buffering (bridge.middleware.buffering)
 from bridge.buffering import RequestBuffering, RequestBufferingRule, ResponseBuffering  # isort: skip
@@ -81,6 +82,7 @@ __all__ = (
     "CORS",
     "RequestId",
     "RequestIdFilter",
+    "Compression",
     # -- middleware: buffering
     "RequestBuffering",
     "RequestBufferingRule",

@@ -48,6 +48,7 @@ from bridge.middleware._core.heads import (
     set_header,
 )
 from bridge.middleware._core.stack import Layer, stack
+from bridge.middleware.compression import Compression
 from bridge.middleware.cors import CORS
 from bridge.middleware.headers import Headers
 from bridge.middleware.https_redirect import HTTPSRedirect
@@ -64,6 +65,7 @@ __all__ = (
     "BodyTimeout",
     "Call",
     "ClientDisconnected",
+    "Compression",
     "Decision",
     "Effect",
     "Exchange",

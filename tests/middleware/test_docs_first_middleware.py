@@ -14,6 +14,7 @@ PAGES = [
     "docs/middleware/https-redirect.md",
     "docs/middleware/cors.md",
     "docs/middleware/request-id.md",
+    "docs/middleware/compression.md",
 ]
 
 
