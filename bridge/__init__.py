@@ -25,6 +25,13 @@ from bridge.middleware.headers import Headers  # isort: skip
 from bridge.middleware.proxy_headers import ProxyHeaders  # isort: skip
 from bridge.middleware.security_headers import SecurityHeaders  # isort: skip
 
+# -- middleware: the ones people reach for first (bridge.middleware)
+from bridge.middleware.trusted_host import TrustedHost  # isort: skip
+from bridge.middleware.https_redirect import HTTPSRedirect  # isort: skip
+from bridge.middleware.cors import CORS  # isort: skip
+from bridge.middleware.request_id import RequestId, RequestIdFilter  # isort: skip
+from bridge.middleware.compression import Compression  # isort: skip
+
 # -- middleware: buffering (bridge.middleware.buffering)
 from bridge.buffering import RequestBuffering, RequestBufferingRule, ResponseBuffering  # isort: skip
 
@@ -69,6 +76,13 @@ __all__ = (
     "ProxyHeaders",
     "SecurityHeaders",
     "testing",
+    # -- middleware: the ones people reach for first
+    "TrustedHost",
+    "HTTPSRedirect",
+    "CORS",
+    "RequestId",
+    "RequestIdFilter",
+    "Compression",
     # -- middleware: buffering
     "RequestBuffering",
     "RequestBufferingRule",

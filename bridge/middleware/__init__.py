@@ -48,21 +48,29 @@ from bridge.middleware._core.heads import (
     set_header,
 )
 from bridge.middleware._core.stack import Layer, stack
+from bridge.middleware.compression import Compression
+from bridge.middleware.cors import CORS
 from bridge.middleware.headers import Headers
+from bridge.middleware.https_redirect import HTTPSRedirect
 from bridge.middleware.proxy_headers import ProxyHeaders
 from bridge.middleware.proxy_headers._plan import OriginalRequest
+from bridge.middleware.request_id import RequestId, RequestIdFilter, current_request_id
 from bridge.middleware.security_headers import SecurityHeaders
+from bridge.middleware.trusted_host import TrustedHost
 
 __all__ = (
+    "CORS",
     "VALUE_PREFIX",
     "Abort",
     "BodyTimeout",
     "Call",
     "ClientDisconnected",
+    "Compression",
     "Decision",
     "Effect",
     "Exchange",
     "Forward",
+    "HTTPSRedirect",
     "HeaderLines",
     "Headers",
     "Interface",
@@ -77,11 +85,15 @@ __all__ = (
     "RequestBodyAborted",
     "RequestBodyIO",
     "RequestHead",
+    "RequestId",
+    "RequestIdFilter",
     "Respond",
     "Response",
     "ResponseHead",
     "SecurityHeaders",
+    "TrustedHost",
     "append_header",
+    "current_request_id",
     "detect_interface",
     "environ_with_head",
     "head_from_environ",

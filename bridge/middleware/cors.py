@@ -1,0 +1,160 @@
+"""CORS: answer preflights and mark responses other origins may read."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, Final
+
+from bridge.middleware._core.base import Interface, Middleware
+from bridge.middleware._core.exchange import Exchange, Respond
+from bridge.middleware._core.heads import Headers, RequestHead, Response, ResponseHead
+from bridge.middleware._cors_policy import CorsPolicy, is_origin
+from bridge.middleware._host_rules import quoted_for_log
+from bridge.middleware._vary import merge_vary
+
+__all__ = ("CORS",)
+
+logger: Final = logging.getLogger("bridge.middleware.cors")
+
+_OWN: Final = frozenset(
+    {
+        b"access-control-allow-origin",
+        b"access-control-allow-credentials",
+        b"access-control-expose-headers",
+    }
+)
+_FORBIDDEN: Final = Response.text(403, "Disallowed CORS origin")
+
+
+class CORS(Middleware):
+    """Cross-Origin Resource Sharing, the same under WSGI and ASGI.
+
+    Options (names and defaults as Starlette's ``CORSMiddleware``):
+
+    * ``allow_origins``: origins (``"https://example.com"``,
+      ``"http://localhost:8000"``) whose pages may read responses, or
+      ``["*"]`` for any. ``allow_origin_regex``: a regex an origin may fully
+      match instead.
+    * ``allow_methods`` (default ``("GET",)``), ``allow_headers`` (request
+      headers beyond the CORS-safelisted ones), either may be ``["*"]``.
+    * ``allow_credentials``: let pages send cookies and read the answers;
+      not with ``allow_origins=["*"]`` (refused at construction).
+    * ``expose_headers``: response headers the page may read.
+    * ``max_age``: seconds a browser may cache a preflight (default 600).
+    * ``allow_private_network``: answer Private Network Access preflights.
+    * ``check_websocket_origin``: refuse websocket handshakes (ASGI) from
+      an Origin that is not allowed (default False: handshakes pass).
+
+    A preflight (``OPTIONS`` with ``Origin`` and
+    ``Access-Control-Request-Method``) is answered here, 200 or 400 with the
+    reason, and never reaches the app. Every other response gets
+    ``Vary: Origin`` merged into the app's Vary, and the CORS headers when its
+    origin is allowed.
+
+    .. versionadded:: 0.1
+    """
+
+    scope_types = frozenset({"http", "websocket"})
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        allow_origins: Iterable[str] = (),
+        allow_origin_regex: str | None = None,
+        allow_methods: Iterable[str] = ("GET",),
+        allow_headers: Iterable[str] = (),
+        allow_credentials: bool = False,
+        expose_headers: Iterable[str] = (),
+        max_age: int = 600,
+        allow_private_network: bool = False,
+        check_websocket_origin: bool = False,
+        interface: Interface | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(app, interface=interface, clock=clock)
+        self.policy = CorsPolicy(
+            allow_origins=allow_origins,
+            allow_origin_regex=allow_origin_regex,
+            allow_methods=allow_methods,
+            allow_headers=allow_headers,
+            allow_credentials=allow_credentials,
+            expose_headers=expose_headers,
+            max_age=max_age,
+            allow_private_network=allow_private_network,
+        )
+        if not isinstance(check_websocket_origin, bool):
+            raise TypeError(
+                f"check_websocket_origin must be True or False, not {check_websocket_origin!r}"
+            )
+        self.check_websocket_origin = check_websocket_origin
+
+    def exchange(self, head: RequestHead, now: float) -> Exchange | None:
+        value = head.header(b"origin")
+        origin = None if value is None else value.decode("latin-1")
+        if head.scheme in ("ws", "wss"):
+            return self._websocket(head, now, origin)
+        if origin is not None:
+            method = head.header(b"access-control-request-method")
+            if head.method == "OPTIONS" and method is not None:
+                return _Answer(head, now, self._preflight(head, origin, method))
+            if not is_origin(origin) and origin != "null":
+                logger.warning("ignored malformed Origin %s", quoted_for_log(origin))
+        return _ActualExchange(head, now, self.policy, origin)
+
+    def _preflight(self, head: RequestHead, origin: str, method: bytes) -> Response:
+        requested = head.header(b"access-control-request-headers")
+        private = head.header(b"access-control-request-private-network") is not None
+        response, refused = self.policy.preflight(origin, method, requested, private)
+        if refused:
+            shown = quoted_for_log(origin)
+            logger.info("refused CORS preflight from %s: %s", shown, ", ".join(refused))
+        return response
+
+    def _websocket(self, head: RequestHead, now: float, origin: str | None) -> Exchange | None:
+        if not self.check_websocket_origin or origin is None or self.policy.allows(origin):
+            return None
+        logger.warning("refused websocket handshake from Origin %s", quoted_for_log(origin))
+        return _Answer(head, now, _FORBIDDEN)
+
+
+class _Answer(Exchange):
+    """Answers without the app (a preflight, a refused handshake)."""
+
+    __slots__ = ("answer",)
+
+    def __init__(self, head: RequestHead, now: float, answer: Response) -> None:
+        super().__init__(head, now)
+        self.answer = answer
+
+    def request(self) -> Respond:
+        return Respond(self.answer)
+
+
+class _ActualExchange(Exchange):
+    """Adds Vary: Origin, and the CORS headers for an allowed origin, to the app's response."""
+
+    __slots__ = ("origin", "policy")
+
+    def __init__(
+        self, head: RequestHead, now: float, policy: CorsPolicy, origin: str | None
+    ) -> None:
+        super().__init__(head, now)
+        self.policy = policy
+        self.origin = origin
+
+    def response(self, head: ResponseHead) -> ResponseHead:
+        headers = merge_vary(head.headers, b"Origin")
+        origin = self.origin
+        if origin is not None and self.policy.allows(origin):
+            headers = _replace_own(headers) + self.policy.actual_lines(origin)
+        return head.replace(headers=headers)
+
+
+def _replace_own(headers: Headers) -> Headers:
+    """``headers`` without the CORS lines this middleware sets (the policy decides them)."""
+    if any(name.lower() in _OWN for name, _ in headers):
+        return tuple(pair for pair in headers if pair[0].lower() not in _OWN)
+    return headers

@@ -1,0 +1,90 @@
+"""HTTPSRedirect: send plain-HTTP requests to the same URL over HTTPS."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+from bridge._http.paths import Exempt, exempt_matcher
+from bridge.middleware._core.base import Interface, Middleware
+from bridge.middleware._core.heads import RequestHead, Response
+from bridge.middleware._host_rules import absolute_url, quoted_for_log, redirect, split_host
+
+__all__ = ("HTTPSRedirect",)
+
+logger: Final = logging.getLogger("bridge.middleware.https_redirect")
+
+_SECURE: Final = {"http": "https", "ws": "wss"}
+_STATUSES: Final = frozenset({301, 302, 303, 307, 308})
+#: Ports dropped from the redirect's host, as Starlette's HTTPSRedirectMiddleware does.
+_DEFAULT_PORTS: Final = frozenset({"80", "443"})
+_INVALID: Final = Response.text(400, "Invalid host header")
+
+
+class HTTPSRedirect(Middleware):
+    """Redirect ``http`` (and ``ws``) requests to ``https`` (and ``wss``).
+
+    The redirect keeps the host, the root path, the path and the query exactly
+    as the client sent them (percent-escapes included). Port 80 or 443 in the
+    Host is dropped; any other port is kept.
+
+    Options:
+
+    * ``status``: 308 (default; keeps the method and body), 301, 302, 303 or 307.
+    * ``exempt``: requests served over plain HTTP too: path patterns (e.g.
+      ``["/.well-known"]``, see docs/middleware/configuring.md) or a function of the head.
+
+    The scheme checked is the request's, as resolved by :class:`~bridge.ProxyHeaders`
+    when it runs outside. A Host that is not a host name gets 400 and one
+    warning on ``bridge.middleware.https_redirect``. A websocket handshake over
+    ``ws`` cannot follow a redirect: it is refused (HTTP 403).
+
+    .. versionadded:: 0.1
+    """
+
+    scope_types = frozenset({"http", "websocket"})
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        status: int = 308,
+        exempt: Exempt = None,
+        interface: Interface | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(app, interface=interface, clock=clock)
+        if status not in _STATUSES or isinstance(status, bool):
+            raise ValueError(f"status must be one of {sorted(_STATUSES)}, not {status!r}")
+        self.status = status
+        self.exempt = exempt_matcher(exempt, "HTTPSRedirect: exempt")
+
+    def decide_request(self, head: RequestHead, now: float) -> Response | None:
+        secure = _SECURE.get(head.scheme)
+        if secure is None:
+            return None
+        if self.exempt is not None and self.exempt(head):
+            return None
+        host = _host(head)
+        if host is None:
+            shown = quoted_for_log(head.host or "")
+            logger.warning("refused Host %s: cannot redirect to it", shown)
+            return _INVALID
+        return redirect(self.status, absolute_url(secure, host, head.raw_path, head.query_string))
+
+
+def _host(head: RequestHead) -> str | None:
+    """The host (and port, unless 80 or 443) to redirect to, or None when malformed."""
+    value = head.host
+    if value is None:  # HTTP/1.0 without Host: the server's own name
+        if head.server is None:
+            return None
+        name, number = head.server
+        value = name if number is None else f"{name}:{number}"
+    parsed = split_host(value)
+    if parsed is None:
+        return None
+    domain, port = parsed
+    return domain if not port or port in _DEFAULT_PORTS else f"{domain}:{port}"

@@ -1,0 +1,161 @@
+"""RequestId: one id per request, on the response, for the app and in every log record.
+
+The id lives in a :class:`contextvars.ContextVar` set when the request is
+forwarded and restored when the exchange finishes. Under WSGI the app runs in
+the thread (and context) that calls the middleware; under ASGI it runs in the
+middleware's task, and tasks or threads it starts copy the context. So
+:class:`RequestIdFilter` sees the id in every record emitted while the request
+runs, and no other request ever sees it: nothing process-wide holds it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+from contextvars import ContextVar, Token
+from typing import Any, Final
+
+from bridge.middleware._core.base import Interface, Middleware
+from bridge.middleware._core.exchange import Exchange, Forward, Outcome
+from bridge.middleware._core.heads import RequestHead, ResponseHead, set_header
+from bridge.middleware._core.validate import header_name
+from bridge.middleware._host_rules import quoted_for_log
+
+__all__ = ("REQUEST_ID_KEY", "RequestId", "RequestIdFilter", "current_request_id")
+
+logger: Final = logging.getLogger("bridge.middleware.request_id")
+
+#: ``values`` key (environ / scope key) holding the request's id.
+REQUEST_ID_KEY: Final = "bridge.request_id"
+#: Printable ASCII, no spaces at either end, at most 200 characters.
+_VALID: Final = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,198}[\x21-\x7e])?")
+
+_current: ContextVar[str | None] = ContextVar("bridge.request_id", default=None)
+
+
+def current_request_id() -> str | None:
+    """The id of the request running in this context (thread or task), or None."""
+    return _current.get()
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds ``record.request_id``: the running request's id, or ``default`` outside one.
+
+    Attach it to a handler (``handler.addFilter(RequestIdFilter())``) and use
+    ``%(request_id)s`` in the format. It never drops a record.
+    """
+
+    def __init__(self, name: str = "", default: str = "-") -> None:
+        super().__init__(name)
+        self.default = default
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        found = _current.get()
+        record.request_id = self.default if found is None else found
+        return True
+
+
+def _uuid4_hex() -> str:
+    return uuid.uuid4().hex
+
+
+class RequestId(Middleware):
+    """Give every request an id: on the response header, for the app, and in log records.
+
+    Options:
+
+    * ``header``: the request and response header (default ``"X-Request-ID"``).
+    * ``trust_incoming``: False (default) always makes a new id; True keeps
+      the client's (or the proxy's) header when it is printable ASCII of at
+      most 200 characters, and replaces it (one warning) otherwise.
+    * ``generator``: makes ids (default ``uuid.uuid4().hex``).
+
+    The app reads the id as ``environ["bridge.request_id"]`` (WSGI) or
+    ``scope["bridge.request_id"]`` (ASGI), and in the request header
+    ``header`` (the client's own value never reaches the app unless trusted).
+    Log records get it through :class:`RequestIdFilter`, or code calls
+    :func:`current_request_id`. The response carries it in ``header``,
+    replacing any value the app set.
+
+    .. versionadded:: 0.1
+    """
+
+    scope_types = frozenset({"http", "websocket"})
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        header: str = "X-Request-ID",
+        trust_incoming: bool = False,
+        generator: Callable[[], str] = _uuid4_hex,
+        interface: Interface | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(app, interface=interface, clock=clock)
+        self.header = header_name(header, "header")
+        self.response_header = header.encode("ascii")
+        if not isinstance(trust_incoming, bool):
+            raise TypeError(f"trust_incoming must be True or False, not {trust_incoming!r}")
+        if not callable(generator):
+            raise TypeError(f"generator must be a function returning a str, not {generator!r}")
+        self.trust_incoming = trust_incoming
+        self.generator = generator
+
+    def exchange(self, head: RequestHead, now: float) -> _RequestIdExchange:
+        return _RequestIdExchange(head, now, self)
+
+    def new_id(self) -> str:
+        made = self.generator()
+        if not isinstance(made, str) or not _VALID.fullmatch(made):
+            raise ValueError(
+                f"RequestId generator returned {made!r}: give printable ASCII of 1-200 characters"
+            )
+        return made
+
+    def request_id(self, head: RequestHead) -> str:
+        """The id of the request with ``head``: the trusted incoming one, or a new one."""
+        if self.trust_incoming:
+            incoming = head.header(self.header)
+            if incoming is not None:
+                text = incoming.decode("latin-1")
+                if _VALID.fullmatch(text):
+                    return text
+                shown = quoted_for_log(text)
+                logger.warning("replaced invalid incoming %s %s", self.header.decode(), shown)
+        return self.new_id()
+
+
+class _RequestIdExchange(Exchange):
+    __slots__ = ("mw", "request_id", "token")
+
+    def __init__(self, head: RequestHead, now: float, mw: RequestId) -> None:
+        super().__init__(head, now)
+        self.mw = mw
+        self.request_id = ""
+        self.token: Token[str | None] | None = None
+
+    def request(self) -> Forward:
+        mw = self.mw
+        rid = self.request_id = mw.request_id(self.head)
+        self.token = _current.set(rid)
+        head = self.head
+        if head.header(mw.header) != rid.encode("ascii"):
+            head = head.replace(headers=set_header(head.headers, mw.header, rid.encode("ascii")))
+        return Forward(head.with_value(REQUEST_ID_KEY, rid))
+
+    def response(self, head: ResponseHead) -> ResponseHead:
+        value = self.request_id.encode("ascii")
+        return head.replace(headers=set_header(head.headers, self.mw.response_header, value))
+
+    def finish(self, outcome: Outcome) -> None:
+        token = self.token
+        if token is not None:
+            self.token = None
+            try:
+                _current.reset(token)
+            except ValueError:  # finished in another context: the request's own ends with it
+                pass

@@ -1,0 +1,95 @@
+"""TrustedHost: refuse requests whose Host is not one the app serves."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, Final
+
+from bridge.middleware._core.base import Interface, Middleware
+from bridge.middleware._core.heads import RequestHead, Response
+from bridge.middleware._host_rules import (
+    HostPatterns,
+    absolute_url,
+    quoted_for_log,
+    redirect,
+    split_host,
+)
+
+__all__ = ("TrustedHost",)
+
+logger: Final = logging.getLogger("bridge.middleware.trusted_host")
+
+#: HTTP versions whose requests may come without a Host header (RFC 9112 3.2 requires it
+#: from 1.1 on; HTTP/2 and 3 servers give the :authority as Host).
+_HOST_OPTIONAL: Final = frozenset({"0.9", "1.0"})
+_INVALID: Final = Response.text(400, "Invalid host header")
+_MISSING: Final = Response.text(400, "Missing host header")
+
+
+class TrustedHost(Middleware):
+    """Answer 400 to a request whose Host header is not in ``allowed_hosts``.
+
+    Options:
+
+    * ``allowed_hosts``: host patterns, default ``("*",)``: any well-formed
+      host. ``"example.com"`` matches that name on any port,
+      ``"example.com:8443"`` only on that port, ``"*.example.com"`` any
+      subdomain (not example.com itself), ``".example.com"`` example.com and
+      any subdomain (Django's spelling), ``"[::1]"`` an IPv6 literal.
+      Validated at construction.
+    * ``www_redirect``: True (default) redirects (307) a request for
+      ``example.com`` to ``www.example.com`` when only the latter is allowed
+      (by name, not by a wildcard), as Starlette's TrustedHostMiddleware does.
+
+    A malformed Host (not a name or IP literal with an optional port, as
+    Django's ``validate_host`` defines it) is refused even with ``"*"``, and
+    so is a missing Host on HTTP/1.1 and later. Each refusal is one warning on
+    the ``bridge.middleware.trusted_host`` logger naming the host. Websocket
+    handshakes are checked too (a refusal closes the handshake: HTTP 403).
+    Put it inside :class:`~bridge.ProxyHeaders` (which may rewrite Host) when
+    both are used.
+
+    .. versionadded:: 0.1
+    """
+
+    scope_types = frozenset({"http", "websocket"})
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        allowed_hosts: Iterable[str] | str = ("*",),
+        www_redirect: bool = True,
+        interface: Interface | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(app, interface=interface, clock=clock)
+        self.allowed = HostPatterns(allowed_hosts, "allowed_hosts")
+        if not isinstance(www_redirect, bool):
+            raise TypeError(f"www_redirect must be True or False, not {www_redirect!r}")
+        self.www_redirect = www_redirect and not self.allowed.any
+
+    def decide_request(self, head: RequestHead, now: float) -> Response | None:
+        value = head.header(b"host")
+        if value is None:
+            if head.http_version in _HOST_OPTIONAL:
+                return None
+            logger.warning("%s %s: refused: no Host header", head.method, quoted_for_log(head.path))
+            return _MISSING
+        host = value.decode("latin-1")
+        parsed = split_host(host)
+        if parsed is not None:
+            domain, port = parsed
+            if self.allowed.allows(domain, port):
+                return None
+            if self.www_redirect and self.allowed.names("www." + domain, port):
+                return _www_redirect(head, "www." + host.lower())
+        logger.warning("refused Host %s: not in allowed_hosts", quoted_for_log(host))
+        return _INVALID
+
+
+def _www_redirect(head: RequestHead, host: str) -> Response:
+    scheme = "https" if head.scheme in ("https", "wss") else "http"
+    return redirect(307, absolute_url(scheme, host, head.raw_path, head.query_string))

@@ -1,0 +1,75 @@
+"""HTTPSRedirect: Starlette side by side, configuration errors, logging, Flask."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from flask import Flask
+from starlette.middleware.httpsredirect import HTTPSRedirectMiddleware
+
+from bridge import HTTPSRedirect
+from bridge.testing import InnerApp, Request, call_asgi, call_wsgi
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        Request(headers=[(b"host", b"a.test")], path="/p/q", query_string=b"x=1&y=2"),
+        Request(headers=[(b"host", b"a.test:80")], path="/"),
+        Request(headers=[(b"host", b"a.test:8080")], root_path="/m", path="/m/p"),
+        Request(headers=[(b"host", b"a.test")], scheme="https"),
+    ],
+    ids=["path-query", "port-80", "port-8080-root-path", "https"],
+)
+def test_same_redirect_as_starlette_on_plain_paths(request_: Request) -> None:
+    ours = call_asgi(HTTPSRedirect(InnerApp().asgi(), status=307), request_)
+    theirs = call_asgi(HTTPSRedirectMiddleware(InnerApp().asgi()), request_)
+    assert (ours.status, ours.header(b"location")) == (theirs.status, theirs.header(b"location"))
+
+
+def test_escapes_kept_where_starlette_decodes_them() -> None:
+    request = Request(headers=[(b"host", b"a.test")], path="/a/b", raw_path=b"/a%2Fb")
+    ours = call_asgi(HTTPSRedirect(InnerApp().asgi()), request)
+    assert ours.header(b"location") == b"https://a.test/a%2Fb"
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"status": 200}, ValueError, "status must be one of"),
+        ({"status": True}, ValueError, "status must be one of"),
+        ({"exempt": ["healthz"]}, ValueError, "starting with '/'"),
+    ],
+)
+def test_misconfiguration_fails_at_construction(
+    options: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        HTTPSRedirect(InnerApp().wsgi(), **options)
+
+
+def test_bad_host_is_one_log_line(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="bridge")
+    result = call_wsgi(
+        HTTPSRedirect(InnerApp().wsgi()), Request(headers=[(b"host", b"a\r.test" * 100)])
+    )
+    assert result.status == 400
+    [record] = [r for r in caplog.records if r.name.startswith("bridge")]
+    assert record.name == "bridge.middleware.https_redirect"
+    assert "a\\r.test" in record.getMessage()
+
+
+def test_flask_wsgi_app() -> None:
+    flask_app = Flask("https")
+
+    @flask_app.get("/")
+    def index() -> str:
+        return "secure"
+
+    flask_app.wsgi_app = HTTPSRedirect(flask_app.wsgi_app)  # type: ignore[method-assign, assignment]
+    client = flask_app.test_client()
+    moved = client.get("/?a=%41", base_url="http://example.com")
+    assert (moved.status_code, moved.headers["Location"]) == (308, "https://example.com/?a=%41")
+    assert client.get("/", base_url="https://example.com").data == b"secure"
