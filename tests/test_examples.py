@@ -56,7 +56,7 @@ def test_fastapi_mounts_flask_behind_one_rate_limit(run_server: RunServer) -> No
         assert client.post("/legacy/orders", content=b"abc").json() == {"received": 3}
         # The bucket holds 11 (5/second, 10 more in a burst) and is shared by both apps:
         # requests sent back to back meet a 429 long before 200 of them.
-        statuses = []
+        statuses: list[int] = []
         while 429 not in statuses and len(statuses) < 200:
             statuses.append(client.get("/legacy/").status_code)
     assert health.headers["ratelimit-policy"] == '"5/second burst 10";q=11;w=3'
