@@ -90,7 +90,14 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args()
     print(NEXT_STEPS.format(url=f"http://{args.host}:{args.port}"), flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", server_header=False)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="info",
+        server_header=False,
+        proxy_headers=False,  # ProxyHeaders reads them, once
+    )
 
 
 if __name__ == "__main__":
