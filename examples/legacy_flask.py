@@ -57,8 +57,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8000)
     port = parser.parse_args().port
-    print(f"Serving the Flask app through WsgiToAsgi on http://127.0.0.1:{port}", flush=True)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+    url = f"http://127.0.0.1:{port}"
+    print(f"Serving the Flask app through WsgiToAsgi on {url}: try curl {url}/count", flush=True)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="info")  # a log line per request
 
 
 if __name__ == "__main__":
