@@ -147,7 +147,7 @@ def test_malformed_accept_encoding_is_one_log_line(caplog: pytest.LogCaptureFixt
         ({"exclude_types": ["png"]}, ValueError, "not a media type"),
         ({"exclude_types": ["image/png\r\n"]}, ValueError, "not a media type"),
         ({"event_stream": "yes"}, TypeError, "event_stream"),
-        ({"exempt": ["raw"]}, ValueError, "starting with '/'"),
+        ({"exempt": ["raw"]}, ValueError, "must start with '/'"),
     ],
 )
 def test_misconfiguration_fails_at_construction(

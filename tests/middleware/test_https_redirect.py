@@ -40,7 +40,7 @@ def test_escapes_kept_where_starlette_decodes_them() -> None:
     [
         ({"status": 200}, ValueError, "status must be one of"),
         ({"status": True}, ValueError, "status must be one of"),
-        ({"exempt": ["healthz"]}, ValueError, "starting with '/'"),
+        ({"exempt": ["healthz"]}, ValueError, "must start with '/'"),
     ],
 )
 def test_misconfiguration_fails_at_construction(

@@ -163,7 +163,7 @@ CASES = [
     Case(
         "compression-app-error-is-a-plain-500",
         compression(brotli=False, zstd=False),
-        [Step(accepting(b"gzip"), status=500, body=b"Internal Server Error")],
+        [Step(accepting(b"gzip"), status=500, body=b"Internal Server Error\n")],
         inner=InnerApp(fail="after_start"),
     ),
 ]

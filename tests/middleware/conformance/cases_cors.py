@@ -275,7 +275,7 @@ CASES = [
     Case(
         "cors-app-error-is-a-plain-500",
         cors(**SITE_POLICY),
-        [Step(get((b"origin", SITE)), status=500, body=b"Internal Server Error")],
+        [Step(get((b"origin", SITE)), status=500, body=b"Internal Server Error\n")],
         inner=InnerApp(fail="after_start"),
     ),
 ]

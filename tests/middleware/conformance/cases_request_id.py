@@ -87,7 +87,7 @@ CASES = [
     Case(
         "request-id-app-error-gives-plain-500",
         request_id(),
-        [Step(status=500, body=b"Internal Server Error")],
+        [Step(status=500, body=b"Internal Server Error\n")],
         inner=InnerApp(fail="after_start"),
     ),
 ]
