@@ -26,7 +26,6 @@ from asgiref.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope, Sco
 
 from bridge._http.translate import BadRequest
 from bridge.middleware._core.asyncio_tail import AsyncioTail
-from bridge.middleware._core.convert import head_for_body, head_from_scope, scope_with_head
 from bridge.middleware._core.drive import (
     INLINE_FLUSH,
     INTERNAL_ERROR,
@@ -51,8 +50,14 @@ from bridge.middleware._core.exchange import (
     completed,
     features_of,
 )
-from bridge.middleware._core.heads import RequestHead, Response, ResponseHead
-from bridge.middleware._core.sourced import settle
+from bridge.middleware._core.heads import (
+    RequestHead,
+    Response,
+    ResponseHead,
+    head_for_body,
+    head_from_scope,
+    scope_with_head,
+)
 from bridge.middleware._core.timed_receive import receive_within
 
 if TYPE_CHECKING:
@@ -76,7 +81,11 @@ async def run_asgi(
         await _websocket(mw, scope, receive, send)
         return
     http: HTTPScope = scope  # type: ignore[assignment]  # an http scope (no cast(): a call)
-    head = head_from_scope(http)  # fields are translated (or refused) when first read
+    try:
+        head = head_from_scope(http)
+    except BadRequest as exc:  # a field that cannot be translated: the same 400 for any middleware
+        await _send_response(send, bad_request(type(mw).__name__, exc, None))
+        return
     if mw.decides:
         await _run_decided(mw, head, http, receive, send)
         return
@@ -168,6 +177,12 @@ async def _websocket(mw: Middleware, scope: Any, receive: Any, send: Any) -> Non
                 decision: Forward | Respond = Forward(head)
             else:
                 decision = await _decide(ex, receive, features_of(type(ex)))
+        except BadRequest as exc:  # a malformed head: refused, as a Respond is
+            outcome = Outcome("responded", None, exc)
+            logger.warning("%s: bad request: %s; refused the websocket", type(mw).__name__, exc)
+            await receive()
+            await send({"type": "websocket.close", "code": 1008})
+            return
         except Exception as exc:
             outcome = Outcome("middleware_error", None, exc)
             logger.exception("%s failed on a websocket handshake; closed it", type(mw).__name__)
@@ -180,8 +195,6 @@ async def _websocket(mw: Middleware, scope: Any, receive: Any, send: Any) -> Non
             await send({"type": "websocket.close", "code": 1008})
             return
         app_scope = scope_with_head(scope, head, decision.head)
-        if app_scope is scope:
-            settle(head)  # the app may change its scope; ``finish`` sees the request's
         try:
             await mw.app(app_scope, receive, send)
         except OSError as exc:
@@ -328,8 +341,6 @@ class _AsgiRun:
         if body is not None:
             head = head_for_body(head, body.length)
         scope = scope_with_head(self.scope, self.ex.head, head)
-        if scope is self.scope:
-            settle(self.ex.head)  # the app may change its scope; response hooks see the request's
         receive = self.receive
         if body is not None:
             self.replay = body

@@ -25,7 +25,6 @@ from bridge._http.memo import Memo
 from bridge._http.translate import BadRequest
 from bridge._http.types import Environ, ExcInfo, StartResponse, WsgiHeaders
 from bridge._loop.portal import background_portal
-from bridge.middleware._core.convert import environ_with_head, head_for_body, head_from_environ
 from bridge.middleware._core.drive import INTERNAL_ERROR, bad_request, drive_sync, failure, logger
 from bridge.middleware._core.exchange import (
     Abort,
@@ -44,8 +43,16 @@ from bridge.middleware._core.exchange import (
     completed,
     features_of,
 )
-from bridge.middleware._core.heads import RequestHead, Response, ResponseHead, reason_phrase
-from bridge.middleware._core.sourced import settle
+from bridge.middleware._core.heads import (
+    RequestHead,
+    Response,
+    ResponseHead,
+    environ_with_head,
+    head_for_body,
+    head_from_environ,
+    keep_headers_apart,
+    reason_phrase,
+)
 from bridge.middleware._core.wsgi_read import timed_reader
 
 if TYPE_CHECKING:
@@ -58,7 +65,10 @@ _CHUNK = 65536
 
 def run_wsgi(mw: Middleware, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
     """Handle one WSGI request through ``mw`` (this is ``mw.__call__``)."""
-    head = head_from_environ(environ)  # fields are translated (or refused) when first read
+    try:
+        head = head_from_environ(environ)
+    except BadRequest as exc:  # a field that cannot be translated: the same 400 for any middleware
+        return _respond(start_response, bad_request(type(mw).__name__, exc, None))
     if mw.decides:
         return _run_decided(mw, head, environ, start_response)
     try:
@@ -346,7 +356,7 @@ class _WsgiRun:
             head = head_for_body(head, body.length)
         environ = environ_with_head(self.environ, ex.head, head)
         if environ is self.environ:
-            settle(ex.head)  # the app may change its environ; response hooks see the request's
+            keep_headers_apart(ex.head)  # the app may change its environ in place
         if body is not None:
             environ = self.replace_body(environ, body)
         return self.call_app(self.app_environ(environ))

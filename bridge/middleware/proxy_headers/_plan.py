@@ -130,7 +130,7 @@ class Plan(NamedTuple):
         values = head.values
         original = OriginalRequest(head)
         kept = {**values, ORIGINAL_KEY: original} if values else {ORIGINAL_KEY: original}
-        return head.replaced({**changes, "values": MappingProxyType(kept)})
+        return head.replace(**changes, values=MappingProxyType(kept))
 
 
 def make_plan(
