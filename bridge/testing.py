@@ -22,6 +22,7 @@ to pass to a middleware's ``clock=`` option.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import sys
 import threading
@@ -34,12 +35,10 @@ import anyio
 from asgiref.typing import HTTPScope
 
 from bridge._http.paths import quote_path
-from bridge._http.translate import environ_from_scope
+from bridge._http.translate import BadRequest, environ_from_scope
 from bridge._http.types import Environ, StartResponse, WsgiApp
 from bridge._http.wsgi_input import ClientDisconnected
-from bridge.middleware._core.convert import head_from_environ, head_from_scope
-from bridge.middleware._core.heads import RequestHead
-from bridge.middleware._core.sourced import settle
+from bridge.middleware._core.heads import RequestHead, head_from_environ, head_from_scope
 from bridge.wsgi_to_asgi import complete_lifespan
 
 __all__ = (
@@ -493,7 +492,8 @@ class InnerApp:
 
 
 def _record(mapping: Any, head: RequestHead, body: bytes, body_error: str | None) -> Seen:
-    settle(head)  # what the app saw, whatever happens to its environ or scope later
+    with contextlib.suppress(BadRequest):  # read now: what the app saw, whatever happens later
+        head.headers  # noqa: B018
     seen = Seen(head, body, body_error)
     box = mapping.get(SEEN_KEY)
     if isinstance(box, list):

@@ -6,19 +6,20 @@ an immutable :class:`RequestHead`, decides (:class:`Forward` or
 :class:`Respond`, yielding :class:`Effect` objects when it needs I/O), sees
 the :class:`ResponseHead` before it is sent and is told how the request ended
 (:class:`Outcome`). The WSGI and ASGI drivers do all the I/O.
+
+``__all__`` is the API of someone who writes or uses middleware; the core's
+internals stay importable from their modules under ``bridge.middleware._core``.
 """
 
 from __future__ import annotations
 
+import importlib
+import warnings
+from typing import Any
+
 from bridge._http.status import reason_phrase
+from bridge._http.translate import BadRequest
 from bridge.middleware._core.base import Interface, Middleware, detect_interface
-from bridge.middleware._core.convert import (
-    VALUE_PREFIX,
-    environ_with_head,
-    head_from_environ,
-    head_from_scope,
-    scope_with_head,
-)
 from bridge.middleware._core.exchange import (
     Abort,
     BodyTimeout,
@@ -60,8 +61,8 @@ from bridge.middleware.trusted_host import TrustedHost
 
 __all__ = (
     "CORS",
-    "VALUE_PREFIX",
     "Abort",
+    "BadRequest",
     "BodyTimeout",
     "Call",
     "ClientDisconnected",
@@ -95,14 +96,39 @@ __all__ = (
     "append_header",
     "current_request_id",
     "detect_interface",
-    "environ_with_head",
-    "head_from_environ",
-    "head_from_scope",
     "header_value",
     "header_values",
     "reason_phrase",
     "remove_header",
-    "scope_with_head",
     "set_header",
     "stack",
 )
+
+#: Names this module exported before it became the author's API, and where they live now.
+_MOVED: dict[str, str] = {
+    "environ_with_head": "bridge.middleware._core.heads",
+    "head_from_environ": "bridge.middleware._core.heads",
+    "head_from_scope": "bridge.middleware._core.heads",
+    "scope_with_head": "bridge.middleware._core.heads",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The old exports, for one release, with a ``DeprecationWarning``."""
+    if name == "VALUE_PREFIX":
+        warnings.warn(
+            "bridge.middleware.VALUE_PREFIX is deprecated and unused: per-request values "
+            "are RequestHead.values, whose keys you choose (namespace them, e.g. 'myapp.x')",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return "bridge."
+    home = _MOVED.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(
+        f"bridge.middleware.{name} is internal and deprecated here; import it from {home}",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return getattr(importlib.import_module(home), name)

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from bridge.middleware import Exchange, Forward, Middleware, RequestHead, Response
-from bridge.middleware._core.convert import head_from_scope
+from bridge.middleware._core.heads import head_from_scope
 from bridge.testing import InnerApp, Request, call_asgi, call_wsgi
 
 

@@ -11,8 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bridge._http.translate import BadRequest, environ_from_scope
-from bridge.middleware import RequestHead, head_from_environ, head_from_scope, scope_with_head
-from bridge.middleware._core.convert import environ_with_head
+from bridge.middleware import RequestHead
+from bridge.middleware._core.heads import (
+    environ_with_head,
+    head_from_environ,
+    head_from_scope,
+    scope_with_head,
+)
 from bridge.testing import Request
 
 names = st.sampled_from(
@@ -150,3 +155,42 @@ def test_a_rewrite_with_values_keeps_a_scope_key_named_values() -> None:
     head = head_from_scope(plain)
     rewritten: dict[str, Any] = scope_with_head(plain, head, head.replace(values=new.values))  # type: ignore[assignment]
     assert "values" not in rewritten
+
+
+def test_replaced_is_a_deprecated_spelling_of_replace() -> None:
+    head = head_from_scope(Request().scope())
+    with pytest.warns(DeprecationWarning, match=r"head\.replace\(\*\*changes\)"):
+        rewritten = head.replaced({"method": "POST"})
+    assert rewritten == head.replace(method="POST")
+    assert rewritten.method == "POST"
+
+
+def test_every_field_is_built_with_the_head_and_only_the_headers_wait() -> None:
+    """An app that changes its environ or scope after the head was made changes nothing
+    the head holds (fields are built up front; a scope head keeps the scope's own list)."""
+    scope: dict[str, Any] = dict(Request(path="/a", headers=[(b"x-a", b"1")]).scope())
+    environ = _environ(Request(path="/a", headers=[(b"x-a", b"1")]))
+    from_scope = head_from_scope(scope)  # type: ignore[arg-type]
+    from_environ = head_from_environ(environ)
+    scope.update(path="/b", method="POST", headers=[(b"x-a", b"2")])
+    environ.update(PATH_INFO="/b", REQUEST_METHOD="POST")
+    assert (from_scope.path, from_scope.method, from_scope.headers) == (
+        "/a",
+        "GET",
+        ((b"x-a", b"1"),),
+    )
+    assert (from_environ.path, from_environ.method) == ("/a", "GET")
+
+
+def test_a_scope_path_that_no_wsgi_path_could_hold_gets_the_wsgi_400() -> None:
+    scope = Request(path="/caf\udce9", raw_path=b"/caf%E9").scope()
+    with pytest.raises(BadRequest) as from_scope:
+        head_from_scope(scope)
+    with pytest.raises(BadRequest) as from_environ:
+        head_from_environ(_environ(Request(path="/caf\udce9", raw_path=b"/caf%E9")))
+    assert (
+        str(from_scope.value)
+        == str(from_environ.value)
+        == "PATH_INFO is not valid UTF-8: '/caf\xe9'"
+    )
+    assert from_scope.value.status == 400

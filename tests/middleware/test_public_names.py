@@ -38,3 +38,27 @@ def test_public_classes_are_documented() -> None:
         bridge.testing.InnerApp,
     ):
         assert obj.__doc__, obj
+
+
+def test_old_exports_warn_and_name_their_new_home() -> None:
+    import warnings
+
+    from bridge.middleware._core import heads
+
+    for name in ("head_from_environ", "head_from_scope", "scope_with_head", "environ_with_head"):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert getattr(bridge.middleware, name) is getattr(heads, name)
+        assert [w.category for w in caught] == [DeprecationWarning]
+        assert "bridge.middleware._core.heads" in str(caught[0].message)
+        assert name not in bridge.middleware.__all__
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert bridge.middleware.VALUE_PREFIX == "bridge."
+    assert [w.category for w in caught] == [DeprecationWarning]
+    try:
+        bridge.middleware.no_such_name  # noqa: B018
+    except AttributeError:
+        pass
+    else:
+        raise AssertionError("unknown names must raise AttributeError")

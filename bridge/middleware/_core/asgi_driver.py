@@ -26,33 +26,36 @@ from asgiref.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope, Sco
 
 from bridge._http.translate import BadRequest
 from bridge.middleware._core.asyncio_tail import AsyncioTail
-from bridge.middleware._core.convert import head_for_body, head_from_scope, scope_with_head
 from bridge.middleware._core.drive import (
     INLINE_FLUSH,
-    INTERNAL_ERROR,
     bad_request,
     drive_async,
     failure,
     logger,
 )
 from bridge.middleware._core.exchange import (
-    Abort,
     BodyTimeout,
     ClientDisconnected,
+    Effect,
     Exchange,
     Features,
     Forward,
     Outcome,
-    OutcomeKind,
     ReplayBody,
     Respond,
     as_decision,
     bad_decision,
-    completed,
     features_of,
 )
-from bridge.middleware._core.heads import RequestHead, Response, ResponseHead
-from bridge.middleware._core.sourced import settle
+from bridge.middleware._core.heads import (
+    RequestHead,
+    Response,
+    ResponseHead,
+    head_for_body,
+    head_from_scope,
+    scope_with_head,
+)
+from bridge.middleware._core.response_path import ResponsePath
 from bridge.middleware._core.timed_receive import receive_within
 
 if TYPE_CHECKING:
@@ -76,7 +79,11 @@ async def run_asgi(
         await _websocket(mw, scope, receive, send)
         return
     http: HTTPScope = scope  # type: ignore[assignment]  # an http scope (no cast(): a call)
-    head = head_from_scope(http)  # fields are translated (or refused) when first read
+    try:
+        head = head_from_scope(http)
+    except BadRequest as exc:  # a field that cannot be translated: the same 400 for any middleware
+        await _send_response(send, bad_request(type(mw).__name__, exc, None))
+        return
     if mw.decides:
         await _run_decided(mw, head, http, receive, send)
         return
@@ -168,6 +175,12 @@ async def _websocket(mw: Middleware, scope: Any, receive: Any, send: Any) -> Non
                 decision: Forward | Respond = Forward(head)
             else:
                 decision = await _decide(ex, receive, features_of(type(ex)))
+        except BadRequest as exc:  # a malformed head: refused, as a Respond is
+            outcome = Outcome("responded", None, exc)
+            logger.warning("%s: bad request: %s; refused the websocket", type(mw).__name__, exc)
+            await receive()
+            await send({"type": "websocket.close", "code": 1008})
+            return
         except Exception as exc:
             outcome = Outcome("middleware_error", None, exc)
             logger.exception("%s failed on a websocket handshake; closed it", type(mw).__name__)
@@ -180,8 +193,6 @@ async def _websocket(mw: Middleware, scope: Any, receive: Any, send: Any) -> Non
             await send({"type": "websocket.close", "code": 1008})
             return
         app_scope = scope_with_head(scope, head, decision.head)
-        if app_scope is scope:
-            settle(head)  # the app may change its scope; ``finish`` sees the request's
         try:
             await mw.app(app_scope, receive, send)
         except OSError as exc:
@@ -197,16 +208,27 @@ async def _websocket(mw: Middleware, scope: Any, receive: Any, send: Any) -> Non
 
 
 async def _finish(mw: Middleware, ex: Exchange, outcome: Outcome, receive: Any) -> None:
-    """``ex.finish(outcome)``, its effects awaited shielded from cancellation.
-
-    A finish without effects never awaits, so it needs no shield (a cancel scope
-    per request costs 2-5 us); its failures are logged, never raised.
-    """
+    """``ex.finish(outcome)`` (a websocket's), its failures logged, never raised."""
     try:
         steps = ex.finish(outcome)
-        if steps is not None:
-            with anyio.CancelScope(shield=True):
-                await drive_async(steps, _AsgiBody(receive))
+    except Exception:
+        logger.exception("%s failed in finish()", type(mw).__name__)
+        return
+    if steps is not None:
+        await _drive_finish(mw, steps, receive)
+
+
+async def _drive_finish(
+    mw: Middleware, steps: Generator[Effect[Any], Any, None], receive: Any
+) -> None:
+    """A ``finish`` hook's effects, awaited shielded from cancellation; failures logged.
+
+    A finish without effects never gets here, so it needs no shield (a cancel
+    scope per request costs 2-5 us).
+    """
+    try:
+        with anyio.CancelScope(shield=True):
+            await drive_async(steps, _AsgiBody(receive))
     except Exception:
         logger.exception("%s failed in finish()", type(mw).__name__)
 
@@ -253,23 +275,17 @@ class _AsgiBody:
 
 
 class _AsgiRun:
-    """Per-request state of the ASGI driver."""
+    """Per-request I/O of the ASGI driver; the decisions are its :class:`ResponsePath`'s."""
 
     __slots__ = (
-        "abort",
         "complete",
-        "ex",
-        "features",
         "group",
         "held",
         "mw",
         "outer_send",
+        "path",
         "receive",
-        "replaced",
-        "replay",
         "scope",
-        "start_head",
-        "status",
         "tail",
     )
 
@@ -283,90 +299,69 @@ class _AsgiRun:
         features: Features,
     ) -> None:
         self.mw = mw
-        self.ex = ex
-        self.features = features
+        self.path = ResponsePath(type(mw).__name__, ex, features)
         self.scope = scope
         self.receive = receive
         self.outer_send = send
         self.held: Message | None = None
-        self.status: int | None = None  # set once the head is sent
-        self.abort: Response | None = None
-        self.replaced = False  # the app's response was replaced by ours
-        self.replay: ReplayBody | None = None
-        self.complete = False
         self.group: anyio.abc.TaskGroup | None = None  # while a response_body app runs (trio)
         self.tail: AsyncioTail | None = None  # while a response_body app runs (asyncio)
-        self.start_head: ResponseHead | None = None
 
     async def run(self) -> None:
         outcome = _CANCELLED
         try:
             outcome = await self.decide_and_call()
-        except OSError as exc:
-            outcome = Outcome("disconnected", self.status, exc)
-            raise
         except Exception as exc:
-            outcome = Outcome("app_error", self.status, exc)
+            outcome = self.path.outcome(exc)
             raise
         finally:
-            if self.features.finish or self.replay is not None:
-                await self.finish(outcome)  # shielded inside where it awaits
+            steps = self.path.finish(outcome)
+            if steps is not None:
+                await _drive_finish(self.mw, steps, self.receive)
 
     async def decide_and_call(self) -> Outcome:
-        if not self.features.request:  # nothing to decide: the request goes on as it is
-            return await self.forward(self.ex.head, None)
+        path = self.path
+        if not path.features.request:  # nothing to decide: the request goes on as it is
+            return await self.forward(path.ex.head, None)
         try:
-            decision = await _decide(self.ex, self.receive, self.features)
+            decision = await _decide(path.ex, self.receive, path.features)
         except Exception as exc:
-            name = type(self.mw).__name__
-            return await self.respond(*failure(name, exc, "in request()", self.ex), exc)
+            await _send_response(self.outer_send, path.request_failed(exc))
+            return path.outcome()
         if isinstance(decision, Respond):
-            return await self.respond(decision.response, "responded")
+            await _send_response(self.outer_send, path.responded(decision.response))
+            return path.outcome()
         return await self.forward(decision.head, decision.body)
 
     async def forward(self, head: RequestHead, body: ReplayBody | None) -> Outcome:
-        if body is not None:
-            head = head_for_body(head, body.length)
-        scope = scope_with_head(self.scope, self.ex.head, head)
-        if scope is self.scope:
-            settle(self.ex.head)  # the app may change its scope; response hooks see the request's
+        path = self.path
+        scope = scope_with_head(self.scope, path.ex.head, path.forward(head, body))
         receive = self.receive
         if body is not None:
-            self.replay = body
             receive = replay_receive(body, receive)
-        return await self.call_app(scope, self.app_receive(receive))
-
-    def app_receive(self, receive: Any) -> Any:
-        """``receive`` as the app gets it: through ``request_body`` when that is overridden."""
-        return self.filtered_receive(receive) if self.features.request_body else receive
+        if path.features.request_body:
+            receive = self.filtered_receive(receive)
+        return await self.call_app(scope, receive)
 
     async def call_app(self, scope: HTTPScope, receive: Any) -> Outcome:
+        path = self.path
         try:
-            if self.features.response_body:
+            if path.features.response_body:
                 await self.call_app_beside_tail(scope, receive)
             else:
                 await self.mw.app(scope, receive, self.send)
         except Exception as exc:
-            if self.replaced:
-                return Outcome("aborted", self.status)
-            if self.status is not None:
+            if path.app_head_sent:
                 raise
-            if self.abort is not None:
-                return await self.respond(self.abort, "aborted")
-            logger.error("the app raised before its response started; sent 500", exc_info=exc)
-            return await self.respond(INTERNAL_ERROR, "app_error", exc)
-        if self.abort is not None and self.status is None:
-            return await self.respond(self.abort, "aborted")
-        if self.status is None:
+            response = path.app_failed(exc)
+            if response is not None:
+                await _send_response(self.outer_send, response)
+            return path.outcome()
+        if path.status is None:
             # Nothing sent yet: the app returned without a response, or without its body.
             what = "a response" if self.held is None else "its response body"
-            logger.error("the app returned without %s; sent 500", what)
-            return await self.respond(INTERNAL_ERROR, "app_error")
-        if self.replaced:
-            return Outcome("aborted", self.status)
-        if self.complete:
-            return completed(self.status)
-        return Outcome("app_error", self.status)
+            await _send_response(self.outer_send, path.app_returned_early(what))
+        return path.outcome()
 
     async def call_app_beside_tail(self, scope: HTTPScope, receive: Any) -> None:
         """The app, next to a task for a long ``response_body`` tail if one turns up."""
@@ -401,69 +396,61 @@ class _AsgiRun:
         if error is not None:
             raise error
 
-    async def respond(
-        self, response: Response, kind: OutcomeKind, error: BaseException | None = None
-    ) -> Outcome:
-        self.status = response.status
-        await _send_response(self.outer_send, response)
-        return Outcome(kind, response.status, error)
-
     # -- the app's send --
 
     async def send(self, message: Any) -> None:
+        path = self.path
+        if path.replaced is not None:
+            return  # our response went out instead of the app's
         kind = message["type"]
-        if self.replaced:
-            return
         if kind == "http.response.start":
             if self.held is not None:
                 raise RuntimeError("the app sent http.response.start twice")
             self.held = message
-            if self.features.response_start:
-                await self.see_start(message)
+            if path.features.response_start:
+                path.started(self.held_head())
+                if path.refused:
+                    await self.send_head()
             return
         if self.held is None:
             raise RuntimeError(f"the app sent {kind!r} before http.response.start")
         if kind != "http.response.body":  # trailers, pathsend, ...: after the head
-            if self.status is None:
+            if path.status is None:
                 await self.send_head()
-            if not self.replaced:
+            if not path.dropped:
                 await self.outer_send(message)
             return
-        if self.features.response_body:
+        if path.features.response_body:
             await self.send_hooked(message)
             return
         body = message.get("body", b"")
         more = message.get("more_body", False)
-        if self.status is None:
+        if path.status is None:
             if not body and more:
                 return
             await self.send_head()
-            if self.abort is not None:
-                return  # the app's response was replaced by the abort response
-        self.complete = not more
+            if path.dropped:
+                return
+        path.ended = not more
         await self.outer_send(message)
 
-    async def see_start(self, message: Any) -> None:
-        head = ResponseHead(
-            message["status"],
-            tuple(map(tuple, message.get("headers", ()))),
-            bool(message.get("trailers", False)),
+    def held_head(self) -> ResponseHead:
+        """The app's held ``http.response.start`` as a head."""
+        held: Message = self.held  # type: ignore[assignment]  # set before any body
+        return ResponseHead(
+            held["status"],
+            tuple(map(tuple, held.get("headers", ()))),
+            bool(held.get("trailers", False)),
         )
-        self.start_head = head
-        try:
-            self.ex.response_start(head)
-        except BadRequest as exc:
-            await self.refuse(exc)
 
     async def send_hooked(self, message: Any) -> None:
         body = message.get("body", b"")
         more = message.get("more_body", False)
-        ex = self.ex
-        try:
-            chunks = ex.response_body(body, True)
-            tail = None if more else ex.response_body(b"", False)
-        except BadRequest as exc:
-            await self.refuse(exc)
+        path = self.path
+        chunks = path.response_body(body, True)
+        tail = None if more else path.response_body(b"", False)
+        if path.refused:
+            await self.send_head()
             return
         if tail is None:
             await self.send_chunks(chunks)
@@ -495,24 +482,26 @@ class _AsgiRun:
 
     async def send_tail(self, head: list[bytes], rest: Iterator[bytes]) -> None:
         """The held tail, then the end of the body (one coroutine: it runs per response)."""
-        if self.status is None:
+        path = self.path
+        if path.status is None:
             await self.send_head()
-        if self.replaced:
+        if path.dropped:
             return
         send = self.outer_send
         for chunk in itertools.chain(head, rest):
             if chunk:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        self.complete = True
+        path.ended = True
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def send_chunks(self, chunks: Iterable[bytes]) -> None:
+        path = self.path
         for chunk in chunks:
             if not chunk:
                 continue
-            if self.status is None:
+            if path.status is None:
                 await self.send_head()
-            if self.replaced:
+            if path.dropped:
                 return
             await self.outer_send({"type": "http.response.body", "body": chunk, "more_body": True})
 
@@ -524,81 +513,51 @@ class _AsgiRun:
                 if last:
                     await self.send_chunks((last,))
                 last = chunk
-        if self.status is None:
+        path = self.path
+        if path.status is None:
             await self.send_head()
-        if self.replaced:
+        if path.dropped:
             return
-        self.complete = True
+        path.ended = True
         await self.outer_send({"type": "http.response.body", "body": last, "more_body": False})
 
-    async def refuse(self, exc: BadRequest) -> None:
-        """A hook found the request head malformed: answer it instead of the app."""
-        if self.status is not None:
-            raise exc  # too late to answer differently: the app's response has started
-        self.abort = bad_request(type(self.mw).__name__, exc, self.ex)
-        await self.send_head()
-
     async def send_head(self) -> None:
-        if self.abort is not None:
-            self.replaced = True
-            await self.respond(self.abort, "aborted")
-            return
+        """The head the path decides on: the app's, rewritten, or a whole response instead."""
         held: Message = self.held  # type: ignore[assignment]  # set before any body
-        status = held["status"]
-        headers = held.get("headers", ())
-        if self.features.response:
-            # The head response_start saw, when there was one (converted once).
-            head = self.start_head or ResponseHead(status, tuple(map(tuple, headers)))
-            try:
-                new = self.ex.response(head)
-            except BadRequest as exc:
-                await self.refuse(exc)
-                return
-            except Exception as exc:  # a bug in the hook: logged as the WSGI driver logs it
-                name = type(self.mw).__name__
-                self.abort = failure(name, exc, "on the response head", self.ex)[0]
-                await self.send_head()
-                return
-            if new is not head:
-                held = {**held, "status": new.status, "headers": list(new.headers)}
-                status = new.status
-        self.status = status
-        await self.outer_send(held)
+        decided = self.path.send_head(held["status"], self.held_head)
+        if decided is None:
+            await self.outer_send(held)
+        elif isinstance(decided, ResponseHead):
+            await self.outer_send(
+                {**held, "status": decided.status, "headers": list(decided.headers)}
+            )
+        else:
+            await _send_response(self.outer_send, decided)
 
     # -- the app's receive --
 
     def filtered_receive(self, inner: Any) -> Any:
-        timeout = self.ex.request_read_timeout
+        path = self.path
+        timeout = path.ex.request_read_timeout
 
         async def filtered() -> Message:
-            if self.abort is not None:
+            if path.abort is not None:
                 return _DISCONNECT
             if timeout is None:
                 message: Message = await inner()
             else:
                 timed = await receive_within(inner, timeout)
                 if timed is None:
-                    self.abort = self.ex.read_timed_out()
+                    path.read_timed_out()
                     return _DISCONNECT
                 message = timed
-            if message["type"] == "http.request":
-                try:
-                    self.ex.request_body(message.get("body", b""), message.get("more_body", False))
-                except Abort as abort:
-                    self.abort = abort.response
-                    return _DISCONNECT
-                except BadRequest as exc:
-                    self.abort = bad_request(type(self.mw).__name__, exc, self.ex)
-                    return _DISCONNECT
+            if message["type"] == "http.request" and not path.request_chunk(
+                message.get("body", b""), message.get("more_body", False)
+            ):
+                return _DISCONNECT
             return message
 
         return filtered
-
-    async def finish(self, outcome: Outcome) -> None:
-        if self.replay is not None:
-            self.replay.close()
-        if self.features.finish:
-            await _finish(self.mw, self.ex, outcome, self.receive)
 
 
 def replay_receive(body: ReplayBody, receive: Any) -> Any:

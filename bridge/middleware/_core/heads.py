@@ -1,25 +1,53 @@
-"""Immutable request and response heads, and the respond-now ``Response``.
+"""Immutable request and response heads, the respond-now ``Response``, and the heads
+the drivers build from an environ or a scope and write back onto a copy of one.
 
 Invariants:
 
 * Request header names are lowercase bytes, in the order the client sent them;
   the same request gives an equal :class:`RequestHead` under WSGI and ASGI
   (both are built with the rules in ``bridge._http.translate``).
+* A driver's head translates every field when it is made, so a field that
+  cannot be translated (a PATH_INFO that is not UTF-8) gets the same 400
+  whichever middleware runs, under WSGI and ASGI. Only the header list is
+  read later, when first asked for; :meth:`RequestHead.header` reads a single
+  header without translating the rest.
 * ``RequestHead.path`` is the decoded full path *including* ``root_path``
   (the ASGI convention); ``raw_path`` is the request target as sent.
+* Applying a head never mutates the caller's environ or scope: the result is
+  a shallow copy with the changed fields rewritten, or the original object
+  when nothing changed.
 * Response header names keep the case the app used; every helper compares
   names case-insensitively and keeps repeated headers (Set-Cookie) as a list.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from itertools import compress
+from operator import attrgetter, is_not
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple
 
+from asgiref.typing import HTTPScope
+
 from bridge._http.errors import ErrorFormat, error_body
+from bridge._http.paths import quote_path
 from bridge._http.status import reason_phrase
+from bridge._http.translate import (
+    BadRequest,
+    apply_scope_fields_to_environ,
+    environ_header,
+    environ_path,
+    headers_from_environ,
+    normalize_request_headers,
+    parse_content_length,
+    request_fields_from_environ,
+    scope_header,
+    split_root_path,
+)
+from bridge._http.types import Environ
 
 __all__ = (
     "Headers",
@@ -103,17 +131,6 @@ _REQUEST_FIELDS: Final = (
     "values",
 )
 _FIELD_NAMES: Final = frozenset(_REQUEST_FIELDS)
-#: The fields that come from the ASGI scope (``values`` is middleware's own).
-SCOPE_FIELDS: Final = _FIELD_NAMES - {"values"}
-_SLOTS: Final = (
-    *_REQUEST_FIELDS[:6],
-    "_headers",
-    *_REQUEST_FIELDS[7:],
-    # Used only by the drivers' heads, read on demand (see ``_sourced``): the environ
-    # or scope, and the fields a ``replace`` changed since the head was read.
-    "_src",
-    "_changes",
-)
 _set = object.__setattr__
 
 
@@ -122,7 +139,20 @@ class _HeadSlots:
     then frozen by switching the instance's class (cheaper than ``object.__setattr__``
     per field, which a per-request object pays on every request)."""
 
-    __slots__ = _SLOTS
+    __slots__ = (
+        "_headers",
+        "_source",
+        "client",
+        "http_version",
+        "method",
+        "path",
+        "query_string",
+        "raw_path",
+        "root_path",
+        "scheme",
+        "server",
+        "values",
+    )
 
     method: str
     scheme: str
@@ -135,8 +165,39 @@ class _HeadSlots:
     server: tuple[str, int | None] | None
     http_version: str
     values: Mapping[str, Any]
-    _src: Any
-    _changes: dict[str, Any] | None
+    _source: Any  # what a driver's head reads its header lines from (None otherwise)
+
+
+def _make_head(
+    cls: type[RequestHead],
+    method: str,
+    scheme: str,
+    path: str,
+    root_path: str,
+    raw_path: bytes,
+    query_string: bytes,
+    headers: Headers | None,
+    client: tuple[str, int] | None,
+    server: tuple[str, int | None] | None,
+    http_version: str,
+    values: Mapping[str, Any],
+    source: Any,
+) -> Any:
+    head = object.__new__(_HeadSlots)
+    head.method = method
+    head.scheme = scheme
+    head.path = path
+    head.root_path = root_path
+    head.raw_path = raw_path
+    head.query_string = query_string
+    head._headers = headers
+    head.client = client
+    head.server = server
+    head.http_version = http_version
+    head.values = values
+    head._source = source
+    head.__class__ = cls  # frozen from here on
+    return head
 
 
 class RequestHead(_HeadSlots):
@@ -150,8 +211,9 @@ class RequestHead(_HeadSlots):
     ``"bridge.csp_nonce"``); a WSGI app reads them as environ keys and an
     ASGI app as scope keys of the same name.
 
-    The drivers' heads translate each field and header from the environ or
-    scope when it is first read, so a middleware pays only for what it reads.
+    The drivers build every field when they make the head; only the header
+    list is translated from the environ or scope when first read (and
+    :meth:`header` reads a single header without translating the others).
     """
 
     __slots__ = ()
@@ -170,25 +232,36 @@ class RequestHead(_HeadSlots):
         http_version: str = "1.1",
         values: Mapping[str, Any] = NO_VALUES,
     ) -> RequestHead:
-        head = object.__new__(_HeadSlots)
-        head.method = method
-        head.scheme = scheme
-        head.path = path
-        head.root_path = root_path
-        head.raw_path = raw_path
-        head.query_string = query_string
-        head._headers = headers if type(headers) is tuple else tuple(headers)
-        head.client = client
-        head.server = server
-        head.http_version = http_version
-        head.values = values
-        head.__class__ = cls  # frozen from here on
-        return head  # type: ignore[return-value]  # frozen above; no cast() call
+        lines = headers if type(headers) is tuple else tuple(headers)
+        head: RequestHead = _make_head(
+            cls,
+            method,
+            scheme,
+            path,
+            root_path,
+            raw_path,
+            query_string,
+            lines,
+            client,
+            server,
+            http_version,
+            values,
+            None,
+        )
+        return head
 
     @property
     def headers(self) -> Headers:
         """Request header lines: lowercase names, repeated names joined, order kept."""
-        return self._headers or ()
+        headers = self._headers
+        if headers is None:
+            headers = self._read_headers()
+            _set(self, "_headers", headers)
+        return headers
+
+    def _read_headers(self) -> Headers:
+        """The header lines of ``_source`` (a driver's head overrides it)."""
+        return ()
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"RequestHead is immutable; use head.replace({name}=...)")
@@ -207,10 +280,6 @@ class RequestHead(_HeadSlots):
         fields = ", ".join(f"{f}={getattr(self, f)!r}" for f in _REQUEST_FIELDS)
         return f"RequestHead({fields})"
 
-    def same_headers(self, other: RequestHead) -> bool:
-        """True when both heads certainly carry the same header lines (cheap check first)."""
-        return self._headers is other._headers or self.headers == other.headers
-
     def header(self, name: bytes) -> bytes | None:
         """The first value of request header ``name`` (lowercase bytes), or None."""
         for key, value in self.headers:
@@ -227,7 +296,12 @@ class RequestHead(_HeadSlots):
         if not _FIELD_NAMES.issuperset(changes):
             raise TypeError(f"RequestHead has no field {sorted(changes.keys() - _FIELD_NAMES)}")
         get = changes.get
-        return RequestHead.__new__(
+        headers = get("headers")
+        if headers is None:
+            headers = self._headers  # unread lines stay unread: the copy reads the same source
+        elif type(headers) is not tuple:
+            headers = tuple(headers)
+        copy: RequestHead = _make_head(
             type(self),
             get("method", self.method),
             get("scheme", self.scheme),
@@ -235,16 +309,25 @@ class RequestHead(_HeadSlots):
             get("root_path", self.root_path),
             get("raw_path", self.raw_path),
             get("query_string", self.query_string),
-            get("headers", self.headers),
+            headers,
             get("client", self.client),
             get("server", self.server),
             get("http_version", self.http_version),
             get("values", self.values),
+            self._source,
         )
+        return copy
 
     def replaced(self, changes: dict[str, Any]) -> RequestHead:
-        """``replace(**changes)`` for changes already in a dict, which the new head
-        may keep: it must not be changed afterwards."""
+        """Deprecated: use ``replace(**changes)``.
+
+        .. deprecated:: 0.2
+        """
+        warnings.warn(
+            "RequestHead.replaced(changes) is deprecated; use head.replace(**changes)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return self.replace(**changes)
 
     def with_value(self, key: str, value: Any) -> RequestHead:
@@ -358,3 +441,250 @@ class Response:
     def head(self) -> ResponseHead:
         """The status and headers as a :class:`ResponseHead`."""
         return ResponseHead(self.status, self.headers)
+
+
+# -- the drivers' heads: built from an environ or a scope, written back onto one ----
+
+#: Key of the mapping of all per-request values (``RequestHead.values``) in
+#: environs and scopes.
+VALUES_KEY: Final = "bridge.values"
+
+
+class _EnvironHead(RequestHead):
+    """A head of a PEP 3333 environ: its header lines are translated when first read."""
+
+    __slots__ = ()
+
+    def _read_headers(self) -> Headers:
+        environ = self._source
+        try:
+            headers = tuple(headers_from_environ(environ))
+            length = environ.get("CONTENT_LENGTH")
+        except UnicodeEncodeError as exc:
+            raise BadRequest(f"request header is not latin-1 text: {exc.reason}") from None
+        if length:
+            # Same check as an ASGI head's (normalize_request_headers): a server that
+            # passes a malformed Content-Length through gives the same 400 under both.
+            parse_content_length((str(length).encode("latin-1", "replace"),))
+        return headers
+
+    def header(self, name: bytes) -> bytes | None:
+        if self._headers is None:  # one environ key, not the whole list
+            return environ_header(self._source, name)
+        return RequestHead.header(self, name)
+
+    def header_values(self, name: bytes) -> list[bytes]:
+        value = self.header(name)  # a driver's head holds one line per name
+        return [] if value is None else [value]
+
+
+class _ScopeHead(RequestHead):
+    """A head of an ASGI scope: its header lines (the scope's list, held as it was when
+    the head was made) are normalized when first read."""
+
+    __slots__ = ()
+
+    def _read_headers(self) -> Headers:
+        return tuple(normalize_request_headers(self._source))
+
+    def header(self, name: bytes) -> bytes | None:
+        if self._headers is None:  # one scan of the scope's lines, not the whole list
+            return scope_header(self._source, name)
+        return RequestHead.header(self, name)
+
+    def header_values(self, name: bytes) -> list[bytes]:
+        value = self.header(name)  # a driver's head holds one line per name
+        return [] if value is None else [value]
+
+
+def head_from_environ(environ: Environ) -> RequestHead:
+    """The head of a PEP 3333 environ; :class:`BadRequest` when a field cannot be translated
+    (e.g. a PATH_INFO that is not UTF-8). Header lines are translated when first read."""
+    method, scheme, path, root_path, raw_path, query, client, server, version = (
+        request_fields_from_environ(environ)
+    )
+    head: RequestHead = _make_head(
+        _EnvironHead,
+        method,
+        scheme,
+        path,
+        root_path,
+        raw_path,
+        query,
+        None,
+        client,
+        server,
+        version,
+        environ.get(VALUES_KEY, NO_VALUES),
+        environ,
+    )
+    return head
+
+
+def head_from_scope(scope: HTTPScope) -> RequestHead:
+    """The head of an ASGI ``http`` or ``websocket`` scope; :class:`BadRequest` when its
+    path is not Unicode a WSGI head could hold. Header lines are normalized when first read."""
+    fields: dict[str, Any] = scope  # type: ignore[assignment]  # read as a plain dict
+    get = fields.get
+    path: str = fields["path"]
+    root_path: str = get("root_path", "")
+    if root_path:
+        root_path, path_info = split_root_path(path, root_path)
+        path = root_path + path_info
+    if not path.isascii():
+        _refuse_undecodable(path, root_path)
+    raw_path: bytes | None = get("raw_path")
+    if raw_path is None:
+        raw_path = quote_path(path)
+    head: RequestHead = _make_head(
+        _ScopeHead,
+        get("method", "GET"),  # websocket scopes have none
+        get("scheme", "http"),
+        path,
+        root_path,
+        raw_path,
+        get("query_string", b""),
+        None,
+        _pair(get("client")),
+        _pair(get("server")),
+        get("http_version", "1.1"),
+        get(VALUES_KEY, NO_VALUES),
+        fields["headers"],
+    )
+    return head
+
+
+def _pair(value: Any) -> Any:
+    # Some servers send client and server as lists.
+    return value if value is None or type(value) is tuple else (value[0], value[1])
+
+
+def _refuse_undecodable(path: str, root_path: str) -> None:
+    """Raise the :class:`BadRequest` a WSGI head gives for the same request when ``path``
+    holds bytes that are not UTF-8 (as surrogate escapes), so both interfaces answer alike."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        environ: Environ = {}
+        try:
+            fields = {"path": path, "root_path": root_path}
+            apply_scope_fields_to_environ(environ, fields, ("path",))
+        except UnicodeEncodeError:
+            raise BadRequest(f"request path is not valid UTF-8: {path!r}") from None
+        environ_path(environ)  # raises that request's BadRequest
+        raise BadRequest(f"request path is not valid UTF-8: {path!r}") from None
+
+
+def _headers_changed(old: RequestHead, new: RequestHead) -> bool:
+    """False when ``new`` certainly has ``old``'s header lines (the same tuple, or both
+    still unread from the same source): a rewrite then leaves the headers alone."""
+    mine = new._headers
+    return not (mine is old._headers or (mine is None and new._source is old._source))
+
+
+#: The fields a scope holds under their own name, as the head holds them.
+_SCOPE_KEYS: Final = (
+    "method",
+    "scheme",
+    "path",
+    "root_path",
+    "raw_path",
+    "query_string",
+    "client",
+    "server",
+    "http_version",
+)
+_scope_fields_of: Final = attrgetter(*_SCOPE_KEYS)
+
+
+def _changed_fields(old: RequestHead, new: RequestHead) -> list[str]:
+    """The scope fields ``new`` holds other objects for than ``old`` (``replace`` keeps
+    the objects of the fields it is not given, so an unchanged field is the same object;
+    writing an equal value again is harmless)."""
+    changed = list(compress(_SCOPE_KEYS, map(is_not, _scope_fields_of(old), _scope_fields_of(new))))
+    if _headers_changed(old, new):
+        changed.append("headers")
+    return changed
+
+
+def _set_values(target: dict[str, Any], old: RequestHead, new: RequestHead) -> None:
+    values = new.values
+    if values is old.values:
+        return
+    if old.values:
+        for key in old.values:
+            if key not in values:
+                target.pop(key, None)
+    target.update(values.items())  # a read-only mapping's items: the quickest update
+    target[VALUES_KEY] = values
+
+
+def scope_with_head(scope: HTTPScope, old: RequestHead, new: RequestHead) -> HTTPScope:
+    """A copy of ``scope`` carrying the fields where ``new`` differs from ``old``
+    (``scope`` itself when ``new`` is ``old``); the caller's scope is never changed."""
+    if new is old:
+        return scope
+    copied: dict[str, Any] = dict(scope)
+    for name in _changed_fields(old, new):
+        copied[name] = list(new.headers) if name == "headers" else getattr(new, name)
+    _set_values(copied, old, new)
+    return copied  # type: ignore[return-value]  # the same scope with some fields replaced
+
+
+class _HeadFields(Mapping[str, Any]):
+    """A head's fields by their scope names (what ``apply_scope_fields_to_environ`` reads)."""
+
+    __slots__ = ("_head",)
+
+    def __init__(self, head: RequestHead) -> None:
+        self._head = head
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in _FIELD_NAMES:
+            raise KeyError(name)
+        return getattr(self._head, name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_REQUEST_FIELDS)
+
+    def __len__(self) -> int:
+        return len(_REQUEST_FIELDS)
+
+
+def environ_with_head(environ: Environ, old: RequestHead, new: RequestHead) -> Environ:
+    """A copy of ``environ`` carrying the fields where ``new`` differs from ``old``
+    (``environ`` itself when ``new`` is ``old``); the caller's environ is never changed."""
+    if new is old:
+        return environ
+    copied = dict(environ)
+    changed = _changed_fields(old, new)
+    if changed:
+        apply_scope_fields_to_environ(copied, _HeadFields(new), changed)
+    _set_values(copied, old, new)
+    return copied
+
+
+def keep_headers_apart(head: RequestHead) -> None:
+    """Let a WSGI head whose header lines are unread read them from a copy of its environ,
+    before that environ goes to an app that may change it in place (werkzeug's ProxyFix
+    rewrites ``HTTP_HOST``): response hooks must read the request's own headers. A scope
+    head needs nothing: it holds the scope's header list, which apps replace, not edit."""
+    if type(head) is _EnvironHead and head._headers is None:
+        _set(head, "_source", dict(head._source))
+
+
+def head_for_body(head: RequestHead, length: int) -> RequestHead:
+    """``head`` announcing a replacement body of ``length`` bytes (Content-Length, no chunking).
+
+    ``head`` itself when it already does (a body read whole up to its declared
+    Content-Length, the usual case), so the scope or environ needs no rewrite.
+    Request heads hold one line per name, so checking the first line is exact.
+    """
+    if (
+        head.header(b"content-length") == b"%d" % length
+        and head.header(b"transfer-encoding") is None
+    ):
+        return head
+    headers = remove_header(head.headers, b"transfer-encoding")
+    headers = set_header(headers, b"content-length", str(length).encode("ascii"))
+    return head.replace(headers=headers)

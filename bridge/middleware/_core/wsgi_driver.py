@@ -22,32 +22,35 @@ import anyio
 import anyio.to_thread
 
 from bridge._http.headers import HOP_BY_HOP, parse_length
-from bridge._http.memo import Memo
 from bridge._http.status import status_line
 from bridge._http.translate import BadRequest
 from bridge._http.types import Environ, ExcInfo, StartResponse, WsgiHeaders
 from bridge._loop.portal import background_portal
-from bridge.middleware._core.convert import environ_with_head, head_for_body, head_from_environ
-from bridge.middleware._core.drive import INTERNAL_ERROR, bad_request, drive_sync, failure, logger
+from bridge.middleware._core.drive import bad_request, drive_sync, failure, logger
 from bridge.middleware._core.exchange import (
-    Abort,
     BodyTimeout,
     ClientDisconnected,
     Exchange,
     Features,
     Forward,
     Outcome,
-    OutcomeKind,
     ReplayBody,
     RequestBodyAborted,
     Respond,
     as_decision,
     bad_decision,
-    completed,
     features_of,
 )
-from bridge.middleware._core.heads import RequestHead, Response, ResponseHead
-from bridge.middleware._core.sourced import settle
+from bridge.middleware._core.heads import (
+    RequestHead,
+    Response,
+    ResponseHead,
+    environ_with_head,
+    head_for_body,
+    head_from_environ,
+    keep_headers_apart,
+)
+from bridge.middleware._core.response_path import ResponsePath
 from bridge.middleware._core.wsgi_read import timed_reader
 
 if TYPE_CHECKING:
@@ -60,7 +63,10 @@ _CHUNK = 65536
 
 def run_wsgi(mw: Middleware, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
     """Handle one WSGI request through ``mw`` (this is ``mw.__call__``)."""
-    head = head_from_environ(environ)  # fields are translated (or refused) when first read
+    try:
+        head = head_from_environ(environ)
+    except BadRequest as exc:  # a field that cannot be translated: the same 400 for any middleware
+        return _respond(start_response, bad_request(type(mw).__name__, exc, None))
     if mw.decides:
         return _run_decided(mw, head, environ, start_response)
     try:
@@ -236,12 +242,12 @@ class _WsgiBody:
 class _FilteredInput:
     """``wsgi.input`` that shows each chunk to ``Exchange.request_body``."""
 
-    def __init__(self, run: _WsgiRun, inner: Any, length: int | None) -> None:
-        self._run = run
-        self._inner = inner
+    def __init__(self, path: ResponsePath, environ: Environ, length: int | None) -> None:
+        self._path = path
+        self._inner = environ["wsgi.input"]
         self._remaining = length
-        self._timeout = run.ex.request_read_timeout
-        self._timed = timed_reader(run.environ, timed_read)
+        self._timeout = path.ex.request_read_timeout
+        self._timed = timed_reader(environ, timed_read)
 
     def _see(self, chunk: bytes) -> bytes:
         if self._remaining is not None:
@@ -249,26 +255,21 @@ class _FilteredInput:
             more = self._remaining > 0 and bool(chunk)
         else:
             more = bool(chunk)
-        run = self._run
-        try:
-            run.ex.request_body(chunk, more)
-        except Abort as abort:
-            run.abort = abort.response
-            raise RequestBodyAborted(f"request body refused with {abort.response.status}") from None
-        except BadRequest as exc:
-            run.abort = bad_request(type(run.mw).__name__, exc, run.ex)
-            raise RequestBodyAborted(f"request refused with {run.abort.status}") from None
+        path = self._path
+        if not path.request_chunk(chunk, more):
+            status = path.abort.status if path.abort is not None else 400
+            raise RequestBodyAborted(f"request body refused with {status}")
         return chunk
 
     def _read(self, method: Any, size: int) -> bytes:
-        if self._run.abort is not None:
+        if self._path.abort is not None:
             raise RequestBodyAborted("request body already refused")
         if self._timeout is None:
             return self._see(method(size))
         try:
             return self._see(self._timed(method, size, self._timeout))
         except BodyTimeout:
-            self._run.abort = self._run.ex.read_timed_out()
+            self._path.read_timed_out()
             raise RequestBodyAborted("request body read timed out") from None
 
     def read(self, size: int = -1) -> bytes:
@@ -290,23 +291,17 @@ class _FilteredInput:
 
 
 class _WsgiRun:
-    """Per-request state of the WSGI driver."""
+    """Per-request I/O of the WSGI driver; the decisions are its :class:`ResponsePath`'s."""
 
     __slots__ = (
-        "abort",
         "app_closed",
         "environ",
-        "ex",
-        "features",
-        "finished",
         "held",
         "mw",
         "outer_start",
         "outer_write",
+        "path",
         "pending",
-        "replay",
-        "start_head",
-        "status",
     )
 
     def __init__(
@@ -318,83 +313,68 @@ class _WsgiRun:
         features: Features,
     ) -> None:
         self.mw = mw
-        self.ex = ex
-        self.features = features
+        self.path = ResponsePath(type(mw).__name__, ex, features)
         self.environ = environ
         self.outer_start = start_response
         self.held: tuple[str, WsgiHeaders] | None = None
         self.pending: list[bytes] = []
         self.outer_write: Any = None
-        self.abort: Response | None = None
-        self.status: int | None = None
-        self.replay: ReplayBody | None = None
-        self.finished = False
         self.app_closed = False
-        self.start_head: ResponseHead | None = None
 
     def run(self) -> Iterable[bytes]:
-        if not self.features.request:  # nothing to decide: the request goes on as it is
-            return self.forward(self.ex.head, None)
+        path = self.path
+        if not path.features.request:  # nothing to decide: the request goes on as it is
+            return self.forward(path.ex.head, None)
         try:
-            decision = _decide(self.ex, self.environ, self.features)
+            decision = _decide(path.ex, self.environ, path.features)
         except Exception as exc:
-            name = type(self.mw).__name__
-            return self.respond(*failure(name, exc, "in request()", self.ex), exc)
+            return self.respond(path.request_failed(exc))
         if isinstance(decision, Respond):
-            return self.respond(decision.response, "responded")
+            return self.respond(path.responded(decision.response))
         return self.forward(decision.head, decision.body)
 
     def forward(self, head: RequestHead, body: ReplayBody | None) -> Iterable[bytes]:
-        ex = self.ex
-        if body is not None:
-            head = head_for_body(head, body.length)
-        environ = environ_with_head(self.environ, ex.head, head)
+        path = self.path
+        environ = environ_with_head(self.environ, path.ex.head, path.forward(head, body))
         if environ is self.environ:
-            settle(ex.head)  # the app may change its environ; response hooks see the request's
+            keep_headers_apart(path.ex.head)  # the app may change its environ in place
         if body is not None:
-            environ = self.replace_body(environ, body)
-        return self.call_app(self.app_environ(environ))
-
-    def app_environ(self, environ: Environ) -> Environ:
-        """``environ`` as the app gets it: ``wsgi.input`` through ``request_body`` when
-        that is overridden."""
-        if self.features.request_body:
+            environ = with_replay(environ, self.environ, body)
+        if path.features.request_body:  # wsgi.input through request_body
             if environ is self.environ:
                 environ = dict(environ)
             length = _content_length(environ)
-            environ["wsgi.input"] = _FilteredInput(self, environ["wsgi.input"], length)
-        return environ
-
-    def replace_body(self, environ: Environ, body: ReplayBody) -> Environ:
-        self.replay = body
-        return with_replay(environ, self.environ, body)
+            environ["wsgi.input"] = _FilteredInput(path, environ, length)
+        return self.call_app(environ)
 
     # -- the app's side of start_response --
 
     def start_response(
         self, status: str, headers: WsgiHeaders, exc_info: ExcInfo | None = None
     ) -> Any:
-        if exc_info is not None and exc_info[1] is not None and self.status is not None:
+        if exc_info is not None and exc_info[1] is not None and self.path.status is not None:
             raise exc_info[1].with_traceback(exc_info[2])
         if self.held is not None and exc_info is None:
             raise RuntimeError("start_response called twice without exc_info")
         self.held = (status, headers)
-        self.start_head = None
-        if self.features.response_start:
-            head = ResponseHead(int(status[:3]), tuple(map(_BYTES_OF.__getitem__, headers)))
-            self.start_head = head
-            try:
-                self.ex.response_start(head)
-            except BadRequest as exc:  # answered instead of the app's response
-                self.abort = bad_request(type(self.mw).__name__, exc, self.ex)
+        path = self.path
+        if path.features.response_start:
+            path.started(ResponseHead(int(status[:3]), _bytes_lines(headers)))
+        else:
+            path.app_head = None
         return self.write
+
+    def held_head(self) -> ResponseHead:
+        """The app's held status and lines as a head."""
+        status, headers = self.held  # type: ignore[misc]  # set before the head is sent
+        return ResponseHead(int(status[:3]), _bytes_lines(headers))
 
     def write(self, data: bytes) -> None:
         # Legacy write(): through response_body like any chunk; held with the head
         # until the head is sent, then passed straight to the server.
         chunks: Iterable[bytes] = (data,)
-        if self.features.response_body:
-            chunks = self.ex.response_body(data, True)
+        if self.path.features.response_body:
+            chunks = self.path.response_body(data, True)
         if self.outer_write is None:
             self.pending.extend(chunks)
             return
@@ -405,6 +385,7 @@ class _WsgiRun:
     # -- running the app --
 
     def call_app(self, environ: Environ) -> Iterable[bytes]:
+        path = self.path
         try:
             iterable = self.mw.app(environ, self.start_response)
         except Exception as exc:
@@ -414,35 +395,30 @@ class _WsgiRun:
             first = self.first_chunk(chunks)
         except Exception as exc:
             return self.app_failed(exc, iterable)
-        if self.abort is not None:
+        if self.held is None:
             self.close_app(iterable)
-            return self.respond(self.abort, "aborted")
-        try:
-            self.send_head()
-        except Exception as exc:
+            return self.respond(path.app_returned_early("calling start_response"))
+        replacement = self.send_head()
+        if replacement is not None:
             self.close_app(iterable)
-            name = type(self.mw).__name__
-            return self.respond(*failure(name, exc, "on the response head", self.ex), exc)
+            return self.respond(replacement)
         if first is None:
             self.close_app(iterable)
-            self.finish(completed(self.status))
+            path.ended = True
+            self.finish(path.outcome())
             return []
-        replay = self.replay
-        if (
-            self.features.finish
-            or self.features.response_body
-            or (replay is not None and replay.needs_close)
-        ):
+        features = path.features
+        if features.finish or features.response_body or path.replay is not None:
             return _Body(self, first, chunks, iterable)
         # Nothing to tell at the end: the rest of the body needs no Python-level wrapper.
-        self.finished = True
+        path.finished = True
         if type(iterable) is list or type(iterable) is tuple:  # no close() to call
             return [first, *chunks]
         return _PlainBody(first, chunks, iterable)
 
     def chunks(self, iterable: Iterable[bytes]) -> Iterator[bytes]:
         chunks: Iterator[bytes] = iter(iterable)
-        if self.features.response_body:
+        if self.path.features.response_body:
             chunks = _hooked(self, chunks, iterable)
         return chunks
 
@@ -466,102 +442,69 @@ class _WsgiRun:
         self.pending.clear()
         return data
 
-    def send_head(self) -> None:
-        if self.held is None:
-            raise RuntimeError("the WSGI app returned without calling start_response")
-        status, headers = self.held
-        code = int(status[:3])
-        if self.features.response:
-            # The head response_start saw, when there was one (same lines, converted once).
-            head = self.start_head or ResponseHead(code, tuple(map(_BYTES_OF.__getitem__, headers)))
-            new = self.ex.response(head)
-            if new is not head:
-                if new.status != code:
-                    code, status = new.status, status_line(new.status)
-                headers = _to_text(headers, head.headers, new.headers)
-        self.status = code
+    def send_head(self) -> Response | None:
+        """Send the head the path decides on; a response to send instead is returned."""
+        status, headers = self.held  # type: ignore[misc]  # checked by the caller
+        decided = self.path.send_head(int(status[:3]), self.held_head)
+        if isinstance(decided, Response):
+            return decided
+        if decided is not None:
+            status = status_line(decided.status)
+            headers = _text_lines(headers, self.path.app_head, decided.headers)
         self.outer_write = self.outer_start(status, headers)
+        return None
 
     def app_failed(self, exc: Exception, iterable: Iterable[bytes] | None) -> list[bytes]:
         if iterable is not None:
             self.close_app(iterable)
-        if self.abort is not None:
-            return self.respond(self.abort, "aborted")
-        if isinstance(exc, _HookBadRequest):  # a response_body hook found the head malformed
-            name = type(self.mw).__name__
-            return self.respond(bad_request(name, exc.error, self.ex), "responded", exc.error)
-        logger.error("the app raised before its response started; sent 500", exc_info=exc)
-        return self.respond(INTERNAL_ERROR, "app_error", exc)
+        response = self.path.app_failed(exc)
+        return [] if response is None else self.respond(response)
 
-    def respond(
-        self, response: Response, kind: OutcomeKind, error: BaseException | None = None
-    ) -> list[bytes]:
-        self.status = response.status
+    def respond(self, response: Response) -> list[bytes]:
+        """Send ``response`` (the path has recorded it), then finish."""
         try:
             body = _respond(self.outer_start, response)
         finally:
-            self.finish(Outcome(kind, response.status, error))
+            self.finish(self.path.outcome())
         return body
 
     def finish(self, outcome: Outcome) -> None:
-        if self.finished:
-            return
-        self.finished = True
-        if self.replay is not None:
-            self.replay.close()
-        if not self.features.finish:
-            return
         try:
-            steps = self.ex.finish(outcome)
+            steps = self.path.finish(outcome)
             if steps is not None:
                 drive_sync(steps, _WsgiBody(self.environ))
         except Exception:
             logger.exception("%s failed in finish()", type(self.mw).__name__)
 
 
-# Header lines repeat from response to response (Content-Type, the security headers),
-# so their conversions are memoised.
-_BYTES_OF: Memo[tuple[str, str], tuple[bytes, bytes]] = Memo(
-    lambda pair: (pair[0].encode("latin-1"), pair[1].encode("latin-1"))
-)
-_TEXT_OF: Memo[tuple[bytes, bytes], tuple[str, str]] = Memo(
-    lambda pair: (pair[0].decode("latin-1"), pair[1].decode("latin-1"))
-)
-#: Whole runs of lines as text: a middleware adds the same lines to most responses.
-_LINES_TEXT: Memo[tuple[tuple[bytes, bytes], ...], list[tuple[str, str]]] = Memo(
-    lambda lines: list(map(_TEXT_OF.__getitem__, lines))
-)
+def _bytes_lines(headers: WsgiHeaders) -> tuple[tuple[bytes, bytes], ...]:
+    """WSGI header lines as byte pairs. Never memoised: an app's lines carry per-request
+    values (Set-Cookie), which no process-wide cache may hold."""
+    return tuple([(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers])
 
 
-def _to_text(
+def _text_lines(
     original: WsgiHeaders,
-    before: tuple[tuple[bytes, bytes], ...],
+    seen: ResponseHead | None,
     after: tuple[tuple[bytes, bytes], ...],
 ) -> WsgiHeaders:
-    """``after`` as WSGI text pairs; ``original`` is reused when ``after`` extends ``before``."""
-    kept = len(before)
-    if after[:kept] == before:
-        return [*original, *_LINES_TEXT[after[kept:]]]
-    return list(map(_TEXT_OF.__getitem__, after))
-
-
-class _HookBadRequest(Exception):
-    """A ``response_body`` hook's BadRequest, kept apart from the app's own errors."""
-
-    def __init__(self, error: BadRequest) -> None:
-        super().__init__(str(error))
-        self.error = error
+    """``after`` as WSGI text pairs. When it extends the app's own lines (as converted for
+    ``seen``, the head the hooks saw), the app's text lines are reused as they are."""
+    kept = len(original)
+    if seen is not None and after[:kept] == seen.headers:
+        return [*original, *[(k.decode("latin-1"), v.decode("latin-1")) for k, v in after[kept:]]]
+    return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in after]
 
 
 def _hooked(run: _WsgiRun, chunks: Iterator[bytes], iterable: Iterable[bytes]) -> Iterator[bytes]:
-    """The app's chunks through ``response_body``; the tail is served after the app is closed."""
-    ex = run.ex
-    try:
-        for chunk in chunks:
-            yield from ex.response_body(chunk, True)
-        tail = ex.response_body(b"", False)
-    except BadRequest as exc:
-        raise _HookBadRequest(exc) from exc
+    """The app's chunks through ``response_body``; the tail is served after the app is closed.
+    Stops at a refusal: the app's response will not be sent."""
+    path = run.path
+    for chunk in chunks:
+        yield from path.response_body(chunk, True)
+        if path.refused:
+            return
+    tail = path.response_body(b"", False)
     run.close_app(iterable)  # the app is released before the client reads the tail
     yield from tail
 
@@ -597,21 +540,22 @@ class _Body:
         if first is not None:
             self._first = None
             return first
+        path = self._run.path
         try:
             return next(self._chunks)
         except StopIteration:
-            self._outcome = completed(self._run.status)
+            path.ended = True
+            self._outcome = path.outcome()
             raise
         except Exception as exc:
-            self._outcome = Outcome("app_error", self._run.status, exc)
+            self._outcome = path.outcome(exc)
             raise
 
     def close(self) -> None:
         try:
             self._run.close_app(self._inner)
         finally:
-            outcome = self._outcome or Outcome("disconnected", self._run.status)
-            self._run.finish(outcome)
+            self._run.finish(self._outcome or self._run.path.cut_short())
 
 
 class _PlainBody:

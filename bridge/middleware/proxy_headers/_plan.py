@@ -304,7 +304,7 @@ class Plan(NamedTuple):
             changes["values"] = MappingProxyType(kept)
         if drop:
             changes["headers"] = without_lines(changes.get("headers", head.headers), drop)
-        return (head.replaced(changes) if changes else head), problems
+        return (head.replace(**changes) if changes else head), problems
 
 
 def without_lines(headers: Headers, names: frozenset[bytes]) -> Headers:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Iterable
 from typing import Any
 
+from bridge import ProxyHeaders, SecurityHeaders
 from bridge.middleware import (
     Abort,
     BodyTimeout,
@@ -286,7 +287,37 @@ def malformed_length(app: Any, middleware: Callable[[Any], Any]) -> Any:
 MALFORMED = b"Bad Request: invalid Content-Length: b'ten'\n"
 
 
+#: A path whose bytes are not UTF-8 (WSGI: PATH_INFO "/caf\xe9"; ASGI: a surrogate escape).
+NOT_UTF8 = Request(path="/caf\udce9", raw_path=b"/caf%E9")
+NOT_UTF8_BODY = "PATH_INFO is not valid UTF-8: '/caf\xe9'".encode()
+#: Middleware that read the path, that never do, and one that only decides on headers.
+PATH_READERS: list[tuple[str, Callable[[Any, FakeClock], Any]]] = [
+    ("exchange", lambda app, clock: tag(app, clock)),
+    ("security-headers", lambda app, clock: SecurityHeaders(app, clock=clock)),
+    ("proxy-headers", lambda app, clock: ProxyHeaders(app, trusted="*", clock=clock)),
+]
+
+
 CASES = [
+    *(
+        Case(
+            f"core-non-utf8-path-is-400-for-{name}",
+            build,
+            [Step(NOT_UTF8, status=400, body=NOT_UTF8_BODY, seen=lambda seen: seen is None)],
+        )
+        for name, build in PATH_READERS
+    ),
+    Case(
+        "core-non-utf8-root-path-is-400",
+        tag,
+        [
+            Step(
+                Request(path="/m\udcffnt/a", root_path="/m\udcffnt", raw_path=b"/m%FFnt/a"),
+                status=400,
+                body="SCRIPT_NAME is not valid UTF-8: '/m\xffnt'".encode(),
+            )
+        ],
+    ),
     Case(
         "core-malformed-head-found-by-response-hook-is-400",
         lambda app, clock: malformed_length(app, lambda a: LateHeaders(a, clock=clock)),
