@@ -289,7 +289,7 @@ MALFORMED = b"Bad Request: invalid Content-Length: b'ten'\n"
 
 #: A path whose bytes are not UTF-8 (WSGI: PATH_INFO "/caf\xe9"; ASGI: a surrogate escape).
 NOT_UTF8 = Request(path="/caf\udce9", raw_path=b"/caf%E9")
-NOT_UTF8_BODY = "PATH_INFO is not valid UTF-8: '/caf\xe9'".encode()
+NOT_UTF8_BODY = "Bad Request: PATH_INFO is not valid UTF-8: '/caf\xe9'\n".encode()
 #: Middleware that read the path, that never do, and one that only decides on headers.
 PATH_READERS: list[tuple[str, Callable[[Any, FakeClock], Any]]] = [
     ("exchange", lambda app, clock: tag(app, clock)),
@@ -314,7 +314,7 @@ CASES = [
             Step(
                 Request(path="/m\udcffnt/a", root_path="/m\udcffnt", raw_path=b"/m%FFnt/a"),
                 status=400,
-                body="SCRIPT_NAME is not valid UTF-8: '/m\xffnt'".encode(),
+                body="Bad Request: SCRIPT_NAME is not valid UTF-8: '/m\xffnt'\n".encode(),
             )
         ],
     ),
