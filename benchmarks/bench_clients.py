@@ -35,7 +35,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.test import Client
 
 from benchmarks._peers import SAME_AS_SECURE, SECURE, with_flask_limiter, with_slowapi
-from bridge import Headers, ProxyHeaders, RateLimit, RequestBuffering, SecurityHeaders
+from bridge import CustomHeaders, ProxyHeaders, RateLimit, RequestBuffering, SecurityHeaders
 
 FORWARDED = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
 LIMIT = "1000000000/minute"
@@ -69,7 +69,10 @@ def wsgi_variants() -> dict[str, tuple[Any, bool]]:
         "werkzeug ProxyFix": (ProxyFix(app, x_for=1, x_proto=1), False),
         "bridge SecurityHeaders": (SecurityHeaders(app, **SAME_AS_SECURE), False),
         "secure SecureWSGIMiddleware": (SecureWSGIMiddleware(app, secure=SECURE), False),
-        "bridge Headers": (Headers(app, set_response={"cache-control": "no-store"}), False),
+        "bridge CustomHeaders": (
+            CustomHeaders(app, set_response={"cache-control": "no-store"}),
+            False,
+        ),
         "bridge RateLimit (memory)": (RateLimit(app, LIMIT), False),
         "Flask-Limiter (memory)": (with_flask_limiter(flask_app(), LIMIT, "memory://"), False),
         "bridge RequestBuffering, GET": (RequestBuffering(app), False),
@@ -116,7 +119,10 @@ def asgi_variants() -> dict[str, tuple[Any, bool]]:
         "uvicorn ProxyHeadersMiddleware": (ProxyHeadersMiddleware(app, "127.0.0.1"), False),
         "bridge SecurityHeaders": (SecurityHeaders(app, **SAME_AS_SECURE), False),
         "secure SecureASGIMiddleware": (SecureASGIMiddleware(app, secure=SECURE), False),
-        "bridge Headers": (Headers(app, set_response={"cache-control": "no-store"}), False),
+        "bridge CustomHeaders": (
+            CustomHeaders(app, set_response={"cache-control": "no-store"}),
+            False,
+        ),
         "bridge RateLimit (memory)": (RateLimit(app, LIMIT), False),
         "slowapi (memory)": (with_slowapi(starlette_app(), LIMIT, "memory://"), False),
         "bridge RequestBuffering, GET": (RequestBuffering(app), False),

@@ -32,7 +32,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from benchmarks._peers import SAME_AS_SECURE, SECURE
-from bridge import Headers, ProxyHeaders, SecurityHeaders
+from bridge import CustomHeaders, ProxyHeaders, SecurityHeaders
 from bridge._http.translate import environ_from_scope
 from bridge.testing import Request
 
@@ -79,7 +79,9 @@ WSGI_VARIANTS: dict[str, Callable[[Any], Any]] = {
     "werkzeug ProxyFix": lambda app: ProxyFix(app, x_for=1, x_proto=1),
     "bridge SecurityHeaders": lambda app: SecurityHeaders(app, **SAME_AS_SECURE),
     "secure SecureWSGIMiddleware": lambda app: SecureWSGIMiddleware(app, secure=SECURE),
-    "bridge Headers": lambda app: Headers(app, set_response={"cache-control": "no-store"}),
+    "bridge CustomHeaders": lambda app: CustomHeaders(
+        app, set_response={"cache-control": "no-store"}
+    ),
 }
 ASGI_VARIANTS: dict[str, Callable[[Any], Any]] = {
     "bare": lambda app: app,
@@ -87,7 +89,9 @@ ASGI_VARIANTS: dict[str, Callable[[Any], Any]] = {
     "uvicorn ProxyHeadersMiddleware": lambda app: ProxyHeadersMiddleware(app, "127.0.0.1"),
     "bridge SecurityHeaders": lambda app: SecurityHeaders(app, **SAME_AS_SECURE),
     "secure SecureASGIMiddleware": lambda app: SecureASGIMiddleware(app, secure=SECURE),
-    "bridge Headers": lambda app: Headers(app, set_response={"cache-control": "no-store"}),
+    "bridge CustomHeaders": lambda app: CustomHeaders(
+        app, set_response={"cache-control": "no-store"}
+    ),
 }
 PEERS = {
     "bridge ProxyHeaders": ("werkzeug ProxyFix", "uvicorn ProxyHeadersMiddleware"),

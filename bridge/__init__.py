@@ -21,7 +21,7 @@ from bridge.sync import ThreadSensitiveContext, async_to_sync, sync_to_async  # 
 from bridge.sync import iterate_in_loop, iterate_in_thread  # isort: skip
 
 # -- middleware: core and header middleware (bridge.middleware)
-from bridge.middleware.headers import Headers  # isort: skip
+from bridge.middleware.headers import CustomHeaders  # isort: skip
 from bridge.middleware.proxy_headers import ProxyHeaders  # isort: skip
 from bridge.middleware.security_headers import SecurityHeaders  # isort: skip
 
@@ -50,6 +50,11 @@ def __getattr__(name: str) -> object:
         from bridge.ratelimit.redis import RedisStore
 
         return RedisStore
+    if name == "Headers":
+        from bridge._http.options import warn_deprecated
+
+        warn_deprecated("bridge.Headers is renamed bridge.CustomHeaders")
+        return CustomHeaders
     if name == "testing":
         import bridge.testing
 
@@ -72,7 +77,7 @@ __all__ = (
     "iterate_in_thread",
     "sync_to_async",
     # -- middleware: core and headers
-    "Headers",
+    "CustomHeaders",
     "ProxyHeaders",
     "SecurityHeaders",
     "testing",

@@ -19,7 +19,7 @@ from flask import Flask, Response, request
 
 from bridge import (
     ConcurrencyLimit,
-    Headers,
+    CustomHeaders,
     ProxyHeaders,
     RateLimit,
     RequestBuffering,
@@ -64,7 +64,7 @@ app = stack(
     # bodies up to 1 MiB, read before a thread runs Flask; 408 for a stalled upload
     (RequestBuffering, {"max_body_size": "1m", "body_timeout": 30}),
     (SecurityHeaders, {"preset": "strict"}),
-    (Headers, {"set_response": {"x-served-by": "bridge"}}),
+    (CustomHeaders, {"set_response": {"x-served-by": "bridge"}}),
     # the app's response is sent with a Content-Length once it is complete
     ResponseBuffering,
 )
@@ -72,7 +72,7 @@ app = stack(
 NEXT_STEPS = """\
 Serving a Flask app through WsgiToAsgi, under uvicorn, on {url}
 Middleware: ProxyHeaders, RateLimit, ConcurrencyLimit, RequestBuffering, SecurityHeaders,
-Headers, ResponseBuffering. Try, in another terminal:
+CustomHeaders, ResponseBuffering. Try, in another terminal:
 
   curl -i {url}/                                   # security and RateLimit headers
   curl -H 'X-Forwarded-For: 203.0.113.7' {url}/    # the client as the proxy says

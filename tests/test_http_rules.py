@@ -25,7 +25,7 @@ from bridge._http.headers import (
 from bridge._http.status import reason_phrase, status_line
 from bridge._http.translate import BadRequest, parse_content_length
 from bridge.asgi_to_wsgi._response import wsgi_headers
-from bridge.middleware import Exchange, Headers, Middleware, RequestHead, Respond, Response
+from bridge.middleware import CustomHeaders, Exchange, Middleware, RequestHead, Respond, Response
 from bridge.testing import InnerApp, call_asgi, call_wsgi
 from bridge.wsgi_to_asgi._response import ResponseError, ResponseState
 
@@ -162,7 +162,7 @@ def asgi_to_wsgi_response(name: str, value: str) -> None:
 
 
 def configured(name: str, value: str) -> None:
-    Headers(InnerApp().wsgi(), set_response={name: value})
+    CustomHeaders(InnerApp().wsgi(), set_response={name: value})
 
 
 CHECKERS = [
@@ -245,7 +245,7 @@ def test_an_asgi_apps_hop_by_hop_response_header_never_reaches_a_wsgi_server(nam
 @pytest.mark.parametrize("name", HOP_NAMES)
 def test_hop_by_hop_headers_cannot_be_configured(name: str) -> None:
     with pytest.raises(ValueError, match="framing headers the server owns"):
-        Headers(InnerApp().wsgi(), remove_response=[name])
+        CustomHeaders(InnerApp().wsgi(), remove_response=[name])
 
 
 def test_a_middleware_response_under_wsgi_carries_no_hop_by_hop_header() -> None:

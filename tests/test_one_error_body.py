@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from bridge import AsgiToWsgi, WsgiToAsgi
-from bridge.middleware import Headers
+from bridge.middleware import CustomHeaders
 from bridge.testing import InnerApp, Request, Result, acall_asgi, call_wsgi
 
 pytestmark = pytest.mark.anyio
@@ -44,10 +44,10 @@ def essentials(result: Result) -> tuple[int, bytes | None, bytes | None, bytes]:
     )
 
 
-def middleware(app: Any) -> Headers:
+def middleware(app: Any) -> CustomHeaders:
     # reads the request headers (a malformed head is its 400) and holds the response
     # (an app failing before it is its 500); it adds nothing to its own errors
-    return Headers(app, set_request={"x-seen": "1"}, set_response={"x-tag": "1"})
+    return CustomHeaders(app, set_request={"x-seen": "1"}, set_response={"x-tag": "1"})
 
 
 async def test_a_500_is_the_same_from_every_component(

@@ -51,7 +51,7 @@ from bridge.middleware._core.heads import (
 from bridge.middleware._core.stack import Layer, stack
 from bridge.middleware.compression import Compression
 from bridge.middleware.cors import CORS
-from bridge.middleware.headers import Headers
+from bridge.middleware.headers import CustomHeaders
 from bridge.middleware.https_redirect import HTTPSRedirect
 from bridge.middleware.proxy_headers import ProxyHeaders
 from bridge.middleware.proxy_headers._plan import OriginalRequest
@@ -67,13 +67,13 @@ __all__ = (
     "Call",
     "ClientDisconnected",
     "Compression",
+    "CustomHeaders",
     "Decision",
     "Effect",
     "Exchange",
     "Forward",
     "HTTPSRedirect",
     "HeaderLines",
-    "Headers",
     "Interface",
     "Layer",
     "Middleware",
@@ -123,6 +123,11 @@ def __getattr__(name: str) -> Any:
             stacklevel=2,
         )
         return "bridge."
+    if name == "Headers":
+        warnings.warn(
+            "bridge.middleware.Headers is renamed CustomHeaders", DeprecationWarning, stacklevel=2
+        )
+        return CustomHeaders
     home = _MOVED.get(name)
     if home is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""Headers: set, append or remove request and response headers by configuration."""
+"""CustomHeaders: set, append or remove request and response headers by configuration."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 from bridge._http.headers import HOP_BY_HOP
-from bridge._http.options import UNSET, renamed_option
+from bridge._http.options import UNSET, renamed_option, warn_deprecated
 from bridge._http.paths import (
     Exempt,
     PathSpec,
@@ -22,7 +22,7 @@ from bridge.middleware._core.heads import Headers as HeaderLines
 from bridge.middleware._core.heads import RequestHead, ResponseHead
 from bridge.middleware._core.validate import header_name, header_pairs
 
-__all__ = ("Headers",)
+__all__ = ("CustomHeaders",)
 
 HeaderSpec = Mapping[str, str] | Iterable[tuple[str, str]] | None
 
@@ -30,8 +30,12 @@ HeaderSpec = Mapping[str, str] | Iterable[tuple[str, str]] | None
 _FRAMING: Final = HOP_BY_HOP | {b"content-length"}
 
 
-class Headers(Middleware):
+class CustomHeaders(Middleware):
     """Edit request headers before the app and response headers after it.
+
+    .. versionchanged:: 0.2
+       Renamed from ``Headers`` (a name Starlette's and werkzeug's users know as
+       a header collection); ``Headers`` still works with a ``DeprecationWarning``.
 
     Options (mappings of name to value, or lists of ``(name, value)`` pairs;
     names are case-insensitive and validated as tokens, values must not
@@ -97,19 +101,21 @@ class Headers(Middleware):
             or self.remove_response
         )
         if not (self.edits_request or self.edits_response):
-            raise ValueError("Headers: configure at least one of the set/append/remove options")
+            raise ValueError(
+                "CustomHeaders: configure at least one of the set/append/remove options"
+            )
         self.drop_request = self.remove_request | {name for name, _ in self.set_request}
         self.drop_response = self.remove_response | {name for name, _ in self.set_response}
-        self._exchange: Callable[[RequestHead, float, Headers], Exchange] = (
+        self._exchange: Callable[[RequestHead, float, CustomHeaders], Exchange] = (
             _BothEdits
             if self.edits_request and self.edits_response
             else _RequestEdits
             if self.edits_request
             else _HeadersExchange
         )
-        self.paths = None if paths is None else path_patterns(paths, "Headers: paths")
-        exempt = renamed_option("Headers", "exclude_paths", exclude_paths, "exempt", exempt)
-        self.exempt = exempt_matcher(exempt, "Headers: exempt")
+        self.paths = None if paths is None else path_patterns(paths, "CustomHeaders: paths")
+        exempt = renamed_option("CustomHeaders", "exclude_paths", exclude_paths, "exempt", exempt)
+        self.exempt = exempt_matcher(exempt, "CustomHeaders: exempt")
 
     def exchange(self, head: RequestHead, now: float) -> Exchange | None:
         paths = self.paths
@@ -163,7 +169,7 @@ class _HeadersExchange(Exchange):
 
     __slots__ = ("mw",)
 
-    def __init__(self, head: RequestHead, now: float, mw: Headers) -> None:
+    def __init__(self, head: RequestHead, now: float, mw: CustomHeaders) -> None:
         self.head = head
         self.now = now
         self.mw = mw
@@ -181,7 +187,7 @@ class _RequestEdits(Exchange):
 
     __slots__ = ("mw",)
 
-    def __init__(self, head: RequestHead, now: float, mw: Headers) -> None:
+    def __init__(self, head: RequestHead, now: float, mw: CustomHeaders) -> None:
         self.head = head
         self.now = now
         self.mw = mw
@@ -196,3 +202,10 @@ class _BothEdits(_RequestEdits):
     __slots__ = ()
 
     response = _HeadersExchange.response
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Headers":  # the name until 0.2, easily confused with header-line types
+        warn_deprecated("bridge.middleware.headers.Headers is renamed CustomHeaders")
+        return CustomHeaders
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bridge import Headers, ProxyHeaders, SecurityHeaders
+from bridge import CustomHeaders, ProxyHeaders, SecurityHeaders
 from bridge.middleware.proxy_headers._plan import (
     parse_forwarded,
     parse_host,
@@ -42,17 +42,27 @@ APP = InnerApp().wsgi()
         pytest.param(ProxyHeaders, {"mode": "real-ip"}, "mode", id="mode"),
         pytest.param(ProxyHeaders, {"use": ["for", "client"]}, "unknown", id="use"),
         pytest.param(ProxyHeaders, {"mode": "forwarded", "use": ["prefix"]}, "no port", id="mix"),
-        pytest.param(Headers, {}, "at least one", id="nothing"),
-        pytest.param(Headers, {"set_response": {"Bad Name": "x"}}, "token", id="name"),
-        pytest.param(Headers, {"set_response": {"x-a": "1\r\n"}}, "CR, LF or NUL", id="value-crlf"),
+        pytest.param(CustomHeaders, {}, "at least one", id="nothing"),
+        pytest.param(CustomHeaders, {"set_response": {"Bad Name": "x"}}, "token", id="name"),
         pytest.param(
-            Headers, {"append_request": [("x-a", "\x00")]}, "CR, LF or NUL", id="value-nul"
+            CustomHeaders, {"set_response": {"x-a": "1\r\n"}}, "CR, LF or NUL", id="value-crlf"
         ),
-        pytest.param(Headers, {"set_response": {"x-a": "caf\u00e9\u2603"}}, "latin-1", id="latin"),
-        pytest.param(Headers, {"remove_response": ["content-length"]}, "framing", id="framing"),
-        pytest.param(Headers, {"set_request": {"Transfer-Encoding": "x"}}, "framing", id="te"),
-        pytest.param(Headers, {"set_response": [("x-a",)]}, "pairs", id="shape"),
-        pytest.param(Headers, {"set_response": {"x": "1"}, "paths": ["static"]}, "'/'", id="paths"),
+        pytest.param(
+            CustomHeaders, {"append_request": [("x-a", "\x00")]}, "CR, LF or NUL", id="value-nul"
+        ),
+        pytest.param(
+            CustomHeaders, {"set_response": {"x-a": "caf\u00e9\u2603"}}, "latin-1", id="latin"
+        ),
+        pytest.param(
+            CustomHeaders, {"remove_response": ["content-length"]}, "framing", id="framing"
+        ),
+        pytest.param(
+            CustomHeaders, {"set_request": {"Transfer-Encoding": "x"}}, "framing", id="te"
+        ),
+        pytest.param(CustomHeaders, {"set_response": [("x-a",)]}, "pairs", id="shape"),
+        pytest.param(
+            CustomHeaders, {"set_response": {"x": "1"}, "paths": ["static"]}, "'/'", id="paths"
+        ),
     ],
 )
 def test_misconfiguration_raises_with_a_fix(
@@ -66,7 +76,7 @@ def test_valid_configurations_build() -> None:
     SecurityHeaders(APP, preset="strict", override=True, exempt="/healthz")
     ProxyHeaders(APP, trusted="*")
     ProxyHeaders(APP, trusted=["10.0.0.0/8", "fd00::/8", "[::1]"], use=["for", "host", "prefix"])
-    Headers(APP, remove_response="server")
+    CustomHeaders(APP, remove_response="server")
 
 
 @pytest.mark.parametrize(

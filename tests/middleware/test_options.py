@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from bridge import Headers, RequestBufferingRule, SecurityHeaders
+import bridge
+from bridge import CustomHeaders, RequestBufferingRule, SecurityHeaders
 from bridge.ratelimit import ConcurrencyLimit, RateLimit, Rule
 from bridge.testing import InnerApp, Request, call_wsgi
 
@@ -26,7 +28,7 @@ NOSNIFF = b"x-content-type-options"
             id="security-exempt_paths",
         ),
         pytest.param(
-            lambda: Headers(APP, set_response={"x-a": "1"}, exclude_paths=["/healthz"]),
+            lambda: CustomHeaders(APP, set_response={"x-a": "1"}, exclude_paths=["/healthz"]),
             "exclude_paths",
             "exempt",
             id="headers-exclude_paths",
@@ -63,7 +65,9 @@ def test_deprecated_rule_path_warns_and_still_matches() -> None:
     "build",
     [
         pytest.param(lambda e: SecurityHeaders(APP, exempt=e), id="security"),
-        pytest.param(lambda e: Headers(APP, set_response={"x-a": "1"}, exempt=e), id="headers"),
+        pytest.param(
+            lambda e: CustomHeaders(APP, set_response={"x-a": "1"}, exempt=e), id="headers"
+        ),
         pytest.param(lambda e: RateLimit(APP, "1/minute", exempt=e), id="ratelimit"),
         pytest.param(lambda e: ConcurrencyLimit(APP, 1, exempt=e), id="concurrency"),
     ],
@@ -148,9 +152,9 @@ def test_exact_form_gives_the_old_exact_exemption() -> None:
             id="concurrency-exempt",
         ),
         pytest.param(
-            lambda: Headers(APP, set_response={"x": "1"}, paths=[b"/static"]),  # type: ignore[list-item]
+            lambda: CustomHeaders(APP, set_response={"x": "1"}, paths=[b"/static"]),  # type: ignore[list-item]
             TypeError,
-            r"Headers: paths\[0\]",
+            r"CustomHeaders: paths\[0\]",
             id="headers-paths-bytes",
         ),
     ],
@@ -160,3 +164,11 @@ def test_misconfiguration_says_what_to_write(
 ) -> None:
     with pytest.raises(error, match=message):
         build()
+
+
+@pytest.mark.parametrize("module", ["bridge", "bridge.middleware", "bridge.middleware.headers"])
+def test_headers_is_the_deprecated_name_of_custom_headers(module: str) -> None:
+    imported = importlib.import_module(module)
+    with pytest.warns(DeprecationWarning, match="renamed .*CustomHeaders"):
+        old = imported.Headers
+    assert old is bridge.CustomHeaders

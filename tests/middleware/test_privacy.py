@@ -17,7 +17,7 @@ import pytest
 
 from bridge import (
     ConcurrencyLimit,
-    Headers,
+    CustomHeaders,
     ProxyHeaders,
     RateLimit,
     RequestBuffering,
@@ -29,7 +29,7 @@ from bridge.testing import InnerApp, Request, call_asgi, call_wsgi
 _MIDDLEWARE: list[tuple[str, Callable[[Any], Any]]] = [
     ("proxy-headers", lambda app: ProxyHeaders(app, trusted="*", use=("for", "proto", "host"))),
     ("security-headers", lambda app: SecurityHeaders(app, csp="default-src 'self'")),
-    ("headers", lambda app: Headers(app, set_response={"x-frame-options": "DENY"})),
+    ("headers", lambda app: CustomHeaders(app, set_response={"x-frame-options": "DENY"})),
     ("request-buffering", lambda app: RequestBuffering(app, mode="buffer")),
     ("response-buffering", lambda app: ResponseBuffering(app)),
     ("rate-limit", lambda app: RateLimit(app, "100/second")),

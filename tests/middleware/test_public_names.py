@@ -16,9 +16,9 @@ def test_all_is_honest() -> None:
 def test_top_level_names() -> None:
     assert bridge.ProxyHeaders is bridge.middleware.ProxyHeaders
     assert bridge.SecurityHeaders is bridge.middleware.SecurityHeaders
-    assert bridge.Headers is bridge.middleware.Headers
+    assert bridge.CustomHeaders is bridge.middleware.CustomHeaders
     assert bridge.testing.call_wsgi is not None
-    for name in ("ProxyHeaders", "SecurityHeaders", "Headers", "testing"):
+    for name in ("ProxyHeaders", "SecurityHeaders", "CustomHeaders", "testing"):
         assert name in bridge.__all__
 
 
@@ -26,7 +26,7 @@ def test_public_classes_are_documented() -> None:
     for obj in (
         bridge.ProxyHeaders,
         bridge.SecurityHeaders,
-        bridge.Headers,
+        bridge.CustomHeaders,
         bridge.middleware.Middleware,
         bridge.middleware.Exchange,
         bridge.middleware.RequestHead,

@@ -95,7 +95,7 @@ def test_forwarded_request_through_a_real_server(
     assert bad.json()["scheme"] == "http"
     assert bad.json()["client"] == "127.0.0.1"
     if framework == "flask":
-        assert "x-powered-by" not in proxied.headers  # Headers(remove_response=[...])
+        assert "x-powered-by" not in proxied.headers  # CustomHeaders(remove_response=[...])
 
 
 def test_flask_prefix_and_exempt_path(run_server: RunServer) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Flask, jsonify, request
 
-from bridge import Headers, ProxyHeaders, SecurityHeaders
+from bridge import CustomHeaders, ProxyHeaders, SecurityHeaders
 
 app = Flask(__name__)
 
@@ -32,5 +32,5 @@ def health() -> str:
 
 # Flask declares wsgi_app as a method, so mypy needs to be told (as for werkzeug's ProxyFix).
 app.wsgi_app = SecurityHeaders(app.wsgi_app, preset="strict", exempt=["/healthz"])  # type: ignore[method-assign,assignment]
-app.wsgi_app = Headers(app.wsgi_app, remove_response=["x-powered-by"])  # type: ignore[method-assign,assignment]
+app.wsgi_app = CustomHeaders(app.wsgi_app, remove_response=["x-powered-by"])  # type: ignore[method-assign,assignment]
 app.wsgi_app = ProxyHeaders(app.wsgi_app, use=["for", "proto", "host", "prefix"])  # type: ignore[method-assign,assignment]

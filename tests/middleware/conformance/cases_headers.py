@@ -1,10 +1,10 @@
-"""Headers cases."""
+"""CustomHeaders cases."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from bridge import Headers
+from bridge import CustomHeaders
 from bridge.testing import FakeClock, InnerApp, Request, Seen
 
 from . import Case, Step
@@ -15,7 +15,7 @@ SERVER = (b"Server", b"gunicorn/99")
 
 def headers(**options: Any) -> Any:
     def build(app: Any, clock: FakeClock) -> Any:
-        return Headers(app, clock=clock, **options)
+        return CustomHeaders(app, clock=clock, **options)
 
     return build
 

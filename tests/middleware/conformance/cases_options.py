@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bridge import Headers, RequestBuffering, RequestBufferingRule, SecurityHeaders
+from bridge import CustomHeaders, RequestBuffering, RequestBufferingRule, SecurityHeaders
 from bridge.ratelimit import ConcurrencyLimit, MemoryStore, RateLimit, Rule
 from bridge.testing import FakeClock, Request
 
@@ -81,12 +81,14 @@ PROBES: dict[str, tuple[Build, Probe, bool]] = {
         False,
     ),
     "headers-exempt": (
-        lambda app, clock: Headers(app, set_response=[HIT_TEXT], exempt=PATTERNS, clock=clock),
+        lambda app, clock: CustomHeaders(
+            app, set_response=[HIT_TEXT], exempt=PATTERNS, clock=clock
+        ),
         line_when(HIT, matched=False),
         False,
     ),
     "headers-paths": (
-        lambda app, clock: Headers(app, set_response=[HIT_TEXT], paths=PATTERNS, clock=clock),
+        lambda app, clock: CustomHeaders(app, set_response=[HIT_TEXT], paths=PATTERNS, clock=clock),
         line_when(HIT, matched=True),
         False,
     ),
