@@ -129,7 +129,7 @@ async def call_sync(
 
 
 _NO_ARGS: tuple[Any, ...] = ()
-_NO_KWARGS: dict[str, Any] = {}  # never mutated: Call only unpacks it
+_NO_KWARGS: dict[str, Any] = {}  # never mutated: ThreadCall only unpacks it
 
 
 async def run_in_worker(
@@ -137,8 +137,8 @@ async def run_in_worker(
 ) -> Any:
     """For the adapters: ``context.run(fn)`` on a worker thread under ``limiter``; its result.
 
-    The hand-off of ``call_sync(thread_sensitive=False)`` (one ``Call``, the loop's
-    ``Inbox``, the worker pool, the same cancellation rule: a running call is waited for,
+    The hand-off of ``call_sync(thread_sensitive=False)`` (one ``ThreadCall``, the loop's
+    ``Origin``, the worker pool, the same cancellation rule: a running call is waited for,
     then the cancellation is raised) without what only a ``sync_to_async`` caller needs:
     the caller's ``sys.exc_info()`` is not carried over and ``context`` (the caller's, to
     keep across several calls) is not merged back. ``limiter`` None means anyio's default
