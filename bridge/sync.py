@@ -102,6 +102,8 @@ def sync_to_async(
     cancelled, the call still finishes (a thread cannot be stopped) and the cancellation
     is raised afterwards. Works under asyncio and trio.
 
+    The wrapper of a bound method has the method's ``__self__``, as asgiref's has.
+
     .. versionadded:: 0.1
     """
     if thread_sensitive and (executor is not None or limiter is not None):
@@ -146,7 +148,20 @@ def _wrap_sync(
         )
         return result
 
+    _keep_bound_self(run_in_thread, func)
     return run_in_thread
+
+
+def _keep_bound_self(wrapper: Callable[..., Any], func: object) -> None:
+    """A wrapper of a bound method has its ``__self__``, as asgiref's wrappers do.
+
+    Django's handler reads ``middleware_method.__self__`` of the wrapped middleware hooks.
+    """
+    try:
+        bound_to = func.__self__  # type: ignore[attr-defined]
+    except AttributeError:
+        return
+    wrapper.__self__ = bound_to  # type: ignore[attr-defined]
 
 
 @overload
@@ -185,6 +200,8 @@ def async_to_sync(
         (default), ``"asyncio+uvloop"`` or ``"trio"``.
     :raises RuntimeError: when called from a thread whose event loop is running.
 
+    The wrapper of a bound method has the method's ``__self__``, as asgiref's has.
+
     .. versionadded:: 0.1
     """
     _portal.backend_options(backend)  # an unknown backend fails here, not at call time
@@ -207,6 +224,7 @@ def _wrap_async(
         result: R = call_async(fn, args, kwargs, force_new_loop=force_new_loop, backend=backend)
         return result
 
+    _keep_bound_self(run_blocking, fn)
     return run_blocking
 
 

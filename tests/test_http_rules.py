@@ -27,7 +27,7 @@ from bridge._http.translate import BadRequest, parse_content_length
 from bridge.asgi_to_wsgi._response import wsgi_headers
 from bridge.middleware import CustomHeaders, Exchange, Middleware, RequestHead, Respond, Response
 from bridge.testing import InnerApp, call_asgi, call_wsgi
-from bridge.wsgi_to_asgi._response import ResponseError, ResponseState
+from bridge.wsgi_to_asgi._app_run import ResponseError, ResponseState
 
 # -- status lines -----------------------------------------------------------------
 

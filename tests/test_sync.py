@@ -132,6 +132,30 @@ def test_async_to_sync_call_shapes() -> None:
     assert adecorated_plain.__name__ == "adecorated_plain"
 
 
+def test_wrappers_of_bound_methods_keep_their_self_like_asgiref() -> None:
+    """Django's handler reads ``middleware_method.__self__`` of wrapped middleware hooks."""
+    import asgiref.sync
+
+    class Ledger:
+        balance = 3
+
+        def read(self) -> int:
+            return self.balance
+
+        async def aread(self) -> int:
+            return self.balance
+
+    ledger = Ledger()
+    to_async = bridge.sync_to_async(ledger.read)
+    to_sync = bridge.async_to_sync(ledger.aread)
+    assert to_async.__self__ is ledger  # type: ignore[attr-defined]
+    assert to_sync.__self__ is ledger  # type: ignore[attr-defined]
+    assert asgiref.sync.sync_to_async(ledger.read).__self__ is ledger  # type: ignore[attr-defined]
+    assert to_sync() == 3
+    assert not hasattr(bridge.sync_to_async(double), "__self__")
+    assert not hasattr(bridge.async_to_sync(adouble), "__self__")
+
+
 @pytest.mark.parametrize(
     ("make", "error", "match"),
     [
@@ -658,14 +682,15 @@ async def test_cancellations_under_a_saturated_limiter_leave_no_token_behind() -
 def test_a_limiter_reused_by_a_new_loop_ignores_a_queue_left_by_an_ended_loop() -> None:
     """A module-level limiter outlives loops; a loop that ended with calls queued leaves none."""
     from bridge._loop import gate as _gate
+    from bridge._loop.origin import origin_of
+    from bridge._loop.threads import ThreadCall
 
     limiter = anyio.CapacityLimiter(1)
     ended = asyncio.new_event_loop()
     ended.close()
-    stale = _gate.Gate(limiter, ended)  # as if that loop ended before its queue drained
-    stale.waiting.append(
-        bridge._loop.threads.Call(abs, (-1,), {}, contextvars.Context(), None, ended)
-    )
+    origin = origin_of(ended)
+    stale = _gate.Gate(limiter, origin)  # as if that loop ended before its queue drained
+    stale.waiting.append(ThreadCall(abs, (-1,), {}, contextvars.Context(), None, origin))
     _gate._gates[id(limiter)] = stale
     try:
 

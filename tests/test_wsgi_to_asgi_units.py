@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from bridge._http.wsgi_input import ClientDisconnected, RequestBodyError, WsgiInput
 from bridge._loop.handoff import HandoffQueue
-from bridge.wsgi_to_asgi._response import ResponseError, ResponseState
+from bridge.wsgi_to_asgi._app_run import ResponseError, ResponseState
 
 # -- wsgi.input ------------------------------------------------------------------------
 

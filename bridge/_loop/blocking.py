@@ -31,7 +31,8 @@ from bridge._loop.interop import (
     origin_loop_from_asgiref,
     set_current_frame,
 )
-from bridge._loop.threads import SyncFrame, current_origin
+from bridge._loop.origin import Origin, origin_of
+from bridge._loop.threads import SyncFrame, served_origin
 
 __all__ = ("call_async", "refuse_in_loop_thread")
 
@@ -126,39 +127,27 @@ async def _drive(
 
 
 def _start_on_origin(driver: Any, context: Any, frame: SyncFrame, backend: str) -> None:
-    origin = current_origin() or origin_from_anyio_worker() or origin_loop_from_asgiref()
+    origin = _origin_here()
     if origin is not None:
         try:
-            _schedule(origin, driver, context, frame)
+            origin.start_task_soon(driver, context, frame)
             return
         except RuntimeError:
             pass  # that loop has closed since: fall back to the background loop
     try:
-        _schedule(_portal.background_origin(backend), driver, context, frame)
+        _portal.background_origin(backend).start_task_soon(driver, context, frame)
     except BaseException:
         driver.close()
         raise
 
 
-def _schedule(origin: Any, driver: Any, context: Any, frame: SyncFrame) -> None:
-    if isinstance(origin, asyncio.AbstractEventLoop):
-        origin.call_soon_threadsafe(_start_asyncio_task, origin, driver, context, frame)
-    else:
-        origin.run_sync_soon(_start_trio_task, driver, context)
-
-
-def _start_asyncio_task(
-    loop: asyncio.AbstractEventLoop, driver: Any, context: Any, frame: SyncFrame
-) -> None:
-    # The frame is referenced by the blocked thread, so the task stays alive (asyncio
-    # itself holds tasks only weakly).
-    frame.task = loop.create_task(driver, context=context)
-
-
-def _start_trio_task(driver: Any, context: Any) -> None:
-    import trio
-
-    trio.lowlevel.spawn_system_task(_await, driver, context=context)
+def _origin_here() -> Origin | None:
+    """The loop this thread works for: bridge's, anyio's or asgiref's worker thread."""
+    origin = served_origin()
+    if origin is not None:
+        return origin
+    native = origin_from_anyio_worker() or origin_loop_from_asgiref()
+    return None if native is None else origin_of(native)
 
 
 async def _await(driver: Any) -> None:

@@ -11,6 +11,8 @@ slot passes on only while nobody else waits in the limiter's own queue; otherwis
 back to the limiter, which hands it to the first in line. Tokens freed elsewhere reach
 the queue through one *pump* task that waits in the limiter's queue on the gate's behalf.
 
+The pump is an asyncio task, so only calls from asyncio loops come here.
+
 Invariants: everything here runs on the gate's loop thread; a call holds a slot from its
 dispatch until its caller passes the slot on; a gate exists only while calls wait, so
 idle limiters keep no state here.
@@ -24,27 +26,29 @@ from typing import Any
 
 import anyio
 
-from bridge._loop.threads import Call, worker_pool
+from bridge._loop.origin import Origin
+from bridge._loop.threads import ThreadCall, worker_pool
 
 __all__ = ("admit", "forget", "pass_on")
-
-_running_loop = asyncio._get_running_loop
 
 _gates: dict[int, Gate] = {}  # by id(limiter); a gate references its limiter, so ids are stable
 
 
 class Gate:
-    def __init__(self, limiter: anyio.CapacityLimiter, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, limiter: anyio.CapacityLimiter, origin: Origin) -> None:
         self.limiter = limiter
-        self.loop = loop
-        self.waiting: deque[Call] = deque()
+        self.origin = origin
+        self.waiting: deque[ThreadCall] = deque()
         self.pump: asyncio.Task[None] | None = None
         self.pump_waiting = False  # the pump sits in the limiter's own queue
 
-    def queue(self, call: Call) -> None:
+    def queue(self, call: ThreadCall) -> None:
         self.waiting.append(call)
         if self.pump is None:
-            self.pump = self.loop.create_task(self._run_pump())
+            loop = self.origin.asyncio_loop
+            if loop is None:
+                raise RuntimeError("the gate admits calls from asyncio loops only")
+            self.pump = loop.create_task(self._run_pump())
 
     def dispatch_next(self, slot: object) -> None:
         call = self.waiting.popleft()
@@ -71,16 +75,16 @@ class Gate:
                 del _gates[id(limiter)]
 
 
-def admit(call: Call, limiter: anyio.CapacityLimiter, loop: asyncio.AbstractEventLoop) -> None:
+def admit(call: ThreadCall, limiter: anyio.CapacityLimiter) -> None:
     """Dispatch ``call`` to the worker pool now if a token is free, else queue it."""
     gate = _gates.get(id(limiter))
-    if gate is not None and gate.loop is not loop:
+    if gate is not None and gate.origin is not call.origin:
         gate = None  # left over from a loop that ended with calls queued (limiter reused)
     if gate is None:
         try:
             limiter.acquire_on_behalf_of_nowait(call)
         except anyio.WouldBlock:
-            gate = _gates[id(limiter)] = Gate(limiter, loop)
+            gate = _gates[id(limiter)] = Gate(limiter, call.origin)
         else:
             call.slot = call
             worker_pool().put(call)
@@ -88,7 +92,7 @@ def admit(call: Call, limiter: anyio.CapacityLimiter, loop: asyncio.AbstractEven
     gate.queue(call)
 
 
-def forget(call: Call, limiter: anyio.CapacityLimiter) -> None:
+def forget(call: ThreadCall, limiter: anyio.CapacityLimiter) -> None:
     """A queued call's caller was cancelled before the call got a slot: drop it."""
     gate = _gates.get(id(limiter))
     if gate is not None:
@@ -100,10 +104,10 @@ def forget(call: Call, limiter: anyio.CapacityLimiter) -> None:
             del _gates[id(limiter)]
 
 
-def pass_on(slot: Any, limiter: anyio.CapacityLimiter) -> None:
-    """A call has finished: its slot goes to the next queued call or back to the limiter."""
+def pass_on(slot: Any, limiter: anyio.CapacityLimiter, origin: Origin) -> None:
+    """A call of ``origin`` has finished: its slot goes to the next queued call or back."""
     gate = _gates.get(id(limiter))
-    if gate is not None and gate.waiting and gate.loop is _running_loop():
+    if gate is not None and gate.waiting and gate.origin is origin:
         others_waiting = limiter.statistics().tasks_waiting - (1 if gate.pump_waiting else 0)
         if others_waiting <= 0:
             gate.dispatch_next(slot)

@@ -2,14 +2,14 @@
 
 ``bridge._loop.portal.background_portal(backend)`` owns the one loop per backend per
 process. A portal call costs a concurrent future and a task per call, which is
-too much for one hand-off per request, so this module asks the portal once per
-process for the loop's native "call soon from another thread" primitive and
-uses it directly:
+too much for one hand-off per request, so a handle calls the loop through its
+:class:`~bridge._loop.origin.Origin` (``call_soon`` *is* the origin's
+``call_soon_threadsafe``). Only starting request tasks differs by backend:
 
-* asyncio (and uvloop): ``loop.call_soon_threadsafe``; tasks are created with
-  ``loop.create_task`` and kept in a set, because asyncio holds tasks weakly.
-* trio: ``TrioToken.run_sync_soon``; tasks start in a nursery owned by a hub
-  task that lives in the portal's task group until the portal stops.
+* asyncio (and uvloop): tasks are created with ``loop.create_task`` and kept in a
+  set, because asyncio holds tasks weakly.
+* trio: tasks start in a nursery owned by a hub task that lives in the portal's
+  task group until the portal stops.
 
 Invariants: a handle belongs to exactly one portal. When the portal changes
 (shut down and restarted, or a fork gave the child a fresh registry) the next
@@ -30,7 +30,8 @@ from typing import Any, Protocol
 from anyio.abc import TaskStatus
 from anyio.from_thread import BlockingPortal
 
-from bridge._loop.portal import background_portal
+from bridge._loop.origin import Origin
+from bridge._loop.portal import background_origin, background_portal
 
 __all__ = ("LoopHandle", "loop_handle")
 
@@ -41,9 +42,9 @@ class LoopHandle(Protocol):
     portal: BlockingPortal
     #: True when tasks are asyncio tasks that may be cancelled with ``Task.cancel()``.
     native_tasks: bool
-
-    def call_soon(self, func: Callable[..., object], *args: Any) -> None:
-        """Run ``func(*args)`` on the loop thread soon; never blocks, never waits."""
+    #: ``call_soon(func, *args)``: run ``func(*args)`` on the loop thread soon; never
+    #: blocks, never waits (the origin's ``call_soon_threadsafe``).
+    call_soon: Callable[..., object]
 
     def spawn(self, func: Callable[..., Awaitable[object]], *args: Any) -> None:
         """Start ``func(*args)`` as a task on the loop; ``func`` must not raise."""
@@ -55,13 +56,13 @@ class LoopHandle(Protocol):
 class _AsyncioHandle:
     native_tasks = True
 
-    def __init__(self, portal: BlockingPortal, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, portal: BlockingPortal, origin: Origin) -> None:
+        if origin.asyncio_loop is None:
+            raise RuntimeError("an asyncio handle needs an asyncio loop")
         self.portal = portal
-        self._loop = loop
+        self.call_soon = origin.call_soon_threadsafe
+        self._loop = origin.asyncio_loop
         self._tasks: set[asyncio.Task[object]] = set()
-
-    def call_soon(self, func: Callable[..., object], *args: Any) -> None:
-        self._loop.call_soon_threadsafe(func, *args)
 
     def _start(self, func: Callable[..., Awaitable[object]], args: tuple[Any, ...]) -> None:
         task: asyncio.Task[object] = self._loop.create_task(func(*args))  # type: ignore[arg-type]
@@ -69,7 +70,7 @@ class _AsyncioHandle:
         task.add_done_callback(self._tasks.discard)
 
     def spawn(self, func: Callable[..., Awaitable[object]], *args: Any) -> None:
-        self._loop.call_soon_threadsafe(self._start, func, args)
+        self.call_soon(self._start, func, args)
 
     def call_later_on_loop(self, delay: float, func: Callable[[], object]) -> None:
         self._loop.call_later(delay, func)
@@ -78,13 +79,10 @@ class _AsyncioHandle:
 class _TrioHandle:
     native_tasks = False
 
-    def __init__(self, portal: BlockingPortal, token: Any, nursery: Any) -> None:
+    def __init__(self, portal: BlockingPortal, origin: Origin, nursery: Any) -> None:
         self.portal = portal
+        self.call_soon = origin.call_soon_threadsafe
         self._nursery = nursery
-        self._token = token
-
-    def call_soon(self, func: Callable[..., object], *args: Any) -> None:
-        self._token.run_sync_soon(func, *args)
 
     def spawn(self, func: Callable[..., Awaitable[object]], *args: Any) -> None:
         self.call_soon(self._nursery.start_soon, func, *args)
@@ -100,12 +98,12 @@ async def _sleep_then_call(delay: float, func: Callable[[], object]) -> None:
     func()
 
 
-async def _trio_hub(*, task_status: TaskStatus[tuple[Any, Any]]) -> None:
+async def _trio_hub(*, task_status: TaskStatus[Any]) -> None:
     import trio
 
     # The portal waits for its tasks when it stops: the hub must end first (see _stop_hubs).
     async with trio.open_nursery() as nursery:
-        task_status.started((trio.lowlevel.current_trio_token(), nursery))
+        task_status.started(nursery)
         await trio.sleep_forever()
 
 
@@ -142,11 +140,12 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _build(backend: str, portal: BlockingPortal) -> LoopHandle:
-    if backend == "trio":
-        future, (token, nursery) = portal.start_task(_trio_hub)
+    origin = background_origin(backend)
+    if origin.asyncio_loop is None:
+        future, nursery = portal.start_task(_trio_hub)
         _hub_futures.append(future)
-        return _TrioHandle(portal, token, nursery)
-    return _AsyncioHandle(portal, portal.call(asyncio.get_running_loop))
+        return _TrioHandle(portal, origin, nursery)
+    return _AsyncioHandle(portal, origin)
 
 
 def loop_handle(backend: str) -> LoopHandle:

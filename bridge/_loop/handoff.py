@@ -12,10 +12,10 @@ Invariants:
 
 * Neither side ever blocks on the other. The thread waits on a
   ``threading.Condition``; the loop only takes the lock for O(1) work and
-  notifies the condition. The loop waits on a future (a trio Event); the thread sets
-  it through the loop's non-blocking thread-safe callback (the loop's
-  :class:`~bridge._loop.threads.Inbox`, shared with finished thread calls), and only
-  when the loop is actually waiting, so a busy stream costs no wake-ups.
+  notifies the condition. The loop waits on a waiter of its
+  :class:`~bridge._loop.origin.Origin`; the thread sets it through ``Origin.post``
+  (batched with finished thread calls), and only when the loop is actually
+  waiting, so a busy stream costs no wake-ups.
 * :meth:`finish` ends the stream: the consumer drains what is queued, then
   sees the end. :meth:`abort` fails it: both sides raise the given error at
   their next call, queued items are dropped, and both sides are woken. Abort
@@ -24,17 +24,13 @@ Invariants:
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
-import sys
 import threading
 from collections import deque
 from collections.abc import Callable
-from functools import partial
 from typing import Any, Generic, TypeVar
 
-from bridge._loop.crossing import inbox_for
-from bridge._loop.threads import Inbox, LoopCallback, running_trio_token
+from bridge._loop.origin import LoopCallback, Waiter, current_origin, wake_waiter
 
 sniffio: Any
 try:
@@ -42,28 +38,9 @@ try:
 except ImportError:  # anyio works without it; then only asyncio needs no marker
     sniffio = None
 
-__all__ = ("HandoffQueue", "loop_call_soon")
+__all__ = ("HandoffQueue",)
 
 T = TypeVar("T")
-CallSoon = Callable[[Callable[[], object]], object]
-
-
-def loop_call_soon() -> tuple[str, CallSoon]:
-    """The running loop's library name and its non-blocking thread-safe "call soon".
-
-    Callbacks go through the loop's :class:`~bridge._loop.threads.Inbox`, which the worker
-    threads also use to report finished calls: however many arrive between two passes
-    of the loop, they cost one wake-up (one self-pipe write on asyncio).
-    """
-    loop = asyncio._get_running_loop()
-    if loop is not None:
-        return "asyncio", _poster(inbox_for(loop))
-    return "trio", _poster(inbox_for(running_trio_token("a HandoffQueue")))
-
-
-def _poster(inbox: Inbox) -> CallSoon:
-    post = inbox.post
-    return lambda func: post(LoopCallback(func))
 
 
 class HandoffQueue(Generic[T]):
@@ -73,8 +50,7 @@ class HandoffQueue(Generic[T]):
     """
 
     def __init__(self, limit: int, size_of: Callable[[T], int]) -> None:
-        self._library, self._call_soon = loop_call_soon()
-        self._loop = asyncio._get_running_loop()  # None on trio
+        self._origin = current_origin("a HandoffQueue")
         self._loop_thread = threading.get_ident()
         self._lock = threading.Lock()
         # Made by the first thread that has to wait: most exchanges never do.
@@ -86,8 +62,8 @@ class HandoffQueue(Generic[T]):
         self._size_of = size_of
         self._finished = False
         self._error: BaseException | None = None
-        # An asyncio future or a trio Event: cheaper than an anyio.Event, woken the same way.
-        self._loop_waiter: Any = None
+        # The origin's waiter (an asyncio future): cheaper than an anyio.Event.
+        self._loop_waiter: Waiter | None = None
 
     # -- both sides ------------------------------------------------------------
 
@@ -105,8 +81,8 @@ class HandoffQueue(Generic[T]):
         """
         context = contextvars.copy_context()
         if sniffio is not None:
-            context.run(sniffio.current_async_library_cvar.set, self._library)
-        self._call_soon(lambda: context.run(func))
+            context.run(sniffio.current_async_library_cvar.set, self._origin.library)
+        self._origin.post(LoopCallback(context.run, func))
 
     def finish(self) -> None:
         """No more items will be put; the consumer drains, then sees the end."""
@@ -149,16 +125,13 @@ class HandoffQueue(Generic[T]):
         if waiter is not None:
             self._loop_waiter = None
             if threading.get_ident() == self._loop_thread:
-                _set_waiter(waiter)  # already on the loop: no need to go through its self-pipe
+                wake_waiter(waiter)  # already on the loop: no need to go through its self-pipe
             else:
-                self._call_soon(partial(_set_waiter, waiter))
+                self._origin.post(LoopCallback(wake_waiter, waiter))
 
-    def _new_loop_waiter(self) -> Any:
-        if self._loop is not None:
-            self._loop_waiter = self._loop.create_future()
-        else:
-            self._loop_waiter = sys.modules["trio"].Event()  # trio runs: imported
-        return self._loop_waiter
+    def _new_loop_waiter(self) -> Waiter:
+        waiter = self._loop_waiter = self._origin.new_waiter()
+        return waiter
 
     def _has_room(self, size: int) -> bool:
         return not self._size or self._size + size <= self._limit
@@ -223,7 +196,7 @@ class HandoffQueue(Generic[T]):
                     self._wake_thread()
                     return
                 waiter = self._new_loop_waiter()
-            await _wait_for(waiter)
+            await waiter
 
     def get_ready(self) -> list[T] | None:
         """Everything queued without waiting; ``[]`` at the end, None when nothing is ready."""
@@ -252,19 +225,4 @@ class HandoffQueue(Generic[T]):
                 if self._finished:
                     return []
                 waiter = self._new_loop_waiter()
-            await _wait_for(waiter)
-
-
-def _set_waiter(waiter: Any) -> None:
-    if hasattr(waiter, "set_result"):
-        if not waiter.done():  # a cancelled wait cancelled its future
-            waiter.set_result(None)
-    else:
-        waiter.set()
-
-
-async def _wait_for(waiter: Any) -> None:
-    if hasattr(waiter, "set_result"):
-        await waiter
-    else:
-        await waiter.wait()
+            await waiter

@@ -43,7 +43,7 @@ except ImportError:  # pragma: no cover - asgiref < 3.10 has no thread-tagged st
 
 __all__ = (
     "adopt_context",
-    "anyio_token_here",
+    "anyio_token_for",
     "current_frame",
     "current_thread_sensitive_context",
     "enter_anyio_worker",
@@ -201,15 +201,22 @@ def origin_from_anyio_worker() -> Any:
     return getattr(token, "native_token", None)
 
 
-def anyio_token_here() -> Any:
-    """On a loop thread: anyio's token for this loop, or None (anyio < 4.11)."""
+def anyio_token_for(native: Any) -> Any:
+    """anyio's token for the loop (or trio token) ``native`` when this thread runs it, else None.
+
+    None also on anyio < 4.11, which has no tokens.
+    """
     if _anyio_local is None:
         return None
     try:
         from anyio.lowlevel import current_token
     except ImportError:  # pragma: no cover - anyio < 4.11
         return None
-    return current_token()
+    try:
+        token = current_token()
+    except Exception:  # no async library runs here (a plain thread, a bare loop callback)
+        return None
+    return token if getattr(token, "native_token", None) is native else None
 
 
 def _trio_thread_data() -> Any:
@@ -220,6 +227,8 @@ def _trio_thread_data() -> Any:
 
 def enter_anyio_worker(token: Any) -> Any:
     """In a worker thread: let ``anyio.from_thread`` reach ``token``'s loop; return the old.
+
+    ``token`` is an :attr:`bridge._loop.origin.Origin.anyio_token` (None: nothing to do).
 
     On trio, anyio's ``from_thread.run`` without ``token=`` asks trio's own thread-local,
     which only trio's threads carry; it gets the token too (and ``abandon_on_cancel``, so

@@ -24,6 +24,8 @@ from typing import Any, Final
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
+from bridge._loop.origin import Origin, current_origin
+
 __all__ = (
     "backend_options",
     "background_origin",
@@ -41,9 +43,8 @@ _BACKENDS: Final = {
 _lock = threading.Lock()
 _portals: dict[str, tuple[BlockingPortal, AbstractContextManager[BlockingPortal]]] = {}
 _owner_pid = os.getpid()
-# The background loop's own hook for callers in other threads: its asyncio loop (for
-# ``call_soon_threadsafe``) or its ``TrioToken`` (for ``run_sync_soon``). Cleared with _portals.
-_origins: dict[str, Any] = {}
+# The background loop as callers in other threads reach it. Cleared with _portals.
+_origins: dict[str, Origin] = {}
 _inherited: list[object] = []  # what a forked child inherited from its parent, never touched
 
 
@@ -76,33 +77,20 @@ def background_portal(backend: str = "asyncio") -> BlockingPortal:
         return entry[0]
 
 
-def background_origin(backend: str = "asyncio") -> Any:
-    """The background loop of ``backend`` as a thread-safe scheduling hook.
+def background_origin(backend: str = "asyncio") -> Origin:
+    """The background loop of ``backend`` as an :class:`~bridge._loop.origin.Origin`.
 
-    An ``asyncio.AbstractEventLoop`` for the asyncio backends (use
-    ``loop.call_soon_threadsafe``), a ``trio.lowlevel.TrioToken`` for trio (use
-    ``token.run_sync_soon``). This is the fast path for per-call work from plain threads:
-    unlike ``BlockingPortal.call`` it allocates no futures or portal tasks.
+    This is the fast path for per-call work from plain threads: unlike
+    ``BlockingPortal.call`` it allocates no futures or portal tasks.
     """
     origin = _origins.get(backend)
     if origin is not None and _owner_pid == os.getpid():
         return origin
     portal = background_portal(backend)
-    origin = portal.call(_current_origin)
+    origin = portal.call(current_origin, "the background loop")
     with _lock:
         _origins[backend] = origin
     return origin
-
-
-def _current_origin() -> Any:
-    import asyncio
-
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        import trio  # the only other backend: this runs in its loop thread
-
-        return trio.lowlevel.current_trio_token()
 
 
 def _forget_if_forked() -> None:

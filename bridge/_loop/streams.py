@@ -9,71 +9,32 @@ producer thread after the last item, on error, or when the consumer closes early
 :class:`SyncIteratorOverAsync` -- each ``__next__`` is one ``async_to_sync`` step of the
 async iterator; no buffer at all.
 
-Invariants: the producer never touches the loop except through the loop's thread-safe
-"call soon" hook; the consumer never blocks the loop (it only awaits); a limiter token is
-held from the first ``__anext__`` until the producer is done and released on the loop.
+Invariants: the producer never touches the loop except through its
+:class:`~bridge._loop.origin.Origin` (``post``); the consumer never blocks the loop (it
+only awaits); a limiter token is held from the first ``__anext__`` until the producer
+is done and released on the loop.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import logging
 import threading
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
 import anyio
 import anyio.to_thread
 
 from bridge._loop.blocking import call_async
-from bridge._loop.threads import run_serving, running_trio_token, worker_pool
+from bridge._loop.origin import LoopCallback, Origin, Waiter, current_origin, wake_waiter
+from bridge._loop.threads import run_serving, worker_pool
 
 __all__ = ("AsyncIteratorInThread", "SyncIteratorOverAsync")
 
 T = TypeVar("T")
 logger = logging.getLogger("bridge.sync")
-
-
-def _loop_waiter() -> tuple[Any, Callable[[], None], Callable[[Any], Any]]:
-    """(waiter, wake_from_any_thread, await_it) for the running asyncio or trio loop."""
-    loop = asyncio._get_running_loop()
-    if loop is not None:
-        future = loop.create_future()
-
-        def wake() -> None:
-            try:
-                loop.call_soon_threadsafe(_set_done, future)
-            except RuntimeError:
-                pass  # loop closed: nobody waits any more
-
-        return future, wake, _await_future
-    token = running_trio_token("iterating iterate_in_thread()")
-    import trio  # running, so importable
-
-    event = trio.Event()
-
-    def wake_trio() -> None:
-        try:
-            token.run_sync_soon(event.set)
-        except RuntimeError:
-            pass
-
-    return event, wake_trio, _await_event
-
-
-def _set_done(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-async def _await_future(future: asyncio.Future[None]) -> None:
-    await future
-
-
-async def _await_event(event: Any) -> None:
-    await event.wait()
 
 
 class _Channel(Generic[T]):
@@ -94,7 +55,8 @@ class _Channel(Generic[T]):
         self.close_error: BaseException | None = None  # raised by the iterable's close()
         self.stopping = False  # the consumer asked the producer to stop
         self.abandoned = False  # ... by dropping its iterator: nobody will see errors
-        self.wake: Callable[[], None] | None = None  # the consumer's waiter, if waiting
+        self.origin: Origin | None = None  # the consumer's loop, once started
+        self.waiter: Waiter | None = None  # the consumer's waiter, if waiting
 
     def produce(self) -> None:
         """In the producer thread: fill the buffer until exhausted, failed or stopped."""
@@ -106,25 +68,29 @@ class _Channel(Generic[T]):
                     if self.stopping:
                         break
                     self.buffer.append(item)
-                    wake, self.wake = self.wake, None
-                if wake is not None:
-                    wake()
+                    waiter, self.waiter = self.waiter, None
+                if waiter is not None:
+                    self.wake(waiter)
         except BaseException as error:
             self.error = error
         finally:
             self.close_iterable()
             with self.lock:
                 self.done = True
-                wake, self.wake = self.wake, None
+                waiter, self.waiter = self.waiter, None
                 abandoned = self.abandoned
-            if wake is not None:
-                wake()
+            if waiter is not None:
+                self.wake(waiter)
             if abandoned and self.close_error is not None:
                 logger.warning(
                     "closing an iterable dropped without aclose() raised %s: %s",
                     type(self.close_error).__name__,
                     self.close_error,
                 )
+
+    def wake(self, waiter: Waiter) -> None:
+        if self.origin is not None:  # always, once a consumer waits
+            self.origin.post(LoopCallback(wake_waiter, waiter))
 
     def close_iterable(self) -> None:
         close = getattr(self.iterable, "close", None)
@@ -155,7 +121,7 @@ class AsyncIteratorInThread(AsyncIterator[T]):
         self._limiter = limiter
         self._started = False
         self._borrower: object | None = object()
-        self._origin: Any = None
+        self._origin: Origin | None = None
 
     async def __anext__(self) -> T:
         if not self._started:
@@ -169,8 +135,8 @@ class AsyncIteratorInThread(AsyncIterator[T]):
                     return item
                 if channel.done:
                     break
-                waiter, channel.wake, wait = _loop_waiter()
-            await wait(waiter)
+                waiter = channel.waiter = self._new_waiter()
+            await waiter
         self._release()
         error = channel.error or channel.close_error
         channel.error = channel.close_error = None
@@ -183,9 +149,16 @@ class AsyncIteratorInThread(AsyncIterator[T]):
             self._limiter = anyio.to_thread.current_default_thread_limiter()
         await self._limiter.acquire_on_behalf_of(self._borrower)
         self._started = True
-        self._origin = _current_origin()
-        producer = _Producer(self._channel, contextvars.copy_context(), self._origin)
+        origin = self._origin = self._channel.origin = current_origin(
+            "iterating iterate_in_thread()"
+        )
+        producer = _Producer(self._channel, contextvars.copy_context(), origin)
         worker_pool().put(producer)
+
+    def _new_waiter(self) -> Waiter:
+        if self._origin is None:
+            raise RuntimeError("waiting for an iterator that has not started")
+        return self._origin.new_waiter()
 
     def _release(self) -> None:
         if self._limiter is not None and self._borrower is not None:
@@ -206,8 +179,8 @@ class AsyncIteratorInThread(AsyncIterator[T]):
                 with channel.lock:
                     if channel.done:
                         break
-                    waiter, channel.wake, wait = _loop_waiter()
-                await wait(waiter)
+                    waiter = channel.waiter = self._new_waiter()
+                await waiter
         self._release()
         channel.error = None  # the consumer stopped early: later items' errors are not its
         self._raise_close_error()
@@ -224,38 +197,23 @@ class AsyncIteratorInThread(AsyncIterator[T]):
             return
         self._channel.stop(abandoned=True)
         limiter, borrower, self._borrower = self._limiter, self._borrower, None
-        if limiter is not None:  # always, once started
-            _call_soon(self._origin, limiter.release_on_behalf_of, borrower)
-
-
-def _call_soon(origin: Any, fn: Callable[..., Any], *args: Any) -> None:
-    try:
-        if isinstance(origin, asyncio.AbstractEventLoop):
-            origin.call_soon_threadsafe(fn, *args)
-        else:
-            origin.run_sync_soon(fn, *args)
-    except RuntimeError:
-        pass  # the loop has closed, and its limiter with it
+        if limiter is not None and self._origin is not None:  # always, once started
+            # A closed loop drops the callback, and its limiter is gone with it.
+            self._origin.post(LoopCallback(limiter.release_on_behalf_of, borrower))
 
 
 class _Producer:
     __slots__ = ("channel", "context", "origin")
 
-    def __init__(self, channel: _Channel[Any], context: contextvars.Context, origin: Any) -> None:
+    def __init__(
+        self, channel: _Channel[Any], context: contextvars.Context, origin: Origin
+    ) -> None:
         self.channel = channel
         self.context = context
         self.origin = origin
 
     def run(self) -> None:
         run_serving(self.origin, lambda: self.context.run(self.channel.produce))
-
-
-def _current_origin() -> Any:
-    """The running asyncio loop or trio token, for ``async_to_sync`` in the producer."""
-    loop = asyncio._get_running_loop()
-    if loop is not None:
-        return loop
-    return running_trio_token("iterating iterate_in_thread()")
 
 
 class SyncIteratorOverAsync(Iterator[T], Generic[T]):

@@ -2,12 +2,12 @@
 
 Theory of operation
 -------------------
-A :class:`Call` is created on the event loop, put on exactly one *target* thread, run
-there once (inside the caller's copied ``contextvars.Context``), and then posted to the
-:class:`Inbox` of the caller's loop, which runs ``Call.wake`` there. An inbox uses the
-loop's own thread-safe hook (``loop.call_soon_threadsafe`` on asyncio,
-``TrioToken.run_sync_soon`` on trio) at most once per loop pass, however many calls
-finish meanwhile. The caller awaits its wake-up; nothing else is allocated per call.
+A :class:`ThreadCall` is created on the event loop, put on exactly one *target* thread,
+run there once (inside the caller's copied ``contextvars.Context``), and then posted to
+the :class:`~bridge._loop.origin.Origin` of the caller's loop, which runs
+``ThreadCall.wake`` there; however many calls finish between two passes of the loop,
+they cost it one wake-up. The caller awaits its waiter; nothing else is allocated per
+call.
 
 Targets:
 
@@ -30,13 +30,8 @@ thread of the parent.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import os
-import sys
 import threading
-import weakref
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from queue import Empty, SimpleQueue
@@ -49,48 +44,30 @@ from bridge._loop.interop import (
     restore_asgiref_origin,
     set_asgiref_origin,
 )
+from bridge._loop.origin import Origin, Waiter
 
 __all__ = (
-    "Call",
-    "Inbox",
-    "LoopCallback",
     "OwnThread",
     "SyncFrame",
     "Target",
+    "ThreadCall",
     "WorkerPool",
-    "current_origin",
     "run_serving",
-    "running_trio_token",
+    "served_origin",
     "shared_thread",
     "worker_pool",
 )
 
 _IDLE_SECONDS: Final = 10.0
-logger = logging.getLogger("bridge.sync")
 _state = threading.local()
 
 
-def current_origin() -> Any:
-    """The event loop (or trio token) whose ``sync_to_async`` call this thread is running."""
+def served_origin() -> Origin | None:
+    """The loop whose ``sync_to_async`` call (or stream) this thread is running, if any."""
     return getattr(_state, "origin", None)
 
 
-def running_trio_token(what: str) -> Any:
-    """The running trio loop's token; ``RuntimeError`` naming ``what`` if no loop runs here.
-
-    Only called when no asyncio loop runs in this thread; trio is imported only if it is
-    already running (it is not a dependency of bridge).
-    """
-    trio = sys.modules.get("trio")
-    if trio is not None:
-        try:
-            return trio.lowlevel.current_trio_token()
-        except RuntimeError:
-            pass
-    raise RuntimeError(f"{what} must run inside a running asyncio or trio event loop")
-
-
-def run_serving(origin: Any, fn: Callable[[], Any]) -> Any:
+def run_serving(origin: Origin, fn: Callable[[], Any]) -> Any:
     """Run ``fn`` in this thread as work for ``origin``: ``async_to_sync`` inside goes there."""
     previous = getattr(_state, "origin", None)
     _state.origin = origin
@@ -100,18 +77,16 @@ def run_serving(origin: Any, fn: Callable[[], Any]) -> Any:
         _state.origin = previous
 
 
-class Call:
+class ThreadCall:
     """One sync call: ``fn(*args, **kwargs)`` run once in ``context`` on a target thread.
 
-    ``origin`` is the caller's asyncio loop (or trio token); ``schedule(call)`` delivers
-    the finished call to that loop (an :class:`Inbox`'s ``post``); ``waiter`` is an
-    asyncio future or a trio event, woken by :meth:`wake`.
-    ``exc`` is the exception being handled by the caller, re-raised around the call so
-    ``sys.exc_info()`` matches in the callee.
+    ``origin`` is the caller's loop: the finished call is posted there, and :meth:`wake`
+    wakes ``waiter`` (made by ``origin.new_waiter()``) on it. ``exc`` is the exception
+    being handled by the caller, re-raised around the call so ``sys.exc_info()`` matches
+    in the callee.
     """
 
     __slots__ = (
-        "anyio_token",
         "args",
         "context",
         "error",
@@ -121,7 +96,6 @@ class Call:
         "kwargs",
         "origin",
         "result",
-        "schedule",
         "slot",
         "waiter",
     )
@@ -133,7 +107,7 @@ class Call:
         kwargs: dict[str, Any],
         context: Any,
         exc: BaseException | None,
-        origin: Any,
+        origin: Origin,
     ) -> None:
         self.fn = fn
         self.args = args
@@ -144,23 +118,19 @@ class Call:
         self.result: Any = None
         self.error: BaseException | None = None
         self.finished = False
-        self.schedule: Any = None
-        self.waiter: Any = None
+        self.waiter: Waiter = origin.new_waiter()
         self.slot: object | None = None  # the limiter token it runs under (bridge._loop.gate)
-        self.anyio_token: Any = None  # so anyio.from_thread works in the callee
 
     def run(self) -> None:
         """On the target thread: run the call, then wake the caller on its loop."""
         self.run_here()
-        self.schedule(self)
+        self.origin.post(self)
 
     def run_here(self) -> None:
         previous = getattr(_state, "origin", None)
-        _state.origin = self.origin
-        origin = self.origin
-        asyncio_loop = origin if isinstance(origin, asyncio.AbstractEventLoop) else None
-        asgiref_previous = set_asgiref_origin(asyncio_loop)
-        anyio_previous = enter_anyio_worker(self.anyio_token)
+        origin = _state.origin = self.origin
+        asgiref_previous = set_asgiref_origin(origin.asyncio_loop)
+        anyio_previous = enter_anyio_worker(origin.anyio_token)
         try:
             self.result = self.context.run(self._invoke)
         except BaseException as error:
@@ -187,11 +157,8 @@ class Call:
         """On the caller's loop: mark finished and wake the current waiter."""
         self.finished = True
         waiter = self.waiter
-        if hasattr(waiter, "set_result"):
-            if not waiter.done():
-                waiter.set_result(None)
-        else:
-            waiter.set()
+        if not waiter.done():  # a cancelled asyncio wait has cancelled its future
+            waiter.set_result(None)
 
     def outcome(self) -> Any:
         error = self.error
@@ -202,79 +169,6 @@ class Call:
             raise error
         finally:
             del error
-
-
-class Wakeable(Protocol):
-    def wake(self) -> None: ...
-
-
-class LoopCallback:
-    """An :class:`Inbox` item that runs ``fn()`` on the loop (the adapters' wake-ups)."""
-
-    __slots__ = ("fn",)
-
-    def __init__(self, fn: Callable[[], object]) -> None:
-        self.fn = fn
-
-    def wake(self) -> None:
-        self.fn()
-
-
-class Inbox:
-    """Finished calls on their way back to one loop, with at most one wake-up pending.
-
-    Under load many calls finish between two passes of the loop; they share one
-    thread-safe wake-up (one self-pipe write on asyncio) instead of one each. Any
-    :class:`Wakeable` may travel the same way (a :class:`LoopCallback`).
-    Invariant: a call appended to ``items`` is drained by a ``drain`` that starts after
-    the append, because ``post`` reads ``pending`` after appending and ``drain`` clears
-    it before draining.
-    """
-
-    __slots__ = ("__weakref__", "anyio_token", "items", "origin", "pending")
-
-    def __init__(self, origin: Any, anyio_token: Any = None) -> None:
-        # Weakly: inboxes live in a WeakKeyDictionary keyed by the origin, and a strong
-        # reference from the value would keep every loop ever used alive.
-        self.origin = weakref.ref(origin)
-        self.items: deque[Wakeable] = deque()
-        self.pending = False
-        self.anyio_token = anyio_token  # anyio's token for the same loop, if anyio has one
-
-    def post(self, call: Wakeable) -> None:
-        """From any thread: deliver ``call`` to the loop, which then runs ``call.wake()``."""
-        self.items.append(call)
-        if not self.pending:
-            self.pending = True
-            origin = self.origin()
-            try:
-                if isinstance(origin, asyncio.AbstractEventLoop):
-                    origin.call_soon_threadsafe(self.drain)
-                elif origin is not None:
-                    origin.run_sync_soon(self.drain)
-                else:
-                    self.drop()
-            except RuntimeError:  # closed (trio: RunFinishedError)
-                self.drop()
-
-    def drop(self) -> None:
-        """The loop is gone, and with it every caller: say so for errors nobody will see."""
-        self.pending = False
-        while self.items:
-            error = getattr(self.items.popleft(), "error", None)
-            if error is not None:
-                logger.warning(
-                    "a function run by sync_to_async raised after its event loop had closed: "
-                    "%s: %s",
-                    type(error).__name__,
-                    error,
-                )
-
-    def drain(self) -> None:
-        self.pending = False
-        items = self.items
-        while items:
-            items.popleft().wake()
 
 
 class _WorkItem:
@@ -469,12 +363,12 @@ class _PoolThread:
                 if pool.retire(self):
                     return
                 item = get()  # a caller took this thread just as it timed out
-            if type(item) is Call:
+            if type(item) is ThreadCall:
                 # Back on the idle list before the caller wakes: a caller making its next
                 # call at once must find this thread instead of starting another one.
                 item.run_here()
                 pool.idle.append(self)
-                item.schedule(item)
+                item.origin.post(item)
             else:
                 item.run()
                 pool.idle.append(self)

@@ -26,7 +26,12 @@ from bridge._http.translate import BadRequest, scope_from_environ
 from bridge._http.types import Environ, StartResponse
 from bridge._loop.handle import loop_handle
 from bridge.asgi_to_wsgi._lifespan import Lifespan, LifespanMode
-from bridge.asgi_to_wsgi._request import ClientDisconnected, Exchange, Options, respond_with_error
+from bridge.asgi_to_wsgi._request import (
+    AsgiToWsgiRequest,
+    ClientDisconnected,
+    Options,
+    respond_with_error,
+)
 from bridge.asgi_to_wsgi._response import BodyPlan, plan_body
 
 __all__ = ("AsgiToWsgi", "ClientDisconnected")
@@ -136,7 +141,7 @@ class AsgiToWsgi:
             startup_timeout=startup_timeout,
             shutdown_timeout=shutdown_timeout,
         )
-        self._running: set[Exchange] = set()
+        self._running: set[AsgiToWsgiRequest] = set()
         self._pid = os.getpid()
         _open_adapters.add(self)
 
@@ -159,16 +164,16 @@ class AsgiToWsgi:
         messages, read = prefetched
         remaining = None if plan.length is None else plan.length - read
         handle = loop_handle(self.backend)
-        exchange = Exchange(self._options, handle, scope, environ, remaining, messages)
-        self._running.add(exchange)
-        exchange.handle.spawn(self._run, exchange)
-        return exchange.respond(start_response)  # type: ignore[no-any-return]
+        request = AsgiToWsgiRequest(self._options, handle, scope, environ, remaining, messages)
+        self._running.add(request)
+        request.handle.spawn(self._run, request)
+        return request.respond(start_response)  # type: ignore[no-any-return]
 
-    async def _run(self, exchange: Exchange) -> None:
+    async def _run(self, request: AsgiToWsgiRequest) -> None:
         try:
-            await exchange.run(self.app)
+            await request.run(self.app)
         finally:
-            self._running.discard(exchange)
+            self._running.discard(request)
 
     def _complete_scope(self, scope: HTTPScope, environ: Environ) -> None:
         scope["state"] = dict(self._lifespan.state)
@@ -192,9 +197,9 @@ class AsgiToWsgi:
         deadline = time.monotonic() + self._shutdown_timeout
         while self._running and time.monotonic() < deadline:
             time.sleep(0.01)
-        for exchange in list(self._running):
-            logger.error("%s: still running at shutdown; cancelled", exchange.describe())
-            exchange.handle.call_soon(exchange.cancel)
+        for request in list(self._running):
+            logger.error("%s: still running at shutdown; cancelled", request.describe())
+            request.handle.call_soon(request.cancel)
 
     def __enter__(self) -> AsgiToWsgi:
         return self

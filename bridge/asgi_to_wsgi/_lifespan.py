@@ -40,10 +40,10 @@ LifespanMode = Literal["auto", "on", "off"]
 logger: Final = logging.getLogger("bridge.asgi_to_wsgi")
 
 _NEW, _READY, _UNSUPPORTED, _FAILED, _STOPPED = "new", "ready", "unsupported", "failed", "stopped"
-_Outcome = tuple[str, Any]  # ("complete" | "failed" | "raised" | "returned", detail)
+_LifespanAnswer = tuple[str, Any]  # ("complete" | "failed" | "raised" | "returned", detail)
 
 
-def _resolve(future: Future[_Outcome], outcome: _Outcome) -> None:
+def _resolve(future: Future[_LifespanAnswer], outcome: _LifespanAnswer) -> None:
     if not future.done():
         future.set_result(outcome)
 
@@ -54,8 +54,8 @@ class _Connection:
     def __init__(self, app: ASGI3Application, state: dict[str, Any]) -> None:
         self.app = app
         self.state = state
-        self.startup: Future[_Outcome] = Future()
-        self.shutdown: Future[_Outcome] = Future()
+        self.startup: Future[_LifespanAnswer] = Future()
+        self.shutdown: Future[_LifespanAnswer] = Future()
         self.shutdown_requested: anyio.Event | None = None
         self.received = 0
 

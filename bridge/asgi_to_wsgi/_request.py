@@ -46,7 +46,7 @@ from bridge._http.wsgi_input import ClientDisconnected
 from bridge._loop.handle import LoopHandle
 from bridge.asgi_to_wsgi._response import status_line, wsgi_headers
 
-__all__ = ("ClientDisconnected", "Exchange", "Options")
+__all__ = ("AsgiToWsgiRequest", "ClientDisconnected", "Options")
 
 logger: Final = logging.getLogger("bridge.asgi_to_wsgi")
 
@@ -77,7 +77,7 @@ def respond_with_error(
     return [rendered.body]
 
 
-class Exchange:
+class AsgiToWsgiRequest:
     """Per-request state shared by the WSGI thread and the app's task."""
 
     def __init__(
@@ -142,7 +142,7 @@ class Exchange:
 
     async def _run_as_asyncio_task(self, app: ASGI3Application) -> None:
         # Cheaper than a cancel scope per request: cancel the task itself, and
-        # swallow only the cancellation this exchange asked for.
+        # swallow only the cancellation this request asked for.
         task = self.task = asyncio.current_task()
         if self.cancel_requested:
             return
@@ -455,10 +455,10 @@ def _caused_by_os_error(exc: BaseException | None) -> bool:
 class _Stream:
     """The WSGI iterable of a streamed response: yields chunks as the app sends them."""
 
-    __slots__ = ("_done", "_exchange", "_first")
+    __slots__ = ("_done", "_first", "_request")
 
-    def __init__(self, exchange: Exchange, first: bytes) -> None:
-        self._exchange = exchange
+    def __init__(self, request: AsgiToWsgiRequest, first: bytes) -> None:
+        self._request = request
         self._first = first
         self._done = False
 
@@ -469,32 +469,32 @@ class _Stream:
         if self._first:
             first, self._first = self._first, b""
             return first
-        exchange = self._exchange
+        request = self._request
         while not self._done:
-            event = exchange._next_event(None)
+            event = request._next_event(None)
             kind, payload = event if event is not None else _ENDED_EVENT
             if kind == BODY:
                 body, more = payload
-                exchange._consumed(len(body))
+                request._consumed(len(body))
                 if not more:
                     self._done = True
-                    exchange.finish()
+                    request.finish()
                 if body:
                     return body  # type: ignore[no-any-return]
                 continue
             self._done = True
-            exchange.finish()
+            request.finish()
             if kind == FAILED:
-                if exchange.truncated:  # already logged when the body was cut short
+                if request.truncated:  # already logged when the body was cut short
                     raise payload
                 logger.error(
                     "%s: the app raised after its response started; aborting it: %s: %s",
-                    exchange.describe(),
+                    request.describe(),
                     type(payload).__name__,
                     payload,
                 )
                 raise payload
-            logger.error("%s: the app returned before finishing its response", exchange.describe())
+            logger.error("%s: the app returned before finishing its response", request.describe())
         raise StopIteration
 
     def close(self) -> None:
@@ -503,6 +503,6 @@ class _Stream:
             logger.info(
                 "%s: the WSGI server closed the response early (client gone); "
                 "the app sees http.disconnect",
-                self._exchange.describe(),
+                self._request.describe(),
             )
-            self._exchange.finish(early=True)
+            self._request.finish(early=True)

@@ -1,9 +1,9 @@
 """``WsgiToAsgi``: run a WSGI (PEP 3333) application under any ASGI 3 server.
 
 This module holds the public class and the scopes other than ``http``; each HTTP
-request is an :class:`bridge.wsgi_to_asgi._request.Exchange` (its docstring explains how
-the thread and the event loop share the work), the app's side of it runs in
-:mod:`bridge.wsgi_to_asgi._app_run`.
+request is a :class:`bridge.wsgi_to_asgi._request.WsgiToAsgiRequest` (its docstring
+explains how the thread and the event loop share the work), and the app's side of it
+runs in :mod:`bridge.wsgi_to_asgi._app_run`.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from asgiref.typing import HTTPScope
 from bridge._http.translate import DEFAULT_MAX_HEADER_LINES
 from bridge._http.types import WsgiApp
 from bridge._http.wsgi_input import ClientDisconnected, RequestBodyError
-from bridge.wsgi_to_asgi._request import Exchange, Receive, Send
-from bridge.wsgi_to_asgi._response import FileWrapper
+from bridge.wsgi_to_asgi._app_run import FileWrapper
+from bridge.wsgi_to_asgi._request import Receive, Send, WsgiToAsgiRequest
 
 __all__ = (
     "DEFAULT_BUFFER_SIZE",
@@ -75,7 +75,7 @@ class WsgiToAsgi:
     """
 
     # Learned per instance, not configured: whether the app's last response streamed
-    # (see _wsgi_exchange.Exchange._run_without_task_group). Races between requests are harmless.
+    # (see WsgiToAsgiRequest._run_without_task_group). Races between requests are harmless.
     _expect_streaming = False
 
     def __init__(
@@ -106,7 +106,7 @@ class WsgiToAsgi:
         kind = scope["type"]
         recv = cast("Receive", receive)
         if kind == "http":
-            await Exchange(self, cast("HTTPScope", scope), recv, cast("Send", send)).run()
+            await WsgiToAsgiRequest(self, cast("HTTPScope", scope), recv, cast("Send", send)).run()
         elif kind == "lifespan":
             await complete_lifespan(recv, cast("Send", send))
         elif kind == "websocket":

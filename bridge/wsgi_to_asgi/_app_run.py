@@ -15,13 +15,29 @@ take it; otherwise :meth:`AppRun.begin` returns ``STREAMING`` and
 :meth:`AppRun.resume` goes on in a later thread call, and ``write()``
 transmits through :attr:`AppRun.flush` before it returns.
 
+:class:`ResponseState` holds the PEP 3333 response rules: it turns what the app
+does (``start_response``, body chunks from ``write()`` or the iterable, the end
+of the iterable) into ASGI ``http.response.*`` messages handed to ``emit``. It
+does no I/O itself; the caller decides where ``emit`` goes (a list on the fast
+path, a bounded queue to the event loop while streaming).
+
 Invariants:
 
 * ``close()`` of the app's iterable is called exactly once on every path
   (end, app error, client disconnect, abort).
-* Every failure ends as one log line and an outcome: ``DONE`` (a complete
+* Every failure ends as one log line and a result: ``DONE`` (a complete
   response was emitted, perhaps a 400/500 page) or ``ABORTED`` (the response
   cannot be completed: headers already went out, or the client is gone).
+* ``http.response.start`` is emitted once, just before the first non-empty
+  body chunk or at the end of an empty response, so ``start_response`` with
+  ``exc_info`` can still replace the status until then. After it, a call with
+  ``exc_info`` re-raises that exception (PEP 3333).
+* Body bytes emitted never exceed a declared Content-Length; extra bytes are
+  cut off and :attr:`ResponseState.overflowed` is set. A response that ends
+  short of its Content-Length raises :class:`ResponseError` instead of completing.
+* Status and headers are validated when ``start_response`` is called, so a
+  broken header fails inside the app (which can still answer 500), never in
+  the server.
 """
 
 from __future__ import annotations
@@ -30,17 +46,205 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from enum import Enum
+from typing import IO, Any, Final
 
+from asgiref.typing import HTTPResponseBodyEvent, HTTPResponseStartEvent
+
+from bridge._http.errors import error_body
+from bridge._http.headers import NAME_BYTES, invalid_value, parse_length
 from bridge._http.types import Environ, ExcInfo, WriteCallable, WsgiApp
 from bridge._http.wsgi_input import ClientDisconnected, RequestBodyError
-from bridge.wsgi_to_asgi._response import FileWrapper, ResponseError, ResponseState
 
-__all__ = ("AppRun", "Outcome")
+__all__ = ("AppRun", "AppRunResult", "FileWrapper", "Message", "ResponseError", "ResponseState")
 
 logger = logging.getLogger("bridge.wsgi_to_asgi")
 
+# -- the PEP 3333 response rules ------------------------------------------------------
 
-class Outcome(Enum):
+Message = dict[str, Any]
+_NO_BODY_STATUSES: Final = frozenset({204, 304})
+
+
+class ResponseError(Exception):
+    """The WSGI application broke PEP 3333; the message names how."""
+
+
+def _parse_status(status: object) -> int:
+    if not isinstance(status, str):
+        raise ResponseError(f"start_response() status must be str, not {type(status).__name__}")
+    code = status[:3]
+    if not (code.isdigit() and code[0] != "0" and (len(status) == 3 or status[3] == " ")):
+        raise ResponseError(f"invalid status line {status[:40]!r}; expected e.g. '200 OK'")
+    return int(code)
+
+
+def _encode_headers(headers: object) -> list[tuple[bytes, bytes]]:
+    if not isinstance(headers, list):
+        raise ResponseError(f"response headers must be a list, not {type(headers).__name__}")
+    encoded: list[tuple[bytes, bytes]] = []
+    for header in headers:
+        if not (isinstance(header, tuple) and len(header) == 2):
+            raise ResponseError(f"response header must be a (name, value) tuple: {header!r:.60}")
+        name, value = header
+        if not (isinstance(name, str) and isinstance(value, str)):
+            raise ResponseError(f"response header name and value must be str: {header!r:.60}")
+        try:
+            lowered = NAME_BYTES[name]
+        except ValueError as exc:
+            raise ResponseError(f"invalid response {exc}") from None
+        if "\r" in value or "\n" in value or "\0" in value:  # FORBIDDEN_IN_VALUE
+            raise ResponseError(invalid_value(name, value))
+        try:
+            encoded.append((lowered, value.encode("latin-1")))
+        except UnicodeEncodeError:
+            raise ResponseError(f"response header {name!r} is not latin-1 text") from None
+    return encoded
+
+
+def _declared_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    for name, value in headers:
+        if name == b"content-length":
+            length = parse_length(value)
+            if length is None:
+                raise ResponseError(f"invalid response Content-Length {value[:40]!r}")
+            return length
+    return None
+
+
+def _body(chunk: bytes, more_body: bool) -> Message:
+    message: HTTPResponseBodyEvent = {
+        "type": "http.response.body",
+        "body": chunk,
+        "more_body": more_body,
+    }
+    return dict(message)
+
+
+class ResponseState:
+    """One request's response, from WSGI calls to ASGI messages (see the module docstring)."""
+
+    def __init__(self, emit: Callable[[Message], None], *, head_request: bool) -> None:
+        self.emit = emit
+        self.headers_sent = False
+        self.overflowed = False
+        self.status: int | None = None
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._head_request = head_request
+        self._declared: int | None = None
+        self._sent = 0
+
+    def start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None
+    ) -> None:
+        if exc_info is not None and exc_info[0] is not None:
+            if self.headers_sent:
+                raise exc_info[1].with_traceback(exc_info[2])
+        elif self.status is not None:
+            raise ResponseError("start_response() was called twice without exc_info")
+        code = _parse_status(status)
+        encoded = _encode_headers(headers)
+        length = _declared_length(encoded)
+        self.status, self._headers = code, encoded
+        checks_length = not self._head_request and code >= 200 and code not in _NO_BODY_STATUSES
+        self._declared = length if checks_length else None
+
+    def _send_start(self) -> None:
+        if self.status is None:
+            raise ResponseError("the application sent a body before calling start_response()")
+        start: HTTPResponseStartEvent = {
+            "type": "http.response.start",
+            "status": self.status,
+            "headers": self._headers,
+            "trailers": False,
+        }
+        self.headers_sent = True
+        self.emit(dict(start))
+
+    def body(self, chunk: bytes) -> None:
+        """Emit one body chunk (from the iterable or ``write()``)."""
+        if not isinstance(chunk, bytes):
+            raise ResponseError(f"the application produced {type(chunk).__name__}, not bytes")
+        if not chunk:
+            return
+        if self._declared is not None and self._sent + len(chunk) > self._declared:
+            self.overflowed = True
+            chunk = chunk[: self._declared - self._sent]
+            if not chunk:
+                return
+        if not self.headers_sent:
+            self._send_start()
+        self._sent += len(chunk)
+        self.emit(_body(chunk, True))
+
+    def finish(self) -> None:
+        """The body is complete: emit the end of the response."""
+        if self.status is None:
+            raise ResponseError("the application returned without calling start_response()")
+        if self._declared is not None and self._sent < self._declared:
+            raise ResponseError(
+                f"the response ended after {self._sent} of its {self._declared} "
+                "bytes (Content-Length)"
+            )
+        if not self.headers_sent:
+            self._send_start()
+        self.emit(_body(b"", False))
+
+    def can_send_whole_file(self, size: int) -> bool:
+        """Whether a file of ``size`` bytes may be sent whole, as the entire body."""
+        return self.status is not None and not self.headers_sent and self._declared in (None, size)
+
+    def pathsend(self, path: str) -> None:
+        """Emit the whole response as an ASGI ``http.response.pathsend`` of ``path``."""
+        self._send_start()
+        self.emit({"type": "http.response.pathsend", "path": path})
+
+    def fail(self, status: int, detail: str | None = None) -> None:
+        """Replace the response with bridge's error body (only before headers went out)."""
+        rendered = error_body(status, detail)
+        self.status = status
+        self._headers = list(rendered.headers)
+        self._declared = None
+        self._send_start()
+        self.emit(_body(rendered.body, False))
+
+
+class FileWrapper:
+    """``wsgi.file_wrapper``: iterates a file in blocks; sent with pathsend when possible."""
+
+    def __init__(self, filelike: IO[bytes], block_size: int = 64 * 1024) -> None:
+        self.filelike = filelike
+        self.block_size = block_size if block_size > 0 else 64 * 1024
+
+    def __iter__(self) -> Iterator[bytes]:
+        read = self.filelike.read
+        while block := read(self.block_size):
+            yield block
+
+    def path(self) -> str | None:
+        """The absolute path of a regular file positioned at its start, else None."""
+        name = getattr(self.filelike, "name", None)
+        if not isinstance(name, (str, os.PathLike)):
+            return None
+        try:
+            if self.filelike.tell() != 0:
+                return None
+        except (AttributeError, OSError, ValueError):
+            return None
+        path = os.path.abspath(os.fspath(name))
+        return path if os.path.isfile(path) else None
+
+    def close(self) -> None:
+        close = getattr(self.filelike, "close", None)
+        if close is not None:
+            close()
+
+
+# -- the app run ----------------------------------------------------------------------
+
+
+class AppRunResult(Enum):
+    """How a thread call of :class:`AppRun` ended."""
+
     DONE = "done"
     STREAMING = "streaming"  # paused at the first streamed chunk; resume() goes on
     ABORTED = "aborted"
@@ -109,7 +313,7 @@ class AppRun:
 
     # -- running -----------------------------------------------------------------
 
-    def begin(self) -> Outcome:
+    def begin(self) -> AppRunResult:
         """Call the app and iterate its response to the end. Never raises an Exception."""
         try:
             result = self.app(self.environ, self.start_response)
@@ -117,13 +321,13 @@ class AppRun:
                 raise ResponseError("the application returned None instead of an iterable")
             self._result = result
             if self.pathsend and isinstance(result, FileWrapper) and self._send_path(result):
-                return self._end(Outcome.DONE)
+                return self._end(AppRunResult.DONE)
             self._iterator = iter(result)
             return self._iterate(in_memory=isinstance(result, (list, tuple)))
         except BaseException as exc:
             return self._fail(exc)
 
-    def resume(self) -> Outcome:
+    def resume(self) -> AppRunResult:
         """Iterate the rest of a response :meth:`begin` left ``STREAMING``. Never raises."""
         try:
             return self._iterate(in_memory=False)
@@ -137,7 +341,7 @@ class AppRun:
         self.state.pathsend(path)
         return True
 
-    def _iterate(self, *, in_memory: bool) -> Outcome:
+    def _iterate(self, *, in_memory: bool) -> AppRunResult:
         state = self.state
         iterator = self._iterator
         if iterator is None:
@@ -154,14 +358,14 @@ class AppRun:
             if not in_memory and not self.streaming and state.headers_sent:
                 self.streaming = True
                 if not self.stream_in_place:
-                    return Outcome.STREAMING
+                    return AppRunResult.STREAMING
                 self.start_streaming()
         state.finish()
-        return self._end(Outcome.DONE)
+        return self._end(AppRunResult.DONE)
 
-    def _end(self, outcome: Outcome) -> Outcome:
+    def _end(self, result: AppRunResult) -> AppRunResult:
         self.close()
-        return outcome
+        return result
 
     @property
     def closed(self) -> bool:
@@ -186,23 +390,23 @@ class AppRun:
         except Exception:
             logger.exception("the response iterable's close() raised")
 
-    def _fail(self, exc: BaseException) -> Outcome:
+    def _fail(self, exc: BaseException) -> AppRunResult:
         try:
-            return self._outcome_of(exc)
+            return self._result_of(exc)
         finally:
             self.close()
             if not isinstance(exc, Exception):
                 raise exc
 
-    def _outcome_of(self, exc: BaseException) -> Outcome:
+    def _result_of(self, exc: BaseException) -> AppRunResult:
         request = f"{self.environ['REQUEST_METHOD']} {self.environ['PATH_INFO']}"
         disconnect = _find_cause(exc, ClientDisconnected)
         if disconnect is not None:
             if not getattr(disconnect, "already_logged", False):
                 logger.info("%s: %s", request, disconnect)
-            return Outcome.ABORTED
+            return AppRunResult.ABORTED
         if not isinstance(exc, Exception):
-            return Outcome.ABORTED
+            return AppRunResult.ABORTED
         body_error = _find_cause(exc, RequestBodyError)
         if self.state.headers_sent:
             logger.error(
@@ -211,7 +415,7 @@ class AppRun:
                 exc,
                 exc_info=not isinstance(exc, ResponseError),
             )
-            return Outcome.ABORTED
+            return AppRunResult.ABORTED
         if body_error is not None:
             logger.warning("%s: bad request: %s", request, body_error)
         else:
@@ -227,5 +431,5 @@ class AppRun:
             else:
                 self.state.fail(500)
         except ClientDisconnected:
-            return Outcome.ABORTED
-        return Outcome.DONE
+            return AppRunResult.ABORTED
+        return AppRunResult.DONE

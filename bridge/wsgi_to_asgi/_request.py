@@ -1,8 +1,8 @@
-"""One HTTP exchange of :class:`bridge.WsgiToAsgi`: the event-loop side.
+"""One HTTP request of :class:`bridge.WsgiToAsgi`: the event-loop side.
 
 Theory of operation
 -------------------
-Each ``http`` request is one :class:`Exchange`. The event loop reads the first
+Each ``http`` request is one :class:`WsgiToAsgiRequest`. The event loop reads the first
 body message before anything else; then one thread call runs the app and its
 iteration (``AppRun.begin``) in one of bridge's worker threads
 (:func:`bridge._loop.crossing.start_in_worker`, under the adapter's limiter).
@@ -40,7 +40,7 @@ Invariants:
   does (every thread call is awaited, through cancellation, and every task of
   an exchange lives in a task group the exchange awaits).
 * One request never sees another's state: everything per-request lives on the
-  ``Exchange`` and ``AppRun`` objects, and the thread runs the app in a copy of
+  ``WsgiToAsgiRequest`` and ``AppRun`` objects, and the thread runs the app in a copy of
   the caller's contextvars context (one copy for the whole request).
 """
 
@@ -61,13 +61,12 @@ from bridge._http.translate import BadRequest, environ_from_scope
 from bridge._http.wsgi_input import ClientDisconnected, RequestBodyError, WsgiInput
 from bridge._loop.crossing import finish_in_worker, run_in_worker, start_in_worker
 from bridge._loop.handoff import HandoffQueue
-from bridge.wsgi_to_asgi._app_run import AppRun, Outcome
-from bridge.wsgi_to_asgi._response import FileWrapper, Message, ResponseState
+from bridge.wsgi_to_asgi._app_run import AppRun, AppRunResult, FileWrapper, Message, ResponseState
 
 if TYPE_CHECKING:
     from bridge.wsgi_to_asgi._adapter import WsgiToAsgi
 
-__all__ = ("Exchange", "Receive", "Send")
+__all__ = ("Receive", "Send", "WsgiToAsgiRequest")
 
 logger = logging.getLogger("bridge.wsgi_to_asgi")
 errors_logger = logging.getLogger("bridge.wsgi_to_asgi.errors")
@@ -123,7 +122,7 @@ async def send_batch(send: Send, messages: list[Message]) -> None:
         await send(_body(b"".join(parts), True))
 
 
-class Exchange:
+class WsgiToAsgiRequest:
     """One HTTP request/response through the WSGI app (see the module docstring)."""
 
     def __init__(self, adapter: WsgiToAsgi, scope: HTTPScope, receive: Receive, send: Send):
@@ -141,7 +140,6 @@ class Exchange:
         self.responses: HandoffQueue[Message] | None = None
         self.tg: TaskGroup | None = None
         self.watching = False
-        self.queue_in_use = False
         self.sender_started = False
         self.sent_some = False  # a streamed batch has gone out
 
@@ -236,8 +234,8 @@ class Exchange:
         run.stream_in_place = False
         run.flush = self._flush_from_thread
         try:
-            outcome = await self._call_app(run.begin)
-            if outcome is not Outcome.STREAMING:
+            result = await self._call_app(run.begin)
+            if result is not AppRunResult.STREAMING:
                 await self._send_or_log(self.pending)
                 return
             self.adapter._expect_streaming = True
@@ -258,7 +256,7 @@ class Exchange:
         with anyio.CancelScope(shield=True):
             await run_in_worker(run.close, self.context, self.limiter)
 
-    async def _run_sending_here(self, run: AppRun, work: Callable[[], Outcome]) -> None:
+    async def _run_sending_here(self, run: AppRun, work: Callable[[], AppRunResult]) -> None:
         """No request body to pump: this task sends what the thread streams.
 
         The thread call runs while this task drains the response queue, so a response
@@ -272,7 +270,6 @@ class Exchange:
         self.sender_started = True  # the thread never asks for a sender task
         if run.streaming:  # resuming a response that already started
             run.state.emit = responses.put_from_thread
-            self.queue_in_use = True
         running = await start_in_worker(
             partial(self._thread_main, work), self.context, self.limiter
         )
@@ -290,7 +287,7 @@ class Exchange:
             await self._send_or_log(self.pending)
             self.adapter._expect_streaming = False
 
-    async def _run_in_task_group(self, run: AppRun, work: Callable[[], Outcome]) -> None:
+    async def _run_in_task_group(self, run: AppRun, work: Callable[[], AppRunResult]) -> None:
         self.responses = HandoffQueue(self.adapter.buffer_size, _body_size)
         async with anyio.create_task_group() as tg:
             self.tg = tg
@@ -299,7 +296,6 @@ class Exchange:
                 tg.start_soon(self._watch_client)  # it feeds the request body to the thread
             if run.streaming:  # resuming a response that already started
                 run.state.emit = self.responses.put_from_thread
-                self.queue_in_use = True
                 self.sender_started = True
                 tg.start_soon(self._send_stream)
             await self._call_app(work)
@@ -313,17 +309,17 @@ class Exchange:
                 if self.requests is None:
                     self.adapter._expect_streaming = False
 
-    async def _call_app(self, work: Callable[[], Outcome]) -> Outcome:
+    async def _call_app(self, work: Callable[[], AppRunResult]) -> AppRunResult:
         try:
-            outcome: Outcome = await run_in_worker(
+            result: AppRunResult = await run_in_worker(
                 partial(self._thread_main, work), self.context, self.limiter
             )
         except BaseException:
             self._abort_queues("the request was cancelled")
             raise
-        return outcome
+        return result
 
-    def _thread_main(self, work: Callable[[], Outcome]) -> Outcome:
+    def _thread_main(self, work: Callable[[], AppRunResult]) -> AppRunResult:
         try:
             return work()
         finally:
@@ -350,7 +346,6 @@ class Exchange:
         if responses is None:
             raise RuntimeError("streaming in place needs the task group's queue")
         state.emit = responses.put_from_thread
-        self.queue_in_use = True
         responses.put_many_from_thread(self.pending)
         self.pending.clear()
         if not self.sender_started:  # read across threads: set before the call started
