@@ -42,6 +42,8 @@ Argv = Callable[[int], list[str]]
 GEVENT_SYNC = "issue 13 item 1: async_to_sync under gevent fails after the first call"
 GEVENT_PRELOAD = "issue 13 item 1b: gunicorn -k gevent --preload answers 500"
 NO_SHUTDOWN = "issue 13 item 9: lifespan shutdown never runs under this server"
+#: Not strict: whether the refused upload's connection is still open at SIGTERM is timing.
+UNREAD_BODY = "issue 13 item 16: WsgiToAsgi keeps a refused upload's connection open"
 
 
 @dataclass
@@ -53,6 +55,8 @@ class Config:
     known: dict[str, str] = field(default_factory=dict)
     #: uWSGI's --http-socket closes each connection after its response
     keepalive: bool = True
+    #: checks that fail only sometimes under this server (timing), with the reason
+    flaky: dict[str, str] = field(default_factory=dict)
 
 
 def _gunicorn(*options: str) -> Argv:
@@ -109,8 +113,8 @@ def _gevent_pywsgi(port: int) -> list[str]:
 
 SERVERS: dict[str, Config] = {
     "uvicorn": Config(_uvicorn, "asgi"),
-    "hypercorn-asyncio": Config(_hypercorn("asyncio"), "asgi"),
-    "hypercorn-trio": Config(_hypercorn("trio"), "asgi"),
+    "hypercorn-asyncio": Config(_hypercorn("asyncio"), "asgi", flaky={"sigterm": UNREAD_BODY}),
+    "hypercorn-trio": Config(_hypercorn("trio"), "asgi", flaky={"sigterm": UNREAD_BODY}),
     "daphne": Config(_daphne, "asgi"),
     "granian-asgi": Config(_granian("asgi", FLASK), "asgi"),
     "gunicorn-sync": Config(_gunicorn("-k", "sync"), "wsgi"),
@@ -170,6 +174,9 @@ def _known(request: pytest.FixtureRequest, running: Running, check: str) -> None
     reason = running.config.known.get(check)
     if reason:
         request.node.add_marker(pytest.mark.xfail(reason=reason, strict=True))
+    flaky = running.config.flaky.get(check)
+    if flaky:
+        request.node.add_marker(pytest.mark.xfail(reason=flaky, strict=False))
 
 
 def _client(running: Running) -> httpx.Client:
