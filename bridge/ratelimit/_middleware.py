@@ -49,7 +49,7 @@ from bridge.ratelimit._rejection import Rejection, compile_rejection
 from bridge.ratelimit._rules import CompiledRule, Rule, compile_rules, match_rule
 from bridge.ratelimit._store import Store, Verdict
 
-__all__ = ("RateLimit", "check_store")
+__all__ = ("RateLimit", "check_store", "log_level_option")
 
 logger = logging.getLogger("bridge.ratelimit")
 
@@ -80,7 +80,7 @@ def _limit_option(limit: str | Rate | _Unset | None, has_rules: bool) -> str | R
     return IMPLICIT_LIMIT
 
 
-def _log_level(level: object, who: str) -> int | None:
+def log_level_option(level: object, who: str) -> int | None:
     if level is None or (isinstance(level, int) and not isinstance(level, bool) and level > 0):
         return level
     raise ValueError(f"{who}: log_level must be a logging level such as logging.INFO, or None")
@@ -231,7 +231,7 @@ class RateLimit(Middleware):
         self.status = status
         self.dry_run = dry_run
         self.on_decision = on_decision
-        self.log_level = _log_level(log_level, "RateLimit")
+        self.log_level = log_level_option(log_level, "RateLimit")
         self._warned_missing_key = False
         self._warned_hook = False
         # One rule for every path and method (the common case): no matching per request.

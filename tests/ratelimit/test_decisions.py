@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bridge import RateLimit
+from bridge import ConcurrencyLimit, RateLimit
 from bridge.middleware import RequestHead, Response
 from bridge.ratelimit import LimitDecision, MemoryStore, Rule, Verdict, header_key
 from bridge.testing import FakeClock, InnerApp, Request, call_asgi, call_wsgi
@@ -291,3 +291,28 @@ def test_a_rejection_function_returning_garbage_is_a_500(
     (record,) = [r for r in caplog.records if r.exc_info]
     assert record.exc_info is not None
     assert "not a bridge.middleware.Response" in str(record.exc_info[1])
+
+
+def test_concurrency_rejection_is_one_warning_with_extra_fields(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="bridge.ratelimit")
+    store = MemoryStore()
+    mw = ConcurrencyLimit(InnerApp().wsgi(), 1, store=store, name="uploads")
+    assert store.acquire("uploads|conn|1|127.0.0.1", 1, "held-elsewhere", 0.0)
+    assert call_wsgi(mw, Request(path="/upload")).status == 503
+    (record,) = caplog.records
+    assert record.levelno == logging.WARNING
+    assert "rejected GET /upload" in record.getMessage()
+    fields = {k: v for k, v in record.__dict__.items() if k.startswith("ratelimit_")}
+    assert fields == {
+        "ratelimit_rule": "uploads",
+        "ratelimit_key": "127.0.0.1",
+        "ratelimit_client": "127.0.0.1",
+        "ratelimit_policy": "1 in flight",
+        "ratelimit_result": "rejected",
+    }
+    quiet = ConcurrencyLimit(InnerApp().wsgi(), 1, store=store, name="uploads", log_level=None)
+    caplog.clear()
+    assert call_wsgi(quiet, Request(path="/upload")).status == 503
+    assert caplog.records == []
