@@ -105,12 +105,23 @@ class LimitDecision:
         return (policy.quota, max(0, outcome.remaining))
 
     def _fields(self) -> tuple[object, ...]:
-        return (self.rule, self.key, self.client, self.allowed, self.result, self.outcomes)
+        # What a client or an app can see; not the outcomes' float times.
+        return (
+            self.rule,
+            self.policy,
+            self.key,
+            self.client,
+            self.allowed,
+            self.result,
+            self.limit,
+            self.remaining,
+            self.retry_after,
+        )
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, LimitDecision):
             return NotImplemented
-        return self._fields() == other._fields() and self.policy == other.policy
+        return self._fields() == other._fields()
 
     __hash__ = None  # type: ignore[assignment]  # equal by value, and not immutable
 

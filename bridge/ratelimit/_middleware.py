@@ -66,9 +66,7 @@ class _Unset(enum.Enum):
     UNSET = "unset"
 
 
-def _limit_option(limit: str | Rate | _Unset | None, has_rules: bool) -> str | Rate | None:
-    if limit is not _Unset.UNSET:
-        return limit
+def _warn_implicit_limit(has_rules: bool) -> None:
     what = "every request no rule matches" if has_rules else "every request"
     warnings.warn(
         f"RateLimit without limit= limits {what} (static files and health checks "
@@ -77,7 +75,6 @@ def _limit_option(limit: str | Rate | _Unset | None, has_rules: bool) -> str | R
         DeprecationWarning,
         stacklevel=3,
     )
-    return IMPLICIT_LIMIT
 
 
 def log_level_option(level: object, who: str) -> int | None:
@@ -213,7 +210,9 @@ class RateLimit(Middleware):
     ) -> None:
         super().__init__(app, interface=interface, clock=clock)
         self.error_format = error_format_option(error_format, body, "RateLimit")
-        limit = _limit_option(limit, bool(rules))
+        implicit = isinstance(limit, _Unset)
+        if isinstance(limit, _Unset):
+            limit = IMPLICIT_LIMIT
         default = None if limit is None else Rule(limit, name="default")
         default_rejection = compile_rejection(rejection)
         self.rules = compile_rules(rules, default, algorithm, key, cost, default_rejection)
@@ -226,6 +225,8 @@ class RateLimit(Middleware):
         self.store = MemoryStore() if store is None else check_store(store)
         self.algorithm = algorithm
         self.exempt = exempt_matcher(exempt, "RateLimit: exempt")
+        if implicit:  # only once the rest is known to be valid: an error comes first
+            _warn_implicit_limit(len(self.rules) > 1)
         self.headers = headers
         self.legacy_headers = legacy_headers
         self.status = status
