@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from bridge.ratelimit._algorithms import RateOutcome
 from bridge.ratelimit._concurrency import ConcurrencyLimit
+from bridge.ratelimit._decision import DECISION_KEY, LimitDecision
 from bridge.ratelimit._headers import PROBLEM_TYPE
 from bridge.ratelimit._keys import (
     client_address,
@@ -29,8 +30,10 @@ if TYPE_CHECKING:  # RedisStore needs the "redis" extra: imported on first use
     from bridge.ratelimit.redis import RedisStore
 
 __all__ = (
+    "DECISION_KEY",
     "PROBLEM_TYPE",
     "ConcurrencyLimit",
+    "LimitDecision",
     "MemoryStore",
     "Rate",
     "RateLimit",

@@ -33,7 +33,7 @@ from bridge.middleware import (
 )
 from bridge.ratelimit._keys import KeyFunc, client_address, safe_key
 from bridge.ratelimit._memory import MemoryStore
-from bridge.ratelimit._middleware import check_store
+from bridge.ratelimit._middleware import check_store, log_level_option
 from bridge.ratelimit._store import Store
 
 __all__ = ("ConcurrencyLimit",)
@@ -95,6 +95,10 @@ class ConcurrencyLimit(Middleware):
         covers ``/healthz/live``, relative to the mount point; ``"=/healthz"``
         is that path only) or a function of the request head returning True.
     :param name: names this limit's counters in the store (default ``"conn"``).
+    :param log_level: the level of the one log line per rejection (default
+        ``logging.WARNING``; ``None`` logs none). Its ``extra=`` fields are
+        ``ratelimit_rule`` (the name), ``ratelimit_key``, ``ratelimit_client``,
+        ``ratelimit_policy`` (``"<limit> in flight"``) and ``ratelimit_result``.
 
     The slot is given back on every path: the response completed, the app
     raised, the client disconnected, the request was cancelled.
@@ -102,6 +106,9 @@ class ConcurrencyLimit(Middleware):
     .. versionadded:: 0.1
     .. versionchanged:: 0.2
        ``exempt`` paths are prefixes relative to the mount point (see RateLimit).
+    .. versionchanged:: 0.3
+       Rejections are logged at WARNING with the key and ``extra=`` fields (were INFO);
+       ``log_level``.
     """
 
     def __init__(
@@ -116,6 +123,7 @@ class ConcurrencyLimit(Middleware):
         error_format: ErrorFormat = "text",
         exempt: Exempt = None,
         name: str = "conn",
+        log_level: int | None = logging.WARNING,
         interface: Interface | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -137,7 +145,9 @@ class ConcurrencyLimit(Middleware):
             headers=((b"retry-after", str(retry_after).encode()),),
         )
         self.exempt = exempt_matcher(exempt, "ConcurrencyLimit: exempt")
+        self.name = name
         self.prefix = f"{name}|conn|{limit}|"
+        self.log_level = log_level_option(log_level, "ConcurrencyLimit")
 
     def exchange(self, head: RequestHead, now: float) -> Exchange | None:
         if self.exempt is not None and self.exempt(head):
@@ -145,16 +155,40 @@ class ConcurrencyLimit(Middleware):
         raw_key = self.key(head)
         if raw_key is None:
             return None
-        return _ConcurrencyExchange(head, now, self, self.prefix + safe_key(raw_key))
+        return _ConcurrencyExchange(head, now, self, safe_key(raw_key))
+
+    def log_rejection(self, head: RequestHead, key: str) -> None:
+        level = self.log_level
+        if level is None or not logger.isEnabledFor(level):
+            return
+        client = head.client[0] if head.client else None
+        logger.log(
+            level,
+            "concurrency limit %r rejected %s %s (key %s, client %s, %d in flight)",
+            self.name,
+            head.method,
+            head.path,
+            key,
+            client or "-",
+            self.limit,
+            extra={
+                "ratelimit_rule": self.name,
+                "ratelimit_key": key,
+                "ratelimit_client": client,
+                "ratelimit_policy": f"{self.limit} in flight",
+                "ratelimit_result": "rejected",
+            },
+        )
 
 
 class _ConcurrencyExchange(Exchange):
-    __slots__ = ("held", "key", "mw", "token")
+    __slots__ = ("held", "key", "mw", "shown_key", "token")
 
     def __init__(self, head: RequestHead, now: float, mw: ConcurrencyLimit, key: str) -> None:
         super().__init__(head, now)
         self.mw = mw
-        self.key = key
+        self.shown_key = key  # as stored, without the limit's prefix: what the log shows
+        self.key = mw.prefix + key
         self.token = _token()
         self.held = False
 
@@ -174,9 +208,7 @@ class _ConcurrencyExchange(Exchange):
         self.held = acquired
         if acquired:
             return Forward(self.head)
-        logger.info(
-            "concurrency limit %d reached for a key; rejected %s", self.mw.limit, self.head.path
-        )
+        self.mw.log_rejection(self.head, self.shown_key)
         return Respond(self.mw.rejection)
 
     def finish(self, outcome: Outcome) -> Generator[Effect[Any], Any, None] | None:

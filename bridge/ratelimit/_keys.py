@@ -92,6 +92,7 @@ def client_address_key(ipv6_prefix: int = 64) -> Callable[[HeadLike], str | None
         address = client[0]
         return _ipv6_network(address, ipv6_prefix) if ":" in address else address
 
+    key.keys_by_address = True  # type: ignore[attr-defined]  # its None means "no address"
     return key
 
 
@@ -124,6 +125,7 @@ def header_key(
                 return f"{tag}={value.decode('latin-1')}"
         return None if fallback is None else fallback(head)
 
+    key.keys_by_address = getattr(fallback, "keys_by_address", False)  # type: ignore[attr-defined]
     return key
 
 

@@ -14,6 +14,7 @@ requests, same store state: same decisions and bytes under both interfaces.
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
 import warnings
@@ -34,6 +35,7 @@ from bridge.middleware import (
     Response,
     ResponseHead,
 )
+from bridge.ratelimit._decision import DECISION_KEY, LimitDecision, Result, log_fields
 from bridge.ratelimit._headers import (
     problem_members,
     ratelimit_fields,
@@ -43,15 +45,42 @@ from bridge.ratelimit._headers import (
 from bridge.ratelimit._keys import HeadLike, KeyFunc, client_address, safe_key
 from bridge.ratelimit._memory import MemoryStore
 from bridge.ratelimit._rates import Rate
+from bridge.ratelimit._rejection import Rejection, compile_rejection
 from bridge.ratelimit._rules import CompiledRule, Rule, compile_rules, match_rule
 from bridge.ratelimit._store import Store, Verdict
 
-__all__ = ("RateLimit", "check_store")
+__all__ = ("RateLimit", "check_store", "log_level_option")
 
 logger = logging.getLogger("bridge.ratelimit")
 
 #: Retry-After for a 503 while a shared store is down and the policy is fail_closed.
 UNAVAILABLE_RETRY_AFTER: Final = 5
+
+#: What ``RateLimit(app)`` without ``limit=`` limits to (deprecated: give a limit).
+IMPLICIT_LIMIT: Final = "100/minute"
+
+OnDecision = Callable[[LimitDecision], object]
+
+
+class _Unset(enum.Enum):
+    UNSET = "unset"
+
+
+def _warn_implicit_limit(has_rules: bool) -> None:
+    what = "every request no rule matches" if has_rules else "every request"
+    warnings.warn(
+        f"RateLimit without limit= limits {what} (static files and health checks "
+        f"included) to {IMPLICIT_LIMIT!r}; pass limit={IMPLICIT_LIMIT!r} to keep that, or "
+        "limit=None to limit only what rules= match. A limit will be required in 0.4.",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+
+
+def log_level_option(level: object, who: str) -> int | None:
+    if level is None or (isinstance(level, int) and not isinstance(level, bool) and level > 0):
+        return level
+    raise ValueError(f"{who}: log_level must be a logging level such as logging.INFO, or None")
 
 
 def error_format_option(error_format: object, body: object, who: str) -> ErrorFormat:
@@ -93,12 +122,13 @@ class _StoreCheck(Effect[Verdict]):
 class RateLimit(Middleware):
     """Limit the request rate per key, with the IETF ``RateLimit`` headers.
 
-    ``RateLimit(app, limit="100/minute", key=client_address, store=None, **options)``
+    ``RateLimit(app, limit, key=client_address, store=None, **options)``
     returns an app of ``app``'s interface (WSGI or ASGI).
 
     :param limit: the default rule's rates, e.g. ``"100/minute"``,
         ``"10/second;1000/day"``, ``"10/second burst 20"``; ``None`` to limit
-        only what ``rules`` match.
+        only what ``rules`` match. Leaving it out still means ``"100/minute"``
+        for every request (static files included) and warns: give it.
     :param key: key function of the request head (default
         :func:`~bridge.ratelimit.client_address`, the address ProxyHeaders
         resolved); it returns ``None`` for requests that are not limited.
@@ -119,27 +149,46 @@ class RateLimit(Middleware):
         (reset in seconds from now; default False).
     :param error_format: the rejection's body, ``"text"`` (default) or
         ``"problem+json"`` (RFC 9457, of type ``quota-exceeded``).
+    :param rejection: the refusal of every rule without its own: a function
+        ``(head, decision) -> Response`` or a ``Response`` template (see
+        :class:`~bridge.ratelimit.Rule`); default None (``error_format``'s body).
     :param status: the rejection status (default 429).
     :param dry_run: compute, send headers and log would-be rejections, but
         never reject (default False).
+    :param on_decision: a function called with each request's
+        :class:`~bridge.ratelimit.LimitDecision` (metrics); an exception in it
+        is logged, never sent to the client. Default None.
+    :param log_level: the level of the one log line per rejection on the
+        ``bridge.ratelimit`` logger (default ``logging.WARNING``, which the
+        default uvicorn, gunicorn and Django configurations show); ``None``
+        logs no rejection.
     :param interface: ``"wsgi"`` or ``"asgi"`` to override detection.
     :param clock: seconds for the MemoryStore (default ``time.monotonic``;
         a shared store uses its server's clock).
+
+    The app finds the decision under ``environ["bridge.ratelimit"]`` (WSGI)
+    or ``scope["bridge.ratelimit"]`` (ASGI).
 
     .. versionadded:: 0.1
     .. versionchanged:: 0.2
        ``exempt`` paths are prefixes relative to the mount point, as in every
        middleware (they were exact and included the mount point; write
        ``"=/healthz"`` for the old exact match).
+    .. versionchanged:: 0.3
+       Rejections are logged at WARNING with ``extra=`` fields (were INFO);
+       ``on_decision``, ``rejection``, ``log_level`` and the decision on the
+       request are new.
     .. deprecated:: 0.1
         ``body="text"`` / ``body="problem"``: use ``error_format="text"`` /
         ``error_format="problem+json"``.
+    .. deprecated:: 0.3
+        Leaving out ``limit``: write ``limit="100/minute"`` (or ``None``).
     """
 
     def __init__(
         self,
         app: Any,
-        limit: str | Rate | None = "100/minute",
+        limit: str | Rate | _Unset | None = _Unset.UNSET,
         *,
         key: KeyFunc = client_address,
         store: Store | None = None,
@@ -150,28 +199,42 @@ class RateLimit(Middleware):
         headers: bool = True,
         legacy_headers: bool = False,
         error_format: ErrorFormat = "text",
+        rejection: Rejection = None,
         status: int = 429,
         dry_run: bool = False,
+        on_decision: OnDecision | None = None,
+        log_level: int | None = logging.WARNING,
         interface: Interface | None = None,
         clock: Callable[[], float] = time.monotonic,
         body: str | None = None,
     ) -> None:
         super().__init__(app, interface=interface, clock=clock)
         self.error_format = error_format_option(error_format, body, "RateLimit")
+        implicit = isinstance(limit, _Unset)
+        if isinstance(limit, _Unset):
+            limit = IMPLICIT_LIMIT
         default = None if limit is None else Rule(limit, name="default")
-        self.rules = compile_rules(rules, default, algorithm, key, cost)
+        default_rejection = compile_rejection(rejection)
+        self.rules = compile_rules(rules, default, algorithm, key, cost, default_rejection)
         if not self.rules:
             raise ValueError("nothing to limit: give a limit or at least one rule")
         if not 400 <= status <= 599:
             raise ValueError(f"status must be an HTTP error status, not {status!r}")
+        if on_decision is not None and not callable(on_decision):
+            raise TypeError(f"on_decision must be a function of a decision, not {on_decision!r}")
         self.store = MemoryStore() if store is None else check_store(store)
         self.algorithm = algorithm
         self.exempt = exempt_matcher(exempt, "RateLimit: exempt")
+        if implicit:  # only once the rest is known to be valid: an error comes first
+            _warn_implicit_limit(len(self.rules) > 1)
         self.headers = headers
         self.legacy_headers = legacy_headers
         self.status = status
         self.dry_run = dry_run
+        self.on_decision = on_decision
+        self.log_level = log_level_option(log_level, "RateLimit")
         self._warned_missing_key = False
+        self._warned_hook = False
         # One rule for every path and method (the common case): no matching per request.
         only = self.rules[0]
         self._catch_all = len(self.rules) == 1 and only.path is None and only.methods is None
@@ -183,57 +246,94 @@ class RateLimit(Middleware):
             return None
         raw_key = rule.key(head)
         if raw_key is None:
-            self._missing_key(rule)
-            return None
+            if rule.keys_by_address and not (head.client and head.client[0]):
+                self._missing_address(rule)
+            return None  # documented: a key function's None means "not limited"
         cost = rule.cost
         if not isinstance(cost, int):
             cost = cost(head)
             if not isinstance(cost, int) or cost < 0:
                 raise ValueError(f"rule {rule.name!r}: cost function returned {cost!r}")
-        key = rule.key_prefix + safe_key(raw_key)
+        key = safe_key(raw_key)
         kind = _RateLimitExchange if self.headers else _QuietRateLimitExchange
-        return kind(head, now, self, rule, (key, rule.rates, self.algorithm, cost, now))
+        args = (rule.key_prefix + key, rule.rates, self.algorithm, cost, now)
+        return kind(head, now, self, rule, key, args)
 
-    def _missing_key(self, rule: CompiledRule) -> None:
+    def _missing_address(self, rule: CompiledRule) -> None:
         if not self._warned_missing_key:
             self._warned_missing_key = True
             logger.warning(
-                "rule %r: a request has no key (no client address, e.g. a unix socket "
-                "without ProxyHeaders); such requests are not rate limited. Configure "
-                "ProxyHeaders or a key function.",
+                "rule %r: a request has no client address (e.g. a unix socket without "
+                "ProxyHeaders); such requests are not rate limited. Configure ProxyHeaders "
+                "or a key function.",
                 rule.name,
             )
 
     # -- turning a verdict into a response ---------------------------------------
 
-    def decide(self, head: RequestHead, rule: CompiledRule, verdict: Verdict) -> Forward | Respond:
+    def decide(
+        self, head: RequestHead, rule: CompiledRule, key: str, verdict: Verdict
+    ) -> Forward | Respond:
+        result: Result
         if verdict.unavailable:
-            if verdict.allowed:
-                return Forward(head)
+            result = "store_unavailable"
+        elif verdict.allowed:
+            result = "allowed"
+        else:
+            result = "dry_run" if self.dry_run else "rejected"
+        allowed = verdict.allowed or (self.dry_run and not verdict.unavailable)
+        client = head.client[0] if head.client else None
+        decision = LimitDecision(rule, key, client, allowed, result, verdict.outcomes)
+        if self.on_decision is not None:
+            self._report(decision)
+        if result == "rejected" or result == "dry_run":
+            self._log_rejection(head, decision)
+        if allowed:
+            return Forward(head.with_value(DECISION_KEY, decision))
+        if verdict.unavailable:
             retry = str(UNAVAILABLE_RETRY_AFTER).encode()
             unavailable = Response.error(
                 503, error_format=self.error_format, headers=((b"retry-after", retry),)
             )
             return Respond(unavailable)
-        if verdict.allowed:
-            return Forward(head)
-        retry_after = retry_after_seconds(verdict.outcomes)
-        if self.dry_run:
-            logger.warning(
-                "dry run: rule %r would reject %s %s (retry in %d s)",
-                rule.name,
-                head.method,
-                head.path,
-                retry_after,
-            )
-            return Forward(head)
-        logger.info("rule %r rejected %s %s", rule.name, head.method, head.path)
-        return Respond(self.rejection(rule, verdict, retry_after))
+        return Respond(self.rejection(head, rule, verdict, decision))
 
-    def rejection(self, rule: CompiledRule, verdict: Verdict, retry_after: int) -> Response:
+    def _report(self, decision: LimitDecision) -> None:
+        assert self.on_decision is not None  # checked by the caller
+        try:
+            self.on_decision(decision)
+        except Exception:
+            if not self._warned_hook:  # once: a broken metrics hook must not flood the logs
+                self._warned_hook = True
+                logger.exception("RateLimit on_decision hook failed (logged once)")
+
+    def _log_rejection(self, head: RequestHead, decision: LimitDecision) -> None:
+        if self.log_level is None or not logger.isEnabledFor(self.log_level):
+            return
+        logger.log(
+            self.log_level,
+            "%srule %r %s %s %s (key %s, client %s, policy %s, retry in %d s)",
+            "dry run: " if decision.result == "dry_run" else "",
+            decision.rule,
+            "would reject" if decision.result == "dry_run" else "rejected",
+            head.method,
+            head.path,
+            decision.key,
+            decision.client or "-",
+            decision.policy,
+            decision.retry_after,
+            extra=log_fields(decision),
+        )
+
+    def rejection(
+        self, head: RequestHead, rule: CompiledRule, verdict: Verdict, decision: LimitDecision
+    ) -> Response:
+        retry_after = retry_after_seconds(verdict.outcomes)
         extra: list[tuple[bytes, bytes]] = [(b"retry-after", str(retry_after).encode())]
         if self.headers:
             extra += self.fields(rule, verdict)
+        if rule.rejection is not None:
+            return self._custom_rejection(head, rule, decision, extra)
         members = {}
         if self.error_format == "problem+json":
             members = problem_members(rule.policies, verdict.outcomes)
@@ -242,13 +342,35 @@ class RateLimit(Middleware):
             self.status, detail, error_format=self.error_format, headers=tuple(extra), **members
         )
 
+    def _custom_rejection(
+        self,
+        head: RequestHead,
+        rule: CompiledRule,
+        decision: LimitDecision,
+        extra: list[tuple[bytes, bytes]],
+    ) -> Response:
+        assert rule.rejection is not None  # checked by the caller
+        response = rule.rejection(head, decision)
+        if not isinstance(response, Response):
+            raise TypeError(
+                f"rule {rule.name!r}: rejection returned {response!r}, not a "
+                "bridge.middleware.Response"
+            )
+        return Response(response.status, merge_fields(response.headers, extra), response.body)
+
     def fields(self, rule: CompiledRule, verdict: Verdict) -> list[tuple[bytes, bytes]]:
         return ratelimit_fields(rule.policies, verdict.outcomes, legacy=self.legacy_headers)
 
 
 _LIST_FIELDS: Final = (b"ratelimit-policy", b"ratelimit")
 _OUR_FIELDS: Final = frozenset(
-    (*_LIST_FIELDS, b"x-ratelimit-limit", b"x-ratelimit-remaining", b"x-ratelimit-reset")
+    (
+        *_LIST_FIELDS,
+        b"x-ratelimit-limit",
+        b"x-ratelimit-remaining",
+        b"x-ratelimit-reset",
+        b"retry-after",
+    )
 )
 
 
@@ -279,7 +401,7 @@ def merge_fields(
 
 
 class _RateLimitExchange(Exchange):
-    __slots__ = ("args", "mw", "rule", "verdict")
+    __slots__ = ("args", "key", "mw", "rule", "verdict")
 
     def __init__(
         self,
@@ -287,26 +409,26 @@ class _RateLimitExchange(Exchange):
         now: float,
         mw: RateLimit,
         rule: CompiledRule,
+        key: str,
         args: tuple[str, Sequence[Rate], str, int, float],
     ) -> None:
         super().__init__(head, now)
         self.mw = mw
         self.rule = rule
+        self.key = key  # as stored, without the rule's prefix: what logs and metrics show
         self.args = args
         self.verdict: Verdict | None = None
 
     def request(self) -> Forward | Respond | Generator[Effect[Any], Any, Forward | Respond]:
         store = self.mw.store
         if store.local:
-            verdict = self.verdict = store.check(*self.args)
-            if verdict.allowed and not verdict.unavailable:
-                return Forward(self.head)
-            return self.mw.decide(self.head, self.rule, verdict)
+            self.verdict = store.check(*self.args)
+            return self.mw.decide(self.head, self.rule, self.key, self.verdict)
         return self._shared(store)
 
     def _shared(self, store: Store) -> Generator[Effect[Any], Any, Forward | Respond]:
         self.verdict = yield _StoreCheck(store, self.args)
-        return self.mw.decide(self.head, self.rule, self.verdict)
+        return self.mw.decide(self.head, self.rule, self.key, self.verdict)
 
     def response(self, head: ResponseHead) -> ResponseHead:
         verdict = self.verdict

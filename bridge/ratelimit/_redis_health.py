@@ -47,7 +47,14 @@ class Health:
         outage = self._end_outage()
         if outage is not None:  # None: another thread saw the recovery first and logged it
             logger.warning(
-                "Redis at %s is back after %.1f s; rate limits are shared again", self.where, outage
+                "Redis at %s is back after %.1f s; rate limits are shared again",
+                self.where,
+                outage,
+                extra={
+                    "ratelimit_store": self.where,
+                    "ratelimit_outage": "ended",
+                    "ratelimit_outage_seconds": round(outage, 3),
+                },
             )
 
     def _end_outage(self) -> float | None:
@@ -79,6 +86,12 @@ class Health:
                 type(exc).__name__,
                 exc,
                 self.policy,
+                extra={
+                    "ratelimit_store": self.where,
+                    "ratelimit_outage": "started",
+                    "ratelimit_failure": self.policy,
+                    "ratelimit_error": f"{type(exc).__name__}: {exc}",
+                },
             )
 
 

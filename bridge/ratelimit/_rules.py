@@ -22,6 +22,7 @@ from bridge.ratelimit._algorithms import ALGORITHMS
 from bridge.ratelimit._headers import Policy, policies_for, policy_field
 from bridge.ratelimit._keys import HeadLike, KeyFunc
 from bridge.ratelimit._rates import Rate, parse_rates
+from bridge.ratelimit._rejection import Rejection, RenderRejection, compile_rejection
 
 __all__ = ("CompiledRule", "Rule", "compile_rules")
 
@@ -48,12 +49,18 @@ class Rule:
     :param name: names the rule's counters in the store (default derived from
         ``path`` and ``methods``); rules with the same name and limit share
         their counters.
+    :param rejection: this rule's refusal (default: the middleware's): a
+        function ``(head, decision) -> Response`` or a ``Response`` whose body
+        is a template (``$retry_after``, ``$remaining``, ``$limit``, ``$rule``,
+        ``$policy``); ``Retry-After`` and the ``RateLimit`` fields are added.
 
     .. versionchanged:: 0.2
        ``path`` is a prefix relative to the mount point (it was exact and
        included the mount point; ``"=/login"`` is the exact form), a regex
        is matched at the start of the path, ``"/api/*"`` is deprecated for
        ``"/api"``, and ``methods`` may be a string.
+    .. versionadded:: 0.3
+       ``rejection``.
     """
 
     limit: str | Rate | None
@@ -62,6 +69,7 @@ class Rule:
     key: KeyFunc | None = None
     cost: Cost | None = None
     name: str | None = None
+    rejection: Rejection = None
 
 
 class RequestLike(Protocol):
@@ -88,6 +96,9 @@ class CompiledRule:
     key_prefix: str
     path: PathPattern | None
     methods: frozenset[str] | None
+    rejection: RenderRejection | None = None
+    #: The key function reads the client address, so its None means "no address".
+    keys_by_address: bool = False
 
     def matches(self, method: str, path: str) -> bool:
         """Whether this rule applies to ``method`` on the app-relative ``path``."""
@@ -131,7 +142,12 @@ def _rates(limit: object, where: str) -> tuple[Rate, ...]:
 
 
 def compile_rule(
-    rule: Rule, algorithm: str, key: KeyFunc, cost: Cost, where: str = ""
+    rule: Rule,
+    algorithm: str,
+    key: KeyFunc,
+    cost: Cost,
+    where: str = "",
+    rejection: RenderRejection | None = None,
 ) -> CompiledRule:
     """Validate ``rule`` and precompute what each request needs.
 
@@ -144,21 +160,30 @@ def compile_rule(
     methods = http_methods(rule.methods, f"{where}methods")
     name = _rule_name(rule, methods)
     policies = policies_for(rates, algorithm)
+    own_rejection = compile_rejection(rule.rejection, where)
+    key_function = rule.key or key
     return CompiledRule(
         name=name,
         rates=rates,
         policies=policies,
         policy_field=policy_field(policies),
-        key=rule.key or key,
+        key=key_function,
         cost=rule.cost if rule.cost is not None else cost,
         key_prefix=f"{name}|{algorithm}|{';'.join(r.name for r in rates)}|",
         path=None if rule.path is None else path_pattern(rule.path, f"{where}path"),
         methods=methods,
+        rejection=own_rejection or rejection,
+        keys_by_address=getattr(key_function, "keys_by_address", False),
     )
 
 
 def compile_rules(
-    rules: Iterable[Rule], default: Rule | None, algorithm: str, key: KeyFunc, cost: Cost
+    rules: Iterable[Rule],
+    default: Rule | None,
+    algorithm: str,
+    key: KeyFunc,
+    cost: Cost,
+    rejection: RenderRejection | None = None,
 ) -> tuple[CompiledRule, ...]:
     """The rules in matching order, the default (matching everything) last."""
     if algorithm not in ALGORITHMS:
@@ -174,9 +199,9 @@ def compile_rules(
                 f"rules[{index}] must be a bridge.ratelimit.Rule, not {type(rule).__name__} "
                 f"{rule!r}; write e.g. Rule('5/minute', path='/login', methods='POST')"
             )
-        compiled.append(compile_rule(rule, algorithm, key, cost, f"rules[{index}]."))
+        compiled.append(compile_rule(rule, algorithm, key, cost, f"rules[{index}].", rejection))
     if default is not None:
-        compiled.append(compile_rule(default, algorithm, key, cost))
+        compiled.append(compile_rule(default, algorithm, key, cost, "", rejection))
     return tuple(compiled)
 
 

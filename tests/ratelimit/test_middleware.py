@@ -144,9 +144,9 @@ def test_dry_run_logs_would_be_rejections(caplog: pytest.LogCaptureFixture) -> N
     assert "would reject GET /" in record.getMessage()
 
 
-def test_rejection_logged_at_info(caplog: pytest.LogCaptureFixture) -> None:
+def test_rejection_logged_at_the_chosen_level(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="bridge.ratelimit")
-    mw = RateLimit(InnerApp().wsgi(), "1/minute", clock=FakeClock())
+    mw = RateLimit(InnerApp().wsgi(), "1/minute", log_level=logging.INFO, clock=FakeClock())
     assert [call_wsgi(mw, Request()).status for _ in range(2)] == [200, 429]
     (record,) = caplog.records
     assert record.levelno == logging.INFO
@@ -190,7 +190,7 @@ def test_ratelimit_misconfiguration(
     options: dict[str, Any], error: type[Exception], message: str
 ) -> None:
     with pytest.raises(error, match=message):
-        RateLimit(InnerApp().wsgi(), **options)
+        RateLimit(InnerApp().wsgi(), **{"limit": "1/minute", **options})
 
 
 @pytest.mark.parametrize(

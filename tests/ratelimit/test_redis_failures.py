@@ -37,6 +37,15 @@ def test_down_at_start_fail_open(caplog: pytest.LogCaptureFixture) -> None:
     (line,) = outage_lines(caplog)
     assert "unavailable" in line
     assert "fail_open" in line
+    # The same fields for structured logging.
+    (record,) = caplog.records
+    assert record.levelno == logging.WARNING
+    assert record.__dict__["ratelimit_outage"] == "started"
+    assert record.__dict__["ratelimit_failure"] == "fail_open"
+    assert record.__dict__["ratelimit_store"].startswith("redis://127.0.0.1:")
+    assert record.__dict__["ratelimit_error"].startswith(
+        ("ConnectionError", "ConnectionRefusedError")
+    )
     store.close()
 
 
@@ -70,6 +79,8 @@ def test_killed_mid_run_local_fallback_then_recovery(
         lines = outage_lines(caplog)
         assert len(lines) == 2
         assert "is back" in lines[1]
+        assert caplog.records[-1].__dict__["ratelimit_outage"] == "ended"
+        assert caplog.records[-1].__dict__["ratelimit_outage_seconds"] > 0
     finally:
         store.close()
 

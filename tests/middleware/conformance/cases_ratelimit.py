@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
+from bridge.middleware import Response
 from bridge.middleware.proxy_headers import ProxyHeaders
 from bridge.ratelimit import ConcurrencyLimit, RateLimit, Rule, header_key
 from bridge.testing import InnerApp, Request, Seen
@@ -24,6 +26,21 @@ def not_called(seen: Seen | None) -> None:
 
 
 REJECTED_TEXT = b"Too Many Requests: retry in 20 seconds.\n"
+
+LOGIN_TEMPLATE = Response(
+    429,
+    ((b"content-type", b"application/json"),),
+    b'{"error": "too many attempts", "retry_after": $retry_after, "policy": "$policy"}',
+)
+LOGIN_REJECTED = b'{"error": "too many attempts", "retry_after": 30, "policy": "2/minute"}'
+
+
+def remaining(count: int) -> Callable[[Seen | None], None]:
+    def check(seen: Seen | None) -> None:
+        assert seen is not None
+        assert seen.head.values["bridge.ratelimit"].remaining == count
+
+    return check
 
 
 def proxied(forwarded_for: bytes) -> Request:
@@ -252,6 +269,33 @@ CASES = [
                 status=200,
                 has_headers=[(POLICY, b'"1/minute";q=1;w=60, "100/day";q=100;w=86400')],
             ),
+        ],
+    ),
+    Case(
+        id="ratelimit-rule-template-rejection-and-decision-on-the-request",
+        build=lambda app, clock: RateLimit(
+            app,
+            "100/minute",
+            rules=[Rule("2/minute", path="=/login", methods="POST", rejection=LOGIN_TEMPLATE)],
+            clock=clock,
+        ),
+        steps=[
+            Step(Request(method="POST", path="/login"), status=200, seen=remaining(1)),
+            Step(Request(method="POST", path="/login"), status=200, seen=remaining(0)),
+            Step(
+                Request(method="POST", path="/login"),
+                status=429,
+                headers=[
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(LOGIN_REJECTED)).encode()),
+                    (b"retry-after", b"30"),
+                    (POLICY, b'"2/minute";q=2;w=60'),
+                    state(b'"2/minute";r=0;t=60'),
+                ],
+                body=LOGIN_REJECTED,
+                seen=not_called,
+            ),
+            Step(Request(path="/"), status=200, seen=remaining(99)),
         ],
     ),
     Case(
