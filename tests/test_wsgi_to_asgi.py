@@ -775,3 +775,41 @@ async def test_limiter_created_outside_the_loop(anyio_backend: tuple[str, Any]) 
     limiter = MODULE_LEVEL_LIMITER if anyio_backend[0] == "asyncio" else anyio.CapacityLimiter(3)
     exchange = await drive(wsgi_apps.hello, limiter=limiter)
     assert (exchange.status, exchange.body) == (200, b"Hello, world!")
+
+
+def _refuse_unread(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    start_response("401 Unauthorized", [("Content-Type", "text/plain"), ("Content-Length", "4")])
+    return [b"nope"]
+
+
+def _refuse_unread_streamed(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
+    start_response("401 Unauthorized", [("Content-Type", "text/plain")])
+    yield b"nope"
+
+
+@pytest.mark.parametrize("refuse", [_refuse_unread, _refuse_unread_streamed])
+async def test_unread_request_body_is_discarded_before_returning(refuse: Any) -> None:
+    """Issue 13 item 16: the app refuses a large upload unread; the call drains the rest.
+
+    Returning with the server's receive queue still full makes hypercorn block forever
+    putting ``http.disconnect`` into it (the connection leaks); so every body message
+    the client sends must be received, and none kept.
+    """
+    chunk = b"x" * 64 * 1024
+    body = [{"type": "http.request", "body": chunk, "more_body": True} for _ in range(64)]
+    exchange = Exchange([*body, {"type": "http.request", "body": b"", "more_body": False}])
+    app = WsgiToAsgi(validator(refuse), buffer_size=64 * 1024)
+    headers = [(b"content-length", str(64 * len(chunk)).encode())]
+    await app(http_scope("/up", method="POST", headers=headers), exchange.receive, exchange.send)
+    assert (exchange.status, exchange.body, exchange.complete) == (401, b"nope", True)
+    assert exchange.incoming == []  # the whole body was received (and dropped)
+
+
+async def test_unread_request_body_discard_stops_at_disconnect() -> None:
+    chunk = b"x" * 64 * 1024
+    body = [{"type": "http.request", "body": chunk, "more_body": True} for _ in range(16)]
+    exchange = Exchange(body)  # then the client goes away mid-body
+    exchange.disconnect()
+    app = WsgiToAsgi(validator(_refuse_unread), buffer_size=64 * 1024)
+    await app(http_scope("/up", method="POST"), exchange.receive, exchange.send)
+    assert (exchange.status, exchange.incoming) == (401, [])

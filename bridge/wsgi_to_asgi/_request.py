@@ -142,6 +142,9 @@ class WsgiToAsgiRequest:
         self.watching = False
         self.sender_started = False
         self.sent_some = False  # a streamed batch has gone out
+        # The request body ended (more_body False) or the client went away: receive()
+        # has nothing more to give. Set by the body pump.
+        self.body_over = False
 
     def _describe(self) -> str:
         return f"{self.scope.get('method', '?')} {self.scope.get('path', '?')}"
@@ -161,6 +164,8 @@ class WsgiToAsgiRequest:
             return
         if self.requests is not None:
             await self._run_in_task_group(run, run.begin)
+            if not self.body_over:
+                await self._discard_unread_body()
         elif self.adapter._expect_streaming:
             await self._run_sending_here(run, run.begin)
         else:
@@ -455,11 +460,37 @@ class WsgiToAsgiRequest:
         while True:
             message = await self.receive()
             if message["type"] != "http.request":
+                self.body_over = True
                 self._abort_queues("client disconnected before the request body ended")
                 raise ClientDisconnected
             chunk = message.get("body", b"")
             if chunk:
                 await requests.put(chunk)
             if not message.get("more_body", False):
+                self.body_over = True
                 requests.finish()
                 return
+
+    async def _discard_unread_body(self) -> None:
+        """The app is done but left request body unread: receive and drop the rest.
+
+        The pump stopped (it waited for queue room the app would never make). Returning
+        now would leave the server's receive queue full: hypercorn then blocks forever
+        putting ``http.disconnect`` into it, and holds the connection and its task for
+        the life of the process. So, as an ASGI app that ignores a body must, read on
+        until the body ends or the client goes away, one message at a time: memory
+        stays bounded (nothing is kept) and no thread or limiter token is held.
+        """
+        dropped = 0
+        while True:
+            message = await self.receive()
+            if message["type"] != "http.request":
+                break
+            dropped += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        logger.debug(
+            "%s: the application left the request body unread; %d more bytes discarded",
+            self._describe(),
+            dropped,
+        )
