@@ -31,6 +31,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "buffering": frozenset({"_http", "_loop", "middleware"}),
     "ratelimit": frozenset({"_http", "_loop", "middleware"}),
     "sync": frozenset({"_http", "_loop"}),
+    # public façades over the middleware's public modules
+    "values": frozenset({"middleware"}),
     # the façades: bridge/__init__.py and bridge/testing.py re-export or drive anything
     "__init__": frozenset({"*"}),
     "testing": frozenset({"*"}),
