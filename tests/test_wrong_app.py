@@ -77,3 +77,14 @@ def test_asgi_to_wsgi_accepts_asgi_apps() -> None:
     for app in (fastapi.FastAPI(), asgi_apps.hello, ProxyHeaders(asgi_apps.hello)):
         with AsgiToWsgi(app, lifespan="off") as adapter:
             assert adapter.app is app
+
+
+def test_stack_refuses_proxy_headers_after_another_middleware() -> None:
+    from bridge import SecurityHeaders
+    from bridge.middleware import stack
+
+    with pytest.raises(ValueError, match=r"ProxyHeaders must come first, before SecurityHeaders"):
+        stack(wsgi_apps.hello, SecurityHeaders, (ProxyHeaders, {"trusted": ["10.0.0.0/8"]}))
+    ordered = stack(wsgi_apps.hello, ProxyHeaders, SecurityHeaders)
+    assert isinstance(ordered, ProxyHeaders)
+    assert isinstance(ordered.app, SecurityHeaders)
