@@ -38,6 +38,9 @@ from bridge.buffering import RequestBuffering, RequestBufferingRule, ResponseBuf
 # -- middleware: rate limiting (bridge.ratelimit)
 from bridge.ratelimit import ConcurrencyLimit, MemoryStore, RateLimit  # isort: skip
 
+# -- per-request values, read alike under WSGI and ASGI (bridge.values)
+from bridge.values import RequestValues, request_values  # isort: skip
+
 if TYPE_CHECKING:  # imported on first use, see __getattr__ below
     from bridge import testing
     from bridge.ratelimit.redis import RedisStore
@@ -97,4 +100,7 @@ __all__ = (
     "MemoryStore",
     "RateLimit",
     "RedisStore",
+    # -- per-request values
+    "RequestValues",
+    "request_values",
 )

@@ -53,7 +53,7 @@ def create_app(registry: CollectorRegistry) -> Flask:
     def login() -> tuple[str, int]:
         return "wrong password\n", 401
 
-    app.wsgi_app = RateLimit(  # type: ignore[method-assign,assignment]
+    app.wsgi_app = RateLimit(  # type: ignore[method-assign]
         app.wsgi_app,
         "5/minute",
         rules=[Rule("3/minute", path="=/login", methods="POST", name="login")],

@@ -31,6 +31,10 @@ ALLOWED: dict[str, frozenset[str]] = {
     "buffering": frozenset({"_http", "_loop", "middleware"}),
     "ratelimit": frozenset({"_http", "_loop", "middleware"}),
     "sync": frozenset({"_http", "_loop"}),
+    # public façades over the middleware's public modules
+    "values": frozenset({"middleware"}),
+    # bridge.types re-exports, from wherever they are defined, the types users annotate with
+    "types": frozenset({"*"}),
     # the façades: bridge/__init__.py and bridge/testing.py re-export or drive anything
     "__init__": frozenset({"*"}),
     "testing": frozenset({"*"}),

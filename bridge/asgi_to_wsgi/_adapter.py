@@ -22,6 +22,7 @@ from typing import Any, Final
 from asgiref.compatibility import guarantee_single_callable
 from asgiref.typing import ASGI3Application, ASGIApplication, HTTPScope
 
+from bridge._http.apps import wrong_app_message
 from bridge._http.translate import BadRequest, scope_from_environ
 from bridge._http.types import Environ, StartResponse
 from bridge._loop.handle import loop_handle
@@ -113,6 +114,9 @@ class AsgiToWsgi:
     ) -> None:
         if not callable(app):
             raise TypeError(f"AsgiToWsgi needs an ASGI application (a callable), got {app!r}")
+        wrong_app = wrong_app_message("AsgiToWsgi", app)
+        if wrong_app is not None:
+            raise TypeError(wrong_app)
         if lifespan not in ("auto", "on", "off"):
             raise ValueError(
                 f"AsgiToWsgi(lifespan=...) must be 'auto', 'on' or 'off', not {lifespan!r}"

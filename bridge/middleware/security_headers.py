@@ -6,7 +6,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Final
+from typing import Any, Final, Literal, TypeAlias
 
 from bridge._http.options import UNSET, renamed_option
 from bridge._http.paths import Exempt, exempt_matcher
@@ -15,7 +15,10 @@ from bridge.middleware._core.exchange import Exchange, Forward
 from bridge.middleware._core.heads import Headers, RequestHead, ResponseHead
 from bridge.middleware._core.validate import header_value
 
-__all__ = ("NONCE_KEY", "PRESETS", "SecurityHeaders")
+__all__ = ("NONCE_KEY", "PRESETS", "SecurityHeaders", "SecurityPreset")
+
+#: The names of :data:`PRESETS`.
+SecurityPreset: TypeAlias = Literal["basic", "strict", "none"]
 
 #: ``values`` key (environ / scope key) holding this request's CSP nonce.
 NONCE_KEY: Final = "bridge.csp_nonce"
@@ -99,7 +102,7 @@ class SecurityHeaders(Middleware):
         self,
         app: Any,
         *,
-        preset: str = "basic",
+        preset: SecurityPreset = "basic",
         hsts: str | None = _UNSET,
         csp: str | None = _UNSET,
         csp_report_only: str | None = _UNSET,

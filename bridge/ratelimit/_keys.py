@@ -20,6 +20,8 @@ import ipaddress
 from collections.abc import Callable
 from typing import Final, Protocol, TypeAlias
 
+from bridge.middleware import RequestHead
+
 __all__ = (
     "HeadLike",
     "KeyFunc",
@@ -46,7 +48,9 @@ class HeadLike(Protocol):
     def client(self) -> tuple[str, int] | None: ...
 
 
-KeyFunc: TypeAlias = Callable[[HeadLike], "str | None"]
+#: A key function: the public ``bridge.middleware.RequestHead`` in, a key (or None:
+#: not limited) out. The built-in ones take any :class:`HeadLike`, which accepts it.
+KeyFunc: TypeAlias = Callable[[RequestHead], "str | None"]
 
 
 def safe_key(key: str) -> str:
@@ -102,7 +106,7 @@ client_address: Final = client_address_key()
 
 def header_key(
     name: str, *, fallback: KeyFunc | None = client_address, digest: bool = True
-) -> Callable[[HeadLike], str | None]:
+) -> KeyFunc:
     """A key function over request header ``name`` (e.g. an API key), first value.
 
     Requests without the header are keyed by ``fallback`` (default: the client
@@ -116,7 +120,7 @@ def header_key(
         raise ValueError(f"not a header name: {name!r}")
     tag = name.strip().lower()
 
-    def key(head: HeadLike) -> str | None:
+    def key(head: RequestHead) -> str | None:
         """The header's first value (or its digest), else the fallback key."""
         for header, value in head.headers:
             if header == wanted:

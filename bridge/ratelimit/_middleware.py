@@ -19,7 +19,7 @@ import logging
 import time
 import warnings
 from collections.abc import Callable, Generator, Iterable, Sequence
-from typing import Any, Final
+from typing import Any, Final, Literal, TypeAlias
 
 from bridge._http.errors import ErrorFormat, check_error_format
 from bridge._http.paths import Exempt, exempt_matcher
@@ -42,14 +42,17 @@ from bridge.ratelimit._headers import (
     retry_after_seconds,
     retry_detail,
 )
-from bridge.ratelimit._keys import HeadLike, KeyFunc, client_address, safe_key
+from bridge.ratelimit._keys import KeyFunc, client_address, safe_key
 from bridge.ratelimit._memory import MemoryStore
 from bridge.ratelimit._rates import Rate
 from bridge.ratelimit._rejection import Rejection, compile_rejection
 from bridge.ratelimit._rules import CompiledRule, Rule, compile_rules, match_rule
 from bridge.ratelimit._store import Store, Verdict
 
-__all__ = ("RateLimit", "check_store", "log_level_option")
+__all__ = ("AlgorithmName", "RateLimit", "check_store", "log_level_option")
+
+#: RateLimit's ``algorithm=`` values (the keys of ``ALGORITHMS``).
+AlgorithmName: TypeAlias = Literal["gcra", "fixed_window", "sliding_window"]
 
 logger = logging.getLogger("bridge.ratelimit")
 
@@ -192,10 +195,10 @@ class RateLimit(Middleware):
         *,
         key: KeyFunc = client_address,
         store: Store | None = None,
-        algorithm: str = "gcra",
+        algorithm: AlgorithmName = "gcra",
         rules: Iterable[Rule] = (),
         exempt: Exempt = None,
-        cost: int | Callable[[HeadLike], int] = 1,
+        cost: int | Callable[[RequestHead], int] = 1,
         headers: bool = True,
         legacy_headers: bool = False,
         error_format: ErrorFormat = "text",

@@ -18,15 +18,16 @@ from typing import Final, Protocol, TypeAlias
 
 from bridge._http.options import http_methods
 from bridge._http.paths import PathPattern, PathSpec, app_path, path_pattern
+from bridge.middleware import RequestHead
 from bridge.ratelimit._algorithms import ALGORITHMS
 from bridge.ratelimit._headers import Policy, policies_for, policy_field
-from bridge.ratelimit._keys import HeadLike, KeyFunc
+from bridge.ratelimit._keys import KeyFunc
 from bridge.ratelimit._rates import Rate, parse_rates
 from bridge.ratelimit._rejection import Rejection, RenderRejection, compile_rejection
 
 __all__ = ("CompiledRule", "Rule", "compile_rules")
 
-Cost: TypeAlias = "int | Callable[[HeadLike], int]"
+Cost: TypeAlias = "int | Callable[[RequestHead], int]"
 _SAFE_NAME: Final = re.compile(r"[A-Za-z0-9_.:/@+-]{1,64}")
 
 

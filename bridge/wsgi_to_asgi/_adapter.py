@@ -15,6 +15,7 @@ from typing import Any, Final, cast
 import anyio
 from asgiref.typing import HTTPScope
 
+from bridge._http.apps import wrong_app_message
 from bridge._http.translate import DEFAULT_MAX_HEADER_LINES
 from bridge._http.types import WsgiApp
 from bridge._http.wsgi_input import ClientDisconnected, RequestBodyError
@@ -90,6 +91,9 @@ class WsgiToAsgi:
     ) -> None:
         if not callable(app):
             raise TypeError(f"WsgiToAsgi needs a WSGI application (a callable), got {app!r}")
+        wrong_app = wrong_app_message("WsgiToAsgi", app)
+        if wrong_app is not None:
+            raise TypeError(wrong_app)
         if limiter is not None and not isinstance(limiter, anyio.CapacityLimiter):
             raise TypeError(f"limiter must be an anyio.CapacityLimiter or None, got {limiter!r}")
         for name, value in (("max_header_lines", max_header_lines), ("buffer_size", buffer_size)):

@@ -73,7 +73,7 @@ flask_wsgi = Flask(__name__ + ".wsgi")
 flask_wsgi.add_url_rule("/upload", view_func=flask_upload, methods=["POST"])
 flask_wsgi.add_url_rule("/ping", view_func=flask_ping)
 flask_wsgi.add_url_rule("/pid", view_func=flask_pid)
-flask_wsgi.wsgi_app = RequestBuffering(flask_wsgi.wsgi_app, **OPTIONS)  # type: ignore[method-assign,assignment]
+flask_wsgi.wsgi_app = RequestBuffering(flask_wsgi.wsgi_app, **OPTIONS)  # type: ignore[method-assign]
 
 fastapi_app = FastAPI()
 fastapi_app.add_middleware(RequestBuffering, **OPTIONS)

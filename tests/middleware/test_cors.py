@@ -184,7 +184,7 @@ def test_flask_wsgi_app() -> None:
     def index() -> tuple[str, dict[str, str]]:
         return "flask", {"Vary": "Cookie"}
 
-    flask_app.wsgi_app = CORS(  # type: ignore[method-assign, assignment]
+    flask_app.wsgi_app = CORS(  # type: ignore[method-assign]
         flask_app.wsgi_app, allow_origins=["https://site.test"], allow_credentials=True
     )
     client = flask_app.test_client()

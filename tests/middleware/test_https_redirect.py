@@ -68,7 +68,7 @@ def test_flask_wsgi_app() -> None:
     def index() -> str:
         return "secure"
 
-    flask_app.wsgi_app = HTTPSRedirect(flask_app.wsgi_app)  # type: ignore[method-assign, assignment]
+    flask_app.wsgi_app = HTTPSRedirect(flask_app.wsgi_app)  # type: ignore[method-assign]
     client = flask_app.test_client()
     moved = client.get("/?a=%41", base_url="http://example.com")
     assert (moved.status_code, moved.headers["Location"]) == (308, "https://example.com/?a=%41")

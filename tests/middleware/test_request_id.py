@@ -160,7 +160,7 @@ def test_flask_reads_the_id_from_its_environ() -> None:
 
         return str(request.environ["bridge.request_id"]) + " " + request.headers["X-Request-ID"]
 
-    flask_app.wsgi_app = RequestId(  # type: ignore[method-assign, assignment]
+    flask_app.wsgi_app = RequestId(  # type: ignore[method-assign]
         flask_app.wsgi_app, generator=lambda: "flask-1"
     )
     response = flask_app.test_client().get("/", headers={"X-Request-ID": "spoofed"})

@@ -151,7 +151,7 @@ def test_flask_wsgi_app() -> None:
     def index() -> str:
         return "flask ok"
 
-    flask_app.wsgi_app = TrustedHost(  # type: ignore[method-assign, assignment]
+    flask_app.wsgi_app = TrustedHost(  # type: ignore[method-assign]
         flask_app.wsgi_app, allowed_hosts=["example.com"]
     )
     client = flask_app.test_client()

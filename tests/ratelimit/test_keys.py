@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import pytest
 
+from bridge.middleware import RequestHead
 from bridge.ratelimit._keys import (
     client_address,
     client_address_key,
@@ -16,12 +15,15 @@ from bridge.ratelimit._keys import (
 )
 
 
-@dataclass(frozen=True)
-class Head:
-    method: str = "GET"
-    path: str = "/"
-    headers: tuple[tuple[bytes, bytes], ...] = field(default=())
-    client: tuple[str, int] | None = ("10.0.0.1", 1234)
+def Head(
+    *,
+    method: str = "GET",
+    path: str = "/",
+    headers: tuple[tuple[bytes, bytes], ...] = (),
+    client: tuple[str, int] | None = ("10.0.0.1", 1234),
+) -> RequestHead:
+    """A real request head (key functions take the public RequestHead)."""
+    return RequestHead(method, "http", path, "", path.encode(), b"", headers, client, None)
 
 
 @pytest.mark.parametrize(

@@ -140,8 +140,10 @@ class Middleware:
         """
         raise NotImplementedError(f"{type(self).__qualname__} does not implement decide_request()")
 
-    def __call__(self, *args: Any) -> Any:
-        # Replaced by the driver in each per-interface subclass made by __new__.
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # Replaced by the driver in each per-interface subclass made by __new__. Typed to
+        # take keywords too, so an instance type-checks where a WSGI or ASGI callable with
+        # named parameters is expected (``app.wsgi_app = RateLimit(app.wsgi_app)`` in Flask).
         raise TypeError(f"{type(self).__qualname__} was not created through its class")
 
     def __repr__(self) -> str:

@@ -17,7 +17,7 @@ import ipaddress
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeAlias
 
 from bridge._http.memo import Memo
 from bridge.middleware._core.base import Interface, Middleware
@@ -32,7 +32,12 @@ from bridge.middleware.proxy_headers._plan import (
     without_lines,
 )
 
-__all__ = ("ORIGINAL_KEY", "ProxyHeaders")
+__all__ = ("ORIGINAL_KEY", "ProxyHeaders", "ProxyMode", "ProxyUse")
+
+#: Which headers ProxyHeaders reads (``mode=``).
+ProxyMode: TypeAlias = Literal["x-forwarded", "x-real-ip", "forwarded"]
+#: Which forwarded values ProxyHeaders applies (``use=``).
+ProxyUse: TypeAlias = Literal["for", "proto", "host", "port", "prefix"]
 
 logger: Final = logging.getLogger("bridge.middleware.proxy_headers")
 
@@ -96,8 +101,8 @@ class ProxyHeaders(Middleware):
         app: Any,
         *,
         trusted: Iterable[str] | str = ("127.0.0.1", "::1"),
-        mode: Literal["x-forwarded", "x-real-ip", "forwarded"] = "x-forwarded",
-        use: Iterable[str] | None = None,
+        mode: ProxyMode = "x-forwarded",
+        use: ProxyUse | Iterable[ProxyUse] | None = None,
         strip_ignored: bool = True,
         interface: Interface | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -109,7 +114,7 @@ class ProxyHeaders(Middleware):
         self.mode = mode
         if use is None:
             use = ("for",) if mode == "x-real-ip" else ("for", "proto")
-        uses = frozenset([use] if isinstance(use, str) else use)
+        uses: frozenset[str] = frozenset([use] if isinstance(use, str) else use or ())
         if not uses <= _USES:
             raise ValueError(
                 f"use: unknown values {sorted(uses - _USES)}; choose from {sorted(_USES)}"

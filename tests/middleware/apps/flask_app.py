@@ -31,6 +31,6 @@ def health() -> str:
 
 
 # Flask declares wsgi_app as a method, so mypy needs to be told (as for werkzeug's ProxyFix).
-app.wsgi_app = SecurityHeaders(app.wsgi_app, preset="strict", exempt=["/healthz"])  # type: ignore[method-assign,assignment]
-app.wsgi_app = CustomHeaders(app.wsgi_app, remove_response=["x-powered-by"])  # type: ignore[method-assign,assignment]
-app.wsgi_app = ProxyHeaders(app.wsgi_app, use=["for", "proto", "host", "prefix"])  # type: ignore[method-assign,assignment]
+app.wsgi_app = SecurityHeaders(app.wsgi_app, preset="strict", exempt=["/healthz"])  # type: ignore[method-assign]
+app.wsgi_app = CustomHeaders(app.wsgi_app, remove_response=["x-powered-by"])  # type: ignore[method-assign]
+app.wsgi_app = ProxyHeaders(app.wsgi_app, use=["for", "proto", "host", "prefix"])  # type: ignore[method-assign]

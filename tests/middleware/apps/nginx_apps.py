@@ -49,7 +49,7 @@ def flask_upload() -> Any:
 
 
 # Flask declares wsgi_app as a method, so mypy needs to be told (as for werkzeug's ProxyFix).
-flask_app.wsgi_app = ProxyHeaders(  # type: ignore[method-assign,assignment]
+flask_app.wsgi_app = ProxyHeaders(  # type: ignore[method-assign]
     RequestBuffering(flask_app.wsgi_app, max_body_size=MAX_BODY), mode=MODE
 )
 
