@@ -135,19 +135,24 @@ async def run_probe(app: Any, scope: dict[str, Any], receive: Any) -> tuple[Any,
 
 
 @pytest.mark.anyio
-async def test_http11_request_without_length_or_chunking_has_no_body_to_buffer() -> None:
+async def test_http11_request_without_length_or_chunking_is_untouched_when_no_body_follows() -> (
+    None
+):
     receive, scope, calls = asgi_probe("1.1", [], [{"type": "http.request", "body": b""}])
     seen: list[Any] = []
 
     async def app(app_scope: Any, app_receive: Any, send: Any) -> None:
-        seen.append(app_scope)
+        seen.append((app_scope, await app_receive()))
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"ok"})
 
     await run_probe(app, scope, receive)
-    assert seen == [scope]
-    assert seen[0] is scope  # forwarded untouched: no Content-Length announced
-    assert calls == []  # nothing read (RFC 9112: no Content-Length, no chunking, no body)
+    # The server is asked once (it may deliver a body anyway: then it is capped); it
+    # says none follows, so the app gets the scope untouched, no Content-Length announced,
+    # and the empty body it would have read.
+    assert calls == ["receive"]
+    assert seen[0][0] is scope
+    assert seen[0][1] == {"type": "http.request", "body": b"", "more_body": False}
 
 
 @pytest.mark.anyio
@@ -338,6 +343,60 @@ def test_body_deadline_stops_a_drip(backend: str, mode: str) -> None:
     ):
         assert result.status == 408
         assert b"not complete within body_deadline 5 s" in result.body
+
+
+def dripping_wsgi_upload(backend: str, body_deadline: float | None) -> tuple[int, bytes]:
+    """WsgiToAsgi(RequestBuffering(wsgi app, body_timeout=1)): an 8-byte body, one byte
+    per 0.25 s (issue 13 item 8: each wait is for one piece, never for the whole body)."""
+    from bridge import WsgiToAsgi
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        body = environ["wsgi.input"].read()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"got " + body]
+
+    asgi = WsgiToAsgi(RequestBuffering(app, body_timeout=1, body_deadline=body_deadline))
+    scope: dict[str, Any] = dict(Request(method="POST", body=b"x" * 8).scope())
+    sent: list[dict[str, Any]] = []
+
+    async def main() -> None:
+        dripped = 0
+
+        async def receive() -> dict[str, Any]:
+            nonlocal dripped
+            if dripped == 8:
+                await anyio.sleep(60)  # no disconnect before the response is sent
+            if dripped:
+                await anyio.sleep(0.25)
+            dripped += 1
+            return {"type": "http.request", "body": b"x", "more_body": dripped < 8}
+
+        async def send(message: Any) -> None:
+            sent.append(message)
+
+        await asgi(scope, receive, send)
+
+    anyio.run(main, backend=backend)
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_wsgi_side_buffering_inside_wsgi_to_asgi_reads_a_drip(
+    backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    status, body = dripping_wsgi_upload(backend, None)
+    assert (status, body) == (200, b"got xxxxxxxx")
+    assert rejections(caplog) == []
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_wsgi_side_buffering_inside_wsgi_to_asgi_names_the_deadline(
+    backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    status, body = dripping_wsgi_upload(backend, 0.3)
+    assert status == 408
+    assert body.startswith(b"Request Timeout: request body not complete within body_deadline 0.3 s")
+    assert [r.levelno for r in rejections(caplog)] == [logging.WARNING]
 
 
 # -- configuration -----------------------------------------------------------------

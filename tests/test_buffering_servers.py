@@ -272,3 +272,44 @@ def test_one_gib_chunked_upload_is_cut_at_the_cap_with_bounded_memory(
     assert upload.sent < 128 * MiB  # the server stopped reading at the 16 MiB cap
     assert growth < 48
     assert marks.read_text() == ""
+
+
+# -- WSGI-side RequestBuffering in front of AsgiToWsgi under gunicorn (issue 13) ----------
+
+GUNICORN_ASGI = gunicorn("asgi_behind_wsgi")
+
+
+def test_bad_chunk_size_under_gunicorn_is_400_with_one_log_line(
+    run_server: RunServer, tmp_path: Path
+) -> None:
+    server, _ = serve(run_server, GUNICORN_ASGI, tmp_path)
+    upload = start_upload(server.port, "/upload")
+    try:
+        upload.sock.sendall(b"zz\r\nhello\r\n0\r\n\r\n")
+        reply = upload.response()
+    finally:
+        upload.close()
+    assert reply.status == 400, reply
+    assert reply.body.startswith(b"Bad Request: request body could not be read: ")
+    output = server.stop()
+    assert output.count("400 Bad Request: request body could not be read") == 1, output
+    assert "Traceback" not in output, output
+
+
+def test_body_deadline_under_gunicorn_stops_a_drip(run_server: RunServer, tmp_path: Path) -> None:
+    server, _ = serve(
+        run_server, GUNICORN_ASGI, tmp_path, BUFFERING_TIMEOUT="5", BUFFERING_DEADLINE="1"
+    )
+    assert get(server.port, "/ping").status == 200  # the worker is up: the drip starts now
+    upload = start_upload(server.port, "/upload", content_length=10)
+    try:
+        for _ in range(10):  # each wait (0.3 s) is well within body_timeout
+            upload.send(b"x")
+            time.sleep(0.3)
+        reply = upload.response()
+    finally:
+        upload.close()
+    assert reply.status == 408, reply
+    assert reply.body.startswith(
+        b"Request Timeout: request body not complete within body_deadline 1 s"
+    )

@@ -111,6 +111,17 @@ class WsgiInput:
             parts.append(piece)
         return b"".join(parts)
 
+    def read1(self, size: int | None = -1, /) -> bytes:
+        """At most ``size`` bytes of one received chunk, waiting only when none is held
+        (``io.BufferedReader.read1``): a wait for one piece of the body, never for many."""
+        remaining = sys.maxsize if size is None or size < 0 else size
+        if remaining == 0 or not self._available():
+            return b""
+        start = self._pos
+        piece = self._chunk[start : start + remaining]
+        self._pos = start + len(piece)
+        return piece
+
     def readline(self, size: int | None = -1, /) -> bytes:
         remaining = sys.maxsize if size is None or size < 0 else size
         parts: list[bytes] = []

@@ -49,19 +49,40 @@ class BodyRejected(Exception):
 class BodyAccount:
     """Counts one request body against one :class:`BodyLimits`."""
 
-    __slots__ = ("_deadline", "declared", "expects_body", "limits", "received")
+    __slots__ = (
+        "_cut_by_deadline",
+        "_deadline",
+        "declared",
+        "expects_body",
+        "limits",
+        "received",
+        "unframed",
+    )
 
     def __init__(
-        self, limits: BodyLimits, declared: int | None, now: float, expects_body: bool = True
+        self,
+        limits: BodyLimits,
+        declared: int | None,
+        now: float,
+        expects_body: bool = True,
+        *,
+        unframed: bool = False,
     ) -> None:
         self.limits = limits
         self.declared = declared
-        #: False when the head says there is no body: Content-Length: 0, or an HTTP/1.x
-        #: request with neither Content-Length nor Transfer-Encoding (RFC 9112, 6.3).
+        #: False only for Content-Length: 0, the one head that rules a body out for sure.
         self.expects_body = expects_body
+        #: An HTTP/1.x head with neither Content-Length nor Transfer-Encoding. RFC 9112
+        #: (6.3) says no body follows, but a server may still deliver one (a WSGI server
+        #: setting ``wsgi.input_terminated``, a server that de-chunked the body and
+        #: dropped the header): it is read and capped like any body, and when it turns
+        #: out empty the request goes on untouched.
+        self.unframed = unframed
         self.received = 0
         deadline = limits.body_deadline
         self._deadline = None if deadline is None else now + deadline
+        #: True when the last wait allowed by :meth:`read_timeout` ended at the deadline.
+        self._cut_by_deadline = False
 
     @classmethod
     def open(
@@ -93,8 +114,8 @@ class BodyAccount:
         cap = limits.max_body_size
         if declared is not None and cap is not None and declared > cap:
             raise BodyRejected(413, f"declared Content-Length {declared} is over the limit {cap}")
-        expects_body = declared != 0 if declared is not None else chunked or self_framed
-        return cls(limits, declared, now, expects_body)
+        unframed = declared is None and not chunked and not self_framed
+        return cls(limits, declared, now, declared != 0, unframed=unframed)
 
     def read_timeout(self, now: float) -> float | None:
         """Seconds the next read may wait (None: forever); 408 once the deadline passed."""
@@ -103,12 +124,21 @@ class BodyAccount:
             return timeout
         left = self._deadline - now
         if left <= 0:
-            raise BodyRejected(
-                408,
-                f"request body not complete within body_deadline "
-                f"{self.limits.body_deadline:g} s ({self.received} bytes received)",
-            )
-        return left if timeout is None else min(timeout, left)
+            raise self._past_deadline()
+        self._cut_by_deadline = timeout is None or left <= timeout
+        return left if self._cut_by_deadline else timeout
+
+    def check_deadline(self, now: float) -> None:
+        """408 when the deadline has passed, e.g. for a body whose last read ended after it."""
+        if self._deadline is not None and now >= self._deadline:
+            raise self._past_deadline()
+
+    def _past_deadline(self) -> BodyRejected:
+        return BodyRejected(
+            408,
+            f"request body not complete within body_deadline "
+            f"{self.limits.body_deadline:g} s ({self.received} bytes received)",
+        )
 
     def add(self, size: int) -> None:
         """Count ``size`` more bytes; 413 the moment the total crosses the cap."""
@@ -118,7 +148,10 @@ class BodyAccount:
             raise BodyRejected(413, f"request body crossed the limit {cap} while being read")
 
     def timed_out(self) -> BodyRejected:
-        """A read waited longer than it was allowed to."""
+        """A read waited longer than it was allowed to: past the deadline when that is
+        what ended the wait, else a stall (``body_timeout``)."""
+        if self._cut_by_deadline:
+            return self._past_deadline()
         return BodyRejected(408, f"request body stalled after {self.received} bytes")
 
     def disconnected(self) -> BodyRejected:

@@ -180,7 +180,8 @@ class BufferingExchange(Exchange):
             account.finish()
             # From here the driver owns the file (through the ReplayBody) and closes
             # it when the request ends; it also announces the replayed body
-            # (Content-Length, no Transfer-Encoding).
+            # (Content-Length, no Transfer-Encoding). An unframed head whose body
+            # turned out empty already says "no body": the driver leaves it as it is.
             replay = self._replay(spool)
             return Forward(self.head, replay)
         except BodyRejected as rejection:
@@ -205,10 +206,14 @@ class BufferingExchange(Exchange):
                 raise account.timed_out() from None
             except ClientDisconnected:
                 raise account.disconnected() from None
+            except BadRequest as error:  # the server refused the body (a bad chunk size)
+                raise BodyRejected(error.status, str(error)) from None
             if not chunk:
-                return
+                break
             account.add(len(chunk))
             spool.write(chunk)
+        if clock is not None:  # a read that ended past the deadline still misses it
+            account.check_deadline(clock())
 
     bad_request = _bad_request
 
@@ -217,8 +222,8 @@ class BufferingExchange(Exchange):
         if spool.on_disk:
             return ReplayBody(spool.reader(), spool.size)
         chunks = spool.memory_chunks()
-        if len(chunks) == 1:
-            return ReplayBody(chunks[0])
+        if len(chunks) <= 1:
+            return ReplayBody(chunks[0] if chunks else b"")
         reader = cast("IO[bytes]", ChunkReader(chunks))  # a binary file, as ReplayBody wants
         return ReplayBody(reader, spool.size)  # no join: replayed chunk by chunk
 

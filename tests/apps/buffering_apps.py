@@ -11,11 +11,15 @@ so a test can see whether the app ran yet).
 * ``flask_wsgi``: Flask with ``app.wsgi_app = RequestBuffering(app.wsgi_app)``, for
   gunicorn and waitress.
 * ``fastapi_app``: FastAPI with ``app.add_middleware(RequestBuffering, ...)``.
+* ``asgi_behind_wsgi``: WSGI-side RequestBuffering in front of ``AsgiToWsgi`` (an
+  ASGI app answering the digest of its body), for gunicorn; ``BUFFERING_DEADLINE``
+  sets its ``body_deadline``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import threading
 from typing import Any
@@ -26,7 +30,7 @@ from fastapi.responses import PlainTextResponse
 from flask import Flask
 from flask import request as flask_request
 
-from bridge import RequestBuffering, WsgiToAsgi
+from bridge import AsgiToWsgi, RequestBuffering, WsgiToAsgi
 
 OPTIONS: dict[str, Any] = {
     "max_body_size": os.environ.get("BUFFERING_MAX", "1m"),
@@ -93,3 +97,24 @@ async def fastapi_ping() -> PlainTextResponse:
 @fastapi_app.get("/pid")
 async def fastapi_pid() -> PlainTextResponse:
     return PlainTextResponse(str(os.getpid()))
+
+
+async def asgi_digest(scope: Any, receive: Any, send: Any) -> None:
+    body = bytearray()
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body", False):
+            break
+    answer = json.dumps(digest(bytes(body))).encode()
+    headers = [(b"content-type", b"application/json")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": answer})
+
+
+_DEADLINE = os.environ.get("BUFFERING_DEADLINE")
+asgi_behind_wsgi = RequestBuffering(
+    AsgiToWsgi(asgi_digest),
+    **OPTIONS,
+    body_deadline=float(_DEADLINE) if _DEADLINE else None,
+)

@@ -12,7 +12,12 @@ import pytest
 from bridge._http.wsgi_input import WsgiInput
 from bridge.middleware import BodyTimeout
 from bridge.middleware._core.wsgi_driver import timed_read
-from bridge.middleware._core.wsgi_read import plain_read, socket_timed_read, timed_reader
+from bridge.middleware._core.wsgi_read import (
+    piecewise_read,
+    plain_read,
+    socket_timed_read,
+    timed_reader,
+)
 
 
 @pytest.fixture
@@ -63,7 +68,14 @@ def test_a_body_already_in_memory_is_read_plainly() -> None:
 
 
 def test_a_body_still_arriving_or_behind_a_socket_is_read_in_a_thread() -> None:
-    arriving = WsgiInput(b"ab", lambda: None, None)  # WsgiToAsgi mid-body
-    assert timed_reader({"wsgi.input": arriving}, timed_read) is timed_read
+    pieces = iter([b"cd", None])
+    arriving = WsgiInput(b"ab", lambda: next(pieces), None)  # WsgiToAsgi mid-body
+    strategy = timed_reader({"wsgi.input": arriving}, timed_read)
+    assert isinstance(strategy, functools.partial)
+    assert strategy.func is piecewise_read
+    # Each timed read waits for one piece, never for the whole body (issue 13 item 8).
+    assert strategy(arriving.read, 65536, 5.0) == b"ab"
+    assert strategy(arriving.read, 65536, 5.0) == b"cd"
+    assert strategy(arriving.read, 65536, 5.0) == b""
     buffered = io.BufferedReader(io.BytesIO(b"abc"))  # like wsgiref's socket file
     assert timed_reader({"wsgi.input": buffered}, timed_read) is timed_read

@@ -679,12 +679,12 @@ def head_for_body(head: RequestHead, length: int) -> RequestHead:
     ``head`` itself when it already does (a body read whole up to its declared
     Content-Length, the usual case), so the scope or environ needs no rewrite.
     Request heads hold one line per name, so checking the first line is exact.
+    An empty body needs no announcement to a head without framing (RFC 9112, 6.3).
     """
-    if (
-        head.header(b"content-length") == b"%d" % length
-        and head.header(b"transfer-encoding") is None
-    ):
-        return head
+    if head.header(b"transfer-encoding") is None:
+        declared = head.header(b"content-length")
+        if declared == b"%d" % length or (declared is None and length == 0):
+            return head
     headers = remove_header(head.headers, b"transfer-encoding")
     headers = set_header(headers, b"content-length", str(length).encode("ascii"))
     return head.replace(headers=headers)

@@ -229,6 +229,8 @@ class _WsgiBody:
             raise
         except OSError as exc:  # servers differ: a reset, an incomplete read...
             raise ClientDisconnected(f"request body read failed: {exc}") from exc
+        except Exception as exc:  # the server's own parse error (gunicorn: a bad chunk size)
+            raise BadRequest(f"request body could not be read: {exc!r}") from exc
         if self._remaining is not None:
             if not chunk:
                 raise ClientDisconnected("client closed the connection mid-body")

@@ -14,9 +14,14 @@ environ:
 * a body already in memory (an ``io.BytesIO``, as test clients and some
   servers pass it, or bridge's WsgiToAsgi input once the whole body has
   arrived, the usual case for a small body): a read cannot wait, so a plain read.
-* anything else (wsgiref, uWSGI, mod_wsgi, WsgiToAsgi mid-body): the read runs
-  in a worker thread that is abandoned at the timeout; that thread ends when
-  the server closes the connection.
+* bridge's WsgiToAsgi input mid-body: each ``read`` becomes a ``read1`` (one
+  received piece) in a worker thread abandoned at the timeout, so a timeout
+  bounds the wait for the next piece, as on a socket, and a client dripping
+  bytes within it is not taken for a stalled one (a ``read(65536)`` would wait
+  for the whole body).
+* anything else (wsgiref, uWSGI, mod_wsgi): the read runs in a worker thread
+  that is abandoned at the timeout; that thread ends when the server closes
+  the connection.
 
 Added by the buffering middleware (issue 6) strictly on top of the driver's
 own ``timed_read``, which stays the fallback.
@@ -33,7 +38,7 @@ from typing import Any, TypeAlias
 from bridge._http.wsgi_input import WsgiInput
 from bridge.middleware._core.exchange import BodyTimeout
 
-__all__ = ("TimedRead", "plain_read", "socket_timed_read", "timed_reader")
+__all__ = ("TimedRead", "piecewise_read", "plain_read", "socket_timed_read", "timed_reader")
 
 #: ``timed(read, size, timeout)``: ``read(size)`` bounded by ``timeout`` seconds.
 TimedRead: TypeAlias = Callable[[Callable[[int], bytes], int, float], bytes]
@@ -64,6 +69,20 @@ def plain_read(read: Callable[[int], bytes], size: int, timeout: float) -> bytes
     return read(size)
 
 
+def piecewise_read(
+    stream: WsgiInput,
+    fallback: TimedRead,
+    read: Callable[[int], bytes],
+    size: int,
+    timeout: float,
+) -> bytes:
+    """``stream.read(size)`` as ``stream.read1(size)`` bounded by ``fallback``; other
+    methods (``readline``) as they are."""
+    if read == stream.read:
+        read = stream.read1
+    return fallback(read, size, timeout)
+
+
 def timed_reader(environ: Mapping[str, Any], fallback: TimedRead) -> TimedRead:
     """The cheapest honest way to bound reads of this environ's ``wsgi.input``."""
     sock = environ.get("gunicorn.socket")
@@ -72,6 +91,10 @@ def timed_reader(environ: Mapping[str, Any], fallback: TimedRead) -> TimedRead:
     if "waitress.client_disconnected" in environ:
         return plain_read
     stream = environ.get("wsgi.input")
-    if type(stream) is io.BytesIO or (type(stream) is WsgiInput and stream.complete):
+    if type(stream) is io.BytesIO:
         return plain_read
+    if type(stream) is WsgiInput:
+        return (
+            plain_read if stream.complete else functools.partial(piecewise_read, stream, fallback)
+        )
     return fallback

@@ -30,6 +30,32 @@ def request_buffering(**options: Any) -> Callable[[Any, FakeClock], Any]:
     return build
 
 
+def dechunked(**options: Any) -> Callable[[Any, FakeClock], Any]:
+    """RequestBuffering behind a server that de-chunks the body and drops Transfer-Encoding:
+    the request has no framing header, yet its body arrives (under WSGI the environ says
+    ``wsgi.input_terminated``: read to the end)."""
+
+    def build(app: Any, clock: FakeClock) -> Any:
+        mw = RequestBuffering(app, clock=clock, close_connection=False, **options)
+        if mw.interface == "wsgi":
+
+            def wsgi_server(environ: dict[str, Any], start_response: Any) -> Any:
+                environ = {k: v for k, v in environ.items() if k != "HTTP_TRANSFER_ENCODING"}
+                assert environ["wsgi.input_terminated"]
+                assert "CONTENT_LENGTH" not in environ
+                return mw(environ, start_response)
+
+            return wsgi_server
+
+        async def asgi_server(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            headers = [line for line in scope["headers"] if line[0] != b"transfer-encoding"]
+            await mw({**scope, "headers": headers}, receive, send)
+
+        return asgi_server
+
+    return build
+
+
 def not_called(seen: Seen | None) -> None:
     assert seen is None, "the app must not run"
 
@@ -191,12 +217,45 @@ CASES = [
         steps=[Step(request=post([b"abc", b"def"], chunked=True), status=200, body=b"hello")],
     ),
     Case(
-        # RFC 9112: no Content-Length and no Transfer-Encoding is no body; nothing is read
-        # or replayed, so no Content-Length is announced to the app.
+        # RFC 9112: no Content-Length and no Transfer-Encoding is no body. The server is
+        # still asked (a WSGI server with wsgi.input_terminated may deliver one anyway: see
+        # the unframed cases); when it says none follows, the app gets the request untouched,
+        # with no Content-Length announced.
         id="buffering-http11-request-without-framing-forwarded-untouched",
         build=request_buffering(),
         inner=ECHO,
         steps=[ok(Request(), b"", length=False), Step(request=Request(), seen=no_length)],
+    ),
+    Case(
+        # Issue 13 item 6: no framing header, yet the server delivers a body. The cap holds
+        # whatever framing the server reports; a body under it reaches the app with a
+        # Content-Length (so AsgiToWsgi behind it reads no further).
+        id="buffering-unframed-body-the-server-delivers-is-capped",
+        build=dechunked(max_body_size=1000),
+        inner=ECHO,
+        steps=[
+            reply(
+                413,
+                "Content Too Large: request body crossed the limit 1000 while being read",
+                post([b"x" * 2500, b"y" * 2500], chunked=True),
+            ),
+            ok(post([b"abc", b"def"], chunked=True), b"abcdef"),
+            ok(post(b"", chunked=True), b"", length=False),
+        ],
+    ),
+    Case(
+        id="buffering-stream-mode-unframed-body-the-server-delivers-is-capped",
+        build=dechunked(max_body_size=1000, mode="stream"),
+        inner=ECHO,
+        steps=[
+            reply(
+                413,
+                "Content Too Large: request body crossed the limit 1000 while being read",
+                post([b"x" * 600, b"y" * 600], chunked=True),
+                seen=saw(b"x" * 600, length=False, error="disconnected"),
+            ),
+            ok(post([b"abc", b"def"], chunked=True), b"abcdef", length=False),
+        ],
     ),
     Case(
         id="buffering-empty-and-bodyless-requests",
