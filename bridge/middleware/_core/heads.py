@@ -500,25 +500,23 @@ class _ScopeHead(RequestHead):
 def head_from_environ(environ: Environ) -> RequestHead:
     """The head of a PEP 3333 environ; :class:`BadRequest` when a field cannot be translated
     (e.g. a PATH_INFO that is not UTF-8). Header lines are translated when first read."""
-    method, scheme, path, root_path, raw_path, query, client, server, version = (
-        request_fields_from_environ(environ)
-    )
-    head: RequestHead = _make_head(
-        _EnvironHead,
-        method,
-        scheme,
-        path,
-        root_path,
-        raw_path,
-        query,
-        None,
-        client,
-        server,
-        version,
-        environ.get(VALUES_KEY, NO_VALUES),
-        environ,
-    )
-    return head
+    head = object.__new__(_HeadSlots)  # filled as in _make_head, without a call per field
+    (
+        head.method,
+        head.scheme,
+        head.path,
+        head.root_path,
+        head.raw_path,
+        head.query_string,
+        head.client,
+        head.server,
+        head.http_version,
+    ) = request_fields_from_environ(environ)
+    head._headers = None
+    head.values = environ.get(VALUES_KEY, NO_VALUES)
+    head._source = environ
+    head.__class__ = _EnvironHead  # frozen from here on
+    return head  # type: ignore[return-value]  # a head since the class switch
 
 
 def head_from_scope(scope: HTTPScope) -> RequestHead:
