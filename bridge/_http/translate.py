@@ -327,22 +327,27 @@ def scope_header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes |
     return None
 
 
+def _header_name_of_key(key: str) -> bytes:
+    """The request header an environ key holds (lowercase), or b"" for other keys."""
+    if key.startswith("HTTP_"):
+        if key in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
+            return b""  # CGI says the bare keys win; some servers send both
+        return key[5:].lower().replace("_", "-").encode("latin-1")
+    return _SPECIAL_ENVIRON_HEADERS.get(key, b"")
+
+
+#: Environ key -> the header name it holds (b"" for none): keys, never their values.
+_HEADER_NAMES: Memo[str, bytes] = Memo(_header_name_of_key, size=1024)
+
+
 def headers_from_environ(environ: Mapping[str, Any]) -> list[tuple[bytes, bytes]]:
     """The request headers of an environ as ASGI byte pairs, lowercase names."""
-    headers: list[tuple[bytes, bytes]] = []
-    for key, value in environ.items():
-        if key.startswith("HTTP_"):
-            if key in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
-                continue  # CGI says the bare keys win; some servers send both
-            name = key[5:].lower().replace("_", "-").encode("latin-1")
-        elif key in _SPECIAL_ENVIRON_HEADERS:
-            if not value:
-                continue
-            name = _SPECIAL_ENVIRON_HEADERS[key]
-        else:
-            continue
-        headers.append((name, str(value).encode("latin-1")))
-    return headers
+    name_of = _HEADER_NAMES
+    return [
+        (name, (value if type(value) is str else str(value)).encode("latin-1"))
+        for key, value in environ.items()
+        if (name := name_of[key]) and (value or name not in _BARE_HEADERS)
+    ]  # an empty CONTENT_TYPE / CONTENT_LENGTH means "absent"
 
 
 # -- scope -> environ ----------------------------------------------------------
