@@ -9,7 +9,8 @@ each checkout from the first.
 
     python benchmarks/compare_middleware.py --runs 3 base=/work/wt-base new=$PWD
 
-Options after ``--`` go to bench_middleware.py (default ``--rounds 7 --stat min``).
+Options after ``--`` go to bench_middleware.py (default ``--rounds 150 --seconds 0.003
+--stat min``: many short batches, whose minimum is steadier on a loaded machine).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ SHOWN = (
     "bridge RequestBuffering",
     "bridge RateLimit",
 )
+DEFAULT_ARGS = ["--rounds", "150", "--seconds", "0.003", "--stat", "min"]
 APPS = ("bare WSGI hello", "Flask hello", "bare ASGI hello", "Starlette hello")
 
 
@@ -48,7 +50,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="runs per checkout")
     parser.add_argument("checkouts", nargs="+", metavar="LABEL=PATH")
     args, rest = parser.parse_known_args()
-    bench_args = [a for a in rest if a != "--"] or ["--rounds", "7", "--stat", "min"]
+    bench_args = [a for a in rest if a != "--"] or DEFAULT_ARGS
     checkouts = dict(item.split("=", 1) for item in args.checkouts)
     best: dict[str, dict[tuple[str, str], float]] = {label: {} for label in checkouts}
     for turn in range(args.runs):
