@@ -1,11 +1,14 @@
-"""Added cost per request of bridge's header middleware, against the peers they replace.
+"""Added cost per request of bridge's middleware, against the peers they replace.
 
 Each middleware wraps an in-process hello world (a bare app and a framework app:
 Flask under WSGI, Starlette under ASGI); the request carries X-Forwarded-For /
--Proto from 127.0.0.1 so every proxy middleware does its work. Variants run
-interleaved (shuffled each round) and repeated; the median per-request time of
-each is reported with the cost it adds over the bare app and the ratio of that
-added cost to the peer's.
+-Proto from 127.0.0.1 so every proxy middleware does its work. RequestBuffering
+(defaults; the request is a GET without a body) and RateLimit (a MemoryStore and
+a limit never reached) have no peer here. Variants run interleaved (shuffled each
+round) and repeated; the median (or ``--stat min``) per-request time of each is
+reported with the cost it adds over the bare app and the ratio of that added cost
+to the peer's. ``--json FILE`` also writes every sample, so runs of two checkouts
+(``PYTHONPATH`` pointing at each in turn) can be compared.
 
     PYTHONPATH=$PWD python benchmarks/bench_middleware.py [--rounds 7] [--seconds 0.3]
 """
@@ -16,6 +19,7 @@ import argparse
 import asyncio
 import functools
 import io
+import json
 import random
 import statistics
 import sys
@@ -32,9 +36,18 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from benchmarks._peers import SAME_AS_SECURE, SECURE
-from bridge import CustomHeaders, ProxyHeaders, SecurityHeaders
-from bridge._http.translate import environ_from_scope
+from bridge import ProxyHeaders, RateLimit, RequestBuffering, SecurityHeaders
+
+try:
+    from bridge import CustomHeaders
+except ImportError:  # a checkout from before the rename (compare_middleware.py)
+    from bridge import Headers as CustomHeaders  # type: ignore[attr-defined,no-redef]
 from bridge.testing import Request
+
+try:
+    from bridge._http.translate import environ_from_scope
+except ImportError:  # a checkout from before the layered folders, measured for comparison
+    from bridge._translate import environ_from_scope  # type: ignore[import-not-found,no-redef]
 
 REQUEST = Request(
     headers=[
@@ -73,6 +86,8 @@ def starlette_hello() -> Any:
     return Starlette(routes=[Route("/", lambda request: PlainTextResponse("hello"))])
 
 
+NEVER_REACHED = "1000000000/minute"
+
 WSGI_VARIANTS: dict[str, Callable[[Any], Any]] = {
     "bare": lambda app: app,
     "bridge ProxyHeaders": lambda app: ProxyHeaders(app),
@@ -82,6 +97,8 @@ WSGI_VARIANTS: dict[str, Callable[[Any], Any]] = {
     "bridge CustomHeaders": lambda app: CustomHeaders(
         app, set_response={"cache-control": "no-store"}
     ),
+    "bridge RequestBuffering": lambda app: RequestBuffering(app),
+    "bridge RateLimit": lambda app: RateLimit(app, limit=NEVER_REACHED),
 }
 ASGI_VARIANTS: dict[str, Callable[[Any], Any]] = {
     "bare": lambda app: app,
@@ -92,6 +109,8 @@ ASGI_VARIANTS: dict[str, Callable[[Any], Any]] = {
     "bridge CustomHeaders": lambda app: CustomHeaders(
         app, set_response={"cache-control": "no-store"}
     ),
+    "bridge RequestBuffering": lambda app: RequestBuffering(app),
+    "bridge RateLimit": lambda app: RateLimit(app, limit=NEVER_REACHED),
 }
 PEERS = {
     "bridge ProxyHeaders": ("werkzeug ProxyFix", "uvicorn ProxyHeadersMiddleware"),
@@ -209,6 +228,9 @@ def main() -> None:
         default="median",
         help="min is steadier on a shared machine (it drops rounds another process slowed)",
     )
+    parser.add_argument(
+        "--json", metavar="FILE", help="also write every sample (µs) to FILE, for comparisons"
+    )
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}; batches of ~{args.seconds}s, interleaved, shuffled")
     wsgi = measure(
@@ -222,6 +244,13 @@ def main() -> None:
         args,
     )
     report("asgi", asgi, args.stat)
+    if args.json:
+        samples = {**wsgi, **asgi}
+        with open(args.json, "w") as out:
+            json.dump(
+                [[app, name, [v * 1e6 for v in values]] for (app, name), values in samples.items()],
+                out,
+            )
 
 
 if __name__ == "__main__":

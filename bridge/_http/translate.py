@@ -327,22 +327,27 @@ def scope_header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes |
     return None
 
 
+def _header_name_of_key(key: str) -> bytes:
+    """The request header an environ key holds (lowercase), or b"" for other keys."""
+    if key.startswith("HTTP_"):
+        if key in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
+            return b""  # CGI says the bare keys win; some servers send both
+        return key[5:].lower().replace("_", "-").encode("latin-1")
+    return _SPECIAL_ENVIRON_HEADERS.get(key, b"")
+
+
+#: Environ key -> the header name it holds (b"" for none): keys, never their values.
+_HEADER_NAMES: Memo[str, bytes] = Memo(_header_name_of_key, size=1024)
+
+
 def headers_from_environ(environ: Mapping[str, Any]) -> list[tuple[bytes, bytes]]:
     """The request headers of an environ as ASGI byte pairs, lowercase names."""
-    headers: list[tuple[bytes, bytes]] = []
-    for key, value in environ.items():
-        if key.startswith("HTTP_"):
-            if key in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
-                continue  # CGI says the bare keys win; some servers send both
-            name = key[5:].lower().replace("_", "-").encode("latin-1")
-        elif key in _SPECIAL_ENVIRON_HEADERS:
-            if not value:
-                continue
-            name = _SPECIAL_ENVIRON_HEADERS[key]
-        else:
-            continue
-        headers.append((name, str(value).encode("latin-1")))
-    return headers
+    name_of = _HEADER_NAMES
+    return [
+        (name, (value if type(value) is str else str(value)).encode("latin-1"))
+        for key, value in environ.items()
+        if (name := name_of[key]) and (value or name not in _BARE_HEADERS)
+    ]  # an empty CONTENT_TYPE / CONTENT_LENGTH means "absent"
 
 
 # -- scope -> environ ----------------------------------------------------------
@@ -463,21 +468,51 @@ def request_fields_from_environ(environ: Mapping[str, Any]) -> RequestFields:
 
     Raises :class:`BadRequest` (400) when SCRIPT_NAME or PATH_INFO is not UTF-8
     or the query string is not latin-1 text. Each field also has a function of
-    its own below (``environ_method`` ...), for readers that need only some.
+    its own below (``environ_method`` ...), for readers that need only some; this
+    one reads them all in one pass, with the environ a server usually gives (str
+    values, an ASCII path, no SCRIPT_NAME, a plain request target and port) read
+    directly, and anything else through those functions, so the rules stay theirs.
     """
-    root_path = environ_root_path(environ)
-    path = root_path + _path_info(environ)
-    return (
-        environ_method(environ),
-        environ_scheme(environ),
-        path,
-        root_path,
-        environ_raw_path(environ, path),
-        environ_query(environ),
-        environ_client(environ),
-        environ_server(environ),
-        environ_http_version(environ),
-    )
+    get = environ.get
+    path = get("PATH_INFO", "")
+    root_path = get("SCRIPT_NAME", "")
+    if root_path == "" and type(path) is str and path.isascii():
+        pass  # already the decoded path, and there is no mount point
+    else:
+        root_path = environ_root_path(environ)
+        path = root_path + _path_info(environ)
+    uri = get("REQUEST_URI") or get("RAW_URI")
+    if type(uri) is str and "?" not in uri and "://" not in uri:
+        raw_path = uri.encode("latin-1", "replace")
+    else:
+        raw_path = _raw_path(environ, path)
+    query = get("QUERY_STRING", "")
+    query_string = b"" if query == "" else environ_query(environ)
+    method = get("REQUEST_METHOD", "GET")
+    if method not in _METHODS:
+        method = str(method).upper()
+    scheme = get("wsgi.url_scheme", "http")
+    if type(scheme) is not str:
+        scheme = str(scheme)
+    client: tuple[str, int] | None = None
+    remote = get("REMOTE_ADDR")
+    if remote:
+        port = get("REMOTE_PORT", 0)
+        if type(remote) is str and type(port) is str and port.isdigit():
+            client = (remote, int(port))
+        else:
+            client = environ_client(environ)
+    name = get("SERVER_NAME", "localhost")
+    port = get("SERVER_PORT")
+    if type(name) is str and type(port) is str and port.isdigit():
+        server: tuple[str, int | None] = (name, int(port))
+    else:
+        server = environ_server(environ)
+    protocol = get("SERVER_PROTOCOL", "HTTP/1.1")
+    version = _VERSION_OF.get(protocol) if type(protocol) is str else None
+    if version is None:
+        version = environ_http_version(environ)
+    return (method, scheme, path, root_path, raw_path, query_string, client, server, version)
 
 
 # One function per field: a middleware's request head translates the fields it reads.

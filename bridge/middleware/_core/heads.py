@@ -497,28 +497,39 @@ class _ScopeHead(RequestHead):
         return [] if value is None else [value]
 
 
+def lines_named(head: RequestHead, names: frozenset[bytes]) -> dict[bytes, bytes]:
+    """``{name: value}`` of the request lines of ``head`` named in ``names`` (lowercase).
+
+    An environ head whose list is unread reads one environ key per name instead of
+    translating every header (ProxyHeaders asks for its seven forwarded headers:
+    about 1 us instead of 2.5 us for a server's usual environ)."""
+    if type(head) is _EnvironHead and head._headers is None:
+        environ = head._source
+        found = {name: environ_header(environ, name) for name in names}
+        return {name: value for name, value in found.items() if value is not None}
+    return {name: value for name, value in head.headers if name in names}
+
+
 def head_from_environ(environ: Environ) -> RequestHead:
     """The head of a PEP 3333 environ; :class:`BadRequest` when a field cannot be translated
     (e.g. a PATH_INFO that is not UTF-8). Header lines are translated when first read."""
-    method, scheme, path, root_path, raw_path, query, client, server, version = (
-        request_fields_from_environ(environ)
-    )
-    head: RequestHead = _make_head(
-        _EnvironHead,
-        method,
-        scheme,
-        path,
-        root_path,
-        raw_path,
-        query,
-        None,
-        client,
-        server,
-        version,
-        environ.get(VALUES_KEY, NO_VALUES),
-        environ,
-    )
-    return head
+    head = object.__new__(_HeadSlots)  # filled as in _make_head, without a call per field
+    (
+        head.method,
+        head.scheme,
+        head.path,
+        head.root_path,
+        head.raw_path,
+        head.query_string,
+        head.client,
+        head.server,
+        head.http_version,
+    ) = request_fields_from_environ(environ)
+    head._headers = None
+    head.values = environ.get(VALUES_KEY, NO_VALUES)
+    head._source = environ
+    head.__class__ = _EnvironHead  # frozen from here on
+    return head  # type: ignore[return-value]  # a head since the class switch
 
 
 def head_from_scope(scope: HTTPScope) -> RequestHead:

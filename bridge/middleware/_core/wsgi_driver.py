@@ -361,7 +361,7 @@ class _WsgiRun:
         self.held = (status, headers)
         path = self.path
         if path.features.response_start:
-            path.started(ResponseHead(int(status[:3]), _bytes_lines(headers)))
+            path.started(self.held_head())
         else:
             path.app_head = None
         return self.write
@@ -369,7 +369,10 @@ class _WsgiRun:
     def held_head(self) -> ResponseHead:
         """The app's held status and lines as a head."""
         status, headers = self.held  # type: ignore[misc]  # set before the head is sent
-        return ResponseHead(int(status[:3]), _bytes_lines(headers))
+        # Never memoised: an app's lines carry per-request values (Set-Cookie), which no
+        # process-wide cache may hold. One comprehension, no call per line.
+        lines = tuple([(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers])
+        return ResponseHead(int(status[:3]), lines)
 
     def write(self, data: bytes) -> None:
         # Legacy write(): through response_body like any chunk; held with the head
@@ -451,7 +454,8 @@ class _WsgiRun:
         if isinstance(decided, Response):
             return decided
         if decided is not None:
-            status = status_line(decided.status)
+            if decided.status != int(status[:3]):
+                status = status_line(decided.status)
             headers = _text_lines(headers, self.path.app_head, decided.headers)
         self.outer_write = self.outer_start(status, headers)
         return None
@@ -477,12 +481,6 @@ class _WsgiRun:
                 drive_sync(steps, _WsgiBody(self.environ))
         except Exception:
             logger.exception("%s failed in finish()", type(self.mw).__name__)
-
-
-def _bytes_lines(headers: WsgiHeaders) -> tuple[tuple[bytes, bytes], ...]:
-    """WSGI header lines as byte pairs. Never memoised: an app's lines carry per-request
-    values (Set-Cookie), which no process-wide cache may hold."""
-    return tuple([(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers])
 
 
 def _text_lines(

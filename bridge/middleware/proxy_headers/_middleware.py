@@ -21,7 +21,7 @@ from typing import Any, Final, Literal, TypeAlias
 
 from bridge._http.memo import Memo
 from bridge.middleware._core.base import Interface, Middleware
-from bridge.middleware._core.heads import RequestHead
+from bridge.middleware._core.heads import RequestHead, lines_named
 from bridge.middleware.proxy_headers._plan import (
     FAMILY,
     ORIGINAL_KEY,
@@ -130,8 +130,8 @@ class ProxyHeaders(Middleware):
         self._plans: Memo[_PlanKey, Plan] = Memo(self._plan, _CACHE_SIZE, keep=_short_texts)
 
     def decide_request(self, head: RequestHead, now: float) -> RequestHead | None:
-        # One pass over the lines (heads hold one line per name, repeats joined with ", ").
-        found = {name: value for name, value in head.headers if name in FAMILY}
+        # Heads hold one line per name (repeats joined with ", ").
+        found = lines_named(head, FAMILY)
         if not found:
             return None  # nothing forwarded: pass through untouched
         client = head.client
