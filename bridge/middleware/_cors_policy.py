@@ -125,9 +125,11 @@ class CorsPolicy:
 
     def allows(self, origin: str) -> bool:
         """True when ``origin`` (as the request sent it) may read responses."""
+        if origin in self.origins:
+            return True  # the listed origins were validated at construction
         if not is_origin(origin) and origin != "null":
             return False
-        if self.any_origin or origin in self.origins:
+        if self.any_origin:
             return True
         return self.origin_regex is not None and self.origin_regex.fullmatch(origin) is not None
 

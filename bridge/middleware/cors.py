@@ -100,9 +100,11 @@ class CORS(Middleware):
             method = head.header(b"access-control-request-method")
             if head.method == "OPTIONS" and method is not None:
                 return _Answer(head, now, self._preflight(head, origin, method))
+            if self.policy.allows(origin):
+                return _ActualExchange(head, now, self.policy, origin)
             if not is_origin(origin) and origin != "null":
                 logger.warning("ignored malformed Origin %s", quoted_for_log(origin))
-        return _ActualExchange(head, now, self.policy, origin)
+        return _ActualExchange(head, now, self.policy, None)
 
     def _preflight(self, head: RequestHead, origin: str, method: bytes) -> Response:
         requested = head.header(b"access-control-request-headers")
@@ -134,7 +136,8 @@ class _Answer(Exchange):
 
 
 class _ActualExchange(Exchange):
-    """Adds Vary: Origin, and the CORS headers for an allowed origin, to the app's response."""
+    """Adds Vary: Origin to the app's response, and the CORS headers when ``origin`` (an
+    allowed origin, or None) is set."""
 
     __slots__ = ("origin", "policy")
 
@@ -148,7 +151,7 @@ class _ActualExchange(Exchange):
     def response(self, head: ResponseHead) -> ResponseHead:
         headers = merge_vary(head.headers, b"Origin")
         origin = self.origin
-        if origin is not None and self.policy.allows(origin):
+        if origin is not None:
             headers = _replace_own(headers) + self.policy.actual_lines(origin)
         return head.replace(headers=headers)
 

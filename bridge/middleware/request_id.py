@@ -11,9 +11,9 @@ runs, and no other request ever sees it: nothing process-wide holds it.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Callable
 from contextvars import ContextVar, Token
 from typing import Any, Final
@@ -58,8 +58,15 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+#: Bits of a random 128-bit number set as RFC 9562 requires of a version 4 UUID.
+_UUID4_CLEAR: Final = ~((0xC000 << 48) | (0xF000 << 64)) & ((1 << 128) - 1)
+_UUID4_SET: Final = (0x8000 << 48) | (4 << 76)
+
+
 def _uuid4_hex() -> str:
-    return uuid.uuid4().hex
+    """``uuid.uuid4().hex``, without building a UUID object (a third of its cost)."""
+    value = (int.from_bytes(os.urandom(16), "big") & _UUID4_CLEAR) | _UUID4_SET
+    return f"{value:032x}"
 
 
 class RequestId(Middleware):
@@ -71,7 +78,7 @@ class RequestId(Middleware):
     * ``trust_incoming``: False (default) always makes a new id; True keeps
       the client's (or the proxy's) header when it is printable ASCII of at
       most 200 characters, and replaces it (one warning) otherwise.
-    * ``generator``: makes ids (default ``uuid.uuid4().hex``).
+    * ``generator``: makes ids (default: a random UUID4 as 32 hex digits, as ``uuid.uuid4().hex``).
 
     The app reads the id as ``environ["bridge.request_id"]`` (WSGI) or
     ``scope["bridge.request_id"]`` (ASGI), and in the request header
@@ -110,6 +117,8 @@ class RequestId(Middleware):
 
     def new_id(self) -> str:
         made = self.generator()
+        if self.generator is _uuid4_hex:
+            return made  # 32 hex digits: valid by construction
         if not isinstance(made, str) or not _VALID.fullmatch(made):
             raise ValueError(
                 f"RequestId generator returned {made!r}: give printable ASCII of 1-200 characters"
