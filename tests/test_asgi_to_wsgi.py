@@ -617,3 +617,27 @@ def test_uvloop_backend() -> None:
     with AsgiToWsgi(hello, backend="asyncio+uvloop") as adapter:
         recorder, body = get(adapter)
     assert (recorder.code, body) == (200, b"Hello, world!")
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["one-message", "streamed"])
+def test_head_response_body_never_reaches_the_server(make: Make, streamed: bool) -> None:
+    """A HEAD answer keeps its head (Content-Length included) and sends no body bytes,
+    which a keep-alive server such as waitress would otherwise write onto the connection."""
+
+    async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/plain"), (b"content-length", b"10")],
+            }
+        )
+        parts = [b"01234", b"56789"] if streamed else [b"0123456789"]
+        for index, part in enumerate(parts):
+            more = index < len(parts) - 1
+            await send({"type": "http.response.body", "body": part, "more_body": more})
+
+    recorder, body = get(make(app), method="HEAD")
+    assert recorder.status == "200 OK"
+    assert ("content-length", "10") in recorder.headers
+    assert body == b""

@@ -324,6 +324,13 @@ class AsgiToWsgiRequest:
             except BaseException:
                 self.finish(early=True)
                 raise
+            if self.scope["method"] == "HEAD":
+                # A HEAD response has no body on the wire (RFC 9110 9.3.2), whatever the
+                # app sends: a server such as waitress would write it onto the connection.
+                if not more:
+                    self.finish()
+                    return []
+                return _Discarded(self, b"")
             if not more:
                 self.finish()
                 return [body]
@@ -506,3 +513,15 @@ class _Stream:
                 self._request.describe(),
             )
             self._request.finish(early=True)
+
+
+class _Discarded(_Stream):
+    """A HEAD response's iterable: the app's body is received (so its ``send`` never
+    waits) and dropped; the server gets no bytes."""
+
+    __slots__ = ()
+
+    def __next__(self) -> bytes:
+        for _ in iter(super().__next__, None):  # until the stream ends (StopIteration)
+            pass
+        raise StopIteration
