@@ -813,15 +813,3 @@ async def test_unread_request_body_discard_stops_at_disconnect() -> None:
     app = WsgiToAsgi(validator(_refuse_unread), buffer_size=64 * 1024)
     await app(http_scope("/up", method="POST"), exchange.receive, exchange.send)
     assert (exchange.status, exchange.incoming) == (401, [])
-
-
-async def test_iteration_stops_at_the_declared_content_length() -> None:
-    """PEP 3333: after Content-Length bytes, the iterable is not pulled again, only closed."""
-    tracked = Tracked([b"hello", b"never pulled"], fail_after=1)
-    exchange = await drive(
-        app_returning(tracked, [("Content-Type", "text/plain"), ("Content-Length", "5")])
-    )
-    assert exchange.body == b"hello"
-    assert exchange.complete
-    assert tracked.produced == 1
-    assert tracked.closed.is_set()
