@@ -47,6 +47,7 @@ __all__ = (
     "path_pattern",
     "path_patterns",
     "quote_path",
+    "split_root_path",
 )
 
 #: Characters a request target's path keeps as they are (RFC 3986 pchar and "/").
@@ -62,16 +63,25 @@ def quote_path(path: str, *, keep_escapes: bool = False) -> bytes:
     return quote(path, safe=_PATH_SAFE + "%" if keep_escapes else _PATH_SAFE).encode("ascii")
 
 
-def app_path(path: str, root_path: str) -> str:
-    """The path below the mount point: ``path`` (which includes ``root_path``) minus it.
+def split_root_path(path: str, root_path: str) -> tuple[str, str]:
+    """Return ``(script_name, path_info)`` for an ASGI ``path`` under ``root_path``.
 
-    ``root_path`` owns ``path`` only at a segment boundary; a path it does not
-    own is taken as already relative (the older ASGI convention). Never empty.
+    ``root_path`` owns ``path`` only at a segment boundary. When it does not
+    own it, the server followed the older convention where ``path`` excludes
+    ``root_path``, and ``path`` is taken as relative to the mount point.
     """
     root = root_path.rstrip("/")
-    if root and (path == root or path.startswith(root + "/")):
-        return path[len(root) :] or "/"
-    return path or "/"
+    if not root:
+        return "", path
+    if path == root or path.startswith(root + "/"):
+        return root, path[len(root) :]
+    return root, path
+
+
+def app_path(path: str, root_path: str) -> str:
+    """The path below the mount point: ``path`` (which includes ``root_path``) minus it,
+    by :func:`split_root_path`'s rule. Never empty."""
+    return split_root_path(path, root_path)[1] or "/"
 
 
 Kind = Literal["prefix", "exact", "regex"]

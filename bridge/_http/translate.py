@@ -31,7 +31,7 @@ from asgiref.typing import HTTPScope
 
 from bridge._http.headers import parse_length
 from bridge._http.memo import Memo
-from bridge._http.paths import quote_path
+from bridge._http.paths import quote_path, split_root_path
 from bridge._http.types import Environ
 
 __all__ = (
@@ -82,21 +82,6 @@ class BadRequest(Exception):
 
 
 # -- paths -------------------------------------------------------------------
-
-
-def split_root_path(path: str, root_path: str) -> tuple[str, str]:
-    """Return ``(script_name, path_info)`` for an ASGI ``path`` under ``root_path``.
-
-    ``root_path`` owns ``path`` only at a segment boundary. When it does not
-    own it, the server followed the older convention where ``path`` excludes
-    ``root_path``, and ``path`` is taken as relative to the mount point.
-    """
-    root = root_path.rstrip("/")
-    if not root:
-        return "", path
-    if path == root or path.startswith(root + "/"):
-        return root, path[len(root) :]
-    return root, path
 
 
 def _wsgi_str(text: str) -> str:
