@@ -17,7 +17,7 @@ import ipaddress
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, Final, Literal, TypeAlias
+from typing import Any, Final, Literal, TypeAlias, get_args
 
 from bridge._http.memo import Memo
 from bridge.middleware._core.base import Interface, Middleware
@@ -43,7 +43,7 @@ logger: Final = logging.getLogger("bridge.middleware.proxy_headers")
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _USES: Final = frozenset(X_NAMES)
-_MODES: Final = ("x-forwarded", "x-real-ip", "forwarded")
+_MODES: Final = get_args(ProxyMode)
 #: Plans kept per middleware, and the longest header texts a plan is kept for:
 #: distinct chains come from clients (through the proxy), so memory stays bounded.
 _CACHE_SIZE: Final = 4096
