@@ -97,8 +97,8 @@ class CorsPolicy:
             h: None for h, low in named.items() if low not in _SAFE
         }
         self.allow_headers = frozenset(named.values()) | _SAFE
-        self.credentials = _flag(allow_credentials, "allow_credentials")
-        self.private_network = _flag(allow_private_network, "allow_private_network")
+        self.credentials = flag(allow_credentials, "allow_credentials")
+        self.private_network = flag(allow_private_network, "allow_private_network")
         exposed = _listed(expose_headers, "expose_headers")
         for name in exposed:
             if name != "*":
@@ -224,7 +224,8 @@ def _method(method: str) -> str:
     return method.upper() if method.upper() in ALL_METHODS else method
 
 
-def _flag(value: bool, what: str) -> bool:
+def flag(value: bool, what: str) -> bool:
+    """``value`` when it is a bool; a TypeError naming the option otherwise."""
     if not isinstance(value, bool):
         raise TypeError(f"{what} must be True or False, not {value!r}")
     return value

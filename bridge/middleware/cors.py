@@ -10,7 +10,7 @@ from typing import Any, Final
 from bridge.middleware._core.base import Interface, Middleware
 from bridge.middleware._core.exchange import Exchange, Respond
 from bridge.middleware._core.heads import Headers, RequestHead, Response, ResponseHead
-from bridge.middleware._cors_policy import CorsPolicy, is_origin
+from bridge.middleware._cors_policy import CorsPolicy, flag, is_origin
 from bridge.middleware._host_rules import quoted_for_log
 from bridge.middleware._vary import merge_vary
 
@@ -85,11 +85,7 @@ class CORS(Middleware):
             max_age=max_age,
             allow_private_network=allow_private_network,
         )
-        if not isinstance(check_websocket_origin, bool):
-            raise TypeError(
-                f"check_websocket_origin must be True or False, not {check_websocket_origin!r}"
-            )
-        self.check_websocket_origin = check_websocket_origin
+        self.check_websocket_origin = flag(check_websocket_origin, "check_websocket_origin")
 
     def exchange(self, head: RequestHead, now: float) -> Exchange | None:
         value = head.header(b"origin")
