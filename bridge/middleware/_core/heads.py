@@ -593,18 +593,9 @@ def _headers_changed(old: RequestHead, new: RequestHead) -> bool:
     return not (mine is old._headers or (mine is None and new._source is old._source))
 
 
-#: The fields a scope holds under their own name, as the head holds them.
-_SCOPE_KEYS: Final = (
-    "method",
-    "scheme",
-    "path",
-    "root_path",
-    "raw_path",
-    "query_string",
-    "client",
-    "server",
-    "http_version",
-)
+#: The fields a scope holds under their own name, as the head holds them (headers are
+#: compared by :func:`_headers_changed`; values are not a scope field).
+_SCOPE_KEYS: Final = tuple(f for f in _REQUEST_FIELDS if f not in ("headers", "values"))
 _scope_fields_of: Final = attrgetter(*_SCOPE_KEYS)
 
 
