@@ -21,7 +21,7 @@ from typing import Any, Literal, TypeAlias
 
 from asgiref.sync import iscoroutinefunction
 
-__all__ = ("AppShape", "app_shape", "wrong_app_message")
+__all__ = ("AppShape", "app_shape", "is_coroutine_app", "wrong_app_message")
 
 AppShape: TypeAlias = Literal["asgi", "wsgi", "class", "unknown"]
 
@@ -32,7 +32,7 @@ def app_shape(app: Any) -> AppShape:
     """``"class"`` for a class, else ``"asgi"``, ``"wsgi"`` or ``"unknown"`` (see the module)."""
     if inspect.isclass(app):
         return "class"
-    if iscoroutinefunction(app) or iscoroutinefunction(getattr(app, "__call__", None)):  # noqa: B004
+    if is_coroutine_app(app):
         return "asgi"
     required = _required_positional(app)
     if required == 3:
@@ -40,6 +40,13 @@ def app_shape(app: Any) -> AppShape:
     if required == 2:
         return "wsgi"
     return "unknown"
+
+
+def is_coroutine_app(app: Any) -> bool:
+    """Whether ``app``, or its ``__call__``, is a coroutine function (asgiref's
+    ``markcoroutinefunction`` counts): the sure sign of an ASGI 3 app."""
+    call = getattr(app, "__call__", None)  # noqa: B004 - the method itself is inspected
+    return iscoroutinefunction(app) or iscoroutinefunction(call)
 
 
 def _required_positional(app: Any) -> int | None:

@@ -15,8 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any, ClassVar, Final, Literal, Self, TypeAlias
 
-from asgiref.sync import iscoroutinefunction
-
+from bridge._http.apps import is_coroutine_app
 from bridge.middleware._core.asgi_driver import run_asgi
 from bridge.middleware._core.exchange import Exchange, Forward, Respond
 from bridge.middleware._core.heads import RequestHead, Response
@@ -36,8 +35,7 @@ def detect_interface(app: Any) -> Interface:
     ASGI 2 "class" app must be wrapped with
     ``asgiref.compatibility.guarantee_single_callable`` first.
     """
-    call = getattr(app, "__call__", None)  # noqa: B004 - the method itself is inspected
-    if iscoroutinefunction(app) or iscoroutinefunction(call):
+    if is_coroutine_app(app):
         return "asgi"
     if inspect.isclass(app):
         raise TypeError(
