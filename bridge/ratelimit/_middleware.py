@@ -49,7 +49,7 @@ from bridge.ratelimit._rejection import Rejection, compile_rejection
 from bridge.ratelimit._rules import CompiledRule, Rule, compile_rules, match_rule
 from bridge.ratelimit._store import Store, Verdict
 
-__all__ = ("AlgorithmName", "RateLimit", "check_store", "log_level_option")
+__all__ = ("AlgorithmName", "RateLimit", "check_store", "log_level_option", "websocket_option")
 
 #: RateLimit's ``algorithm=`` values (the keys of ``ALGORITHMS``).
 AlgorithmName: TypeAlias = Literal["gcra", "fixed_window", "sliding_window"]
@@ -98,6 +98,16 @@ def error_format_option(error_format: object, body: object, who: str) -> ErrorFo
             stacklevel=3,
         )
     return check_error_format(error_format)
+
+
+#: The ASGI scope types of a limiter that limits websocket handshakes too.
+WITH_WEBSOCKETS: Final = frozenset({"http", "websocket"})
+
+
+def websocket_option(websocket: object, who: str) -> bool:
+    if not isinstance(websocket, bool):
+        raise TypeError(f"{who}: websocket must be True or False, not {websocket!r}")
+    return websocket
 
 
 def check_store(store: object) -> Store:
@@ -165,6 +175,10 @@ class RateLimit(Middleware):
         ``bridge.ratelimit`` logger (default ``logging.WARNING``, which the
         default uvicorn, gunicorn and Django configurations show); ``None``
         logs no rejection.
+    :param websocket: also limit websocket handshakes (ASGI; default False:
+        they pass through). A refused handshake gets the 429 itself where the
+        server offers the websocket denial response extension, else it is
+        closed before accept with code 1008 (the server answers 403).
     :param interface: ``"wsgi"`` or ``"asgi"`` to override detection.
     :param clock: seconds for the MemoryStore (default ``time.monotonic``;
         a shared store uses its server's clock).
@@ -181,12 +195,16 @@ class RateLimit(Middleware):
        Rejections are logged at WARNING with ``extra=`` fields (were INFO);
        ``on_decision``, ``rejection``, ``log_level`` and the decision on the
        request are new.
+    .. versionadded:: 0.3
+       ``websocket``.
     .. deprecated:: 0.1
         ``body="text"`` / ``body="problem"``: use ``error_format="text"`` /
         ``error_format="problem+json"``.
     .. deprecated:: 0.3
         Leaving out ``limit``: write ``limit="100/minute"`` (or ``None``).
     """
+
+    websocket_denial_response = True
 
     def __init__(
         self,
@@ -207,6 +225,7 @@ class RateLimit(Middleware):
         dry_run: bool = False,
         on_decision: OnDecision | None = None,
         log_level: int | None = logging.WARNING,
+        websocket: bool = False,
         interface: Interface | None = None,
         clock: Callable[[], float] = time.monotonic,
         body: str | None = None,
@@ -236,6 +255,8 @@ class RateLimit(Middleware):
         self.dry_run = dry_run
         self.on_decision = on_decision
         self.log_level = log_level_option(log_level, "RateLimit")
+        if websocket_option(websocket, "RateLimit"):
+            self.scope_types = WITH_WEBSOCKETS  # type: ignore[misc]  # this instance's choice
         self._warned_missing_key = False
         self._warned_hook = False
         # One rule for every path and method (the common case): no matching per request.

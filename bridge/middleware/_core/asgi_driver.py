@@ -188,9 +188,7 @@ async def _websocket(mw: Middleware, scope: Any, receive: Any, send: Any) -> Non
             await send({"type": "websocket.close", "code": 1011})
             return
         if isinstance(decision, Respond):
-            outcome = Outcome("responded")
-            await receive()  # websocket.connect; closing before accept answers 403
-            await send({"type": "websocket.close", "code": 1008})
+            outcome = await _refuse_websocket(mw, scope, receive, send, decision.response)
             return
         app_scope = scope_with_head(scope, head, decision.head)
         try:
@@ -205,6 +203,22 @@ async def _websocket(mw: Middleware, scope: Any, receive: Any, send: Any) -> Non
     finally:
         if ex is not None and features_of(type(ex)).finish:
             await _finish(mw, ex, outcome, receive)
+
+
+async def _refuse_websocket(
+    mw: Middleware, scope: Any, receive: Any, send: Any, response: Response
+) -> Outcome:
+    """A refused handshake: ``response`` itself where the middleware asks for it and the
+    server offers the denial response extension, else a close before accept (403)."""
+    await receive()  # websocket.connect
+    extensions = scope.get("extensions") or {}
+    if not (mw.websocket_denial_response and "websocket.http.response" in extensions):
+        await send({"type": "websocket.close", "code": 1008})  # the server answers 403
+        return Outcome("responded")
+    start = {"status": response.status, "headers": list(response.headers)}
+    await send({"type": "websocket.http.response.start", **start})
+    await send({"type": "websocket.http.response.body", "body": response.body})
+    return Outcome("responded", response.status)
 
 
 async def _finish(mw: Middleware, ex: Exchange, outcome: Outcome, receive: Any) -> None:

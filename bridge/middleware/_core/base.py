@@ -89,6 +89,11 @@ class Middleware:
     #: ASGI scope types given to :meth:`exchange`; others (lifespan, and
     #: websocket unless listed) pass through untouched.
     scope_types: ClassVar[frozenset[str]] = frozenset({"http"})
+    #: A websocket handshake refused by a ``Respond`` gets that response (status,
+    #: headers, body) where the server offers the ``websocket.http.response``
+    #: extension; otherwise, and by default, it is closed before accept (the
+    #: server answers 403).
+    websocket_denial_response: ClassVar[bool] = False
 
     interface: Interface
     decides: bool  # set per variant: the class overrides decide_request()
