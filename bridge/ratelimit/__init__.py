@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from bridge.ratelimit._algorithms import RateOutcome
+from bridge.ratelimit._charge import ResponseCost, response_cost
 from bridge.ratelimit._concurrency import ConcurrencyLimit
 from bridge.ratelimit._decision import DECISION_KEY, LimitDecision
 from bridge.ratelimit._headers import PROBLEM_TYPE
@@ -24,7 +25,7 @@ from bridge.ratelimit._memory import MemoryStore
 from bridge.ratelimit._middleware import RateLimit
 from bridge.ratelimit._rates import Rate, parse_rates
 from bridge.ratelimit._rules import Rule
-from bridge.ratelimit._store import Store, Verdict
+from bridge.ratelimit._store import ChargingStore, Reservation, Store, Verdict
 
 if TYPE_CHECKING:  # RedisStore needs the "redis" extra: imported on first use
     from bridge.ratelimit.redis import RedisStore
@@ -32,6 +33,7 @@ if TYPE_CHECKING:  # RedisStore needs the "redis" extra: imported on first use
 __all__ = (
     "DECISION_KEY",
     "PROBLEM_TYPE",
+    "ChargingStore",
     "ConcurrencyLimit",
     "LimitDecision",
     "MemoryStore",
@@ -39,6 +41,8 @@ __all__ = (
     "RateLimit",
     "RateOutcome",
     "RedisStore",
+    "Reservation",
+    "ResponseCost",
     "Rule",
     "Store",
     "Verdict",
@@ -48,6 +52,7 @@ __all__ = (
     "method_key",
     "parse_rates",
     "path_key",
+    "response_cost",
 )
 
 

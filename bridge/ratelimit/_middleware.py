@@ -31,10 +31,13 @@ from bridge.middleware import (
     Middleware,
     RequestBodyIO,
     RequestHead,
+    Outcome,
     Respond,
     Response,
     ResponseHead,
 )
+from bridge.ratelimit._algorithms import RateOutcome
+from bridge.ratelimit._charge import CountWhen, ResponseCost
 from bridge.ratelimit._decision import DECISION_KEY, LimitDecision, Result, log_fields
 from bridge.ratelimit._headers import (
     problem_members,
@@ -47,7 +50,7 @@ from bridge.ratelimit._memory import MemoryStore
 from bridge.ratelimit._rates import Rate
 from bridge.ratelimit._rejection import Rejection, compile_rejection
 from bridge.ratelimit._rules import CompiledRule, Rule, compile_rules, match_rule
-from bridge.ratelimit._store import Store, Verdict
+from bridge.ratelimit._store import ChargingStore, Reservation, Store, Verdict
 
 __all__ = ("AlgorithmName", "RateLimit", "check_store", "log_level_option", "websocket_option")
 
@@ -132,6 +135,42 @@ class _StoreCheck(Effect[Verdict]):
         return await self.store.check_async(*self.args)
 
 
+class _StoreReserve(Effect[Reservation]):
+    """A shared store's check that holds the request's cost until it is settled."""
+
+    __slots__ = ("args", "store")
+
+    def __init__(
+        self, store: ChargingStore, args: tuple[str, Sequence[Rate], str, int, float]
+    ) -> None:
+        self.store = store
+        self.args = args
+
+    def run_sync(self, body: RequestBodyIO) -> Reservation:
+        return self.store.reserve(*self.args)
+
+    async def run_async(self, body: RequestBodyIO) -> Reservation:
+        return await self.store.reserve_async(*self.args)
+
+
+class _StoreSettle(Effect[object]):
+    """A shared store's settle of a reservation (after the response)."""
+
+    __slots__ = ("args", "store")
+
+    def __init__(
+        self, store: ChargingStore, args: tuple[str, Sequence[Rate], str, Reservation, int, float]
+    ) -> None:
+        self.store = store
+        self.args = args
+
+    def run_sync(self, body: RequestBodyIO) -> object:
+        return self.store.settle(*self.args)
+
+    async def run_async(self, body: RequestBodyIO) -> object:
+        return await self.store.settle_async(*self.args)
+
+
 class RateLimit(Middleware):
     """Limit the request rate per key, with the IETF ``RateLimit`` headers.
 
@@ -155,7 +194,15 @@ class RateLimit(Middleware):
         covers ``/healthz/live``, relative to the mount point; ``"=/healthz"``
         is that path only) or a function of the request head returning True
         (default None). See docs/middleware/configuring.md.
-    :param cost: units a request uses: an int (default 1) or a function of the head.
+    :param cost: units a request uses: an int (default 1), a function of the
+        head, or :func:`~bridge.ratelimit.response_cost` for units known from
+        the response (e.g. an LLM endpoint's tokens).
+    :param count_when: count a request only when its response matches (e.g.
+        failed logins): status codes such as ``(401, 403)`` or a function of the
+        :class:`~bridge.middleware.ResponseHead` returning True. Default None:
+        every admitted request counts. A request is still refused before the app
+        runs once the quota is spent; it holds its cost while it runs, and gives
+        it back when its response does not count.
     :param headers: add ``RateLimit-Policy`` and ``RateLimit`` to every response
         a rule covers (default True).
     :param legacy_headers: also add ``X-RateLimit-Limit/-Remaining/-Reset``
@@ -196,7 +243,7 @@ class RateLimit(Middleware):
        ``on_decision``, ``rejection``, ``log_level`` and the decision on the
        request are new.
     .. versionadded:: 0.3
-       ``websocket``.
+       ``websocket``, ``count_when`` and ``cost=response_cost(...)``.
     .. deprecated:: 0.1
         ``body="text"`` / ``body="problem"``: use ``error_format="text"`` /
         ``error_format="problem+json"``.
@@ -216,7 +263,8 @@ class RateLimit(Middleware):
         algorithm: AlgorithmName = "gcra",
         rules: Iterable[Rule] = (),
         exempt: Exempt = None,
-        cost: int | Callable[[RequestHead], int] = 1,
+        cost: int | Callable[[RequestHead], int] | ResponseCost = 1,
+        count_when: CountWhen = None,
         headers: bool = True,
         legacy_headers: bool = False,
         error_format: ErrorFormat = "text",
@@ -237,7 +285,9 @@ class RateLimit(Middleware):
             limit = IMPLICIT_LIMIT
         default = None if limit is None else Rule(limit, name="default")
         default_rejection = compile_rejection(rejection)
-        self.rules = compile_rules(rules, default, algorithm, key, cost, default_rejection)
+        self.rules = compile_rules(
+            rules, default, algorithm, key, cost, default_rejection, count_when
+        )
         if not self.rules:
             raise ValueError("nothing to limit: give a limit or at least one rule")
         if not 400 <= status <= 599:
@@ -245,6 +295,8 @@ class RateLimit(Middleware):
         if on_decision is not None and not callable(on_decision):
             raise TypeError(f"on_decision must be a function of a decision, not {on_decision!r}")
         self.store = MemoryStore() if store is None else check_store(store)
+        if any(rule.charge is not None for rule in self.rules):
+            check_charging_store(self.store)
         self.algorithm = algorithm
         self.exempt = exempt_matcher(exempt, "RateLimit: exempt")
         if implicit:  # only once the rest is known to be valid: an error comes first
@@ -280,6 +332,8 @@ class RateLimit(Middleware):
                 raise ValueError(f"rule {rule.name!r}: cost function returned {cost!r}")
         key = safe_key(raw_key)
         kind = _RateLimitExchange if self.headers else _QuietRateLimitExchange
+        if rule.charge is not None:
+            kind = _ChargedExchange
         args = (rule.key_prefix + key, rule.rates, self.algorithm, cost, now)
         return kind(head, now, self, rule, key, args)
 
@@ -386,6 +440,16 @@ class RateLimit(Middleware):
         return ratelimit_fields(rule.policies, verdict.outcomes, legacy=self.legacy_headers)
 
 
+def check_charging_store(store: Store) -> ChargingStore:
+    if not isinstance(store, ChargingStore):
+        raise TypeError(
+            f"count_when and response_cost charge after the response, which needs a store with "
+            f"reserve() and settle() (bridge.ratelimit.ChargingStore, as MemoryStore and "
+            f"RedisStore are); {type(store).__name__} has not"
+        )
+    return store
+
+
 _LIST_FIELDS: Final = (b"ratelimit-policy", b"ratelimit")
 _OUR_FIELDS: Final = frozenset(
     (
@@ -468,3 +532,100 @@ class _QuietRateLimitExchange(_RateLimitExchange):
     __slots__ = ()
 
     response = Exchange.response
+
+
+class _ChargedExchange(_RateLimitExchange):
+    """A rule charged once its response head is known (``count_when``, ``response_cost``).
+
+    The check reserves the rule's cost. A charge the response head decides is
+    fixed in ``response``: a local store settles right there, so the head's
+    fields show the charge; a shared store settles in ``finish``, after the
+    response (one more round trip, only when the charge differs from the
+    reservation). An app-decided charge (``response_cost()``) is read in
+    ``finish``. ``finish`` settles whatever is still held, exactly once.
+    """
+
+    __slots__ = ("decision", "reservation", "response_head")
+
+    def __init__(
+        self,
+        head: RequestHead,
+        now: float,
+        mw: RateLimit,
+        rule: CompiledRule,
+        key: str,
+        args: tuple[str, Sequence[Rate], str, int, float],
+    ) -> None:
+        super().__init__(head, now, mw, rule, key, args)
+        self.reservation: Reservation | None = None  # held until settled
+        self.decision: LimitDecision | None = None
+        self.response_head: ResponseHead | None = None
+
+    def request(self) -> Forward | Respond | Generator[Effect[Any], Any, Forward | Respond]:
+        store: ChargingStore = self.mw.store  # type: ignore[assignment]  # checked at construction
+        if store.local:
+            return self._reserved(store.reserve(*self.args))
+        return self._shared_reserve(store)
+
+    def _shared_reserve(
+        self, store: ChargingStore
+    ) -> Generator[Effect[Any], Any, Forward | Respond]:
+        return self._reserved((yield _StoreReserve(store, self.args)))
+
+    def _reserved(self, reservation: Reservation) -> Forward | Respond:
+        verdict = self.verdict = reservation.verdict
+        decided = self.mw.decide(self.head, self.rule, self.key, verdict)
+        if verdict.allowed and not verdict.unavailable and isinstance(decided, Forward):
+            self.reservation = reservation
+            self.decision = decided.head.values[DECISION_KEY]
+        return decided
+
+    def response(self, head: ResponseHead) -> ResponseHead:
+        self.response_head = head
+        verdict = self.verdict
+        outcomes = () if verdict is None else verdict.outcomes
+        charge = self.rule.charge
+        if self.reservation is not None and charge is not None and charge.at_head:
+            units = self._units()
+            if self.mw.store.local:
+                outcomes = self._settle_local(units) or outcomes
+        if not outcomes or not self.mw.headers:
+            return head
+        fields = ratelimit_fields(self.rule.policies, outcomes, legacy=self.mw.legacy_headers)
+        return ResponseHead(head.status, merge_fields(head.headers, fields))
+
+    def _units(self) -> int:
+        """The final charge, fixed now: the app can no longer change it."""
+        decision, charge = self.decision, self.rule.charge
+        assert decision is not None and charge is not None  # set with the reservation
+        if not decision.settled:
+            decision.settled = True
+            reserved = self.args[3]
+            decision.charged = charge.units(self.response_head, reserved, decision.charged)
+        assert decision.charged is not None  # the units, once settled
+        return decision.charged
+
+    def _settle_local(self, units: int) -> tuple[RateOutcome, ...] | None:
+        reservation, self.reservation = self.reservation, None
+        assert reservation is not None  # the caller checked
+        store: ChargingStore = self.mw.store  # type: ignore[assignment]  # checked at construction
+        key, rates, algorithm = self.args[:3]
+        return store.settle(key, rates, algorithm, reservation, units, self.mw.clock())
+
+    def finish(self, outcome: Outcome) -> Generator[Effect[Any], Any, None] | None:
+        if self.reservation is None:
+            return None
+        units = self._units()
+        if self.mw.store.local:
+            self._settle_local(units)
+            return None
+        reservation, self.reservation = self.reservation, None
+        key, rates, algorithm = self.args[:3]
+        store: ChargingStore = self.mw.store  # type: ignore[assignment]  # checked at construction
+        # The settle happens now, not when the request came: the middleware's clock (a
+        # shared store reads its own).
+        args = (key, rates, algorithm, reservation, units, self.mw.clock())
+        return self._shared_settle(_StoreSettle(store, args))
+
+    def _shared_settle(self, settle: _StoreSettle) -> Generator[Effect[Any], Any, None]:
+        yield settle
