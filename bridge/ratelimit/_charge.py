@@ -169,11 +169,13 @@ _STATUSES: Final = range(100, 600)
 
 def _statuses(count_when: object, where: str) -> frozenset[int]:
     codes = (count_when,) if isinstance(count_when, int) else count_when
-    if isinstance(codes, Collection) and not isinstance(codes, str | bytes):
-        if codes and all(isinstance(c, int) and not isinstance(c, bool) for c in codes):
-            found = frozenset(codes)
-            if all(code in _STATUSES for code in found):
-                return found
+    if (
+        isinstance(codes, Collection)
+        and not isinstance(codes, str | bytes)
+        and codes
+        and all(isinstance(c, int) and not isinstance(c, bool) and c in _STATUSES for c in codes)
+    ):
+        return frozenset(codes)
     raise TypeError(
         f"{where}count_when must be status codes such as (401, 403) or a function of the "
         f"response head returning True for a response to count, not {count_when!r}"

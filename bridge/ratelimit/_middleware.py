@@ -29,9 +29,9 @@ from bridge.middleware import (
     Forward,
     Interface,
     Middleware,
+    Outcome,
     RequestBodyIO,
     RequestHead,
-    Outcome,
     Respond,
     Response,
     ResponseHead,
@@ -597,7 +597,8 @@ class _ChargedExchange(_RateLimitExchange):
     def _units(self) -> int:
         """The final charge, fixed now: the app can no longer change it."""
         decision, charge = self.decision, self.rule.charge
-        assert decision is not None and charge is not None  # set with the reservation
+        assert decision is not None  # set with the reservation
+        assert charge is not None  # a charged exchange's rule charges
         if not decision.settled:
             decision.settled = True
             reserved = self.args[3]

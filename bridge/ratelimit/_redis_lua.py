@@ -220,7 +220,8 @@ local reply = {}
 for i, key in ipairs(KEYS) do
   local base = 4 + (i - 1) * 3
   local rate = {num(ARGV[base + 1]), num(ARGV[base + 2]), num(ARGV[base + 3])}
-  local state, remaining, reset, expires = settle(split(redis.call('GET', key)), rate[1], rate[2], rate[3])
+  local s = split(redis.call('GET', key))
+  local state, remaining, reset, expires = settle(s, rate[1], rate[2], rate[3])
   redis.call('SET', key, state, 'PX', math.max(1000, math.ceil((expires - now) * 1000)))
   reply[#reply + 1] = remaining
   reply[#reply + 1] = us(reset)
