@@ -3,7 +3,9 @@
 Invariants:
 
 * Scope types the middleware does not list in ``scope_types`` (lifespan;
-  websocket unless opted in) reach the app untouched.
+  websocket unless opted in) reach the app untouched. A refused websocket
+  handshake is closed before accept, or answered with the refusal itself where
+  the middleware asks for it and the server offers the denial extension.
 * ``http.response.start`` is held until the first non-empty body chunk (or
   the end of the body), so an app that fails before its body is answered
   with the same 500 as under WSGI; ``Exchange.response`` sees it just then.

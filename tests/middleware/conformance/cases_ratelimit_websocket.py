@@ -13,7 +13,7 @@ from typing import Any
 
 import anyio
 
-from bridge.ratelimit import ConcurrencyLimit, RateLimit, Rule
+from bridge.ratelimit import ConcurrencyLimit, RateLimit, Rule, response_cost
 
 from . import AsgiCase
 
@@ -119,6 +119,26 @@ async def _rules_pick_websocket_paths(_: Any) -> None:
     assert await handshake(app) == accepted("-")
 
 
+async def charge_spam(scope: Any, receive: Any, send: Any) -> None:
+    """Accepts; a connection on /spam is charged 1 when it ends, others nothing."""
+    assert (await receive())["type"] == "websocket.connect"
+    await send({"type": "websocket.accept"})
+    if scope["path"] == "/spam":
+        scope["bridge.ratelimit"].charge(1)
+    await send({"type": "websocket.close", "code": 1000})
+
+
+async def _app_charges_websockets(_: Any) -> None:
+    """No response head on a websocket: only the app's charge counts, when it ends."""
+    app = RateLimit(charge_spam, "2/minute", cost=response_cost(), websocket=True)
+    opened = [{"type": "websocket.accept"}, {"type": "websocket.close", "code": 1000}]
+    for _ in range(3):
+        assert await handshake(app) == opened  # given back: free
+    assert await handshake(app, path="/spam") == opened
+    assert await handshake(app, path="/spam") == opened
+    assert await handshake(app) == CLOSED  # two charged: spent
+
+
 async def _connections_capped_until_closed(_: Any) -> None:
     """Two open connections fill a cap of 2; the third is refused; one closing frees a slot."""
     app = ConcurrencyLimit(echo_until_closed, 2, websocket=True)
@@ -176,6 +196,7 @@ ASGI_CASES = [
     ),
     AsgiCase("ratelimit-websocket-handshakes-limited", lambda app: app, _handshakes_limited),
     AsgiCase("ratelimit-websocket-rules-by-path", lambda app: app, _rules_pick_websocket_paths),
+    AsgiCase("ratelimit-websocket-charged-by-the-app", lambda app: app, _app_charges_websockets),
     AsgiCase(
         "concurrency-websocket-connections-capped-until-closed",
         lambda app: app,
