@@ -155,7 +155,7 @@ class MemoryStore:
     def reserve(
         self, key: str, rates: Sequence[Rate], algorithm: str, cost: int, now: float
     ) -> Reservation:
-        """:meth:`check`, remembering what it held (see :class:`~bridge.ratelimit.ChargingStore`)."""
+        """:meth:`check`, remembering what it held (a :class:`~bridge.ratelimit.Reservation`)."""
         return Reservation(self.check(key, rates, algorithm, cost, now), cost, now)
 
     async def reserve_async(

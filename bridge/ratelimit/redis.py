@@ -448,7 +448,7 @@ class RedisStore:
     def reserve(
         self, key: str, rates: Sequence[Rate], algorithm: str, cost: int, now: float
     ) -> Reservation:
-        """:meth:`check`, remembering Redis's clock (see :class:`~bridge.ratelimit.ChargingStore`)."""
+        """:meth:`check`, remembering Redis's clock (a :class:`~bridge.ratelimit.Reservation`)."""
         keys, args = self.keys_for(key, rates), self._args(rates, algorithm, cost)
         reply = self._run(lambda client: self._eval(client, _CHECK, keys, args))
         if isinstance(reply, _Missing):
