@@ -600,9 +600,8 @@ class _ChargedExchange(_RateLimitExchange):
         assert decision is not None  # set with the reservation
         assert charge is not None  # a charged exchange's rule charges
         if not decision.settled:
-            decision.settled = True
-            reserved = self.args[3]
-            decision.charged = charge.units(self.response_head, reserved, decision.charged)
+            units = charge.units(self.response_head, self.args[3], decision.charged)
+            decision.charged, decision.settled = units, True
         assert decision.charged is not None  # the units, once settled
         return decision.charged
 
