@@ -19,7 +19,7 @@ import logging
 import time
 import warnings
 from collections.abc import Callable, Generator, Iterable, Sequence
-from typing import Any, Final, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
 from bridge._http.errors import ErrorFormat, check_error_format
 from bridge._http.paths import Exempt, exempt_matcher
@@ -48,6 +48,9 @@ from bridge.ratelimit._rates import Rate
 from bridge.ratelimit._rejection import Rejection, compile_rejection
 from bridge.ratelimit._rules import CompiledRule, Rule, compile_rules, match_rule
 from bridge.ratelimit._store import Store, Verdict
+
+if TYPE_CHECKING:
+    from bridge.ratelimit._route_link import RouteLimits
 
 __all__ = ("AlgorithmName", "RateLimit", "check_store", "log_level_option")
 
@@ -165,6 +168,11 @@ class RateLimit(Middleware):
         ``bridge.ratelimit`` logger (default ``logging.WARNING``, which the
         default uvicorn, gunicorn and Django configurations show); ``None``
         logs no rejection.
+    :param routes: accept route-level limits (:func:`~bridge.ratelimit.limit` on
+        views, and the FastAPI dependency): every request carries a link to
+        this middleware, and a route's check uses its store, defaults and
+        response fields (default False). See "Limits next to the route" in
+        docs/ratelimit.md.
     :param interface: ``"wsgi"`` or ``"asgi"`` to override detection.
     :param clock: seconds for the MemoryStore (default ``time.monotonic``;
         a shared store uses its server's clock).
@@ -207,6 +215,7 @@ class RateLimit(Middleware):
         dry_run: bool = False,
         on_decision: OnDecision | None = None,
         log_level: int | None = logging.WARNING,
+        routes: bool = False,
         interface: Interface | None = None,
         clock: Callable[[], float] = time.monotonic,
         body: str | None = None,
@@ -219,8 +228,11 @@ class RateLimit(Middleware):
         default = None if limit is None else Rule(limit, name="default")
         default_rejection = compile_rejection(rejection)
         self.rules = compile_rules(rules, default, algorithm, key, cost, default_rejection)
-        if not self.rules:
-            raise ValueError("nothing to limit: give a limit or at least one rule")
+        if not self.rules and not routes:
+            raise ValueError(
+                "nothing to limit: give a limit, at least one rule, or routes=True for "
+                "limits declared on the routes"
+            )
         if not 400 <= status <= 599:
             raise ValueError(f"status must be an HTTP error status, not {status!r}")
         if on_decision is not None and not callable(on_decision):
@@ -239,27 +251,38 @@ class RateLimit(Middleware):
         self._warned_missing_key = False
         self._warned_hook = False
         # One rule for every path and method (the common case): no matching per request.
-        only = self.rules[0]
-        self._catch_all = len(self.rules) == 1 and only.path is None and only.methods is None
+        only = self.rules[0] if self.rules else None
+        self._catch_all = (
+            only is not None and len(self.rules) == 1 and only.path is None and only.methods is None
+        )
+        self.route_limits: RouteLimits | None = None
+        if routes:  # the view's half lives in _route_link; imported only when used
+            from bridge.ratelimit._route_link import RouteLimits
+
+            self.route_limits = RouteLimits(self, key, cost, default_rejection)
 
     def exchange(self, head: RequestHead, now: float) -> Exchange | None:
         rules = self.rules
         rule = rules[0] if self._catch_all else match_rule(rules, head)
+        routes = self.route_limits
         if rule is None or not rule.rates or (self.exempt is not None and self.exempt(head)):
-            return None
+            return None if routes is None else routes.unlimited(head, now)
         raw_key = rule.key(head)
         if raw_key is None:
             if rule.keys_by_address and not (head.client and head.client[0]):
                 self._missing_address(rule)
-            return None  # documented: a key function's None means "not limited"
+            # documented: a key function's None means "not limited"
+            return None if routes is None else routes.unlimited(head, now)
         cost = rule.cost
         if not isinstance(cost, int):
             cost = cost(head)
             if not isinstance(cost, int) or cost < 0:
                 raise ValueError(f"rule {rule.name!r}: cost function returned {cost!r}")
         key = safe_key(raw_key)
-        kind = _RateLimitExchange if self.headers else _QuietRateLimitExchange
         args = (rule.key_prefix + key, rule.rates, self.algorithm, cost, now)
+        if routes is not None:
+            return routes.limited(head, now, rule, key, args)
+        kind = _RateLimitExchange if self.headers else _QuietRateLimitExchange
         return kind(head, now, self, rule, key, args)
 
     def _missing_address(self, rule: CompiledRule) -> None:
