@@ -30,6 +30,8 @@ from django.core.asgi import get_asgi_application  # type: ignore[import-untyped
 from django.core.wsgi import get_wsgi_application  # type: ignore[import-untyped]
 from django.http import HttpRequest, HttpResponse  # type: ignore[import-untyped]
 from django.urls import path  # type: ignore[import-untyped]
+from django.utils.decorators import method_decorator  # type: ignore[import-untyped]
+from django.views import View  # type: ignore[import-untyped]
 
 from bridge.ratelimit import LimitDecision, limit, user_key
 
@@ -96,6 +98,22 @@ async def custom(request: HttpRequest) -> HttpResponse:
     return left(request)
 
 
+class Report(View):  # type: ignore[misc]
+    """A class-based view: the decorator goes on through ``method_decorator``."""
+
+    @method_decorator(limit("1/minute", name="report"))  # type: ignore[untyped-decorator]
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return left(request)
+
+
+class AsyncReport(View):  # type: ignore[misc]
+    """An async class-based view (Django wants all of a view's handlers of one kind)."""
+
+    @method_decorator(limit("1/minute", name="async-report"))  # type: ignore[untyped-decorator]
+    async def get(self, request: HttpRequest) -> HttpResponse:
+        return left(request)
+
+
 def free(request: HttpRequest) -> HttpResponse:
     return HttpResponse("free", content_type="text/plain")
 
@@ -103,6 +121,7 @@ def free(request: HttpRequest) -> HttpResponse:
 urlpatterns: list[Any] = [
     path(view.__name__, view) for view in (login, other, both, plan, user, custom, free)
 ]
+urlpatterns += [path("report", Report.as_view()), path("async-report", AsyncReport.as_view())]
 
 wsgi_application = wrap(get_wsgi_application())
 asgi_application = wrap(get_asgi_application())

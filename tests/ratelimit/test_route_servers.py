@@ -56,6 +56,7 @@ SERVERS = [
     pytest.param(hypercorn_trio("route_starlette:app"), id="starlette-hypercorn-trio"),
 ]
 
+DJANGO = [param for param in SERVERS if "django" in str(param.id)]
 TWO = '"2/minute";q=2;w=60'
 RETRY_BODY = re.compile(r"Too Many Requests: retry in (\d+) seconds\.\n")
 
@@ -142,6 +143,22 @@ def test_route_limits_memory_store(
     server = run_server(argv)
     with httpx.Client(base_url=server.url, timeout=10) as client:
         run_all(client)
+
+
+@pytest.mark.parametrize("argv", DJANGO)
+def test_django_class_based_view(
+    run_server: RunServer, argv: Callable[[int], Sequence[str]]
+) -> None:
+    """``method_decorator(limit(...))`` on a class-based view's sync and async methods."""
+    server = run_server(argv)
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        gets = [client.get("/report") for _ in range(2)]
+        assert [r.status_code for r in gets] == [200, 429]
+        assert gets[0].text == "left 0"
+        assert gets[0].headers["ratelimit-policy"] == '"1/minute";q=1;w=60'
+        async_gets = [client.get("/async-report") for _ in range(2)]
+        assert [r.status_code for r in async_gets] == [200, 429]
+        assert async_gets[1].headers["ratelimit"].startswith('"1/minute";r=0;t=')
 
 
 @pytest.mark.redis
