@@ -25,8 +25,7 @@ import functools
 import hashlib
 import inspect
 import re
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Collection, MutableMapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, MutableMapping
 from typing import Any, Final, ParamSpec, TypeAlias, TypeVar, cast
 
 from bridge.middleware import RequestHead, Respond, Response
@@ -97,9 +96,30 @@ class RouteRequest:
     def client(self) -> tuple[str, int] | None:
         return self.head.client
 
+    @property
+    def scheme(self) -> str:
+        return self.head.scheme
+
+    @property
+    def server(self) -> tuple[str, int | None] | None:
+        return self.head.server
+
+    @property
+    def host(self) -> str | None:
+        return self.head.host
+
+    @property
+    def values(self) -> Mapping[str, Any]:
+        """The per-request values bridge middleware attached (as on the head)."""
+        return self.head.values
+
     def header(self, name: bytes) -> bytes | None:
         """The first value of request header ``name`` (lowercase bytes), or None."""
         return self.head.header(name)
+
+    def header_values(self, name: bytes) -> list[bytes]:
+        """Every value of request header ``name`` (lowercase bytes), in order."""
+        return self.head.header_values(name)
 
 
 class _Compiled:
@@ -184,7 +204,7 @@ class RouteLimit:
         self.name = name
         self.rejection = rejection
         self._methods = checked.methods
-        self._compiled: OrderedDict[tuple[int, Any, str], _Compiled] = OrderedDict()
+        self._compiled: dict[tuple[int, Any, str], _Compiled] = {}
 
     # -- the forms -----------------------------------------------------------------
 
@@ -281,7 +301,7 @@ class RouteLimit:
         compiled = self._rule(link.limiter, route_request, name)
         if compiled is None or not compiled.rule.rates:
             return None
-        raw_key = head_or_route(compiled.key, link, route_request)
+        raw_key = _raw_key(compiled.key, link, route_request)
         if raw_key is None:
             if compiled.by_address and not (head.client and head.client[0]):
                 link.limiter._missing_address(compiled.rule)
@@ -309,12 +329,13 @@ class RouteLimit:
         cache_key = (id(limiter), value, name)
         found = self._compiled.get(cache_key)
         if found is not None and found.limiter is limiter:
-            self._compiled.move_to_end(cache_key)
             return found
         compiled = self._compile(limiter, value, name)
+        if len(self._compiled) >= _MAX_COMPILED:
+            # Bounded: more distinct limits than plans could explain start the cache over.
+            # (Plain dict operations: threads of a sync server share this safely.)
+            self._compiled.clear()
         self._compiled[cache_key] = compiled
-        if len(self._compiled) > _MAX_COMPILED:
-            self._compiled.popitem(last=False)
         return compiled
 
     def _compile(self, limiter: RateLimit, value: Any, name: str) -> _Compiled:
@@ -339,7 +360,7 @@ class RouteLimit:
         return _Compiled(limiter, compiled, self.key, cost)
 
 
-def head_or_route(
+def _raw_key(
     key: Callable[[Any], str | None] | None, link: RouteLink, request: RouteRequest
 ) -> str | None:
     """The raw key: the route's own key function of the route request, else the
