@@ -71,6 +71,16 @@ class RouteLink:
         #: The response of a route check that refused the request.
         self.rejection: Response | None = None
 
+    def __eq__(self, other: object) -> bool:
+        # By value (the request and the route checks' outcome), like LimitDecision:
+        # the same request gives equal links under WSGI and ASGI.
+        if not isinstance(other, RouteLink):
+            return NotImplemented
+        mine = (self.head, self.fields, self.rejection)
+        return mine == (other.head, other.fields, other.rejection)
+
+    __hash__ = None  # type: ignore[assignment]  # equal by value, and not immutable
+
     def add_fields(self, fields: list[tuple[bytes, bytes]]) -> None:
         """Record a route check's fields; a second check's policies join the same lists."""
         if not self.fields:
