@@ -21,9 +21,11 @@ from bridge import MemoryStore, RateLimit
 from bridge.ratelimit import (
     LimitDecision,
     Rate,
+    RouteRequest,
     Store,
     Verdict,
     environ_key,
+    header_key,
     limit,
     state_key,
 )
@@ -388,3 +390,43 @@ def test_wsgi_one_redis_script_per_route_limited_request(redis_url: str) -> None
     get(app, "/free")
     assert statuses == [200, 200, 429]
     assert redis_scripts_run(redis_url) - before == 3
+
+
+def test_exempt_paths_keep_their_route_limit_in_one_check() -> None:
+    """A default limit with the route-limited paths exempt: one check per request."""
+    store = CountingStore()
+    app = flask_app(store=store, limit="100/minute", exempt=["=/login"])
+    response = get(app, "/login", "POST")
+    assert store.checks == 1
+    assert response.header(b"ratelimit-policy") == b'"2/minute";q=2;w=60'
+    assert get(app, "/free").header(b"ratelimit-policy") == b'"100/minute";q=100;w=60'
+    assert store.checks == 2
+
+
+@pytest.mark.anyio
+async def test_fastapi_router_dependency_shares_one_quota_per_plan() -> None:
+    """The per-plan recipe: one named limit on a router, a quota per API key's plan."""
+    from fastapi import APIRouter, Depends, FastAPI
+
+    plans = {b"k-free": "2/minute", b"k-pro": "3/minute"}
+
+    def plan_quota(request: RouteRequest) -> str | None:
+        return plans.get(request.header(b"x-api-key") or b"")
+
+    quota = limit(plan_quota, key=header_key("x-api-key"), name="api")
+    router = APIRouter(prefix="/v1", dependencies=[Depends(quota.dependency)])
+    router.get("/a")(lambda: "a")
+    router.get("/b")(lambda: "b")
+    api = FastAPI()
+    api.include_router(router)
+    app = RateLimit(api, None, routes=True)
+
+    def call(path: str, key: bytes) -> Request:
+        return Request(path=path, headers=((b"host", b"t"), (b"x-api-key", key)))
+
+    free = [await acall_asgi(app, call(path, b"k-free")) for path in ("/v1/a", "/v1/b", "/v1/a")]
+    assert [r.status for r in free] == [200, 200, 429]  # one quota over both routes
+    assert free[0].header(b"ratelimit-policy") == b'"2/minute";q=2;w=60'
+    pro = await acall_asgi(app, call("/v1/b", b"k-pro"))
+    assert pro.header(b"ratelimit-policy") == b'"3/minute";q=3;w=60'
+    assert (await acall_asgi(app, call("/v1/a", b"unknown"))).header(b"ratelimit") is None
