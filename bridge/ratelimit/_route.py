@@ -205,6 +205,7 @@ class RouteLimit:
         self.rejection = rejection
         self._methods = checked.methods
         self._compiled: dict[tuple[int, Any, str], _Compiled] = {}
+        self._dependency: Callable[..., Awaitable[LimitDecision | None]] | None = None
 
     # -- the forms -----------------------------------------------------------------
 
@@ -245,6 +246,8 @@ class RouteLimit:
         ``HTTPException`` whose response the middleware replaces with its own
         rejection.
         """
+        if self._dependency is not None:  # one function: FastAPI runs it once per request
+            return self._dependency
         from starlette.exceptions import HTTPException
         from starlette.requests import Request
 
@@ -259,6 +262,7 @@ class RouteLimit:
         # FastAPI reads the parameter's class from the annotations: this module's
         # postponed annotations are strings it could not resolve here.
         rate_limited.__annotations__ = {"request": Request, "return": LimitDecision | None}
+        self._dependency = rate_limited
         return rate_limited
 
     # -- the check -----------------------------------------------------------------

@@ -414,6 +414,7 @@ async def test_fastapi_router_dependency_shares_one_quota_per_plan() -> None:
         return plans.get(request.header(b"x-api-key") or b"")
 
     quota = limit(plan_quota, key=header_key("x-api-key"), name="api")
+    assert quota.dependency is quota.dependency  # one dependency: FastAPI runs it once
     router = APIRouter(prefix="/v1", dependencies=[Depends(quota.dependency)])
     router.get("/a")(lambda: "a")
     router.get("/b")(lambda: "b")
