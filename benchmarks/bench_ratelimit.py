@@ -483,11 +483,14 @@ def fastapi_decorated(limit: str) -> tuple[Any, Any, Any]:
     from slowapi import Limiter
     from slowapi.errors import RateLimitExceeded
 
+    async def hello() -> str:  # async everywhere: a sync endpoint costs a thread hop
+        return "hello"
+
     bare = FastAPI()
-    bare.get("/", response_class=PlainTextResponse)(lambda: "hello")
+    bare.get("/", response_class=PlainTextResponse)(hello)
     ours = FastAPI()
     dependencies = [Depends(route_limit(limit, name="index").dependency)]
-    ours.get("/", response_class=PlainTextResponse, dependencies=dependencies)(lambda: "hello")
+    ours.get("/", response_class=PlainTextResponse, dependencies=dependencies)(hello)
     ours.add_middleware(RateLimit, limit=None, routes=True)
     limiter = Limiter(
         key_func=lambda request: request.client.host, storage_uri="memory://", headers_enabled=True
