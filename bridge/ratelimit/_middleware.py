@@ -19,7 +19,7 @@ import logging
 import time
 import warnings
 from collections.abc import Callable, Generator, Iterable, Sequence
-from typing import Any, Final, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
 from bridge._http.errors import ErrorFormat, check_error_format
 from bridge._http.paths import Exempt, exempt_matcher
@@ -51,6 +51,9 @@ from bridge.ratelimit._rates import Rate
 from bridge.ratelimit._rejection import Rejection, compile_rejection
 from bridge.ratelimit._rules import CompiledRule, Rule, compile_rules, match_rule
 from bridge.ratelimit._store import ChargingStore, Reservation, Store, Verdict
+
+if TYPE_CHECKING:
+    from bridge.ratelimit._route_link import RouteLimits
 
 __all__ = ("AlgorithmName", "RateLimit", "check_store", "log_level_option", "websocket_option")
 
@@ -226,6 +229,11 @@ class RateLimit(Middleware):
         they pass through). A refused handshake gets the 429 itself where the
         server offers the websocket denial response extension, else it is
         closed before accept with code 1008 (the server answers 403).
+    :param routes: accept route-level limits (:func:`~bridge.ratelimit.limit` on
+        views, and the FastAPI dependency): every request carries a link to
+        this middleware, and a route's check uses its store, defaults and
+        response fields (default False). See "Limits next to the route" in
+        docs/ratelimit.md.
     :param interface: ``"wsgi"`` or ``"asgi"`` to override detection.
     :param clock: seconds for the MemoryStore (default ``time.monotonic``;
         a shared store uses its server's clock).
@@ -274,6 +282,7 @@ class RateLimit(Middleware):
         on_decision: OnDecision | None = None,
         log_level: int | None = logging.WARNING,
         websocket: bool = False,
+        routes: bool = False,
         interface: Interface | None = None,
         clock: Callable[[], float] = time.monotonic,
         body: str | None = None,
@@ -288,8 +297,16 @@ class RateLimit(Middleware):
         self.rules = compile_rules(
             rules, default, algorithm, key, cost, default_rejection, count_when
         )
-        if not self.rules:
-            raise ValueError("nothing to limit: give a limit or at least one rule")
+        if not self.rules and not routes:
+            raise ValueError(
+                "nothing to limit: give a limit, at least one rule, or routes=True for "
+                "limits declared on the routes"
+            )
+        if routes and any(rule.charge is not None for rule in self.rules):
+            raise ValueError(
+                "routes=True cannot be combined with count_when= or cost=response_cost(...) "
+                "on the middleware's rules yet: give the charged rules to a second RateLimit"
+            )
         if not 400 <= status <= 599:
             raise ValueError(f"status must be an HTTP error status, not {status!r}")
         if on_decision is not None and not callable(on_decision):
@@ -312,29 +329,40 @@ class RateLimit(Middleware):
         self._warned_missing_key = False
         self._warned_hook = False
         # One rule for every path and method (the common case): no matching per request.
-        only = self.rules[0]
-        self._catch_all = len(self.rules) == 1 and only.path is None and only.methods is None
+        only = self.rules[0] if self.rules else None
+        self._catch_all = (
+            only is not None and len(self.rules) == 1 and only.path is None and only.methods is None
+        )
+        self.route_limits: RouteLimits | None = None
+        if routes:  # the view's half lives in _route_link; imported only when used
+            from bridge.ratelimit._route_link import RouteLimits
+
+            self.route_limits = RouteLimits(self, key, cost, default_rejection)
 
     def exchange(self, head: RequestHead, now: float) -> Exchange | None:
         rules = self.rules
         rule = rules[0] if self._catch_all else match_rule(rules, head)
+        routes = self.route_limits
         if rule is None or not rule.rates or (self.exempt is not None and self.exempt(head)):
-            return None
+            return None if routes is None else routes.unlimited(head, now)
         raw_key = rule.key(head)
         if raw_key is None:
             if rule.keys_by_address and not (head.client and head.client[0]):
                 self._missing_address(rule)
-            return None  # documented: a key function's None means "not limited"
+            # documented: a key function's None means "not limited"
+            return None if routes is None else routes.unlimited(head, now)
         cost = rule.cost
         if not isinstance(cost, int):
             cost = cost(head)
             if not isinstance(cost, int) or cost < 0:
                 raise ValueError(f"rule {rule.name!r}: cost function returned {cost!r}")
         key = safe_key(raw_key)
+        args = (rule.key_prefix + key, rule.rates, self.algorithm, cost, now)
+        if routes is not None:
+            return routes.limited(head, now, rule, key, args)
         kind = _RateLimitExchange if self.headers else _QuietRateLimitExchange
         if rule.charge is not None:
             kind = _ChargedExchange
-        args = (rule.key_prefix + key, rule.rates, self.algorithm, cost, now)
         return kind(head, now, self, rule, key, args)
 
     def _missing_address(self, rule: CompiledRule) -> None:
