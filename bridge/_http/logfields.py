@@ -32,11 +32,13 @@ __all__ = ("EventLog", "log_fields", "log_message", "request_parts")
 #: Characters of a path a log line keeps (the rest is replaced by "...").
 PATH_LIMIT: Final = 200
 
-_UNPRINTABLE: Final = {i: f"\\x{i:02x}" for i in (*range(0x20), 0x7F)}
 
 
 def _shown(text: str) -> str:
-    cut = text[:PATH_LIMIT].translate(_UNPRINTABLE).replace(" ", "%20")
+    """``text`` cut to :data:`PATH_LIMIT`, control characters escaped as ``repr`` does."""
+    cut = text[:PATH_LIMIT]
+    if not cut.isprintable():
+        cut = repr(cut)[1:-1]
     return cut + ("..." if len(text) > PATH_LIMIT else "")
 
 

@@ -154,9 +154,9 @@ class ProxyHeaders(Middleware):
 
     def _untrusted(self, head: RequestHead, found: dict[bytes, bytes]) -> RequestHead | None:
         if not self.strip_ignored:
-            log.warning("ignored", head, "forwarded headers from an untrusted peer")
+            log.info("ignored", head, "forwarded headers from an untrusted peer")
             return None
-        log.warning("removed", head, "forwarded headers from an untrusted peer: %s", _listed(found))
+        log.info("removed", head, "forwarded headers from an untrusted peer: %s", _listed(found))
         return head.replace(headers=without_lines(head.headers, FAMILY))
 
     def _plan(self, key: _PlanKey) -> Plan:
