@@ -28,8 +28,8 @@ from .asgi_to_wsgi_helpers import (
     close,
     environ_for,
     errors,
-    refusals,
     get,
+    refusals,
     start,
 )
 

@@ -33,7 +33,6 @@ __all__ = ("EventLog", "log_fields", "log_message", "request_parts")
 PATH_LIMIT: Final = 200
 
 
-
 def _shown(text: str) -> str:
     """``text`` cut to :data:`PATH_LIMIT`, control characters escaped as ``repr`` does."""
     cut = text[:PATH_LIMIT]
