@@ -168,8 +168,8 @@ def test_malformed_header_is_one_log_line(
     assert record.name == f"bridge.middleware.{logger}"
     who_did, detail = logged.split(": ", 1)  # the line names the request between them
     assert record.getMessage().startswith(f"{who_did} GET / (client 127.0.0.1): {detail}")
-    request = [getattr(record, f"bridge_{name}") for name in ("method", "path", "client")]
-    assert request == ["GET", "/", "127.0.0.1"]
+    named = [getattr(record, f"bridge_{name}") for name in ("method", "path", "client")]
+    assert named == ["GET", "/", "127.0.0.1"]
     assert len(record.getMessage()) < 400  # the value is cut short, and escaped
     assert "\n" not in record.getMessage()
 
