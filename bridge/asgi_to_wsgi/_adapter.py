@@ -17,7 +17,7 @@ import os
 import time
 import weakref
 from collections.abc import Iterable
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from asgiref.compatibility import guarantee_single_callable
 from asgiref.typing import ASGI3Application, ASGIApplication, HTTPScope
@@ -183,6 +183,11 @@ class AsgiToWsgi:
 
     def _complete_scope(self, scope: HTTPScope, environ: Environ) -> None:
         scope["state"] = dict(self._lifespan.state)
+        # Per-request values of WSGI-side middleware ("bridge.csp_nonce", ...) reach the
+        # ASGI app under the same keys (bridge.request_values reads them there).
+        values = [(key, value) for key, value in environ.items() if key[:7] == "bridge."]
+        if values:
+            cast("dict[str, Any]", scope).update(values)
         if "wsgi.file_wrapper" in environ:
             extensions = scope.get("extensions")
             if extensions is not None:
