@@ -17,7 +17,7 @@ default configurations (which print only the message) and a structured handler
 A middleware's own details go under its own prefix (RateLimit's
 ``ratelimit_*``), passed as ``more``. :func:`log_fields` is pure;
 :class:`EventLog` is what call sites use, and only hands the record to
-:mod:`logging`. Client-supplied text (the path) is quoted and cut to a bounded
+:mod:`logging`. Client-supplied text (the path) is escaped and cut to a bounded
 length, so a line can neither be forged across lines nor grow without bound.
 """
 
