@@ -42,8 +42,9 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
+from bridge._http.logfields import EventLog
 from bridge._loop.interop import anyio_token_for
 
 __all__ = (
@@ -58,6 +59,7 @@ __all__ = (
 )
 
 logger = logging.getLogger("bridge.sync")
+log: Final = EventLog(logger, "sync_to_async")
 _get_running_loop = asyncio._get_running_loop
 
 
@@ -174,7 +176,9 @@ class Origin:
         while self.items:
             error = getattr(self.items.popleft(), "error", None)
             if error is not None:
-                logger.warning(
+                log.warning(
+                    "dropped",
+                    None,
                     "a function run by sync_to_async raised after its event loop had closed: "
                     "%s: %s",
                     type(error).__name__,

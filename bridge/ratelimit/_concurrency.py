@@ -18,6 +18,7 @@ from collections.abc import Callable, Generator
 from typing import Any, Final
 
 from bridge._http.errors import ErrorFormat, check_error_format
+from bridge._http.logfields import EventLog
 from bridge._http.paths import Exempt, exempt_matcher
 from bridge.middleware import (
     Effect,
@@ -44,6 +45,7 @@ from bridge.ratelimit._store import Store
 __all__ = ("ConcurrencyLimit",)
 
 logger = logging.getLogger("bridge.ratelimit")
+log: Final = EventLog(logger, "ConcurrencyLimit")
 
 #: Slot tokens: unique per process (the pid changes across fork) and per machine.
 _NODE: Final = uuid.uuid4().hex[:12]
@@ -179,22 +181,19 @@ class ConcurrencyLimit(Middleware):
         if level is None or not logger.isEnabledFor(level):
             return
         client = head.client[0] if head.client else None
-        logger.log(
+        log.log(
             level,
-            "concurrency limit %r rejected %s %s (key %s, client %s, %d in flight)",
+            "rejected",
+            head,
+            "limit %r (key %s, %d in flight)",
             self.name,
-            head.method,
-            head.path,
             key,
-            client or "-",
             self.limit,
-            extra={
-                "ratelimit_rule": self.name,
-                "ratelimit_key": key,
-                "ratelimit_client": client,
-                "ratelimit_policy": f"{self.limit} in flight",
-                "ratelimit_result": "rejected",
-            },
+            ratelimit_rule=self.name,
+            ratelimit_key=key,
+            ratelimit_client=client,
+            ratelimit_policy=f"{self.limit} in flight",
+            ratelimit_result="rejected",
         )
 
 

@@ -24,6 +24,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, Final
 
+from bridge._http.logfields import EventLog
 from bridge.ratelimit._algorithms import ALGORITHMS, CHARGES, Algorithm, RateOutcome, State
 from bridge.ratelimit._rates import Rate
 from bridge.ratelimit._store import Reservation, Verdict
@@ -31,6 +32,7 @@ from bridge.ratelimit._store import Reservation, Verdict
 __all__ = ("MemoryStore",)
 
 logger = logging.getLogger("bridge.ratelimit")
+log: Final = EventLog(logger, "MemoryStore")
 
 #: ``(expires_at, state)``: one rate's state itself, several rates' states in a tuple
 #: (a key's rates never change: their names are part of the key).
@@ -139,7 +141,9 @@ class MemoryStore:
         fresh = self.evictions - self._logged_evictions
         self._logged_evictions = self.evictions
         self._next_log = now + self.log_interval
-        logger.warning(
+        log.warning(
+            "evicted",
+            None,
             "rate-limit MemoryStore is full (max_keys=%d): evicted %d least recently used "
             "keys (%d in total); many distinct keys may mean key spraying",
             self.max_keys,

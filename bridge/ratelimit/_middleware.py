@@ -22,6 +22,7 @@ from collections.abc import Callable, Generator, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
 from bridge._http.errors import ErrorFormat, check_error_format
+from bridge._http.logfields import EventLog
 from bridge._http.paths import Exempt, exempt_matcher
 from bridge.middleware import (
     Effect,
@@ -61,6 +62,7 @@ __all__ = ("AlgorithmName", "RateLimit", "check_store", "log_level_option", "web
 AlgorithmName: TypeAlias = Literal["gcra", "fixed_window", "sliding_window"]
 
 logger = logging.getLogger("bridge.ratelimit")
+log: Final = EventLog(logger, "RateLimit")
 
 #: Retry-After for a 503 while a shared store is down and the policy is fail_closed.
 UNAVAILABLE_RETRY_AFTER: Final = 5
@@ -348,7 +350,7 @@ class RateLimit(Middleware):
         raw_key = rule.key(head)
         if raw_key is None:
             if rule.keys_by_address and not (head.client and head.client[0]):
-                self._missing_address(rule)
+                self._missing_address(head, rule)
             # documented: a key function's None means "not limited"
             return None if routes is None else routes.unlimited(head, now)
         cost = rule.cost
@@ -365,13 +367,15 @@ class RateLimit(Middleware):
             kind = _ChargedExchange
         return kind(head, now, self, rule, key, args)
 
-    def _missing_address(self, rule: CompiledRule) -> None:
+    def _missing_address(self, head: RequestHead, rule: CompiledRule) -> None:
         if not self._warned_missing_key:
             self._warned_missing_key = True
-            logger.warning(
-                "rule %r: a request has no client address (e.g. a unix socket without "
+            log.warning(
+                "not limited",
+                head,
+                "rule %r: the request has no client address (e.g. a unix socket without "
                 "ProxyHeaders); such requests are not rate limited. Configure ProxyHeaders "
-                "or a key function.",
+                "or a key function. (logged once)",
                 rule.name,
             )
 
@@ -411,24 +415,21 @@ class RateLimit(Middleware):
         except Exception:
             if not self._warned_hook:  # once: a broken metrics hook must not flood the logs
                 self._warned_hook = True
-                logger.exception("RateLimit on_decision hook failed (logged once)")
+                log.error("failed", None, "on_decision hook raised (logged once)", exc_info=True)
 
     def _log_rejection(self, head: RequestHead, decision: LimitDecision) -> None:
         if self.log_level is None or not logger.isEnabledFor(self.log_level):
             return
-        logger.log(
+        log.log(
             self.log_level,
-            "%srule %r %s %s %s (key %s, client %s, policy %s, retry in %d s)",
-            "dry run: " if decision.result == "dry_run" else "",
-            decision.rule,
             "would reject" if decision.result == "dry_run" else "rejected",
-            head.method,
-            head.path,
+            head,
+            "rule %r (key %s, policy %s, retry in %d s)",
+            decision.rule,
             decision.key,
-            decision.client or "-",
             decision.policy,
             decision.retry_after,
-            extra=log_fields(decision),
+            **log_fields(decision),
         )
 
     def rejection(

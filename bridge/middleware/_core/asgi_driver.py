@@ -33,7 +33,7 @@ from bridge.middleware._core.drive import (
     bad_request,
     drive_async,
     failure,
-    logger,
+    log,
 )
 from bridge.middleware._core.exchange import (
     BodyTimeout,
@@ -84,7 +84,7 @@ async def run_asgi(
     try:
         head = head_from_scope(http)
     except BadRequest as exc:  # a field that cannot be translated: the same 400 for any middleware
-        await _send_response(send, bad_request(type(mw).__name__, exc, None))
+        await _send_response(send, bad_request(type(mw).__name__, exc, None, scope))
         return
     if mw.decides:
         await _run_decided(mw, head, http, receive, send)
@@ -92,7 +92,7 @@ async def run_asgi(
     try:
         ex = mw.exchange(head, mw.clock())
     except Exception as exc:
-        await _send_response(send, failure(type(mw).__name__, exc, "in exchange()")[0])
+        await _send_response(send, failure(type(mw).__name__, exc, "in exchange()", None, head)[0])
         return
     if ex is None:
         await mw.app(scope, receive, send)
@@ -138,7 +138,9 @@ def _run_decided(
     try:
         decided = mw.decide_request(head, mw.clock())
     except Exception as exc:
-        return _send_response(send, failure(type(mw).__name__, exc, "in decide_request()")[0])
+        return _send_response(
+            send, failure(type(mw).__name__, exc, "in decide_request()", None, head)[0]
+        )
     if decided is None:
         result: Awaitable[None] = mw.app(scope, receive, send)
     elif isinstance(decided, Response):
@@ -179,13 +181,15 @@ async def _websocket(mw: Middleware, scope: Any, receive: Any, send: Any) -> Non
                 decision = await _decide(ex, receive, features_of(type(ex)))
         except BadRequest as exc:  # a malformed head: refused, as a Respond is
             outcome = Outcome("responded", None, exc)
-            logger.warning("%s: bad request: %s; refused the websocket", type(mw).__name__, exc)
+            log.warning(
+                "refused", scope, "bad request: %s; closed", exc, middleware=type(mw).__name__
+            )
             await receive()
             await send({"type": "websocket.close", "code": 1008})
             return
         except Exception as exc:
             outcome = Outcome("middleware_error", None, exc)
-            logger.exception("%s failed on a websocket handshake; closed it", type(mw).__name__)
+            log.error("failed", scope, "raised; closed", exc_info=exc, middleware=type(mw).__name__)
             await receive()
             await send({"type": "websocket.close", "code": 1011})
             return
@@ -227,15 +231,17 @@ async def _finish(mw: Middleware, ex: Exchange, outcome: Outcome, receive: Any) 
     """``ex.finish(outcome)`` (a websocket's), its failures logged, never raised."""
     try:
         steps = ex.finish(outcome)
-    except Exception:
-        logger.exception("%s failed in finish()", type(mw).__name__)
+    except Exception as exc:
+        log.error(
+            "failed", ex.head, "raised in finish()", exc_info=exc, middleware=type(mw).__name__
+        )
         return
     if steps is not None:
-        await _drive_finish(mw, steps, receive)
+        await _drive_finish(mw, steps, receive, ex.head)
 
 
 async def _drive_finish(
-    mw: Middleware, steps: Generator[Effect[Any], Any, None], receive: Any
+    mw: Middleware, steps: Generator[Effect[Any], Any, None], receive: Any, head: RequestHead
 ) -> None:
     """A ``finish`` hook's effects, awaited shielded from cancellation; failures logged.
 
@@ -245,8 +251,8 @@ async def _drive_finish(
     try:
         with anyio.CancelScope(shield=True):
             await drive_async(steps, _AsgiBody(receive))
-    except Exception:
-        logger.exception("%s failed in finish()", type(mw).__name__)
+    except Exception as exc:
+        log.error("failed", head, "raised in finish()", exc_info=exc, middleware=type(mw).__name__)
 
 
 async def _send_response(send: Any, response: Response) -> None:
@@ -333,7 +339,7 @@ class _AsgiRun:
         finally:
             steps = self.path.finish(outcome)
             if steps is not None:
-                await _drive_finish(self.mw, steps, self.receive)
+                await _drive_finish(self.mw, steps, self.receive, self.path.ex.head)
 
     async def decide_and_call(self) -> Outcome:
         path = self.path
