@@ -308,7 +308,7 @@ class RouteLimit:
         raw_key = _raw_key(compiled.key, link, route_request)
         if raw_key is None:
             if compiled.by_address and not (head.client and head.client[0]):
-                link.limiter._missing_address(compiled.rule)
+                link.limiter._missing_address(head, compiled.rule)
             return None
         cost = compiled.cost
         if not isinstance(cost, int):
