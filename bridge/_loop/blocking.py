@@ -26,6 +26,7 @@ from bridge._loop import portal as _portal
 from bridge._loop.interop import (
     adopt_context,
     current_frame,
+    forget_async_library,
     merge_context,
     origin_from_anyio_worker,
     origin_loop_from_asgiref,
@@ -84,6 +85,7 @@ def call_async(
     previous = set_current_frame(frame)
     try:
         context = contextvars.copy_context()
+        forget_async_library(context)
         driver = _drive(fn, args, kwargs, frame, sys.exc_info()[1])
         loop_thread = None
         if force_new_loop:

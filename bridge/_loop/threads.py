@@ -424,8 +424,10 @@ def worker_pool() -> WorkerPool:
 
 
 def _forget_after_fork() -> None:
+    """In a forked child: only the forking thread exists, and it serves no loop of ours."""
     global _pool
     _pool = None  # OwnThread objects restart themselves on the next put
+    _state.origin = None  # async_to_sync in the child must not go to the parent's loop
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)
