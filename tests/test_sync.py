@@ -732,6 +732,32 @@ async def test_sequential_calls_reuse_one_worker_thread() -> None:
     assert len(threads) == 1
 
 
+def worker_threads() -> int:
+    return sum(thread.name == "bridge-sync-worker" for thread in threading.enumerate())
+
+
+@pytest.mark.anyio
+async def test_the_worker_threads_of_a_burst_do_not_outlive_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After 40 concurrent calls at most a few idle threads stay (not one per call)."""
+    from bridge._loop import threads
+
+    monkeypatch.setattr(threads, "_IDLE_SECONDS", 1000.0)  # only the idle bound retires
+    burst = 40
+    all_running = threading.Barrier(burst, timeout=20)  # one thread per call, all at once
+    call = bridge.sync_to_async(
+        all_running.wait, thread_sensitive=False, limiter=anyio.CapacityLimiter(burst)
+    )
+    async with anyio.create_task_group() as tg:
+        for _ in range(burst):
+            tg.start_soon(call)
+    with anyio.fail_after(20):  # threads leaving after their last call: a hang check
+        while worker_threads() > threads._MAX_IDLE:  # noqa: ASYNC110 - nothing else to wait on
+            await anyio.sleep(0.01)
+    assert await bridge.sync_to_async(abs, thread_sensitive=False)(-2) == 2  # still serves
+
+
 @pytest.mark.anyio
 async def test_custom_executor_runs_the_call() -> None:
     with ThreadPoolExecutor(1, thread_name_prefix="custom") as executor:

@@ -60,7 +60,8 @@ __all__ = (
     "worker_pool",
 )
 
-_IDLE_SECONDS: Final = 10.0
+_IDLE_SECONDS: Final = 10.0  # an idle worker thread exits after this long unused
+_MAX_IDLE: Final = 8  # a worker finishing a call while this many others idle exits at once
 _state = threading.local()
 
 
@@ -417,19 +418,24 @@ class _PoolThread:
                 # Back on the idle list before the caller wakes: a caller making its next
                 # call at once must find this thread instead of starting another one.
                 item.run_here()
-                pool.idle.append(self)
+                stays = pool.rest(self)
                 item.origin.post(item)
             else:
                 item.run()
-                pool.idle.append(self)
+                stays = pool.rest(self)
             del item
+            if not stays:
+                return
 
 
 class WorkerPool(Target):
-    """Idle threads reused for ``thread_sensitive=False`` calls; idle ones exit after 10 s.
+    """Idle threads reused for ``thread_sensitive=False`` calls.
 
-    The pool itself does not bound its size: callers hold a ``CapacityLimiter`` token
-    per call, so the number of threads never exceeds the limiters' total.
+    Callers bound the running threads (a ``CapacityLimiter`` token per call, so never more
+    than the limiters' total). The pool bounds the idle ones: at most :data:`_MAX_IDLE`
+    wait for work (a thread finishing a call when as many others idle exits at once), and
+    each of those exits after :data:`_IDLE_SECONDS` unused. After a burst the thread count
+    drops back at once instead of holding every burst thread for the idle timeout.
     """
 
     def __init__(self) -> None:
@@ -445,6 +451,13 @@ class WorkerPool(Target):
             name = "bridge-sync-worker"
             threading.Thread(target=worker.loop, name=name, daemon=True).start()
         worker.queue.put(item)
+
+    def rest(self, worker: _PoolThread) -> bool:
+        """A worker finished its item: back on the idle list (True), or exit (False)."""
+        if len(self.idle) >= _MAX_IDLE:  # racy by a thread or two, never unbounded
+            return False
+        self.idle.append(worker)
+        return True
 
     def retire(self, worker: _PoolThread) -> bool:
         try:
