@@ -838,6 +838,39 @@ async def test_a_later_thread_sensitive_call_runs_after_the_abandoned_one_in_its
 
 
 @pytest.mark.anyio
+async def test_the_coroutine_a_cancelled_call_waits_for_is_cancelled_too() -> None:
+    """The sync function waits in async_to_sync for a coroutine of the caller's loop: the
+    caller's cancellation reaches that coroutine, and async_to_sync raises CancelledError."""
+    entered, seen = threading.Event(), []
+
+    async def forever() -> None:
+        entered.set()
+        await anyio.sleep_forever()
+
+    def sync_side() -> None:
+        try:
+            bridge.async_to_sync(forever)()
+        except BaseException as error:
+            seen.append(type(error))
+            raise
+
+    with anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as tg:
+
+            async def cancel_when_entered() -> None:
+                assert await anyio.to_thread.run_sync(entered.wait, 20)
+                scope.cancel()
+
+            tg.start_soon(cancel_when_entered)
+            await bridge.sync_to_async(sync_side)()
+    assert scope.cancelled_caught
+    with anyio.fail_after(20):  # the thread gets the cancellation soon after the caller
+        while not seen:  # noqa: ASYNC110 - set by the sync thread
+            await anyio.sleep(0.01)
+    assert seen == [asyncio.CancelledError]
+
+
+@pytest.mark.anyio
 async def test_an_abandoned_call_keeps_its_limiter_token_until_it_returns() -> None:
     limiter = anyio.CapacityLimiter(1)
     blocker = Blocker()

@@ -119,6 +119,8 @@ async def _drive(
         if call is not None and _get_running_loop() is None:  # trio: cancelled by scope
             with sys.modules["trio"].CancelScope() as frame.cancel_scope:
                 result = await _call(fn, args, kwargs, exc)
+            if frame.cancel_scope.cancelled_caught:  # the scope absorbed trio's Cancelled
+                raise asyncio.CancelledError("the caller of sync_to_async was cancelled")
         else:
             result = await _call(fn, args, kwargs, exc)
     except BaseException as raised:
