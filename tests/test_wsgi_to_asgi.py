@@ -813,3 +813,59 @@ async def test_unread_request_body_discard_stops_at_disconnect() -> None:
     app = WsgiToAsgi(validator(_refuse_unread), buffer_size=64 * 1024)
     await app(http_scope("/up", method="POST"), exchange.receive, exchange.send)
     assert (exchange.status, exchange.incoming) == (401, [])
+
+
+async def test_iteration_stops_at_the_declared_content_length() -> None:
+    """PEP 3333: after Content-Length bytes, the iterable is not pulled again, only closed."""
+    tracked = Tracked([b"hello", b"never pulled"], fail_after=1)
+    exchange = await drive(
+        app_returning(tracked, [("Content-Type", "text/plain"), ("Content-Length", "5")])
+    )
+    assert exchange.body == b"hello"
+    assert exchange.complete
+    assert tracked.produced == 1
+    assert tracked.closed.is_set()
+
+
+class BlocksAfterItsLength:
+    """A response that declares 5 bytes, yields them, then blocks (or raises) if pulled again."""
+
+    def __init__(self, *, fail: bool = False) -> None:
+        self.fail = fail
+        self.pulled_again = False
+        self.closed = threading.Event()
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield b"hello"
+        self.pulled_again = True
+        if self.fail:
+            raise RuntimeError("failed after the last byte")
+        self.closed.wait(10)  # would hold the complete response this long
+
+    def close(self) -> None:
+        self.closed.set()
+
+
+@pytest.mark.parametrize("fail", [False, True], ids=["blocks", "raises"])
+@pytest.mark.parametrize("upload", [False, True], ids=["no-body", "unread-upload"])
+async def test_a_complete_response_ends_without_pulling_the_iterable_again(
+    fail: bool, upload: bool
+) -> None:
+    """Issue 13 item 5 (PEP 3333): once the app has produced its Content-Length, the
+    response ends and the iterable is closed, never pulled again; a request body the
+    app left unread is still received and dropped."""
+    response = BlocksAfterItsLength(fail=fail)
+    chunk = b"x" * 64 * 1024
+    messages: list[Message] = [
+        {"type": "http.request", "body": chunk, "more_body": True} for _ in range(8)
+    ]
+    messages.append({"type": "http.request", "body": b"", "more_body": False})
+    exchange = Exchange(messages) if upload else Exchange()
+    headers = [(b"content-length", str(8 * len(chunk)).encode())] if upload else []
+    scope = http_scope("/done", method="POST" if upload else "GET", headers=headers)
+    app = app_returning(response, [("Content-Type", "text/plain"), ("Content-Length", "5")])
+    await drive(app, exchange, scope, buffer_size=64 * 1024)
+    assert (exchange.status, exchange.body, exchange.complete) == (200, b"hello", True)
+    assert not response.pulled_again
+    assert response.closed.is_set()
+    assert exchange.incoming == []
