@@ -625,6 +625,9 @@ async def test_unknown_scope_type_raises() -> None:
         pytest.param({"buffer_size": 0}, "buffer_size must be a positive int", id="buffer"),
         pytest.param({"max_header_lines": -1}, "max_header_lines", id="headers"),
         pytest.param({"limiter": 4}, "CapacityLimiter", id="limiter"),
+        pytest.param({"response_timeout": 0}, "response_timeout.*positive", id="timeout-0"),
+        pytest.param({"response_timeout": "5"}, "response_timeout.*seconds", id="timeout-str"),
+        pytest.param({"response_timeout": True}, "response_timeout", id="timeout-bool"),
     ],
 )
 def test_misconfiguration_raises_at_construction(options: dict[str, Any], message: str) -> None:
@@ -869,3 +872,98 @@ async def test_a_complete_response_ends_without_pulling_the_iterable_again(
     assert not response.pulled_again
     assert response.closed.is_set()
     assert exchange.incoming == []
+
+
+# -- response_timeout (issue 13 item 14) ----------------------------------------------------
+
+
+class HungApp:
+    """A WSGI app that blocks before starting its response until ``release`` is set."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.entered = threading.Event()
+        self.returned = threading.Event()
+        self.calls = 0
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        self.calls += 1
+        self.entered.set()
+        self.release.wait(30)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        self.returned.set()
+        return [b"late"]
+
+
+async def test_response_timeout_answers_504_and_the_thread_keeps_its_token(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    hung = HungApp()
+    limiter = anyio.CapacityLimiter(1)
+    adapter = WsgiToAsgi(validator(hung), response_timeout=0.2, limiter=limiter)
+    answered = anyio.Event()
+
+    async def on_send(message: Message) -> None:
+        if not message.get("more_body", True):
+            answered.set()
+
+    exchange = Exchange(on_send=on_send)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(adapter, http_scope("/hang"), exchange.receive, exchange.send)
+        await answered.wait()
+        assert exchange.status == 504
+        assert exchange.complete
+        assert exchange.body == b"Gateway Timeout\n"
+        assert (b"connection", b"close") in exchange.headers()
+        assert limiter.borrowed_tokens == 1  # the app still runs and holds its token
+        assert not hung.returned.is_set()
+        hung.release.set()
+    assert hung.returned.is_set()
+    assert limiter.borrowed_tokens == 0
+    assert [m["type"] for m in exchange.sent].count("http.response.start") == 1  # never "late"
+    errors = [r for r in bridge_records(caplog) if r.levelno >= logging.WARNING]
+    assert [r.getMessage() for r in errors] == [
+        "GET /hang: the application started no response within 0.2s; answered 504"
+    ]
+
+
+async def test_response_timeout_while_waiting_for_a_token_never_runs_the_app() -> None:
+    hung, waiting = HungApp(), HungApp()
+    limiter = anyio.CapacityLimiter(1)
+    first = Exchange()
+    second = Exchange()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(WsgiToAsgi(hung, limiter=limiter), http_scope(), first.receive, first.send)
+        await anyio.to_thread.run_sync(hung.entered.wait, 10)
+        adapter = WsgiToAsgi(waiting, limiter=limiter, response_timeout=0.1)
+        await adapter(http_scope("/queued"), second.receive, second.send)
+        assert second.status == 504
+        assert limiter.borrowed_tokens == 1  # the first request's only
+        hung.release.set()
+    assert first.status == 200
+    assert waiting.calls == 0
+
+
+async def test_response_timeout_is_renewed_by_each_body_chunk_the_app_reads() -> None:
+    """An upload slower in total than the timeout, with each chunk well inside it."""
+    chunks = 0
+
+    async def receive() -> Message:
+        nonlocal chunks
+        if chunks:
+            await anyio.sleep(0.3)
+        chunks += 1
+        return {"type": "http.request", "body": b"x" * 1024, "more_body": chunks < 6}
+
+    exchange = Exchange()
+    adapter = WsgiToAsgi(validator(wsgi_apps.echo), response_timeout=1.0)
+    await adapter(http_scope("/echo", method="POST"), receive, exchange.send)
+    assert (exchange.status, exchange.body) == (200, b"x" * 6144)
+
+
+async def test_a_response_inside_the_timeout_is_untouched() -> None:
+    exchange = await drive(wsgi_apps.hello, response_timeout=5)
+    assert (exchange.status, exchange.body) == (200, b"Hello, world!")
+    streamed = app_returning(Tracked([b"a", b"b", b"c"]))
+    exchange = await drive(streamed, response_timeout=5)
+    assert (exchange.status, exchange.body, exchange.complete) == (200, b"abc", True)

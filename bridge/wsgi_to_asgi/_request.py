@@ -145,6 +145,12 @@ class WsgiToAsgiRequest:
         # The request body ended (more_body False) or the client went away: receive()
         # has nothing more to give. Set by the body pump.
         self.body_over = False
+        # response_timeout only (see _watch_response_start): the watchdog's scope, the
+        # last sign of life (a body chunk the app took), and whether a response went out.
+        self.watchdog: anyio.CancelScope | None = None
+        self.last_life = 0.0
+        self.response_began = False
+        self.timed_out = False
 
     def _describe(self) -> str:
         return f"{self.scope.get('method', '?')} {self.scope.get('path', '?')}"
@@ -162,9 +168,9 @@ class WsgiToAsgiRequest:
             logger.warning("%s: bad request: %s", self._describe(), exc)
             await self._send_plain_error(getattr(exc, "status", 400), str(exc))
             return
-        if self.requests is not None:
+        if self.requests is not None or self.adapter.response_timeout is not None:
             await self._run_in_task_group(run, run.begin)
-            if not self.body_over:
+            if self.requests is not None and not self.body_over:
                 await self._discard_unread_body()
         elif self.adapter._expect_streaming:
             await self._run_sending_here(run, run.begin)
@@ -294,8 +300,11 @@ class WsgiToAsgiRequest:
 
     async def _run_in_task_group(self, run: AppRun, work: Callable[[], AppRunResult]) -> None:
         self.responses = HandoffQueue(self.adapter.buffer_size, _body_size)
+        timeout = self.adapter.response_timeout
         async with anyio.create_task_group() as tg:
             self.tg = tg
+            if timeout is not None:
+                self._start_watchdog(tg, timeout)
             if self.requests is not None:
                 self.watching = True
                 tg.start_soon(self._watch_client)  # it feeds the request body to the thread
@@ -304,6 +313,8 @@ class WsgiToAsgiRequest:
                 self.sender_started = True
                 tg.start_soon(self._send_stream)
             await self._call_app(work)
+            if self.watchdog is not None:
+                self.watchdog.cancel()  # the app returned: whatever it answered goes out
             if run.streaming and not self.sender_started:
                 self.sender_started = True
                 await self._send_stream()
@@ -313,6 +324,69 @@ class WsgiToAsgiRequest:
                     tg.cancel_scope.cancel()  # stops the body pump
                 if self.requests is None:
                     self.adapter._expect_streaming = False
+
+    # -- response_timeout ----------------------------------------------------------------
+
+    def _start_watchdog(self, tg: TaskGroup, timeout: float) -> None:
+        """Answer 504 if no response has started ``timeout`` seconds after the last sign
+        of life (the request's arrival, then each request-body chunk the app takes).
+
+        Every send of the response goes through :meth:`_send_unless_timed_out`, on the
+        loop, so the watchdog and the response cannot both start one.
+        """
+        self.watchdog = anyio.CancelScope()
+        self.last_life = anyio.current_time()
+        send = self.send
+
+        async def send_unless_timed_out(message: Message) -> None:
+            if self.timed_out:
+                return  # the client has its 504; the app's late answer goes nowhere
+            if not self.response_began:
+                self.response_began = True
+                if self.watchdog is not None:
+                    self.watchdog.cancel()
+            await send(message)
+
+        self.send = send_unless_timed_out
+        tg.start_soon(self._watch_response_start, timeout, send)
+
+    async def _watch_response_start(self, seconds: float, send: Send) -> None:
+        scope = self.watchdog
+        if scope is None:
+            return
+        with scope:
+            deadline = self.last_life + seconds
+            while True:
+                await anyio.sleep_until(deadline)
+                if self.last_life + seconds <= anyio.current_time():
+                    break
+                deadline = self.last_life + seconds
+            self.timed_out = True
+            logger.error(
+                "%s: the application started no response within %ss; answered 504",
+                self._describe(),
+                seconds,
+            )
+            gone = ClientDisconnected(f"the application started no response within {seconds}s")
+            gone.already_logged = True
+            self._abort_queues(gone)
+            await self._send_timeout_response(send)
+        if self.timed_out and self.tg is not None:
+            # A thread call still waiting for a token is dropped (the app never runs);
+            # one that runs is waited for, holding its token, until the app returns.
+            self.tg.cancel_scope.cancel()
+
+    async def _send_timeout_response(self, send: Send) -> None:
+        messages: list[Message] = []
+        state = ResponseState(messages.append, head_request=self.scope["method"] == "HEAD")
+        state.fail(504)
+        # The app may hold this request's task for as long as it runs: the client
+        # goes on with a new connection instead of waiting behind it.
+        messages[0]["headers"].append((b"connection", b"close"))
+        try:
+            await send_batch(send, messages)
+        except OSError as exc:
+            logger.info("%s: send() raised %r; 504 abandoned", self._describe(), exc)
 
     async def _call_app(self, work: Callable[[], AppRunResult]) -> AppRunResult:
         try:
@@ -466,6 +540,8 @@ class WsgiToAsgiRequest:
             chunk = message.get("body", b"")
             if chunk:
                 await requests.put(chunk)
+                if self.watchdog is not None:
+                    self.last_life = anyio.current_time()  # room for it: the app read on
             if not message.get("more_body", False):
                 self.body_over = True
                 requests.finish()
