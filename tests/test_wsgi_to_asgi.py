@@ -808,6 +808,42 @@ async def test_unread_request_body_is_discarded_before_returning(refuse: Any) ->
     assert exchange.incoming == []  # the whole body was received (and dropped)
 
 
+class LastSendWaitsForTheBody(Exchange):
+    """As hypercorn: ``send()`` of the last body message puts ``http.disconnect`` into
+    the request's receive queue, and waits until the app has made room in it."""
+
+    def __init__(self, incoming: list[Message]) -> None:
+        super().__init__(incoming)
+        self.drained = anyio.Event()
+
+    async def receive(self) -> Message:
+        message = await super().receive()
+        if not self.incoming:
+            self.drained.set()
+        return message
+
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            await self.drained.wait()
+
+
+@pytest.mark.parametrize("refuse", [_refuse_unread, _refuse_unread_streamed])
+async def test_unread_request_body_is_received_while_the_response_is_sent(refuse: Any) -> None:
+    """Issue 13 item 16 under hypercorn: the body must be drained while the last send
+    waits, not only after it (that wait would last forever: the connection leaks)."""
+    chunk = b"x" * 64 * 1024
+    body = [{"type": "http.request", "body": chunk, "more_body": True} for _ in range(64)]
+    exchange = LastSendWaitsForTheBody([*body, {"type": "http.request", "more_body": False}])
+    app = WsgiToAsgi(validator(refuse), buffer_size=64 * 1024)
+    headers = [(b"content-length", str(64 * len(chunk)).encode())]
+    scope = http_scope("/up", method="POST", headers=headers)
+    with anyio.fail_after(20):
+        await app(scope, exchange.receive, exchange.send)
+    assert (exchange.status, exchange.body, exchange.complete) == (401, b"nope", True)
+    assert exchange.incoming == []
+
+
 async def test_unread_request_body_discard_stops_at_disconnect() -> None:
     chunk = b"x" * 64 * 1024
     body = [{"type": "http.request", "body": chunk, "more_body": True} for _ in range(16)]

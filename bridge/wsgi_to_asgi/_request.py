@@ -145,6 +145,8 @@ class WsgiToAsgiRequest:
         # The request body ended (more_body False) or the client went away: receive()
         # has nothing more to give. Set by the body pump.
         self.body_over = False
+        # The app has returned: the body pump drops what it receives instead of queueing.
+        self.app_done = False
         # response_timeout only (see _watch_response_start): the watchdog's scope, the
         # last sign of life (a body chunk the app took), and whether a response went out.
         self.watchdog: anyio.CancelScope | None = None
@@ -313,6 +315,8 @@ class WsgiToAsgiRequest:
                 self.sender_started = True
                 tg.start_soon(self._send_stream)
             await self._call_app(work)
+            if self.requests is not None and not self.body_over:
+                self._stop_feeding_the_app(self.requests)
             if self.watchdog is not None:
                 self.watchdog.cancel()  # the app returned: whatever it answered goes out
             if run.streaming and not self.sender_started:
@@ -538,14 +542,28 @@ class WsgiToAsgiRequest:
                 self._abort_queues("client disconnected before the request body ended")
                 raise ClientDisconnected
             chunk = message.get("body", b"")
-            if chunk:
-                await requests.put(chunk)
+            if chunk and not self.app_done:
+                try:
+                    await requests.put(chunk)
+                except ClientDisconnected:
+                    if not self.app_done:
+                        raise
                 if self.watchdog is not None:
                     self.last_life = anyio.current_time()  # room for it: the app read on
             if not message.get("more_body", False):
                 self.body_over = True
                 requests.finish()
                 return
+
+    def _stop_feeding_the_app(self, requests: HandoffQueue[bytes]) -> None:
+        """The app returned with body unread: from now on the pump receives and drops.
+
+        It must go on receiving while the response is sent: hypercorn's ``send()`` of the
+        last body message puts ``http.disconnect`` into the request's receive queue,
+        and waits (forever, holding the connection) while that queue is full.
+        """
+        self.app_done = True
+        requests.abort(ClientDisconnected("the application has returned"))
 
     async def _discard_unread_body(self) -> None:
         """The app is done but left request body unread: receive and drop the rest.
