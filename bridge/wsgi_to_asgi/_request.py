@@ -195,7 +195,7 @@ class WsgiToAsgiRequest:
         if not adapter.allow_underscores_in_headers:
             self._log_dropped_headers()
         length = environ.get("CONTENT_LENGTH")
-        more = self.requests.get_from_thread if self.requests is not None else None
+        more = self.requests.get_all_from_thread if self.requests is not None else None
         environ["wsgi.input"] = WsgiInput(body, more, int(length) if length else None)
         state = ResponseState(self.pending.append, head_request=self.scope["method"] == "HEAD")
         extensions = self.scope.get("extensions") or {}
@@ -518,13 +518,19 @@ class WsgiToAsgiRequest:
     async def _watch_client(self) -> None:
         """Feed the request body to the thread, then watch for a disconnect.
 
-        Cancelled when the response is done; a cancellation before that (the server
-        cancelled the request) also aborts the queues, so the thread never waits on a
-        loop that stopped serving it.
+        Once the body is in, watching waits for a streamed response that outlasts a batch
+        (:meth:`_send_stream` starts this again then), as for a request without a body:
+        a response collected in memory then needs no cancellation of this task, which
+        costs more than the rest of the task. Cancelled when the response is done; a
+        cancellation before that (the server cancelled the request) also aborts the
+        queues, so the thread never waits on a loop that stopped serving it.
         """
         try:
-            if self.requests is not None:
+            if self.requests is not None and not self.body_over:
                 await self._pump_body(self.requests)
+                if not self.sent_some:
+                    self.watching = False
+                    return
             while (await self.receive())["type"] != "http.disconnect":
                 pass
         except ClientDisconnected:
