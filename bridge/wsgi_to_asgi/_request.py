@@ -53,6 +53,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
+import anyio.lowlevel
 from anyio import from_thread
 from anyio.abc import TaskGroup
 from asgiref.typing import HTTPScope
@@ -310,6 +311,10 @@ class WsgiToAsgiRequest:
             if self.requests is not None:
                 self.watching = True
                 tg.start_soon(self._watch_client)  # it feeds the request body to the thread
+                # The pump goes first, until receive() would wait or the queue is full: a
+                # body already at hand (most small uploads) is queued before the app
+                # starts, and the thread reads it without waiting for the loop.
+                await anyio.lowlevel.checkpoint()
             if run.streaming:  # resuming a response that already started
                 run.state.emit = self.responses.put_from_thread
                 self.sender_started = True
