@@ -28,6 +28,8 @@ from collections.abc import Callable
 from typing import Any
 
 import psutil
+from flask import Flask
+from flask import request as flask_request
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -39,21 +41,68 @@ MiB = 1024 * 1024
 
 
 async def throughput(app: Any, count: int, in_flight: int, body: list[bytes] | None) -> float:
+    rate, _ = await throughput_and_cpu(app, count, in_flight, body)
+    return rate
+
+
+async def throughput_and_cpu(
+    app: Any, count: int, in_flight: int, body: list[bytes] | None
+) -> tuple[float, float]:
+    """Requests per second, and CPU time per request (all threads, µs)."""
+
     async def worker(n: int) -> None:
         for _ in range(n):
             await asgi_request(app, body)
 
-    start = time.perf_counter()
+    done = (count // in_flight) * in_flight
+    start, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(worker(count // in_flight) for _ in range(in_flight)))
-    return (count // in_flight) * in_flight / (time.perf_counter() - start)
+    return done / (time.perf_counter() - start), (time.process_time() - cpu) / done * 1e6
 
+
+# -- uploads read by Flask (issue 17 target 1) -------------------------------------------
+
+uploads = Flask("uploads")
+
+
+@uploads.post("/")
+def upload_size() -> str:
+    """The request body read by ``request.get_data()``, or by ``request.stream`` in 64 KiB
+    reads (``?stream=1``); answers its size."""
+    if flask_request.args.get("stream"):
+        size = 0
+        while chunk := flask_request.stream.read(65536):
+            size += len(chunk)
+        return str(size)
+    return str(len(flask_request.get_data()))
+
+
+def flask_get_data(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+    return uploads.wsgi_app(environ, start_response)
+
+
+def flask_stream(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+    environ["QUERY_STRING"] = "stream=1"
+    return uploads.wsgi_app(environ, start_response)
+
+
+KIB64 = [b"p" * 16384] * 4  # 64 KiB in 4 body messages
+MIB1 = [b"p" * 65536] * 16  # 1 MiB in 16 body messages
 
 CASES: dict[str, tuple[Callable[..., Any], int, int, list[bytes] | None]] = {
     "hello, sequential": (apps.hello, 2000, 1, None),
     "hello, 64 in flight": (apps.hello, 3200, 64, None),
     "64 KiB in 16 chunks, 64 in flight": (apps.chunks_64k, 1280, 64, None),
-    "1 MiB POST echo, 8 in flight": (apps.echo, 160, 8, [b"p" * 65536] * 16),
+    "1 MiB POST echo, 8 in flight": (apps.echo, 160, 8, MIB1),
+    "1 MiB POST echo, sequential": (apps.echo, 160, 1, MIB1),
+    "64 KiB POST, Flask get_data()": (flask_get_data, 400, 1, KIB64),
+    "64 KiB POST, Flask request.stream": (flask_stream, 400, 1, KIB64),
+    "1 MiB POST, Flask get_data()": (flask_get_data, 160, 1, MIB1),
+    "1 MiB POST, Flask request.stream": (flask_stream, 160, 1, MIB1),
 }
+
+
+CPU: dict[str, dict[str, float]] = {}  # in_process() fills it: case -> adapter -> µs/request
 
 
 def in_process(rounds: int) -> dict[str, dict[str, float]]:
@@ -62,6 +111,7 @@ def in_process(rounds: int) -> dict[str, dict[str, float]]:
         for case, (app, *_rest) in CASES.items()
     }
     results: dict[str, dict[str, list[float]]] = {c: {a: [] for a in apps.ADAPTERS} for c in CASES}
+    cpu: dict[str, dict[str, list[float]]] = {c: {a: [] for a in apps.ADAPTERS} for c in CASES}
 
     async def run() -> None:
         names = list(apps.ADAPTERS)
@@ -70,10 +120,12 @@ def in_process(rounds: int) -> dict[str, dict[str, float]]:
                 # rotate the order each round so no adapter always runs first or last
                 shift = round_number % len(names)
                 for name in names[shift:] + names[:shift]:
-                    rate = await throughput(wrapped[case][name], count, in_flight, body)
+                    rate, us = await throughput_and_cpu(wrapped[case][name], count, in_flight, body)
                     results[case][name].append(rate)
+                    cpu[case][name].append(us)
 
     asyncio.run(run())
+    CPU.update({c: {a: statistics.median(v) for a, v in r.items()} for c, r in cpu.items()})
     return {c: {a: statistics.median(v) for a, v in r.items()} for c, r in results.items()}
 
 
@@ -226,6 +278,7 @@ def report_rates(title: str, rates: dict[str, float], reference: str = "bridge")
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--cases", help="only the cases whose name contains this text")
     parser.add_argument("--skip-in-process", action="store_true")
     parser.add_argument("--skip-trio", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
@@ -237,10 +290,15 @@ def main() -> None:
     if args.memory_child:
         memory_child(*args.memory_child)
         return
+    if args.cases:
+        for case in [c for c in CASES if args.cases not in c]:
+            del CASES[case]
     if not args.skip_in_process:
         print(f"in-process, asyncio, median of {args.rounds} interleaved rounds")
         for case, rates in in_process(args.rounds).items():
             report_rates(case, rates)
+            cpu = "   ".join(f"{name} {us:.0f}" for name, us in CPU[case].items())
+            print(f"    CPU µs/request: {cpu}")
     if not args.skip_trio:
         print("bridge alone through anyio's harness, asyncio vs trio (no peer runs on trio)")
         on_asyncio, on_trio = on_backend("asyncio", args.rounds), on_backend("trio", args.rounds)

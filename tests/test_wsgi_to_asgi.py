@@ -625,6 +625,9 @@ async def test_unknown_scope_type_raises() -> None:
         pytest.param({"buffer_size": 0}, "buffer_size must be a positive int", id="buffer"),
         pytest.param({"max_header_lines": -1}, "max_header_lines", id="headers"),
         pytest.param({"limiter": 4}, "CapacityLimiter", id="limiter"),
+        pytest.param({"response_timeout": 0}, "response_timeout.*positive", id="timeout-0"),
+        pytest.param({"response_timeout": "5"}, "response_timeout.*seconds", id="timeout-str"),
+        pytest.param({"response_timeout": True}, "response_timeout", id="timeout-bool"),
     ],
 )
 def test_misconfiguration_raises_at_construction(options: dict[str, Any], message: str) -> None:
@@ -685,7 +688,8 @@ async def test_injected_limiter_bounds_concurrency() -> None:
         for _ in range(6):
             tg.start_soon(c.get, "/")
         with anyio.fail_after(20):
-            while limiter.statistics().tasks_waiting < 4:  # noqa: ASYNC110 - polls a limiter
+            # a token is borrowed before its thread enters the app: wait for both
+            while limiter.statistics().tasks_waiting < 4 or active < 2:  # noqa: ASYNC110
                 await anyio.sleep(0.01)
         assert limiter.borrowed_tokens == 2
         release.set()
@@ -805,6 +809,42 @@ async def test_unread_request_body_is_discarded_before_returning(refuse: Any) ->
     assert exchange.incoming == []  # the whole body was received (and dropped)
 
 
+class LastSendWaitsForTheBody(Exchange):
+    """As hypercorn: ``send()`` of the last body message puts ``http.disconnect`` into
+    the request's receive queue, and waits until the app has made room in it."""
+
+    def __init__(self, incoming: list[Message]) -> None:
+        super().__init__(incoming)
+        self.drained = anyio.Event()
+
+    async def receive(self) -> Message:
+        message = await super().receive()
+        if not self.incoming:
+            self.drained.set()
+        return message
+
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            await self.drained.wait()
+
+
+@pytest.mark.parametrize("refuse", [_refuse_unread, _refuse_unread_streamed])
+async def test_unread_request_body_is_received_while_the_response_is_sent(refuse: Any) -> None:
+    """Issue 13 item 16 under hypercorn: the body must be drained while the last send
+    waits, not only after it (that wait would last forever: the connection leaks)."""
+    chunk = b"x" * 64 * 1024
+    body = [{"type": "http.request", "body": chunk, "more_body": True} for _ in range(64)]
+    exchange = LastSendWaitsForTheBody([*body, {"type": "http.request", "more_body": False}])
+    app = WsgiToAsgi(validator(refuse), buffer_size=64 * 1024)
+    headers = [(b"content-length", str(64 * len(chunk)).encode())]
+    scope = http_scope("/up", method="POST", headers=headers)
+    with anyio.fail_after(20):
+        await app(scope, exchange.receive, exchange.send)
+    assert (exchange.status, exchange.body, exchange.complete) == (401, b"nope", True)
+    assert exchange.incoming == []
+
+
 async def test_unread_request_body_discard_stops_at_disconnect() -> None:
     chunk = b"x" * 64 * 1024
     body = [{"type": "http.request", "body": chunk, "more_body": True} for _ in range(16)]
@@ -813,3 +853,154 @@ async def test_unread_request_body_discard_stops_at_disconnect() -> None:
     app = WsgiToAsgi(validator(_refuse_unread), buffer_size=64 * 1024)
     await app(http_scope("/up", method="POST"), exchange.receive, exchange.send)
     assert (exchange.status, exchange.incoming) == (401, [])
+
+
+async def test_iteration_stops_at_the_declared_content_length() -> None:
+    """PEP 3333: after Content-Length bytes, the iterable is not pulled again, only closed."""
+    tracked = Tracked([b"hello", b"never pulled"], fail_after=1)
+    exchange = await drive(
+        app_returning(tracked, [("Content-Type", "text/plain"), ("Content-Length", "5")])
+    )
+    assert exchange.body == b"hello"
+    assert exchange.complete
+    assert tracked.produced == 1
+    assert tracked.closed.is_set()
+
+
+class BlocksAfterItsLength:
+    """A response that declares 5 bytes, yields them, then blocks (or raises) if pulled again."""
+
+    def __init__(self, *, fail: bool = False) -> None:
+        self.fail = fail
+        self.pulled_again = False
+        self.closed = threading.Event()
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield b"hello"
+        self.pulled_again = True
+        if self.fail:
+            raise RuntimeError("failed after the last byte")
+        self.closed.wait(10)  # would hold the complete response this long
+
+    def close(self) -> None:
+        self.closed.set()
+
+
+@pytest.mark.parametrize("fail", [False, True], ids=["blocks", "raises"])
+@pytest.mark.parametrize("upload", [False, True], ids=["no-body", "unread-upload"])
+async def test_a_complete_response_ends_without_pulling_the_iterable_again(
+    fail: bool, upload: bool
+) -> None:
+    """Issue 13 item 5 (PEP 3333): once the app has produced its Content-Length, the
+    response ends and the iterable is closed, never pulled again; a request body the
+    app left unread is still received and dropped."""
+    response = BlocksAfterItsLength(fail=fail)
+    chunk = b"x" * 64 * 1024
+    messages: list[Message] = [
+        {"type": "http.request", "body": chunk, "more_body": True} for _ in range(8)
+    ]
+    messages.append({"type": "http.request", "body": b"", "more_body": False})
+    exchange = Exchange(messages) if upload else Exchange()
+    headers = [(b"content-length", str(8 * len(chunk)).encode())] if upload else []
+    scope = http_scope("/done", method="POST" if upload else "GET", headers=headers)
+    app = app_returning(response, [("Content-Type", "text/plain"), ("Content-Length", "5")])
+    await drive(app, exchange, scope, buffer_size=64 * 1024)
+    assert (exchange.status, exchange.body, exchange.complete) == (200, b"hello", True)
+    assert not response.pulled_again
+    assert response.closed.is_set()
+    assert exchange.incoming == []
+
+
+# -- response_timeout (issue 13 item 14) ----------------------------------------------------
+
+
+class HungApp:
+    """A WSGI app that blocks before starting its response until ``release`` is set."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.entered = threading.Event()
+        self.returned = threading.Event()
+        self.calls = 0
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        self.calls += 1
+        self.entered.set()
+        self.release.wait(30)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        self.returned.set()
+        return [b"late"]
+
+
+async def test_response_timeout_answers_504_and_the_thread_keeps_its_token(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    hung = HungApp()
+    limiter = anyio.CapacityLimiter(1)
+    adapter = WsgiToAsgi(validator(hung), response_timeout=0.2, limiter=limiter)
+    answered = anyio.Event()
+
+    async def on_send(message: Message) -> None:
+        if not message.get("more_body", True):
+            answered.set()
+
+    exchange = Exchange(on_send=on_send)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(adapter, http_scope("/hang"), exchange.receive, exchange.send)
+        await answered.wait()
+        assert exchange.status == 504
+        assert exchange.complete
+        assert exchange.body == b"Gateway Timeout\n"
+        assert (b"connection", b"close") in exchange.headers()
+        assert limiter.borrowed_tokens == 1  # the app still runs and holds its token
+        assert not hung.returned.is_set()
+        hung.release.set()
+    assert hung.returned.is_set()
+    assert limiter.borrowed_tokens == 0
+    assert [m["type"] for m in exchange.sent].count("http.response.start") == 1  # never "late"
+    errors = [r for r in bridge_records(caplog) if r.levelno >= logging.WARNING]
+    assert [r.getMessage() for r in errors] == [
+        "GET /hang: the application started no response within 0.2s; answered 504"
+    ]
+
+
+async def test_response_timeout_while_waiting_for_a_token_never_runs_the_app() -> None:
+    hung, waiting = HungApp(), HungApp()
+    limiter = anyio.CapacityLimiter(1)
+    first = Exchange()
+    second = Exchange()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(WsgiToAsgi(hung, limiter=limiter), http_scope(), first.receive, first.send)
+        await anyio.to_thread.run_sync(hung.entered.wait, 10)
+        adapter = WsgiToAsgi(waiting, limiter=limiter, response_timeout=0.1)
+        await adapter(http_scope("/queued"), second.receive, second.send)
+        assert second.status == 504
+        assert limiter.borrowed_tokens == 1  # the first request's only
+        hung.release.set()
+    assert first.status == 200
+    assert waiting.calls == 0
+
+
+async def test_response_timeout_is_renewed_by_each_body_chunk_the_app_reads() -> None:
+    """An upload slower in total than the timeout, with each chunk well inside it."""
+    chunks = 0
+
+    async def receive() -> Message:
+        nonlocal chunks
+        if chunks:
+            await anyio.sleep(0.3)
+        chunks += 1
+        return {"type": "http.request", "body": b"x" * 1024, "more_body": chunks < 6}
+
+    exchange = Exchange()
+    adapter = WsgiToAsgi(validator(wsgi_apps.echo), response_timeout=1.0)
+    await adapter(http_scope("/echo", method="POST"), receive, exchange.send)
+    assert (exchange.status, exchange.body) == (200, b"x" * 6144)
+
+
+async def test_a_response_inside_the_timeout_is_untouched() -> None:
+    exchange = await drive(wsgi_apps.hello, response_timeout=5)
+    assert (exchange.status, exchange.body) == (200, b"Hello, world!")
+    streamed = app_returning(Tracked([b"a", b"b", b"c"]))
+    exchange = await drive(streamed, response_timeout=5)
+    assert (exchange.status, exchange.body, exchange.complete) == (200, b"abc", True)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import json
+import os
+import select
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -328,3 +330,86 @@ def test_slow_requests_run_at_once(run_server: RunServer, server: ServerFactory)
             pool.map(lambda _: httpx.get(running.url + "/barrier").status_code, range(8))
         )
     assert statuses == [200] * 8
+
+
+# -- refused uploads leave nothing behind (issue 13 item 16) --------------------------------
+
+
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def connections(pid: int) -> list[str]:
+    found = psutil.Process(pid).net_connections("tcp")
+    return [f"{c.raddr} {c.status}" for c in found if c.status != "LISTEN"]
+
+
+def refused_upload(port: int, *, send_all: bool) -> bytes:
+    """POST 8 MiB declared; send 1 MiB (or all 8, as long as the server takes them) in
+    64 KiB pieces, read the status line, hang up."""
+    head = (
+        b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
+        b"Content-Length: %d\r\n\r\n" % (8 * MiB)
+    )
+    piece = b"u" * 65536
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(head)
+        answer = b""
+        for _ in range((8 if send_all else 1) * 16):
+            readable, _, _ = select.select([sock], [], [], 0)
+            if readable:
+                break
+            try:
+                sock.sendall(piece)
+            except OSError:  # the server answered and closed: read what it said
+                break
+        while b"\r\n" not in answer:
+            data = sock.recv(65536)
+            if not data:
+                break
+            answer += data
+    return answer.split(b"\r\n", 1)[0]
+
+
+def settle(measure: Callable[[], int], baseline: int) -> int:
+    """``measure()`` once it is back at ``baseline``, or its last value after 20 s."""
+    deadline = time.monotonic() + 20
+    value = measure()
+    while value > baseline and time.monotonic() < deadline:
+        time.sleep(0.1)
+        value = measure()
+    return value
+
+
+@pytest.mark.parametrize(
+    ("app", "status"),
+    [
+        pytest.param("tests.apps.refusing_apps:refuse_401", b"401", id="401-unread"),
+        pytest.param("tests.apps.refusing_apps:buffered_413", b"413", id="RequestBuffering-413"),
+    ],
+)
+@pytest.mark.parametrize(
+    "server",
+    [
+        pytest.param(hypercorn("asyncio"), id="hypercorn-asyncio"),
+        pytest.param(hypercorn("trio"), id="hypercorn-trio"),
+    ],
+)
+def test_refused_uploads_leave_no_connection_behind(
+    run_server: RunServer, server: ServerFactory, app: str, status: bytes
+) -> None:
+    """A WSGI app refusing large uploads unread: after 20 of them (half the clients hang
+    up after 1 of 8 MiB, half send it all), the server's open fds and TCP connections
+    are back at their baseline, so no connection or task stays behind."""
+    running = run_server(server(app))
+    with httpx.Client(base_url=running.url, headers={"Connection": "close"}) as c:
+        pid = int(c.get("/pid").text)
+    assert refused_upload(running.port, send_all=True).split()[1] == status  # warm up
+    assert settle(lambda: len(connections(pid)), 0) == 0, connections(pid)
+    baseline_fds = open_fds(pid)
+    for i in range(20):
+        assert refused_upload(running.port, send_all=bool(i % 2)).split()[1] == status
+    assert settle(lambda: len(connections(pid)), 0) == 0, connections(pid)
+    assert settle(lambda: open_fds(pid), baseline_fds) == baseline_fds
+    with httpx.Client(base_url=running.url, headers={"Connection": "close"}) as c:
+        assert c.get("/pid").status_code == 200  # and it still serves

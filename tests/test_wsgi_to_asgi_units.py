@@ -29,6 +29,48 @@ def stream_of(chunks: list[bytes], declared: int | None = None) -> WsgiInput:
     return WsgiInput(chunks[0] if chunks else b"", more if len(chunks) > 1 else None, declared)
 
 
+def batched_stream_of(batches: list[list[bytes]], declared: int | None = None) -> WsgiInput:
+    """As WsgiToAsgi hands them over: each ``more()`` returns every chunk queued by then."""
+    rest = list(batches)
+
+    def more() -> list[bytes] | None:
+        return rest.pop(0) if rest else None
+
+    return WsgiInput(b"", more, declared)
+
+
+@given(
+    batches=st.lists(st.lists(st.binary(max_size=50), max_size=4), max_size=6),
+    sizes=st.lists(st.integers(min_value=0, max_value=70), max_size=20),
+    lines=st.booleans(),
+)
+def test_batched_chunks_read_back_in_order(
+    batches: list[list[bytes]], sizes: list[int], lines: bool
+) -> None:
+    body = b"".join(b"".join(batch) for batch in batches)
+    stream = batched_stream_of(batches, len(body))
+    read = stream.readline if lines else stream.read
+    got = b"".join(read(size) for size in sizes) + stream.read()
+    assert got == body
+    assert stream.read(5) == b""
+
+
+def test_a_batch_over_the_content_length_is_refused() -> None:
+    stream = batched_stream_of([[b"abc", b"def"]], 4)
+    with pytest.raises(RequestBodyError, match="longer than its Content-Length of 4"):
+        stream.read()
+
+
+def test_read1_returns_one_chunk_of_a_batch() -> None:
+    stream = batched_stream_of([[b"ab", b"cd"], [b"e"]], 5)
+    assert [stream.read1(10), stream.read1(10), stream.read1(10), stream.read1(10)] == [
+        b"ab",
+        b"cd",
+        b"e",
+        b"",
+    ]
+
+
 @given(
     chunks=st.lists(st.binary(max_size=50), min_size=1, max_size=8),
     sizes=st.lists(st.integers(min_value=0, max_value=70), max_size=20),

@@ -2,11 +2,13 @@
 
 Theory of operation
 -------------------
-The stream holds at most one received chunk (plus a read position). When the
-app asks for more than that chunk holds, it pulls the next chunk from
-``more()``, which blocks the worker thread until the event loop has received
-it; ``more()`` returns None at the end of the body. Nothing is read ahead here,
-so memory is bounded by one chunk plus what the app asked for.
+The stream holds the received chunks not read yet (plus a read position in the
+first). When the app asks for more than they hold, it pulls from ``more()``,
+which blocks the worker thread until the event loop has received something and
+returns one chunk or every chunk queued by then (a batch: one hand-off for
+several messages); ``more()`` returns None at the end of the body. Nothing is
+read ahead here, so memory is bounded by one batch (the queue's bound) plus what
+the app asked for.
 
 Invariants:
 
@@ -20,6 +22,7 @@ Invariants:
 from __future__ import annotations
 
 import sys
+from collections import deque
 from collections.abc import Callable, Iterator
 
 __all__ = ("ClientDisconnected", "RequestBodyError", "WsgiInput")
@@ -47,11 +50,12 @@ class WsgiInput:
     def __init__(
         self,
         first: bytes,
-        more: Callable[[], bytes | None] | None,
+        more: Callable[[], bytes | list[bytes] | None] | None,
         declared_length: int | None,
     ) -> None:
         self._chunk = first
         self._pos = 0
+        self._batch: deque[bytes] = deque()  # received after _chunk, not read yet
         self._more = more
         self._declared = declared_length
         self._received = 0
@@ -77,13 +81,23 @@ class WsgiInput:
 
     def _pull(self) -> bool:
         """Replace the exhausted chunk with the next one; False at the end of the body."""
-        while self._more is not None:
-            chunk = self._more()
-            if chunk is None:
-                self._more = None
-                self._check_complete()
-                break
-            self._account(chunk)
+        batch = self._batch
+        while batch or self._more is not None:
+            if batch:
+                chunk = batch.popleft()
+            else:
+                received = self._more()  # type: ignore[misc]  # not None: checked above
+                if received is None:
+                    self._more = None
+                    self._check_complete()
+                    break
+                if isinstance(received, list):
+                    for piece in received:
+                        self._account(piece)
+                    batch.extend(received)
+                    continue
+                chunk = received
+                self._account(chunk)
             if chunk:
                 self._chunk = chunk
                 self._pos = 0

@@ -182,6 +182,22 @@ class HandoffQueue(Generic[T]):
             self._wake_loop()
             return item
 
+    def get_all_from_thread(self) -> list[T] | None:
+        """Everything queued (one lock, one wake-up), waiting while the queue is empty;
+        None at the end."""
+        with self._lock:
+            while self._error is None and not self._items and not self._finished:
+                self._wait_in_thread()
+            if self._error is not None:
+                raise self._error
+            if not self._items:
+                return None
+            items = list(self._items)
+            self._items.clear()
+            self._size = 0
+            self._wake_loop()
+            return items
+
     # -- loop side -----------------------------------------------------------
 
     async def put(self, item: T) -> None:

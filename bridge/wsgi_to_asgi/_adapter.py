@@ -9,6 +9,7 @@ runs in :mod:`bridge.wsgi_to_asgi._app_run`.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final, cast
 
@@ -70,6 +71,11 @@ class WsgiToAsgi:
     * ``buffer_size`` -- bytes of request or response body that may wait
       between the event loop and the worker thread, per direction and
       request. Default 256 KiB.
+    * ``response_timeout`` -- seconds the app may take to start its response
+      (counted from the request's arrival, renewed by each request-body chunk
+      the app takes) before the client gets a 504 and one ERROR log line; the
+      app's thread cannot be stopped, so it keeps its limiter token until the
+      app returns. Default ``None``: no limit.
 
     .. versionadded:: 0.1
     .. versionchanged:: 0.1
@@ -90,6 +96,7 @@ class WsgiToAsgi:
         allow_underscores_in_headers: bool = False,
         multiprocess: bool = False,
         buffer_size: int = DEFAULT_BUFFER_SIZE,
+        response_timeout: float | None = None,
     ) -> None:
         if not callable(app):
             raise TypeError(f"WsgiToAsgi needs a WSGI application (a callable), got {app!r}")
@@ -101,7 +108,10 @@ class WsgiToAsgi:
         for name, value in (("max_header_lines", max_header_lines), ("buffer_size", buffer_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if response_timeout is not None:
+            _check_seconds("response_timeout", response_timeout)
         self.app = app
+        self.response_timeout = response_timeout
         self.limiter = limiter
         self.max_header_lines = max_header_lines
         self.allow_underscores_in_headers = allow_underscores_in_headers
@@ -119,6 +129,15 @@ class WsgiToAsgi:
             await _close_websocket(scope, recv, cast("Send", send))
         else:
             raise ValueError(f"WsgiToAsgi cannot serve ASGI scope type {kind!r}")
+
+
+def _check_seconds(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(
+            f"WsgiToAsgi({name}=...) must be a number of seconds or None, got {value!r}"
+        )
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"WsgiToAsgi({name}=...) must be positive and finite, got {value!r}")
 
 
 async def complete_lifespan(receive: Receive, send: Send) -> None:

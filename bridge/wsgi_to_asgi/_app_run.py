@@ -178,6 +178,15 @@ class ResponseState:
         self._sent += len(chunk)
         self.emit(_body(chunk, True))
 
+    @property
+    def complete(self) -> bool:
+        """Whether the app has produced its whole declared Content-Length.
+
+        PEP 3333: the server stops iterating there, so an app that blocks or fails
+        after its last byte neither delays nor breaks a complete response.
+        """
+        return self._declared is not None and self._sent >= self._declared
+
     def finish(self) -> None:
         """The body is complete: emit the end of the response."""
         if self.status is None:
@@ -352,6 +361,8 @@ class AppRun:
             state.body(chunk)
             if state.overflowed:
                 log.warning("truncated", self.environ, "response longer than its Content-Length")
+                break
+            if state.complete:
                 break
             if not in_memory and not self.streaming and state.headers_sent:
                 self.streaming = True

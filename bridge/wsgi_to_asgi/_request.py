@@ -53,6 +53,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
+import anyio.lowlevel
 from anyio import from_thread
 from anyio.abc import TaskGroup
 from asgiref.typing import HTTPScope
@@ -147,6 +148,14 @@ class WsgiToAsgiRequest:
         # The request body ended (more_body False) or the client went away: receive()
         # has nothing more to give. Set by the body pump.
         self.body_over = False
+        # The app has returned: the body pump drops what it receives instead of queueing.
+        self.app_done = False
+        # response_timeout only (see _watch_response_start): the watchdog's scope, the
+        # last sign of life (a body chunk the app took), and whether a response went out.
+        self.watchdog: anyio.CancelScope | None = None
+        self.last_life = 0.0
+        self.response_began = False
+        self.timed_out = False
 
     def _describe(self) -> str:
         return f"{self.scope.get('method', '?')} {self.scope.get('path', '?')}"
@@ -164,9 +173,9 @@ class WsgiToAsgiRequest:
             log.warning("refused", self.scope, "bad request: %s", exc)
             await self._send_plain_error(getattr(exc, "status", 400), str(exc))
             return
-        if self.requests is not None:
+        if self.requests is not None or self.adapter.response_timeout is not None:
             await self._run_in_task_group(run, run.begin)
-            if not self.body_over:
+            if self.requests is not None and not self.body_over:
                 await self._discard_unread_body()
         elif self.adapter._expect_streaming:
             await self._run_sending_here(run, run.begin)
@@ -189,7 +198,7 @@ class WsgiToAsgiRequest:
         if not adapter.allow_underscores_in_headers:
             self._log_dropped_headers()
         length = environ.get("CONTENT_LENGTH")
-        more = self.requests.get_from_thread if self.requests is not None else None
+        more = self.requests.get_all_from_thread if self.requests is not None else None
         environ["wsgi.input"] = WsgiInput(body, more, int(length) if length else None)
         state = ResponseState(self.pending.append, head_request=self.scope["method"] == "HEAD")
         extensions = self.scope.get("extensions") or {}
@@ -297,16 +306,27 @@ class WsgiToAsgiRequest:
 
     async def _run_in_task_group(self, run: AppRun, work: Callable[[], AppRunResult]) -> None:
         self.responses = HandoffQueue(self.adapter.buffer_size, _body_size)
+        timeout = self.adapter.response_timeout
         async with anyio.create_task_group() as tg:
             self.tg = tg
+            if timeout is not None:
+                self._start_watchdog(tg, timeout)
             if self.requests is not None:
                 self.watching = True
                 tg.start_soon(self._watch_client)  # it feeds the request body to the thread
+                # The pump goes first, until receive() would wait or the queue is full: a
+                # body already at hand (most small uploads) is queued before the app
+                # starts, and the thread reads it without waiting for the loop.
+                await anyio.lowlevel.checkpoint()
             if run.streaming:  # resuming a response that already started
                 run.state.emit = self.responses.put_from_thread
                 self.sender_started = True
                 tg.start_soon(self._send_stream)
             await self._call_app(work)
+            if self.requests is not None and not self.body_over:
+                self._stop_feeding_the_app(self.requests)
+            if self.watchdog is not None:
+                self.watchdog.cancel()  # the app returned: whatever it answered goes out
             if run.streaming and not self.sender_started:
                 self.sender_started = True
                 await self._send_stream()
@@ -316,6 +336,69 @@ class WsgiToAsgiRequest:
                     tg.cancel_scope.cancel()  # stops the body pump
                 if self.requests is None:
                     self.adapter._expect_streaming = False
+
+    # -- response_timeout ----------------------------------------------------------------
+
+    def _start_watchdog(self, tg: TaskGroup, timeout: float) -> None:
+        """Answer 504 if no response has started ``timeout`` seconds after the last sign
+        of life (the request's arrival, then each request-body chunk the app takes).
+
+        Every send of the response goes through :meth:`_send_unless_timed_out`, on the
+        loop, so the watchdog and the response cannot both start one.
+        """
+        self.watchdog = anyio.CancelScope()
+        self.last_life = anyio.current_time()
+        send = self.send
+
+        async def send_unless_timed_out(message: Message) -> None:
+            if self.timed_out:
+                return  # the client has its 504; the app's late answer goes nowhere
+            if not self.response_began:
+                self.response_began = True
+                if self.watchdog is not None:
+                    self.watchdog.cancel()
+            await send(message)
+
+        self.send = send_unless_timed_out
+        tg.start_soon(self._watch_response_start, timeout, send)
+
+    async def _watch_response_start(self, seconds: float, send: Send) -> None:
+        scope = self.watchdog
+        if scope is None:
+            return
+        with scope:
+            deadline = self.last_life + seconds
+            while True:
+                await anyio.sleep_until(deadline)
+                if self.last_life + seconds <= anyio.current_time():
+                    break
+                deadline = self.last_life + seconds
+            self.timed_out = True
+            logger.error(
+                "%s: the application started no response within %ss; answered 504",
+                self._describe(),
+                seconds,
+            )
+            gone = ClientDisconnected(f"the application started no response within {seconds}s")
+            gone.already_logged = True
+            self._abort_queues(gone)
+            await self._send_timeout_response(send)
+        if self.timed_out and self.tg is not None:
+            # A thread call still waiting for a token is dropped (the app never runs);
+            # one that runs is waited for, holding its token, until the app returns.
+            self.tg.cancel_scope.cancel()
+
+    async def _send_timeout_response(self, send: Send) -> None:
+        messages: list[Message] = []
+        state = ResponseState(messages.append, head_request=self.scope["method"] == "HEAD")
+        state.fail(504)
+        # The app may hold this request's task for as long as it runs: the client
+        # goes on with a new connection instead of waiting behind it.
+        messages[0]["headers"].append((b"connection", b"close"))
+        try:
+            await send_batch(send, messages)
+        except OSError as exc:
+            logger.info("%s: send() raised %r; 504 abandoned", self._describe(), exc)
 
     async def _call_app(self, work: Callable[[], AppRunResult]) -> AppRunResult:
         try:
@@ -443,13 +526,19 @@ class WsgiToAsgiRequest:
     async def _watch_client(self) -> None:
         """Feed the request body to the thread, then watch for a disconnect.
 
-        Cancelled when the response is done; a cancellation before that (the server
-        cancelled the request) also aborts the queues, so the thread never waits on a
-        loop that stopped serving it.
+        Once the body is in, watching waits for a streamed response that outlasts a batch
+        (:meth:`_send_stream` starts this again then), as for a request without a body:
+        a response collected in memory then needs no cancellation of this task, which
+        costs more than the rest of the task. Cancelled when the response is done; a
+        cancellation before that (the server cancelled the request) also aborts the
+        queues, so the thread never waits on a loop that stopped serving it.
         """
         try:
-            if self.requests is not None:
+            if self.requests is not None and not self.body_over:
                 await self._pump_body(self.requests)
+                if not self.sent_some:
+                    self.watching = False
+                    return
             while (await self.receive())["type"] != "http.disconnect":
                 pass
         except ClientDisconnected:
@@ -467,12 +556,28 @@ class WsgiToAsgiRequest:
                 self._abort_queues("client disconnected before the request body ended")
                 raise ClientDisconnected
             chunk = message.get("body", b"")
-            if chunk:
-                await requests.put(chunk)
+            if chunk and not self.app_done:
+                try:
+                    await requests.put(chunk)
+                except ClientDisconnected:
+                    if not self.app_done:
+                        raise
+                if self.watchdog is not None:
+                    self.last_life = anyio.current_time()  # room for it: the app read on
             if not message.get("more_body", False):
                 self.body_over = True
                 requests.finish()
                 return
+
+    def _stop_feeding_the_app(self, requests: HandoffQueue[bytes]) -> None:
+        """The app returned with body unread: from now on the pump receives and drops.
+
+        It must go on receiving while the response is sent: hypercorn's ``send()`` of the
+        last body message puts ``http.disconnect`` into the request's receive queue,
+        and waits (forever, holding the connection) while that queue is full.
+        """
+        self.app_done = True
+        requests.abort(ClientDisconnected("the application has returned"))
 
     async def _discard_unread_body(self) -> None:
         """The app is done but left request body unread: receive and drop the rest.

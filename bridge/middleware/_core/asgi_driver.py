@@ -103,7 +103,7 @@ async def run_asgi(
         return
     # Request-only exchange: decide, then leave the response path to the app and server.
     try:
-        decision = await _decide(ex, receive, features)
+        decision, receive = await _decide(ex, receive, features)
     except Exception as exc:
         await _send_response(send, failure(type(mw).__name__, exc, "in request()", ex)[0])
         return
@@ -150,17 +150,20 @@ def _run_decided(
     return result
 
 
-async def _decide(ex: Exchange, receive: Any, features: Features) -> Forward | Respond:
-    """Run ``ex.request()``, awaiting its effects."""
+async def _decide(ex: Exchange, receive: Any, features: Features) -> tuple[Forward | Respond, Any]:
+    """Run ``ex.request()``, awaiting its effects; the decision and the ``receive`` after it."""
     if not features.request:
-        return Forward(ex.head)
+        return Forward(ex.head), receive
     result = ex.request()
     decision = as_decision(result)
     if decision is None:
         if not isinstance(result, Generator):
             raise bad_decision(result)
-        decision = await drive_async(result, _AsgiBody(receive))
-    return decision
+        reader = _AsgiBody(receive)
+        decision = await drive_async(result, reader)
+        if isinstance(decision, Forward) and decision.body is not None:
+            receive = await reader.read_end()
+    return decision, receive
 
 
 async def _websocket(mw: Middleware, scope: Any, receive: Any, send: Any) -> None:
@@ -178,7 +181,7 @@ async def _websocket(mw: Middleware, scope: Any, receive: Any, send: Any) -> Non
             if ex is None:
                 decision: Forward | Respond = Forward(head)
             else:
-                decision = await _decide(ex, receive, features_of(type(ex)))
+                decision, receive = await _decide(ex, receive, features_of(type(ex)))
         except BadRequest as exc:  # a malformed head: refused, as a Respond is
             outcome = Outcome("responded", None, exc)
             log.warning(
@@ -295,6 +298,25 @@ class _AsgiBody:
                 return body
         return b""
 
+    async def read_end(self) -> Any:
+        """After a body read to its declared length: take the server's closing message.
+
+        The server has it ready (the length told it the body ended), and an app given
+        the replayed body never asks for it: left unread, a test client's body stream
+        stays unexhausted. The ``receive`` to go on with: a disconnect seen here is
+        kept for the app, which would otherwise never see it.
+        """
+        while not self._done:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                return _receive_disconnect
+            self._done = not message.get("more_body", False)
+        return self._receive
+
+
+async def _receive_disconnect() -> Message:
+    return _DISCONNECT
+
 
 class _AsgiRun:
     """Per-request I/O of the ASGI driver; the decisions are its :class:`ResponsePath`'s."""
@@ -346,19 +368,21 @@ class _AsgiRun:
         if not path.features.request:  # nothing to decide: the request goes on as it is
             return await self.forward(path.ex.head, None)
         try:
-            decision = await _decide(path.ex, self.receive, path.features)
+            decision, receive = await _decide(path.ex, self.receive, path.features)
         except Exception as exc:
             await _send_response(self.outer_send, path.request_failed(exc))
             return path.outcome()
         if isinstance(decision, Respond):
             await _send_response(self.outer_send, path.responded(decision.response))
             return path.outcome()
-        return await self.forward(decision.head, decision.body)
+        return await self.forward(decision.head, decision.body, receive)
 
-    async def forward(self, head: RequestHead, body: ReplayBody | None) -> Outcome:
+    async def forward(
+        self, head: RequestHead, body: ReplayBody | None, receive: Any = None
+    ) -> Outcome:
         path = self.path
         scope = scope_with_head(self.scope, path.ex.head, path.forward(head, body))
-        receive = self.receive
+        receive = self.receive if receive is None else receive
         if body is not None:
             receive = replay_receive(body, receive)
         if path.features.request_body:
