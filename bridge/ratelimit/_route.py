@@ -210,7 +210,7 @@ class RouteLimit:
     # -- the forms -----------------------------------------------------------------
 
     def __call__(self, view: Callable[P, R]) -> Callable[P, R]:
-        """Decorate a Flask, Django or Starlette view (sync or async)."""
+        """Decorate a Flask, Django, Starlette or FastAPI view (sync or async)."""
         if not callable(view):
             raise TypeError(f"limit() decorates a view function, not {view!r}")
         name = self.name or _view_name(view)
@@ -445,7 +445,8 @@ def limit(
     """A limit declared next to the route, checked when the view is called.
 
     ``@limit("5/minute")`` decorates a Flask, Django or Starlette view, sync or
-    async; in FastAPI, ``Depends(limit("5/minute").dependency)``. The app must
+    async, or a FastAPI endpoint taking ``request``; in FastAPI,
+    ``Depends(limit("5/minute").dependency)`` too. The app must
     be wrapped in ``RateLimit(app, ..., routes=True)``: the route's check uses
     that middleware's store, algorithm, default key, cost and rejection, and
     the middleware adds the route's ``RateLimit`` / ``RateLimit-Policy``
