@@ -475,6 +475,21 @@ def starlette_decorated(limit: str, store: Any, storage_uri: str) -> tuple[Any, 
     return ours, theirs
 
 
+def fastapi_endpoint_decorated(limit: str) -> Any:
+    """FastAPI with ``@limit`` on an endpoint taking ``request`` (slowapi's shape)."""
+    from fastapi import FastAPI, Request
+    from fastapi.responses import PlainTextResponse
+
+    async def index(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("hello")
+
+    index.__annotations__ = {"request": Request, "return": PlainTextResponse}
+    app = FastAPI()
+    app.get("/")(route_limit(limit, name="index")(index))
+    app.add_middleware(RateLimit, limit=None, routes=True)
+    return app
+
+
 def fastapi_decorated(limit: str) -> tuple[Any, Any, Any]:
     """FastAPI hello worlds: bare, ``Depends(limit(...).dependency)`` under
     ``RateLimit(routes=True)``, and slowapi's decorator (headers on), in memory."""
@@ -745,6 +760,10 @@ def route_cases(quick: bool) -> dict[str, tuple[Case, int]]:
         ),
         "ASGI FastAPI hello": (asgi_caller(fa), n),
         "ASGI FastAPI Depends(limit) hello": (asgi_caller(fa_ours, b"ratelimit"), n),
+        "ASGI FastAPI @limit hello": (
+            asgi_caller(fastapi_endpoint_decorated(limit), b"ratelimit"),
+            n,
+        ),
         "ASGI slowapi @limit FastAPI hello": (
             asgi_caller(fa_theirs, b"x-ratelimit-remaining"),
             n,
@@ -760,6 +779,7 @@ ROUTE_TRIPLES = (
         "ASGI FastAPI Depends(limit) hello",
         "ASGI slowapi @limit FastAPI hello",
     ),
+    ("ASGI FastAPI hello", "ASGI FastAPI @limit hello", "ASGI slowapi @limit FastAPI hello"),
 )
 
 

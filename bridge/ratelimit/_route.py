@@ -210,7 +210,7 @@ class RouteLimit:
     # -- the forms -----------------------------------------------------------------
 
     def __call__(self, view: Callable[P, R]) -> Callable[P, R]:
-        """Decorate a Flask, Django or Starlette view (sync or async)."""
+        """Decorate a Flask, Django, Starlette or FastAPI view (sync or async)."""
         if not callable(view):
             raise TypeError(f"limit() decorates a view function, not {view!r}")
         name = self.name or _view_name(view)
@@ -219,7 +219,7 @@ class RouteLimit:
 
             @functools.wraps(view)
             async def limited_async(*args: P.args, **kwargs: P.kwargs) -> Any:
-                request, env = _framework_request(args)
+                request, env = _framework_request(args, kwargs)
                 refused = await self.check_async(request, env, name)
                 if isinstance(refused, Response):
                     return _placeholder(request, refused)
@@ -229,7 +229,7 @@ class RouteLimit:
 
         @functools.wraps(view)
         def limited(*args: P.args, **kwargs: P.kwargs) -> R:
-            request, env = _framework_request(args)
+            request, env = _framework_request(args, kwargs)
             refused = self.check_sync(request, env, name)
             if isinstance(refused, Response):
                 return cast(R, _placeholder(request, refused))
@@ -390,10 +390,14 @@ def _view_name(view: Any) -> str:
     return name[:51] + "+" + digest
 
 
-def _framework_request(args: tuple[Any, ...]) -> tuple[Any, MutableMapping[str, Any]]:
-    """The framework's request among a view's arguments (Flask's is a context global)
-    and the environ or scope it reads."""
-    for arg in args[:2]:  # the request, or (self, request) in a class-based view
+def _framework_request(
+    args: tuple[Any, ...], kwargs: Mapping[str, Any]
+) -> tuple[Any, MutableMapping[str, Any]]:
+    """The framework's request among a view's arguments (Flask's is a context global;
+    FastAPI passes an endpoint's ``request`` by name) and the environ or scope it reads."""
+    named = kwargs.get("request")
+    candidates = args[:2] if named is None else (named,)
+    for arg in candidates:  # the request, or (self, request) in a class-based view
         scope = getattr(arg, "scope", None)
         if isinstance(scope, dict) and hasattr(arg, "method"):  # Starlette; Django ASGI
             return arg, scope
@@ -408,8 +412,8 @@ def _framework_request(args: tuple[Any, ...]) -> tuple[Any, MutableMapping[str, 
         return flask.request, flask.request.environ
     raise RuntimeError(
         "limit() found no request: decorate a Flask view, a Django view (taking the "
-        "request) or a Starlette endpoint (taking the Request); in FastAPI use "
-        "Depends(limit(...).dependency)"
+        "request), a Starlette endpoint (taking the Request) or a FastAPI endpoint with a "
+        "request: Request parameter; or in FastAPI use Depends(limit(...).dependency)"
     )
 
 
@@ -441,7 +445,8 @@ def limit(
     """A limit declared next to the route, checked when the view is called.
 
     ``@limit("5/minute")`` decorates a Flask, Django or Starlette view, sync or
-    async; in FastAPI, ``Depends(limit("5/minute").dependency)``. The app must
+    async, or a FastAPI endpoint taking ``request``; in FastAPI,
+    ``Depends(limit("5/minute").dependency)`` too. The app must
     be wrapped in ``RateLimit(app, ..., routes=True)``: the route's check uses
     that middleware's store, algorithm, default key, cost and rejection, and
     the middleware adds the route's ``RateLimit`` / ``RateLimit-Policy``

@@ -12,6 +12,7 @@ from typing import Any
 
 import flask
 import pytest
+from fastapi import Request as FastAPIRequest  # module level: FastAPI resolves it here
 from starlette.applications import Starlette
 from starlette.requests import Request as StarletteRequest
 from starlette.responses import PlainTextResponse
@@ -431,3 +432,27 @@ async def test_fastapi_router_dependency_shares_one_quota_per_plan() -> None:
     pro = await acall_asgi(app, call("/v1/b", b"k-pro"))
     assert pro.header(b"ratelimit-policy") == b'"3/minute";q=3;w=60'
     assert (await acall_asgi(app, call("/v1/a", b"unknown"))).header(b"ratelimit") is None
+
+
+@pytest.mark.anyio
+async def test_fastapi_endpoint_decorated_like_slowapi() -> None:
+    """``@limit`` under FastAPI's route decorator, on an endpoint taking ``request``: FastAPI
+    passes it by name and still sees the endpoint's own parameters."""
+    from fastapi import FastAPI
+
+    api = FastAPI()
+
+    @api.get("/items")
+    @limit("1/minute")
+    async def items(request: FastAPIRequest, q: int = 0) -> dict[str, int]:
+        decision: LimitDecision = request.scope["bridge.ratelimit"]
+        return {"left": decision.remaining, "q": q}
+
+    app = RateLimit(api, None, routes=True)
+    call = Request(path="/items", query_string=b"q=3", headers=((b"host", b"t"),))
+    first = await acall_asgi(app, call)
+    assert (first.status, json.loads(first.body)) == (200, {"left": 0, "q": 3})
+    assert first.header(b"ratelimit-policy") == b'"1/minute";q=1;w=60'
+    refused = await acall_asgi(app, call)
+    assert refused.status == 429
+    assert refused.body.startswith(b"Too Many Requests: retry in ")
