@@ -121,6 +121,8 @@ class Compression(Middleware):
             except MalformedAcceptEncoding as exc:
                 shown = quoted_for_log(str(exc))
                 logger.warning("sent uncompressed: malformed Accept-Encoding member %s", shown)
+        if coding is None:  # nothing to encode: only Vary, with no hook on the body
+            return _VaryExchange(head, now)
         return _CompressionExchange(head, now, self, coding)
 
     def compresses(self, head: ResponseHead) -> bool:
@@ -170,20 +172,37 @@ def _is_excluded(content_type: bytes, excluded: set[str]) -> bool:
     return f"{family}/*" in excluded
 
 
+_VARY: Final = b"Accept-Encoding"
+
+
+class _VaryExchange(Exchange):
+    """A request with no coding to use: the response only gets ``Vary: Accept-Encoding``."""
+
+    __slots__ = ()
+
+    def response(self, head: ResponseHead) -> ResponseHead:
+        headers = merge_vary(head.headers, _VARY)
+        return head if headers is head.headers else head.replace(headers=headers)
+
+
 class _CompressionExchange(Exchange):
     """One response: ``encoder`` is set in ``response_start`` when its body is compressed."""
 
     __slots__ = ("coding", "encoder", "mw")
 
-    def __init__(self, head: RequestHead, now: float, mw: Compression, coding: str | None) -> None:
-        super().__init__(head, now)
+    def __init__(self, head: RequestHead, now: float, mw: Compression, coding: str) -> None:
+        self.head = head
+        self.now = now
         self.mw = mw
         self.coding = coding
         self.encoder: Encoder | None = None
 
-    def response_start(self, head: ResponseHead) -> None:
-        if self.coding is not None and self.mw.compresses(head):
-            self.encoder = self.mw.makers[self.coding]()
+    def response_start(self, head: ResponseHead) -> bool:
+        if not self.mw.compresses(head):
+            self.encoder = None
+            return False  # the body passes as it is: no response_body call per chunk
+        self.encoder = self.mw.makers[self.coding]()
+        return True
 
     def response_body(self, chunk: bytes, more: bool) -> Iterable[bytes]:
         encoder = self.encoder
@@ -195,10 +214,10 @@ class _CompressionExchange(Exchange):
         return (out,) if out else ()
 
     def response(self, head: ResponseHead) -> ResponseHead:
-        headers = merge_vary(head.headers, b"Accept-Encoding")
-        if self.encoder is not None and self.coding is not None:
+        headers = merge_vary(head.headers, _VARY)
+        if self.encoder is not None:
             headers = _encoded_headers(headers, self.coding.encode("ascii"))
-        return head.replace(headers=headers)
+        return head if headers is head.headers else head.replace(headers=headers)
 
 
 def _encoded_headers(headers: Headers, coding: bytes) -> Headers:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
-from bridge.middleware._core.base import Interface, Middleware
+from bridge.middleware._core.base import Interface, Middleware, spellings
 from bridge.middleware._core.exchange import Exchange, Respond
 from bridge.middleware._core.heads import Headers, RequestHead, Response, ResponseHead
 from bridge.middleware._cors_policy import CorsPolicy, flag, is_origin
@@ -26,6 +26,18 @@ _OWN: Final = frozenset(
     }
 )
 _FORBIDDEN: Final = Response.text(403, "Disallowed CORS origin")
+#: The names of the lines CORS sets, as a WSGI server gets them.
+_SPELLINGS: Final = spellings(
+    (
+        "Access-Control-Allow-Origin",
+        "Access-Control-Allow-Credentials",
+        "Access-Control-Expose-Headers",
+        "Access-Control-Allow-Methods",
+        "Access-Control-Allow-Headers",
+        "Access-Control-Allow-Private-Network",
+        "Access-Control-Max-Age",
+    )
+)
 
 
 class CORS(Middleware):
@@ -86,6 +98,7 @@ class CORS(Middleware):
             allow_private_network=allow_private_network,
         )
         self.check_websocket_origin = flag(check_websocket_origin, "check_websocket_origin")
+        self.header_spellings = _SPELLINGS
 
     def exchange(self, head: RequestHead, now: float) -> Exchange | None:
         value = head.header(b"origin")

@@ -18,9 +18,9 @@ from collections.abc import Callable
 from contextvars import ContextVar, Token
 from typing import Any, Final
 
-from bridge.middleware._core.base import Interface, Middleware
+from bridge.middleware._core.base import Interface, Middleware, spellings
 from bridge.middleware._core.exchange import Exchange, Forward, Outcome
-from bridge.middleware._core.heads import RequestHead, ResponseHead, set_header
+from bridge.middleware._core.heads import RequestHead, ResponseHead, set_header, with_header
 from bridge.middleware._core.validate import header_name
 from bridge.middleware._host_rules import quoted_for_log
 
@@ -104,7 +104,7 @@ class RequestId(Middleware):
     ) -> None:
         super().__init__(app, interface=interface, clock=clock)
         self.header = header_name(header, "header")
-        self.response_header = header.encode("ascii")
+        self.header_spellings = spellings((header,))  # as configured, under WSGI
         if not isinstance(trust_incoming, bool):
             raise TypeError(f"trust_incoming must be True or False, not {trust_incoming!r}")
         if not callable(generator):
@@ -142,23 +142,24 @@ class _RequestIdExchange(Exchange):
     __slots__ = ("mw", "request_id", "token")
 
     def __init__(self, head: RequestHead, now: float, mw: RequestId) -> None:
-        super().__init__(head, now)
+        self.head = head
+        self.now = now
         self.mw = mw
-        self.request_id = ""
+        self.request_id = b""  # the id as sent, once request() made it
         self.token: Token[str | None] | None = None
 
     def request(self) -> Forward:
         mw = self.mw
-        rid = self.request_id = mw.request_id(self.head)
+        rid = mw.request_id(self.head)
         self.token = _current.set(rid)
+        value = self.request_id = rid.encode("ascii")
         head = self.head
-        if head.header(mw.header) != rid.encode("ascii"):
-            head = head.replace(headers=set_header(head.headers, mw.header, rid.encode("ascii")))
+        if head.header(mw.header) != value:
+            head = with_header(head, mw.header, value)
         return Forward(head.with_value(REQUEST_ID_KEY, rid))
 
     def response(self, head: ResponseHead) -> ResponseHead:
-        value = self.request_id.encode("ascii")
-        return head.replace(headers=set_header(head.headers, self.mw.response_header, value))
+        return head.replace(headers=set_header(head.headers, self.mw.header, self.request_id))
 
     def finish(self, outcome: Outcome) -> None:
         token = self.token
