@@ -127,6 +127,10 @@ class RequestId(Middleware):
 
     def request_id(self, head: RequestHead) -> str:
         """The id of the request with ``head``: the trusted incoming one, or a new one."""
+        return self.trusted_id(head) or self.new_id()
+
+    def trusted_id(self, head: RequestHead) -> str | None:
+        """The incoming id when it is trusted and valid, else None."""
         if self.trust_incoming:
             incoming = head.header(self.header)
             if incoming is not None:
@@ -135,7 +139,7 @@ class RequestId(Middleware):
                     return text
                 shown = quoted_for_log(text)
                 logger.warning("replaced invalid incoming %s %s", self.header.decode(), shown)
-        return self.new_id()
+        return None
 
 
 class _RequestIdExchange(Exchange):
@@ -150,12 +154,13 @@ class _RequestIdExchange(Exchange):
 
     def request(self) -> Forward:
         mw = self.mw
-        rid = mw.request_id(self.head)
-        self.token = _current.set(rid)
-        value = self.request_id = rid.encode("ascii")
         head = self.head
-        if head.header(mw.header) != value:
-            head = with_header(head, mw.header, value)
+        rid = mw.trusted_id(head)
+        if rid is None:  # a new id: the app's request header becomes it
+            rid = mw.new_id()
+            head = with_header(head, mw.header, rid.encode("ascii"))
+        self.token = _current.set(rid)
+        self.request_id = rid.encode("ascii")
         return Forward(head.with_value(REQUEST_ID_KEY, rid))
 
     def response(self, head: ResponseHead) -> ResponseHead:

@@ -64,6 +64,7 @@ if TYPE_CHECKING:
 __all__ = ("run_asgi",)
 
 Message = dict[str, Any]
+_new_tuple = tuple.__new__  # a named tuple made without its Python-level __new__
 _DISCONNECT: dict[str, Any] = {"type": "http.disconnect"}
 _CANCELLED = Outcome("cancelled")  # immutable: one for every request that ends so
 
@@ -344,7 +345,24 @@ class _AsgiRun:
                 receive = replay_receive(body, receive)
             if path.features.request_body:
                 receive = self.filtered_receive(receive)
-            outcome = await self.call_app(scope, receive)
+            try:
+                if path.features.response_body:
+                    await self.call_app_beside_tail(scope, receive)
+                else:
+                    await self.mw.app(scope, receive, self.send)
+            except Exception as exc:
+                if path.app_head_sent:
+                    raise
+                response = path.app_failed(exc)
+                if response is not None:
+                    await _send_response(self.outer_send, response)
+                outcome = path.outcome()
+                return
+            if path.status is None:
+                # Nothing sent yet: the app returned without a response, or without its body.
+                what = "a response" if self.held is None else "its response body"
+                await _send_response(self.outer_send, path.app_returned_early(what))
+            outcome = path.outcome()
         except Exception as exc:
             outcome = self.path.outcome(exc)
             raise
@@ -352,26 +370,6 @@ class _AsgiRun:
             steps = self.path.finish(outcome)
             if steps is not None:
                 await _drive_finish(self.mw, steps, self.receive)
-
-    async def call_app(self, scope: HTTPScope, receive: Any) -> Outcome:
-        path = self.path
-        try:
-            if path.features.response_body:
-                await self.call_app_beside_tail(scope, receive)
-            else:
-                await self.mw.app(scope, receive, self.send)
-        except Exception as exc:
-            if path.app_head_sent:
-                raise
-            response = path.app_failed(exc)
-            if response is not None:
-                await _send_response(self.outer_send, response)
-            return path.outcome()
-        if path.status is None:
-            # Nothing sent yet: the app returned without a response, or without its body.
-            what = "a response" if self.held is None else "its response body"
-            await _send_response(self.outer_send, path.app_returned_early(what))
-        return path.outcome()
 
     async def call_app_beside_tail(self, scope: HTTPScope, receive: Any) -> None:
         """The app, next to a task for a long ``response_body`` tail if one turns up."""
@@ -450,11 +448,15 @@ class _AsgiRun:
     def held_head(self) -> ResponseHead:
         """The app's held ``http.response.start`` as a head."""
         held: Message = self.held  # type: ignore[assignment]  # set before any body
-        return ResponseHead(
-            held["status"],
-            tuple(map(tuple, held.get("headers", ()))),
-            bool(held.get("trailers", False)),
+        head: ResponseHead = _new_tuple(
+            ResponseHead,
+            (
+                held["status"],
+                tuple(map(tuple, held.get("headers", ()))),
+                bool(held.get("trailers", False)),
+            ),
         )
+        return head
 
     async def send_hooked(self, message: Any) -> None:
         body = message.get("body", b"")
