@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
+from bridge._http.memo import Memo
 from bridge._http.paths import Exempt, exempt_matcher
 from bridge.middleware._core.base import Interface, Middleware
 from bridge.middleware._core.exchange import Exchange
@@ -103,6 +104,9 @@ class Compression(Middleware):
                 self.makers[coding] = maker
         self.makers["gzip"] = lambda: gzip_encoder(gzip_level)
         self.offered = tuple(c for c in CODINGS if c in self.makers)
+        #: Accept-Encoding value -> the coding to use: clients send a few values, over and
+        #: over. A malformed value raises and is not kept (so each one is logged).
+        self.codings: Memo[bytes, str | None] = Memo(self._negotiate, size=256)
         self.excluded = _media_types(exclude_types)
         if not isinstance(event_stream, bool):
             raise TypeError(f"event_stream must be True or False, not {event_stream!r}")
@@ -117,13 +121,16 @@ class Compression(Middleware):
         if head.method != "HEAD":
             value = head.header(b"accept-encoding")
             try:
-                coding = negotiate(None if value is None else value.decode("latin-1"), self.offered)
+                coding = None if value is None else self.codings[value]
             except MalformedAcceptEncoding as exc:
                 shown = quoted_for_log(str(exc))
                 logger.warning("sent uncompressed: malformed Accept-Encoding member %s", shown)
         if coding is None:  # nothing to encode: only Vary, with no hook on the body
             return _VaryExchange(head, now)
         return _CompressionExchange(head, now, self, coding)
+
+    def _negotiate(self, value: bytes) -> str | None:
+        return negotiate(value.decode("latin-1"), self.offered)
 
     def compresses(self, head: ResponseHead) -> bool:
         """True when the response with ``head`` may be compressed (whoever asked)."""

@@ -701,10 +701,9 @@ def _changed_fields(old: RequestHead, new: RequestHead) -> list[str]:
     the objects of the fields it is not given, so an unchanged field is the same object;
     writing an equal value again is harmless)."""
     mine, theirs = _scope_fields_of(old), _scope_fields_of(new)
-    if mine == theirs:  # the usual rewrite, of headers or values only (compared by identity first)
-        changed = []
-    else:
-        changed = list(compress(_SCOPE_KEYS, map(is_not, mine, theirs)))
+    # The usual rewrite changes headers or values only: one tuple comparison (by identity
+    # first) finds no other field changed.
+    changed = [] if mine == theirs else list(compress(_SCOPE_KEYS, map(is_not, mine, theirs)))
     if _headers_changed(old, new):
         changed.append("headers")
     return changed
