@@ -16,6 +16,7 @@ import re
 import time
 from collections.abc import Callable
 from contextvars import ContextVar, Token
+from types import MappingProxyType
 from typing import Any, Final
 
 from bridge.middleware._core.base import Interface, Middleware, spellings
@@ -156,12 +157,17 @@ class _RequestIdExchange(Exchange):
         mw = self.mw
         head = self.head
         rid = mw.trusted_id(head)
-        if rid is None:  # a new id: the app's request header becomes it
+        if rid is None:  # a new id: the app's request header becomes it (one copy of the head)
             rid = mw.new_id()
-            head = with_header(head, mw.header, rid.encode("ascii"))
+            value = rid.encode("ascii")
+            values = MappingProxyType({**head.values, REQUEST_ID_KEY: rid})
+            head = with_header(head, mw.header, value, values)
+        else:
+            value = rid.encode("ascii")
+            head = head.with_value(REQUEST_ID_KEY, rid)
+        self.request_id = value
         self.token = _current.set(rid)
-        self.request_id = rid.encode("ascii")
-        return Forward(head.with_value(REQUEST_ID_KEY, rid))
+        return Forward(head)
 
     def response(self, head: ResponseHead) -> ResponseHead:
         return head.replace(headers=set_header(head.headers, self.mw.header, self.request_id))

@@ -615,13 +615,18 @@ def _refuse_undecodable(path: str, root_path: str) -> None:
         raise BadRequest(f"request path is not valid UTF-8: {path!r}") from None
 
 
-def with_header(head: RequestHead, name: bytes, value: bytes) -> RequestHead:
+def with_header(
+    head: RequestHead, name: bytes, value: bytes, values: Mapping[str, Any] | None = None
+) -> RequestHead:
     """``head`` whose request header ``name`` (lowercase) is the one line ``value``: the
-    line takes the place of the first old one, or goes last (as :func:`set_header`).
+    line takes the place of the first old one, or goes last (as :func:`set_header`); and
+    whose ``values`` are ``values`` when given (one copy of the head for both changes).
 
     A driver's head whose lines are unread stays unread: the copy reads a copy of its
     environ or scope lines with that one line set, and writing the copy back onto the
     environ or scope sets that one key or line instead of translating every header."""
+    if values is None:
+        values = head.values
     if head._headers is None and name not in _BARE_NAMES:
         kind = type(head)
         if kind is _EnvironHead:
@@ -629,17 +634,18 @@ def with_header(head: RequestHead, name: bytes, value: bytes) -> RequestHead:
             if key:
                 source = dict(head._source)
                 source[key] = value.decode("latin-1")
-                return _with_source(head, source)
+                return _with_source(head, source, values)
         elif kind is _ScopeHead and b"_" not in name:
-            return _with_source(head, _scope_lines_with(head._source, name, value))
-    return head.replace(headers=set_header(head.headers, name, value))
+            return _with_source(head, _scope_lines_with(head._source, name, value), values)
+    return head.replace(headers=set_header(head.headers, name, value), values=values)
 
 
 _BARE_NAMES: Final = frozenset({b"content-type", b"content-length"})
 
 
-def _with_source(head: RequestHead, source: Any) -> RequestHead:
-    """A copy of ``head`` (a driver's head, lines unread) reading its lines from ``source``."""
+def _with_source(head: RequestHead, source: Any, values: Mapping[str, Any]) -> RequestHead:
+    """A copy of ``head`` (a driver's head, lines unread) reading its lines from ``source``,
+    with ``values``."""
     copy: RequestHead = _make_head(
         type(head),
         head.method,
@@ -652,7 +658,7 @@ def _with_source(head: RequestHead, source: Any) -> RequestHead:
         head.client,
         head.server,
         head.http_version,
-        head.values,
+        values,
         source,
     )
     return copy
