@@ -23,6 +23,14 @@ its ratio to the peer's added cost.
     PYTHONPATH=$PWD python benchmarks/bench_new_middleware.py [--rounds 7] [--seconds 0.2]
     PYTHONPATH=$PWD python benchmarks/bench_new_middleware.py --clock cpu  # steadier when busy
     PYTHONPATH=$PWD python benchmarks/bench_new_middleware.py --only memory
+
+``--instructions NAME KIND N`` only runs N direct calls of one variant (``"bridge CORS"``,
+``"Starlette CORSMiddleware"``, ... on the bare app; KIND ``wsgi`` or ``asgi``), untimed, for an
+instruction count that does not depend on the machine's load: the count of N=2000 minus the
+count of N=1000, divided by 1000, is one request's instructions::
+
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+        python benchmarks/bench_new_middleware.py --instructions "bridge CORS" asgi 2000
 """
 
 from __future__ import annotations
@@ -177,7 +185,12 @@ def asgi_text(body: bytes) -> Any:
 
 
 def starlette_text(body: bytes) -> Starlette:
-    return Starlette(routes=[Route("/", lambda request: PlainTextResponse(body))])
+    async def index(request: Any) -> PlainTextResponse:
+        # async: a sync endpoint would run in a worker thread, whose hand-off (50-100 us,
+        # and most of the noise on a busy machine) would swamp what the middleware add.
+        return PlainTextResponse(body)
+
+    return Starlette(routes=[Route("/", index)])
 
 
 # -- direct calls ------------------------------------------------------------------
@@ -501,6 +514,18 @@ def memory_section() -> None:
         )
 
 
+def instructions_run(name: str, kind: str, count: str) -> None:
+    """``count`` untimed direct calls of variant ``name`` around the bare ``kind`` app."""
+    loop = asyncio.new_event_loop()
+    try:
+        runners = direct_runners(kind, b"hello", loop, ["bare", name])
+        run = runners[(f"bare {kind.upper()}", name)]
+        run(200)  # warm: imports, caches, first-request work
+        run(int(count))
+    finally:
+        loop.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=7)
@@ -513,9 +538,13 @@ def main() -> None:
         "--clock", choices=["wall", "cpu"], default="wall", help="cpu: time.process_time"
     )
     parser.add_argument("--memory-child", nargs=2, metavar=("CONTENDER", "INTERFACE"))
+    parser.add_argument("--instructions", nargs=3, metavar=("NAME", "KIND", "N"))
     args = parser.parse_args()
     if args.memory_child:
         memory_child(*args.memory_child)
+        return
+    if args.instructions:
+        instructions_run(*args.instructions)
         return
     CLOCK[0] = time.process_time if args.clock == "cpu" else time.perf_counter
     only = set(args.only or ("direct", "clients", "compression", "memory"))

@@ -42,6 +42,7 @@ __all__ = (
     "environ_from_scope",
     "environ_header",
     "environ_http_version",
+    "environ_key",
     "environ_method",
     "environ_path",
     "environ_query",
@@ -266,6 +267,12 @@ def _cgi_key(name: bytes) -> str:
 _LOOKUP_KEYS: Memo[bytes, str] = Memo(
     lambda name: "" if b"_" in name else _cgi_key(name), size=1024
 )
+
+
+def environ_key(name: bytes) -> str:
+    """The environ key holding request header ``name`` (lowercase), or "" for a name no
+    environ key holds (one with ``_``)."""
+    return _LOOKUP_KEYS[name]
 
 
 def environ_header(environ: Mapping[str, Any], name: bytes) -> bytes | None:

@@ -55,6 +55,7 @@ class CorsPolicy:
         "allow_headers",
         "any_origin",
         "credentials",
+        "listed_lines",
         "methods",
         "origin_regex",
         "origins",
@@ -111,6 +112,8 @@ class CorsPolicy:
         if exposed:
             simple.append((b"access-control-expose-headers", ", ".join(exposed).encode("ascii")))
         self.simple_lines: Headers = tuple(simple)
+        #: An actual response's lines for each listed origin, made once.
+        self.listed_lines = {origin: self._actual_lines(origin) for origin in self.origins}
         preflight = [
             (b"vary", _PREFLIGHT_VARY),
             (b"access-control-allow-methods", ", ".join(self.methods).encode("ascii")),
@@ -136,10 +139,17 @@ class CorsPolicy:
     def allow_origin_value(self, origin: str) -> bytes:
         return b"*" if self.any_origin else origin.encode("ascii")
 
-    def actual_lines(self, origin: str) -> Headers:
-        """The lines an actual (non-preflight) response gets for an allowed ``origin``."""
+    def actual_lines(self, origin: str) -> Headers | None:
+        """The lines an actual (non-preflight) response gets for ``origin`` as the request
+        sent it (``Vary: Origin`` first), or None when the origin is not allowed."""
+        lines = self.listed_lines.get(origin)
+        if lines is None and self.allows(origin):
+            lines = self._actual_lines(origin)
+        return lines
+
+    def _actual_lines(self, origin: str) -> Headers:
         allow = (b"access-control-allow-origin", self.allow_origin_value(origin))
-        return (allow, *self.simple_lines)
+        return ((b"vary", b"Origin"), allow, *self.simple_lines)
 
     def preflight(
         self, origin: str, method: bytes, requested: bytes | None, private: bool

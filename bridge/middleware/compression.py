@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 from bridge._http.logfields import EventLog
+from bridge._http.memo import Memo
 from bridge._http.paths import Exempt, exempt_matcher
 from bridge.middleware._core.base import Interface, Middleware
 from bridge.middleware._core.exchange import Exchange
@@ -105,6 +106,9 @@ class Compression(Middleware):
                 self.makers[coding] = maker
         self.makers["gzip"] = lambda: gzip_encoder(gzip_level)
         self.offered = tuple(c for c in CODINGS if c in self.makers)
+        #: Accept-Encoding value -> the coding to use: clients send a few values, over and
+        #: over. A malformed value raises and is not kept (so each one is logged).
+        self.codings: Memo[bytes, str | None] = Memo(self._negotiate, size=256)
         self.excluded = _media_types(exclude_types)
         if not isinstance(event_stream, bool):
             raise TypeError(f"event_stream must be True or False, not {event_stream!r}")
@@ -119,13 +123,18 @@ class Compression(Middleware):
         if head.method != "HEAD":
             value = head.header(b"accept-encoding")
             try:
-                coding = negotiate(None if value is None else value.decode("latin-1"), self.offered)
+                coding = None if value is None else self.codings[value]
             except MalformedAcceptEncoding as exc:
                 shown = quoted_for_log(str(exc))
                 log.warning(
                     "ignored", head, "malformed Accept-Encoding member %s; sent uncompressed", shown
                 )
+        if coding is None:  # nothing to encode: only Vary, with no hook on the body
+            return _VaryExchange(head, now)
         return _CompressionExchange(head, now, self, coding)
+
+    def _negotiate(self, value: bytes) -> str | None:
+        return negotiate(value.decode("latin-1"), self.offered)
 
     def compresses(self, head: ResponseHead) -> bool:
         """True when the response with ``head`` may be compressed (whoever asked)."""
@@ -174,20 +183,37 @@ def _is_excluded(content_type: bytes, excluded: set[str]) -> bool:
     return f"{family}/*" in excluded
 
 
+_VARY: Final = b"Accept-Encoding"
+
+
+class _VaryExchange(Exchange):
+    """A request with no coding to use: the response only gets ``Vary: Accept-Encoding``."""
+
+    __slots__ = ()
+
+    def response(self, head: ResponseHead) -> ResponseHead:
+        headers = merge_vary(head.headers, _VARY)
+        return head if headers is head.headers else head.replace(headers=headers)
+
+
 class _CompressionExchange(Exchange):
     """One response: ``encoder`` is set in ``response_start`` when its body is compressed."""
 
     __slots__ = ("coding", "encoder", "mw")
 
-    def __init__(self, head: RequestHead, now: float, mw: Compression, coding: str | None) -> None:
-        super().__init__(head, now)
+    def __init__(self, head: RequestHead, now: float, mw: Compression, coding: str) -> None:
+        self.head = head
+        self.now = now
         self.mw = mw
         self.coding = coding
         self.encoder: Encoder | None = None
 
-    def response_start(self, head: ResponseHead) -> None:
-        if self.coding is not None and self.mw.compresses(head):
-            self.encoder = self.mw.makers[self.coding]()
+    def response_start(self, head: ResponseHead) -> bool:
+        if not self.mw.compresses(head):
+            self.encoder = None
+            return False  # the body passes as it is: no response_body call per chunk
+        self.encoder = self.mw.makers[self.coding]()
+        return True
 
     def response_body(self, chunk: bytes, more: bool) -> Iterable[bytes]:
         encoder = self.encoder
@@ -199,10 +225,10 @@ class _CompressionExchange(Exchange):
         return (out,) if out else ()
 
     def response(self, head: ResponseHead) -> ResponseHead:
-        headers = merge_vary(head.headers, b"Accept-Encoding")
-        if self.encoder is not None and self.coding is not None:
+        headers = merge_vary(head.headers, _VARY)
+        if self.encoder is not None:
             headers = _encoded_headers(headers, self.coding.encode("ascii"))
-        return head.replace(headers=headers)
+        return head if headers is head.headers else head.replace(headers=headers)
 
 
 def _encoded_headers(headers: Headers, coding: bytes) -> Headers:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 from bridge._http.logfields import EventLog
-from bridge.middleware._core.base import Interface, Middleware
+from bridge.middleware._core.base import Interface, Middleware, spellings
 from bridge.middleware._core.exchange import Exchange, Respond
 from bridge.middleware._core.heads import Headers, RequestHead, Response, ResponseHead
 from bridge.middleware._cors_policy import CorsPolicy, flag, is_origin
@@ -28,6 +28,18 @@ _OWN: Final = frozenset(
     }
 )
 _FORBIDDEN: Final = Response.text(403, "Disallowed CORS origin")
+#: The names of the lines CORS sets, as a WSGI server gets them.
+_SPELLINGS: Final = spellings(
+    (
+        "Access-Control-Allow-Origin",
+        "Access-Control-Allow-Credentials",
+        "Access-Control-Expose-Headers",
+        "Access-Control-Allow-Methods",
+        "Access-Control-Allow-Headers",
+        "Access-Control-Allow-Private-Network",
+        "Access-Control-Max-Age",
+    )
+)
 
 
 class CORS(Middleware):
@@ -88,6 +100,7 @@ class CORS(Middleware):
             allow_private_network=allow_private_network,
         )
         self.check_websocket_origin = flag(check_websocket_origin, "check_websocket_origin")
+        self.header_spellings = _SPELLINGS
 
     def exchange(self, head: RequestHead, now: float) -> Exchange | None:
         value = head.header(b"origin")
@@ -95,14 +108,16 @@ class CORS(Middleware):
         if head.scheme in ("ws", "wss"):
             return self._websocket(head, now, origin)
         if origin is not None:
-            method = head.header(b"access-control-request-method")
-            if head.method == "OPTIONS" and method is not None:
-                return _Answer(head, now, self._preflight(head, origin, method))
-            if self.policy.allows(origin):
-                return _ActualExchange(head, now, self.policy, origin)
+            if head.method == "OPTIONS":
+                method = head.header(b"access-control-request-method")
+                if method is not None:
+                    return _Answer(head, now, self._preflight(head, origin, method))
+            lines = self.policy.actual_lines(origin)
+            if lines is not None:
+                return _ActualExchange(head, now, lines)
             if not is_origin(origin) and origin != "null":
                 log.warning("ignored", head, "malformed Origin %s", quoted_for_log(origin))
-        return _ActualExchange(head, now, self.policy, None)
+        return _ActualExchange(head, now, None)
 
     def _preflight(self, head: RequestHead, origin: str, method: bytes) -> Response:
         requested = head.header(b"access-control-request-headers")
@@ -134,24 +149,33 @@ class _Answer(Exchange):
 
 
 class _ActualExchange(Exchange):
-    """Adds Vary: Origin to the app's response, and the CORS headers when ``origin`` (an
-    allowed origin, or None) is set."""
+    """Adds Vary: Origin to the app's response, and ``lines`` (the CORS headers of an
+    allowed origin) when set."""
 
-    __slots__ = ("origin", "policy")
+    __slots__ = ("lines",)
 
-    def __init__(
-        self, head: RequestHead, now: float, policy: CorsPolicy, origin: str | None
-    ) -> None:
-        super().__init__(head, now)
-        self.policy = policy
-        self.origin = origin
+    def __init__(self, head: RequestHead, now: float, lines: Headers | None) -> None:
+        self.head = head
+        self.now = now
+        self.lines = lines
 
     def response(self, head: ResponseHead) -> ResponseHead:
-        headers = merge_vary(head.headers, b"Origin")
-        origin = self.origin
-        if origin is not None:
-            headers = _replace_own(headers) + self.policy.actual_lines(origin)
+        headers = head.headers
+        lines = self.lines
+        for name, _value in headers:
+            lowered = name.lower()
+            if lowered == b"vary" or lowered in _OWN:
+                break
+        else:  # the usual case: the app set neither Vary nor a CORS header
+            added = _VARY_ONLY if lines is None else lines
+            return head.replace(headers=headers + added)
+        headers = merge_vary(headers, b"Origin")
+        if lines is not None:
+            headers = _replace_own(headers) + lines[1:]  # lines[0] is the Vary line
         return head.replace(headers=headers)
+
+
+_VARY_ONLY: Final = ((b"vary", b"Origin"),)
 
 
 def _replace_own(headers: Headers) -> Headers:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from itertools import chain
 from typing import Any, Final
 
 from bridge._http.headers import HOP_BY_HOP
@@ -16,7 +17,7 @@ from bridge._http.paths import (
     matches_any,
     path_patterns,
 )
-from bridge.middleware._core.base import Interface, Middleware
+from bridge.middleware._core.base import Interface, Middleware, spellings
 from bridge.middleware._core.exchange import Exchange, Forward
 from bridge.middleware._core.heads import Headers as HeaderLines
 from bridge.middleware._core.heads import RequestHead, ResponseHead
@@ -104,6 +105,11 @@ class CustomHeaders(Middleware):
             raise ValueError(
                 "CustomHeaders: configure at least one of the set/append/remove options"
             )
+        self.header_spellings = spellings(  # as the user wrote them, under WSGI
+            chain.from_iterable(
+                _names_given(spec) for spec in (set_response, default_response, append_response)
+            )
+        )
         self.drop_request = self.remove_request | {name for name, _ in self.set_request}
         self.drop_response = self.remove_response | {name for name, _ in self.set_response}
         self._exchange: Callable[[RequestHead, float, CustomHeaders], Exchange] = (
@@ -124,6 +130,14 @@ class CustomHeaders(Middleware):
         if self.exempt is not None and self.exempt(head):
             return None
         return self._exchange(head, now, self)
+
+
+def _names_given(spec: HeaderSpec) -> Iterator[str]:
+    """The names of a validated spec as the user wrote them (bytes as latin-1 text)."""
+    if spec is None:
+        return
+    for name, _value in spec.items() if isinstance(spec, Mapping) else spec:
+        yield name.decode("latin-1") if isinstance(name, bytes) else name
 
 
 def _names(names: Iterable[str], what: str) -> frozenset[bytes]:

@@ -16,12 +16,13 @@ import re
 import time
 from collections.abc import Callable
 from contextvars import ContextVar, Token
+from types import MappingProxyType
 from typing import Any, Final
 
 from bridge._http.logfields import EventLog
-from bridge.middleware._core.base import Interface, Middleware
+from bridge.middleware._core.base import Interface, Middleware, spellings
 from bridge.middleware._core.exchange import Exchange, Forward, Outcome
-from bridge.middleware._core.heads import RequestHead, ResponseHead, set_header
+from bridge.middleware._core.heads import RequestHead, ResponseHead, set_header, with_header
 from bridge.middleware._core.validate import header_name
 from bridge.middleware._host_rules import quoted_for_log
 
@@ -106,7 +107,7 @@ class RequestId(Middleware):
     ) -> None:
         super().__init__(app, interface=interface, clock=clock)
         self.header = header_name(header, "header")
-        self.response_header = header.encode("ascii")
+        self.header_spellings = spellings((header,))  # as configured, under WSGI
         if not isinstance(trust_incoming, bool):
             raise TypeError(f"trust_incoming must be True or False, not {trust_incoming!r}")
         if not callable(generator):
@@ -129,6 +130,10 @@ class RequestId(Middleware):
 
     def request_id(self, head: RequestHead) -> str:
         """The id of the request with ``head``: the trusted incoming one, or a new one."""
+        return self.trusted_id(head) or self.new_id()
+
+    def trusted_id(self, head: RequestHead) -> str | None:
+        """The incoming id when it is trusted and valid, else None."""
         if self.trust_incoming:
             incoming = head.header(self.header)
             if incoming is not None:
@@ -137,30 +142,37 @@ class RequestId(Middleware):
                     return text
                 shown = quoted_for_log(text)
                 log.warning("replaced", head, "invalid incoming %s %s", self.header.decode(), shown)
-        return self.new_id()
+        return None
 
 
 class _RequestIdExchange(Exchange):
     __slots__ = ("mw", "request_id", "token")
 
     def __init__(self, head: RequestHead, now: float, mw: RequestId) -> None:
-        super().__init__(head, now)
+        self.head = head
+        self.now = now
         self.mw = mw
-        self.request_id = ""
+        self.request_id = b""  # the id as sent, once request() made it
         self.token: Token[str | None] | None = None
 
     def request(self) -> Forward:
         mw = self.mw
-        rid = self.request_id = mw.request_id(self.head)
-        self.token = _current.set(rid)
         head = self.head
-        if head.header(mw.header) != rid.encode("ascii"):
-            head = head.replace(headers=set_header(head.headers, mw.header, rid.encode("ascii")))
-        return Forward(head.with_value(REQUEST_ID_KEY, rid))
+        rid = mw.trusted_id(head)
+        if rid is None:  # a new id: the app's request header becomes it (one copy of the head)
+            rid = mw.new_id()
+            value = rid.encode("ascii")
+            values = MappingProxyType({**head.values, REQUEST_ID_KEY: rid})
+            head = with_header(head, mw.header, value, values)
+        else:
+            value = rid.encode("ascii")
+            head = head.with_value(REQUEST_ID_KEY, rid)
+        self.request_id = value
+        self.token = _current.set(rid)
+        return Forward(head)
 
     def response(self, head: ResponseHead) -> ResponseHead:
-        value = self.request_id.encode("ascii")
-        return head.replace(headers=set_header(head.headers, self.mw.response_header, value))
+        return head.replace(headers=set_header(head.headers, self.mw.header, self.request_id))
 
     def finish(self, outcome: Outcome) -> None:
         token = self.token

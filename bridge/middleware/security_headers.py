@@ -10,7 +10,7 @@ from typing import Any, Final, Literal, TypeAlias
 
 from bridge._http.options import UNSET, renamed_option
 from bridge._http.paths import Exempt, exempt_matcher
-from bridge.middleware._core.base import Interface, Middleware
+from bridge.middleware._core.base import Interface, Middleware, spellings
 from bridge.middleware._core.exchange import Exchange, Forward
 from bridge.middleware._core.heads import Headers, RequestHead, ResponseHead
 from bridge.middleware._core.validate import header_value
@@ -37,6 +37,9 @@ OPTIONS: Final = {
     "coep": "cross-origin-embedder-policy",
     "corp": "cross-origin-resource-policy",
 }
+
+#: The names as a WSGI server gets them (the usual spelling: Strict-Transport-Security).
+_SPELLINGS: Final = spellings(name.title() for name in OPTIONS.values())
 
 _BASIC: Final = {
     "hsts": "max-age=31536000; includeSubDomains",
@@ -157,6 +160,7 @@ class SecurityHeaders(Middleware):
         https = [self._hsts, *self._lines] if self._hsts is not None else self._lines
         self._plain_https = tuple((line[0], line[1]) for line in https)
         self._exchange = _NonceExchange if self.uses_nonce else _SecurityExchange
+        self.header_spellings = _SPELLINGS
         exempt = renamed_option("SecurityHeaders", "exempt_paths", exempt_paths, "exempt", exempt)
         self.exempt = exempt_matcher(exempt, "SecurityHeaders: exempt")
         if nonce_factory is not None and not callable(nonce_factory):

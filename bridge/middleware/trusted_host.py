@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 from bridge._http.logfields import EventLog
+from bridge._http.memo import Memo
 from bridge.middleware._core.base import Interface, Middleware
 from bridge.middleware._core.heads import RequestHead, Response
 from bridge.middleware._host_rules import (
@@ -72,6 +73,7 @@ class TrustedHost(Middleware):
         if not isinstance(www_redirect, bool):
             raise TypeError(f"www_redirect must be True or False, not {www_redirect!r}")
         self.www_redirect = www_redirect and not self.allowed.any
+        self.verdicts: Memo[bytes, str] = Memo(self._verdict, size=256)
 
     def decide_request(self, head: RequestHead, now: float) -> Response | None:
         value = head.header(b"host")
@@ -80,16 +82,31 @@ class TrustedHost(Middleware):
                 return None
             log.warning("refused", head, "no Host header; sent 400")
             return _MISSING
+        verdict = self.verdicts[value]
+        if verdict is _ALLOWED:
+            return None
         host = value.decode("latin-1")
-        parsed = split_host(host)
+        if verdict is _WWW:
+            return _www_redirect(head, "www." + host.lower())
+        log.warning("refused", head, "Host %s not in allowed_hosts; sent 400", quoted_for_log(host))
+        return _INVALID
+
+    def _verdict(self, value: bytes) -> str:
+        """What a Host header of ``value`` gets: allowed, a www redirect, or refused."""
+        parsed = split_host(value.decode("latin-1"))
         if parsed is not None:
             domain, port = parsed
             if self.allowed.allows(domain, port):
-                return None
+                return _ALLOWED
             if self.www_redirect and self.allowed.names("www." + domain, port):
-                return _www_redirect(head, "www." + host.lower())
-        log.warning("refused", head, "Host %s not in allowed_hosts; sent 400", quoted_for_log(host))
-        return _INVALID
+                return _WWW
+        return _REFUSED
+
+
+#: Verdicts on a Host value (kept per middleware: clients send a few values, over and over).
+_ALLOWED: Final = "allowed"
+_WWW: Final = "www"
+_REFUSED: Final = "refused"
 
 
 def _www_redirect(head: RequestHead, host: str) -> Response:

@@ -17,6 +17,8 @@ from bridge.middleware._core.heads import (
     head_from_environ,
     head_from_scope,
     scope_with_head,
+    set_header,
+    with_header,
 )
 from bridge.testing import Request
 
@@ -72,6 +74,44 @@ def test_same_head_under_both_interfaces(request: Request) -> None:
     assert from_scope == from_environ
     for name in (b"host", b"x-dup", b"cookie", b"content-type", b"content-length", b"missing"):
         assert from_scope.header(name) == from_environ.header(name)
+
+
+@settings(max_examples=200, deadline=None)
+@given(requests(), names.map(bytes.lower), values)
+def test_with_header_is_set_header_and_writes_back_the_same_under_both(
+    request: Request, name: bytes, value: bytes
+) -> None:
+    """with_header() keeps a driver's lines unread and writes one key or line back; what
+    the app gets reads back as set_header() on the full list would give, under both."""
+    try:
+        environ = _environ(request)
+        expected = set_header(head_from_scope(request.scope()).headers, name, value)
+    except BadRequest:
+        return
+    scope = request.scope()
+    environ_before, scope_before = dict(environ), {**scope, "headers": list(scope["headers"])}
+    values_ = {"bridge.test": 1}
+
+    def via_scope(old: RequestHead, new: RequestHead) -> RequestHead:
+        return head_from_scope(scope_with_head(scope, old, new))
+
+    def via_environ(old: RequestHead, new: RequestHead) -> RequestHead:
+        return head_from_environ(environ_with_head(environ, old, new))
+
+    for old, write in (
+        (head_from_scope(scope), via_scope),
+        (head_from_environ(environ), via_environ),
+    ):
+        new = with_header(old, name, value, values_)
+        assert new.values == values_
+        if name in (b"content-length", b"content-type") or b"_" in name:
+            continue  # set through the full rewrite: compared by the test below
+        assert new.headers == expected
+        back = write(old, new)
+        assert back.headers == expected
+        assert back.values == values_
+    assert environ == environ_before  # never changed in place
+    assert scope == scope_before
 
 
 @settings(max_examples=150, deadline=None)

@@ -66,6 +66,7 @@ if TYPE_CHECKING:
 __all__ = ("run_asgi",)
 
 Message = dict[str, Any]
+_new_tuple = tuple.__new__  # a named tuple made without its Python-level __new__
 _DISCONNECT: dict[str, Any] = {"type": "http.disconnect"}
 _CANCELLED = Outcome("cancelled")  # immutable: one for every request that ends so
 
@@ -157,12 +158,19 @@ async def _decide(ex: Exchange, receive: Any, features: Features) -> tuple[Forwa
     result = ex.request()
     decision = as_decision(result)
     if decision is None:
-        if not isinstance(result, Generator):
-            raise bad_decision(result)
-        reader = _AsgiBody(receive)
-        decision = await drive_async(result, reader)
-        if isinstance(decision, Forward) and decision.body is not None:
-            receive = await reader.read_end()
+        return await _drive_request(result, receive)
+    return decision, receive
+
+
+async def _drive_request(result: Any, receive: Any) -> tuple[Forward | Respond, Any]:
+    """A ``request()`` that returned a generator of effects: its decision, and the
+    ``receive`` to go on with (see :meth:`_AsgiBody.read_end`)."""
+    if not isinstance(result, Generator):
+        raise bad_decision(result)
+    reader = _AsgiBody(receive)
+    decision = await drive_async(result, reader)
+    if type(decision) is Forward and decision.body is not None:
+        receive = await reader.read_end()
     return decision, receive
 
 
@@ -352,9 +360,55 @@ class _AsgiRun:
         self.tail: AsyncioTail | None = None  # while a response_body app runs (asyncio)
 
     async def run(self) -> None:
+        # One coroutine for deciding, forwarding and calling the app: a frame per step
+        # would cost more than the steps themselves for the usual header-only exchange.
+        path = self.path
+        receive = self.receive
         outcome = _CANCELLED
         try:
-            outcome = await self.decide_and_call()
+            decision: Forward | Respond
+            if not path.features.request:  # nothing to decide: the request goes on as it is
+                decision = Forward(path.ex.head)
+            else:
+                try:
+                    result = path.ex.request()
+                    found = as_decision(result)
+                    if found is None:
+                        found, receive = await _drive_request(result, receive)
+                    decision = found
+                except Exception as exc:
+                    await _send_response(self.outer_send, path.request_failed(exc))
+                    outcome = path.outcome()
+                    return
+            if type(decision) is Respond:
+                await _send_response(self.outer_send, path.responded(decision.response))
+                outcome = path.outcome()
+                return
+            forward: Forward = decision  # type: ignore[assignment]  # not a Respond (no cast(): a call)
+            head, body = forward
+            scope = scope_with_head(self.scope, path.ex.head, path.forward(head, body))
+            if body is not None:
+                receive = replay_receive(body, receive)
+            if path.features.request_body:
+                receive = self.filtered_receive(receive)
+            try:
+                if path.features.response_body:
+                    await self.call_app_beside_tail(scope, receive)
+                else:
+                    await self.mw.app(scope, receive, self.send)
+            except Exception as exc:
+                if path.app_head_sent:
+                    raise
+                response = path.app_failed(exc)
+                if response is not None:
+                    await _send_response(self.outer_send, response)
+                outcome = path.outcome()
+                return
+            if path.status is None:
+                # Nothing sent yet: the app returned without a response, or without its body.
+                what = "a response" if self.held is None else "its response body"
+                await _send_response(self.outer_send, path.app_returned_early(what))
+            outcome = path.outcome()
         except Exception as exc:
             outcome = self.path.outcome(exc)
             raise
@@ -362,52 +416,6 @@ class _AsgiRun:
             steps = self.path.finish(outcome)
             if steps is not None:
                 await _drive_finish(self.mw, steps, self.receive, self.path.ex.head)
-
-    async def decide_and_call(self) -> Outcome:
-        path = self.path
-        if not path.features.request:  # nothing to decide: the request goes on as it is
-            return await self.forward(path.ex.head, None)
-        try:
-            decision, receive = await _decide(path.ex, self.receive, path.features)
-        except Exception as exc:
-            await _send_response(self.outer_send, path.request_failed(exc))
-            return path.outcome()
-        if isinstance(decision, Respond):
-            await _send_response(self.outer_send, path.responded(decision.response))
-            return path.outcome()
-        return await self.forward(decision.head, decision.body, receive)
-
-    async def forward(
-        self, head: RequestHead, body: ReplayBody | None, receive: Any = None
-    ) -> Outcome:
-        path = self.path
-        scope = scope_with_head(self.scope, path.ex.head, path.forward(head, body))
-        receive = self.receive if receive is None else receive
-        if body is not None:
-            receive = replay_receive(body, receive)
-        if path.features.request_body:
-            receive = self.filtered_receive(receive)
-        return await self.call_app(scope, receive)
-
-    async def call_app(self, scope: HTTPScope, receive: Any) -> Outcome:
-        path = self.path
-        try:
-            if path.features.response_body:
-                await self.call_app_beside_tail(scope, receive)
-            else:
-                await self.mw.app(scope, receive, self.send)
-        except Exception as exc:
-            if path.app_head_sent:
-                raise
-            response = path.app_failed(exc)
-            if response is not None:
-                await _send_response(self.outer_send, response)
-            return path.outcome()
-        if path.status is None:
-            # Nothing sent yet: the app returned without a response, or without its body.
-            what = "a response" if self.held is None else "its response body"
-            await _send_response(self.outer_send, path.app_returned_early(what))
-        return path.outcome()
 
     async def call_app_beside_tail(self, scope: HTTPScope, receive: Any) -> None:
         """The app, next to a task for a long ``response_body`` tail if one turns up."""
@@ -449,6 +457,23 @@ class _AsgiRun:
         if path.replaced is not None:
             return  # our response went out instead of the app's
         kind = message["type"]
+        if kind == "http.response.body":
+            if self.held is None:
+                raise RuntimeError(f"the app sent {kind!r} before http.response.start")
+            if path.body_hook:
+                await self.send_hooked(message)
+                return
+            more = message.get("more_body", False)
+            if path.status is None:
+                if not more or message.get("body"):
+                    await self.send_head()
+                    if path.dropped:
+                        return
+                else:
+                    return  # an empty chunk with more to come: the head stays held
+            path.ended = not more
+            await self.outer_send(message)
+            return
         if kind == "http.response.start":
             if self.held is not None:
                 raise RuntimeError("the app sent http.response.start twice")
@@ -460,34 +485,24 @@ class _AsgiRun:
             return
         if self.held is None:
             raise RuntimeError(f"the app sent {kind!r} before http.response.start")
-        if kind != "http.response.body":  # trailers, pathsend, ...: after the head
-            if path.status is None:
-                await self.send_head()
-            if not path.dropped:
-                await self.outer_send(message)
-            return
-        if path.features.response_body:
-            await self.send_hooked(message)
-            return
-        body = message.get("body", b"")
-        more = message.get("more_body", False)
+        # trailers, pathsend, ...: after the head
         if path.status is None:
-            if not body and more:
-                return
             await self.send_head()
-            if path.dropped:
-                return
-        path.ended = not more
-        await self.outer_send(message)
+        if not path.dropped:
+            await self.outer_send(message)
 
     def held_head(self) -> ResponseHead:
         """The app's held ``http.response.start`` as a head."""
         held: Message = self.held  # type: ignore[assignment]  # set before any body
-        return ResponseHead(
-            held["status"],
-            tuple(map(tuple, held.get("headers", ()))),
-            bool(held.get("trailers", False)),
+        head: ResponseHead = _new_tuple(
+            ResponseHead,
+            (
+                held["status"],
+                tuple(map(tuple, held.get("headers", ()))),
+                bool(held.get("trailers", False)),
+            ),
         )
+        return head
 
     async def send_hooked(self, message: Any) -> None:
         body = message.get("body", b"")
@@ -567,18 +582,23 @@ class _AsgiRun:
         path.ended = True
         await self.outer_send({"type": "http.response.body", "body": last, "more_body": False})
 
-    async def send_head(self) -> None:
-        """The head the path decides on: the app's, rewritten, or a whole response instead."""
+    def send_head(self) -> Awaitable[None]:
+        """The head the path decides on: the app's, rewritten, or a whole response instead.
+
+        A plain function returning what to await: no coroutine of its own per response."""
         held: Message = self.held  # type: ignore[assignment]  # set before any body
         decided = self.path.send_head(held["status"], self.held_head)
+        sent: Awaitable[None]
         if decided is None:
-            await self.outer_send(held)
-        elif isinstance(decided, ResponseHead):
-            await self.outer_send(
-                {**held, "status": decided.status, "headers": list(decided.headers)}
-            )
+            sent = self.outer_send(held)
+        elif type(decided) is ResponseHead:
+            message = held.copy()
+            message["status"] = decided.status
+            message["headers"] = list(decided.headers)
+            sent = self.outer_send(message)
         else:
-            await _send_response(self.outer_send, decided)
+            sent = _send_response(self.outer_send, cast(Response, decided))
+        return sent
 
     # -- the app's receive --
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
 from typing import Any, ClassVar, Final, Literal, Self, TypeAlias
 
 from bridge._http.apps import is_coroutine_app
@@ -22,7 +23,7 @@ from bridge.middleware._core.exchange import Exchange, Forward, Respond
 from bridge.middleware._core.heads import RequestHead, Response
 from bridge.middleware._core.wsgi_driver import run_wsgi
 
-__all__ = ("Interface", "Middleware", "detect_interface")
+__all__ = ("Interface", "Middleware", "detect_interface", "spellings")
 
 Interface: TypeAlias = Literal["wsgi", "asgi"]
 _INTERFACES: Final = ("wsgi", "asgi")
@@ -46,6 +47,12 @@ def detect_interface(app: Any) -> Interface:
     if not callable(app):
         raise TypeError(f"{app!r} is not a WSGI or ASGI app (it is not callable)")
     return "wsgi"
+
+
+def spellings(names: Iterable[str]) -> Mapping[bytes, str]:
+    """``{lowercase name: name}`` for :attr:`Middleware.header_spellings`, made once at
+    construction (names already validated as tokens)."""
+    return MappingProxyType({name.lower().encode("latin-1"): name for name in names})
 
 
 _variants: dict[tuple[type, str], type] = {}
@@ -95,6 +102,11 @@ class Middleware:
     #: extension; otherwise, and by default, it is closed before accept (the
     #: server answers 403).
     websocket_denial_response: ClassVar[bool] = False
+
+    #: Response header names this middleware sets (lowercase bytes, as its lines hold
+    #: them) -> the spelling a WSGI server gets: the case the user configured, or the
+    #: usual one (``Vary``). Under ASGI the lines keep their lowercase names.
+    header_spellings: Mapping[bytes, str] = MappingProxyType({})
 
     interface: Interface
     decides: bool  # set per variant: the class overrides decide_request()

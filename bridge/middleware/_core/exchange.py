@@ -16,7 +16,8 @@ A middleware is configured once; for each request it creates an
    exchange overrides it); raising :class:`Abort` fails the app's read.
 3. ``response_start(head)`` once, when the app starts its response (WSGI
    ``start_response``, ASGI ``http.response.start``), before any body chunk:
-   the place to decide how to treat the body (e.g. hold it or not).
+   the place to decide how to treat the body (e.g. hold it or not; False
+   says the body passes unchanged, and ``response_body`` is then not called).
 4. ``response_body(chunk, more)`` for each body chunk (only when overridden);
    it returns the chunks to send now, so it may hold back or transform. The
    chunks returned by the final call (``b"", False``) are sent after the app
@@ -323,12 +324,16 @@ class Exchange:
         """
         return Response.error(error.status, str(error))
 
-    def response_start(self, head: ResponseHead) -> None:
+    def response_start(self, head: ResponseHead) -> bool | None:
         """See the app's response head as soon as the app starts its response.
 
         Called before any body chunk reaches :meth:`response_body`, while the
         head is still held; the head that is sent is :meth:`response`'s.
+        Return False when this response's body passes unchanged: the drivers
+        then never call :meth:`response_body` for it (not even the final
+        ``(b"", False)``), which saves its cost per chunk.
         """
+        return None
 
     def response_body(self, chunk: bytes, more: bool) -> Iterable[bytes]:
         """Transform or hold back response body chunks; return what to send now.

@@ -39,6 +39,7 @@ from bridge._http.translate import (
     BadRequest,
     apply_scope_fields_to_environ,
     environ_header,
+    environ_key,
     environ_path,
     headers_from_environ,
     normalize_request_headers,
@@ -59,6 +60,7 @@ __all__ = (
     "header_values",
     "remove_header",
     "set_header",
+    "with_header",
 )
 
 Headers = tuple[tuple[bytes, bytes], ...]
@@ -96,6 +98,11 @@ def set_header(headers: Iterable[tuple[bytes, bytes]], name: bytes, value: bytes
     The new line takes the place of the first old one, or goes last.
     """
     lowered = name.lower()
+    for pair in headers:
+        if pair[0].lower() == lowered:
+            break
+    else:  # the usual case: a new line at the end
+        return (*headers, (name, value))
     out: list[tuple[bytes, bytes]] = []
     placed = False
     for pair in headers:
@@ -332,7 +339,23 @@ class RequestHead(_HeadSlots):
 
     def with_value(self, key: str, value: Any) -> RequestHead:
         """A copy whose ``values`` also maps ``key`` to ``value``."""
-        return self.replace(values=MappingProxyType({**self.values, key: value}))
+        values = MappingProxyType({**self.values, key: value})
+        copy: RequestHead = _make_head(
+            type(self),
+            self.method,
+            self.scheme,
+            self.path,
+            self.root_path,
+            self.raw_path,
+            self.query_string,
+            self._headers,  # unread lines stay unread: the copy reads the same source
+            self.client,
+            self.server,
+            self.http_version,
+            values,
+            self._source,
+        )
+        return copy
 
     @property
     def host(self) -> str | None:
@@ -342,6 +365,9 @@ class RequestHead(_HeadSlots):
 
 
 # -- response head and respond-now responses ---------------------------------
+
+
+_new_tuple: Final = tuple.__new__  # a named tuple made without its Python-level __new__
 
 
 class ResponseHead(NamedTuple):
@@ -369,10 +395,13 @@ class ResponseHead(NamedTuple):
         trailers: bool | None = None,
     ) -> ResponseHead:
         """A copy with the given fields changed."""
-        return ResponseHead(
-            self.status if status is None else status,
-            self.headers if headers is None else headers,
-            self.trailers if trailers is None else trailers,
+        return _new_tuple(
+            ResponseHead,
+            (
+                self.status if status is None else status,
+                self.headers if headers is None else headers,
+                self.trailers if trailers is None else trailers,
+            ),
         )
 
 
@@ -586,11 +615,85 @@ def _refuse_undecodable(path: str, root_path: str) -> None:
         raise BadRequest(f"request path is not valid UTF-8: {path!r}") from None
 
 
+def with_header(
+    head: RequestHead, name: bytes, value: bytes, values: Mapping[str, Any] | None = None
+) -> RequestHead:
+    """``head`` whose request header ``name`` (lowercase) is the one line ``value``: the
+    line takes the place of the first old one, or goes last (as :func:`set_header`); and
+    whose ``values`` are ``values`` when given (one copy of the head for both changes).
+
+    A driver's head whose lines are unread stays unread: the copy reads a copy of its
+    environ or scope lines with that one line set, and writing the copy back onto the
+    environ or scope sets that one key or line instead of translating every header."""
+    if values is None:
+        values = head.values
+    if head._headers is None and name not in _BARE_NAMES:
+        kind = type(head)
+        if kind is _EnvironHead:
+            key = environ_key(name)
+            if key:
+                source = dict(head._source)
+                source[key] = value.decode("latin-1")
+                return _with_source(head, source, values)
+        elif kind is _ScopeHead and b"_" not in name:
+            return _with_source(head, _scope_lines_with(head._source, name, value), values)
+    return head.replace(headers=set_header(head.headers, name, value), values=values)
+
+
+_BARE_NAMES: Final = frozenset({b"content-type", b"content-length"})
+
+
+def _with_source(head: RequestHead, source: Any, values: Mapping[str, Any]) -> RequestHead:
+    """A copy of ``head`` (a driver's head, lines unread) reading its lines from ``source``,
+    with ``values``."""
+    copy: RequestHead = _make_head(
+        type(head),
+        head.method,
+        head.scheme,
+        head.path,
+        head.root_path,
+        head.raw_path,
+        head.query_string,
+        None,
+        head.client,
+        head.server,
+        head.http_version,
+        values,
+        source,
+    )
+    return copy
+
+
+def _scope_lines_with(
+    lines: Iterable[tuple[bytes, bytes]], name: bytes, value: bytes
+) -> list[tuple[bytes, bytes]]:
+    """A scope's lines with every line of ``name`` (in any case) replaced by one ``name:
+    value`` line, at the first one's place or last; normalizing them then gives what
+    :func:`set_header` gives on the normalized lines."""
+    size = len(name)
+    out: list[tuple[bytes, bytes]] = []
+    placed = False
+    for pair in lines:
+        key = pair[0]
+        if key == name or (len(key) == size and key.lower() == name):
+            if not placed:
+                out.append((name, value))
+                placed = True
+        else:
+            out.append(pair)
+    if not placed:
+        out.append((name, value))
+    return out
+
+
 def _headers_changed(old: RequestHead, new: RequestHead) -> bool:
-    """False when ``new`` certainly has ``old``'s header lines (the same tuple, or both
-    still unread from the same source): a rewrite then leaves the headers alone."""
+    """False when ``new`` certainly has ``old``'s header lines (the same tuple, or unread
+    from the same source): a rewrite then leaves the headers alone. (Only
+    :func:`with_header` gives an unread head another source.)"""
     mine = new._headers
-    return not (mine is old._headers or (mine is None and new._source is old._source))
+    if mine is None:  # unread: the same lines when read from the same source
+        return new._source is not old._source
+    return mine is not old._headers
 
 
 #: The fields a scope holds under their own name, as the head holds them (headers are
@@ -603,7 +706,10 @@ def _changed_fields(old: RequestHead, new: RequestHead) -> list[str]:
     """The scope fields ``new`` holds other objects for than ``old`` (``replace`` keeps
     the objects of the fields it is not given, so an unchanged field is the same object;
     writing an equal value again is harmless)."""
-    changed = list(compress(_SCOPE_KEYS, map(is_not, _scope_fields_of(old), _scope_fields_of(new))))
+    mine, theirs = _scope_fields_of(old), _scope_fields_of(new)
+    # The usual rewrite changes headers or values only: one tuple comparison (by identity
+    # first) finds no other field changed.
+    changed = [] if mine == theirs else list(compress(_SCOPE_KEYS, map(is_not, mine, theirs)))
     if _headers_changed(old, new):
         changed.append("headers")
     return changed
@@ -628,7 +734,12 @@ def scope_with_head(scope: HTTPScope, old: RequestHead, new: RequestHead) -> HTT
         return scope
     copied: dict[str, Any] = dict(scope)
     for name in _changed_fields(old, new):
-        copied[name] = list(new.headers) if name == "headers" else getattr(new, name)
+        if name != "headers":
+            copied[name] = getattr(new, name)
+        elif new._headers is None:  # lines set by with_header(), still unread: as they are
+            copied[name] = list(new._source)
+        else:
+            copied[name] = list(new._headers)
     _set_values(copied, old, new)
     return copied  # type: ignore[return-value]  # the same scope with some fields replaced
 
@@ -658,8 +769,14 @@ def environ_with_head(environ: Environ, old: RequestHead, new: RequestHead) -> E
     (``environ`` itself when ``new`` is ``old``); the caller's environ is never changed."""
     if new is old:
         return environ
-    copied = dict(environ)
     changed = _changed_fields(old, new)
+    if changed and changed[-1] == "headers" and new._headers is None and old._source is environ:
+        # Lines set by with_header(), still unread: its environ copy holds them, and
+        # every other key is the caller's (the head was made from this environ).
+        copied = dict(new._source)
+        changed.pop()
+    else:
+        copied = dict(environ)
     if changed:
         apply_scope_fields_to_environ(copied, _HeadFields(new), changed)
     _set_values(copied, old, new)

@@ -13,7 +13,9 @@ send. The driver only converts between its interface and heads, and sends.
 2. ``request_chunk(chunk, more)`` for each chunk the app reads; False means
    the read must fail (``abort`` holds the response to send instead).
 3. ``started(head)`` when the app starts its response.
-4. ``response_body(chunk, more)`` for each body chunk: the chunks to send now.
+4. ``response_body(chunk, more)`` for each body chunk while ``body_hook`` (the
+   exchange overrides ``response_body`` and ``response_start`` did not return
+   False): the chunks to send now. Otherwise the body passes as it is.
 5. ``send_head(status, held)`` when the first non-empty chunk (or the end of
    the body) is about to leave: None (send the app's head), a
    :class:`ResponseHead` (send it instead) or a :class:`Response` (send it
@@ -61,6 +63,7 @@ class ResponsePath:
     __slots__ = (
         "abort",
         "app_head",
+        "body_hook",
         "ended",
         "ex",
         "features",
@@ -80,6 +83,9 @@ class ResponsePath:
         self.replaced: Outcome | None = None  # our response went out instead of the app's
         self.replay: ReplayBody | None = None
         self.app_head: ResponseHead | None = None  # the app's head as the hooks saw it
+        # response_body is called for this response: the exchange overrides it, and its
+        # response_start did not return False (the body passes unchanged).
+        self.body_hook = features.response_body
         self.ended = False  # the body's last chunk left
         self.finished = False
 
@@ -127,9 +133,11 @@ class ResponsePath:
         self.app_head = head
         if head is not None:
             try:
-                self.ex.response_start(head)
+                passes = self.ex.response_start(head) is False
             except BadRequest as exc:
                 self.refuse(exc)
+            else:
+                self.body_hook = self.features.response_body and not passes
 
     def response_body(self, chunk: bytes, more: bool) -> Iterable[bytes]:
         """The chunks ``response_body`` gives for ``chunk``; none once the request is refused

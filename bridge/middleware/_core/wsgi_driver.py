@@ -15,8 +15,9 @@ Invariants:
 from __future__ import annotations
 
 import itertools
-from collections.abc import Generator, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Generator, Iterable, Iterator, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import anyio
 import anyio.to_thread
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
 __all__ = ("run_wsgi",)
 
 _CHUNK = 65536
+NO_SPELLINGS: Final[Mapping[bytes, str]] = MappingProxyType({})
 
 
 def run_wsgi(mw: Middleware, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -87,7 +89,7 @@ def run_wsgi(mw: Middleware, environ: Environ, start_response: StartResponse) ->
     except Exception as exc:
         return _respond(start_response, failure(type(mw).__name__, exc, "in request()", ex)[0])
     if isinstance(decision, Respond):
-        return _respond(start_response, decision.response)
+        return _respond(start_response, decision.response, mw.header_spellings)
     if decision.body is not None:
         return _call_with_replay(mw, environ, head, decision, start_response)
     result = mw.app(environ_with_head(environ, head, decision.head), start_response)
@@ -158,7 +160,7 @@ def _run_decided(
     if decided is None:
         result: Iterable[bytes] = mw.app(environ, start_response)
     elif isinstance(decided, Response):
-        result = _respond(start_response, decided)
+        result = _respond(start_response, decided, mw.header_spellings)
     else:
         result = mw.app(environ_with_head(environ, head, decided), start_response)
     return result
@@ -177,10 +179,12 @@ def _decide(ex: Exchange, environ: Environ, features: Features) -> Forward | Res
     return decision
 
 
-def _respond(start_response: StartResponse, response: Response) -> list[bytes]:
+def _respond(
+    start_response: StartResponse, response: Response, spelled: Mapping[bytes, str] = NO_SPELLINGS
+) -> list[bytes]:
     # PEP 3333: the WSGI server owns the connection, so no hop-by-hop header goes out
     headers = [
-        (k.decode("latin-1"), v.decode("latin-1"))
+        (spelled.get(k) or k.decode("latin-1"), v.decode("latin-1"))
         for k, v in response.headers
         if k.lower() not in HOP_BY_HOP
     ]
@@ -382,7 +386,7 @@ class _WsgiRun:
         # Legacy write(): through response_body like any chunk; held with the head
         # until the head is sent, then passed straight to the server.
         chunks: Iterable[bytes] = (data,)
-        if self.path.features.response_body:
+        if self.path.body_hook:
             chunks = self.path.response_body(data, True)
         if self.outer_write is None:
             self.pending.extend(chunks)
@@ -417,7 +421,7 @@ class _WsgiRun:
             self.finish(path.outcome())
             return []
         features = path.features
-        if features.finish or features.response_body or path.replay is not None:
+        if features.finish or path.body_hook or path.replay is not None:
             return _Body(self, first, chunks, iterable)
         # Nothing to tell at the end: the rest of the body needs no Python-level wrapper.
         path.finished = True
@@ -460,7 +464,8 @@ class _WsgiRun:
         if decided is not None:
             if decided.status != int(status[:3]):
                 status = status_line(decided.status)
-            headers = _text_lines(headers, self.path.app_head, decided.headers)
+            spelled = self.mw.header_spellings
+            headers = _text_lines(headers, self.path.app_head, decided.headers, spelled)
         self.outer_write = self.outer_start(status, headers)
         return None
 
@@ -473,7 +478,7 @@ class _WsgiRun:
     def respond(self, response: Response) -> list[bytes]:
         """Send ``response`` (the path has recorded it), then finish."""
         try:
-            body = _respond(self.outer_start, response)
+            body = _respond(self.outer_start, response, self.mw.header_spellings)
         finally:
             self.finish(self.path.outcome())
         return body
@@ -492,23 +497,37 @@ def _text_lines(
     original: WsgiHeaders,
     seen: ResponseHead | None,
     after: tuple[tuple[bytes, bytes], ...],
+    spelled: Mapping[bytes, str],
 ) -> WsgiHeaders:
-    """``after`` as WSGI text pairs. When it extends the app's own lines (as converted for
-    ``seen``, the head the hooks saw), the app's text lines are reused as they are."""
+    """``after`` as WSGI text pairs, names the middleware set in their ``spelled`` case.
+    When it extends the app's own lines (as converted for ``seen``, the head the hooks
+    saw), the app's text lines are reused as they are."""
     kept = len(original)
     if seen is not None and after[:kept] == seen.headers:
-        return [*original, *[(k.decode("latin-1"), v.decode("latin-1")) for k, v in after[kept:]]]
-    return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in after]
+        added = after[kept:]
+        return [
+            *original,
+            *[(spelled.get(k) or k.decode("latin-1"), v.decode("latin-1")) for k, v in added],
+        ]
+    return [(spelled.get(k) or k.decode("latin-1"), v.decode("latin-1")) for k, v in after]
 
 
 def _hooked(run: _WsgiRun, chunks: Iterator[bytes], iterable: Iterable[bytes]) -> Iterator[bytes]:
     """The app's chunks through ``response_body``; the tail is served after the app is closed.
-    Stops at a refusal: the app's response will not be sent."""
+    Stops at a refusal: the app's response will not be sent. Passes the chunks as they are
+    once ``response_start`` said the body passes unchanged (it is called before the first
+    chunk: PEP 3333 has the app start its response first)."""
     path = run.path
     for chunk in chunks:
+        if not path.body_hook:
+            yield chunk
+            yield from chunks
+            return
         yield from path.response_body(chunk, True)
         if path.refused:
             return
+    if not path.body_hook:
+        return
     tail = path.response_body(b"", False)
     run.close_app(iterable)  # the app is released before the client reads the tail
     yield from tail
