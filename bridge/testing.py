@@ -144,13 +144,15 @@ class Seen:
     body_error: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Result:
     """A response as the client got it, comparable across interfaces.
 
-    ``headers`` are byte pairs as sent (names in the app's case); ``error`` is
-    ``"ExcType: message"`` when the app raised after the response started
-    (the server would then cut the connection).
+    ``headers`` are byte pairs as sent (names in the app's case: under WSGI a
+    middleware keeps the spelling its user configured, ASGI names are lowercase);
+    ``==`` compares header names case-insensitively, as HTTP does, and everything
+    else exactly. ``error`` is ``"ExcType: message"`` when the app raised after the
+    response started (the server would then cut the connection).
     """
 
     status: int
@@ -158,6 +160,17 @@ class Result:
     body: bytes
     seen: Seen | None = None
     error: str | None = None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Result):
+            return NotImplemented
+        return self._compared() == other._compared()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable lists inside: not hashable
+
+    def _compared(self) -> tuple[object, ...]:
+        lowered = [(name.lower(), value) for name, value in self.headers]
+        return (self.status, lowered, self.body, self.seen, self.error)
 
     def header(self, name: bytes) -> bytes | None:
         """The first value of header ``name`` (any case), or None."""

@@ -960,7 +960,8 @@ async def test_response_timeout_answers_504_and_the_thread_keeps_its_token(
     assert [m["type"] for m in exchange.sent].count("http.response.start") == 1  # never "late"
     errors = [r for r in bridge_records(caplog) if r.levelno >= logging.WARNING]
     assert [r.getMessage() for r in errors] == [
-        "GET /hang: the application started no response within 0.2s; answered 504"
+        "WsgiToAsgi timed out GET /hang (client 127.0.0.1): "
+        "the application started no response within 0.2s; answered 504"
     ]
 
 

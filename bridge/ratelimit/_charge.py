@@ -35,11 +35,13 @@ from collections.abc import Callable, Collection
 from typing import Final, TypeAlias
 
 from bridge._http.headers import invalid_name, is_token, parse_length
+from bridge._http.logfields import EventLog
 from bridge.middleware import ResponseHead
 
 __all__ = ("Charge", "CountWhen", "ResponseCost", "compile_charge", "response_cost")
 
 logger = logging.getLogger("bridge.ratelimit")
+log = EventLog(logger, "RateLimit")
 
 #: ``count_when=``: a status, status codes, or a predicate of the response head.
 CountWhen: TypeAlias = "int | Collection[int] | Callable[[ResponseHead], bool] | None"
@@ -87,7 +89,9 @@ class ResponseCost:
     def _warn(self, value: bytes) -> None:
         if not self._warned:
             self._warned = True
-            logger.warning(
+            log.warning(
+                "charged default",
+                None,
                 "response_cost: response header %s is %r, not a whole number; charged the "
                 "default %d (logged once)",
                 self.header.decode("ascii") if self.header else "-",

@@ -157,9 +157,6 @@ class WsgiToAsgiRequest:
         self.response_began = False
         self.timed_out = False
 
-    def _describe(self) -> str:
-        return f"{self.scope.get('method', '?')} {self.scope.get('path', '?')}"
-
     async def run(self) -> None:
         message = await self.receive()
         if message["type"] != "http.request":
@@ -374,9 +371,10 @@ class WsgiToAsgiRequest:
                     break
                 deadline = self.last_life + seconds
             self.timed_out = True
-            logger.error(
-                "%s: the application started no response within %ss; answered 504",
-                self._describe(),
+            log.error(
+                "timed out",
+                self.scope,
+                "the application started no response within %ss; answered 504",
                 seconds,
             )
             gone = ClientDisconnected(f"the application started no response within {seconds}s")
@@ -398,7 +396,7 @@ class WsgiToAsgiRequest:
         try:
             await send_batch(send, messages)
         except OSError as exc:
-            logger.info("%s: send() raised %r; 504 abandoned", self._describe(), exc)
+            log.info("abandoned", self.scope, "send() raised %r; 504 not sent", exc)
 
     async def _call_app(self, work: Callable[[], AppRunResult]) -> AppRunResult:
         try:

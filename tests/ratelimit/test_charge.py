@@ -251,7 +251,8 @@ def test_response_cost_reads_the_header_or_falls_back(caplog: pytest.LogCaptureF
         assert cost.units(tokens(b"12.5")) == 7
         assert cost.units(tokens(b"-3")) == 7
     assert [r.getMessage() for r in caplog.records] == [
-        "response_cost: response header x-tokens-used is b'12.5', not a whole number; "
+        "RateLimit charged default: response_cost: response header x-tokens-used "
+        "is b'12.5', not a whole number; "
         "charged the default 7 (logged once)"
     ]
     by_status = response_cost(lambda response: 5 if response.status == 200 else 0)
