@@ -134,3 +134,28 @@ def test_a_child_forked_while_a_call_runs_elsewhere_gets_its_own_threads() -> No
     finally:
         release.set()
         holder.join(10)
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_the_parents_background_loop_serves_on_after_a_fork(backend: str) -> None:
+    """The loop thread is parked for the instant of the fork and resumes in the parent."""
+    call = bridge.async_to_sync(answer, backend=backend)
+    assert call() == 42  # the background loop runs when the process forks
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    assert wait_for_child(pid) == 0
+    assert call() == 42  # and serves on in the parent
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_fork_made_on_the_background_loop_itself_does_not_wait_for_it(backend: str) -> None:
+    async def fork_here() -> int:
+        pid = os.fork()
+        if pid == 0:
+            os._exit(7)
+        return pid
+
+    pid = bridge.async_to_sync(fork_here, backend=backend)()
+    assert wait_for_child(pid) == 7
+    assert bridge.async_to_sync(answer, backend=backend)() == 42
