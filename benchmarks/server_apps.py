@@ -46,8 +46,9 @@ def fastapi_hello() -> Any:
 
     app = FastAPI()
 
+    # FastAPI's own hello world is ``async def``: a plain ``def`` would run in a thread.
     @app.get("/", response_class=PlainTextResponse)
-    def index() -> str:
+    async def index() -> str:
         return HELLO
 
     return app
