@@ -726,10 +726,14 @@ def test_many_threads_call_async_to_sync_at_once() -> None:
 
 
 @pytest.mark.anyio
-async def test_sequential_calls_reuse_one_worker_thread() -> None:
+async def test_sequential_calls_start_no_new_worker_thread() -> None:
     call = bridge.sync_to_async(threading.current_thread, thread_sensitive=False)
+    first = await call()
+    alive = {t for t in threading.enumerate() if t.name == first.name}
     threads = {await call() for _ in range(200)}
-    assert len(threads) == 1
+    # The pool's threads share one queue: any idle one may take a call, but a call
+    # never starts a thread while one is free.
+    assert threads <= alive
 
 
 def worker_threads() -> int:
