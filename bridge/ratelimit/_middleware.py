@@ -17,12 +17,12 @@ from __future__ import annotations
 import enum
 import logging
 import time
-import warnings
 from collections.abc import Callable, Generator, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
 from bridge._http.errors import ErrorFormat, check_error_format
 from bridge._http.logfields import EventLog
+from bridge._http.options import warn_deprecated
 from bridge._http.paths import Exempt, exempt_matcher
 from bridge.middleware import (
     Effect,
@@ -79,12 +79,10 @@ class _Unset(enum.Enum):
 
 def _warn_implicit_limit(has_rules: bool) -> None:
     what = "every request no rule matches" if has_rules else "every request"
-    warnings.warn(
+    warn_deprecated(  # attributed to the first line outside bridge
         f"RateLimit without limit= limits {what} (static files and health checks "
         f"included) to {IMPLICIT_LIMIT!r}; pass limit={IMPLICIT_LIMIT!r} to keep that, or "
-        "limit=None to limit only what rules= match. A limit will be required in 0.4.",
-        DeprecationWarning,
-        stacklevel=3,
+        "limit=None to limit only what rules= match. A limit will be required in 0.4."
     )
 
 
@@ -100,11 +98,7 @@ def error_format_option(error_format: object, body: object, who: str) -> ErrorFo
         if body not in ("text", "problem"):
             raise ValueError(f"body must be 'text' or 'problem', not {body!r}")
         error_format = "problem+json" if body == "problem" else "text"
-        warnings.warn(
-            f"{who}(body={body!r}) is deprecated; use error_format={error_format!r}",
-            DeprecationWarning,
-            stacklevel=3,
-        )
+        warn_deprecated(f"{who}(body={body!r}) is deprecated; use error_format={error_format!r}")
     return check_error_format(error_format)
 
 
