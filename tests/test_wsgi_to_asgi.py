@@ -1005,3 +1005,26 @@ async def test_a_response_inside_the_timeout_is_untouched() -> None:
     streamed = app_returning(Tracked([b"a", b"b", b"c"]))
     exchange = await drive(streamed, response_timeout=5)
     assert (exchange.status, exchange.body, exchange.complete) == (200, b"abc", True)
+
+
+async def test_response_timeout_with_an_unread_upload_under_a_send_that_waits() -> None:
+    """As under hypercorn, whose last send waits for room in the receive queue: the 504
+    goes out while the app hangs (the body is drained meanwhile), and once the app
+    returns, the call returns too."""
+    hung = HungApp()
+    chunk = b"x" * 64 * 1024
+    body = [{"type": "http.request", "body": chunk, "more_body": True} for _ in range(32)]
+    exchange = LastSendWaitsForTheBody([*body, {"type": "http.request", "more_body": False}])
+    limiter = anyio.CapacityLimiter(1)
+    app = WsgiToAsgi(hung, response_timeout=0.2, limiter=limiter, buffer_size=64 * 1024)
+    scope = http_scope("/up", method="POST")
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(app, scope, exchange.receive, exchange.send)
+            await exchange.drained.wait()
+            await anyio.to_thread.run_sync(hung.entered.wait, 10)
+            assert (exchange.status, exchange.complete) == (504, True)  # the app still hangs
+            assert limiter.borrowed_tokens == 1  # and holds its token
+            hung.release.set()
+    assert (exchange.status, exchange.complete, exchange.incoming) == (504, True, [])
+    assert limiter.borrowed_tokens == 0

@@ -156,6 +156,7 @@ class WsgiToAsgiRequest:
         self.last_life = 0.0
         self.response_began = False
         self.timed_out = False
+        self.token_wait: anyio.CancelScope | None = None  # while waiting for a limiter token
 
     async def run(self) -> None:
         message = await self.receive()
@@ -379,12 +380,14 @@ class WsgiToAsgiRequest:
             )
             gone = ClientDisconnected(f"the application started no response within {seconds}s")
             gone.already_logged = True
+            self.app_done = True  # the app takes no more of the body: the pump drops it
             self._abort_queues(gone)
-            await self._send_timeout_response(send)
-        if self.timed_out and self.tg is not None:
-            # A thread call still waiting for a token is dropped (the app never runs);
-            # one that runs is waited for, holding its token, until the app returns.
-            self.tg.cancel_scope.cancel()
+            if self.token_wait is not None:
+                # Still waiting for a token: the app never runs. A call that runs is
+                # waited for, holding its token, until the app returns.
+                self.token_wait.cancel()
+            with anyio.CancelScope(shield=True):  # the app returning must not cut it short
+                await self._send_timeout_response(send)
 
     async def _send_timeout_response(self, send: Send) -> None:
         messages: list[Message] = []
@@ -400,12 +403,28 @@ class WsgiToAsgiRequest:
 
     async def _call_app(self, work: Callable[[], AppRunResult]) -> AppRunResult:
         try:
+            if self.watchdog is not None:
+                return await self._call_app_in_time(work)
             result: AppRunResult = await run_in_worker(
                 partial(self._thread_main, work), self.context, self.limiter
             )
         except BaseException:
             self._abort_queues("the request was cancelled")
             raise
+        return result
+
+    async def _call_app_in_time(self, work: Callable[[], AppRunResult]) -> AppRunResult:
+        """:meth:`_call_app` under ``response_timeout``: a timeout while the call waits
+        for a limiter token drops it (nothing was dispatched)."""
+        with anyio.CancelScope() as waiting:
+            self.token_wait = waiting
+            running = await start_in_worker(
+                partial(self._thread_main, work), self.context, self.limiter
+            )
+        self.token_wait = None
+        if waiting.cancelled_caught:
+            return AppRunResult.ABORTED
+        result: AppRunResult = await finish_in_worker(running)
         return result
 
     def _thread_main(self, work: Callable[[], AppRunResult]) -> AppRunResult:
