@@ -139,8 +139,7 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _build(backend: str, portal: BlockingPortal) -> LoopHandle:
-    origin = background_origin(backend)
+def _build(backend: str, portal: BlockingPortal, origin: Origin) -> LoopHandle:
     if origin.asyncio_loop is None:
         future, nursery = portal.start_task(_trio_hub)
         _hub_futures.append(future)
@@ -154,9 +153,12 @@ def loop_handle(backend: str) -> LoopHandle:
     handle = _handles.get(backend)
     if handle is not None and handle.portal is portal:
         return handle
+    # Asked before taking the lock: under gevent this waits by yielding to the hub, and a
+    # greenlet must not yield while it holds a lock that may be a real one (--preload).
+    origin = background_origin(backend)
     with _lock:
         handle = _handles.get(backend)
         if handle is None or handle.portal is not portal:
-            handle = _build(backend, portal)
+            handle = _build(backend, portal, origin)
             _handles[backend] = handle
         return handle

@@ -22,8 +22,9 @@ import threading
 from contextlib import AbstractContextManager
 from typing import Any, Final
 
-from anyio.from_thread import BlockingPortal, start_blocking_portal
+from anyio.from_thread import BlockingPortal
 
+from bridge._loop import green
 from bridge._loop.origin import Origin, current_origin
 
 __all__ = (
@@ -71,7 +72,7 @@ def background_portal(backend: str = "asyncio") -> BlockingPortal:
         _forget_if_forked()
         entry = _portals.get(backend)
         if entry is None:
-            manager = start_blocking_portal(name, options)
+            manager = green.start_blocking_portal(name, options)  # an OS thread under gevent
             entry = (manager.__enter__(), manager)
             _portals[backend] = entry
         return entry[0]
@@ -87,7 +88,8 @@ def background_origin(backend: str = "asyncio") -> Origin:
     if origin is not None and _owner_pid == os.getpid():
         return origin
     portal = background_portal(backend)
-    origin = portal.call(current_origin, "the background loop")
+    with green.cross_thread_wait():
+        origin = portal.call(current_origin, "the background loop")
     with _lock:
         _origins[backend] = origin
     return origin
@@ -118,7 +120,7 @@ def shutdown_background_portals() -> None:
         _portals.clear()
         _origins.clear()
     for portal, manager in entries:
-        with contextlib.suppress(RuntimeError):  # the loop already stopped
+        with contextlib.suppress(RuntimeError), green.cross_thread_wait():  # already stopped
             portal.call(portal.stop, True)
         manager.__exit__(None, None, None)
 

@@ -32,11 +32,14 @@ from __future__ import annotations
 
 import os
 import threading
+
+# The C queue, never gevent's: the threads that wait on these are bridge's OS threads.
+from _queue import Empty, SimpleQueue
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
-from queue import Empty, SimpleQueue
 from typing import Any, Final, Protocol
 
+from bridge._loop import green
 from bridge._loop.interop import (
     adopt_context,
     enter_anyio_worker,
@@ -216,7 +219,7 @@ class OwnThread(Target):
     def __init__(self, name: str) -> None:
         self._name = name
         self._queue: SimpleQueue[Runnable | None] = SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._thread: green.Joinable | None = None
         self._pid = 0
         self._lock = threading.Lock()
 
@@ -230,8 +233,7 @@ class OwnThread(Target):
             if self._pid == os.getpid():
                 return
             self._queue = SimpleQueue()  # after fork, items of the parent are not ours
-            self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
-            self._thread.start()
+            self._thread = green.start_thread(self._loop, self._name)
             self._pid = os.getpid()
 
     def _loop(self) -> None:
@@ -257,7 +259,8 @@ class SyncFrame(Target):
     """
 
     def __init__(self, old_executor: Any) -> None:
-        self._queue: SimpleQueue[Runnable | None] = SimpleQueue()
+        # the loop's thread puts here: under gevent the blocked thread may be a greenlet
+        self._queue: green.CrossThreadQueue[Runnable | None] = green.cross_thread_queue()
         self._lock = threading.Lock()
         self._broken = False
         self._old_executor = old_executor
@@ -340,7 +343,7 @@ class _AsgirefLock:
 class _AsgirefItems:
     __slots__ = ("queue",)
 
-    def __init__(self, queue: SimpleQueue[Runnable | None]) -> None:
+    def __init__(self, queue: green.CrossThreadQueue[Runnable | None]) -> None:
         self.queue = queue
 
     def append(self, item: Runnable) -> None:
@@ -392,8 +395,7 @@ class WorkerPool(Target):
             worker = self.idle.pop()
         except IndexError:
             worker = _PoolThread(self)
-            name = "bridge-sync-worker"
-            threading.Thread(target=worker.loop, name=name, daemon=True).start()
+            green.start_thread(worker.loop, "bridge-sync-worker")
         worker.queue.put(item)
 
     def retire(self, worker: _PoolThread) -> bool:
