@@ -160,7 +160,11 @@ def _start_new_loop(
     driver: Any, context: contextvars.Context, backend: str, frame: SyncFrame
 ) -> green.Joinable:
     name, options = _portal.backend_options(backend)
-    green.check_backend(name)
+    try:
+        green.check_backend(name)
+    except RuntimeError:
+        driver.close()
+        raise
     run = functools.partial(_run_new_loop, driver, context, name, options, frame)
     return green.start_thread(run, "bridge-new-loop")  # an OS thread under gevent
 

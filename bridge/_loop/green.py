@@ -140,9 +140,10 @@ class _HubQueue(Generic[T]):
 def cross_thread_wait() -> Iterator[None]:
     """Around a blocking wait for another OS thread (``Future.result``, ``portal.call``).
 
-    Without gevent, or in an OS thread with no hub, nothing. In a greenlet: the hub keeps
-    a watcher open until the wait is over, so the wait yields to the other greenlets
-    and ends when the other thread releases it (never in ``LoopExit``).
+    Without gevent, nothing. Under gevent the patched locks wait on this thread's hub
+    (made if the thread has none yet), which keeps a watcher open until the wait is
+    over: the wait yields to the other greenlets and ends when the other thread
+    releases it, never in ``LoopExit``.
     """
     watcher = _keep_hub_watching() if gevent_patched() else None
     try:
@@ -154,12 +155,9 @@ def cross_thread_wait() -> Iterator[None]:
 
 
 def _keep_hub_watching() -> Any:
-    from gevent._hub_local import get_hub_if_exists
+    from gevent import get_hub
 
-    hub = get_hub_if_exists()
-    if hub is None:
-        return None
-    watcher = hub.loop.async_()
+    watcher = get_hub().loop.async_()
     watcher.start(_nothing)
     return watcher
 
