@@ -89,6 +89,7 @@ def hello():
         gevent.sleep(0.01)
     events.append("hello")
 
+async_to_sync(asyncio.sleep)(0)  # not the first call in this process: that one always worked
 greenlets = [gevent.spawn(async_to_sync(nap), name) for name in "ab"]
 greenlets.append(gevent.spawn(hello))
 gevent.joinall(greenlets, raise_error=True)
@@ -153,6 +154,20 @@ for options in ({"backend": "trio"}, {"backend": "trio", "force_new_loop": True}
         async_to_sync(doubled, **options)(1)
     except RuntimeError as error:
         seen.append(str(error))
+
+from wsgiref.util import setup_testing_defaults
+from bridge import AsgiToWsgi
+
+async def asgi_app(scope, receive, send):
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"never sent"})
+
+environ = {}
+setup_testing_defaults(environ)
+try:
+    AsgiToWsgi(asgi_app, backend="trio", lifespan="off")(environ, print)
+except RuntimeError as error:
+    seen.append(str(error))
 print(json.dumps({"errors": seen}))
 """
 
@@ -160,7 +175,7 @@ print(json.dumps({"errors": seen}))
 def test_trio_is_refused_with_a_message_that_says_what_to_use() -> None:
     errors = _run(TRIO)["errors"]
     assert isinstance(errors, list)
-    assert len(errors) == 2
+    assert len(errors) == 3
     for error in errors:
         assert "trio backend cannot run under gevent" in error
         assert "backend='asyncio'" in error
