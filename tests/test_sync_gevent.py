@@ -144,12 +144,16 @@ def test_round_trips_between_greenlets_threads_and_the_loop(imported_first: bool
     assert seen["answers"] == [1, 2, 3, 11, refused]
 
 
-TRIO = """
+REFUSED_BACKENDS = """
 async def doubled(value):
     return value * 2
 
 seen = []
-for options in ({"backend": "trio"}, {"backend": "trio", "force_new_loop": True}):
+for options in (
+    {"backend": "trio"},
+    {"backend": "trio", "force_new_loop": True},
+    {"backend": "asyncio+uvloop", "force_new_loop": True},
+):
     try:
         async_to_sync(doubled, **options)(1)
     except RuntimeError as error:
@@ -172,13 +176,15 @@ print(json.dumps({"errors": seen}))
 """
 
 
-def test_trio_is_refused_with_a_message_that_says_what_to_use() -> None:
-    errors = _run(TRIO)["errors"]
+def test_trio_and_uvloop_are_refused_with_a_message_that_says_what_to_use() -> None:
+    """trio cannot run under patch_all(), and anyio.to_thread would hang on uvloop."""
+    errors = _run(REFUSED_BACKENDS)["errors"]
     assert isinstance(errors, list)
-    assert len(errors) == 3
-    for error in errors:
-        assert "trio backend cannot run under gevent" in error
-        assert "backend='asyncio'" in error
+    backends = ["trio", "trio", "asyncio+uvloop", "trio"]
+    assert len(errors) == len(backends)
+    for error, backend in zip(errors, backends, strict=True):
+        assert f"the {backend} backend cannot run under gevent" in error
+        assert "use backend='asyncio'" in error
 
 
 # -- real gevent servers -----------------------------------------------------------------

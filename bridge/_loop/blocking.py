@@ -161,7 +161,7 @@ def _start_new_loop(
 ) -> green.Joinable:
     name, options = _portal.backend_options(backend)
     try:
-        green.check_backend(name)
+        green.check_backend(name, options)
     except RuntimeError:
         driver.close()
         raise

@@ -12,7 +12,6 @@ keeps its running loop per OS thread. So under gevent, and only there:
   an anyio worker greenlet on a loop thread) the wait yields to the hub, so the other
   greenlets of that OS thread run meanwhile; the producer wakes it with the hub's
   thread-safe async watcher. A thread without a hub has nothing to yield to and blocks.
-
 * a wait on ``concurrent.futures.Future`` (lifespan, every ``BlockingPortal`` call) runs
   inside :func:`cross_thread_wait`: gevent's patched locks already yield to the hub and
   accept a release from another OS thread, but a hub with nothing else to watch (a
@@ -21,8 +20,10 @@ keeps its running loop per OS thread. So under gevent, and only there:
   gevent's patched ``queue`` module has no such support: its queues are greenlet-only,
   hence the queue above.
 
-trio cannot run under ``patch_all()``: gevent removes ``select.epoll``, which trio's I/O
-needs (:func:`check_backend` says so instead of failing inside trio).
+Only the plain asyncio backend runs under ``patch_all()`` (:func:`check_backend` says so
+instead of failing later): gevent removes ``select.epoll`` and ``select.kqueue``, which
+trio's I/O needs, and uvloop never runs the loop thread's hub, where anyio's worker
+"threads" (greenlets there) wait to run: ``anyio.to_thread`` would hang.
 
 Invariants: whether gevent has patched ``threading`` is asked until the answer is yes
 (patching cannot be undone; a process may patch after importing bridge: gunicorn's
@@ -185,7 +186,11 @@ class _OsThread:
 
 
 def start_thread(target: Callable[[], object], name: str) -> Joinable:
-    """Start ``target()`` in a new daemon OS thread (never a greenlet)."""
+    """Start ``target()`` in a new daemon OS thread (never a greenlet).
+
+    ``name`` names a ``threading.Thread``; under gevent the thread is nameless, and only
+    the thread that started it may ``join`` it (once at a time).
+    """
     if not gevent_patched():
         thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()
@@ -211,7 +216,7 @@ def start_blocking_portal(
     """anyio's ``start_blocking_portal``, whose loop thread is an OS thread under gevent."""
     if not gevent_patched():
         return _anyio_start_blocking_portal(backend, options)
-    check_backend(backend)
+    check_backend(backend, options)
     return _portal_on_os_thread(backend, options)
 
 
@@ -246,16 +251,20 @@ def _portal_on_os_thread(backend: str, options: dict[str, Any]) -> Iterator[Bloc
         thread.join()
 
 
-def check_backend(backend: str) -> None:
-    """Refuse trio under gevent's ``patch_all()`` with a message that says what to do."""
-    if backend == "trio" and gevent_patched():
-        import select
-
-        if not hasattr(select, "epoll") and sys.platform == "linux":
-            raise RuntimeError(
-                "the trio backend cannot run under gevent's monkey.patch_all() (gevent "
-                "removes select.epoll, which trio needs); use backend='asyncio'"
-            )
+def check_backend(backend: str, options: dict[str, Any]) -> None:
+    """Under gevent, refuse trio and uvloop with a message that says what to use instead."""
+    if not gevent_patched():
+        return
+    if backend == "trio":
+        reason = "gevent removes select.epoll and select.kqueue, which trio needs"
+    elif options.get("use_uvloop"):
+        reason = "anyio's worker threads are greenlets there, which uvloop never runs"
+    else:
+        return
+    raise RuntimeError(
+        f"the {'trio' if backend == 'trio' else 'asyncio+uvloop'} backend cannot run under "
+        f"gevent's monkey.patch_all() ({reason}); use backend='asyncio'"
+    )
 
 
 def off_the_loop_greenlet(loop: asyncio.AbstractEventLoop) -> bool:

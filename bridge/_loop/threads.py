@@ -32,9 +32,7 @@ from __future__ import annotations
 
 import os
 import threading
-
-# The C queue, never gevent's: the threads that wait on these are bridge's OS threads.
-from _queue import Empty, SimpleQueue
+from _queue import Empty, SimpleQueue  # never gevent's: bridge's OS threads wait on these
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any, Final, Protocol

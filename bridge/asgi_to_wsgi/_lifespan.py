@@ -105,15 +105,17 @@ class _Connection:
 _instances: weakref.WeakSet[Lifespan] = weakref.WeakSet()
 
 
+# Guards only the creation of a startup lock; never held across a wait.
+_lock_creation = threading.Lock()
+
+
 def _new_locks_in_child() -> None:
     # A parent thread may have held a startup lock at fork time (a request waiting
     # for startup); the child has no such thread, so it must not inherit the lock.
+    global _lock_creation
+    _lock_creation = threading.Lock()
     for lifespan in list(_instances):
         lifespan._lock = None
-
-
-# Guards only the creation of a startup lock; never held across a wait.
-_lock_creation = threading.Lock()
 
 
 os.register_at_fork(after_in_child=_new_locks_in_child)
