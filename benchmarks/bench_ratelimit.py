@@ -16,6 +16,11 @@ Sections (each prints the median of the rounds and ratios to ours):
    against the bare hello-world app and against the core's pass-through; around
    a Flask hello world against Flask-Limiter in memory, and around a Starlette
    hello world against slowapi in memory (both with their headers on).
+4. Limits declared at the route, with headers on: ``@limit`` on a Flask view and a
+   Starlette endpoint and ``Depends(limit(...).dependency)`` in FastAPI, each under
+   ``RateLimit(routes=True)``, against Flask-Limiter's and slowapi's decorators; the
+   µs each adds over the same bare hello world, in memory, and round trips per
+   request with Redis (section 2b).
 
 Not part of the test run. Needs the ``bench`` extra and redis-server.
 """
@@ -39,6 +44,7 @@ from typing import Any
 from benchmarks._peers import with_flask_limiter, with_slowapi
 from bridge import MemoryStore, RateLimit
 from bridge.middleware import Exchange, Middleware, RequestHead, ResponseHead
+from bridge.ratelimit import limit as route_limit
 from bridge.ratelimit import parse_rates
 from bridge.ratelimit.redis import RedisStore
 
@@ -390,7 +396,118 @@ def framework_cases(url: str, quick: bool) -> dict[str, tuple[Case, int]]:
             n,
         ),
         "Starlette + slowapi(redis, headers) [ASGI]": (asgi_caller(st), n),
+        **route_redis_cases(url, limit, n),
     }
+
+
+def route_redis_cases(url: str, limit: str, n: int) -> dict[str, tuple[Case, int]]:
+    """The route-level forms with Redis: ours vs the peers' decorators."""
+    store = RedisStore(url, prefix=f"br:{uuid.uuid4().hex}:")
+    fl_ours, fl_theirs = flask_decorated(limit, store, url)
+    st_ours, st_theirs = starlette_decorated(limit, store, url)
+    return {
+        "Flask + bridge @limit(RedisStore) [WSGI]": (wsgi_caller(fl_ours, b"ratelimit"), n),
+        "Flask + Flask-Limiter @limit(redis) [WSGI]": (
+            wsgi_caller(fl_theirs, b"x-ratelimit-remaining"),
+            n,
+        ),
+        "Starlette + bridge @limit(RedisStore) [ASGI]": (asgi_caller(st_ours, b"ratelimit"), n),
+        "Starlette + slowapi @limit(redis) [ASGI]": (
+            asgi_caller(st_theirs, b"x-ratelimit-remaining"),
+            n,
+        ),
+    }
+
+
+def flask_decorated(limit: str, store: Any, storage_uri: str) -> tuple[Any, Any]:
+    """Flask hello worlds whose view carries the limit: ``@limit`` under
+    ``RateLimit(routes=True)``, and Flask-Limiter's ``@limiter.limit`` (headers on)."""
+    import flask
+    from flask_limiter import Limiter
+    from flask_limiter.util import get_remote_address
+
+    ours = flask.Flask("ours")
+    ours.add_url_rule("/", "index", route_limit(limit)(lambda: "hello"))
+    ours.wsgi_app = RateLimit(ours.wsgi_app, None, store=store, routes=True)  # type: ignore[method-assign]
+    theirs = flask.Flask("theirs")
+    limiter = Limiter(
+        get_remote_address,
+        app=theirs,
+        storage_uri=storage_uri,
+        headers_enabled=True,
+        key_prefix=uuid.uuid4().hex,
+    )
+    theirs.add_url_rule("/", "index", limiter.limit(limit)(lambda: "hello"))
+    return ours, theirs
+
+
+def starlette_decorated(limit: str, store: Any, storage_uri: str) -> tuple[Any, Any]:
+    """Starlette hello worlds whose endpoint carries the limit: ``@limit`` under
+    ``RateLimit(routes=True)``, and slowapi's ``@limiter.limit`` (headers on)."""
+    from slowapi import Limiter
+    from slowapi.errors import RateLimitExceeded
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    @route_limit(limit)
+    async def ours_index(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("hello")
+
+    ours = Starlette(routes=[Route("/", ours_index)])
+    ours.add_middleware(RateLimit, limit=None, store=store, routes=True)
+
+    limiter = Limiter(
+        key_func=lambda request: request.client.host,
+        storage_uri=storage_uri,
+        headers_enabled=True,
+        key_prefix=uuid.uuid4().hex,
+    )
+
+    @limiter.limit(limit)
+    async def theirs_index(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("hello")
+
+    theirs = Starlette(routes=[Route("/", theirs_index)])
+    theirs.state.limiter = limiter
+    theirs.add_exception_handler(RateLimitExceeded, lambda r, e: PlainTextResponse("", 429))
+    return ours, theirs
+
+
+def fastapi_decorated(limit: str) -> tuple[Any, Any, Any]:
+    """FastAPI hello worlds: bare, ``Depends(limit(...).dependency)`` under
+    ``RateLimit(routes=True)``, and slowapi's decorator (headers on), in memory."""
+    from fastapi import Depends, FastAPI, Request
+    from fastapi.responses import PlainTextResponse
+    from slowapi import Limiter
+    from slowapi.errors import RateLimitExceeded
+
+    async def hello() -> str:  # async everywhere: a sync endpoint costs a thread hop
+        return "hello"
+
+    bare = FastAPI()
+    bare.get("/", response_class=PlainTextResponse)(hello)
+    ours = FastAPI()
+    dependencies = [Depends(route_limit(limit, name="index").dependency)]
+    ours.get("/", response_class=PlainTextResponse, dependencies=dependencies)(hello)
+    ours.add_middleware(RateLimit, limit=None, routes=True)
+    limiter = Limiter(
+        key_func=lambda request: request.client.host, storage_uri="memory://", headers_enabled=True
+    )
+    theirs = FastAPI()
+
+    async def index(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("hello")
+
+    # FastAPI resolves the parameter's class from the annotations, which this module
+    # postpones to strings naming a function-local import.
+    index.__annotations__ = {"request": Request, "return": PlainTextResponse}
+    theirs.get("/")(limiter.limit(limit)(index))
+
+    theirs.state.limiter = limiter
+    theirs.add_exception_handler(RateLimitExceeded, lambda r, e: PlainTextResponse("", 429))
+    return bare, ours, theirs
 
 
 # -- 3. middleware overhead -----------------------------------------------------------
@@ -507,6 +624,14 @@ PAIRS = (
         "Starlette + bridge RateLimit(RedisStore) [ASGI]",
         "Starlette + slowapi(redis, headers) [ASGI]",
     ),
+    (
+        "Flask + bridge @limit(RedisStore) [WSGI]",
+        "Flask + Flask-Limiter @limit(redis) [WSGI]",
+    ),
+    (
+        "Starlette + bridge @limit(RedisStore) [ASGI]",
+        "Starlette + slowapi @limit(redis) [ASGI]",
+    ),
 )
 
 
@@ -514,7 +639,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="fewer operations per round")
+    parser.add_argument("--routes", action="store_true", help="section 4 only")
     args = parser.parse_args()
+    if args.routes:
+        report_routes(args.rounds, args.quick)
+        return
     print(f"python {sys.version.split()[0]}, {args.rounds} interleaved rounds, medians")
 
     report(
@@ -575,6 +704,78 @@ def main() -> None:
         added_ours = medians[ours] - medians[base]
         added_theirs = medians[theirs] - medians[base]
         print(f"  {ours} adds {added_ours / added_theirs:.2f}x what {theirs} adds")
+    report_routes(args.rounds, args.quick)
+
+
+def route_cases(quick: bool) -> dict[str, tuple[Case, int]]:
+    """Section 4: the route-level forms around hello worlds, in memory, headers on."""
+    import flask
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    n = 5000 if quick else 20000
+    limit = "1000000000/minute"
+    fl = flask.Flask("hello")
+    fl.add_url_rule("/", "index", lambda: "hello")
+    fl_ours, fl_theirs = flask_decorated(limit, MemoryStore(), "memory://")
+
+    async def index(request: Any) -> PlainTextResponse:
+        return PlainTextResponse("hello")
+
+    st = Starlette(routes=[Route("/", index)])
+    st_ours, st_theirs = starlette_decorated(limit, MemoryStore(), "memory://")
+    fa, fa_ours, fa_theirs = fastapi_decorated(limit)
+    fl_linked = flask.Flask("linked")
+    fl_linked.add_url_rule("/", "index", lambda: "hello")
+    linked_wsgi = RateLimit(fl_linked.wsgi_app, None, routes=True)
+    linked_asgi = Starlette(routes=[Route("/", index)])
+    linked_asgi.add_middleware(RateLimit, limit=None, routes=True)
+    return {
+        "WSGI Flask hello": (wsgi_caller(fl), n),
+        "WSGI Flask hello, routes=True, no limit": (wsgi_caller(linked_wsgi), n),
+        "WSGI Flask @limit hello": (wsgi_caller(fl_ours, b"ratelimit"), n),
+        "WSGI Flask-Limiter @limit hello": (wsgi_caller(fl_theirs, b"x-ratelimit-remaining"), n),
+        "ASGI Starlette hello": (asgi_caller(st), n),
+        "ASGI Starlette hello, routes=True, no limit": (asgi_caller(linked_asgi), n),
+        "ASGI Starlette @limit hello": (asgi_caller(st_ours, b"ratelimit"), n),
+        "ASGI slowapi @limit Starlette hello": (
+            asgi_caller(st_theirs, b"x-ratelimit-remaining"),
+            n,
+        ),
+        "ASGI FastAPI hello": (asgi_caller(fa), n),
+        "ASGI FastAPI Depends(limit) hello": (asgi_caller(fa_ours, b"ratelimit"), n),
+        "ASGI slowapi @limit FastAPI hello": (
+            asgi_caller(fa_theirs, b"x-ratelimit-remaining"),
+            n,
+        ),
+    }
+
+
+ROUTE_TRIPLES = (
+    ("WSGI Flask hello", "WSGI Flask @limit hello", "WSGI Flask-Limiter @limit hello"),
+    ("ASGI Starlette hello", "ASGI Starlette @limit hello", "ASGI slowapi @limit Starlette hello"),
+    (
+        "ASGI FastAPI hello",
+        "ASGI FastAPI Depends(limit) hello",
+        "ASGI slowapi @limit FastAPI hello",
+    ),
+)
+
+
+def report_routes(rounds: int, quick: bool) -> None:
+    medians = run_interleaved(route_cases(quick), rounds)
+    report("4. limits at the route (MemoryStore, headers on)", medians, "WSGI Flask hello")
+    for base in ("WSGI Flask hello", "ASGI Starlette hello"):
+        linked = medians[f"{base}, routes=True, no limit"] - medians[base]
+        print(f"  routes=True on a request no limit covers ({base}): +{linked * 1e6:.1f} us")
+    for base, ours, theirs in ROUTE_TRIPLES:
+        added_ours = medians[ours] - medians[base]
+        added_theirs = medians[theirs] - medians[base]
+        print(
+            f"  {ours}: +{added_ours * 1e6:.1f} us; {theirs}: +{added_theirs * 1e6:.1f} us "
+            f"({added_ours / added_theirs:.2f}x)"
+        )
 
 
 if __name__ == "__main__":

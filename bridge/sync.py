@@ -60,6 +60,7 @@ def sync_to_async(
     executor: Executor | None = None,
     limiter: anyio.CapacityLimiter | None = None,
     context: contextvars.Context | None = None,
+    wait_on_cancel: bool = False,
 ) -> Callable[P, Coroutine[Any, Any, R]]: ...
 
 
@@ -70,6 +71,7 @@ def sync_to_async(
     executor: Executor | None = None,
     limiter: anyio.CapacityLimiter | None = None,
     context: contextvars.Context | None = None,
+    wait_on_cancel: bool = False,
 ) -> Callable[[Callable[P, R]], Callable[P, Coroutine[Any, Any, R]]]: ...
 
 
@@ -80,6 +82,7 @@ def sync_to_async(
     executor: Executor | None = None,
     limiter: anyio.CapacityLimiter | None = None,
     context: contextvars.Context | None = None,
+    wait_on_cancel: bool = False,
 ) -> Any:
     """Turn a sync callable into a coroutine function that runs it in a thread.
 
@@ -96,11 +99,17 @@ def sync_to_async(
         bounds concurrent calls (default: anyio's default thread limiter, 40 tokens).
     :param context: run in this ``contextvars.Context`` and do not copy changes back
         (default: a copy of the caller's context, whose changes are copied back).
+    :param wait_on_cancel: ``False`` (default, asgiref's behaviour): a cancelled awaiting
+        task raises the cancellation at once while the function runs to its end in its
+        thread (a thread cannot be stopped; later thread-sensitive calls still run after
+        it). ``True``: the task keeps waiting for the function, shielded from further
+        cancellation, then raises the cancellation.
 
     Context variables flow to the thread and back; ``sys.exc_info()`` in the callee is the
-    caller's; exceptions propagate with their traceback. If the awaiting task is
-    cancelled, the call still finishes (a thread cannot be stopped) and the cancellation
-    is raised afterwards. Works under asyncio and trio.
+    caller's; exceptions propagate with their traceback. If the function waits in
+    ``async_to_sync`` for a coroutine on the caller's loop when the awaiting task is
+    cancelled, that coroutine is cancelled first, as in asgiref (see docs/threads.md,
+    "Cancellation"). Works under asyncio and trio.
 
     The wrapper of a bound method has the method's ``__self__``, as asgiref's has.
 
@@ -111,17 +120,15 @@ def sync_to_async(
             "executor and limiter apply only to thread_sensitive=False; "
             "pass thread_sensitive=False or drop them"
         )
-    if func is None:
-        return functools.partial(
-            _wrap_sync,
-            thread_sensitive=thread_sensitive,
-            executor=executor,
-            limiter=limiter,
-            context=context,
-        )
-    return _wrap_sync(
-        func, thread_sensitive=thread_sensitive, executor=executor, limiter=limiter, context=context
+    wrap = functools.partial(
+        _wrap_sync,
+        thread_sensitive=thread_sensitive,
+        executor=executor,
+        limiter=limiter,
+        context=context,
+        wait_on_cancel=wait_on_cancel,
     )
+    return wrap if func is None else wrap(func)
 
 
 def _wrap_sync(
@@ -131,6 +138,7 @@ def _wrap_sync(
     executor: Executor | None,
     limiter: anyio.CapacityLimiter | None,
     context: contextvars.Context | None,
+    wait_on_cancel: bool,
 ) -> Callable[P, Coroutine[Any, Any, R]]:
     if not callable(func) or _is_async_callable(func):
         raise TypeError(f"sync_to_async() wraps sync callables only, not {func!r}")
@@ -145,6 +153,7 @@ def _wrap_sync(
             executor=executor,
             limiter=limiter,
             context=context,
+            wait_on_cancel=wait_on_cancel,
         )
         return result
 

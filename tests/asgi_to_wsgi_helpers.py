@@ -95,6 +95,13 @@ def errors(caplog: pytest.LogCaptureFixture) -> list[str]:
     ]
 
 
+def refusals(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The adapter's WARNING lines: bad input it refused (faults are ERROR: :func:`errors`)."""
+    return [
+        r.getMessage() for r in caplog.records if r.name == LOGGER and r.levelno == logging.WARNING
+    ]
+
+
 class ShortInput(io.BytesIO):
     """A ``wsgi.input`` that ends early (the client went away mid-upload)."""
 

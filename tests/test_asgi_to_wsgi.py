@@ -29,6 +29,7 @@ from .asgi_to_wsgi_helpers import (
     environ_for,
     errors,
     get,
+    refusals,
     start,
 )
 
@@ -526,7 +527,7 @@ def test_non_utf8_path_is_400(make: Make, caplog: pytest.LogCaptureFixture) -> N
     environ["PATH_INFO"] = "/\xff\xfe"
     recorder, _ = call(make(hello), environ)
     assert recorder.code == 400
-    (line,) = errors(caplog)
+    (line,) = refusals(caplog)
     assert "PATH_INFO is not valid UTF-8" in line
 
 
@@ -538,7 +539,7 @@ def test_invalid_content_length_is_400(
     environ["CONTENT_LENGTH"] = value
     recorder, _ = call_unvalidated(make(echo), environ)  # validator asserts on this environ
     assert recorder.code == 400
-    (line,) = errors(caplog)
+    (line,) = refusals(caplog)
     assert "Content-Length" in line
 
 
@@ -549,7 +550,7 @@ def test_short_input_is_400(make: Make, caplog: pytest.LogCaptureFixture, declar
     environ["wsgi.input"] = io.BytesIO(b"only this")
     recorder, _ = call(make(echo), environ)
     assert recorder.code == 400
-    (line,) = errors(caplog)
+    (line,) = refusals(caplog)
     assert "ended" in line
     assert "early" in line
 
@@ -561,7 +562,7 @@ def test_failing_input_is_400(make: Make, caplog: pytest.LogCaptureFixture, decl
     environ["wsgi.input"] = BrokenInput()
     recorder, _ = call(make(echo), environ)
     assert recorder.code == 400
-    (line,) = errors(caplog)
+    (line,) = refusals(caplog)
     assert "ConnectionResetError" in line
 
 

@@ -8,6 +8,7 @@ precisely. The child reports through its exit status.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import threading
 import traceback
@@ -112,3 +113,63 @@ def test_fork_during_lifespan_startup_does_not_block_the_child() -> None:
         release.set()
         parent.join(10)
         adapter.close()
+
+
+# A worker's normal exit runs the interpreter's finalisation, which os._exit skips: so this
+# runs as its own program, whose forked child serves a request and exits like a worker.
+_WORKER_EXIT = """
+import os, sys
+from werkzeug.test import Client
+from bridge import AsgiToWsgi
+from tests.apps.asgi_apps import respond
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    await respond(send, 200, str(os.getpid()).encode())
+
+backend, parent_served = sys.argv[1], sys.argv[2] == "served"
+adapter = AsgiToWsgi(app, backend=backend)
+client = Client(adapter)
+if parent_served:  # the master served through bridge before forking, as with --preload
+    assert client.get("/").data == str(os.getpid()).encode()
+pid = os.fork()
+if pid == 0:
+    assert client.get("/").data == str(os.getpid()).encode()
+    sys.exit(0)  # a worker's normal exit: the interpreter finalises what it holds
+_, status = os.waitpid(pid, 0)
+print("child exit", os.waitstatus_to_exitcode(status))
+"""
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize("parent_served", [True, False], ids=["parent-served", "parent-idle"])
+def test_a_forked_worker_exits_without_finalising_the_parents_loop(
+    backend: str, parent_served: bool
+) -> None:
+    """Nothing of the parent's loop machinery is finalised in the child: no
+    ``Exception ignored in: <generator object start_blocking_portal>`` at its exit."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-X",
+            "dev",
+            "-c",
+            _WORKER_EXIT,
+            backend,
+            "served" if parent_served else "idle",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "child exit 0", done.stdout + done.stderr
+    assert "Exception ignored" not in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr

@@ -29,7 +29,7 @@ from bridge import AsgiToWsgi
 from tests.apps import asgi_frameworks, django_asgi_app
 from tests.apps.asgi_frameworks import fastapi_app, gate, starlette_app
 
-from .asgi_to_wsgi_helpers import LOGGER, errors
+from .asgi_to_wsgi_helpers import LOGGER, errors, refusals
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -148,7 +148,7 @@ def test_fastapi_upload_cut_short_is_one_log_line(
     response = fetch(client, "/upload", "POST", data=b"x" * 100_000, environ_overrides=overrides)
     assert response.status_code in (400, 500)
     adapters[0].close()  # waits for the app task
-    (line,) = errors(caplog)
+    (line,) = refusals(caplog)
     assert "ended" in line
     assert "early" in line
 

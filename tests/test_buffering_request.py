@@ -248,7 +248,8 @@ def test_one_log_line_per_rejection(backend: str, caplog: pytest.LogCaptureFixtu
     call_wsgi(RequestBuffering(ECHO.wsgi(), max_body_size=10), chunked)
     records = rejections(caplog)
     assert [r.getMessage() for r in records] == [
-        "POST /up: 413 Content Too Large: request body crossed the limit 10 while being read"
+        "RequestBuffering refused POST /up (client 127.0.0.1): 413 Content Too Large: "
+        "request body crossed the limit 10 while being read"
     ] * 2
     assert all(r.levelno == logging.WARNING for r in records)
 
@@ -445,4 +446,4 @@ def test_log_line_escapes_control_characters(
     call_asgi(RequestBuffering(ECHO.asgi(), max_body_size=10), request, backend=backend)
     [record] = rejections(caplog)
     assert "\n" not in record.getMessage()
-    assert "'/a\\nFAKE 200 OK'" in record.getMessage()
+    assert "POST /a\\nFAKE 200 OK (client" in record.getMessage()

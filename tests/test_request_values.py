@@ -102,11 +102,7 @@ def _asgi(app: Any) -> Callable[[], Result]:
         pytest.param(_asgi(WsgiToAsgi(_flask_app())), id="flask-under-WsgiToAsgi"),
         pytest.param(_asgi(_starlette_app()), id="starlette"),
         pytest.param(
-            _wsgi(AsgiToWsgi(_starlette_app(), lifespan="off")),
-            id="starlette-under-AsgiToWsgi",
-            marks=pytest.mark.xfail(
-                strict=True, reason="AsgiToWsgi does not carry the environ's bridge.* keys yet"
-            ),
+            _wsgi(AsgiToWsgi(_starlette_app(), lifespan="off")), id="starlette-under-AsgiToWsgi"
         ),
         pytest.param(_wsgi(_django_wsgi), id="django-wsgi"),
         pytest.param(_asgi(_django_asgi), id="django-asgi"),
@@ -139,3 +135,23 @@ def test_the_key_is_the_one_the_drivers_write() -> None:
     from bridge.middleware._core.heads import VALUES_KEY
 
     assert bridge.values.VALUES_KEY == VALUES_KEY
+
+
+def test_asgi_to_wsgi_carries_only_bridge_keys_into_the_scope() -> None:
+    seen: dict[str, Any] = {}
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        seen.update(scope)
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    def tagging(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        environ["bridge.example"] = "set on the WSGI side"
+        environ["werkzeug.request"] = "not bridge's"
+        return adapter(environ, start_response)
+
+    with AsgiToWsgi(app, lifespan="off") as adapter:
+        assert call_wsgi(tagging, Request()).status == 204
+    assert seen["bridge.example"] == "set on the WSGI side"
+    assert "werkzeug.request" not in seen
+    assert request_values(seen)["bridge.example"] == "set on the WSGI side"

@@ -55,6 +55,8 @@ class Config:
     keepalive: bool = True
     #: checks that fail only sometimes under this server (timing), with the reason
     flaky: dict[str, str] = field(default_factory=dict)
+    #: extra environment for the server (e.g. a preloading master that serves first)
+    env: dict[str, str] = field(default_factory=dict)
 
 
 def _gunicorn(*options: str) -> Argv:
@@ -109,6 +111,9 @@ def _gevent_pywsgi(port: int) -> list[str]:
     return [PYTHON, "-m", "tests.apps.matrix_gevent", str(port)]
 
 
+#: the preloading master serves a request through bridge before it forks its workers
+SERVED = {"MATRIX_SERVE_AT_IMPORT": "1"}
+
 SERVERS: dict[str, Config] = {
     "uvicorn": Config(_uvicorn, "asgi"),
     "hypercorn-asyncio": Config(_hypercorn("asyncio"), "asgi", flaky={"sigterm": UNREAD_BODY}),
@@ -116,10 +121,10 @@ SERVERS: dict[str, Config] = {
     "daphne": Config(_daphne, "asgi"),
     "granian-asgi": Config(_granian("asgi", FLASK), "asgi"),
     "gunicorn-sync": Config(_gunicorn("-k", "sync"), "wsgi"),
-    "gunicorn-sync-preload": Config(_gunicorn("-k", "sync", "--preload"), "wsgi"),
+    "gunicorn-sync-preload": Config(_gunicorn("-k", "sync", "--preload"), "wsgi", env=SERVED),
     "gunicorn-gthread": Config(_gunicorn("-k", "gthread", "--threads", "8"), "wsgi"),
     "gunicorn-gthread-preload": Config(
-        _gunicorn("-k", "gthread", "--threads", "8", "--preload"), "wsgi"
+        _gunicorn("-k", "gthread", "--threads", "8", "--preload"), "wsgi", env=SERVED
     ),
     "gunicorn-gevent": Config(_gunicorn("-k", "gevent"), "wsgi"),
     "gunicorn-gevent-preload": Config(_gunicorn("-k", "gevent", "--preload"), "wsgi"),
@@ -156,7 +161,7 @@ def running(
     tmp = tmp_path_factory.mktemp(name)
     log = tmp / "lifespan.log"
     port = free_port()
-    server = start_server(config.argv(port), port, env={"MATRIX_LOG": str(log)})
+    server = start_server(config.argv(port), port, env={"MATRIX_LOG": str(log), **config.env})
     try:
         yield Running(name, config, server, log, tmp)
     finally:
@@ -281,7 +286,7 @@ def test_sigterm_exits_cleanly(request: pytest.FixtureRequest, running: Running)
         proc.wait(20)
     except subprocess.TimeoutExpired:
         pytest.fail(f"{running.name} did not exit within 20 s of SIGTERM")
-    output = running.server.stop()
+    output = running.server.stop()  # the master's and the workers' output, exits included
     assert "Traceback" not in output, output
     assert "Exception ignored" not in output, output
     if running.config.interface == "wsgi":

@@ -732,6 +732,32 @@ async def test_sequential_calls_reuse_one_worker_thread() -> None:
     assert len(threads) == 1
 
 
+def worker_threads() -> int:
+    return sum(thread.name == "bridge-sync-worker" for thread in threading.enumerate())
+
+
+@pytest.mark.anyio
+async def test_the_worker_threads_of_a_burst_do_not_outlive_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After 40 concurrent calls at most a few idle threads stay (not one per call)."""
+    from bridge._loop import threads
+
+    monkeypatch.setattr(threads, "_IDLE_SECONDS", 1000.0)  # only the idle bound retires
+    burst = 40
+    all_running = threading.Barrier(burst, timeout=20)  # one thread per call, all at once
+    call = bridge.sync_to_async(
+        all_running.wait, thread_sensitive=False, limiter=anyio.CapacityLimiter(burst)
+    )
+    async with anyio.create_task_group() as tg:
+        for _ in range(burst):
+            tg.start_soon(call)
+    with anyio.fail_after(20):  # threads leaving after their last call: a hang check
+        while worker_threads() > threads._MAX_IDLE:  # noqa: ASYNC110 - nothing else to wait on
+            await anyio.sleep(0.01)
+    assert await bridge.sync_to_async(abs, thread_sensitive=False)(-2) == 2  # still serves
+
+
 @pytest.mark.anyio
 async def test_custom_executor_runs_the_call() -> None:
     with ThreadPoolExecutor(1, thread_name_prefix="custom") as executor:
@@ -742,9 +768,136 @@ async def test_custom_executor_runs_the_call() -> None:
 # -- cancellation -----------------------------------------------------------------------
 
 
+class Blocker:
+    """A sync function that blocks until released and records that it ran to its end."""
+
+    def __init__(self) -> None:
+        self.started, self.proceed, self.finished = (threading.Event() for _ in range(3))
+        self.thread: threading.Thread | None = None
+
+    def __call__(self) -> str:
+        self.thread = threading.current_thread()
+        self.started.set()
+        self.proceed.wait(20)
+        self.finished.set()
+        return "done"
+
+    async def wait_started(self) -> None:
+        assert await anyio.to_thread.run_sync(self.started.wait, 20)
+
+
 @pytest.mark.anyio
 @pytest.mark.parametrize("thread_sensitive", [True, False])
-async def test_cancel_lets_the_sync_function_finish_then_raises(thread_sensitive: bool) -> None:
+async def test_cancel_raises_at_once_while_the_sync_function_runs_on(
+    thread_sensitive: bool,
+) -> None:
+    """asgiref's rule: the awaiting task is cancelled now; the thread finishes on its own."""
+    blocker = Blocker()
+    reached_after = False
+    with anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as tg:
+
+            async def cancel_when_started() -> None:
+                await blocker.wait_started()
+                scope.cancel()
+
+            tg.start_soon(cancel_when_started)
+            await bridge.sync_to_async(blocker, thread_sensitive=thread_sensitive)()
+            reached_after = True
+    assert scope.cancelled_caught
+    assert not reached_after
+    assert not blocker.finished.is_set()  # the cancellation did not wait for the function
+    blocker.proceed.set()
+    assert await anyio.to_thread.run_sync(blocker.finished.wait, 20)
+
+
+@pytest.mark.anyio
+async def test_a_later_thread_sensitive_call_runs_after_the_abandoned_one_in_its_thread() -> None:
+    blocker = Blocker()
+    order: list[str] = []
+
+    def later() -> threading.Thread:
+        order.append("later" if blocker.finished.is_set() else "later-too-early")
+        return threading.current_thread()
+
+    with anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as tg:
+
+            async def cancel_when_started() -> None:
+                await blocker.wait_started()
+                scope.cancel()
+
+            tg.start_soon(cancel_when_started)
+            await bridge.sync_to_async(blocker)()
+    assert scope.cancelled_caught
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(anyio.to_thread.run_sync, blocker.proceed.set)
+        thread = await bridge.sync_to_async(later)()
+    assert order == ["later"]
+    assert thread is blocker.thread
+
+
+@pytest.mark.anyio
+async def test_the_coroutine_a_cancelled_call_waits_for_is_cancelled_too() -> None:
+    """The sync function waits in async_to_sync for a coroutine of the caller's loop: the
+    caller's cancellation reaches that coroutine, and async_to_sync raises CancelledError."""
+    entered, seen = threading.Event(), []
+
+    async def forever() -> None:
+        entered.set()
+        await anyio.sleep_forever()
+
+    def sync_side() -> None:
+        try:
+            bridge.async_to_sync(forever)()
+        except BaseException as error:
+            seen.append(type(error))
+            raise
+
+    with anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as tg:
+
+            async def cancel_when_entered() -> None:
+                assert await anyio.to_thread.run_sync(entered.wait, 20)
+                scope.cancel()
+
+            tg.start_soon(cancel_when_entered)
+            await bridge.sync_to_async(sync_side)()
+    assert scope.cancelled_caught
+    with anyio.fail_after(20):  # the thread gets the cancellation soon after the caller
+        while not seen:  # noqa: ASYNC110 - set by the sync thread
+            await anyio.sleep(0.01)
+    assert seen == [asyncio.CancelledError]
+
+
+@pytest.mark.anyio
+async def test_an_abandoned_call_keeps_its_limiter_token_until_it_returns() -> None:
+    limiter = anyio.CapacityLimiter(1)
+    blocker = Blocker()
+    with anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as tg:
+
+            async def cancel_when_started() -> None:
+                await blocker.wait_started()
+                scope.cancel()
+
+            tg.start_soon(cancel_when_started)
+            await bridge.sync_to_async(blocker, thread_sensitive=False, limiter=limiter)()
+    assert scope.cancelled_caught
+    assert limiter.borrowed_tokens == 1  # the thread still runs under it
+    blocker.proceed.set()
+    call = bridge.sync_to_async(blocker.finished.is_set, thread_sensitive=False, limiter=limiter)
+    assert await call()  # admitted only once the abandoned call had returned
+    with anyio.fail_after(10):  # the gate's pump gives back the token it waited for
+        while limiter.borrowed_tokens:  # noqa: ASYNC110 - nothing to wait on but the count
+            await anyio.sleep(0.01)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("thread_sensitive", [True, False])
+async def test_wait_on_cancel_lets_the_sync_function_finish_then_raises(
+    thread_sensitive: bool,
+) -> None:
     started, proceed, finished = threading.Event(), threading.Event(), threading.Event()
 
     def slow() -> str:
@@ -763,19 +916,34 @@ async def test_cancel_lets_the_sync_function_finish_then_raises(thread_sensitive
         assert not finished.is_set()
         proceed.set()
 
+    call = bridge.sync_to_async(slow, thread_sensitive=thread_sensitive, wait_on_cancel=True)
     async with anyio.create_task_group() as tg:
         tg.start_soon(cancel_when_started)
         with scope:
-            await bridge.sync_to_async(slow, thread_sensitive=thread_sensitive)()
+            await call()
             reached_after = True
+        assert finished.is_set()  # checked before the task group waits for the canceller
     assert scope.cancelled_caught
-    assert finished.is_set()
     assert not reached_after
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
-async def test_native_asyncio_cancel_waits_for_the_thread_then_raises() -> None:
+async def test_native_asyncio_cancel_ends_the_task_while_the_thread_runs_on() -> None:
+    blocker = Blocker()
+    task = asyncio.create_task(bridge.sync_to_async(blocker)())
+    await blocker.wait_started()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not blocker.finished.is_set()
+    blocker.proceed.set()
+    assert await anyio.to_thread.run_sync(blocker.finished.wait, 20)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_native_asyncio_cancel_with_wait_on_cancel_waits_for_the_thread() -> None:
     started, proceed, finished = threading.Event(), threading.Event(), threading.Event()
 
     def slow() -> None:
@@ -783,7 +951,7 @@ async def test_native_asyncio_cancel_waits_for_the_thread_then_raises() -> None:
         proceed.wait(10)
         finished.set()
 
-    task = asyncio.create_task(bridge.sync_to_async(slow)())
+    task = asyncio.create_task(bridge.sync_to_async(slow, wait_on_cancel=True)())
     await bridge.sync_to_async(started.wait, thread_sensitive=False)(10)
     task.cancel()
     await asyncio.sleep(0.05)

@@ -150,7 +150,8 @@ async def test_an_abandoned_iterables_close_error_is_logged_once(
             break
         await anyio.to_thread.run_sync(threading.Event().wait, 0.01)
     assert [record.getMessage() for record in caplog.records] == [
-        "closing an iterable dropped without aclose() raised OSError: disk gone"
+        "iterate_in_thread failed: closing an iterable dropped without aclose() raised "
+        "OSError: disk gone"
     ]
 
 

@@ -79,12 +79,10 @@ def test_asgi_to_wsgi_accepts_asgi_apps() -> None:
             assert adapter.app is app
 
 
-def test_stack_refuses_proxy_headers_after_another_middleware() -> None:
+def test_stack_puts_proxy_headers_first() -> None:
     from bridge import SecurityHeaders
     from bridge.middleware import stack
 
-    with pytest.raises(ValueError, match=r"ProxyHeaders must come first, before SecurityHeaders"):
-        stack(wsgi_apps.hello, SecurityHeaders, (ProxyHeaders, {"trusted": ["10.0.0.0/8"]}))
-    ordered = stack(wsgi_apps.hello, ProxyHeaders, SecurityHeaders)
+    ordered = stack(wsgi_apps.hello, SecurityHeaders, (ProxyHeaders, {"trusted": ["10.0.0.0/8"]}))
     assert isinstance(ordered, ProxyHeaders)
     assert isinstance(ordered.app, SecurityHeaders)

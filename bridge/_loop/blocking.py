@@ -27,13 +27,14 @@ from bridge._loop import portal as _portal
 from bridge._loop.interop import (
     adopt_context,
     current_frame,
+    forget_async_library,
     merge_context,
     origin_from_anyio_worker,
     origin_loop_from_asgiref,
     set_current_frame,
 )
-from bridge._loop.origin import Origin, origin_of
-from bridge._loop.threads import SyncFrame, served_origin
+from bridge._loop.origin import Origin, origin_of, wake_waiter
+from bridge._loop.threads import SyncFrame, served_call, served_origin
 
 __all__ = ("call_async", "refuse_in_loop_thread")
 
@@ -86,6 +87,7 @@ def call_async(
     previous = set_current_frame(frame)
     try:
         context = contextvars.copy_context()
+        forget_async_library(context)
         driver = _drive(fn, args, kwargs, frame, sys.exc_info()[1])
         loop_thread = None
         if force_new_loop:
@@ -112,30 +114,59 @@ async def _drive(
     result: Any = None
     error: BaseException | None = None
     adopt_context(contextvars.copy_context())
+    call = frame.call
+    if call is not None:  # the caller of that call may cancel this coroutine from now on
+        below, call.inner = call.inner, frame
     try:
-        if exc is None:
-            result = await fn(*args, **kwargs)
+        if call is not None and _get_running_loop() is None:  # trio: cancelled by scope
+            with sys.modules["trio"].CancelScope() as frame.cancel_scope:
+                result = await _call(fn, args, kwargs, exc)
+            if frame.cancel_scope.cancelled_caught:  # the scope absorbed trio's Cancelled
+                raise asyncio.CancelledError("the caller of sync_to_async was cancelled")
         else:
-            traceback = exc.__traceback__
-            try:
-                raise exc
-            except BaseException:
-                result = await fn(*args, **kwargs)
-            finally:
-                exc.__traceback__ = traceback
+            result = await _call(fn, args, kwargs, exc)
     except BaseException as raised:
         error = raised
+        frame.cancelled = _is_cancellation(raised)
+    if call is not None:
+        call.inner = below
     frame.finish(result, error, contextvars.copy_context())
+    if frame.watcher is not None:
+        wake_waiter(frame.watcher)
+
+
+async def _call(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], exc: BaseException | None
+) -> Any:
+    if exc is None:
+        return await fn(*args, **kwargs)
+    traceback = exc.__traceback__
+    try:
+        raise exc
+    except BaseException:
+        return await fn(*args, **kwargs)
+    finally:
+        exc.__traceback__ = traceback
+
+
+def _is_cancellation(error: BaseException) -> bool:
+    if isinstance(error, asyncio.CancelledError):
+        return True
+    trio = sys.modules.get("trio")
+    return trio is not None and isinstance(error, trio.Cancelled)
 
 
 def _start_on_origin(driver: Any, context: Any, frame: SyncFrame, backend: str) -> None:
     origin = _origin_here()
     if origin is not None:
+        call = served_call()
+        if call is not None and call.origin is origin:
+            frame.call = call
         try:
             origin.start_task_soon(driver, context, frame)
             return
         except RuntimeError:
-            pass  # that loop has closed since: fall back to the background loop
+            frame.call = None  # that loop has closed since: fall back to the background loop
     try:
         _portal.background_origin(backend).start_task_soon(driver, context, frame)
     except BaseException:
@@ -158,7 +189,7 @@ async def _await(driver: Any) -> None:
 
 def _start_new_loop(
     driver: Any, context: contextvars.Context, backend: str, frame: SyncFrame
-) -> green.Joinable:
+) -> green.OsThread:
     name, options = _portal.backend_options(backend)
     try:
         green.check_backend(name, options)

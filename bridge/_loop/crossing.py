@@ -5,9 +5,19 @@
 ``bridge._loop.origin``). On asyncio, a call waiting for a limiter token waits in
 ``bridge._loop.gate`` instead of the limiter's own queue, which saves it a wake-up.
 
-Invariants: a caller waiting for a thread keeps waiting through cancellation (a thread
-cannot be stopped) and re-raises the cancellation once the call has finished; the
-contextvars of the callee are merged back into the caller on every outcome.
+Cancellation follows asgiref. A thread cannot be stopped, so when the awaiting task is
+cancelled the call is *abandoned*: the task raises the cancellation at once and the sync
+function runs to its end in its thread, whose later calls still queue behind it (a
+thread-sensitive thread runs one call at a time, in order); a limiter token stays taken
+until the function returns. One exception, also asgiref's: if the function waits in
+``async_to_sync`` for a coroutine on the caller's loop, that coroutine is cancelled first
+and, if it handles the cancellation and returns, the caller waits for the function and
+returns its result (how Django's views shield work from a disconnect). With
+``wait_on_cancel=True`` the caller instead waits for the function, shielded, then raises.
+
+Invariants: the contextvars of the callee are merged back into the caller on every
+outcome; an abandoned call's outcome is dropped when it finishes, and its token released
+then. The adapters' ``run_in_worker`` always waits (their thread holds the request).
 """
 
 from __future__ import annotations
@@ -30,7 +40,7 @@ from bridge._loop.interop import (
     loop_frame,
     merge_context,
 )
-from bridge._loop.origin import Origin, current_origin
+from bridge._loop.origin import Origin, Waiter, current_origin
 from bridge._loop.threads import (
     OwnThread,
     Target,
@@ -111,17 +121,21 @@ async def call_sync(
     executor: Executor | None,
     limiter: anyio.CapacityLimiter | None,
     context: contextvars.Context | None,
+    wait_on_cancel: bool = False,
 ) -> Any:
     origin = current_origin("awaiting a sync_to_async() function")
     ctx = contextvars.copy_context() if context is None else context
     call = ThreadCall(fn, args, kwargs, ctx, sys.exc_info()[1], origin)
     try:
         if thread_sensitive:
-            await _run_on(call, sensitive_target_for(ctx, context is None, origin))
+            target = sensitive_target_for(ctx, context is None, origin)
+            await _run_on(call, target, wait_on_cancel)
         elif executor is not None:
-            await _run_on(call, executor)
+            await _run_on(call, executor, wait_on_cancel)
         else:
-            await _run_limited(call, _default_limiter(origin) if limiter is None else limiter)
+            if limiter is None:
+                limiter = _default_limiter(origin)
+            await _run_limited(call, limiter, wait_on_cancel)
     finally:
         if context is None:
             merge_context(ctx)
@@ -217,13 +231,71 @@ async def _wait_shielded(call: ThreadCall) -> None:
                 continue
 
 
-async def _run_on(call: ThreadCall, target: Executor) -> None:
+async def _run_on(call: ThreadCall, target: Executor, wait_on_cancel: bool) -> None:
     _put(target, call)
     try:
         await call.waiter
     except BaseException:
-        await _wait_shielded(call)
-        raise
+        if wait_on_cancel:
+            await _wait_shielded(call)
+            raise
+        if not await _settle_cancelled(call, _nothing):
+            raise
+
+
+def _nothing() -> None:
+    pass
+
+
+async def _settle_cancelled(call: ThreadCall, release: Callable[[], object]) -> bool:
+    """The caller of ``call`` was cancelled: True if the call's outcome stands instead.
+
+    False: the call is abandoned (``release`` runs once it finishes) and the caller raises.
+    True: the function waited in ``async_to_sync`` for a coroutine of this loop, which was
+    cancelled and returned anyway, and the function has finished (asgiref's rule).
+    """
+    frame = call.inner
+    if frame is not None and not call.finished:
+        frame.cancel()
+        if not frame.finished:
+            frame.watcher = call.origin.new_waiter()
+            if not await _wait_unless_cancelled_again(frame.watcher):
+                return _abandon(call, release)
+        if not frame.cancelled and await _wait_for_call_unless_cancelled_again(call):
+            return True
+    return _abandon(call, release)
+
+
+def _abandon(call: ThreadCall, release: Callable[[], object]) -> bool:
+    if call.finished:  # it finished as the cancellation arrived: the cancellation wins
+        call.result = call.error = None
+        release()
+    else:
+        call.release = release
+    return False
+
+
+async def _wait_unless_cancelled_again(waiter: Waiter) -> bool:
+    """Wait for ``waiter``; False if a second native asyncio cancellation arrives first.
+
+    The shield keeps anyio's (and trio's) cancel scope, already cancelled, from ending the
+    wait at once; asyncio's ``Task.cancel()`` still gets through it, as in asgiref.
+    """
+    with anyio.CancelScope(shield=True):
+        try:
+            await waiter
+        except anyio.get_cancelled_exc_class():
+            return False
+    return True
+
+
+async def _wait_for_call_unless_cancelled_again(call: ThreadCall) -> bool:
+    if call.finished:
+        return True
+    waiter = call.waiter
+    if waiter.done():  # the cancelled wait cancelled the asyncio future
+        waiter = call.waiter = call.origin.new_waiter()
+    return await _wait_unless_cancelled_again(waiter)
 
 
 def _default_limiter(origin: Origin) -> anyio.CapacityLimiter:
@@ -234,27 +306,33 @@ def _default_limiter(origin: Origin) -> anyio.CapacityLimiter:
     return limiter  # type: ignore[no-any-return]
 
 
-async def _run_limited(call: ThreadCall, limiter: anyio.CapacityLimiter) -> None:
+async def _run_limited(
+    call: ThreadCall, limiter: anyio.CapacityLimiter, wait_on_cancel: bool
+) -> None:
     """Run ``call`` in the worker pool holding a token of ``limiter``."""
     if call.origin.asyncio_loop is None:  # the gate runs its pump as an asyncio task
         try:
             limiter.acquire_on_behalf_of_nowait(call)
         except anyio.WouldBlock:
             await limiter.acquire_on_behalf_of(call)
-        try:
-            await _run_on(call, worker_pool())
-        finally:
-            limiter.release_on_behalf_of(call)
-        return
-    _gate.admit(call, limiter)
+        call.slot = call
+        worker_pool().put(call)
+    else:
+        _gate.admit(call, limiter)
+    abandoned = False
     try:
         await call.waiter
     except BaseException:
         if call.slot is None:  # still queued: nothing runs, nothing to wait for
             _gate.forget(call, limiter)
             raise
-        await _wait_shielded(call)
-        raise
+        if wait_on_cancel:
+            await _wait_shielded(call)
+            raise
+        slot = call.slot
+        if not await _settle_cancelled(call, lambda: _gate.pass_on(slot, limiter, call.origin)):
+            abandoned = True
+            raise
     finally:
-        if call.slot is not None:
+        if call.slot is not None and not abandoned:
             _gate.pass_on(call.slot, limiter, call.origin)

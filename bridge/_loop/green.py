@@ -6,7 +6,7 @@ keeps its running loop per OS thread. So under gevent, and only there:
 
 * every thread bridge starts (the background loops, ``force_new_loop``, the worker and
   thread-sensitive threads) is a real OS thread, started with gevent's saved original
-  ``_thread.start_new_thread`` (:func:`start_thread`, :func:`start_blocking_portal`);
+  ``_thread.start_new_thread`` (:func:`start_thread`);
 * a thread that waits for a result another OS thread produces waits on a
   :func:`cross_thread_queue`. In a thread with a gevent hub (a greenlet serving a request,
   an anyio worker greenlet on a loop thread) the wait yields to the hub, so the other
@@ -40,22 +40,16 @@ import threading
 from _queue import Empty, SimpleQueue  # never gevent's: see cross_thread_queue
 from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
 from typing import Any, Generic, Protocol, TypeVar
-
-import anyio
-from anyio.from_thread import BlockingPortal
-from anyio.from_thread import start_blocking_portal as _anyio_start_blocking_portal
 
 __all__ = (
     "CrossThreadQueue",
-    "Joinable",
+    "OsThread",
     "check_backend",
     "cross_thread_queue",
     "cross_thread_wait",
     "gevent_patched",
     "off_the_loop_greenlet",
-    "start_blocking_portal",
     "start_thread",
 )
 
@@ -167,88 +161,65 @@ def _nothing() -> None:
     pass
 
 
-class Joinable(Protocol):
-    def join(self) -> None: ...
+class OsThread:
+    """A started daemon thread: a ``threading.Thread`` or, under gevent, a bare OS thread.
 
+    Under gevent ``join`` waits on a cross-thread queue made by the starting thread, so a
+    greenlet joining it lets the others run; only that thread may join (once at a time).
+    """
 
-class _OsThread:
-    """A thread started with gevent's original ``start_new_thread``; ``join`` waits on a
-    cross-thread queue, so a greenlet joining it lets the others run."""
+    __slots__ = ("_done", "_ident", "_thread")
 
-    __slots__ = ("_done",)
-
-    def __init__(self, done: CrossThreadQueue[None]) -> None:
+    def __init__(self, thread: threading.Thread | None, done: CrossThreadQueue[None]) -> None:
+        self._thread = thread
         self._done = done
+        self._ident: int | None = None  # under gevent: the OS thread's, once it runs
+
+    def is_current(self) -> bool:
+        """Whether the caller runs in this thread (in any of its greenlets)."""
+        if self._thread is not None:
+            return self._thread is threading.current_thread()
+        return self._ident == _os_thread_ident()
 
     def join(self) -> None:
-        self._done.get()
-        self._done.put(None)  # joinable again
+        if self._thread is not None:
+            self._thread.join()
+        else:
+            self._done.get()
+            self._done.put(None)  # joinable again
 
 
-def start_thread(target: Callable[[], object], name: str) -> Joinable:
+def start_thread(target: Callable[[], object], name: str) -> OsThread:
     """Start ``target()`` in a new daemon OS thread (never a greenlet).
 
-    ``name`` names a ``threading.Thread``; under gevent the thread is nameless, and only
-    the thread that started it may ``join`` it (once at a time).
+    ``name`` names the ``threading.Thread``; under gevent the thread has no
+    ``threading`` record at all.
     """
     if not gevent_patched():
         thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()
-        return thread
+        return OsThread(thread, SimpleQueue())
     from gevent import monkey
 
-    start_new_thread = monkey.get_original("_thread", "start_new_thread")
     done: CrossThreadQueue[None] = cross_thread_queue()
+    started = OsThread(None, done)
 
     def run() -> None:
+        started._ident = _os_thread_ident()
         try:
             target()
         finally:
             done.put(None)
 
-    start_new_thread(run, ())
-    return _OsThread(done)
+    monkey.get_original("_thread", "start_new_thread")(run, ())
+    return started
 
 
-def start_blocking_portal(
-    backend: str, options: dict[str, Any]
-) -> AbstractContextManager[BlockingPortal]:
-    """anyio's ``start_blocking_portal``, whose loop thread is an OS thread under gevent."""
-    if not gevent_patched():
-        return _anyio_start_blocking_portal(backend, options)
-    check_backend(backend, options)
-    return _portal_on_os_thread(backend, options)
+def _os_thread_ident() -> int:
+    from gevent import monkey
 
-
-@contextlib.contextmanager
-def _portal_on_os_thread(backend: str, options: dict[str, Any]) -> Iterator[BlockingPortal]:
-    # Blocks this OS thread for the moments a loop takes to start: the caller holds a lock
-    # that may predate gevent's patching (a real one, under --preload), and a greenlet
-    # that yielded while holding it would stall every other greenlet that wants it.
-    started: SimpleQueue[BlockingPortal | BaseException] = SimpleQueue()
-
-    async def serve() -> None:
-        async with BlockingPortal() as portal:
-            started.put(portal)
-            await portal.sleep_until_stopped()
-
-    def run() -> None:
-        try:
-            anyio.run(serve, backend=backend, backend_options=options)
-        except BaseException as error:
-            started.put(error)  # ignored once the portal was handed over
-
-    thread = start_thread(run, f"bridge-{backend}-loop")
-    outcome = started.get()
-    if isinstance(outcome, BaseException):
-        thread.join()
-        raise outcome
-    try:
-        yield outcome
-    finally:
-        with contextlib.suppress(RuntimeError), cross_thread_wait():  # RuntimeError: stopped
-            outcome.call(outcome.stop, False)
-        thread.join()
+    ident: int = monkey.get_original("_thread", "get_ident")()
+    return ident
 
 
 def check_backend(backend: str, options: dict[str, Any]) -> None:

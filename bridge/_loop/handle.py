@@ -31,7 +31,7 @@ from anyio.abc import TaskStatus
 from anyio.from_thread import BlockingPortal
 
 from bridge._loop.origin import Origin
-from bridge._loop.portal import background_origin, background_portal
+from bridge._loop.portal import background_origin, background_portal, keep_with_loop
 
 __all__ = ("LoopHandle", "loop_handle")
 
@@ -134,17 +134,22 @@ def _after_fork_in_child() -> None:
     _owner_pid = os.getpid()
 
 
-# The parent's portals stay referenced by bridge._loop.portal in the child (see its
-# _forget_if_forked), so nothing inherited is finalised here.
+# What a parent's handle holds (its tasks) stays referenced by the parent's loop thread
+# frame (bridge._loop.portal.keep_with_loop), so clearing _handles finalises nothing.
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _build(backend: str, portal: BlockingPortal, origin: Origin) -> LoopHandle:
+def _build(backend: str, portal: BlockingPortal) -> LoopHandle:
+    origin = background_origin(backend)
+    handle: LoopHandle
     if origin.asyncio_loop is None:
         future, nursery = portal.start_task(_trio_hub)
         _hub_futures.append(future)
-        return _TrioHandle(portal, origin, nursery)
-    return _AsyncioHandle(portal, origin)
+        handle = _TrioHandle(portal, origin, nursery)
+    else:
+        handle = _AsyncioHandle(portal, origin)
+    keep_with_loop(backend, handle)  # its tasks live as long as the loop, never longer
+    return handle
 
 
 def loop_handle(backend: str) -> LoopHandle:
@@ -153,12 +158,9 @@ def loop_handle(backend: str) -> LoopHandle:
     handle = _handles.get(backend)
     if handle is not None and handle.portal is portal:
         return handle
-    # Asked before taking the lock: under gevent this waits by yielding to the hub, and a
-    # greenlet must not yield while it holds a lock that may be a real one (--preload).
-    origin = background_origin(backend)
     with _lock:
         handle = _handles.get(backend)
         if handle is None or handle.portal is not portal:
-            handle = _build(backend, portal, origin)
+            handle = _build(backend, portal)
             _handles[backend] = handle
         return handle

@@ -48,6 +48,7 @@ __all__ = (
     "current_thread_sensitive_context",
     "enter_anyio_worker",
     "executor_for_context",
+    "forget_async_library",
     "forget_context_executor",
     "inside_thread",
     "leave_anyio_worker",
@@ -293,12 +294,31 @@ inside_thread: contextvars.ContextVar[Any] = contextvars.ContextVar(
 )
 
 
+def _sniffio_library_var() -> contextvars.ContextVar[Any] | None:
+    try:
+        import sniffio
+    except ImportError:  # pragma: no cover - anyio may come without sniffio
+        return None
+    return sniffio.current_async_library_cvar
+
+
+# sniffio's "which async library runs this task" (anyio.run sets it): it describes the loop
+# a context runs on, so it never crosses to another loop or back.
+_library_var = _sniffio_library_var()
+
+
+def forget_async_library(context: contextvars.Context) -> None:
+    """Before a coroutine runs in ``context`` on some loop: let that loop's library say."""
+    if _library_var is not None and context.get(_library_var) is not None:
+        context.run(_library_var.set, None)
+
+
 def merge_context(context: contextvars.Context) -> None:
     """Copy the values of ``context`` into the current context (changes flow back)."""
     ident = threading.get_ident()
     for var, value in context.items():
-        if var is inside_thread:
-            continue  # it describes the callee's side only
+        if var is inside_thread or var is _library_var:
+            continue  # they describe the callee's side only
         if _Storage is not None and type(value) is _Storage and value.thread_id != ident:
             value = _Storage(ident, value.data)
         elif var.get(_UNSET) is value:

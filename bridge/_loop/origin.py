@@ -37,14 +37,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import threading
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
-from bridge._loop.interop import anyio_token_for
+from bridge._http.logfields import EventLog
+from bridge._loop.interop import anyio_token_for, origin_from_anyio_worker
 
 __all__ = (
     "LoopCallback",
@@ -58,6 +60,7 @@ __all__ = (
 )
 
 logger = logging.getLogger("bridge.sync")
+log: Final = EventLog(logger, "sync_to_async")
 _get_running_loop = asyncio._get_running_loop
 
 
@@ -174,7 +177,9 @@ class Origin:
         while self.items:
             error = getattr(self.items.popleft(), "error", None)
             if error is not None:
-                logger.warning(
+                log.warning(
+                    "dropped",
+                    None,
                     "a function run by sync_to_async raised after its event loop had closed: "
                     "%s: %s",
                     type(error).__name__,
@@ -249,6 +254,49 @@ def origin_of(native: Any) -> Origin:
         if origin is None:
             origin = _origins[id(native)] = Origin(native)
     return origin
+
+
+def _loop_of_the_parent(*args: object) -> None:
+    raise RuntimeError("this event loop runs in the parent process, not in this forked child")
+
+
+def _forget_loops_after_fork() -> None:
+    """In a forked child: an origin stands for a loop whose thread stayed in the parent.
+
+    Such an origin refuses calls as a closed loop does (``RuntimeError``), so a caller that
+    still holds one (a thread-local of the forking thread, an anyio token) falls back to a
+    loop of this process instead of waiting forever. The origins stay registered (and
+    referenced), so asking for one of those loops again finds the refusing origin, not a
+    working-looking new one. A loop running in the forking thread itself runs on here.
+    """
+    global _last, _lock
+    _lock = threading.Lock()  # another thread may have held it at fork time
+    _last = None
+    native = origin_from_anyio_worker()
+    # An anyio worker's loop may have no origin yet: make one (held here), refused below.
+    worker_origin = None if native is None else origin_of(native)
+    here = _get_running_loop() or _trio_token_here()
+    for origin in list(_origins.values()):
+        if origin.native is here:
+            continue
+        origin.call_soon_threadsafe = _loop_of_the_parent
+        origin.pending = False  # the parent's pending drain never runs here
+        origin.items.clear()
+        _parents.append(origin)
+    del worker_origin
+
+
+_parents: list[Origin] = []  # the refusing origins of a forked child, kept registered
+
+
+def _trio_token_here() -> Any:
+    try:
+        return _running_trio_token("")
+    except RuntimeError:
+        return None
+
+
+os.register_at_fork(after_in_child=_forget_loops_after_fork)
 
 
 def _running_trio_token(what: str) -> Any:

@@ -22,11 +22,12 @@ import logging
 import threading
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 import anyio
 import anyio.to_thread
 
+from bridge._http.logfields import EventLog
 from bridge._loop.blocking import call_async
 from bridge._loop.origin import LoopCallback, Origin, Waiter, current_origin, wake_waiter
 from bridge._loop.threads import run_serving, worker_pool
@@ -35,6 +36,7 @@ __all__ = ("AsyncIteratorInThread", "SyncIteratorOverAsync")
 
 T = TypeVar("T")
 logger = logging.getLogger("bridge.sync")
+log: Final = EventLog(logger, "iterate_in_thread")
 
 
 class _Channel(Generic[T]):
@@ -82,7 +84,9 @@ class _Channel(Generic[T]):
             if waiter is not None:
                 self.wake(waiter)
             if abandoned and self.close_error is not None:
-                logger.warning(
+                log.warning(
+                    "failed",
+                    None,
                     "closing an iterable dropped without aclose() raised %s: %s",
                     type(self.close_error).__name__,
                     self.close_error,

@@ -30,6 +30,7 @@ thread of the parent.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 from _queue import Empty, SimpleQueue  # never gevent's: bridge's OS threads wait on these
@@ -54,12 +55,14 @@ __all__ = (
     "ThreadCall",
     "WorkerPool",
     "run_serving",
+    "served_call",
     "served_origin",
     "shared_thread",
     "worker_pool",
 )
 
-_IDLE_SECONDS: Final = 10.0
+_IDLE_SECONDS: Final = 10.0  # an idle worker thread exits after this long unused
+_MAX_IDLE: Final = 8  # a worker finishing a call while this many others idle exits at once
 _state = threading.local()
 
 
@@ -68,14 +71,19 @@ def served_origin() -> Origin | None:
     return getattr(_state, "origin", None)
 
 
+def served_call() -> ThreadCall | None:
+    """The ``sync_to_async`` call this thread is running, if any (not a stream's work)."""
+    return getattr(_state, "call", None)
+
+
 def run_serving(origin: Origin, fn: Callable[[], Any]) -> Any:
     """Run ``fn`` in this thread as work for ``origin``: ``async_to_sync`` inside goes there."""
-    previous = getattr(_state, "origin", None)
-    _state.origin = origin
+    previous, previous_call = getattr(_state, "origin", None), getattr(_state, "call", None)
+    _state.origin, _state.call = origin, None
     try:
         return fn()
     finally:
-        _state.origin = previous
+        _state.origin, _state.call = previous, previous_call
 
 
 class ThreadCall:
@@ -85,6 +93,11 @@ class ThreadCall:
     wakes ``waiter`` (made by ``origin.new_waiter()``) on it. ``exc`` is the exception
     being handled by the caller, re-raised around the call so ``sys.exc_info()`` matches
     in the callee.
+
+    ``inner`` is the ``async_to_sync`` frame the callee waits in, while its coroutine runs
+    on ``origin`` (a cancelled caller cancels that coroutine first, as asgiref does).
+    ``release`` is set when the caller has stopped waiting (it was cancelled): :meth:`wake`
+    then drops the outcome nobody will read and calls it (to give back a limiter token).
     """
 
     __slots__ = (
@@ -94,8 +107,10 @@ class ThreadCall:
         "exc",
         "finished",
         "fn",
+        "inner",
         "kwargs",
         "origin",
+        "release",
         "result",
         "slot",
         "waiter",
@@ -121,6 +136,8 @@ class ThreadCall:
         self.finished = False
         self.waiter: Waiter = origin.new_waiter()
         self.slot: object | None = None  # the limiter token it runs under (bridge._loop.gate)
+        self.inner: SyncFrame | None = None
+        self.release: Callable[[], object] | None = None
 
     def run(self) -> None:
         """On the target thread: run the call, then wake the caller on its loop."""
@@ -128,8 +145,10 @@ class ThreadCall:
         self.origin.post(self)
 
     def run_here(self) -> None:
-        previous = getattr(_state, "origin", None)
-        origin = _state.origin = self.origin
+        state = _state
+        previous, previous_call = getattr(state, "origin", None), getattr(state, "call", None)
+        origin = state.origin = self.origin
+        state.call = self
         asgiref_previous = set_asgiref_origin(origin.asyncio_loop)
         anyio_previous = enter_anyio_worker(origin.anyio_token)
         try:
@@ -137,7 +156,7 @@ class ThreadCall:
         except BaseException as error:
             self.error = error
         finally:
-            _state.origin = previous
+            state.origin, state.call = previous, previous_call
             restore_asgiref_origin(asgiref_previous)
             leave_anyio_worker(anyio_previous)
 
@@ -160,6 +179,11 @@ class ThreadCall:
         waiter = self.waiter
         if not waiter.done():  # a cancelled asyncio wait has cancelled its future
             waiter.set_result(None)
+        release = self.release
+        if release is not None:  # the caller stopped waiting: nobody reads the outcome
+            self.release = None
+            self.result = self.error = None
+            release()
 
     def outcome(self) -> Any:
         error = self.error
@@ -217,7 +241,7 @@ class OwnThread(Target):
     def __init__(self, name: str) -> None:
         self._name = name
         self._queue: SimpleQueue[Runnable | None] = SimpleQueue()
-        self._thread: green.Joinable | None = None
+        self._thread: green.OsThread | None = None
         self._pid = 0
         self._lock = threading.Lock()
 
@@ -265,7 +289,34 @@ class SyncFrame(Target):
         self.result: Any = None
         self.error: BaseException | None = None
         self.final_context: Any = None
-        self.task: Any = None  # the asyncio task driving the coroutine, kept alive here
+        self._task: Any = None
+        #: The ``sync_to_async`` call whose thread waits here, when the coroutine runs on
+        #: that call's loop (so a cancelled caller can cancel the coroutine).
+        self.call: ThreadCall | None = None
+        self.cancel_scope: Any = None  # trio: the scope the coroutine runs in
+        self.cancelled = False  # the coroutine ended with its loop's cancellation
+        self.watcher: Waiter | None = None  # woken on the loop when the coroutine ends
+
+    @property
+    def task(self) -> Any:
+        """The asyncio task driving the coroutine, kept alive here."""
+        return self._task
+
+    @task.setter
+    def task(self, task: Any) -> None:
+        self._task = task
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: Any) -> None:
+        if not self._broken:  # cancelled before it started (a loop shutting down)
+            self.finish(None, asyncio.CancelledError("the event loop cancelled the task"), None)
+
+    def cancel(self) -> None:
+        """On the loop: cancel the coroutine (a started one; asyncio: once, as asgiref does)."""
+        if self.cancel_scope is not None:
+            self.cancel_scope.cancel()
+        elif self.task is not None:
+            self.task.cancel()
 
     def put(self, item: Runnable) -> None:
         with self._lock:
@@ -368,19 +419,24 @@ class _PoolThread:
                 # Back on the idle list before the caller wakes: a caller making its next
                 # call at once must find this thread instead of starting another one.
                 item.run_here()
-                pool.idle.append(self)
+                stays = pool.rest(self)
                 item.origin.post(item)
             else:
                 item.run()
-                pool.idle.append(self)
+                stays = pool.rest(self)
             del item
+            if not stays:
+                return
 
 
 class WorkerPool(Target):
-    """Idle threads reused for ``thread_sensitive=False`` calls; idle ones exit after 10 s.
+    """Idle threads reused for ``thread_sensitive=False`` calls.
 
-    The pool itself does not bound its size: callers hold a ``CapacityLimiter`` token
-    per call, so the number of threads never exceeds the limiters' total.
+    Callers bound the running threads (a ``CapacityLimiter`` token per call, so never more
+    than the limiters' total). The pool bounds the idle ones: at most :data:`_MAX_IDLE`
+    wait for work (a thread finishing a call when as many others idle exits at once), and
+    each of those exits after :data:`_IDLE_SECONDS` unused. After a burst the thread count
+    drops back at once instead of holding every burst thread for the idle timeout.
     """
 
     def __init__(self) -> None:
@@ -395,6 +451,13 @@ class WorkerPool(Target):
             worker = _PoolThread(self)
             green.start_thread(worker.loop, "bridge-sync-worker")
         worker.queue.put(item)
+
+    def rest(self, worker: _PoolThread) -> bool:
+        """A worker finished its item: back on the idle list (True), or exit (False)."""
+        if len(self.idle) >= _MAX_IDLE:  # racy by a thread or two, never unbounded
+            return False
+        self.idle.append(worker)
+        return True
 
     def retire(self, worker: _PoolThread) -> bool:
         try:
@@ -424,8 +487,10 @@ def worker_pool() -> WorkerPool:
 
 
 def _forget_after_fork() -> None:
+    """In a forked child: only the forking thread exists, and it serves no loop of ours."""
     global _pool
     _pool = None  # OwnThread objects restart themselves on the next put
+    _state.origin = _state.call = None  # async_to_sync here must not go to the parent's loop
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)

@@ -17,12 +17,13 @@ import os
 import time
 import weakref
 from collections.abc import Iterable
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from asgiref.compatibility import guarantee_single_callable
 from asgiref.typing import ASGI3Application, ASGIApplication, HTTPScope
 
 from bridge._http.apps import wrong_app_message
+from bridge._http.logfields import EventLog
 from bridge._http.translate import BadRequest, scope_from_environ
 from bridge._http.types import Environ, StartResponse
 from bridge._loop.handle import loop_handle
@@ -38,6 +39,7 @@ from bridge.asgi_to_wsgi._response import BodyPlan, plan_body
 __all__ = ("AsgiToWsgi", "ClientDisconnected")
 
 logger: Final = logging.getLogger("bridge.asgi_to_wsgi")
+log: Final = EventLog(logger, "AsgiToWsgi")
 
 _BACKEND_MODULES: Final = {
     "asyncio": None,
@@ -154,16 +156,16 @@ class AsgiToWsgi:
             scope = scope_from_environ(environ)
             plan = plan_body(environ)
         except BadRequest as exc:
-            _log_rejected(environ, exc)
+            log.warning("refused", environ, "%s; sent %d", exc, exc.status)
             return respond_with_error(start_response, exc.status, detail=str(exc))
         blocked = self._lifespan.ensure_started()
         if blocked is not None:
-            logger.error("%s %s: %s", scope["method"], scope["path"], blocked[1])
+            log.error("failed", scope, "%s; sent %d", blocked[1], blocked[0])
             return respond_with_error(start_response, blocked[0])
         self._complete_scope(scope, environ)
         prefetched = _prefetch_body(environ, plan, self._options)
         if isinstance(prefetched, str):
-            logger.error("%s %s: %s; answered 400", scope["method"], scope["path"], prefetched)
+            log.warning("refused", scope, "%s; sent 400", prefetched)
             return respond_with_error(start_response, 400)
         messages, read = prefetched
         remaining = None if plan.length is None else plan.length - read
@@ -181,6 +183,11 @@ class AsgiToWsgi:
 
     def _complete_scope(self, scope: HTTPScope, environ: Environ) -> None:
         scope["state"] = dict(self._lifespan.state)
+        # Per-request values of WSGI-side middleware ("bridge.csp_nonce", ...) reach the
+        # ASGI app under the same keys (bridge.request_values reads them there).
+        values = [(key, value) for key, value in environ.items() if key[:7] == "bridge."]
+        if values:
+            cast("dict[str, Any]", scope).update(values)
         if "wsgi.file_wrapper" in environ:
             extensions = scope.get("extensions")
             if extensions is not None:
@@ -202,7 +209,7 @@ class AsgiToWsgi:
         while self._running and time.monotonic() < deadline:
             time.sleep(0.01)
         for request in list(self._running):
-            logger.error("%s: still running at shutdown; cancelled", request.describe())
+            log.error("cancelled", request.scope, "still running at shutdown")
             request.handle.call_soon(request.cancel)
 
     def __enter__(self) -> AsgiToWsgi:
@@ -220,11 +227,6 @@ def _check_backend(backend: str) -> None:
     module = _BACKEND_MODULES[name]
     if module is not None and importlib.util.find_spec(module) is None:
         raise ValueError(f"AsgiToWsgi(backend={backend!r}) needs {module}: pip install {module}")
-
-
-def _log_rejected(environ: Environ, exc: BadRequest) -> None:
-    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
-    logger.error("%s %r: %s; answered %d", environ.get("REQUEST_METHOD"), path, exc, exc.status)
 
 
 def _request_message(body: bytes, more: bool) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from typing import Any, Final, Literal, cast
 import anyio
 from asgiref.typing import ASGI3Application, LifespanScope
 
+from bridge._http.logfields import EventLog
 from bridge._loop.green import cross_thread_wait
 from bridge._loop.portal import background_portal
 
@@ -39,6 +40,7 @@ __all__ = ("Lifespan", "LifespanMode")
 
 LifespanMode = Literal["auto", "on", "off"]
 logger: Final = logging.getLogger("bridge.asgi_to_wsgi")
+log: Final = EventLog(logger, "AsgiToWsgi")
 
 _NEW, _READY, _UNSUPPORTED, _FAILED, _STOPPED = "new", "ready", "unsupported", "failed", "stopped"
 _LifespanAnswer = tuple[str, Any]  # ("complete" | "failed" | "raised" | "returned", detail)
@@ -203,9 +205,11 @@ class Lifespan:
             kind, detail = "timeout", None
         self._phase, self._failure = self._judge_startup(kind, detail)
         if self._phase == _FAILED:
-            logger.error("%s; every request will be answered with 500", self._failure)
+            log.error("failed", None, "%s; every request will be answered with 500", self._failure)
         elif self._phase == _UNSUPPORTED:
-            logger.info("%s; running without lifespan (lifespan='auto')", self._failure)
+            log.info(
+                "skipped", None, "%s; running without lifespan (lifespan='auto')", self._failure
+            )
 
     def _judge_startup(self, kind: str, detail: Any) -> tuple[str, str]:
         if kind == "complete":
@@ -250,13 +254,22 @@ class Lifespan:
         if kind == "complete":
             return
         if kind == "failed":
-            logger.error("lifespan shutdown failed: %s", detail or "no message")
+            log.error("failed", None, "lifespan shutdown failed: %s", detail or "no message")
         elif kind == "timeout":
-            logger.error("lifespan shutdown did not finish within %ss", self._shutdown_timeout)
+            log.error(
+                "failed",
+                None,
+                "lifespan shutdown did not finish within %ss",
+                self._shutdown_timeout,
+            )
         elif kind == "raised":
             exc = cast(BaseException, detail)
-            logger.error(
-                "the app raised during lifespan shutdown (%s: %s)", type(exc).__name__, exc
+            log.error(
+                "failed",
+                None,
+                "the app raised during lifespan shutdown (%s: %s)",
+                type(exc).__name__,
+                exc,
             )
 
 

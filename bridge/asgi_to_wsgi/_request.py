@@ -43,6 +43,7 @@ import anyio
 from asgiref.typing import ASGI3Application, HTTPScope
 
 from bridge._http.errors import error_body
+from bridge._http.logfields import EventLog
 from bridge._http.types import Environ, StartResponse, WsgiHeaders
 from bridge._http.wsgi_input import ClientDisconnected
 from bridge._loop.green import CrossThreadQueue, cross_thread_queue
@@ -52,6 +53,7 @@ from bridge.asgi_to_wsgi._response import status_line, wsgi_headers
 __all__ = ("AsgiToWsgiRequest", "ClientDisconnected", "Options")
 
 logger: Final = logging.getLogger("bridge.asgi_to_wsgi")
+log: Final = EventLog(logger, "AsgiToWsgi")
 
 READ, HEAD, BODY, PATHSEND, FAILED, ENDED = range(6)
 _DISCONNECT: Final = {"type": "http.disconnect"}
@@ -169,9 +171,10 @@ class AsgiToWsgiRequest:
         if self.truncated:
             return
         if outcome[0] == FAILED and not (self.disconnected and _caused_by_os_error(exc)):
-            logger.error(
-                "%s: the app raised after its response was sent: %s: %s",
-                self.describe(),
+            log.error(
+                "failed",
+                self.scope,
+                "the app raised after its response was sent: %s: %s",
                 type(exc).__name__,
                 exc,
             )
@@ -312,9 +315,10 @@ class AsgiToWsgiRequest:
         event = self._next_event(self.options.response_timeout)
         if event is None:
             self.finish(early=True, grace=0.0)
-            logger.error(
-                "%s: the app sent no response within %ss; answered 504",
-                self.describe(),
+            log.error(
+                "failed",
+                self.scope,
+                "the app sent no response within %ss; sent 504",
                 self.options.response_timeout,
             )
             return respond_with_error(start_response, 504)
@@ -347,16 +351,15 @@ class AsgiToWsgiRequest:
         if self.truncated:  # already logged; the app most likely failed because of it
             return respond_with_error(start_response, 400)
         if kind == FAILED:
-            logger.error(
-                "%s: the app raised before its response started: %s: %s",
-                self.describe(),
+            log.error(
+                "failed",
+                self.scope,
+                "the app raised before its response started: %s: %s; sent 500",
                 type(exc).__name__,
                 exc,
             )
             return respond_with_error(start_response, 500, (type(exc), exc, exc.__traceback__))
-        logger.error(
-            "%s: the app returned without sending a response; answered 500", self.describe()
-        )
+        log.error("failed", self.scope, "the app returned without sending a response; sent 500")
         return respond_with_error(start_response, 500)
 
     def _respond_with_file(
@@ -366,9 +369,7 @@ class AsgiToWsgiRequest:
         try:
             file = open(path, "rb")  # noqa: SIM115 - the server closes it via file_wrapper
         except OSError as exc:
-            logger.error(
-                "%s: http.response.pathsend cannot open %r: %s", self.describe(), path, exc
-            )
+            log.error("failed", self.scope, "pathsend cannot open %r: %s; sent 500", path, exc)
             return respond_with_error(start_response, 500)
         try:
             start_response(status, headers)
@@ -417,7 +418,7 @@ class AsgiToWsgiRequest:
 
     def _truncated(self, reason: str) -> dict[str, Any]:
         self.truncated = True
-        logger.error("%s: %s; the app sees http.disconnect", self.describe(), reason)
+        log.warning("truncated", self.scope, "%s; the app sees http.disconnect", reason)
         return _DISCONNECT
 
     def _consumed(self, size: int) -> None:
@@ -497,23 +498,25 @@ class _Stream:
             if kind == FAILED:
                 if request.truncated:  # already logged when the body was cut short
                     raise payload
-                logger.error(
-                    "%s: the app raised after its response started; aborting it: %s: %s",
-                    request.describe(),
+                log.error(
+                    "aborted",
+                    request.scope,
+                    "the app raised after its response started: %s: %s",
                     type(payload).__name__,
                     payload,
                 )
                 raise payload
-            logger.error("%s: the app returned before finishing its response", request.describe())
+            log.error("aborted", request.scope, "the app returned before finishing its response")
         raise StopIteration
 
     def close(self) -> None:
         if not self._done:
             self._done = True
-            logger.info(
-                "%s: the WSGI server closed the response early (client gone); "
+            log.info(
+                "abandoned",
+                self._request.scope,
+                "the WSGI server closed the response early (client gone); "
                 "the app sees http.disconnect",
-                self._request.describe(),
             )
             self._request.finish(early=True)
 

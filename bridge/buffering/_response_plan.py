@@ -13,13 +13,15 @@ import logging
 import os
 from collections.abc import Iterator
 
+from bridge._http.logfields import EventLog
 from bridge._http.units import require_size
 from bridge.buffering._policy import OVERFLOWS, BypassRule, Overflow, ResponseCollector, may_buffer
-from bridge.middleware import set_header
+from bridge.middleware import RequestHead, set_header
 
 __all__ = ("ResponseConfig", "ResponsePlan")
 
 logger = logging.getLogger("bridge.buffering")
+log = EventLog(logger, "ResponseBuffering")
 
 
 class ResponseConfig:
@@ -51,11 +53,12 @@ class ResponseConfig:
 class ResponsePlan:
     """One response: whether it is held, what is held, the head to send (sans-IO)."""
 
-    __slots__ = ("collector", "config", "headers", "method", "status")
+    __slots__ = ("collector", "config", "head", "headers", "method", "status")
 
-    def __init__(self, config: ResponseConfig, method: str) -> None:
+    def __init__(self, config: ResponseConfig, head: RequestHead) -> None:
         self.config = config
-        self.method = method
+        self.head = head  # named in the log line
+        self.method = head.method
         self.collector: ResponseCollector | None = None
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
@@ -82,9 +85,7 @@ class ResponsePlan:
         if collector.add(chunk):
             return True
         if collector.refused is not None:
-            logger.warning(
-                "%s: response streamed, not buffered: %s", self.method, collector.refused
-            )
+            log.warning("streamed", self.head, "not buffered: %s", collector.refused)
         return False
 
     @property

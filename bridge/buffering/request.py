@@ -26,6 +26,7 @@ from collections.abc import Callable, Generator, Iterable
 from typing import IO, Any, Final, cast
 
 from bridge._http.errors import ErrorFormat, check_error_format
+from bridge._http.logfields import EventLog
 from bridge._http.translate import BadRequest
 from bridge.buffering._account import BodyAccount, BodyRejected
 from bridge.buffering._replies import render
@@ -58,6 +59,7 @@ from bridge.middleware import (
 __all__ = ("RequestBuffering",)
 
 logger = logging.getLogger("bridge.buffering")
+log: Final = EventLog(logger, "RequestBuffering")
 
 _SPOOL_STATUSES: Final = (500, 503)
 
@@ -115,10 +117,10 @@ class _Config:
 
     def reject(self, head: RequestHead, rejection: BodyRejected) -> Response:
         """Log one line naming the problem and build the documented response."""
-        logger.warning(
-            "%s %s: %d %s: %s",
-            head.method,
-            printable(head.path),
+        log.warning(
+            "refused",
+            head,
+            "%d %s: %s",
             rejection.status,
             rejection.title,
             rejection.detail,
@@ -229,7 +231,7 @@ class BufferingExchange(Exchange):
 
     def _spool_refused(self, error: SpoolRefused) -> Response:
         status = self.config.spool_error_status
-        logger.error("%s %s: %d: %s", self.head.method, printable(self.head.path), status, error)
+        log.error("failed", self.head, "%d: %s", status, error)
         rejection = BodyRejected(status, "the request body could not be stored", close=False)
         return self.config.response(rejection)
 

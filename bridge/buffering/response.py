@@ -102,7 +102,7 @@ class ResponseBuffering(Middleware):
         )
 
     def exchange(self, head: RequestHead, now: float) -> _BufferingExchange:
-        return _BufferingExchange(head, now, ResponsePlan(self.config, head.method))
+        return _BufferingExchange(head, now, ResponsePlan(self.config, head))
 
 
 class _BufferingExchange(Exchange):

@@ -48,7 +48,7 @@ from bridge.middleware._core.heads import (
     remove_header,
     set_header,
 )
-from bridge.middleware._core.stack import Layer, stack
+from bridge.middleware._core.stack import RECOMMENDED_ORDER, Layer, stack
 from bridge.middleware.compression import Compression
 from bridge.middleware.cors import CORS
 from bridge.middleware.headers import CustomHeaders
@@ -61,6 +61,7 @@ from bridge.middleware.trusted_host import TrustedHost
 
 __all__ = (
     "CORS",
+    "RECOMMENDED_ORDER",
     "Abort",
     "BadRequest",
     "BodyTimeout",

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
+from bridge._http.logfields import EventLog
 from bridge._http.paths import Exempt, exempt_matcher
 from bridge.middleware._core.base import Interface, Middleware
 from bridge.middleware._core.exchange import Exchange
@@ -25,6 +26,7 @@ from bridge.middleware._vary import merge_vary
 __all__ = ("EXCLUDED_TYPES", "Compression")
 
 logger: Final = logging.getLogger("bridge.middleware.compression")
+log: Final = EventLog(logger, "Compression")
 
 #: Media types sent as they are by default: already compressed. ``type/*`` covers a
 #: family; a ``+xml`` or ``+json`` type (``image/svg+xml``) is text and is compressed
@@ -120,7 +122,9 @@ class Compression(Middleware):
                 coding = negotiate(None if value is None else value.decode("latin-1"), self.offered)
             except MalformedAcceptEncoding as exc:
                 shown = quoted_for_log(str(exc))
-                logger.warning("sent uncompressed: malformed Accept-Encoding member %s", shown)
+                log.warning(
+                    "ignored", head, "malformed Accept-Encoding member %s; sent uncompressed", shown
+                )
         return _CompressionExchange(head, now, self, coding)
 
     def compresses(self, head: ResponseHead) -> bool:

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
+from bridge._http.logfields import EventLog
 from bridge.middleware._core.base import Interface, Middleware
 from bridge.middleware._core.exchange import Exchange, Respond
 from bridge.middleware._core.heads import Headers, RequestHead, Response, ResponseHead
@@ -17,6 +18,7 @@ from bridge.middleware._vary import merge_vary
 __all__ = ("CORS",)
 
 logger: Final = logging.getLogger("bridge.middleware.cors")
+log: Final = EventLog(logger, "CORS")
 
 _OWN: Final = frozenset(
     {
@@ -99,7 +101,7 @@ class CORS(Middleware):
             if self.policy.allows(origin):
                 return _ActualExchange(head, now, self.policy, origin)
             if not is_origin(origin) and origin != "null":
-                logger.warning("ignored malformed Origin %s", quoted_for_log(origin))
+                log.warning("ignored", head, "malformed Origin %s", quoted_for_log(origin))
         return _ActualExchange(head, now, self.policy, None)
 
     def _preflight(self, head: RequestHead, origin: str, method: bytes) -> Response:
@@ -108,13 +110,13 @@ class CORS(Middleware):
         response, refused = self.policy.preflight(origin, method, requested, private)
         if refused:
             shown = quoted_for_log(origin)
-            logger.info("refused CORS preflight from %s: %s", shown, ", ".join(refused))
+            log.warning("refused", head, "preflight from Origin %s: %s", shown, ", ".join(refused))
         return response
 
     def _websocket(self, head: RequestHead, now: float, origin: str | None) -> Exchange | None:
         if not self.check_websocket_origin or origin is None or self.policy.allows(origin):
             return None
-        logger.warning("refused websocket handshake from Origin %s", quoted_for_log(origin))
+        log.warning("refused", head, "websocket handshake from Origin %s", quoted_for_log(origin))
         return _Answer(head, now, _FORBIDDEN)
 
 

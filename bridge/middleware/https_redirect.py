@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
+from bridge._http.logfields import EventLog
 from bridge._http.paths import Exempt, exempt_matcher
 from bridge.middleware._core.base import Interface, Middleware
 from bridge.middleware._core.heads import RequestHead, Response
@@ -15,6 +16,7 @@ from bridge.middleware._host_rules import absolute_url, quoted_for_log, redirect
 __all__ = ("HTTPSRedirect",)
 
 logger: Final = logging.getLogger("bridge.middleware.https_redirect")
+log: Final = EventLog(logger, "HTTPSRedirect")
 
 _SECURE: Final = {"http": "https", "ws": "wss"}
 _STATUSES: Final = frozenset({301, 302, 303, 307, 308})
@@ -70,7 +72,7 @@ class HTTPSRedirect(Middleware):
         host = _host(head)
         if host is None:
             shown = quoted_for_log(head.host or "")
-            logger.warning("refused Host %s: cannot redirect to it", shown)
+            log.warning("refused", head, "cannot redirect to Host %s; sent 400", shown)
             return _INVALID
         return redirect(self.status, absolute_url(secure, host, head.raw_path, head.query_string))
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from contextvars import ContextVar, Token
 from typing import Any, Final
 
+from bridge._http.logfields import EventLog
 from bridge.middleware._core.base import Interface, Middleware
 from bridge.middleware._core.exchange import Exchange, Forward, Outcome
 from bridge.middleware._core.heads import RequestHead, ResponseHead, set_header
@@ -27,6 +28,7 @@ from bridge.middleware._host_rules import quoted_for_log
 __all__ = ("REQUEST_ID_KEY", "RequestId", "RequestIdFilter", "current_request_id")
 
 logger: Final = logging.getLogger("bridge.middleware.request_id")
+log: Final = EventLog(logger, "RequestId")
 
 #: ``values`` key (environ / scope key) holding the request's id.
 REQUEST_ID_KEY: Final = "bridge.request_id"
@@ -134,7 +136,7 @@ class RequestId(Middleware):
                 if _VALID.fullmatch(text):
                     return text
                 shown = quoted_for_log(text)
-                logger.warning("replaced invalid incoming %s %s", self.header.decode(), shown)
+                log.warning("replaced", head, "invalid incoming %s %s", self.header.decode(), shown)
         return self.new_id()
 
 

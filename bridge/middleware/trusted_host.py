@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
+from bridge._http.logfields import EventLog
 from bridge.middleware._core.base import Interface, Middleware
 from bridge.middleware._core.heads import RequestHead, Response
 from bridge.middleware._host_rules import (
@@ -20,6 +21,7 @@ from bridge.middleware._host_rules import (
 __all__ = ("TrustedHost",)
 
 logger: Final = logging.getLogger("bridge.middleware.trusted_host")
+log: Final = EventLog(logger, "TrustedHost")
 
 #: HTTP versions whose requests may come without a Host header (RFC 9112 3.2 requires it
 #: from 1.1 on; HTTP/2 and 3 servers give the :authority as Host).
@@ -76,7 +78,7 @@ class TrustedHost(Middleware):
         if value is None:
             if head.http_version in _HOST_OPTIONAL:
                 return None
-            logger.warning("%s %s: refused: no Host header", head.method, quoted_for_log(head.path))
+            log.warning("refused", head, "no Host header; sent 400")
             return _MISSING
         host = value.decode("latin-1")
         parsed = split_host(host)
@@ -86,7 +88,7 @@ class TrustedHost(Middleware):
                 return None
             if self.www_redirect and self.allowed.names("www." + domain, port):
                 return _www_redirect(head, "www." + host.lower())
-        logger.warning("refused Host %s: not in allowed_hosts", quoted_for_log(host))
+        log.warning("refused", head, "Host %s not in allowed_hosts; sent 400", quoted_for_log(host))
         return _INVALID
 
 

@@ -28,7 +28,17 @@ right now after this decision (``count - 1`` after an idle key's first
 request, 0 after the last admitted one and on a refusal), and ``reset``, the
 seconds until the key is back to its full quota (0 when nothing is in use).
 
-The same arithmetic, in the same order, lives in the Redis Lua script
+A request whose cost is known only from its response (``count_when``,
+``response_cost``) is admitted like any other, holding its reserved cost; once
+its response head is known, the ``*_charge`` functions move the state by the
+difference (``delta``): more units are added even past the quota (the work
+is done), fewer are given back. A window algorithm gives back to the window
+the reservation was made in (``at``) and nowhere else, so it is exact. GCRA
+gives back from the level it has now: exact unless the level drained below the
+reservation while other requests arrived (a request that outlasted its own
+share of the period), where it may give back up to ``-delta`` early.
+
+The same arithmetic, in the same order, lives in the Redis Lua scripts
 (``_redis_lua.py``); tests compare the two.
 """
 
@@ -40,7 +50,18 @@ from typing import Final, NamedTuple, TypeAlias
 
 from bridge.ratelimit._rates import Rate
 
-__all__ = ("ALGORITHMS", "RateOutcome", "State", "fixed_window", "gcra", "sliding_window")
+__all__ = (
+    "ALGORITHMS",
+    "CHARGES",
+    "RateOutcome",
+    "State",
+    "fixed_window",
+    "fixed_window_charge",
+    "gcra",
+    "gcra_charge",
+    "sliding_window",
+    "sliding_window_charge",
+)
 
 State: TypeAlias = tuple[float, ...]
 #: Float slack, in requests, for comparisons of levels and counts (0.1 * 3 != 0.3); far
@@ -69,6 +90,8 @@ class RateOutcome(NamedTuple):
 _new = tuple.__new__
 
 Algorithm: TypeAlias = Callable[[State | None, float, Rate, int], RateOutcome]
+#: ``(state, now, rate, delta, at)``: a reservation made at ``at`` settled ``delta`` units apart.
+Charge: TypeAlias = Callable[[State | None, float, Rate, int, float], RateOutcome]
 
 
 def gcra(state: State | None, now: float, rate: Rate, cost: int) -> RateOutcome:
@@ -168,4 +191,59 @@ ALGORITHMS: Final[dict[str, Algorithm]] = {
     "gcra": gcra,
     "fixed_window": fixed_window,
     "sliding_window": sliding_window,
+}
+
+
+# -- settling a reservation once the response is known ---------------------------------
+
+
+def gcra_charge(state: State | None, now: float, rate: Rate, delta: int, at: float) -> RateOutcome:
+    interval = rate.interval
+    level = 0.0
+    if state is not None:
+        level = max(0.0, state[1] - max(0.0, now - state[0]) / interval)
+    new_level = max(0.0, level + delta)
+    remaining = max(0, int(rate.capacity - new_level + _EPS))
+    reset = new_level * interval
+    return _new(RateOutcome, (True, (now, new_level), remaining, reset, 0.0, now + reset))
+
+
+def fixed_window_charge(
+    state: State | None, now: float, rate: Rate, delta: int, at: float
+) -> RateOutcome:
+    start = _window_start(now, rate.period)
+    end = start + rate.period
+    used = state[1] if state is not None and state[0] == start else 0.0
+    if delta < 0 and _window_start(at, rate.period) != start:
+        delta = 0  # the reservation's window is over: it holds nothing any more
+    used = max(0.0, used + delta)
+    reset = end - now if used else 0.0
+    remaining = max(0, int(rate.count - used))
+    return _new(RateOutcome, (True, (start, used), remaining, reset, 0.0, end))
+
+
+def sliding_window_charge(
+    state: State | None, now: float, rate: Rate, delta: int, at: float
+) -> RateOutcome:
+    period = rate.period
+    start = _window_start(now, period)
+    used, prev = _sliding_counts(state, start, period)
+    if delta >= 0:
+        used += delta
+    else:  # given back to the window that holds the reservation: this one or the last
+        reserved_in = _window_start(at, period)
+        if reserved_in == start:
+            used = max(0.0, used + delta)
+        elif reserved_in == start - period:
+            prev = max(0.0, prev + delta)
+    weighted = prev * (1 - (now - start) / period) + used
+    remaining = max(0, int(rate.count - weighted + _EPS))
+    reset = _sliding_reset(now, start, period, used, prev)
+    return _new(RateOutcome, (True, (start, used, prev), remaining, reset, 0.0, start + 2 * period))
+
+
+CHARGES: Final[dict[str, Charge]] = {
+    "gcra": gcra_charge,
+    "fixed_window": fixed_window_charge,
+    "sliding_window": sliding_window_charge,
 }

@@ -18,6 +18,7 @@ from collections.abc import Callable, Generator
 from typing import Any, Final
 
 from bridge._http.errors import ErrorFormat, check_error_format
+from bridge._http.logfields import EventLog
 from bridge._http.paths import Exempt, exempt_matcher
 from bridge.middleware import (
     Effect,
@@ -33,12 +34,18 @@ from bridge.middleware import (
 )
 from bridge.ratelimit._keys import KeyFunc, client_address, safe_key
 from bridge.ratelimit._memory import MemoryStore
-from bridge.ratelimit._middleware import check_store, log_level_option
+from bridge.ratelimit._middleware import (
+    WITH_WEBSOCKETS,
+    check_store,
+    log_level_option,
+    websocket_option,
+)
 from bridge.ratelimit._store import Store
 
 __all__ = ("ConcurrencyLimit",)
 
 logger = logging.getLogger("bridge.ratelimit")
+log: Final = EventLog(logger, "ConcurrencyLimit")
 
 #: Slot tokens: unique per process (the pid changes across fork) and per machine.
 _NODE: Final = uuid.uuid4().hex[:12]
@@ -99,6 +106,11 @@ class ConcurrencyLimit(Middleware):
         ``logging.WARNING``; ``None`` logs none). Its ``extra=`` fields are
         ``ratelimit_rule`` (the name), ``ratelimit_key``, ``ratelimit_client``,
         ``ratelimit_policy`` (``"<limit> in flight"``) and ``ratelimit_result``.
+    :param websocket: also cap open websocket connections (ASGI; default
+        False: they pass through). A connection holds its slot until it
+        closes; a refused handshake gets the 503 itself where the server
+        offers the websocket denial response extension, else it is closed
+        before accept with code 1008 (the server answers 403).
 
     The slot is given back on every path: the response completed, the app
     raised, the client disconnected, the request was cancelled.
@@ -109,7 +121,11 @@ class ConcurrencyLimit(Middleware):
     .. versionchanged:: 0.3
        Rejections are logged at WARNING with the key and ``extra=`` fields (were INFO);
        ``log_level``.
+    .. versionadded:: 0.3
+       ``websocket``.
     """
+
+    websocket_denial_response = True
 
     def __init__(
         self,
@@ -124,6 +140,7 @@ class ConcurrencyLimit(Middleware):
         exempt: Exempt = None,
         name: str = "conn",
         log_level: int | None = logging.WARNING,
+        websocket: bool = False,
         interface: Interface | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -148,6 +165,8 @@ class ConcurrencyLimit(Middleware):
         self.name = name
         self.prefix = f"{name}|conn|{limit}|"
         self.log_level = log_level_option(log_level, "ConcurrencyLimit")
+        if websocket_option(websocket, "ConcurrencyLimit"):
+            self.scope_types = WITH_WEBSOCKETS  # type: ignore[misc]  # this instance's choice
 
     def exchange(self, head: RequestHead, now: float) -> Exchange | None:
         if self.exempt is not None and self.exempt(head):
@@ -162,22 +181,19 @@ class ConcurrencyLimit(Middleware):
         if level is None or not logger.isEnabledFor(level):
             return
         client = head.client[0] if head.client else None
-        logger.log(
+        log.log(
             level,
-            "concurrency limit %r rejected %s %s (key %s, client %s, %d in flight)",
+            "rejected",
+            head,
+            "limit %r (key %s, %d in flight)",
             self.name,
-            head.method,
-            head.path,
             key,
-            client or "-",
             self.limit,
-            extra={
-                "ratelimit_rule": self.name,
-                "ratelimit_key": key,
-                "ratelimit_client": client,
-                "ratelimit_policy": f"{self.limit} in flight",
-                "ratelimit_result": "rejected",
-            },
+            ratelimit_rule=self.name,
+            ratelimit_key=key,
+            ratelimit_client=client,
+            ratelimit_policy=f"{self.limit} in flight",
+            ratelimit_result="rejected",
         )
 
 

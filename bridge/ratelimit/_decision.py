@@ -7,7 +7,9 @@ answered. The same object is
   ``scope["bridge.ratelimit"]`` under ASGI), so a view can say "3 attempts left";
 * given to the middleware's ``on_decision`` hook (metrics);
 * given to a rule's ``rejection`` callable, which renders a custom 429;
-* the source of the fields of the rejection's log line (:func:`log_fields`).
+* the source of the fields of the rejection's log line (:func:`log_fields`);
+* where the app says what the request cost, for a rule that charges after the
+  response (:meth:`LimitDecision.charge`).
 
 It holds references only (the rule, the verdict, the head's client); the
 header values and the smallest remaining count are computed when read, so a
@@ -47,7 +49,7 @@ class LimitDecision:
         the rule's order (empty when the store was unavailable).
     """
 
-    __slots__ = ("_rule", "allowed", "client", "key", "outcomes", "result")
+    __slots__ = ("_rule", "allowed", "charged", "client", "key", "outcomes", "result", "settled")
 
     def __init__(
         self,
@@ -64,6 +66,32 @@ class LimitDecision:
         self.allowed = allowed
         self.result: Result = result
         self.outcomes = outcomes
+        #: The units the app charged with :meth:`charge`; None until it does.
+        self.charged: int | None = None
+        #: The request's charge is decided (a rule that charges after the response).
+        self.settled = False
+
+    def charge(self, units: int) -> None:
+        """Charge this request ``units``, whatever its response (e.g. the tokens it used).
+
+        Only for a rule that charges once the response is known (``count_when``
+        or ``cost=response_cost(...)``): the units are applied when the response
+        head is sent, or with ``response_cost()`` and no source when the response
+        ends (on a websocket, when the connection ends). The last call wins.
+        """
+        if self._rule.charge is None:
+            raise RuntimeError(
+                f"rule {self.rule!r} charges before the app runs; give it "
+                "cost=response_cost() (or count_when=) to charge from the app"
+            )
+        if not isinstance(units, int) or isinstance(units, bool) or units < 0:
+            raise ValueError(f"charge(units): units must be an int >= 0, not {units!r}")
+        if self.settled:
+            raise RuntimeError(
+                f"rule {self.rule!r}: the response head is sent and its charge applied; "
+                "charge before it, or use cost=response_cost() to charge until the response ends"
+            )
+        self.charged = units
 
     @property
     def rule(self) -> str:

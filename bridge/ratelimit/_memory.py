@@ -24,13 +24,15 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, Final
 
-from bridge.ratelimit._algorithms import ALGORITHMS, Algorithm, RateOutcome, State
+from bridge._http.logfields import EventLog
+from bridge.ratelimit._algorithms import ALGORITHMS, CHARGES, Algorithm, RateOutcome, State
 from bridge.ratelimit._rates import Rate
-from bridge.ratelimit._store import Verdict
+from bridge.ratelimit._store import Reservation, Verdict
 
 __all__ = ("MemoryStore",)
 
 logger = logging.getLogger("bridge.ratelimit")
+log: Final = EventLog(logger, "MemoryStore")
 
 #: ``(expires_at, state)``: one rate's state itself, several rates' states in a tuple
 #: (a key's rates never change: their names are part of the key).
@@ -139,7 +141,9 @@ class MemoryStore:
         fresh = self.evictions - self._logged_evictions
         self._logged_evictions = self.evictions
         self._next_log = now + self.log_interval
-        logger.warning(
+        log.warning(
+            "evicted",
+            None,
             "rate-limit MemoryStore is full (max_keys=%d): evicted %d least recently used "
             "keys (%d in total); many distinct keys may mean key spraying",
             self.max_keys,
@@ -151,6 +155,61 @@ class MemoryStore:
         self, key: str, rates: Sequence[Rate], algorithm: str, cost: int, now: float
     ) -> Verdict:
         return self.check(key, rates, algorithm, cost, now)
+
+    def reserve(
+        self, key: str, rates: Sequence[Rate], algorithm: str, cost: int, now: float
+    ) -> Reservation:
+        """:meth:`check`, remembering what it held (a :class:`~bridge.ratelimit.Reservation`)."""
+        return Reservation(self.check(key, rates, algorithm, cost, now), cost, now)
+
+    async def reserve_async(
+        self, key: str, rates: Sequence[Rate], algorithm: str, cost: int, now: float
+    ) -> Reservation:
+        return self.reserve(key, rates, algorithm, cost, now)
+
+    def settle(
+        self,
+        key: str,
+        rates: Sequence[Rate],
+        algorithm: str,
+        reservation: Reservation,
+        charge: int,
+        now: float,
+    ) -> tuple[RateOutcome, ...] | None:
+        """Charge ``charge`` units for a request that reserved ``reservation.cost``."""
+        delta = charge - reservation.cost
+        if delta == 0:
+            return None
+        settle, at = CHARGES[algorithm], reservation.at
+        entries = self._entries
+        with self._lock:
+            entry = entries.get(key)
+            states = entry[1] if entry is not None and entry[0] >= now else None
+            if len(rates) == 1:
+                outcome = settle(states, now, rates[0], delta, at)
+                outcomes: tuple[RateOutcome, ...] = (outcome,)
+                entries[key] = (outcome.expires_at, outcome.state)
+            else:
+                outcomes = tuple(
+                    settle(None if states is None else states[i], now, rate, delta, at)
+                    for i, rate in enumerate(rates)
+                )
+                expires = max(o.expires_at for o in outcomes)
+                entries[key] = (expires, tuple([o.state for o in outcomes]))
+            entries.move_to_end(key)
+            self._trim(now)
+        return outcomes
+
+    async def settle_async(
+        self,
+        key: str,
+        rates: Sequence[Rate],
+        algorithm: str,
+        reservation: Reservation,
+        charge: int,
+        now: float,
+    ) -> tuple[RateOutcome, ...] | None:
+        return self.settle(key, rates, algorithm, reservation, charge, now)
 
     def acquire(self, key: str, limit: int, token: str, now: float) -> bool:
         """Take one of ``limit`` in-flight slots for ``key``; False when all are taken."""

@@ -19,9 +19,10 @@ import logging
 import time
 import warnings
 from collections.abc import Callable, Generator, Iterable, Sequence
-from typing import Any, Final, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
 from bridge._http.errors import ErrorFormat, check_error_format
+from bridge._http.logfields import EventLog
 from bridge._http.paths import Exempt, exempt_matcher
 from bridge.middleware import (
     Effect,
@@ -29,12 +30,15 @@ from bridge.middleware import (
     Forward,
     Interface,
     Middleware,
+    Outcome,
     RequestBodyIO,
     RequestHead,
     Respond,
     Response,
     ResponseHead,
 )
+from bridge.ratelimit._algorithms import RateOutcome
+from bridge.ratelimit._charge import CountWhen, ResponseCost
 from bridge.ratelimit._decision import DECISION_KEY, LimitDecision, Result, log_fields
 from bridge.ratelimit._headers import (
     problem_members,
@@ -47,14 +51,18 @@ from bridge.ratelimit._memory import MemoryStore
 from bridge.ratelimit._rates import Rate
 from bridge.ratelimit._rejection import Rejection, compile_rejection
 from bridge.ratelimit._rules import CompiledRule, Rule, compile_rules, match_rule
-from bridge.ratelimit._store import Store, Verdict
+from bridge.ratelimit._store import ChargingStore, Reservation, Store, Verdict
 
-__all__ = ("AlgorithmName", "RateLimit", "check_store", "log_level_option")
+if TYPE_CHECKING:
+    from bridge.ratelimit._route_link import RouteLimits
+
+__all__ = ("AlgorithmName", "RateLimit", "check_store", "log_level_option", "websocket_option")
 
 #: RateLimit's ``algorithm=`` values (the keys of ``ALGORITHMS``).
 AlgorithmName: TypeAlias = Literal["gcra", "fixed_window", "sliding_window"]
 
 logger = logging.getLogger("bridge.ratelimit")
+log: Final = EventLog(logger, "RateLimit")
 
 #: Retry-After for a 503 while a shared store is down and the policy is fail_closed.
 UNAVAILABLE_RETRY_AFTER: Final = 5
@@ -100,6 +108,16 @@ def error_format_option(error_format: object, body: object, who: str) -> ErrorFo
     return check_error_format(error_format)
 
 
+#: The ASGI scope types of a limiter that limits websocket handshakes too.
+WITH_WEBSOCKETS: Final = frozenset({"http", "websocket"})
+
+
+def websocket_option(websocket: object, who: str) -> bool:
+    if not isinstance(websocket, bool):
+        raise TypeError(f"{who}: websocket must be True or False, not {websocket!r}")
+    return websocket
+
+
 def check_store(store: object) -> Store:
     if not isinstance(store, Store):
         raise TypeError(f"store must implement bridge.ratelimit.Store, not {store!r}")
@@ -120,6 +138,42 @@ class _StoreCheck(Effect[Verdict]):
 
     async def run_async(self, body: RequestBodyIO) -> Verdict:
         return await self.store.check_async(*self.args)
+
+
+class _StoreReserve(Effect[Reservation]):
+    """A shared store's check that holds the request's cost until it is settled."""
+
+    __slots__ = ("args", "store")
+
+    def __init__(
+        self, store: ChargingStore, args: tuple[str, Sequence[Rate], str, int, float]
+    ) -> None:
+        self.store = store
+        self.args = args
+
+    def run_sync(self, body: RequestBodyIO) -> Reservation:
+        return self.store.reserve(*self.args)
+
+    async def run_async(self, body: RequestBodyIO) -> Reservation:
+        return await self.store.reserve_async(*self.args)
+
+
+class _StoreSettle(Effect[object]):
+    """A shared store's settle of a reservation (after the response)."""
+
+    __slots__ = ("args", "store")
+
+    def __init__(
+        self, store: ChargingStore, args: tuple[str, Sequence[Rate], str, Reservation, int, float]
+    ) -> None:
+        self.store = store
+        self.args = args
+
+    def run_sync(self, body: RequestBodyIO) -> object:
+        return self.store.settle(*self.args)
+
+    async def run_async(self, body: RequestBodyIO) -> object:
+        return await self.store.settle_async(*self.args)
 
 
 class RateLimit(Middleware):
@@ -145,7 +199,15 @@ class RateLimit(Middleware):
         covers ``/healthz/live``, relative to the mount point; ``"=/healthz"``
         is that path only) or a function of the request head returning True
         (default None). See docs/middleware/configuring.md.
-    :param cost: units a request uses: an int (default 1) or a function of the head.
+    :param cost: units a request uses: an int (default 1), a function of the
+        head, or :func:`~bridge.ratelimit.response_cost` for units known from
+        the response (e.g. an LLM endpoint's tokens).
+    :param count_when: count a request only when its response matches (e.g.
+        failed logins): status codes such as ``(401, 403)`` or a function of the
+        :class:`~bridge.middleware.ResponseHead` returning True. Default None:
+        every admitted request counts. A request is still refused before the app
+        runs once the quota is spent; it holds its cost while it runs, and gives
+        it back when its response does not count.
     :param headers: add ``RateLimit-Policy`` and ``RateLimit`` to every response
         a rule covers (default True).
     :param legacy_headers: also add ``X-RateLimit-Limit/-Remaining/-Reset``
@@ -165,6 +227,15 @@ class RateLimit(Middleware):
         ``bridge.ratelimit`` logger (default ``logging.WARNING``, which the
         default uvicorn, gunicorn and Django configurations show); ``None``
         logs no rejection.
+    :param websocket: also limit websocket handshakes (ASGI; default False:
+        they pass through). A refused handshake gets the 429 itself where the
+        server offers the websocket denial response extension, else it is
+        closed before accept with code 1008 (the server answers 403).
+    :param routes: accept route-level limits (:func:`~bridge.ratelimit.limit` on
+        views, and the FastAPI dependency): every request carries a link to
+        this middleware, and a route's check uses its store, defaults and
+        response fields (default False). See "Limits next to the route" in
+        docs/ratelimit.md.
     :param interface: ``"wsgi"`` or ``"asgi"`` to override detection.
     :param clock: seconds for the MemoryStore (default ``time.monotonic``;
         a shared store uses its server's clock).
@@ -181,12 +252,16 @@ class RateLimit(Middleware):
        Rejections are logged at WARNING with ``extra=`` fields (were INFO);
        ``on_decision``, ``rejection``, ``log_level`` and the decision on the
        request are new.
+    .. versionadded:: 0.3
+       ``websocket``, ``count_when`` and ``cost=response_cost(...)``.
     .. deprecated:: 0.1
         ``body="text"`` / ``body="problem"``: use ``error_format="text"`` /
         ``error_format="problem+json"``.
     .. deprecated:: 0.3
         Leaving out ``limit``: write ``limit="100/minute"`` (or ``None``).
     """
+
+    websocket_denial_response = True
 
     def __init__(
         self,
@@ -198,7 +273,8 @@ class RateLimit(Middleware):
         algorithm: AlgorithmName = "gcra",
         rules: Iterable[Rule] = (),
         exempt: Exempt = None,
-        cost: int | Callable[[RequestHead], int] = 1,
+        cost: int | Callable[[RequestHead], int] | ResponseCost = 1,
+        count_when: CountWhen = None,
         headers: bool = True,
         legacy_headers: bool = False,
         error_format: ErrorFormat = "text",
@@ -207,6 +283,8 @@ class RateLimit(Middleware):
         dry_run: bool = False,
         on_decision: OnDecision | None = None,
         log_level: int | None = logging.WARNING,
+        websocket: bool = False,
+        routes: bool = False,
         interface: Interface | None = None,
         clock: Callable[[], float] = time.monotonic,
         body: str | None = None,
@@ -218,14 +296,26 @@ class RateLimit(Middleware):
             limit = IMPLICIT_LIMIT
         default = None if limit is None else Rule(limit, name="default")
         default_rejection = compile_rejection(rejection)
-        self.rules = compile_rules(rules, default, algorithm, key, cost, default_rejection)
-        if not self.rules:
-            raise ValueError("nothing to limit: give a limit or at least one rule")
+        self.rules = compile_rules(
+            rules, default, algorithm, key, cost, default_rejection, count_when
+        )
+        if not self.rules and not routes:
+            raise ValueError(
+                "nothing to limit: give a limit, at least one rule, or routes=True for "
+                "limits declared on the routes"
+            )
+        if routes and any(rule.charge is not None for rule in self.rules):
+            raise ValueError(
+                "routes=True cannot be combined with count_when= or cost=response_cost(...) "
+                "on the middleware's rules yet: give the charged rules to a second RateLimit"
+            )
         if not 400 <= status <= 599:
             raise ValueError(f"status must be an HTTP error status, not {status!r}")
         if on_decision is not None and not callable(on_decision):
             raise TypeError(f"on_decision must be a function of a decision, not {on_decision!r}")
         self.store = MemoryStore() if store is None else check_store(store)
+        if any(rule.charge is not None for rule in self.rules):
+            check_charging_store(self.store)
         self.algorithm = algorithm
         self.exempt = exempt_matcher(exempt, "RateLimit: exempt")
         if implicit:  # only once the rest is known to be valid: an error comes first
@@ -236,39 +326,56 @@ class RateLimit(Middleware):
         self.dry_run = dry_run
         self.on_decision = on_decision
         self.log_level = log_level_option(log_level, "RateLimit")
+        if websocket_option(websocket, "RateLimit"):
+            self.scope_types = WITH_WEBSOCKETS  # type: ignore[misc]  # this instance's choice
         self._warned_missing_key = False
         self._warned_hook = False
         # One rule for every path and method (the common case): no matching per request.
-        only = self.rules[0]
-        self._catch_all = len(self.rules) == 1 and only.path is None and only.methods is None
+        only = self.rules[0] if self.rules else None
+        self._catch_all = (
+            only is not None and len(self.rules) == 1 and only.path is None and only.methods is None
+        )
+        self.route_limits: RouteLimits | None = None
+        if routes:  # the view's half lives in _route_link; imported only when used
+            from bridge.ratelimit._route_link import RouteLimits
+
+            self.route_limits = RouteLimits(self, key, cost, default_rejection)
 
     def exchange(self, head: RequestHead, now: float) -> Exchange | None:
         rules = self.rules
         rule = rules[0] if self._catch_all else match_rule(rules, head)
+        routes = self.route_limits
         if rule is None or not rule.rates or (self.exempt is not None and self.exempt(head)):
-            return None
+            return None if routes is None else routes.unlimited(head, now)
         raw_key = rule.key(head)
         if raw_key is None:
             if rule.keys_by_address and not (head.client and head.client[0]):
-                self._missing_address(rule)
-            return None  # documented: a key function's None means "not limited"
+                self._missing_address(head, rule)
+            # documented: a key function's None means "not limited"
+            return None if routes is None else routes.unlimited(head, now)
         cost = rule.cost
         if not isinstance(cost, int):
             cost = cost(head)
             if not isinstance(cost, int) or cost < 0:
                 raise ValueError(f"rule {rule.name!r}: cost function returned {cost!r}")
         key = safe_key(raw_key)
-        kind = _RateLimitExchange if self.headers else _QuietRateLimitExchange
         args = (rule.key_prefix + key, rule.rates, self.algorithm, cost, now)
+        if routes is not None:
+            return routes.limited(head, now, rule, key, args)
+        kind = _RateLimitExchange if self.headers else _QuietRateLimitExchange
+        if rule.charge is not None:
+            kind = _ChargedExchange
         return kind(head, now, self, rule, key, args)
 
-    def _missing_address(self, rule: CompiledRule) -> None:
+    def _missing_address(self, head: RequestHead, rule: CompiledRule) -> None:
         if not self._warned_missing_key:
             self._warned_missing_key = True
-            logger.warning(
-                "rule %r: a request has no client address (e.g. a unix socket without "
+            log.warning(
+                "not limited",
+                head,
+                "rule %r: the request has no client address (e.g. a unix socket without "
                 "ProxyHeaders); such requests are not rate limited. Configure ProxyHeaders "
-                "or a key function.",
+                "or a key function. (logged once)",
                 rule.name,
             )
 
@@ -308,24 +415,21 @@ class RateLimit(Middleware):
         except Exception:
             if not self._warned_hook:  # once: a broken metrics hook must not flood the logs
                 self._warned_hook = True
-                logger.exception("RateLimit on_decision hook failed (logged once)")
+                log.error("failed", None, "on_decision hook raised (logged once)", exc_info=True)
 
     def _log_rejection(self, head: RequestHead, decision: LimitDecision) -> None:
         if self.log_level is None or not logger.isEnabledFor(self.log_level):
             return
-        logger.log(
+        log.log(
             self.log_level,
-            "%srule %r %s %s %s (key %s, client %s, policy %s, retry in %d s)",
-            "dry run: " if decision.result == "dry_run" else "",
-            decision.rule,
             "would reject" if decision.result == "dry_run" else "rejected",
-            head.method,
-            head.path,
+            head,
+            "rule %r (key %s, policy %s, retry in %d s)",
+            decision.rule,
             decision.key,
-            decision.client or "-",
             decision.policy,
             decision.retry_after,
-            extra=log_fields(decision),
+            **log_fields(decision),
         )
 
     def rejection(
@@ -363,6 +467,16 @@ class RateLimit(Middleware):
 
     def fields(self, rule: CompiledRule, verdict: Verdict) -> list[tuple[bytes, bytes]]:
         return ratelimit_fields(rule.policies, verdict.outcomes, legacy=self.legacy_headers)
+
+
+def check_charging_store(store: Store) -> ChargingStore:
+    if not isinstance(store, ChargingStore):
+        raise TypeError(
+            f"count_when and response_cost charge after the response, which needs a store with "
+            f"reserve() and settle() (bridge.ratelimit.ChargingStore, as MemoryStore and "
+            f"RedisStore are); {type(store).__name__} has not"
+        )
+    return store
 
 
 _LIST_FIELDS: Final = (b"ratelimit-policy", b"ratelimit")
@@ -447,3 +561,100 @@ class _QuietRateLimitExchange(_RateLimitExchange):
     __slots__ = ()
 
     response = Exchange.response
+
+
+class _ChargedExchange(_RateLimitExchange):
+    """A rule charged once its response head is known (``count_when``, ``response_cost``).
+
+    The check reserves the rule's cost. A charge the response head decides is
+    fixed in ``response``: a local store settles right there, so the head's
+    fields show the charge; a shared store settles in ``finish``, after the
+    response (one more round trip, only when the charge differs from the
+    reservation). An app-decided charge (``response_cost()``) is read in
+    ``finish``. ``finish`` settles whatever is still held, exactly once.
+    """
+
+    __slots__ = ("decision", "reservation", "response_head")
+
+    def __init__(
+        self,
+        head: RequestHead,
+        now: float,
+        mw: RateLimit,
+        rule: CompiledRule,
+        key: str,
+        args: tuple[str, Sequence[Rate], str, int, float],
+    ) -> None:
+        super().__init__(head, now, mw, rule, key, args)
+        self.reservation: Reservation | None = None  # held until settled
+        self.decision: LimitDecision | None = None
+        self.response_head: ResponseHead | None = None
+
+    def request(self) -> Forward | Respond | Generator[Effect[Any], Any, Forward | Respond]:
+        store: ChargingStore = self.mw.store  # type: ignore[assignment]  # checked at construction
+        if store.local:
+            return self._reserved(store.reserve(*self.args))
+        return self._shared_reserve(store)
+
+    def _shared_reserve(
+        self, store: ChargingStore
+    ) -> Generator[Effect[Any], Any, Forward | Respond]:
+        return self._reserved((yield _StoreReserve(store, self.args)))
+
+    def _reserved(self, reservation: Reservation) -> Forward | Respond:
+        verdict = self.verdict = reservation.verdict
+        decided = self.mw.decide(self.head, self.rule, self.key, verdict)
+        if verdict.allowed and not verdict.unavailable and isinstance(decided, Forward):
+            self.reservation = reservation
+            self.decision = decided.head.values[DECISION_KEY]
+        return decided
+
+    def response(self, head: ResponseHead) -> ResponseHead:
+        self.response_head = head
+        verdict = self.verdict
+        outcomes = () if verdict is None else verdict.outcomes
+        charge = self.rule.charge
+        if self.reservation is not None and charge is not None and charge.at_head:
+            units = self._units()
+            if self.mw.store.local:
+                outcomes = self._settle_local(units) or outcomes
+        if not outcomes or not self.mw.headers:
+            return head
+        fields = ratelimit_fields(self.rule.policies, outcomes, legacy=self.mw.legacy_headers)
+        return ResponseHead(head.status, merge_fields(head.headers, fields))
+
+    def _units(self) -> int:
+        """The final charge, fixed now: the app can no longer change it."""
+        decision, charge = self.decision, self.rule.charge
+        assert decision is not None  # set with the reservation
+        assert charge is not None  # a charged exchange's rule charges
+        if not decision.settled:
+            units = charge.units(self.response_head, self.args[3], decision.charged)
+            decision.charged, decision.settled = units, True
+        assert decision.charged is not None  # the units, once settled
+        return decision.charged
+
+    def _settle_local(self, units: int) -> tuple[RateOutcome, ...] | None:
+        reservation, self.reservation = self.reservation, None
+        assert reservation is not None  # the caller checked
+        store: ChargingStore = self.mw.store  # type: ignore[assignment]  # checked at construction
+        key, rates, algorithm = self.args[:3]
+        return store.settle(key, rates, algorithm, reservation, units, self.mw.clock())
+
+    def finish(self, outcome: Outcome) -> Generator[Effect[Any], Any, None] | None:
+        if self.reservation is None:
+            return None
+        units = self._units()
+        if self.mw.store.local:
+            self._settle_local(units)
+            return None
+        reservation, self.reservation = self.reservation, None
+        key, rates, algorithm = self.args[:3]
+        store: ChargingStore = self.mw.store  # type: ignore[assignment]  # checked at construction
+        # The settle happens now, not when the request came: the middleware's clock (a
+        # shared store reads its own).
+        args = (key, rates, algorithm, reservation, units, self.mw.clock())
+        return self._shared_settle(_StoreSettle(store, args))
+
+    def _shared_settle(self, settle: _StoreSettle) -> Generator[Effect[Any], Any, None]:
+        yield settle

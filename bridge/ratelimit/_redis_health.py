@@ -12,9 +12,12 @@ import logging
 import threading
 import time
 
+from bridge._http.logfields import EventLog
+
 __all__ = ("Health",)
 
 logger = logging.getLogger("bridge.ratelimit")
+log = EventLog(logger, "RedisStore")
 
 
 class Health:
@@ -46,15 +49,15 @@ class Health:
             return
         outage = self._end_outage()
         if outage is not None:  # None: another thread saw the recovery first and logged it
-            logger.warning(
+            log.warning(
+                "recovered",
+                None,
                 "Redis at %s is back after %.1f s; rate limits are shared again",
                 self.where,
                 outage,
-                extra={
-                    "ratelimit_store": self.where,
-                    "ratelimit_outage": "ended",
-                    "ratelimit_outage_seconds": round(outage, 3),
-                },
+                ratelimit_store=self.where,
+                ratelimit_outage="ended",
+                ratelimit_outage_seconds=round(outage, 3),
             )
 
     def _end_outage(self) -> float | None:
@@ -80,18 +83,18 @@ class Health:
                 self.delay = min(self.delay * 2, self.most)
             self.next_probe, self.probing = now + self.delay, False
         if starting:
-            logger.warning(
+            log.warning(
+                "unavailable",
+                None,
                 "Redis at %s is unavailable (%s: %s); rate limiting is %s until it is back",
                 self.where,
                 type(exc).__name__,
                 exc,
                 self.policy,
-                extra={
-                    "ratelimit_store": self.where,
-                    "ratelimit_outage": "started",
-                    "ratelimit_failure": self.policy,
-                    "ratelimit_error": f"{type(exc).__name__}: {exc}",
-                },
+                ratelimit_store=self.where,
+                ratelimit_outage="started",
+                ratelimit_failure=self.policy,
+                ratelimit_error=f"{type(exc).__name__}: {exc}",
             )
 
 
@@ -117,7 +120,9 @@ class Saturation:
                 return
             fresh, self._logged = self.count - self._logged, self.count
             self._next_log = now + self.interval
-        logger.warning(
+        log.warning(
+            "saturated",
+            None,
             "all %d connections to Redis at %s were busy: %d requests answered %s "
             "(%d in total); raise max_connections if this persists",
             self.bound,

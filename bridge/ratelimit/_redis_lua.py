@@ -11,14 +11,20 @@ one rate, of which TIME, GET and SET are 3).
 KEYS: one key per rate (they share a hash tag, hence one cluster slot).
 ARGV: algorithm, cost, a clock override (``""`` in production: Redis ``TIME``),
 then ``count, period, burst`` for each rate.
-Reply: ``{allowed, then per rate: allowed, remaining, reset_us, retry_after_us}``.
+Reply: ``{allowed, then per rate: allowed, remaining, reset_us, retry_after_us, then now}``
+(``now`` in ``%.17g``, which reads back exactly: a reservation's settle gives it back).
+
+The settle script (``CHARGE_SCRIPT``) mirrors the ``*_charge`` functions: a
+reservation made at ``at`` is settled ``delta`` units apart on every rate.
+KEYS: as for the check. ARGV: algorithm, delta, at, a clock override, then the
+rates. Reply: ``{per rate: remaining, reset_us}``.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-__all__ = ("ACQUIRE_SCRIPT", "CHECK_SCRIPT")
+__all__ = ("ACQUIRE_SCRIPT", "CHARGE_SCRIPT", "CHECK_SCRIPT")
 
 CHECK_SCRIPT: Final = r"""
 if redis.replicate_commands then pcall(redis.replicate_commands) end
@@ -134,6 +140,91 @@ for i, key in ipairs(KEYS) do
   reply[#reply + 1] = r[3]
   reply[#reply + 1] = us(r[4])
   reply[#reply + 1] = us(r[5])
+end
+reply[#reply + 1] = string.format('%.17g', now)
+return reply
+"""
+
+CHARGE_SCRIPT: Final = r"""
+if redis.replicate_commands then pcall(redis.replicate_commands) end
+local EPS = 1e-6
+local now
+if ARGV[4] ~= '' then
+  now = tonumber(ARGV[4])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+local algorithm = ARGV[1]
+local delta = tonumber(ARGV[2])
+local at = tonumber(ARGV[3])
+
+local function num(s) return tonumber(s) end
+local function us(x) return math.ceil(x * 1000000 - 1e-6) end
+local function trunc(x) if x < 0 then return math.ceil(x) end return math.floor(x) end
+
+local function split(value)
+  if not value then return {} end
+  if not string.find(value, ' ', 1, true) then return {num(value)} end
+  local out = {}
+  for part in string.gmatch(value, '%S+') do out[#out + 1] = num(part) end
+  return out
+end
+
+local function gcra(s, count, period, burst)
+  local interval = period / count
+  local capacity = burst + 1
+  local level = 0
+  if s[2] then level = math.max(0, s[2] - math.max(0, now - s[1]) / interval) end
+  local new_level = math.max(0, level + delta)
+  local reset = new_level * interval
+  local state = string.format('%.17g %.17g', now, new_level)
+  return state, math.max(0, trunc(capacity - new_level + EPS)), reset, now + reset
+end
+
+local function fixed_window(s, count, period)
+  local start = math.floor(now / period) * period
+  local used = 0
+  if s[1] == start then used = s[2] end
+  local d = delta
+  if d < 0 and math.floor(at / period) * period ~= start then d = 0 end
+  used = math.max(0, used + d)
+  local reset = 0
+  if used > 0 then reset = start + period - now end
+  return start .. ' ' .. used, math.max(0, trunc(count - used)), reset, start + period
+end
+
+local function sliding_window(s, count, period)
+  local start = math.floor(now / period) * period
+  local used, prev = 0, 0
+  if s[1] == start then used, prev = s[2], s[3]
+  elseif s[1] == start - period then prev = s[2] end
+  if delta >= 0 then
+    used = used + delta
+  else
+    local reserved_in = math.floor(at / period) * period
+    if reserved_in == start then used = math.max(0, used + delta)
+    elseif reserved_in == start - period then prev = math.max(0, prev + delta) end
+  end
+  local weighted = prev * (1 - (now - start) / period) + used
+  local reset = 0
+  if used > 0 then reset = start + 2 * period - now
+  elseif prev > 0 then reset = start + period - now end
+  local state = start .. ' ' .. used .. ' ' .. prev
+  return state, math.max(0, trunc(count - weighted + EPS)), reset, start + 2 * period
+end
+
+local algorithms = {gcra = gcra, fixed_window = fixed_window, sliding_window = sliding_window}
+local settle = algorithms[algorithm]
+local reply = {}
+for i, key in ipairs(KEYS) do
+  local base = 4 + (i - 1) * 3
+  local rate = {num(ARGV[base + 1]), num(ARGV[base + 2]), num(ARGV[base + 3])}
+  local s = split(redis.call('GET', key))
+  local state, remaining, reset, expires = settle(s, rate[1], rate[2], rate[3])
+  redis.call('SET', key, state, 'PX', math.max(1000, math.ceil((expires - now) * 1000)))
+  reply[#reply + 1] = remaining
+  reply[#reply + 1] = us(reset)
 end
 return reply
 """

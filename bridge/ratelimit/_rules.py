@@ -20,6 +20,7 @@ from bridge._http.options import http_methods
 from bridge._http.paths import PathPattern, PathSpec, app_path, path_pattern
 from bridge.middleware import RequestHead
 from bridge.ratelimit._algorithms import ALGORITHMS
+from bridge.ratelimit._charge import Charge, CountWhen, ResponseCost, compile_charge
 from bridge.ratelimit._headers import Policy, policies_for, policy_field
 from bridge.ratelimit._keys import KeyFunc
 from bridge.ratelimit._rates import Rate, parse_rates
@@ -27,7 +28,9 @@ from bridge.ratelimit._rejection import Rejection, RenderRejection, compile_reje
 
 __all__ = ("CompiledRule", "Rule", "compile_rules")
 
-Cost: TypeAlias = "int | Callable[[RequestHead], int]"
+#: What a request costs before the app runs: units, or a function of the request head.
+HeadCost: TypeAlias = "int | Callable[[RequestHead], int]"
+Cost: TypeAlias = "HeadCost | ResponseCost"
 _SAFE_NAME: Final = re.compile(r"[A-Za-z0-9_.:/@+-]{1,64}")
 
 
@@ -46,7 +49,12 @@ class Rule:
         ``["GET", "POST"]``; ``None`` (default) matches every method.
     :param key: key function for this rule (default: the middleware's).
     :param cost: units each request uses, an int or a function of the request
-        head (default: the middleware's).
+        head, or :func:`~bridge.ratelimit.response_cost` for units known from
+        the response (default: the middleware's).
+    :param count_when: count a request only when its response matches: status
+        codes such as ``(401, 403)`` or a function of the
+        :class:`~bridge.middleware.ResponseHead` (default: the middleware's;
+        None counts every admitted request).
     :param name: names the rule's counters in the store (default derived from
         ``path`` and ``methods``); rules with the same name and limit share
         their counters.
@@ -61,7 +69,7 @@ class Rule:
        is matched at the start of the path, ``"/api/*"`` is deprecated for
        ``"/api"``, and ``methods`` may be a string.
     .. versionadded:: 0.3
-       ``rejection``.
+       ``rejection``, ``count_when``, and ``cost=response_cost(...)``.
     """
 
     limit: str | Rate | None
@@ -71,6 +79,7 @@ class Rule:
     cost: Cost | None = None
     name: str | None = None
     rejection: Rejection = None
+    count_when: CountWhen = None
 
 
 class RequestLike(Protocol):
@@ -93,13 +102,16 @@ class CompiledRule:
     policies: tuple[Policy, ...]
     policy_field: bytes
     key: KeyFunc
-    cost: Cost
+    cost: HeadCost
     key_prefix: str
     path: PathPattern | None
     methods: frozenset[str] | None
     rejection: RenderRejection | None = None
     #: The key function reads the client address, so its None means "no address".
     keys_by_address: bool = False
+    #: Charged once the response head is known (``count_when``, ``response_cost``);
+    #: ``cost`` is then what the request reserves.
+    charge: Charge | None = None
 
     def matches(self, method: str, path: str) -> bool:
         """Whether this rule applies to ``method`` on the app-relative ``path``."""
@@ -109,7 +121,7 @@ class CompiledRule:
 
 
 def _check_cost(cost: object) -> None:
-    if callable(cost):
+    if callable(cost) or isinstance(cost, ResponseCost):
         return
     if not isinstance(cost, int) or isinstance(cost, bool) or cost < 0:
         raise ValueError(f"cost must be a non-negative int or a function, not {cost!r}")
@@ -149,6 +161,7 @@ def compile_rule(
     cost: Cost,
     where: str = "",
     rejection: RenderRejection | None = None,
+    count_when: CountWhen = None,
 ) -> CompiledRule:
     """Validate ``rule`` and precompute what each request needs.
 
@@ -157,7 +170,10 @@ def compile_rule(
     rates = _rates(rule.limit, where)
     if algorithm != "gcra" and any(r.burst != r.count - 1 for r in rates):
         raise ValueError(f"'burst' needs algorithm='gcra'; {algorithm!r} has no burst")
-    _check_cost(rule.cost if rule.cost is not None else cost)
+    own_cost = rule.cost if rule.cost is not None else cost
+    _check_cost(own_cost)
+    when = rule.count_when if rule.count_when is not None else count_when
+    charge = compile_charge(when, own_cost, where)
     methods = http_methods(rule.methods, f"{where}methods")
     name = _rule_name(rule, methods)
     policies = policies_for(rates, algorithm)
@@ -169,12 +185,13 @@ def compile_rule(
         policies=policies,
         policy_field=policy_field(policies),
         key=key_function,
-        cost=rule.cost if rule.cost is not None else cost,
+        cost=own_cost.reserve if isinstance(own_cost, ResponseCost) else own_cost,
         key_prefix=f"{name}|{algorithm}|{';'.join(r.name for r in rates)}|",
         path=None if rule.path is None else path_pattern(rule.path, f"{where}path"),
         methods=methods,
         rejection=own_rejection or rejection,
         keys_by_address=getattr(key_function, "keys_by_address", False),
+        charge=charge,
     )
 
 
@@ -185,6 +202,7 @@ def compile_rules(
     key: KeyFunc,
     cost: Cost,
     rejection: RenderRejection | None = None,
+    count_when: CountWhen = None,
 ) -> tuple[CompiledRule, ...]:
     """The rules in matching order, the default (matching everything) last."""
     if algorithm not in ALGORITHMS:
@@ -200,9 +218,10 @@ def compile_rules(
                 f"rules[{index}] must be a bridge.ratelimit.Rule, not {type(rule).__name__} "
                 f"{rule!r}; write e.g. Rule('5/minute', path='/login', methods='POST')"
             )
-        compiled.append(compile_rule(rule, algorithm, key, cost, f"rules[{index}].", rejection))
+        where = f"rules[{index}]."
+        compiled.append(compile_rule(rule, algorithm, key, cost, where, rejection, count_when))
     if default is not None:
-        compiled.append(compile_rule(default, algorithm, key, cost, "", rejection))
+        compiled.append(compile_rule(default, algorithm, key, cost, "", rejection, count_when))
     return tuple(compiled)
 
 

@@ -17,6 +17,12 @@ middleware calls its sync methods inline under both interfaces.
 ``now`` is the middleware's clock; a shared store uses its own server's
 clock instead, so that machines with skewed clocks agree.
 
+A store that can charge a request once its response is known (the
+``count_when`` and ``response_cost`` options) also implements
+:class:`ChargingStore`: ``reserve`` is ``check`` that remembers what it
+held, and ``settle`` moves the key's state by the difference between the
+final charge and the reservation, atomically, in one call.
+
 A backend must keep a denied request from consuming quota, use the algorithm
 functions' semantics (``bridge.ratelimit._algorithms``), and bound the
 lifetime of its keys (expire them once their state means nothing).
@@ -30,7 +36,7 @@ from typing import NamedTuple, Protocol, runtime_checkable
 from bridge.ratelimit._algorithms import RateOutcome
 from bridge.ratelimit._rates import Rate
 
-__all__ = ("Store", "Verdict")
+__all__ = ("ChargingStore", "Reservation", "Store", "Verdict")
 
 
 class Verdict(NamedTuple):
@@ -68,3 +74,57 @@ class Store(Protocol):
     def release(self, key: str, token: str) -> None: ...
 
     async def release_async(self, key: str, token: str) -> None: ...
+
+
+class Reservation(NamedTuple):
+    """What an admitted request holds until its charge is known.
+
+    ``verdict``: the check's answer. ``cost``: the units it consumed (held).
+    ``at``: the store's clock at the check (a window algorithm gives back to
+    the window the reservation was made in). ``fallback``: a RedisStore's
+    local fallback made it while Redis was down (and settles it).
+    """
+
+    verdict: Verdict
+    cost: int
+    at: float
+    fallback: bool = False
+
+
+@runtime_checkable
+class ChargingStore(Store, Protocol):
+    """A :class:`Store` that charges a request once its response is known.
+
+    ``settle`` applies ``charge - reservation.cost`` units to every rate
+    (more: added even past the quota; fewer: given back) and returns the
+    rates' outcomes after it, or None when nothing changed or the store could
+    not be reached.
+    """
+
+    def reserve(
+        self, key: str, rates: Sequence[Rate], algorithm: str, cost: int, now: float
+    ) -> Reservation: ...
+
+    async def reserve_async(
+        self, key: str, rates: Sequence[Rate], algorithm: str, cost: int, now: float
+    ) -> Reservation: ...
+
+    def settle(
+        self,
+        key: str,
+        rates: Sequence[Rate],
+        algorithm: str,
+        reservation: Reservation,
+        charge: int,
+        now: float,
+    ) -> tuple[RateOutcome, ...] | None: ...
+
+    async def settle_async(
+        self,
+        key: str,
+        rates: Sequence[Rate],
+        algorithm: str,
+        reservation: Reservation,
+        charge: int,
+        now: float,
+    ) -> tuple[RateOutcome, ...] | None: ...

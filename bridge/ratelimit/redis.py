@@ -24,6 +24,11 @@ Theory of operation
   the next probe (backoff doubling from ``backoff[0]`` to ``backoff[1]``
   seconds); one warning when an outage starts and one line when it ends,
   never one per request. Script errors are bugs and raise.
+* Charging after the response (``count_when``, ``response_cost``): the check
+  is the reservation (its reply carries Redis's clock), and the settle is one
+  more script, one round trip, only when the charge differs from what was
+  reserved. A reservation made by the local fallback is settled there; one
+  made by Redis while Redis is down now is lost (the outage is logged).
 """
 
 from __future__ import annotations
@@ -41,8 +46,8 @@ from bridge.ratelimit._algorithms import RateOutcome
 from bridge.ratelimit._memory import MemoryStore
 from bridge.ratelimit._rates import Rate
 from bridge.ratelimit._redis_health import Health, Saturation
-from bridge.ratelimit._redis_lua import ACQUIRE_SCRIPT, CHECK_SCRIPT
-from bridge.ratelimit._store import Verdict
+from bridge.ratelimit._redis_lua import ACQUIRE_SCRIPT, CHARGE_SCRIPT, CHECK_SCRIPT
+from bridge.ratelimit._store import Reservation, Verdict
 
 try:
     from redis.exceptions import ClusterError, NoScriptError, ReadOnlyError, RedisClusterException
@@ -101,6 +106,7 @@ class _Script:
 
 _CHECK: Final = _Script(CHECK_SCRIPT)
 _ACQUIRE: Final = _Script(ACQUIRE_SCRIPT)
+_CHARGE: Final = _Script(CHARGE_SCRIPT)
 
 
 def _split_reply(reply: Sequence[Any], count: int) -> Verdict:
@@ -118,6 +124,18 @@ def _split_reply(reply: Sequence[Any], count: int) -> Verdict:
             )
         )
     return Verdict(bool(int(reply[0])), tuple(outcomes))
+
+
+def _reservation(reply: Sequence[Any], count: int, cost: int) -> Reservation:
+    """A check's reply as a reservation: its last item is Redis's clock, in ``%.17g``."""
+    return Reservation(_split_reply(reply, count), cost, float(reply[-1]))
+
+
+def _charge_reply(reply: Sequence[Any], count: int) -> tuple[RateOutcome, ...]:
+    return tuple(
+        RateOutcome(True, None, int(reply[2 * i]), int(reply[2 * i + 1]) / 1e6, 0.0, 0.0)
+        for i in range(count)
+    )
 
 
 class _Attempt:
@@ -424,6 +442,86 @@ class RedisStore:
         if isinstance(reply, _Missing):
             return self._degraded(key, rates, algorithm, cost, now)
         return _split_reply(reply, len(rates))
+
+    # -- charging after the response ------------------------------------------------
+
+    def reserve(
+        self, key: str, rates: Sequence[Rate], algorithm: str, cost: int, now: float
+    ) -> Reservation:
+        """:meth:`check`, remembering Redis's clock (a :class:`~bridge.ratelimit.Reservation`)."""
+        keys, args = self.keys_for(key, rates), self._args(rates, algorithm, cost)
+        reply = self._run(lambda client: self._eval(client, _CHECK, keys, args))
+        if isinstance(reply, _Missing):
+            return self._degraded_reservation(key, rates, algorithm, cost, now)
+        return _reservation(reply, len(rates), cost)
+
+    async def reserve_async(
+        self, key: str, rates: Sequence[Rate], algorithm: str, cost: int, now: float
+    ) -> Reservation:
+        keys, args = self.keys_for(key, rates), self._args(rates, algorithm, cost)
+        reply = await self._run_async(
+            lambda client: self._eval_async(client, _CHECK, keys, args),
+            lambda client: self._eval(client, _CHECK, keys, args),
+        )
+        if isinstance(reply, _Missing):
+            return self._degraded_reservation(key, rates, algorithm, cost, now)
+        return _reservation(reply, len(rates), cost)
+
+    def _degraded_reservation(
+        self, key: str, rates: Sequence[Rate], algorithm: str, cost: int, now: float
+    ) -> Reservation:
+        if self.failure == "local_fallback":
+            return self.fallback.reserve(key, rates, algorithm, cost, now)._replace(fallback=True)
+        return Reservation(self._degraded(key, rates, algorithm, cost, now), cost, now)
+
+    @staticmethod
+    def _charge_args(
+        rates: Sequence[Rate], algorithm: str, reservation: Reservation, charge: int, now: str = ""
+    ) -> list[Any]:
+        args: list[Any] = [algorithm, charge - reservation.cost, repr(reservation.at), now]
+        for rate in rates:
+            args += [rate.count, rate.period, rate.burst]
+        return args
+
+    def settle(
+        self,
+        key: str,
+        rates: Sequence[Rate],
+        algorithm: str,
+        reservation: Reservation,
+        charge: int,
+        now: float,
+    ) -> tuple[RateOutcome, ...] | None:
+        """Charge ``charge`` units for a request that reserved ``reservation.cost`` (one script)."""
+        if charge == reservation.cost:
+            return None
+        if reservation.fallback:
+            return self.fallback.settle(key, rates, algorithm, reservation, charge, now)
+        keys = self.keys_for(key, rates)
+        args = self._charge_args(rates, algorithm, reservation, charge)
+        reply = self._run(lambda client: self._eval(client, _CHARGE, keys, args))
+        return None if isinstance(reply, _Missing) else _charge_reply(reply, len(rates))
+
+    async def settle_async(
+        self,
+        key: str,
+        rates: Sequence[Rate],
+        algorithm: str,
+        reservation: Reservation,
+        charge: int,
+        now: float,
+    ) -> tuple[RateOutcome, ...] | None:
+        if charge == reservation.cost:
+            return None
+        if reservation.fallback:
+            return self.fallback.settle(key, rates, algorithm, reservation, charge, now)
+        keys = self.keys_for(key, rates)
+        args = self._charge_args(rates, algorithm, reservation, charge)
+        reply = await self._run_async(
+            lambda client: self._eval_async(client, _CHARGE, keys, args),
+            lambda client: self._eval(client, _CHARGE, keys, args),
+        )
+        return None if isinstance(reply, _Missing) else _charge_reply(reply, len(rates))
 
     # -- concurrency ---------------------------------------------------------------
 

@@ -16,6 +16,7 @@ import anyio
 from asgiref.typing import HTTPScope
 
 from bridge._http.apps import wrong_app_message
+from bridge._http.logfields import EventLog
 from bridge._http.translate import DEFAULT_MAX_HEADER_LINES
 from bridge._http.types import WsgiApp
 from bridge._http.wsgi_input import ClientDisconnected, RequestBodyError
@@ -31,6 +32,7 @@ __all__ = (
 )
 
 logger = logging.getLogger("bridge.wsgi_to_asgi")
+log = EventLog(logger, "WsgiToAsgi")
 
 #: Bytes that may wait between the worker thread and the event loop, each way.
 DEFAULT_BUFFER_SIZE: Final = 256 * 1024
@@ -114,7 +116,7 @@ class WsgiToAsgi:
         elif kind == "lifespan":
             await complete_lifespan(recv, cast("Send", send))
         elif kind == "websocket":
-            await _close_websocket(recv, cast("Send", send))
+            await _close_websocket(scope, recv, cast("Send", send))
         else:
             raise ValueError(f"WsgiToAsgi cannot serve ASGI scope type {kind!r}")
 
@@ -130,8 +132,8 @@ async def complete_lifespan(receive: Receive, send: Send) -> None:
             return
 
 
-async def _close_websocket(receive: Receive, send: Send) -> None:
+async def _close_websocket(scope: Any, receive: Receive, send: Send) -> None:
     message = await receive()
     if message["type"] == "websocket.connect":
-        logger.info("websocket connection refused: a WSGI application cannot accept websockets")
+        log.warning("refused", scope, "a WSGI application cannot accept websockets; closed")
         await send({"type": "websocket.close", "code": 1000})

@@ -52,12 +52,14 @@ from asgiref.typing import HTTPResponseBodyEvent, HTTPResponseStartEvent
 
 from bridge._http.errors import error_body
 from bridge._http.headers import NAME_BYTES, invalid_value, parse_length
+from bridge._http.logfields import EventLog
 from bridge._http.types import Environ, ExcInfo, WriteCallable, WsgiApp
 from bridge._http.wsgi_input import ClientDisconnected, RequestBodyError
 
 __all__ = ("AppRun", "AppRunResult", "FileWrapper", "Message", "ResponseError", "ResponseState")
 
 logger = logging.getLogger("bridge.wsgi_to_asgi")
+log = EventLog(logger, "WsgiToAsgi")
 
 # -- the PEP 3333 response rules ------------------------------------------------------
 
@@ -349,11 +351,7 @@ class AppRun:
         for chunk in iterator:
             state.body(chunk)
             if state.overflowed:
-                logger.warning(
-                    "%s %s: response longer than its Content-Length; extra bytes dropped",
-                    self.environ["REQUEST_METHOD"],
-                    self.environ["PATH_INFO"],
-                )
+                log.warning("truncated", self.environ, "response longer than its Content-Length")
                 break
             if not in_memory and not self.streaming and state.headers_sent:
                 self.streaming = True
@@ -388,7 +386,9 @@ class AppRun:
         try:
             close()
         except Exception:
-            logger.exception("the response iterable's close() raised")
+            log.error(
+                "failed", self.environ, "the response iterable's close() raised", exc_info=True
+            )
 
     def _fail(self, exc: BaseException) -> AppRunResult:
         try:
@@ -399,29 +399,30 @@ class AppRun:
                 raise exc
 
     def _result_of(self, exc: BaseException) -> AppRunResult:
-        request = f"{self.environ['REQUEST_METHOD']} {self.environ['PATH_INFO']}"
         disconnect = _find_cause(exc, ClientDisconnected)
         if disconnect is not None:
             if not getattr(disconnect, "already_logged", False):
-                logger.info("%s: %s", request, disconnect)
+                log.info("abandoned", self.environ, "%s", disconnect)
             return AppRunResult.ABORTED
         if not isinstance(exc, Exception):
             return AppRunResult.ABORTED
         body_error = _find_cause(exc, RequestBodyError)
         if self.state.headers_sent:
-            logger.error(
-                "%s: the application failed after the response started; response aborted: %s",
-                request,
+            log.error(
+                "aborted",
+                self.environ,
+                "the application failed after the response started: %s",
                 exc,
                 exc_info=not isinstance(exc, ResponseError),
             )
             return AppRunResult.ABORTED
         if body_error is not None:
-            logger.warning("%s: bad request: %s", request, body_error)
+            log.warning("refused", self.environ, "bad request: %s", body_error)
         else:
-            logger.error(
-                "%s: the application failed: %s",
-                request,
+            log.error(
+                "failed",
+                self.environ,
+                "the application failed: %s; sent 500",
                 exc,
                 exc_info=not isinstance(exc, ResponseError),
             )

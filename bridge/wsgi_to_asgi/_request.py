@@ -57,6 +57,7 @@ from anyio import from_thread
 from anyio.abc import TaskGroup
 from asgiref.typing import HTTPScope
 
+from bridge._http.logfields import EventLog
 from bridge._http.translate import BadRequest, environ_from_scope
 from bridge._http.wsgi_input import ClientDisconnected, RequestBodyError, WsgiInput
 from bridge._loop.crossing import finish_in_worker, run_in_worker, start_in_worker
@@ -69,6 +70,7 @@ if TYPE_CHECKING:
 __all__ = ("Receive", "Send", "WsgiToAsgiRequest")
 
 logger = logging.getLogger("bridge.wsgi_to_asgi")
+log = EventLog(logger, "WsgiToAsgi")
 errors_logger = logging.getLogger("bridge.wsgi_to_asgi.errors")
 
 Send = Callable[[Message], Awaitable[None]]
@@ -152,14 +154,14 @@ class WsgiToAsgiRequest:
     async def run(self) -> None:
         message = await self.receive()
         if message["type"] != "http.request":
-            logger.info("%s: client disconnected before sending its request", self._describe())
+            log.info("abandoned", self.scope, "client disconnected before sending its request")
             return
         if message.get("more_body", False):
             self.requests = HandoffQueue(self.adapter.buffer_size, len)
         try:
             run = self._prepare(message.get("body", b""))
         except (BadRequest, RequestBodyError) as exc:
-            logger.warning("%s: bad request: %s", self._describe(), exc)
+            log.warning("refused", self.scope, "bad request: %s", exc)
             await self._send_plain_error(getattr(exc, "status", 400), str(exc))
             return
         if self.requests is not None:
@@ -200,10 +202,11 @@ class WsgiToAsgiRequest:
         dropped = [name for name, _ in self.scope["headers"] if b"_" in name]
         if dropped:
             names = ", ".join(repr(name.decode("latin-1")) for name in dropped[:5])
-            logger.info(
-                "%s: dropped request header(s) %s: names with '_' could spoof '-' headers "
+            log.info(
+                "dropped",
+                self.scope,
+                "request header(s) %s: names with '_' could spoof '-' headers "
                 "in the environ (allow_underscores_in_headers=True keeps them)",
-                self._describe(),
                 names,
             )
 
@@ -221,7 +224,7 @@ class WsgiToAsgiRequest:
         try:
             await send_batch(self.send, messages)
         except Exception as exc:
-            logger.info("%s: send() raised %r; response abandoned", self._describe(), exc)
+            log.info("abandoned", self.scope, "send() raised %r; response abandoned", exc)
             if not isinstance(exc, OSError):
                 raise
             return False
@@ -429,7 +432,7 @@ class WsgiToAsgiRequest:
         try:
             await send_batch(self.send, batch)
         except Exception as exc:
-            logger.info("%s: send() raised %r; response abandoned", self._describe(), exc)
+            log.info("abandoned", self.scope, "send() raised %r; response abandoned", exc)
             gone = ClientDisconnected(f"send() raised {exc!r}")
             gone.already_logged = True
             self._abort_queues(gone)
@@ -489,8 +492,10 @@ class WsgiToAsgiRequest:
             dropped += len(message.get("body", b""))
             if not message.get("more_body", False):
                 break
-        logger.debug(
-            "%s: the application left the request body unread; %d more bytes discarded",
-            self._describe(),
+        log.log(
+            logging.DEBUG,
+            "discarded",
+            self.scope,
+            "the application left the request body unread; %d more bytes discarded",
             dropped,
         )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import wsgiref.util
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -187,3 +188,20 @@ async def api_lifespan(request: Request) -> PlainTextResponse:
 
 
 fastapi_wsgi = AsgiToWsgi(_stack(api))
+
+
+def _serve_once(app: Any, path: str) -> None:
+    """One GET through ``app`` in this process, as a WSGI server would make it."""
+    environ: dict[str, Any] = {"PATH_INFO": path, "REMOTE_ADDR": "127.0.0.1"}
+    wsgiref.util.setup_testing_defaults(environ)
+    body = app(environ, lambda status, headers, exc_info=None: None)
+    try:
+        b"".join(body)
+    finally:
+        getattr(body, "close", lambda: None)()
+
+
+if os.environ.get("MATRIX_SERVE_AT_IMPORT"):
+    # A preloading master that serves (or warms up) through bridge before forking workers:
+    # its background loop is running when the workers are forked (issue 13 item 1c).
+    _serve_once(fastapi_wsgi, "/hello")

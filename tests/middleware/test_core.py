@@ -601,7 +601,14 @@ def test_a_response_hook_bug_is_one_500_logged_alike_under_both(
     asgi_lines = [r.getMessage() for r in caplog.records]
     assert (wsgi.status, wsgi.body) == (asgi.status, asgi.body)
     assert wsgi.status == 500
-    assert wsgi_lines == asgi_lines == ["BrokenResponseHook failed on the response head; sent 500"]
+    assert (
+        wsgi_lines
+        == asgi_lines
+        == [
+            "BrokenResponseHook failed GET / (client 127.0.0.1): "
+            "raised on the response head; sent 500"
+        ]
+    )
 
 
 # -- heads read on demand stay the request's -------------------------------------------

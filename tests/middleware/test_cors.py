@@ -133,11 +133,16 @@ def test_configured_values_are_normalised() -> None:
 @pytest.mark.parametrize(
     ("headers", "method", "logged"),
     [
-        ([(b"origin", b"garbage\x01")], "GET", "ignored malformed Origin 'garbage\\x01'"),
+        (
+            [(b"origin", b"garbage\x01")],
+            "GET",
+            "CORS ignored GET / (client 127.0.0.1): malformed Origin 'garbage\\x01'",
+        ),
         (
             [(b"origin", b"https://evil.test"), (b"access-control-request-method", b"GET")],
             "OPTIONS",
-            "refused CORS preflight from 'https://evil.test': origin",
+            "CORS refused OPTIONS / (client 127.0.0.1): preflight from Origin 'https://evil.test': "
+            "origin",
         ),
     ],
 )

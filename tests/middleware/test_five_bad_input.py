@@ -75,7 +75,8 @@ def test_app_raising_before_its_body_starts(
         assert (got.status, got.body, got.error) == (500, b"Internal Server Error\n", None)
         [record] = bridge_records(caplog)
         assert record.levelno == logging.ERROR
-        assert record.getMessage() == "the app raised before its response started; sent 500"
+        detail = "the app raised before its response started; sent 500"
+        assert record.getMessage().endswith(f"): {detail}")
         assert record.exc_info is not None
         assert str(record.exc_info[1]).startswith("inner app failed")
     else:
@@ -109,35 +110,37 @@ LONG_LIST = b", ".join([b"https://a%d.test" % n for n in range(1000)])
     ("name", "headers", "status", "logger", "logged"),
     [
         pytest.param(
-            "cors", [(b"origin", LONG_LIST)], 200, "cors", "ignored malformed Origin", id="origins"
+            "cors", [(b"origin", LONG_LIST)], 200, "cors", "CORS ignored: malformed Origin",
+            id="origins",
         ),
         pytest.param(
             "cors", [(b"origin", b"https://caf\xc3\xa9.test")], 200, "cors",
-            "ignored malformed Origin", id="non-ascii-origin",
+            "CORS ignored: malformed Origin", id="non-ascii-origin",
         ),
         pytest.param(
-            "trusted-host", [(b"host", LONG_LIST)], 400, "trusted_host", "refused Host",
-            id="1000-hosts",
+            "trusted-host", [(b"host", LONG_LIST)], 400, "trusted_host",
+            "TrustedHost refused: Host", id="1000-hosts",
         ),
         pytest.param(
             "trusted-host", [(b"host", b"xn--caf-dma.test\xc3\xa9")], 400, "trusted_host",
-            "refused Host", id="non-ascii-host",
+            "TrustedHost refused: Host", id="non-ascii-host",
         ),
         pytest.param(
             "https-redirect", [(b"host", b"\xe4\xbe\x8b\xe3\x81\x88.test")], 400,
-            "https_redirect", "refused Host", id="non-ascii-host-no-redirect",
+            "https_redirect", "HTTPSRedirect refused: cannot redirect to Host",
+            id="non-ascii-host-no-redirect",
         ),
         pytest.param(
             "compression", [(b"accept-encoding", b"gzip;q=1.0001")], 200, "compression",
-            "sent uncompressed", id="q-above-1",
+            "Compression ignored: malformed Accept-Encoding", id="q-above-1",
         ),
         pytest.param(
             "compression", [(b"accept-encoding", b"gzip;q=0.5;q=0.7")], 200, "compression",
-            "sent uncompressed", id="two-q",
+            "Compression ignored: malformed Accept-Encoding", id="two-q",
         ),
         pytest.param(
             "request-id-trusted", [(b"x-request-id", LONG_LIST)], 200, "request_id",
-            "replaced invalid incoming", id="1000-ids",
+            "RequestId replaced: invalid incoming", id="1000-ids",
         ),
     ],
 )  # fmt: skip
@@ -163,7 +166,10 @@ def test_malformed_header_is_one_log_line(
         assert not [n for n, _ in result.headers if n.startswith(b"access-control-")]
     [record] = bridge_records(caplog)
     assert record.name == f"bridge.middleware.{logger}"
-    assert record.getMessage().startswith(logged)
+    who_did, detail = logged.split(": ", 1)  # the line names the request between them
+    assert record.getMessage().startswith(f"{who_did} GET / (client 127.0.0.1): {detail}")
+    named = [getattr(record, f"bridge_{name}") for name in ("method", "path", "client")]
+    assert named == ["GET", "/", "127.0.0.1"]
     assert len(record.getMessage()) < 400  # the value is cut short, and escaped
     assert "\n" not in record.getMessage()
 

@@ -122,7 +122,9 @@ def test_invalid_incoming_id_is_replaced_with_one_log_line(
     assert result.header(b"x-request-id") == b"fresh"
     [record] = [r for r in caplog.records if r.name.startswith("bridge")]
     assert record.name == "bridge.middleware.request_id"
-    assert record.getMessage().startswith("replaced invalid incoming x-request-id 'x\\x01")
+    assert record.getMessage().startswith(
+        "RequestId replaced GET / (client 127.0.0.1): invalid incoming x-request-id 'x\\x01"
+    )
 
 
 def test_a_generator_that_returns_junk_is_a_500_naming_it(

@@ -3,7 +3,9 @@
 Invariants:
 
 * Scope types the middleware does not list in ``scope_types`` (lifespan;
-  websocket unless opted in) reach the app untouched.
+  websocket unless opted in) reach the app untouched. A refused websocket
+  handshake is closed before accept, or answered with the refusal itself where
+  the middleware asks for it and the server offers the denial extension.
 * ``http.response.start`` is held until the first non-empty body chunk (or
   the end of the body), so an app that fails before its body is answered
   with the same 500 as under WSGI; ``Exchange.response`` sees it just then.
@@ -31,7 +33,7 @@ from bridge.middleware._core.drive import (
     bad_request,
     drive_async,
     failure,
-    logger,
+    log,
 )
 from bridge.middleware._core.exchange import (
     BodyTimeout,
@@ -82,7 +84,7 @@ async def run_asgi(
     try:
         head = head_from_scope(http)
     except BadRequest as exc:  # a field that cannot be translated: the same 400 for any middleware
-        await _send_response(send, bad_request(type(mw).__name__, exc, None))
+        await _send_response(send, bad_request(type(mw).__name__, exc, None, scope))
         return
     if mw.decides:
         await _run_decided(mw, head, http, receive, send)
@@ -90,7 +92,7 @@ async def run_asgi(
     try:
         ex = mw.exchange(head, mw.clock())
     except Exception as exc:
-        await _send_response(send, failure(type(mw).__name__, exc, "in exchange()")[0])
+        await _send_response(send, failure(type(mw).__name__, exc, "in exchange()", None, head)[0])
         return
     if ex is None:
         await mw.app(scope, receive, send)
@@ -136,7 +138,9 @@ def _run_decided(
     try:
         decided = mw.decide_request(head, mw.clock())
     except Exception as exc:
-        return _send_response(send, failure(type(mw).__name__, exc, "in decide_request()")[0])
+        return _send_response(
+            send, failure(type(mw).__name__, exc, "in decide_request()", None, head)[0]
+        )
     if decided is None:
         result: Awaitable[None] = mw.app(scope, receive, send)
     elif isinstance(decided, Response):
@@ -177,20 +181,20 @@ async def _websocket(mw: Middleware, scope: Any, receive: Any, send: Any) -> Non
                 decision = await _decide(ex, receive, features_of(type(ex)))
         except BadRequest as exc:  # a malformed head: refused, as a Respond is
             outcome = Outcome("responded", None, exc)
-            logger.warning("%s: bad request: %s; refused the websocket", type(mw).__name__, exc)
+            log.warning(
+                "refused", scope, "bad request: %s; closed", exc, middleware=type(mw).__name__
+            )
             await receive()
             await send({"type": "websocket.close", "code": 1008})
             return
         except Exception as exc:
             outcome = Outcome("middleware_error", None, exc)
-            logger.exception("%s failed on a websocket handshake; closed it", type(mw).__name__)
+            log.error("failed", scope, "raised; closed", exc_info=exc, middleware=type(mw).__name__)
             await receive()
             await send({"type": "websocket.close", "code": 1011})
             return
         if isinstance(decision, Respond):
-            outcome = Outcome("responded")
-            await receive()  # websocket.connect; closing before accept answers 403
-            await send({"type": "websocket.close", "code": 1008})
+            outcome = await _refuse_websocket(mw, scope, receive, send, decision.response)
             return
         app_scope = scope_with_head(scope, head, decision.head)
         try:
@@ -207,19 +211,37 @@ async def _websocket(mw: Middleware, scope: Any, receive: Any, send: Any) -> Non
             await _finish(mw, ex, outcome, receive)
 
 
+async def _refuse_websocket(
+    mw: Middleware, scope: Any, receive: Any, send: Any, response: Response
+) -> Outcome:
+    """A refused handshake: ``response`` itself where the middleware asks for it and the
+    server offers the denial response extension, else a close before accept (403)."""
+    await receive()  # websocket.connect
+    extensions = scope.get("extensions") or {}
+    if not (mw.websocket_denial_response and "websocket.http.response" in extensions):
+        await send({"type": "websocket.close", "code": 1008})  # the server answers 403
+        return Outcome("responded")
+    start = {"status": response.status, "headers": list(response.headers)}
+    await send({"type": "websocket.http.response.start", **start})
+    await send({"type": "websocket.http.response.body", "body": response.body})
+    return Outcome("responded", response.status)
+
+
 async def _finish(mw: Middleware, ex: Exchange, outcome: Outcome, receive: Any) -> None:
     """``ex.finish(outcome)`` (a websocket's), its failures logged, never raised."""
     try:
         steps = ex.finish(outcome)
-    except Exception:
-        logger.exception("%s failed in finish()", type(mw).__name__)
+    except Exception as exc:
+        log.error(
+            "failed", ex.head, "raised in finish()", exc_info=exc, middleware=type(mw).__name__
+        )
         return
     if steps is not None:
-        await _drive_finish(mw, steps, receive)
+        await _drive_finish(mw, steps, receive, ex.head)
 
 
 async def _drive_finish(
-    mw: Middleware, steps: Generator[Effect[Any], Any, None], receive: Any
+    mw: Middleware, steps: Generator[Effect[Any], Any, None], receive: Any, head: RequestHead
 ) -> None:
     """A ``finish`` hook's effects, awaited shielded from cancellation; failures logged.
 
@@ -229,8 +251,8 @@ async def _drive_finish(
     try:
         with anyio.CancelScope(shield=True):
             await drive_async(steps, _AsgiBody(receive))
-    except Exception:
-        logger.exception("%s failed in finish()", type(mw).__name__)
+    except Exception as exc:
+        log.error("failed", head, "raised in finish()", exc_info=exc, middleware=type(mw).__name__)
 
 
 async def _send_response(send: Any, response: Response) -> None:
@@ -317,7 +339,7 @@ class _AsgiRun:
         finally:
             steps = self.path.finish(outcome)
             if steps is not None:
-                await _drive_finish(self.mw, steps, self.receive)
+                await _drive_finish(self.mw, steps, self.receive, self.path.ex.head)
 
     async def decide_and_call(self) -> Outcome:
         path = self.path

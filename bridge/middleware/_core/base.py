@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Final, Literal, Self, TypeAlias
 
 from bridge._http.apps import is_coroutine_app
 from bridge.middleware._core.asgi_driver import run_asgi
+from bridge.middleware._core.construction import loud_init, report_construction_error
 from bridge.middleware._core.exchange import Exchange, Forward, Respond
 from bridge.middleware._core.heads import RequestHead, Response
 from bridge.middleware._core.wsgi_driver import run_wsgi
@@ -89,20 +90,35 @@ class Middleware:
     #: ASGI scope types given to :meth:`exchange`; others (lifespan, and
     #: websocket unless listed) pass through untouched.
     scope_types: ClassVar[frozenset[str]] = frozenset({"http"})
+    #: A websocket handshake refused by a ``Respond`` gets that response (status,
+    #: headers, body) where the server offers the ``websocket.http.response``
+    #: extension; otherwise, and by default, it is closed before accept (the
+    #: server answers 403).
+    websocket_denial_response: ClassVar[bool] = False
 
     interface: Interface
     decides: bool  # set per variant: the class overrides decide_request()
     app: Any
     clock: Callable[[], float]
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is not None and not hasattr(init, "__bridge_loud__"):
+            cls.__init__ = loud_init(init)  # type: ignore[method-assign]
+
     def __new__(cls, app: Any = None, *args: Any, **kwargs: Any) -> Self:
         if app is None and "app" in kwargs:
             app = kwargs["app"]
         interface = kwargs.get("interface")
-        if interface is None:
-            interface = detect_interface(app)
-        elif interface not in _INTERFACES:
-            raise ValueError(f"interface must be 'wsgi' or 'asgi', not {interface!r}")
+        try:
+            if interface is None:
+                interface = detect_interface(app)
+            elif interface not in _INTERFACES:
+                raise ValueError(f"interface must be 'wsgi' or 'asgi', not {interface!r}")
+        except Exception as exc:
+            report_construction_error(cls.__name__, exc)
+            raise
         instance: Self = object.__new__(_variant(cls, interface))
         return instance
 

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Generator
 from typing import Any, Final, TypeVar
 
+from bridge._http.logfields import EventLog
 from bridge._http.translate import BadRequest
 from bridge.middleware._core.exchange import Effect, Exchange, OutcomeKind, ReadBody, RequestBodyIO
 from bridge.middleware._core.heads import Response
@@ -23,10 +24,12 @@ __all__ = (
     "drive_async",
     "drive_sync",
     "failure",
+    "log",
     "logger",
 )
 
 logger: Final = logging.getLogger("bridge.middleware")
+log: Final = EventLog(logger, "middleware")
 
 T = TypeVar("T")
 
@@ -77,24 +80,26 @@ async def drive_async(steps: Generator[Effect[Any], Any, T], body: RequestBodyIO
 
 
 def failure(
-    who: str, exc: Exception, while_: str, ex: Exchange | None = None
+    who: str, exc: Exception, while_: str, ex: Exchange | None = None, request: object = None
 ) -> tuple[Response, OutcomeKind]:
     """The response for an exception raised by middleware code, logged once.
 
     A :class:`BadRequest` (e.g. a header that cannot be translated, found
     when a middleware first reads the headers) is the client's fault: its
     status and one warning line (see :func:`bad_request`). Anything else is a
-    bug: 500 and a traceback.
+    bug: 500 and a traceback. The line names ``ex``'s head, else ``request``.
     """
     if isinstance(exc, BadRequest):
-        return bad_request(who, exc, ex), "responded"
-    logger.error("%s failed %s; sent 500", who, while_, exc_info=exc)
+        return bad_request(who, exc, ex, request), "responded"
+    request = request if ex is None else ex.head
+    log.error("failed", request, "raised %s; sent 500", while_, exc_info=exc, middleware=who)
     return INTERNAL_ERROR, "middleware_error"
 
 
-def bad_request(who: str, exc: BadRequest, ex: Exchange | None) -> Response:
+def bad_request(who: str, exc: BadRequest, ex: Exchange | None, request: object = None) -> Response:
     """The exchange's response for a malformed head; exactly one log line either way."""
     if ex is None or type(ex).bad_request is Exchange.bad_request:
-        logger.warning("%s: bad request: %s", who, exc)
+        request = request if ex is None else ex.head
+        log.warning("refused", request, "bad request: %s", exc, middleware=who)
         return Response.error(exc.status, str(exc))
     return ex.bad_request(exc)  # an override logs its own line

@@ -39,7 +39,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from bridge._http.translate import BadRequest
-from bridge.middleware._core.drive import INTERNAL_ERROR, bad_request, failure, logger
+from bridge.middleware._core.drive import INTERNAL_ERROR, bad_request, failure, log
 from bridge.middleware._core.exchange import (
     Abort,
     Exchange,
@@ -186,7 +186,13 @@ class ResponsePath:
             return None
         if self.abort is not None:
             return self._replace(self.abort, "aborted", None)
-        logger.error("the app raised before its response started; sent 500", exc_info=exc)
+        log.error(
+            "failed",
+            self.ex.head,
+            "the app raised before its response started; sent 500",
+            exc_info=exc,
+            middleware=self.who,
+        )
         return self._replace(INTERNAL_ERROR, "app_error", exc)
 
     def app_returned_early(self, what: str) -> Response:
@@ -194,7 +200,13 @@ class ResponsePath:
         refusal, or a 500 logged once."""
         if self.abort is not None:
             return self._replace(self.abort, "aborted", None)
-        logger.error("the app returned without %s; sent 500", what)
+        log.error(
+            "failed",
+            self.ex.head,
+            "the app returned without %s; sent 500",
+            what,
+            middleware=self.who,
+        )
         return self._replace(INTERNAL_ERROR, "app_error", None)
 
     @property
@@ -243,6 +255,8 @@ class ResponsePath:
             return None
         try:
             return self.ex.finish(outcome)
-        except Exception:
-            logger.exception("%s failed in finish()", self.who)
+        except Exception as exc:
+            log.error(
+                "failed", self.ex.head, "raised in finish()", exc_info=exc, middleware=self.who
+            )
             return None

@@ -27,7 +27,7 @@ from bridge._http.translate import BadRequest
 from bridge._http.types import Environ, ExcInfo, StartResponse, WsgiHeaders
 from bridge._loop.green import cross_thread_wait
 from bridge._loop.portal import background_portal
-from bridge.middleware._core.drive import bad_request, drive_sync, failure, logger
+from bridge.middleware._core.drive import bad_request, drive_sync, failure, log
 from bridge.middleware._core.exchange import (
     BodyTimeout,
     ClientDisconnected,
@@ -67,13 +67,15 @@ def run_wsgi(mw: Middleware, environ: Environ, start_response: StartResponse) ->
     try:
         head = head_from_environ(environ)
     except BadRequest as exc:  # a field that cannot be translated: the same 400 for any middleware
-        return _respond(start_response, bad_request(type(mw).__name__, exc, None))
+        return _respond(start_response, bad_request(type(mw).__name__, exc, None, environ))
     if mw.decides:
         return _run_decided(mw, head, environ, start_response)
     try:
         ex = mw.exchange(head, mw.clock())
     except Exception as exc:
-        return _respond(start_response, failure(type(mw).__name__, exc, "in exchange()")[0])
+        return _respond(
+            start_response, failure(type(mw).__name__, exc, "in exchange()", None, head)[0]
+        )
     if ex is None:
         result: Iterable[bytes] = mw.app(environ, start_response)
         return result
@@ -151,7 +153,9 @@ def _run_decided(
     try:
         decided = mw.decide_request(head, mw.clock())
     except Exception as exc:
-        return _respond(start_response, failure(type(mw).__name__, exc, "in decide_request()")[0])
+        return _respond(
+            start_response, failure(type(mw).__name__, exc, "in decide_request()", None, head)[0]
+        )
     if decided is None:
         result: Iterable[bytes] = mw.app(environ, start_response)
     elif isinstance(decided, Response):
@@ -433,7 +437,7 @@ class _WsgiRun:
         """Close the app's iterable, once (it may be released before the body is served)."""
         if not self.app_closed:
             self.app_closed = True
-            _close(iterable)
+            _close(iterable, self.environ)
 
     def first_chunk(self, chunks: Iterator[bytes]) -> bytes | None:
         """The first non-empty chunk; bytes given to ``write()`` so far come first."""
@@ -481,8 +485,9 @@ class _WsgiRun:
             steps = self.path.finish(outcome)
             if steps is not None:
                 drive_sync(steps, _WsgiBody(self.environ))
-        except Exception:
-            logger.exception("%s failed in finish()", type(self.mw).__name__)
+        except Exception as exc:
+            who = type(self.mw).__name__
+            log.error("failed", self.environ, "raised in finish()", exc_info=exc, middleware=who)
 
 
 def _text_lines(
@@ -511,13 +516,13 @@ def _hooked(run: _WsgiRun, chunks: Iterator[bytes], iterable: Iterable[bytes]) -
     yield from tail
 
 
-def _close(iterable: Iterable[bytes]) -> None:
+def _close(iterable: Iterable[bytes], environ: Environ | None = None) -> None:
     close = getattr(iterable, "close", None)
     if close is not None:
         try:
             close()
-        except Exception:
-            logger.exception("the app's response iterable failed in close()")
+        except Exception as exc:
+            log.error("failed", environ, "the app's iterable raised in close()", exc_info=exc)
 
 
 class _Body:

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Final, Literal, TypeAlias, get_args
 
+from bridge._http.logfields import EventLog
 from bridge._http.memo import Memo
 from bridge.middleware._core.base import Interface, Middleware
 from bridge.middleware._core.heads import RequestHead, lines_named
@@ -40,6 +41,7 @@ ProxyMode: TypeAlias = Literal["x-forwarded", "x-real-ip", "forwarded"]
 ProxyUse: TypeAlias = Literal["for", "proto", "host", "port", "prefix"]
 
 logger: Final = logging.getLogger("bridge.middleware.proxy_headers")
+log: Final = EventLog(logger, "ProxyHeaders")
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _USES: Final = frozenset(X_NAMES)
@@ -145,19 +147,16 @@ class ProxyHeaders(Middleware):
             rewritten, problems = self._plans[texts, head.scheme].apply(head, drop)
         if problems:
             removed = f" (removed unread: {_listed(drop)})" if drop else ""
-            logger.warning("ignored invalid forwarded values: %s%s", problems, removed)
+            log.warning("ignored", head, "invalid forwarded values: %s%s", problems, removed)
         elif drop:
-            logger.info(
-                "removed forwarded headers this configuration does not read: %s", _listed(drop)
-            )
+            log.info("removed", head, "forwarded headers it does not read: %s", _listed(drop))
         return rewritten
 
     def _untrusted(self, head: RequestHead, found: dict[bytes, bytes]) -> RequestHead | None:
-        peer = head.client and head.client[0]
         if not self.strip_ignored:
-            logger.info("ignored forwarded headers from untrusted peer %s", peer)
+            log.info("ignored", head, "forwarded headers from an untrusted peer")
             return None
-        logger.info("removed forwarded headers from untrusted peer %s: %s", peer, _listed(found))
+        log.info("removed", head, "forwarded headers from an untrusted peer: %s", _listed(found))
         return head.replace(headers=without_lines(head.headers, FAMILY))
 
     def _plan(self, key: _PlanKey) -> Plan:

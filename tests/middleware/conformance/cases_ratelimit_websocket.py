@@ -1,0 +1,205 @@
+"""Rate limits on websocket handshakes and open websocket connections (ASGI only).
+
+A handshake refused by RateLimit or ConcurrencyLimit is closed before accept
+(code 1008) unless the server offers the ``websocket.http.response``
+extension; then it gets the HTTP rejection itself, headers and body. A
+connection ConcurrencyLimit admitted holds its slot until the app returns
+(the connection closed).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+
+from bridge.ratelimit import ConcurrencyLimit, RateLimit, Rule, response_cost
+
+from . import AsgiCase
+
+Message = dict[str, Any]
+DENIAL: dict[str, Any] = {"websocket.http.response": {}}
+CLIENT = ("203.0.113.9", 50000)
+
+
+def scope(path: str = "/ws", extensions: dict[str, Any] | None = None) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "type": "websocket",
+        "asgi": {"version": "3.0"},
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"testserver")],
+        "scheme": "ws",
+        "client": CLIENT,
+        "server": ("testserver", 80),
+        "subprotocols": [],
+    }
+    if extensions is not None:
+        fields["extensions"] = extensions
+    return fields
+
+
+async def echo_once(scope: Any, receive: Any, send: Any) -> None:
+    """Accepts, says how many handshakes the limiter has left, closes."""
+    assert (await receive())["type"] == "websocket.connect"
+    await send({"type": "websocket.accept"})
+    decision = scope.get("bridge.ratelimit")
+    text = "-" if decision is None else str(decision.remaining)
+    await send({"type": "websocket.send", "text": text})
+    await send({"type": "websocket.close", "code": 1000})
+
+
+async def handshake(
+    app: Any, extensions: dict[str, Any] | None = None, path: str = "/ws"
+) -> list[Message]:
+    """One connection that only connects; what the app (through ``app``) sent."""
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "websocket.connect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await app(scope(path, extensions), receive, send)
+    return sent
+
+
+def accepted(left: str) -> list[Message]:
+    return [
+        {"type": "websocket.accept"},
+        {"type": "websocket.send", "text": left},
+        {"type": "websocket.close", "code": 1000},
+    ]
+
+
+CLOSED = [{"type": "websocket.close", "code": 1008}]
+
+
+async def _passes_through_by_default(_: Any) -> None:
+    for build in (
+        lambda: RateLimit(echo_once, "1/minute"),
+        lambda: ConcurrencyLimit(echo_once, 1),
+    ):
+        app = build()
+        assert await handshake(app) == accepted("-")
+        assert await handshake(app) == accepted("-")
+
+
+async def _handshakes_limited(_: Any) -> None:
+    app = RateLimit(echo_once, "2/minute", websocket=True, clock=lambda: 1000.0)
+    assert await handshake(app) == accepted("1")  # the decision is in the scope
+    assert await handshake(app) == accepted("0")
+    assert await handshake(app) == CLOSED  # no denial extension: closed before accept
+    refused = await handshake(app, DENIAL)
+    body = b"Too Many Requests: retry in 30 seconds.\n"
+    assert refused == [
+        {
+            "type": "websocket.http.response.start",
+            "status": 429,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", b"30"),
+                (b"ratelimit-policy", b'"2/minute";q=2;w=60'),
+                (b"ratelimit", b'"2/minute";r=0;t=60'),
+            ],
+        },
+        {"type": "websocket.http.response.body", "body": body},
+    ]
+
+
+async def _rules_pick_websocket_paths(_: Any) -> None:
+    app = RateLimit(echo_once, None, rules=[Rule("1/minute", path="/chat")], websocket=True)
+    assert await handshake(app, path="/chat/room") == accepted("0")
+    assert await handshake(app, path="/chat/room") == CLOSED
+    assert await handshake(app) == accepted("-")  # /ws: no rule
+    assert await handshake(app) == accepted("-")
+
+
+async def charge_spam(scope: Any, receive: Any, send: Any) -> None:
+    """Accepts; a connection on /spam is charged 1 when it ends, others nothing."""
+    assert (await receive())["type"] == "websocket.connect"
+    await send({"type": "websocket.accept"})
+    if scope["path"] == "/spam":
+        scope["bridge.ratelimit"].charge(1)
+    await send({"type": "websocket.close", "code": 1000})
+
+
+async def _app_charges_websockets(_: Any) -> None:
+    """No response head on a websocket: only the app's charge counts, when it ends."""
+    app = RateLimit(charge_spam, "2/minute", cost=response_cost(), websocket=True)
+    opened = [{"type": "websocket.accept"}, {"type": "websocket.close", "code": 1000}]
+    for _ in range(3):
+        assert await handshake(app) == opened  # given back: free
+    assert await handshake(app, path="/spam") == opened
+    assert await handshake(app, path="/spam") == opened
+    assert await handshake(app) == CLOSED  # two charged: spent
+
+
+async def _connections_capped_until_closed(_: Any) -> None:
+    """Two open connections fill a cap of 2; the third is refused; one closing frees a slot."""
+    app = ConcurrencyLimit(echo_until_closed, 2, websocket=True)
+    closers: list[anyio.Event] = []
+    async with anyio.create_task_group() as group:
+        for _ in range(2):
+            opened, closer = anyio.Event(), anyio.Event()
+            closers.append(closer)
+            group.start_soon(hold_open, app, opened, closer)
+            await opened.wait()
+        assert await handshake(app) == CLOSED
+        refused = await handshake(app, DENIAL)
+        assert refused[0]["type"] == "websocket.http.response.start"
+        assert refused[0]["status"] == 503
+        assert (b"retry-after", b"1") in refused[0]["headers"]
+        closers[0].set()
+        await anyio.wait_all_tasks_blocked()
+        third_open, third_close = anyio.Event(), anyio.Event()
+        group.start_soon(hold_open, app, third_open, third_close)
+        await third_open.wait()  # admitted: the first connection's slot came back
+        assert await handshake(app) == CLOSED  # full again
+        closers[1].set()
+        third_close.set()
+
+
+async def echo_until_closed(scope: Any, receive: Any, send: Any) -> None:
+    assert (await receive())["type"] == "websocket.connect"
+    await send({"type": "websocket.accept"})
+    while (await receive())["type"] != "websocket.disconnect":
+        pass
+
+
+async def hold_open(app: Any, opened: anyio.Event, closer: anyio.Event) -> None:
+    """A connection that stays open until ``closer`` is set."""
+    connected = False
+
+    async def receive() -> Message:
+        nonlocal connected
+        if not connected:
+            connected = True
+            return {"type": "websocket.connect"}
+        await closer.wait()
+        return {"type": "websocket.disconnect", "code": 1000}
+
+    async def send(message: Message) -> None:
+        if message["type"] == "websocket.accept":
+            opened.set()
+
+    await app(scope(), receive, send)
+
+
+ASGI_CASES = [
+    AsgiCase(
+        "ratelimit-websocket-passes-through-by-default", lambda app: app, _passes_through_by_default
+    ),
+    AsgiCase("ratelimit-websocket-handshakes-limited", lambda app: app, _handshakes_limited),
+    AsgiCase("ratelimit-websocket-rules-by-path", lambda app: app, _rules_pick_websocket_paths),
+    AsgiCase("ratelimit-websocket-charged-by-the-app", lambda app: app, _app_charges_websockets),
+    AsgiCase(
+        "concurrency-websocket-connections-capped-until-closed",
+        lambda app: app,
+        _connections_capped_until_closed,
+    ),
+]
