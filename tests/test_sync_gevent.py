@@ -227,6 +227,7 @@ def test_waiting_requests_let_the_server_answer_others(server: Server, prefix: s
     answered; a greenlet that blocked its OS thread while waiting would stop both.
     """
     with httpx.Client(base_url=server.url, timeout=30) as client:
+        assert client.get("/warm").status_code == 200  # the naps are not the first calls
         with ThreadPoolExecutor(2) as pool:
             naps = [pool.submit(client.get, f"{prefix}/nap/{a}/{b}") for a, b in ("ab", "ba")]
             for _ in range(1500):  # bounded: each nap gives up after ~10 s

@@ -3,9 +3,10 @@
 ``/nap/NAME/OTHER`` (a Flask view) calls ``async_to_sync`` on a coroutine that records
 ``start NAME``, waits until ``start OTHER`` and ``hello`` are recorded (at most 10 s),
 records ``end NAME`` and answers. ``/asgi/nap/NAME/OTHER`` does the same in a FastAPI
-endpoint behind ``AsgiToWsgi``. ``/hello`` records ``hello``; ``/events`` lists the
-record. Under gevent all of them run as greenlets of one OS thread: a nap can end with
-``hello`` before it only if its waiting greenlet let the server answer ``/hello``.
+endpoint behind ``AsgiToWsgi``. ``/warm`` makes a first ``async_to_sync`` call,
+``/hello`` records ``hello`` and ``/events`` lists the record. Under gevent all of
+them run as greenlets of one OS thread: a nap can end with ``hello`` before it only if
+its waiting greenlet let the server answer ``/hello``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,12 @@ flask = Flask(__name__)
 @flask.get("/nap/<name>/<other>")
 def nap(name: str, other: str) -> str:
     return async_to_sync(rendezvous)(name, other)
+
+
+@flask.get("/warm")
+def warm() -> str:
+    async_to_sync(asyncio.sleep)(0)  # the first call in a process always worked
+    return "warm"
 
 
 @flask.get("/hello")
