@@ -39,8 +39,6 @@ FLASK = "tests.apps.matrix_apps:flask_asgi"
 FASTAPI = "tests.apps.matrix_apps:fastapi_wsgi"
 Argv = Callable[[int], list[str]]
 
-GEVENT_SYNC = "issue 13 item 1: async_to_sync under gevent fails after the first call"
-GEVENT_PRELOAD = "issue 13 item 1b: gunicorn -k gevent --preload answers 500"
 NO_SHUTDOWN = "issue 13 item 9: lifespan shutdown never runs under this server"
 #: Not strict: whether the refused upload's connection is still open at SIGTERM is timing.
 UNREAD_BODY = "issue 13 item 16: WsgiToAsgi keeps a refused upload's connection open"
@@ -128,9 +126,9 @@ SERVERS: dict[str, Config] = {
     "gunicorn-gthread-preload": Config(
         _gunicorn("-k", "gthread", "--threads", "8", "--preload"), "wsgi", env=SERVED
     ),
-    "gunicorn-gevent": Config(_gunicorn("-k", "gevent"), "wsgi", {"sync": GEVENT_SYNC}),
+    "gunicorn-gevent": Config(_gunicorn("-k", "gevent"), "wsgi"),
     "gunicorn-gevent-preload": Config(_gunicorn("-k", "gevent", "--preload"), "wsgi"),
-    "gevent-pywsgi": Config(_gevent_pywsgi, "wsgi", {"sync": GEVENT_SYNC}),
+    "gevent-pywsgi": Config(_gevent_pywsgi, "wsgi"),
     "waitress": Config(_waitress, "wsgi"),
     "uwsgi": Config(_uwsgi, "wsgi", keepalive=False),
     "granian-wsgi": Config(
@@ -139,10 +137,6 @@ SERVERS: dict[str, Config] = {
         {"lifespan-shutdown": NO_SHUTDOWN},
     ),
 }
-# under --preload with gevent every AsgiToWsgi request fails: all its checks wait for 1b
-SERVERS["gunicorn-gevent-preload"].known = dict.fromkeys(
-    ("hello", "echo", "stream", "lifespan", "stack", "sync", "sigterm"), GEVENT_PRELOAD
-)
 
 
 @dataclass

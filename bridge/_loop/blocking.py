@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import sys
-import threading
 from collections.abc import Callable
 from typing import Any
 
+from bridge._loop import green
 from bridge._loop import portal as _portal
 from bridge._loop.interop import (
     adopt_context,
@@ -52,7 +53,8 @@ _sniffio_local: Any = _sniffio_thread_local()
 
 
 def refuse_in_loop_thread() -> None:
-    if _get_running_loop() is not None or _in_trio_thread():
+    loop = _get_running_loop()
+    if (loop is not None and not green.off_the_loop_greenlet(loop)) or _in_trio_thread():
         raise RuntimeError(
             "async_to_sync() cannot run in a thread whose event loop is running (it would "
             "block that loop); await the coroutine function directly instead"
@@ -187,13 +189,15 @@ async def _await(driver: Any) -> None:
 
 def _start_new_loop(
     driver: Any, context: contextvars.Context, backend: str, frame: SyncFrame
-) -> threading.Thread:
+) -> green.OsThread:
     name, options = _portal.backend_options(backend)
-    thread = threading.Thread(
-        target=_run_new_loop, args=(driver, context, name, options, frame), daemon=True
-    )
-    thread.start()
-    return thread
+    try:
+        green.check_backend(name, options)
+    except RuntimeError:
+        driver.close()
+        raise
+    run = functools.partial(_run_new_loop, driver, context, name, options, frame)
+    return green.start_thread(run, "bridge-new-loop")  # an OS thread under gevent
 
 
 def _run_new_loop(

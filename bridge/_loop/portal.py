@@ -29,14 +29,16 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import os
 import threading
-from concurrent.futures import Future
+from _queue import SimpleQueue
 from typing import Any, Final
 
 import anyio
 from anyio.from_thread import BlockingPortal
 
+from bridge._loop import green
 from bridge._loop.origin import Origin, current_origin
 
 __all__ = (
@@ -62,7 +64,7 @@ class _Loop:
     __slots__ = ("keep", "origin", "portal", "thread")
 
     def __init__(
-        self, thread: threading.Thread, portal: BlockingPortal, origin: Origin, keep: list[object]
+        self, thread: green.OsThread, portal: BlockingPortal, origin: Origin, keep: list[object]
     ) -> None:
         self.thread = thread
         self.portal = portal
@@ -123,38 +125,43 @@ def keep_with_loop(backend: str, owned: object) -> None:
     _loop_for(backend).keep.append(owned)
 
 
+_Started = tuple[BlockingPortal, Origin] | BaseException
+
+
 def _start(backend: str, name: str, options: dict[str, Any]) -> _Loop:
-    started: Future[BlockingPortal] = Future()
+    green.check_backend(name, options)
+    # A plain queue, waited on without yielding even by a greenlet: the caller holds _lock,
+    # which predates gevent's patching under --preload (a real lock), and a greenlet that
+    # yielded while holding it would stall every other greenlet that wants it. Starting a
+    # loop takes moments and needs nothing from this thread.
+    started: SimpleQueue[_Started] = SimpleQueue()
     keep: list[object] = []
-    thread = threading.Thread(
-        target=_run_loop_thread,
-        args=(name, options, started, keep),
-        name=f"bridge-loop-{backend}",
-        daemon=True,
-    )
-    thread.start()
-    portal = started.result()
-    origin = portal.call(current_origin, "the background loop")
+    run = functools.partial(_run_loop_thread, name, options, started, keep)
+    thread = green.start_thread(run, f"bridge-loop-{backend}")  # an OS thread under gevent
+    outcome = started.get()
+    if isinstance(outcome, BaseException):
+        raise outcome
+    portal, origin = outcome
     keep.append(origin)
     return _Loop(thread, portal, origin, keep)
 
 
 def _run_loop_thread(
-    name: str, options: dict[str, Any], started: Future[BlockingPortal], keep: list[object]
+    name: str, options: dict[str, Any], started: SimpleQueue[_Started], keep: list[object]
 ) -> None:
     # ``keep`` stays referenced from this frame for the life of the loop (fork safety).
     async def serve() -> None:
         async with BlockingPortal() as portal:
             keep.append(portal)
-            started.set_result(portal)
+            started.put((portal, current_origin("the background loop")))
             await portal.sleep_until_stopped()
 
     try:
         anyio.run(serve, backend=name, backend_options=options)
     except BaseException as error:
-        if started.done():
+        if keep:  # the portal was handed over
             raise
-        started.set_exception(error)  # the caller that started the loop raises it
+        started.put(error)  # the caller that started the loop raises it
 
 
 def _forget_if_forked() -> None:
@@ -178,9 +185,9 @@ def shutdown_background_portals() -> None:
         loops = list(_loops.values())
         _loops.clear()
     for loop in loops:
-        with contextlib.suppress(RuntimeError):  # the loop already stopped
+        with contextlib.suppress(RuntimeError), green.cross_thread_wait():  # already stopped
             loop.portal.call(loop.portal.stop, True)
-        if loop.thread is not threading.current_thread():
+        if not loop.thread.is_current():
             loop.thread.join()
 
 
@@ -192,7 +199,7 @@ class _Park:
         self.parked: list[threading.Event] = []
 
     def park(self, loop: _Loop) -> None:
-        if loop.thread is threading.current_thread():
+        if loop.thread.is_current():
             return  # the fork is made on the loop itself
         arrived = threading.Event()
         try:

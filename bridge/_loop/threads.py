@@ -33,11 +33,12 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+from _queue import Empty, SimpleQueue  # never gevent's: bridge's OS threads wait on these
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
-from queue import Empty, SimpleQueue
 from typing import Any, Final, Protocol
 
+from bridge._loop import green
 from bridge._loop.interop import (
     adopt_context,
     enter_anyio_worker,
@@ -240,7 +241,7 @@ class OwnThread(Target):
     def __init__(self, name: str) -> None:
         self._name = name
         self._queue: SimpleQueue[Runnable | None] = SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._thread: green.OsThread | None = None
         self._pid = 0
         self._lock = threading.Lock()
 
@@ -254,8 +255,7 @@ class OwnThread(Target):
             if self._pid == os.getpid():
                 return
             self._queue = SimpleQueue()  # after fork, items of the parent are not ours
-            self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
-            self._thread.start()
+            self._thread = green.start_thread(self._loop, self._name)
             self._pid = os.getpid()
 
     def _loop(self) -> None:
@@ -281,7 +281,8 @@ class SyncFrame(Target):
     """
 
     def __init__(self, old_executor: Any) -> None:
-        self._queue: SimpleQueue[Runnable | None] = SimpleQueue()
+        # the loop's thread puts here: under gevent the blocked thread may be a greenlet
+        self._queue: green.CrossThreadQueue[Runnable | None] = green.cross_thread_queue()
         self._lock = threading.Lock()
         self._broken = False
         self._old_executor = old_executor
@@ -391,7 +392,7 @@ class _AsgirefLock:
 class _AsgirefItems:
     __slots__ = ("queue",)
 
-    def __init__(self, queue: SimpleQueue[Runnable | None]) -> None:
+    def __init__(self, queue: green.CrossThreadQueue[Runnable | None]) -> None:
         self.queue = queue
 
     def append(self, item: Runnable) -> None:
@@ -430,8 +431,7 @@ class WorkerPool(Target):
         try:
             self.free.pop()
         except IndexError:
-            name = "bridge-sync-worker"
-            threading.Thread(target=self._serve, name=name, daemon=True).start()
+            green.start_thread(self._serve, "bridge-sync-worker")  # an OS thread under gevent
 
     def _serve(self) -> None:
         get, free = self.calls.get, self.free

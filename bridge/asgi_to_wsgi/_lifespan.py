@@ -33,6 +33,7 @@ import anyio
 from asgiref.typing import ASGI3Application, LifespanScope
 
 from bridge._http.logfields import EventLog
+from bridge._loop.green import cross_thread_wait
 from bridge._loop.portal import background_portal
 
 __all__ = ("Lifespan", "LifespanMode")
@@ -106,11 +107,17 @@ class _Connection:
 _instances: weakref.WeakSet[Lifespan] = weakref.WeakSet()
 
 
+# Guards only the creation of a startup lock; never held across a wait.
+_lock_creation = threading.Lock()
+
+
 def _new_locks_in_child() -> None:
     # A parent thread may have held a startup lock at fork time (a request waiting
     # for startup); the child has no such thread, so it must not inherit the lock.
+    global _lock_creation
+    _lock_creation = threading.Lock()
     for lifespan in list(_instances):
-        lifespan._lock = threading.Lock()
+        lifespan._lock = None
 
 
 os.register_at_fork(after_in_child=_new_locks_in_child)
@@ -137,7 +144,10 @@ class Lifespan:
         self._backend = backend
         self._startup_timeout = startup_timeout
         self._shutdown_timeout = shutdown_timeout
-        self._lock = threading.Lock()
+        # Made on first use in each process: a greenlet holds it while it waits for startup,
+        # so under gevent it must be gevent's lock, and gunicorn's gevent worker patches
+        # only after the fork (--preload builds the adapter before that).
+        self._lock: threading.Lock | None = None
         self._pid = os.getpid()
         self._phase = _READY if mode == "off" else _NEW
         self._failure = ""
@@ -149,20 +159,31 @@ class Lifespan:
     def ensure_started(self) -> tuple[int, str] | None:
         if self._pid == os.getpid() and self._phase in (_READY, _UNSUPPORTED):
             return None
-        if not self._lock.acquire(timeout=self._startup_timeout):
+        lock = self._startup_lock()
+        if not lock.acquire(timeout=self._startup_timeout):
             return 503, f"lifespan startup still running after {self._startup_timeout}s"
         try:
             if self._pid != os.getpid():
                 self._forget_parent()
             if self._phase == _NEW:
-                self._startup()
+                with cross_thread_wait():  # under gevent: the wait yields to the hub
+                    self._startup()
         finally:
-            self._lock.release()
+            lock.release()
         if self._phase == _FAILED:
             return 500, self._failure
         if self._phase == _STOPPED:
             return 503, "the adapter was closed; lifespan shutdown has run"
         return None
+
+    def _startup_lock(self) -> threading.Lock:
+        lock = self._lock
+        if lock is None:
+            with _lock_creation:
+                lock = self._lock
+                if lock is None:
+                    lock = self._lock = threading.Lock()
+        return lock
 
     def _forget_parent(self) -> None:
         self._pid = os.getpid()
@@ -206,7 +227,7 @@ class Lifespan:
 
     def shutdown(self) -> None:
         """Run lifespan shutdown if this process ran startup; idempotent."""
-        with self._lock:
+        with self._startup_lock():
             if self._pid != os.getpid() or self._phase != _READY or self._connection is None:
                 if self._pid == os.getpid():
                     self._phase = _STOPPED
@@ -214,16 +235,20 @@ class Lifespan:
             self._phase = _STOPPED
             connection, task = self._connection, self._task
             _started.discard(self)
+        with cross_thread_wait():  # under gevent: the waits yield to the hub
+            kind, detail = self._shut_down(connection, task)
+        self._log_shutdown(kind, detail)
+
+    def _shut_down(self, connection: _Connection, task: Future[None] | None) -> _LifespanAnswer:
         event = connection.shutdown_requested
         if event is not None and task is not None and not task.done():
             background_portal(self._backend).call(event.set)
         try:
-            kind, detail = connection.shutdown.result(timeout=self._shutdown_timeout)
+            return connection.shutdown.result(timeout=self._shutdown_timeout)
         except FutureTimeout:
-            kind, detail = "timeout", None
             if task is not None:
                 task.cancel()
-        self._log_shutdown(kind, detail)
+            return "timeout", None
 
     def _log_shutdown(self, kind: str, detail: Any) -> None:
         if kind == "complete":

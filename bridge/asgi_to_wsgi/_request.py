@@ -7,6 +7,8 @@ through two channels, so a simple request costs one hand-off each way:
 
 * loop -> thread: a ``queue.SimpleQueue`` of events (``HEAD``, ``BODY``,
   ``PATHSEND``, ``READ``, ``FAILED``, ``ENDED``). Putting never blocks the loop.
+  (Under gevent the WSGI "thread" is a greenlet whose wait yields to its hub:
+  ``bridge._loop.green.cross_thread_queue``.)
 * thread -> loop: callbacks scheduled with the loop's "call soon from another
   thread" primitive, which set anyio events the app's task waits on.
 
@@ -34,7 +36,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from queue import Empty, SimpleQueue
+from queue import Empty
 from typing import Any, Final
 
 import anyio
@@ -44,6 +46,7 @@ from bridge._http.errors import error_body
 from bridge._http.logfields import EventLog
 from bridge._http.types import Environ, StartResponse, WsgiHeaders
 from bridge._http.wsgi_input import ClientDisconnected
+from bridge._loop.green import CrossThreadQueue, cross_thread_queue
 from bridge._loop.handle import LoopHandle
 from bridge.asgi_to_wsgi._response import status_line, wsgi_headers
 
@@ -95,7 +98,7 @@ class AsgiToWsgiRequest:
         self.handle = handle
         self.scope = scope
         self.environ = environ
-        self.to_thread: SimpleQueue[tuple[int, Any]] = SimpleQueue()
+        self.to_thread: CrossThreadQueue[tuple[int, Any]] = cross_thread_queue()
         self.lock = threading.Lock()
         # shared, guarded by lock
         self.thread_done = False

@@ -26,6 +26,7 @@ from bridge._http.headers import HOP_BY_HOP, parse_length
 from bridge._http.status import status_line
 from bridge._http.translate import BadRequest
 from bridge._http.types import Environ, ExcInfo, StartResponse, WsgiHeaders
+from bridge._loop.green import cross_thread_wait
 from bridge._loop.portal import background_portal
 from bridge.middleware._core.drive import bad_request, drive_sync, failure, log
 from bridge.middleware._core.exchange import (
@@ -204,7 +205,8 @@ def timed_read(read: Any, size: int, timeout: float) -> bytes:
             return data
 
     try:
-        return background_portal().call(_read)
+        with cross_thread_wait():  # under gevent: a greenlet's wait yields to its hub
+            return background_portal().call(_read)
     except TimeoutError:
         raise BodyTimeout(f"no request body within {timeout:g} s") from None
 
