@@ -41,7 +41,6 @@ Argv = Callable[[int], list[str]]
 
 NO_SHUTDOWN = "issue 13 item 9: lifespan shutdown never runs under this server"
 #: Not strict: whether the refused upload's connection is still open at SIGTERM is timing.
-UNREAD_BODY = "issue 13 item 16: WsgiToAsgi keeps a refused upload's connection open"
 
 
 @dataclass
@@ -53,8 +52,6 @@ class Config:
     known: dict[str, str] = field(default_factory=dict)
     #: uWSGI's --http-socket closes each connection after its response
     keepalive: bool = True
-    #: checks that fail only sometimes under this server (timing), with the reason
-    flaky: dict[str, str] = field(default_factory=dict)
     #: extra environment for the server (e.g. a preloading master that serves first)
     env: dict[str, str] = field(default_factory=dict)
 
@@ -116,8 +113,8 @@ SERVED = {"MATRIX_SERVE_AT_IMPORT": "1"}
 
 SERVERS: dict[str, Config] = {
     "uvicorn": Config(_uvicorn, "asgi"),
-    "hypercorn-asyncio": Config(_hypercorn("asyncio"), "asgi", flaky={"sigterm": UNREAD_BODY}),
-    "hypercorn-trio": Config(_hypercorn("trio"), "asgi", flaky={"sigterm": UNREAD_BODY}),
+    "hypercorn-asyncio": Config(_hypercorn("asyncio"), "asgi"),
+    "hypercorn-trio": Config(_hypercorn("trio"), "asgi"),
     "daphne": Config(_daphne, "asgi"),
     "granian-asgi": Config(_granian("asgi", FLASK), "asgi"),
     "gunicorn-sync": Config(_gunicorn("-k", "sync"), "wsgi"),
@@ -173,9 +170,6 @@ def _known(request: pytest.FixtureRequest, running: Running, check: str) -> None
     reason = running.config.known.get(check)
     if reason:
         request.node.add_marker(pytest.mark.xfail(reason=reason, strict=True))
-    flaky = running.config.flaky.get(check)
-    if flaky:
-        request.node.add_marker(pytest.mark.xfail(reason=flaky, strict=False))
 
 
 def _client(running: Running) -> httpx.Client:
