@@ -2,7 +2,7 @@
 
 An entry is a mkdocstrings line ``::: dotted.path``; mkdocs renders the object's
 docstring and signature there. Names exported both by ``bridge`` and by
-``bridge.middleware`` (the same object) need one entry. The site test builds the docs
+``bridge.middleware`` or ``bridge.ratelimit`` (the same object) need one entry. The site test builds the docs
 and checks that each entry was rendered, and that the site loads nothing from elsewhere.
 """
 
@@ -18,12 +18,14 @@ from pathlib import Path
 import pytest
 
 import bridge
+import bridge.buffering
 import bridge.middleware
+import bridge.ratelimit
 from tests.conftest import ROOT
 
 REFERENCE = ROOT / "docs" / "reference"
 _ENTRY = re.compile(r"^::: (?P<path>[\w.]+)\s*$", re.MULTILINE)
-MODULES = (bridge, bridge.middleware)
+MODULES = (bridge, bridge.middleware, bridge.ratelimit, bridge.buffering)
 
 
 def entries() -> dict[str, str]:
