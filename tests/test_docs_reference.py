@@ -2,8 +2,9 @@
 
 An entry is a mkdocstrings line ``::: dotted.path``; mkdocs renders the object's
 docstring and signature there. Names exported both by ``bridge`` and by
-``bridge.middleware`` or ``bridge.ratelimit`` (the same object) need one entry. The site test builds the docs
-and checks that each entry was rendered, and that the site loads nothing from elsewhere.
+``bridge.middleware`` or ``bridge.ratelimit`` (the same object) need one entry. The site
+test builds the docs and checks that each entry was rendered, and that the site loads
+nothing from elsewhere.
 """
 
 from __future__ import annotations

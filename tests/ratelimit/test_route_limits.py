@@ -23,11 +23,13 @@ from bridge.ratelimit import (
     LimitDecision,
     Rate,
     RouteRequest,
+    Rule,
     Store,
     Verdict,
     environ_key,
     header_key,
     limit,
+    response_cost,
     state_key,
 )
 from bridge.testing import Request, acall_asgi, call_wsgi
@@ -237,6 +239,40 @@ def test_misconfiguration_raises_when_declared(
 def test_middleware_without_limit_needs_routes() -> None:
     with pytest.raises(ValueError, match=r"routes=True"):
         RateLimit(flask.Flask("x").wsgi_app, None)
+
+
+@pytest.mark.parametrize(
+    "charged",
+    [
+        {"limit": "5/minute", "count_when": (401,)},
+        {"limit": "5/minute", "cost": response_cost("X-Tokens-Used")},
+        {"limit": None, "rules": [Rule("5/minute", count_when=(401,))]},
+        {"limit": None, "rules": [Rule("5/minute", cost=response_cost("X-Tokens-Used"))]},
+    ],
+    ids=["count_when", "response_cost", "rule-count_when", "rule-response_cost"],
+)
+def test_routes_with_charged_rules_says_to_split_them(charged: dict[str, Any]) -> None:
+    """A charged-after-the-response rule and route limits in one RateLimit: not yet."""
+    with pytest.raises(ValueError, match=r"routes=True cannot be combined with count_when=") as e:
+        RateLimit(flask.Flask("x").wsgi_app, routes=True, **charged)
+    assert "give the charged rules to a second RateLimit" in str(e.value)
+
+
+def test_charged_rules_in_a_second_ratelimit_stack_with_route_limits() -> None:
+    """The documented way round: the charged rule's RateLimit wraps the routes=True one."""
+    app = flask.Flask("stacked")
+
+    @app.post("/login")
+    @limit("3/minute")
+    def login() -> tuple[str, int]:
+        return "wrong password", 401
+
+    routed = RateLimit(app.wsgi_app, None, routes=True, clock=lambda: 0.0)
+    stacked = RateLimit(routed, "2/minute", count_when=(401,), clock=lambda: 0.0)
+    results = [call_wsgi(stacked, Request("POST", "/login")) for _ in range(3)]
+    assert [result.status for result in results] == [401, 401, 429]
+    both = b'"3/minute";q=3;w=60, "2/minute";q=2;w=60'
+    assert results[0].header(b"ratelimit-policy") == both
 
 
 def test_view_without_the_middleware_says_what_to_add() -> None:
