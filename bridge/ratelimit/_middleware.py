@@ -256,6 +256,7 @@ class RateLimit(Middleware):
     """
 
     websocket_denial_response = True
+    websocket_accept_headers = True
 
     def __init__(
         self,

@@ -2,7 +2,8 @@
 
 uvicorn and hypercorn offer the websocket denial response extension, so a refused
 handshake is answered with the limiter's own HTTP response (429 with the
-quota fields, 503 from ConcurrencyLimit) instead of a bare 403.
+quota fields, 503 from ConcurrencyLimit) instead of a bare 403. An admitted
+handshake's 101 carries RateLimit's fields (sent as ``websocket.accept`` headers).
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ class Client:
         refused: Handshake | None = None
         for event in self.events:
             if isinstance(event, AcceptConnection):
-                return Handshake(True)
+                return Handshake(True, headers=dict(event.extra_headers))
             if isinstance(event, RejectConnection):
                 refused = Handshake(False, event.status_code, dict(event.headers))
                 if not event.has_body:
@@ -125,11 +126,15 @@ def test_handshakes_over_the_limit_get_the_429(
 ) -> None:
     server = run_server(argv)
     seen = []
+    fields = []
     for _ in range(3):
         with connected(server, "/ws/handshake") as client:
             assert client.result.accepted
+            assert client.result.headers[b"ratelimit-policy"] == b'"3/minute";q=3;w=60'
+            fields.append(client.result.headers[b"ratelimit"].split(b";r=")[1][:1])
             seen.append(client.receive())
     assert seen == ["2 left", "1 left", "0 left"]  # the decision, read by the endpoint
+    assert fields == [b"2", b"1", b"0"]  # and its fields, on the 101 (websocket.accept)
     with connected(server, "/ws/handshake") as client:
         refused = client.result
     assert not refused.accepted

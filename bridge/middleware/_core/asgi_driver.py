@@ -208,6 +208,8 @@ async def _websocket(mw: Middleware, scope: Any, receive: Any, send: Any) -> Non
             outcome = await _refuse_websocket(mw, scope, receive, send, decision.response)
             return
         app_scope = scope_with_head(scope, head, decision.head)
+        if ex is not None and mw.websocket_accept_headers and features_of(type(ex)).response:
+            send = _AcceptHeaders(mw, ex, send)
         try:
             await mw.app(app_scope, receive, send)
         except OSError as exc:
@@ -220,6 +222,42 @@ async def _websocket(mw: Middleware, scope: Any, receive: Any, send: Any) -> Non
     finally:
         if ex is not None and features_of(type(ex)).finish:
             await _finish(mw, ex, outcome, receive)
+
+
+class _AcceptHeaders:
+    """A websocket ``send`` whose ``websocket.accept`` headers pass through
+    ``ex.response`` (a 101 head); every other message is sent unchanged.
+
+    A response hook that raises is logged, and the accept goes out as the app
+    wrote it: the connection is not the hook's to refuse after the decision.
+    """
+
+    __slots__ = ("ex", "mw", "send")
+
+    def __init__(self, mw: Middleware, ex: Exchange, send: Any) -> None:
+        self.mw = mw
+        self.ex = ex
+        self.send = send
+
+    async def __call__(self, message: Any) -> None:
+        if message.get("type") == "websocket.accept":
+            message = self._with_headers(message)
+        await self.send(message)
+
+    def _with_headers(self, message: Any) -> Any:
+        headers = tuple((bytes(n), bytes(v)) for n, v in message.get("headers") or ())
+        try:
+            head = self.ex.response(ResponseHead(101, headers))
+        except Exception as exc:
+            log.error(
+                "failed",
+                self.ex.head,
+                "raised in response() for a websocket accept; accepted unchanged",
+                exc_info=exc,
+                middleware=type(self.mw).__name__,
+            )
+            return message
+        return {**message, "headers": list(head.headers)}
 
 
 async def _refuse_websocket(

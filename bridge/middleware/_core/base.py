@@ -102,6 +102,10 @@ class Middleware:
     #: extension; otherwise, and by default, it is closed before accept (the
     #: server answers 403).
     websocket_denial_response: ClassVar[bool] = False
+    #: An accepted websocket handshake's ``websocket.accept`` headers pass through
+    #: ``Exchange.response`` (as a 101 head), so the fields it adds reach the client
+    #: (ASGI servers send the accept's ``headers`` on the 101). Default: untouched.
+    websocket_accept_headers: ClassVar[bool] = False
 
     #: Response header names this middleware sets (lowercase bytes, as its lines hold
     #: them) -> the spelling a WSGI server gets: the case the user configured, or the

@@ -3,6 +3,7 @@
 A handshake refused by RateLimit or ConcurrencyLimit is closed before accept
 (code 1008) unless the server offers the ``websocket.http.response``
 extension; then it gets the HTTP rejection itself, headers and body. A
+handshake RateLimit admitted carries its fields on ``websocket.accept``. A
 connection ConcurrencyLimit admitted holds its slot until the app returns
 (the connection closed).
 """
@@ -67,12 +68,19 @@ async def handshake(
     return sent
 
 
-def accepted(left: str) -> list[Message]:
+def accepted(left: str, *fields: tuple[bytes, bytes]) -> list[Message]:
+    accept: Message = {"type": "websocket.accept"}
+    if fields:
+        accept["headers"] = list(fields)
     return [
-        {"type": "websocket.accept"},
+        accept,
         {"type": "websocket.send", "text": left},
         {"type": "websocket.close", "code": 1000},
     ]
+
+
+def kinds(sent: list[Message]) -> list[str]:
+    return [message["type"] for message in sent]
 
 
 CLOSED = [{"type": "websocket.close", "code": 1008}]
@@ -90,8 +98,10 @@ async def _passes_through_by_default(_: Any) -> None:
 
 async def _handshakes_limited(_: Any) -> None:
     app = RateLimit(echo_once, "2/minute", websocket=True, clock=lambda: 1000.0)
-    assert await handshake(app) == accepted("1")  # the decision is in the scope
-    assert await handshake(app) == accepted("0")
+    policy = (b"ratelimit-policy", b'"2/minute";q=2;w=60')
+    # the decision is in the scope, its fields on the accept
+    assert await handshake(app) == accepted("1", policy, (b"ratelimit", b'"2/minute";r=1;t=30'))
+    assert await handshake(app) == accepted("0", policy, (b"ratelimit", b'"2/minute";r=0;t=60'))
     assert await handshake(app) == CLOSED  # no denial extension: closed before accept
     refused = await handshake(app, DENIAL)
     body = b"Too Many Requests: retry in 30 seconds.\n"
@@ -113,10 +123,39 @@ async def _handshakes_limited(_: Any) -> None:
 
 async def _rules_pick_websocket_paths(_: Any) -> None:
     app = RateLimit(echo_once, None, rules=[Rule("1/minute", path="/chat")], websocket=True)
-    assert await handshake(app, path="/chat/room") == accepted("0")
+    fields = (
+        (b"ratelimit-policy", b'"1/minute";q=1;w=60'),
+        (b"ratelimit", b'"1/minute";r=0;t=60'),
+    )
+    assert await handshake(app, path="/chat/room") == accepted("0", *fields)
     assert await handshake(app, path="/chat/room") == CLOSED
     assert await handshake(app) == accepted("-")  # /ws: no rule
     assert await handshake(app) == accepted("-")
+
+
+async def accept_with_own_headers(scope: Any, receive: Any, send: Any) -> None:
+    """Accepts with a subprotocol and a header of its own."""
+    assert (await receive())["type"] == "websocket.connect"
+    headers = [(b"x-room", b"lobby")]
+    await send({"type": "websocket.accept", "subprotocol": "chat", "headers": headers})
+    await send({"type": "websocket.close", "code": 1000})
+
+
+async def _fields_join_the_apps_accept_headers(_: Any) -> None:
+    app = RateLimit(accept_with_own_headers, "2/minute", websocket=True, clock=lambda: 0.0)
+    sent = await handshake(app)
+    assert sent[0] == {
+        "type": "websocket.accept",
+        "subprotocol": "chat",
+        "headers": [
+            (b"x-room", b"lobby"),
+            (b"ratelimit-policy", b'"2/minute";q=2;w=60'),
+            (b"ratelimit", b'"2/minute";r=1;t=30'),
+        ],
+    }
+    quiet = RateLimit(accept_with_own_headers, "2/minute", websocket=True, headers=False)
+    own = {"type": "websocket.accept", "subprotocol": "chat", "headers": [(b"x-room", b"lobby")]}
+    assert (await handshake(quiet))[0] == own  # headers=False: the app's accept as it was
 
 
 async def charge_spam(scope: Any, receive: Any, send: Any) -> None:
@@ -131,11 +170,11 @@ async def charge_spam(scope: Any, receive: Any, send: Any) -> None:
 async def _app_charges_websockets(_: Any) -> None:
     """No response head on a websocket: only the app's charge counts, when it ends."""
     app = RateLimit(charge_spam, "2/minute", cost=response_cost(), websocket=True)
-    opened = [{"type": "websocket.accept"}, {"type": "websocket.close", "code": 1000}]
+    opened = ["websocket.accept", "websocket.close"]
     for _ in range(3):
-        assert await handshake(app) == opened  # given back: free
-    assert await handshake(app, path="/spam") == opened
-    assert await handshake(app, path="/spam") == opened
+        assert kinds(await handshake(app)) == opened  # given back: free
+    assert kinds(await handshake(app, path="/spam")) == opened
+    assert kinds(await handshake(app, path="/spam")) == opened
     assert await handshake(app) == CLOSED  # two charged: spent
 
 
@@ -196,6 +235,11 @@ ASGI_CASES = [
     ),
     AsgiCase("ratelimit-websocket-handshakes-limited", lambda app: app, _handshakes_limited),
     AsgiCase("ratelimit-websocket-rules-by-path", lambda app: app, _rules_pick_websocket_paths),
+    AsgiCase(
+        "ratelimit-websocket-fields-join-the-accept",
+        lambda app: app,
+        _fields_join_the_apps_accept_headers,
+    ),
     AsgiCase("ratelimit-websocket-charged-by-the-app", lambda app: app, _app_charges_websockets),
     AsgiCase(
         "concurrency-websocket-connections-capped-until-closed",
