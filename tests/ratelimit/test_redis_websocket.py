@@ -18,6 +18,7 @@ from tests.middleware.conformance.cases_ratelimit_websocket import (
     echo_until_closed,
     handshake,
     hold_open,
+    kinds,
 )
 
 pytestmark = [pytest.mark.redis, pytest.mark.anyio]
@@ -27,8 +28,15 @@ async def test_handshakes_limited_in_redis(redis_url: str) -> None:
     store = RedisStore(redis_url, prefix=f"ws:{uuid.uuid4().hex}:")
     app = RateLimit(echo_once, "2/minute", store=store, websocket=True)
     try:
-        assert await handshake(app) == accepted("1")
-        assert await handshake(app) == accepted("0")
+        first, second = await handshake(app), await handshake(app)
+        assert kinds(first) == kinds(second) == kinds(accepted("-"))
+        assert [m["text"] for m in (first[1], second[1])] == ["1", "0"]  # the decisions
+        fields = [dict(m[0]["headers"]) for m in (first, second)]  # on the accepts
+        assert [f[b"ratelimit-policy"] for f in fields] == [b'"2/minute";q=2;w=60'] * 2
+        assert [f[b"ratelimit"].split(b";t=")[0] for f in fields] == [
+            b'"2/minute";r=1',
+            b'"2/minute";r=0',
+        ]
         assert await handshake(app) == CLOSED
         refused = await handshake(app, DENIAL)
     finally:
