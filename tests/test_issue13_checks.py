@@ -2,16 +2,21 @@
 
 * item 6: ``RequestBuffering(AsgiToWsgi(app))`` keeps its cap for a body the WSGI server
   delivers with neither Content-Length nor Transfer-Encoding (``wsgi.input_terminated``).
+* a HEAD answer under waitress (AsgiToWsgi) puts no body on a keep-alive connection.
 """
 
 from __future__ import annotations
 
 import io
+import socket
 from typing import Any
 from wsgiref.util import setup_testing_defaults
 from wsgiref.validate import validator
 
+import pytest
+
 from bridge import AsgiToWsgi, RequestBuffering
+from tests.conftest import PYTHON, free_port, start_server
 
 
 def _unframed_environ(body: bytes) -> dict[str, Any]:
@@ -78,3 +83,37 @@ def test_unframed_body_over_the_cap_never_reaches_an_asgi_app_behind_asgi_to_wsg
         status, body = _call(capped, _unframed_environ(b"y" * 600))
     assert (status, body) == ("200 OK", b"600")
     assert received == [600]
+
+
+# -- "Also from the probe": HEAD under waitress keeps the keep-alive connection clean ----
+
+
+def _read_head(sock: socket.socket, buffer: bytes) -> tuple[bytes, bytes]:
+    """One response head from ``sock`` (after what ``buffer`` already holds) and the rest."""
+    while b"\r\n\r\n" not in buffer:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed after {buffer!r}"
+        buffer += chunk
+    head, _, rest = buffer.partition(b"\r\n\r\n")
+    return head, rest
+
+
+@pytest.mark.server
+def test_a_head_answer_under_waitress_leaves_the_next_keep_alive_response_intact() -> None:
+    port = free_port()
+    server = start_server([PYTHON, "-m", "tests.apps.matrix_waitress", str(port)], port)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            # FastAPI answers HEAD on a GET route 405 with a JSON body: the body must stay off
+            sock.sendall(b"HEAD /hello HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            head, rest = _read_head(sock, b"")
+            assert head.split(b" ", 2)[1] in (b"200", b"405"), head
+            assert b"content-length" in head.lower()
+            sock.sendall(b"GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            head, rest = _read_head(sock, rest)
+            assert head.startswith(b"HTTP/1.1 200 "), head  # not the HEAD answer's body
+            while len(rest) < len(b"hello"):
+                rest += sock.recv(65536)
+        assert rest == b"hello"
+    finally:
+        server.stop()
