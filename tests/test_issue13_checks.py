@@ -2,13 +2,19 @@
 
 * item 6: ``RequestBuffering(AsgiToWsgi(app))`` keeps its cap for a body the WSGI server
   delivers with neither Content-Length nor Transfer-Encoding (``wsgi.input_terminated``).
+* item 8: a 1 byte/s drip under hypercorn-trio through WSGI-side RequestBuffering inside
+  WsgiToAsgi reaches the app (200), not a 408 "stalled after 0 bytes".
 * a HEAD answer under waitress (AsgiToWsgi) puts no body on a keep-alive connection.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import socket
+import time
+from pathlib import Path
 from typing import Any
 from wsgiref.util import setup_testing_defaults
 from wsgiref.validate import validator
@@ -16,7 +22,8 @@ from wsgiref.validate import validator
 import pytest
 
 from bridge import AsgiToWsgi, RequestBuffering
-from tests.conftest import PYTHON, free_port, start_server
+from tests.buffering_client import get, start_upload
+from tests.conftest import PYTHON, RunServer, free_port, start_server
 
 
 def _unframed_environ(body: bytes) -> dict[str, Any]:
@@ -117,3 +124,35 @@ def test_a_head_answer_under_waitress_leaves_the_next_keep_alive_response_intact
         assert rest == b"hello"
     finally:
         server.stop()
+
+
+# -- item 8: a drip through WSGI-side RequestBuffering inside WsgiToAsgi, hypercorn-trio ---
+
+
+@pytest.mark.server
+def test_a_one_byte_per_second_drip_under_hypercorn_trio_reaches_the_app(
+    run_server: RunServer, tmp_path: Path
+) -> None:
+    """body_timeout=2 bounds each wait for a piece, never the whole body."""
+    marks = tmp_path / "marks"
+    marks.touch()
+
+    def argv(port: int) -> list[str]:
+        return [
+            PYTHON, "-m", "hypercorn", "-k", "trio", "tests.apps.issue13_apps:wsgi_buffered",
+            "--bind", f"127.0.0.1:{port}",
+        ]  # fmt: skip
+
+    server = run_server(argv, env={"BUFFERING_MARKS": str(marks), "BUFFERING_TIMEOUT": "2"})
+    assert get(server.port, "/ping").body == b"pong"
+    body = b"abcde"
+    upload = start_upload(server.port, "/upload", content_length=len(body))
+    try:
+        for byte in body:
+            upload.send(bytes([byte]))
+            time.sleep(1)
+        reply = upload.response()
+    finally:
+        upload.close()
+    assert reply.status == 200, reply
+    assert json.loads(reply.body) == {"size": 5, "sha256": hashlib.sha256(body).hexdigest()}
