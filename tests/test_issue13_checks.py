@@ -49,7 +49,7 @@ def _call(app: Any, environ: dict[str, Any]) -> tuple[str, bytes]:
         statuses.append(status)
         return lambda data: None
 
-    iterable = validator(app)(environ, start_response)
+    iterable: Any = validator(app)(environ, start_response)
     try:
         body = b"".join(iterable)
     finally:
