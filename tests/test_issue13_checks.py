@@ -2,6 +2,8 @@
 
 * item 6: ``RequestBuffering(AsgiToWsgi(app))`` keeps its cap for a body the WSGI server
   delivers with neither Content-Length nor Transfer-Encoding (``wsgi.input_terminated``).
+* item 9 and the probe's 100-continue point: docs/deployment.md names each server, the
+  setting that fixes each server specific and who sends "100 Continue".
 * item 8: a 1 byte/s drip under hypercorn-trio through WSGI-side RequestBuffering inside
   WsgiToAsgi reaches the app (200), not a 408 "stalled after 0 bytes".
 * a HEAD answer under waitress (AsgiToWsgi) puts no body on a keep-alive connection.
@@ -156,3 +158,40 @@ def test_a_one_byte_per_second_drip_under_hypercorn_trio_reaches_the_app(
         upload.close()
     assert reply.status == 200, reply
     assert json.loads(reply.body) == {"size": 5, "sha256": hashlib.sha256(body).hexdigest()}
+
+
+# -- item 9, the probe's 100-continue point, "Done means": docs/deployment.md -------------
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def test_deployment_page_states_what_holds_per_server_with_the_fixing_settings() -> None:
+    from tests.test_server_matrix import SERVERS
+
+    page = (DOCS / "deployment.md").read_text(encoding="utf-8")
+    rows = [line for line in page.splitlines() if line.startswith("| ")]
+    first_cells = " ".join(row.split("|")[1].lower() for row in rows)
+    families = {name.split("-")[0] for name in SERVERS} | {"mod_wsgi"}
+    for family in families - {"gevent"}:  # gevent's row is named "gevent.pywsgi"
+        assert family in first_cells, family
+    assert "gevent.pywsgi" in first_cells
+    # item 9: each server specific with the setting that fixes it
+    for setting in (
+        "--http-socket",  # uWSGI's --http router resetting early 413s
+        "chunked upload",  # uWSGI: reaches the app empty; nginx request buffering fixes it
+        "--chunked-request",  # mod_wsgi's 411
+        "--lazy-apps",  # uWSGI master: lifespan shutdown
+        "--interface asgi",  # granian WSGI: lifespan shutdown never runs
+    ):
+        assert setting in page, setting
+    # the probe: who sends "100 Continue" under each server
+    (header,) = [row for row in rows if "100-continue" in row.lower()]
+    expect_rows = rows[rows.index(header) + 1 :]  # the |---| line is not a "| " row
+    said = {row.split("|")[1].strip(): row.split("|")[4] for row in expect_rows if "|" in row}
+    for server in ("uvicorn", "hypercorn", "gunicorn", "waitress"):
+        (cell,) = [text for name, text in said.items() if name.startswith(server)]
+        assert "100" in cell, (server, cell)
+    # the per-server table of docs/buffering.md is folded into deployment.md
+    assert "deployment.md#request-bodies-under-each-server" in (DOCS / "buffering.md").read_text()
+    assert "## Request bodies under each server" in page
+    assert "middleware/proxy-headers.md" in page  # where the nginx configurations are
