@@ -11,8 +11,8 @@ concurrency shows as the order of recorded events.
 
 from __future__ import annotations
 
-import json
 import importlib
+import json
 import subprocess
 import textwrap
 import time
