@@ -6,6 +6,8 @@
   setting that fixes each server specific and who sends "100 Continue".
 * item 8: a 1 byte/s drip under hypercorn-trio through WSGI-side RequestBuffering inside
   WsgiToAsgi reaches the app (200), not a 408 "stalled after 0 bytes".
+* item 1c under uWSGI: a master that served through bridge before forking (no
+  ``--lazy-apps``) has workers that answer, exit on SIGTERM and print nothing.
 * a HEAD answer under waitress (AsgiToWsgi) puts no body on a keep-alive connection.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import signal
 import socket
 import time
 from pathlib import Path
@@ -21,6 +24,7 @@ from typing import Any
 from wsgiref.util import setup_testing_defaults
 from wsgiref.validate import validator
 
+import httpx
 import pytest
 
 from bridge import AsgiToWsgi, RequestBuffering
@@ -195,3 +199,32 @@ def test_deployment_page_states_what_holds_per_server_with_the_fixing_settings()
     assert "deployment.md#request-bodies-under-each-server" in (DOCS / "buffering.md").read_text()
     assert "## Request bodies under each server" in page
     assert "middleware/proxy-headers.md" in page  # where the nginx configurations are
+
+
+# -- item 1c under uWSGI: the master serves through bridge, then forks (no --lazy-apps) ---
+
+
+@pytest.mark.server
+@pytest.mark.timeout(90)
+def test_a_uwsgi_master_that_served_through_bridge_forks_working_quiet_workers() -> None:
+    port = free_port()
+    argv = [
+        PYTHON, "-c", "import pyuwsgi, sys; pyuwsgi.run(sys.argv[1:])",
+        "--http-socket", f"127.0.0.1:{port}", "--module", "tests.apps.matrix_apps:fastapi_wsgi",
+        "--master", "--processes", "2", "--threads", "4", "--enable-threads", "--die-on-term",
+        "--need-app", "--disable-logging",
+    ]  # fmt: skip
+    server = start_server(argv, port, env={"MATRIX_SERVE_AT_IMPORT": "1"})
+    try:
+        with httpx.Client(
+            base_url=server.url, timeout=30, limits=httpx.Limits(max_keepalive_connections=0)
+        ) as client:
+            answers = [client.get(path) for path in ["/hello", "/sync"] * 4]
+        assert [r.status_code for r in answers] == [200] * 8
+        assert [r.text for r in answers] == ["hello", "42"] * 4
+        server.proc.send_signal(signal.SIGTERM)
+        server.proc.wait(20)  # a worker hung in take_gil would keep the master waiting
+    finally:
+        output = server.stop()
+    assert "Traceback" not in output, output
+    assert "Exception ignored" not in output, output
