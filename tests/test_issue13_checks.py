@@ -8,6 +8,8 @@
   WsgiToAsgi reaches the app (200), not a 408 "stalled after 0 bytes".
 * item 1c under uWSGI: a master that served through bridge before forking (no
   ``--lazy-apps``) has workers that answer, exit on SIGTERM and print nothing.
+* the probe: slow uploads through WsgiToAsgi(RequestBuffering(app)) on trio leave no
+  pile of idle worker threads behind.
 * a HEAD answer under waitress (AsgiToWsgi) puts no body on a keep-alive connection.
 """
 
@@ -18,6 +20,7 @@ import io
 import json
 import signal
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -26,8 +29,9 @@ from wsgiref.validate import validator
 
 import httpx
 import pytest
+import trio
 
-from bridge import AsgiToWsgi, RequestBuffering
+from bridge import AsgiToWsgi, RequestBuffering, WsgiToAsgi
 from tests.buffering_client import get, start_upload
 from tests.conftest import PYTHON, RunServer, free_port, start_server
 
@@ -228,3 +232,59 @@ def test_a_uwsgi_master_that_served_through_bridge_forks_working_quiet_workers()
         output = server.stop()
     assert "Traceback" not in output, output
     assert "Exception ignored" not in output, output
+
+
+# -- the probe: slow uploads under trio leave no idle worker threads behind --------------
+
+
+def _drip_upload_app() -> Any:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        body = environ["wsgi.input"].read()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"%d" % len(body)]
+
+    return WsgiToAsgi(RequestBuffering(app, body_timeout=5))
+
+
+def test_slow_uploads_under_trio_leave_no_idle_threads_behind() -> None:
+    """60 concurrent 4-byte drips through WsgiToAsgi(RequestBuffering(app)) on trio; after
+    them the process's thread count settles back (the probe saw 59 idle threads remain)."""
+    asgi = _drip_upload_app()
+    uploads = 60
+    statuses: list[int] = []
+    scope: dict[str, Any] = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/", "raw_path": b"/", "root_path": "", "query_string": b"",
+        "headers": [(b"host", b"testserver"), (b"content-length", b"4")],
+        "client": ("127.0.0.1", 5000), "server": ("testserver", 80),
+    }  # fmt: skip
+
+    async def one() -> None:
+        dripped = 0
+
+        async def receive() -> dict[str, Any]:
+            nonlocal dripped
+            if dripped == 4:
+                await trio.sleep(60)  # no disconnect before the response is sent
+            await trio.sleep(0.1)
+            dripped += 1
+            return {"type": "http.request", "body": b"x", "more_body": dripped < 4}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                statuses.append(message["status"])
+
+        await asgi(scope, receive, send)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            for _ in range(uploads):
+                nursery.start_soon(one)
+
+    baseline = threading.active_count()
+    trio.run(main)
+    assert statuses == [200] * uploads
+    deadline = time.monotonic() + 40  # a hang check: idle threads retire within seconds
+    while threading.active_count() > baseline + 10 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert threading.active_count() <= baseline + 10, [t.name for t in threading.enumerate()]
