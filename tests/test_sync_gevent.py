@@ -11,6 +11,7 @@ concurrency shows as the order of recorded events.
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import textwrap
@@ -21,9 +22,12 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.conftest import PYTHON, ROOT, Server, free_port, start_server
+from tests.conftest import IN_CI, PYTHON, ROOT, Server, free_port, start_server
 
-pytest.importorskip("gevent")
+if IN_CI:  # the test extra installs gevent: never skip silently there
+    importlib.import_module("gevent")
+else:
+    pytest.importorskip("gevent")
 
 PRELUDE = """
 from gevent import monkey

@@ -19,15 +19,12 @@ from collections.abc import Generator, Iterable, Iterator, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, cast
 
-import anyio
-import anyio.to_thread
-
 from bridge._http.headers import HOP_BY_HOP, parse_length
 from bridge._http.status import status_line
 from bridge._http.translate import BadRequest
 from bridge._http.types import Environ, ExcInfo, StartResponse, WsgiHeaders
 from bridge._loop.green import cross_thread_wait
-from bridge._loop.portal import background_portal
+from bridge._loop.threads import worker_pool
 from bridge.middleware._core.drive import bad_request, drive_sync, failure, log
 from bridge.middleware._core.exchange import (
     BodyTimeout,
@@ -197,16 +194,17 @@ def _respond(
 
 
 def timed_read(read: Any, size: int, timeout: float) -> bytes:
-    """``read(size)`` in a worker thread, abandoned after ``timeout`` seconds."""
+    """``read(size)`` in one of bridge's worker threads, abandoned after ``timeout`` seconds.
 
-    async def _read() -> bytes:
-        with anyio.fail_after(timeout):
-            data: bytes = await anyio.to_thread.run_sync(read, size, abandon_on_cancel=True)
-            return data
-
+    The pool's idle threads retire (at most a few stay), so a burst of slow uploads
+    leaves no threads behind; an abandoned read keeps its thread until the server
+    closes the connection under it.
+    """
+    future = worker_pool().submit(read, size)
     try:
         with cross_thread_wait():  # under gevent: a greenlet's wait yields to its hub
-            return background_portal().call(_read)
+            data: bytes = future.result(timeout)
+            return data
     except TimeoutError:
         raise BodyTimeout(f"no request body within {timeout:g} s") from None
 
