@@ -55,6 +55,7 @@ from bridge.middleware._core.heads import (
     ResponseHead,
     head_for_body,
     head_from_scope,
+    scope_translates,
     scope_with_head,
 )
 from bridge.middleware._core.response_path import ResponsePath
@@ -82,6 +83,11 @@ async def run_asgi(
         await _websocket(mw, scope, receive, send)
         return
     http: HTTPScope = scope  # type: ignore[assignment]  # an http scope (no cast(): a call)
+    passes = mw.passes_schemes
+    # A request passed on untouched needs no head, unless the head would hold an error.
+    if passes and http.get("scheme", "http") in passes and scope_translates(http):
+        await mw.app(scope, receive, send)
+        return
     try:
         head = head_from_scope(http)
     except BadRequest as exc:  # a field that cannot be translated: the same 400 for any middleware

@@ -561,6 +561,30 @@ def head_from_environ(environ: Environ) -> RequestHead:
     return head  # type: ignore[return-value]  # a head since the class switch
 
 
+def scope_translates(scope: HTTPScope) -> bool:
+    """True when :func:`head_from_scope` certainly raises no :class:`BadRequest` for
+    ``scope`` (ASCII path and root path: the usual scope). False means: build the head
+    to find out. Lets a driver pass a request on without a head and still give a path
+    that cannot be translated the same 400 whichever middleware runs."""
+    fields: dict[str, Any] = scope  # type: ignore[assignment]  # read as a plain dict
+    root_path = fields.get("root_path", "")
+    return bool(fields["path"].isascii() and (not root_path or root_path.isascii()))
+
+
+def environ_translates(environ: Environ) -> bool:
+    """True when :func:`head_from_environ` certainly raises no :class:`BadRequest` for
+    ``environ`` (str ASCII PATH_INFO, no or an ASCII SCRIPT_NAME and QUERY_STRING: what a
+    server usually gives); False means: build the head to find out."""
+    get = environ.get
+    path, root_path, query = get("PATH_INFO", ""), get("SCRIPT_NAME", ""), get("QUERY_STRING", "")
+    return (
+        type(path) is str
+        and path.isascii()
+        and (root_path == "" or (type(root_path) is str and root_path.isascii()))
+        and (query == "" or (type(query) is str and query.isascii()))
+    )
+
+
 def head_from_scope(scope: HTTPScope) -> RequestHead:
     """The head of an ASGI ``http`` or ``websocket`` scope; :class:`BadRequest` when its
     path is not Unicode a WSGI head could hold. Header lines are normalized when first read."""
