@@ -98,10 +98,12 @@ def set_header(headers: Iterable[tuple[bytes, bytes]], name: bytes, value: bytes
     The new line takes the place of the first old one, or goes last.
     """
     lowered = name.lower()
+    size = len(lowered)
     for pair in headers:
-        if pair[0].lower() == lowered:
+        key = pair[0]
+        if key == lowered or (len(key) == size and key.lower() == lowered):
             break
-    else:  # the usual case: a new line at the end
+    else:  # the usual case: a new line at the end (most names differ in length: no lower())
         return (*headers, (name, value))
     out: list[tuple[bytes, bytes]] = []
     placed = False
@@ -559,16 +561,6 @@ def head_from_environ(environ: Environ) -> RequestHead:
     head._source = environ
     head.__class__ = _EnvironHead  # frozen from here on
     return head  # type: ignore[return-value]  # a head since the class switch
-
-
-def scope_translates(scope: HTTPScope) -> bool:
-    """True when :func:`head_from_scope` certainly raises no :class:`BadRequest` for
-    ``scope`` (ASCII path and root path: the usual scope). False means: build the head
-    to find out. Lets a driver pass a request on without a head and still give a path
-    that cannot be translated the same 400 whichever middleware runs."""
-    fields: dict[str, Any] = scope  # type: ignore[assignment]  # read as a plain dict
-    root_path = fields.get("root_path", "")
-    return bool(fields["path"].isascii() and (not root_path or root_path.isascii()))
 
 
 def environ_translates(environ: Environ) -> bool:
