@@ -47,6 +47,7 @@ class HTTPSRedirect(Middleware):
     """
 
     scope_types = frozenset({"http", "websocket"})
+    passes_schemes = frozenset(_SECURE.values())  # decided from the scheme alone: no head
 
     def __init__(
         self,

@@ -61,15 +61,14 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-#: Bits of a random 128-bit number set as RFC 9562 requires of a version 4 UUID.
-_UUID4_CLEAR: Final = ~((0xC000 << 48) | (0xF000 << 64)) & ((1 << 128) - 1)
-_UUID4_SET: Final = (0x8000 << 48) | (4 << 76)
-
-
 def _uuid4_hex() -> str:
-    """``uuid.uuid4().hex``, without building a UUID object (a third of its cost)."""
-    value = (int.from_bytes(os.urandom(16), "big") & _UUID4_CLEAR) | _UUID4_SET
-    return f"{value:032x}"
+    """``uuid.uuid4().hex``, without building a UUID object (a third of its cost): 16
+    random bytes with the version (4, byte 6) and variant (0b10, byte 8) bits that
+    RFC 9562 requires of a version 4 UUID."""
+    data = bytearray(os.urandom(16))
+    data[6] = (data[6] & 0x0F) | 0x40
+    data[8] = (data[8] & 0x3F) | 0x80
+    return data.hex()
 
 
 class RequestId(Middleware):
@@ -158,9 +157,9 @@ class _RequestIdExchange(Exchange):
     def request(self) -> Forward:
         mw = self.mw
         head = self.head
-        rid = mw.trusted_id(head)
+        rid = mw.trusted_id(head) if mw.trust_incoming else None
         if rid is None:  # a new id: the app's request header becomes it (one copy of the head)
-            rid = mw.new_id()
+            rid = mw.generator() if mw.generator is _uuid4_hex else mw.new_id()
             value = rid.encode("ascii")
             values = MappingProxyType({**head.values, REQUEST_ID_KEY: rid})
             head = with_header(head, mw.header, value, values)

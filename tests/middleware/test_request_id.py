@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -78,6 +79,22 @@ def test_asgi_records_carry_the_id_in_its_task_children_and_threads(
     result = call_asgi(app, Request(), backend=anyio_backend[0])
     assert result.header(b"x-request-id") == b"asgi-1"
     assert _ids(log_lines) == ["asgi-1", "asgi-1", "asgi-1"]
+
+
+def test_default_ids_are_distinct_uuid4_hex_under_both_interfaces(
+    anyio_backend: tuple[str, dict[str, object]],
+) -> None:
+    wsgi, asgi = RequestId(_wsgi_app), RequestId(_asgi_app)
+    sent = [call_wsgi(wsgi, Request()).header(b"x-request-id") for _ in range(20)]
+    sent += [
+        call_asgi(asgi, Request(), backend=anyio_backend[0]).header(b"x-request-id")
+        for _ in range(20)
+    ]
+    ids = [value.decode("ascii") for value in sent if value is not None]
+    assert len(set(ids)) == 40
+    for rid in ids:  # what uuid.uuid4().hex gives: 32 hex digits, version 4, RFC 9562 variant
+        parsed = uuid.UUID(rid)
+        assert (parsed.hex, parsed.version, parsed.variant) == (rid, 4, uuid.RFC_4122)
 
 
 def test_concurrent_asgi_requests_each_see_their_own_id(

@@ -82,6 +82,17 @@ async def run_asgi(
         await _websocket(mw, scope, receive, send)
         return
     http: HTTPScope = scope  # type: ignore[assignment]  # an http scope (no cast(): a call)
+    passes = mw.passes_schemes
+    # A request passed on untouched needs no head, unless the head would hold an error: an
+    # ASCII path with no root path certainly translates (else the head is built to find out).
+    if (
+        passes
+        and http.get("scheme", "http") in passes
+        and http["path"].isascii()
+        and not http.get("root_path")
+    ):
+        await mw.app(scope, receive, send)
+        return
     try:
         head = head_from_scope(http)
     except BadRequest as exc:  # a field that cannot be translated: the same 400 for any middleware

@@ -106,6 +106,11 @@ class Middleware:
     #: ``Exchange.response`` (as a 101 head), so the fields it adds reach the client
     #: (ASGI servers send the accept's ``headers`` on the 101). Default: untouched.
     websocket_accept_headers: ClassVar[bool] = False
+    #: Schemes (``scope["scheme"]``, ``environ["wsgi.url_scheme"]``) of HTTP requests this
+    #: middleware passes through untouched whatever else they hold: the drivers then call
+    #: the app without building a head (HTTPSRedirect: ``https``). A request whose path
+    #: cannot be translated still gets the same 400 as under any middleware.
+    passes_schemes: ClassVar[frozenset[str]] = frozenset()
 
     #: Response header names this middleware sets (lowercase bytes, as its lines hold
     #: them) -> the spelling a WSGI server gets: the case the user configured, or the

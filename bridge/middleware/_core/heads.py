@@ -98,10 +98,12 @@ def set_header(headers: Iterable[tuple[bytes, bytes]], name: bytes, value: bytes
     The new line takes the place of the first old one, or goes last.
     """
     lowered = name.lower()
+    size = len(lowered)
     for pair in headers:
-        if pair[0].lower() == lowered:
+        key = pair[0]
+        if key == lowered or (len(key) == size and key.lower() == lowered):
             break
-    else:  # the usual case: a new line at the end
+    else:  # the usual case: a new line at the end (most names differ in length: no lower())
         return (*headers, (name, value))
     out: list[tuple[bytes, bytes]] = []
     placed = False
@@ -559,6 +561,20 @@ def head_from_environ(environ: Environ) -> RequestHead:
     head._source = environ
     head.__class__ = _EnvironHead  # frozen from here on
     return head  # type: ignore[return-value]  # a head since the class switch
+
+
+def environ_translates(environ: Environ) -> bool:
+    """True when :func:`head_from_environ` certainly raises no :class:`BadRequest` for
+    ``environ`` (str ASCII PATH_INFO, no or an ASCII SCRIPT_NAME and QUERY_STRING: what a
+    server usually gives); False means: build the head to find out."""
+    get = environ.get
+    path, root_path, query = get("PATH_INFO", ""), get("SCRIPT_NAME", ""), get("QUERY_STRING", "")
+    return (
+        type(path) is str
+        and path.isascii()
+        and (root_path == "" or (type(root_path) is str and root_path.isascii()))
+        and (query == "" or (type(query) is str and query.isascii()))
+    )
 
 
 def head_from_scope(scope: HTTPScope) -> RequestHead:

@@ -44,6 +44,7 @@ from bridge.middleware._core.heads import (
     RequestHead,
     Response,
     ResponseHead,
+    environ_translates,
     environ_with_head,
     head_for_body,
     head_from_environ,
@@ -63,6 +64,11 @@ NO_SPELLINGS: Final[Mapping[bytes, str]] = MappingProxyType({})
 
 def run_wsgi(mw: Middleware, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
     """Handle one WSGI request through ``mw`` (this is ``mw.__call__``)."""
+    passes = mw.passes_schemes
+    # A request passed on untouched needs no head, unless the head would hold an error.
+    if passes and environ.get("wsgi.url_scheme", "http") in passes and environ_translates(environ):
+        passed: Iterable[bytes] = mw.app(environ, start_response)
+        return passed
     try:
         head = head_from_environ(environ)
     except BadRequest as exc:  # a field that cannot be translated: the same 400 for any middleware

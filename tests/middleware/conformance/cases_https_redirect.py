@@ -152,3 +152,32 @@ ASGI_CASES = [
         _plain_ws_refused_wss_accepted,
     ),
 ]
+
+#: An https request passes without a head, but a path that cannot be translated still
+#: gets the 400 every middleware gives it (PATH_INFO / SCRIPT_NAME / query not translatable).
+CASES += [
+    Case(
+        "https-redirect-https-with-non-utf8-path-is-400",
+        https(),
+        [
+            Step(
+                Request(path="/caf\udce9", raw_path=b"/caf%E9", scheme="https"),
+                status=400,
+                body="Bad Request: PATH_INFO is not valid UTF-8: '/caf\xe9'\n".encode(),
+            ),
+            Step(
+                Request(
+                    path="/m\udcffnt/a",
+                    root_path="/m\udcffnt",
+                    raw_path=b"/m%FFnt/a",
+                    scheme="https",
+                ),
+                status=400,
+                body="Bad Request: SCRIPT_NAME is not valid UTF-8: '/m\xffnt'\n".encode(),
+            ),
+            Step(
+                host(b"example.com", scheme="https", path="/ok", query_string=b"a=\xff"), status=200
+            ),
+        ],
+    ),
+]
