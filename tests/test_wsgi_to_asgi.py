@@ -393,6 +393,35 @@ def body_messages(*chunks: bytes) -> list[Message]:
     ]
 
 
+@pytest.mark.parametrize(
+    ("options", "queued_at_start"),
+    [
+        pytest.param({}, 16, id="default-1MiB"),
+        # the first message, four queued, one held by the pump waiting for room
+        pytest.param({"buffer_size": 256 * 1024}, 6, id="256KiB"),
+    ],
+)
+async def test_body_at_hand_is_queued_up_to_the_bound_before_the_app_reads(
+    options: dict[str, Any], queued_at_start: int
+) -> None:
+    """The pump queues what the server already holds before the app starts, up to the
+    bound (1 MiB of request body by default): each refill later is a thread round trip."""
+    exchange = Exchange(body_messages(*[b"u" * 65536] * 16))
+    taken_at_start: list[int] = []
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        taken_at_start.append(16 - len(exchange.incoming))
+        size = 0
+        while chunk := environ["wsgi.input"].read(65536):
+            size += len(chunk)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [str(size).encode()]
+
+    await drive(app, exchange, http_scope("/", method="POST"), **options)
+    assert exchange.body == str(16 * 65536).encode()
+    assert taken_at_start == [queued_at_start]
+
+
 async def test_streamed_body_read_apis() -> None:
     seen: dict[str, Any] = {}
 
