@@ -48,11 +48,20 @@ async def throughput(app: Any, count: int, in_flight: int, body: list[bytes] | N
 async def throughput_and_cpu(
     app: Any, count: int, in_flight: int, body: list[bytes] | None
 ) -> tuple[float, float]:
-    """Requests per second, and CPU time per request (all threads, µs)."""
+    """Requests per second, and CPU time per request (all threads, µs).
+
+    One request at a time, each request's wall time also goes into ``LAST_LATENCIES``:
+    on a loaded machine the rate (a mean) follows the few requests the scheduler
+    preempted for milliseconds, and the median request time is the steadier figure.
+    """
+    LAST_LATENCIES.clear()
 
     async def worker(n: int) -> None:
         for _ in range(n):
+            started = time.perf_counter()
             await asgi_request(app, body)
+            if in_flight == 1:
+                LAST_LATENCIES.append(time.perf_counter() - started)
 
     done = (count // in_flight) * in_flight
     start, cpu = time.perf_counter(), time.process_time()
@@ -103,6 +112,9 @@ CASES: dict[str, tuple[Callable[..., Any], int, int, list[bytes] | None]] = {
 
 
 CPU: dict[str, dict[str, float]] = {}  # in_process() fills it: case -> adapter -> µs/request
+# in_process() fills it for cases run one request at a time: case -> adapter -> median µs
+LATENCY: dict[str, dict[str, float]] = {}
+LAST_LATENCIES: list[float] = []  # the last sequential run's request wall times (seconds)
 
 
 def in_process(rounds: int) -> dict[str, dict[str, float]]:
@@ -112,6 +124,7 @@ def in_process(rounds: int) -> dict[str, dict[str, float]]:
     }
     results: dict[str, dict[str, list[float]]] = {c: {a: [] for a in apps.ADAPTERS} for c in CASES}
     cpu: dict[str, dict[str, list[float]]] = {c: {a: [] for a in apps.ADAPTERS} for c in CASES}
+    latency: dict[str, dict[str, list[float]]] = {c: {a: [] for a in apps.ADAPTERS} for c in CASES}
 
     async def run() -> None:
         names = list(apps.ADAPTERS)
@@ -123,9 +136,14 @@ def in_process(rounds: int) -> dict[str, dict[str, float]]:
                     rate, us = await throughput_and_cpu(wrapped[case][name], count, in_flight, body)
                     results[case][name].append(rate)
                     cpu[case][name].append(us)
+                    if LAST_LATENCIES:
+                        latency[case][name].append(statistics.median(LAST_LATENCIES) * 1e6)
 
     asyncio.run(run())
     CPU.update({c: {a: statistics.median(v) for a, v in r.items()} for c, r in cpu.items()})
+    LATENCY.update(
+        {c: {a: statistics.median(v) for a, v in r.items() if v} for c, r in latency.items()}
+    )
     return {c: {a: statistics.median(v) for a, v in r.items()} for c, r in results.items()}
 
 
@@ -299,6 +317,9 @@ def main() -> None:
             report_rates(case, rates)
             cpu = "   ".join(f"{name} {us:.0f}" for name, us in CPU[case].items())
             print(f"    CPU µs/request: {cpu}")
+            if LATENCY.get(case):
+                wall = "   ".join(f"{name} {us:.0f}" for name, us in LATENCY[case].items())
+                print(f"    median wall µs/request: {wall}")
     if not args.skip_trio:
         print("bridge alone through anyio's harness, asyncio vs trio (no peer runs on trio)")
         on_asyncio, on_trio = on_backend("asyncio", args.rounds), on_backend("trio", args.rounds)

@@ -393,6 +393,39 @@ def body_messages(*chunks: bytes) -> list[Message]:
     ]
 
 
+async def test_a_1_mib_body_at_hand_is_queued_without_the_app_reading() -> None:
+    """By default up to 1 MiB of request body waits for the app: the pump takes a 1 MiB
+    upload the server holds while the app has not read a byte, so it crosses in one
+    thread hand-off (with a smaller bound the pump would wait for room the app never
+    makes)."""
+    exchange = Exchange(body_messages(*[b"u" * 65536] * 16))
+    all_received = threading.Event()
+    receive = exchange.receive
+
+    async def counting_receive() -> Message:
+        message = await receive()
+        if not exchange.incoming:
+            all_received.set()
+        return message
+
+    exchange.receive = counting_receive  # type: ignore[method-assign]
+
+    waited: list[bool] = []
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        # A deadlock guard, not a speed limit: a smaller bound never sets the event.
+        waited.append(all_received.wait(10))
+        size = 0
+        while chunk := environ["wsgi.input"].read(65536):
+            size += len(chunk)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [str(size).encode()]
+
+    await drive(app, exchange, http_scope("/", method="POST"))
+    assert exchange.body == str(16 * 65536).encode()
+    assert waited == [True]
+
+
 async def test_streamed_body_read_apis() -> None:
     seen: dict[str, Any] = {}
 

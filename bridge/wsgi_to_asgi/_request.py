@@ -164,7 +164,7 @@ class WsgiToAsgiRequest:
             log.info("abandoned", self.scope, "client disconnected before sending its request")
             return
         if message.get("more_body", False):
-            self.requests = HandoffQueue(self.adapter.buffer_size, len)
+            self.requests = HandoffQueue(self.adapter.request_buffer_size, len)
         try:
             run = self._prepare(message.get("body", b""))
         except (BadRequest, RequestBodyError) as exc:
