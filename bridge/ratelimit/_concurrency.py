@@ -27,7 +27,6 @@ from bridge.middleware import (
     Interface,
     Middleware,
     Outcome,
-    RequestBodyIO,
     RequestHead,
     Respond,
     Response,
@@ -40,7 +39,7 @@ from bridge.ratelimit._middleware import (
     log_level_option,
     websocket_option,
 )
-from bridge.ratelimit._store import Store
+from bridge.ratelimit._store import Store, StoreCall
 
 __all__ = ("ConcurrencyLimit",)
 
@@ -54,35 +53,6 @@ _counter = itertools.count()
 
 def _token() -> str:
     return f"{_NODE}:{os.getpid()}:{next(_counter)}"
-
-
-class _Acquire(Effect[bool]):
-    __slots__ = ("args", "store")
-
-    def __init__(self, store: Store, args: tuple[str, int, str, float]) -> None:
-        self.store = store
-        self.args = args
-
-    def run_sync(self, body: RequestBodyIO) -> bool:
-        return self.store.acquire(*self.args)
-
-    async def run_async(self, body: RequestBodyIO) -> bool:
-        return await self.store.acquire_async(*self.args)
-
-
-class _Release(Effect[None]):
-    __slots__ = ("key", "store", "token")
-
-    def __init__(self, store: Store, key: str, token: str) -> None:
-        self.store = store
-        self.key = key
-        self.token = token
-
-    def run_sync(self, body: RequestBodyIO) -> None:
-        self.store.release(self.key, self.token)
-
-    async def run_async(self, body: RequestBodyIO) -> None:
-        await self.store.release_async(self.key, self.token)
 
 
 class ConcurrencyLimit(Middleware):
@@ -218,7 +188,7 @@ class _ConcurrencyExchange(Exchange):
     def _shared(
         self, store: Store, args: tuple[str, int, str, float]
     ) -> Generator[Effect[Any], Any, Forward | Respond]:
-        return self._decide((yield _Acquire(store, args)))
+        return self._decide((yield StoreCall(store.acquire, store.acquire_async, args)))
 
     def _decide(self, acquired: bool) -> Forward | Respond:
         self.held = acquired
@@ -238,4 +208,4 @@ class _ConcurrencyExchange(Exchange):
         return self._release(store)
 
     def _release(self, store: Store) -> Generator[Effect[Any], Any, None]:
-        yield _Release(store, self.key, self.token)
+        yield StoreCall(store.release, store.release_async, (self.key, self.token))

@@ -5,7 +5,7 @@ Theory of operation
 ``RateLimit.exchange`` finds the rule for the request (none: the request
 passes untouched), computes its key and cost, and hands a small exchange to
 the driver. The exchange asks the store: a local store (MemoryStore) inline,
-a shared one (RedisStore) through a :class:`_StoreCheck` effect, so the WSGI
+a shared one (RedisStore) through a :class:`~bridge.ratelimit._store.StoreCall` effect, so the WSGI
 driver makes the sync call and the ASGI driver awaits the async one. The
 verdict becomes a 429 (with ``Retry-After`` and the quota fields) or a
 forward whose response gets the quota fields added. Same clock, same
@@ -31,7 +31,6 @@ from bridge.middleware import (
     Interface,
     Middleware,
     Outcome,
-    RequestBodyIO,
     RequestHead,
     Respond,
     Response,
@@ -51,7 +50,7 @@ from bridge.ratelimit._memory import MemoryStore
 from bridge.ratelimit._rates import Rate
 from bridge.ratelimit._rejection import Rejection, compile_rejection
 from bridge.ratelimit._rules import CompiledRule, Rule, compile_rules, match_rule
-from bridge.ratelimit._store import ChargingStore, Reservation, Store, Verdict
+from bridge.ratelimit._store import ChargingStore, Reservation, Store, StoreCall, Verdict
 
 if TYPE_CHECKING:
     from bridge.ratelimit._route_link import RouteLimits
@@ -116,58 +115,6 @@ def check_store(store: object) -> Store:
     if not isinstance(store, Store):
         raise TypeError(f"store must implement bridge.ratelimit.Store, not {store!r}")
     return store
-
-
-class _StoreCheck(Effect[Verdict]):
-    """A shared store's check: the sync client under WSGI, the async one under ASGI."""
-
-    __slots__ = ("args", "store")
-
-    def __init__(self, store: Store, args: tuple[str, Sequence[Rate], str, int, float]) -> None:
-        self.store = store
-        self.args = args
-
-    def run_sync(self, body: RequestBodyIO) -> Verdict:
-        return self.store.check(*self.args)
-
-    async def run_async(self, body: RequestBodyIO) -> Verdict:
-        return await self.store.check_async(*self.args)
-
-
-class _StoreReserve(Effect[Reservation]):
-    """A shared store's check that holds the request's cost until it is settled."""
-
-    __slots__ = ("args", "store")
-
-    def __init__(
-        self, store: ChargingStore, args: tuple[str, Sequence[Rate], str, int, float]
-    ) -> None:
-        self.store = store
-        self.args = args
-
-    def run_sync(self, body: RequestBodyIO) -> Reservation:
-        return self.store.reserve(*self.args)
-
-    async def run_async(self, body: RequestBodyIO) -> Reservation:
-        return await self.store.reserve_async(*self.args)
-
-
-class _StoreSettle(Effect[object]):
-    """A shared store's settle of a reservation (after the response)."""
-
-    __slots__ = ("args", "store")
-
-    def __init__(
-        self, store: ChargingStore, args: tuple[str, Sequence[Rate], str, Reservation, int, float]
-    ) -> None:
-        self.store = store
-        self.args = args
-
-    def run_sync(self, body: RequestBodyIO) -> object:
-        return self.store.settle(*self.args)
-
-    async def run_async(self, body: RequestBodyIO) -> object:
-        return await self.store.settle_async(*self.args)
 
 
 class RateLimit(Middleware):
@@ -539,7 +486,7 @@ class _RateLimitExchange(Exchange):
         return self._shared(store)
 
     def _shared(self, store: Store) -> Generator[Effect[Any], Any, Forward | Respond]:
-        self.verdict = yield _StoreCheck(store, self.args)
+        self.verdict = yield StoreCall(store.check, store.check_async, self.args)
         return self.mw.decide(self.head, self.rule, self.key, self.verdict)
 
     def response(self, head: ResponseHead) -> ResponseHead:
@@ -594,7 +541,7 @@ class _ChargedExchange(_RateLimitExchange):
     def _shared_reserve(
         self, store: ChargingStore
     ) -> Generator[Effect[Any], Any, Forward | Respond]:
-        return self._reserved((yield _StoreReserve(store, self.args)))
+        return self._reserved((yield StoreCall(store.reserve, store.reserve_async, self.args)))
 
     def _reserved(self, reservation: Reservation) -> Forward | Respond:
         verdict = self.verdict = reservation.verdict
@@ -649,7 +596,7 @@ class _ChargedExchange(_RateLimitExchange):
         # The settle happens now, not when the request came: the middleware's clock (a
         # shared store reads its own).
         args = (key, rates, algorithm, reservation, units, self.mw.clock())
-        return self._shared_settle(_StoreSettle(store, args))
+        return self._shared_settle(StoreCall(store.settle, store.settle_async, args))
 
-    def _shared_settle(self, settle: _StoreSettle) -> Generator[Effect[Any], Any, None]:
+    def _shared_settle(self, settle: StoreCall[object]) -> Generator[Effect[Any], Any, None]:
         yield settle

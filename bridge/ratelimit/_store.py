@@ -30,13 +30,16 @@ lifetime of its keys (expire them once their state means nothing).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import NamedTuple, Protocol, runtime_checkable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar, runtime_checkable
 
+from bridge.middleware import Effect, RequestBodyIO
 from bridge.ratelimit._algorithms import RateOutcome
 from bridge.ratelimit._rates import Rate
 
-__all__ = ("ChargingStore", "Reservation", "Store", "Verdict")
+__all__ = ("ChargingStore", "Reservation", "Store", "StoreCall", "Verdict")
+
+T = TypeVar("T")
 
 
 class Verdict(NamedTuple):
@@ -128,3 +131,29 @@ class ChargingStore(Store, Protocol):
         charge: int,
         now: float,
     ) -> tuple[RateOutcome, ...] | None: ...
+
+
+class StoreCall(Effect[T], Generic[T]):
+    """One call of a shared store: its sync method under WSGI, its async twin under ASGI.
+
+    ``StoreCall(store.check, store.check_async, args)``: the two methods take the same
+    arguments (the store interface above pairs every method with its ``async`` twin).
+    """
+
+    __slots__ = ("args", "call", "call_async")
+
+    def __init__(
+        self,
+        call: Callable[..., T],
+        call_async: Callable[..., Awaitable[T]],
+        args: tuple[Any, ...],
+    ) -> None:
+        self.call = call
+        self.call_async = call_async
+        self.args = args
+
+    def run_sync(self, body: RequestBodyIO) -> T:
+        return self.call(*self.args)
+
+    async def run_async(self, body: RequestBodyIO) -> T:
+        return await self.call_async(*self.args)
