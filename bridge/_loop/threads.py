@@ -444,25 +444,30 @@ class WorkerPool(Target):
                 except IndexError:
                     continue  # a put has counted on this thread: its call is queued
                 return
-            # At most _MAX_IDLE threads stay free (racy by a thread or two, never
-            # unbounded): one that would be one more exits without an entry, so no put
-            # counts on it.
             if type(item) is ThreadCall:
                 item.run_here()
                 # Free before the caller wakes: a caller making its next call at once
                 # must find this thread instead of starting another one.
-                stays = len(free) < _MAX_IDLE
-                if stays:
-                    free.append(None)
+                stays = _rest(free)
                 item.origin.post(item)
             else:
                 item.run()
-                stays = len(free) < _MAX_IDLE
-                if stays:
-                    free.append(None)
+                stays = _rest(free)
             del item
             if not stays:
                 return
+
+
+def _rest(free: list[None]) -> bool:
+    """A pool thread done with a call: free again (True), or exit (False).
+
+    At most :data:`_MAX_IDLE` threads stay free (racy by a thread or two, never
+    unbounded); one more exits without an entry, so no put counts on it.
+    """
+    if len(free) >= _MAX_IDLE:
+        return False
+    free.append(None)
+    return True
 
 
 _shared: OwnThread | None = None
