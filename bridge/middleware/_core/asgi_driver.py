@@ -55,6 +55,7 @@ from bridge.middleware._core.heads import (
     ResponseHead,
     head_for_body,
     head_from_scope,
+    scope_translates,
     scope_with_head,
 )
 from bridge.middleware._core.response_path import ResponsePath
@@ -83,14 +84,8 @@ async def run_asgi(
         return
     http: HTTPScope = scope  # type: ignore[assignment]  # an http scope (no cast(): a call)
     passes = mw.passes_schemes
-    # A request passed on untouched needs no head, unless the head would hold an error: an
-    # ASCII path with no root path certainly translates (else the head is built to find out).
-    if (
-        passes
-        and http.get("scheme", "http") in passes
-        and http["path"].isascii()
-        and not http.get("root_path")
-    ):
+    # A request passed on untouched needs no head, unless the head would hold an error.
+    if passes and http.get("scheme", "http") in passes and scope_translates(http):
         await mw.app(scope, receive, send)
         return
     try:

@@ -577,6 +577,13 @@ def environ_translates(environ: Environ) -> bool:
     )
 
 
+def scope_translates(scope: HTTPScope) -> bool:
+    """True when :func:`head_from_scope` certainly raises no :class:`BadRequest` for
+    ``scope`` (an ASCII path and no root path: what a server usually gives); False means:
+    build the head to find out. :func:`environ_translates`' twin."""
+    return scope["path"].isascii() and not scope.get("root_path")
+
+
 def head_from_scope(scope: HTTPScope) -> RequestHead:
     """The head of an ASGI ``http`` or ``websocket`` scope; :class:`BadRequest` when its
     path is not Unicode a WSGI head could hold. Header lines are normalized when first read."""
