@@ -26,7 +26,24 @@ from typing import Final
 
 __all__ = ("ACQUIRE_SCRIPT", "CHARGE_SCRIPT", "CHECK_SCRIPT")
 
-CHECK_SCRIPT: Final = r"""
+#: Lua helpers both scripts use: numbers from ARGV, microseconds (rounded up: a wait of
+#: 60 ns is still a wait, and the headers round up to whole seconds), a state's fields.
+_HELPERS: Final = r"""
+local function num(s) return tonumber(s) end
+local function us(x) return math.ceil(x * 1000000 - 1e-6) end
+local function trunc(x) if x < 0 then return math.ceil(x) end return math.floor(x) end
+
+local function split(value)
+  if not value then return {} end
+  if not string.find(value, ' ', 1, true) then return {num(value)} end
+  local out = {}
+  for part in string.gmatch(value, '%S+') do out[#out + 1] = num(part) end
+  return out
+end
+"""
+
+CHECK_SCRIPT: Final = (
+    r"""
 if redis.replicate_commands then pcall(redis.replicate_commands) end
 local EPS = 1e-6
 local now
@@ -39,18 +56,9 @@ end
 local algorithm = ARGV[1]
 local cost = tonumber(ARGV[2])
 
-local function num(s) return tonumber(s) end
--- Rounded up: a wait of 60 ns is still a wait (the headers round up to whole seconds).
-local function us(x) return math.ceil(x * 1000000 - 1e-6) end
-local function trunc(x) if x < 0 then return math.ceil(x) end return math.floor(x) end
-
-local function split(value)
-  if not value then return {} end
-  if not string.find(value, ' ', 1, true) then return {num(value)} end
-  local out = {}
-  for part in string.gmatch(value, '%S+') do out[#out + 1] = num(part) end
-  return out
-end
+"""
+    + _HELPERS
+    + r"""
 
 local function gcra(s, cost, count, period, burst)
   local interval = period / count
@@ -144,8 +152,10 @@ end
 reply[#reply + 1] = string.format('%.17g', now)
 return reply
 """
+)
 
-CHARGE_SCRIPT: Final = r"""
+CHARGE_SCRIPT: Final = (
+    r"""
 if redis.replicate_commands then pcall(redis.replicate_commands) end
 local EPS = 1e-6
 local now
@@ -159,17 +169,9 @@ local algorithm = ARGV[1]
 local delta = tonumber(ARGV[2])
 local at = tonumber(ARGV[3])
 
-local function num(s) return tonumber(s) end
-local function us(x) return math.ceil(x * 1000000 - 1e-6) end
-local function trunc(x) if x < 0 then return math.ceil(x) end return math.floor(x) end
-
-local function split(value)
-  if not value then return {} end
-  if not string.find(value, ' ', 1, true) then return {num(value)} end
-  local out = {}
-  for part in string.gmatch(value, '%S+') do out[#out + 1] = num(part) end
-  return out
-end
+"""
+    + _HELPERS
+    + r"""
 
 local function gcra(s, count, period, burst)
   local interval = period / count
@@ -228,6 +230,7 @@ for i, key in ipairs(KEYS) do
 end
 return reply
 """
+)
 
 #: KEYS[1]: the key's in-flight set. ARGV: limit, token, lease seconds.
 #: Members are tokens scored by their lease's end on Redis's clock, so a worker
