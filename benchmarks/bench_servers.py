@@ -19,12 +19,22 @@ the group once, in a fresh random order, for ``--seconds`` of ``wrk -t1 -c8``:
   ``--forwarded-allow-ips`` set to an address nobody uses), so HTTPSRedirect answers
   every request with its redirect, without the app.
 
-uvicorn runs with httptools and uvloop. For every run the script records wrk's req/s and
-the **server's CPU time per request**: utime+stime from ``/proc/<pid>/stat`` of the server
-process and its children (gunicorn's worker), summed over the run, divided by the
-requests wrk completed. CPU per request holds still on a shared machine where req/s
-swings by tens of percent. Reported: medians over the rounds and ratios between
-configurations of the same run.
+uvicorn runs with httptools and uvloop. For every run the script records wrk's req/s, the
+**server's CPU time per request** (utime+stime from ``/proc/<pid>/stat`` of the server
+process and its children, gunicorn's worker included, summed over the run and divided by
+the requests wrk completed) and the server's context switches per request (voluntary and
+not, all threads, from ``/proc/<pid>/task/*/status``). Reported: medians over the rounds
+and ratios between configurations of the same run.
+
+**CPUs.** With two or more CPUs the servers run on one CPU and wrk on another
+(``--cpus SERVER,CLIENT``, default ``1,0``; ``--cpus none`` lets the scheduler choose). A
+one-worker server then meets what a one-worker-per-core deployment meets. Unpinned, a
+threaded server (gunicorn gthread, an adapter's worker thread beside uvicorn's loop)
+switches between two behaviours from run to run: its threads either share one CPU, or
+spread over both and pass the GIL between CPUs, which costs 2-3x the CPU per request
+(gthread + Flask hello measured 230-280 against 640 µs, 0.8 against 17 context switches
+per request, on the same machine within minutes). Pinned, CPU per request holds still
+where req/s swings by tens of percent.
 
     PYTHONPATH=$PWD python benchmarks/bench_servers.py --runs 5
     PYTHONPATH=$PWD python benchmarks/bench_servers.py --runs 5 --only wsgi-to-asgi asgi-to-wsgi
@@ -46,8 +56,10 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -78,7 +90,19 @@ class Config:
 class Sample:
     rate: float  # requests per second, wrk's figure
     cpu_us: float  # server CPU µs per request
+    switches: float  # server context switches per request (all threads)
     bad: int  # responses outside 2xx/3xx
+
+
+#: (server CPU, client CPU) that the servers and wrk are pinned to; None: unpinned.
+pinning: tuple[int, int] | None = None
+
+
+def pinned_to(cpu: int | None) -> Any:
+    """A ``preexec_fn`` that pins the child to ``cpu`` (None when not pinning)."""
+    if cpu is None:
+        return None
+    return lambda: os.sched_setaffinity(0, {cpu})
 
 
 def groups() -> dict[str, list[Config]]:
@@ -156,7 +180,14 @@ class Server:
         port = free_port()
         env = {**os.environ, "PYTHONPATH": ROOT, "BENCH_APP": config.variant}
         proc = subprocess.Popen(
-            server_argv(config.server, port), cwd=ROOT, env=env, stdout=subprocess.DEVNULL
+            server_argv(config.server, port),
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            # a2wsgi's loop thread complains at exit ("Task was destroyed but it is
+            # pending!"): kept out of the report, shown if the server fails to start.
+            stderr=tempfile.TemporaryFile(),  # noqa: SIM115 - lives as long as the server
+            preexec_fn=pinned_to(pinning and pinning[0]),
         )
         return cls(config, port, proc)
 
@@ -164,13 +195,20 @@ class Server:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.config.label} exited with {self.proc.returncode}")
+                raise RuntimeError(
+                    f"{self.config.label} exited with {self.proc.returncode}:\n{self.stderr()}"
+                )
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
                 return
             except OSError:
                 time.sleep(0.05)
         raise TimeoutError(f"{self.config.label}: nothing listening on {self.port}")
+
+    def stderr(self) -> str:
+        log: Any = self.proc.stderr
+        log.seek(0)
+        return log.read().decode(errors="replace")[-4000:]  # type: ignore[no-any-return]
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -209,6 +247,24 @@ def cpu_seconds(pid: int) -> float:
     return total / CLOCK_TICKS
 
 
+def context_switches(pid: int) -> int:
+    """Voluntary and involuntary context switches of every thread of ``pid``'s tree."""
+    total = 0
+    for each in process_tree(pid):
+        try:
+            tasks = os.listdir(f"/proc/{each}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{each}/task/{task}/status") as f:
+                    status = f.read()
+            except OSError:
+                continue
+            total += sum(int(n) for n in re.findall(r"ctxt_switches:\s+(\d+)", status))
+    return total
+
+
 # -- wrk ------------------------------------------------------------------------------
 
 
@@ -219,7 +275,12 @@ def wrk(server: Server, seconds: float) -> tuple[float, int, int]:
         argv += ["-H", header]
     argv.append(f"http://127.0.0.1:{server.port}/")
     out = subprocess.run(
-        argv, check=True, capture_output=True, text=True, timeout=seconds + 30
+        argv,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=seconds + 30,
+        preexec_fn=pinned_to(pinning and pinning[1]),
     ).stdout
     rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
     total = re.search(r"(\d+) requests in", out)
@@ -230,10 +291,12 @@ def wrk(server: Server, seconds: float) -> tuple[float, int, int]:
 
 
 def measure(server: Server, seconds: float) -> Sample:
-    before = cpu_seconds(server.proc.pid)
+    pid = server.proc.pid
+    before, switched = cpu_seconds(pid), context_switches(pid)
     rate, requests, bad = wrk(server, seconds)
-    used = cpu_seconds(server.proc.pid) - before
-    return Sample(rate, used / max(requests, 1) * 1e6, bad)
+    used, switched = cpu_seconds(pid) - before, context_switches(pid) - switched
+    requests = max(requests, 1)
+    return Sample(rate, used / requests * 1e6, switched / requests, bad)
 
 
 def profile(server: Server, seconds: float, directory: str) -> None:
@@ -289,32 +352,39 @@ def profile_group(configs: list[Config], seconds: float, directory: str) -> None
 # -- report ---------------------------------------------------------------------------
 
 
-def medians(samples: list[Sample]) -> tuple[float, float, int]:
+def medians(samples: list[Sample]) -> tuple[float, float, float, int]:
     rate = statistics.median(s.rate for s in samples)
     cpu = statistics.median(s.cpu_us for s in samples)
-    return rate, cpu, sum(s.bad for s in samples)
+    switches = statistics.median(s.switches for s in samples)
+    return rate, cpu, switches, sum(s.bad for s in samples)
 
 
 def report_adapters(samples: dict[str, list[Sample]]) -> None:
     first = next(iter(samples))
-    rate0, cpu0, _ = medians(samples[first])
-    print(f"  {'configuration':36} {'req/s':>8} {'ratio':>7} {'CPU µs/req':>11} {'ratio':>7}")
+    rate0, cpu0, _, _ = medians(samples[first])
+    print(
+        f"  {'configuration':36} {'req/s':>8} {'ratio':>7} {'CPU µs/req':>11} {'ratio':>7}"
+        f" {'switches/req':>13}"
+    )
     for label, runs in samples.items():
-        rate, cpu, bad = medians(runs)
+        rate, cpu, switches, bad = medians(runs)
         note = f"   ({bad} error responses)" if bad else ""
-        print(f"  {label:36} {rate:8.0f} {rate0 / rate:6.2f}x {cpu:11.1f} {cpu0 / cpu:6.2f}x{note}")
+        print(
+            f"  {label:36} {rate:8.0f} {rate0 / rate:6.2f}x {cpu:11.1f} {cpu0 / cpu:6.2f}x"
+            f" {switches:13.2f}{note}"
+        )
     print(f"  (ratios: {first} over each; above 1 means it is faster / uses less CPU)")
 
 
 def report_middleware(samples: dict[str, list[Sample]], peers: dict[str, str]) -> None:
-    rate0, cpu0, _ = medians(samples["bare"])
+    rate0, cpu0, _, _ = medians(samples["bare"])
     print(f"  bare: {rate0:.0f} req/s, {cpu0:.1f} CPU µs/req")
     print(f"  {'middleware':38} {'req/s':>8} {'CPU µs/req':>11} {'added':>7} {'% bare':>7}  peer")
     added = {label: medians(runs)[1] - cpu0 for label, runs in samples.items()}
     for label, runs in samples.items():
         if label == "bare":
             continue
-        rate, cpu, bad = medians(runs)
+        rate, cpu, _, bad = medians(runs)
         peer = peers.get(label)
         versus = ""
         if peer is not None:
@@ -333,7 +403,16 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=list(groups()), help="groups to run")
     parser.add_argument("--profile", metavar="DIR", help="record py-spy flame graphs instead")
     parser.add_argument("--smoke", action="store_true", help="one 1-second run of each")
+    parser.add_argument(
+        "--cpus",
+        default="1,0" if (os.cpu_count() or 1) >= 2 else "none",
+        help="SERVER,CLIENT: the CPUs servers and wrk are pinned to, or 'none' (default 1,0)",
+    )
     args = parser.parse_args()
+    global pinning
+    if args.cpus != "none":
+        server_cpu, client_cpu = (int(n) for n in args.cpus.split(","))
+        pinning = (server_cpu, client_cpu)
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed")
     if args.smoke:
@@ -343,7 +422,8 @@ def main() -> None:
     print(
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs, "
         f"load {load:.1f}; wrk -t1 -c{CONNECTIONS} -d{args.seconds:g}s, "
-        f"median of {args.runs} interleaved runs"
+        f"median of {args.runs} interleaved runs; "
+        + ("unpinned" if pinning is None else f"server on CPU {pinning[0]}, wrk on {pinning[1]}")
     )
     for name, configs in chosen.items():
         if args.profile:

@@ -37,7 +37,11 @@ def starlette_hello() -> Any:
     from starlette.responses import PlainTextResponse
     from starlette.routing import Route
 
-    return Starlette(routes=[Route("/", lambda request: PlainTextResponse(HELLO))])
+    # Starlette's own hello world is ``async def``: a plain function would run in a thread.
+    async def index(request: Any) -> PlainTextResponse:
+        return PlainTextResponse(HELLO)
+
+    return Starlette(routes=[Route("/", index)])
 
 
 def fastapi_hello() -> Any:
