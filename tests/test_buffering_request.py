@@ -348,7 +348,10 @@ def test_body_deadline_stops_a_drip(backend: str, mode: str) -> None:
 
 def dripping_wsgi_upload(backend: str, body_deadline: float | None) -> tuple[int, bytes]:
     """WsgiToAsgi(RequestBuffering(wsgi app, body_timeout=1)): an 8-byte body, one byte
-    per 0.25 s (issue 13 item 8: each wait is for one piece, never for the whole body)."""
+    per 0.25 s (issue 13 item 8: each wait is for one piece, never for the whole body).
+
+    ``prefetch_size=0``: WsgiToAsgi streams the body, so the WSGI-side middleware sees it
+    arrive piece by piece (by default a body this small is received before the app)."""
     from bridge import WsgiToAsgi
 
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -356,7 +359,8 @@ def dripping_wsgi_upload(backend: str, body_deadline: float | None) -> tuple[int
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"got " + body]
 
-    asgi = WsgiToAsgi(RequestBuffering(app, body_timeout=1, body_deadline=body_deadline))
+    wsgi_app = RequestBuffering(app, body_timeout=1, body_deadline=body_deadline)
+    asgi = WsgiToAsgi(wsgi_app, prefetch_size=0)
     scope: dict[str, Any] = dict(Request(method="POST", body=b"x" * 8).scope())
     sent: list[dict[str, Any]] = []
 

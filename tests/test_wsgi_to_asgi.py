@@ -426,6 +426,99 @@ async def test_a_1_mib_body_at_hand_is_queued_without_the_app_reading() -> None:
     assert waited == [True]
 
 
+def declared(length: int) -> list[tuple[bytes, bytes]]:
+    return [(b"content-length", str(length).encode())]
+
+
+def counting_app(log: list[str], started: threading.Event | None = None) -> Any:
+    """Records when the app starts and how many body bytes it then reads."""
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        log.append("app started")
+        if started is not None:
+            started.set()
+        size = 0
+        while chunk := environ["wsgi.input"].read(65536):
+            size += len(chunk)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [str(size).encode()]
+
+    return app
+
+
+def logging_receive(exchange: Exchange, log: list[str]) -> None:
+    receive = exchange.receive
+
+    async def receive_and_log() -> Message:
+        message = await receive()
+        log.append(f"received {len(message.get('body', b''))}")
+        return message
+
+    exchange.receive = receive_and_log  # type: ignore[method-assign]
+
+
+async def test_a_body_within_prefetch_size_is_received_before_the_app_starts() -> None:
+    """No worker thread waits on the client: the app starts once the whole body is in,
+    and reads it without a hand-off."""
+    log: list[str] = []
+    exchange = Exchange(body_messages(b"a" * 100, b"b" * 100, b"c" * 100))
+    logging_receive(exchange, log)
+    scope = http_scope("/", method="POST", headers=declared(300))
+    await drive(counting_app(log), exchange, scope)
+    assert exchange.body == b"300"
+    assert log[:4] == ["received 100", "received 100", "received 100", "app started"]
+
+
+@pytest.mark.parametrize(
+    ("options", "length", "headers"),
+    [
+        pytest.param({"prefetch_size": 0}, 300, True, id="prefetch-size-0"),
+        pytest.param({"prefetch_size": 299}, 300, True, id="declared-longer"),
+        pytest.param({}, 300, False, id="unknown-length"),
+    ],
+)
+async def test_other_bodies_stream_as_the_app_reads(
+    options: dict[str, Any], length: int, headers: bool
+) -> None:
+    log: list[str] = []
+    exchange = Exchange(body_messages(b"a" * 100, b"b" * 100, b"c" * 100))
+    logging_receive(exchange, log)
+    receive = exchange.receive
+    started = threading.Event()
+
+    async def receive_after_the_app_started() -> Message:
+        if log:  # the first message is in: the rest only come once the app runs
+            # (a deadlock guard of 10 s, not a speed limit)
+            await anyio.to_thread.run_sync(started.wait, 10)
+        return await receive()
+
+    exchange.receive = receive_after_the_app_started  # type: ignore[method-assign]
+    scope = http_scope("/", method="POST", headers=declared(length) if headers else [])
+    await drive(counting_app(log, started), exchange, scope, **options)
+    assert exchange.body == b"300"
+    assert log == ["received 100", "app started", "received 100", "received 100"]
+
+
+async def test_a_client_gone_before_a_prefetched_body_ends_never_starts_the_app(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    log: list[str] = []
+    exchange = Exchange([body_messages(b"a", b"b")[0], {"type": "http.disconnect"}])
+    scope = http_scope("/", method="POST", headers=declared(2))
+    await drive(counting_app(log), exchange, scope)
+    assert log == []
+    assert exchange.sent == []
+    records = bridge_records(caplog)
+    assert [r.levelno for r in records] == [logging.INFO]
+    assert "disconnected before its body ended" in records[0].getMessage()
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, True, "1"])
+def test_prefetch_size_must_be_a_byte_count(value: Any) -> None:
+    with pytest.raises(ValueError, match="prefetch_size must be an int of bytes"):
+        WsgiToAsgi(wsgi_apps.hello, prefetch_size=value)
+
+
 async def test_streamed_body_read_apis() -> None:
     seen: dict[str, Any] = {}
 

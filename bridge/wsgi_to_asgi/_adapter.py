@@ -77,6 +77,15 @@ class WsgiToAsgi:
       between the event loop and the worker thread, per direction and
       request. Default ``None``: 1 MiB of request body, 256 KiB of response
       body.
+    * ``prefetch_size`` -- a request body whose Content-Length is at most this
+      many bytes is received whole by the event loop before the app starts: no
+      worker thread waits on a slow client meanwhile, and the app reads it
+      without a hand-off. Longer bodies, and bodies of unknown length, stream
+      through the request queue as the app reads them. Default ``None``: the
+      request queue's bound (1 MiB, or ``buffer_size`` when given), so memory
+      per request stays within the same bound. ``0``: stream every body (a
+      WSGI-side middleware then sees a slow body arrive piece by piece, for
+      its own body timeouts).
     * ``response_timeout`` -- seconds the app may take to start its response
       (counted from the request's arrival, renewed by each request-body chunk
       the app takes) before the client gets a 504 and one ERROR log line; the
@@ -87,6 +96,10 @@ class WsgiToAsgi:
     .. versionchanged:: 0.1
        ``buffer_size`` defaults to ``None``: 1 MiB for the request body (was
        256 KiB), so a 1 MiB upload costs one thread hand-off instead of four.
+    .. versionchanged:: 0.1
+       ``prefetch_size``: bodies up to the request queue's bound are received
+       before the app starts (they streamed, with a body pump task beside the
+       app); ``prefetch_size=0`` keeps streaming them.
     .. versionchanged:: 0.1
        The app runs in bridge's own worker threads (the ``sync_to_async``
        hand-off) instead of ``anyio.to_thread.run_sync``; same limiter rules.
@@ -105,6 +118,7 @@ class WsgiToAsgi:
         allow_underscores_in_headers: bool = False,
         multiprocess: bool = False,
         buffer_size: int | None = None,
+        prefetch_size: int | None = None,
         response_timeout: float | None = None,
     ) -> None:
         if not callable(app):
@@ -120,6 +134,15 @@ class WsgiToAsgi:
         for name, value in sizes:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if prefetch_size is not None and (
+            isinstance(prefetch_size, bool)
+            or not isinstance(prefetch_size, int)
+            or prefetch_size < 0
+        ):
+            raise ValueError(
+                "prefetch_size must be an int of bytes (0: stream every body), "
+                f"got {prefetch_size!r}"
+            )
         if response_timeout is not None:
             _check_seconds("response_timeout", response_timeout)
         self.app = app
@@ -131,6 +154,8 @@ class WsgiToAsgi:
         #: The bound of each response's queue, and of each request body's queue.
         self.buffer_size = buffer_size or DEFAULT_BUFFER_SIZE
         self.request_buffer_size = buffer_size or _DEFAULT_REQUEST_BUFFER_SIZE
+        #: Bodies declared at most this long are received before the app starts.
+        self.prefetch_size = self.request_buffer_size if prefetch_size is None else prefetch_size
 
     async def __call__(self, scope: AnyScope, receive: AnyReceive, send: AnySend) -> None:
         kind = scope["type"]

@@ -20,7 +20,12 @@ iteration (``AppRun.begin``) in one of bridge's worker threads
   disconnect watcher. When it does not expect it, the thread returns at the
   first chunk, the loop sends it, a second thread call goes on the same way,
   and the adapter remembers for next time.
-* A request body that is still arriving is fed to ``wsgi.input`` through a
+* A request body whose Content-Length is at most ``prefetch_size`` (by default the
+  request queue's bound) is received whole by the request's own task before the app
+  starts (as a server that buffers bodies would): no thread waits on the client, the
+  app reads it without a hand-off, and the request takes the paths above, with no
+  body pump and no task group.
+* Any other request body still arriving is fed to ``wsgi.input`` through a
   second bounded queue by a loop task, which then watches ``receive()`` for a
   disconnect; such an exchange runs in a task group from the start, and a
   sender task (spawned by a non-blocking loop callback from the thread at the
@@ -58,6 +63,7 @@ from anyio import from_thread
 from anyio.abc import TaskGroup
 from asgiref.typing import HTTPScope
 
+from bridge._http.headers import parse_length
 from bridge._http.logfields import EventLog
 from bridge._http.translate import BadRequest, environ_from_scope
 from bridge._http.wsgi_input import ClientDisconnected, RequestBodyError, WsgiInput
@@ -101,6 +107,13 @@ _ERRORS: Final = _ErrorStream()
 def _body_size(message: Message) -> int:
     body = message.get("body")
     return len(body) if body else 0
+
+
+def _declared_length(scope: HTTPScope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return parse_length(value)
+    return None
 
 
 def _body(chunk: bytes, more_body: bool) -> Message:
@@ -163,10 +176,17 @@ class WsgiToAsgiRequest:
         if message["type"] != "http.request":
             log.info("abandoned", self.scope, "client disconnected before sending its request")
             return
+        body: bytes = message.get("body", b"")
+        held: list[bytes] | None = []
         if message.get("more_body", False):
-            self.requests = HandoffQueue(self.adapter.request_buffer_size, len)
+            held = await self._receive_held_body(len(body))
+            if held is None:
+                self.requests = HandoffQueue(self.adapter.request_buffer_size, len)
+            elif self.body_over:
+                log.info("abandoned", self.scope, "client disconnected before its body ended")
+                return
         try:
-            run = self._prepare(message.get("body", b""))
+            run = self._prepare(body, held)
         except (BadRequest, RequestBodyError) as exc:
             log.warning("refused", self.scope, "bad request: %s", exc)
             await self._send_plain_error(getattr(exc, "status", 400), str(exc))
@@ -182,7 +202,33 @@ class WsgiToAsgiRequest:
         if self.send_error is not None:
             raise self.send_error
 
-    def _prepare(self, body: bytes) -> AppRun:
+    async def _receive_held_body(self, received: int) -> list[bytes] | None:
+        """The rest of a body of at most ``prefetch_size`` bytes, received here before the
+        app starts; None (nothing received) for a body that must stream: one of unknown
+        length, or declared longer than ``prefetch_size``.
+
+        Memory stays within ``prefetch_size`` (plus one message): reading stops once the
+        body is longer than declared, which ``wsgi.input`` then refuses as it would have.
+        ``body_over`` is set when the client went away instead.
+        """
+        declared = _declared_length(self.scope)
+        if declared is None or declared > self.adapter.prefetch_size:
+            return None
+        rest: list[bytes] = []
+        while received <= declared:
+            message = await self.receive()
+            if message["type"] != "http.request":
+                self.body_over = True
+                break
+            chunk = message.get("body", b"")
+            if chunk:
+                rest.append(chunk)
+                received += len(chunk)
+            if not message.get("more_body", False):
+                break
+        return rest
+
+    def _prepare(self, body: bytes, held: list[bytes] | None) -> AppRun:
         adapter = self.adapter
         environ = environ_from_scope(
             self.scope,
@@ -196,7 +242,11 @@ class WsgiToAsgiRequest:
         if not adapter.allow_underscores_in_headers:
             self._log_dropped_headers()
         length = environ.get("CONTENT_LENGTH")
-        more = self.requests.get_all_from_thread if self.requests is not None else None
+        more: Callable[[], list[bytes] | None] | None = None
+        if self.requests is not None:
+            more = self.requests.get_all_from_thread
+        elif held:
+            more = partial(next, iter((held,)), None)  # the held chunks, then the end
         environ["wsgi.input"] = WsgiInput(body, more, int(length) if length else None)
         state = ResponseState(self.pending.append, head_request=self.scope["method"] == "HEAD")
         extensions = self.scope.get("extensions") or {}
