@@ -194,6 +194,8 @@ BRIDGE_MIDDLEWARE: dict[str, Callable[[Any], Any]] = {
     "SecurityHeaders": _security_headers,
     "CustomHeaders": _bridge("CustomHeaders", set_response={"cache-control": "no-store"}),
     "RequestBuffering": _bridge("RequestBuffering"),
+    # Counts the body as the app reads it, as Starlette's body limit does (its peer).
+    "RequestBuffering (stream)": _bridge("RequestBuffering", mode="stream"),
     "RateLimit": _rate_limit,
     "ConcurrencyLimit": _concurrency_limit,
     "CORS": _bridge("CORS", **CORS_OPTIONS),
@@ -211,7 +213,7 @@ ASGI_PEERS: dict[str, tuple[str, Callable[[], Any]]] = {
     ),
     "secure SecureASGIMiddleware": ("SecurityHeaders", lambda: _secure_asgi(starlette_hello())),
     "Starlette RequestBodyLimitMiddleware": (
-        "RequestBuffering",
+        "RequestBuffering (stream)",
         lambda: _starlette(
             "starlette.middleware.body_limit",
             "RequestBodyLimitMiddleware",
