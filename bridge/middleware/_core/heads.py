@@ -599,27 +599,24 @@ def head_from_scope(scope: HTTPScope) -> RequestHead:
     raw_path: bytes | None = get("raw_path")
     if raw_path is None:
         raw_path = quote_path(path)
-    head: RequestHead = _make_head(
-        _ScopeHead,
-        get("method", "GET"),  # websocket scopes have none
-        get("scheme", "http"),
-        path,
-        root_path,
-        raw_path,
-        get("query_string", b""),
-        None,
-        _pair(get("client")),
-        _pair(get("server")),
-        get("http_version", "1.1"),
-        get(VALUES_KEY, NO_VALUES),
-        fields["headers"],
-    )
-    return head
-
-
-def _pair(value: Any) -> Any:
+    client = get("client")
+    server = get("server")
+    head = object.__new__(_HeadSlots)  # filled as in _make_head, without a call per field
+    head.method = get("method", "GET")  # websocket scopes have none
+    head.scheme = get("scheme", "http")
+    head.path = path
+    head.root_path = root_path
+    head.raw_path = raw_path
+    head.query_string = get("query_string", b"")
+    head._headers = None
     # Some servers send client and server as lists.
-    return value if value is None or type(value) is tuple else (value[0], value[1])
+    head.client = client if client is None or type(client) is tuple else (client[0], client[1])
+    head.server = server if server is None or type(server) is tuple else (server[0], server[1])
+    head.http_version = get("http_version", "1.1")
+    head.values = get(VALUES_KEY, NO_VALUES)
+    head._source = fields["headers"]
+    head.__class__ = _ScopeHead  # frozen from here on
+    return head  # type: ignore[return-value]  # a head since the class switch
 
 
 def _refuse_undecodable(path: str, root_path: str) -> None:
