@@ -36,6 +36,7 @@ from bridge.middleware._core.drive import (
     log,
 )
 from bridge.middleware._core.exchange import (
+    FEATURES,
     BodyTimeout,
     ClientDisconnected,
     Effect,
@@ -104,7 +105,7 @@ async def run_asgi(
     if ex is None:
         await mw.app(scope, receive, send)
         return
-    features = features_of(type(ex))
+    features = FEATURES.get(type(ex)) or features_of(type(ex))
     if not features.request_only:
         await _AsgiRun(mw, ex, send, features).run(http, receive)
         return
@@ -392,30 +393,28 @@ class _AsgiRun(ResponsePath):
         request_receive = receive  # what effects of finish() read (not a replayed body)
         outcome: Outcome | None = _CANCELLED  # None: ended as self.outcome() tells
         try:
-            decision: Forward | Respond
-            if not features.request:  # nothing to decide: the request goes on as it is
-                decision = Forward(ex.head)
-            else:
+            app_scope: HTTPScope = scope  # nothing to decide: the request goes on as it is
+            app_receive = receive
+            if features.request:
                 try:
                     result = ex.request()
-                    found = as_decision(result)
-                    if found is None:
-                        found, receive = await _drive_request(result, receive)
-                    decision = found
+                    decision = as_decision(result)
+                    if decision is None:
+                        decision, receive = await _drive_request(result, receive)
                 except Exception as exc:
                     await _send_response(self.outer_send, self.request_failed(exc))
                     outcome = None
                     return
-            if type(decision) is Respond:
-                await _send_response(self.outer_send, self.responded(decision.response))
-                outcome = None
-                return
-            forward: Forward = decision  # type: ignore[assignment]  # not a Respond (no cast(): a call)
-            head, body = forward
-            app_scope = scope_with_head(scope, ex.head, self.forward(head, body))
-            app_receive = receive
-            if body is not None:
-                app_receive = replay_receive(body, app_receive)
+                if type(decision) is Respond:
+                    await _send_response(self.outer_send, self.responded(decision.response))
+                    outcome = None
+                    return
+                forward: Forward = decision  # type: ignore[assignment]  # not a Respond (no cast(): a call)
+                head, body = forward
+                app_scope = scope_with_head(scope, ex.head, self.forward(head, body))
+                app_receive = receive
+                if body is not None:
+                    app_receive = replay_receive(body, app_receive)
             if features.request_body:
                 app_receive = self.filtered_receive(app_receive)
             try:
@@ -522,13 +521,13 @@ class _AsgiRun(ResponsePath):
     def held_head(self) -> ResponseHead:
         """The app's held ``http.response.start`` as a head."""
         held: Message = self.held  # type: ignore[assignment]  # set before any body
+        lines = tuple(held.get("headers", ()))
+        for line in lines:
+            if type(line) is not tuple:  # lists (ASGI allows them): the head holds tuples
+                lines = tuple(map(tuple, lines))
+                break
         head: ResponseHead = _new_tuple(
-            ResponseHead,
-            (
-                held["status"],
-                tuple(map(tuple, held.get("headers", ()))),
-                bool(held.get("trailers", False)),
-            ),
+            ResponseHead, (held["status"], lines, bool(held.get("trailers", False)))
         )
         return head
 
