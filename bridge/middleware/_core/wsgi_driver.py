@@ -409,8 +409,13 @@ class _WsgiRun(ResponsePath):
         except Exception as exc:
             return self.app_raised(exc, None)
         try:
-            chunks = self.chunks(iterable)
-            first = self.first_chunk(chunks)
+            chunks: Iterator[bytes] = iter(iterable)
+            # Started, and its body passes unchanged: no response_body per chunk, unless a
+            # restart turns it on while the first chunk is read (see first_chunk).
+            watch = self.features.response_body and self.held is not None and not self.body_hook
+            if self.features.response_body and not watch:
+                chunks = _hooked(self, chunks, iterable)
+            first, chunks = self.first_chunk(chunks, iterable, watch)
         except Exception as exc:
             return self.app_raised(exc, iterable)
         if self.held is None:
@@ -434,26 +439,31 @@ class _WsgiRun(ResponsePath):
             return [first, *chunks]
         return _PlainBody(first, chunks, iterable)
 
-    def chunks(self, iterable: Iterable[bytes]) -> Iterator[bytes]:
-        chunks: Iterator[bytes] = iter(iterable)
-        if self.features.response_body:
-            chunks = _hooked(self, chunks, iterable)
-        return chunks
-
     def close_app(self, iterable: Iterable[bytes]) -> None:
         """Close the app's iterable, once (it may be released before the body is served)."""
         if not self.app_closed:
             self.app_closed = True
             _close(iterable, self.environ)
 
-    def first_chunk(self, chunks: Iterator[bytes]) -> bytes | None:
-        """The first non-empty chunk; bytes given to ``write()`` so far come first."""
+    def first_chunk(
+        self, chunks: Iterator[bytes], iterable: Iterable[bytes], watch: bool
+    ) -> tuple[bytes | None, Iterator[bytes]]:
+        """The first non-empty chunk (bytes given to ``write()`` so far come first) and the
+        chunks after it. ``watch``: ``chunks`` skip ``response_body`` because the body
+        passed unchanged; a restart (``exc_info``) that turns it on while they are read
+        hooks the chunk read with it and every later one, as :func:`_hooked` does (the head
+        leaves right after this, so no later restart can)."""
         for chunk in chunks:
+            if watch and self.body_hook:
+                hooked = _hooked(self, itertools.chain((chunk,), chunks), iterable)
+                return self.first_chunk(hooked, iterable, False)
             if self.pending:
                 chunk = self.take_pending() + chunk
             if chunk:
-                return chunk
-        return self.take_pending() or None
+                return chunk, chunks
+        if watch and self.body_hook:  # restarted while the body ended: the hook's tail
+            return self.first_chunk(_hooked(self, iter(()), iterable), iterable, False)
+        return self.take_pending() or None, chunks
 
     def take_pending(self) -> bytes:
         data = b"".join(self.pending)
