@@ -481,7 +481,8 @@ class _AsgiRun(ResponsePath):
     # -- the app's send --
 
     async def send(self, message: Any) -> None:
-        if self.replaced is not None:
+        replaced = self.replaced  # a local: the field is read again after sending the head
+        if replaced is not None:
             return  # our response went out instead of the app's
         kind = message["type"]
         if kind == "http.response.body":
@@ -494,7 +495,7 @@ class _AsgiRun(ResponsePath):
             if self.status is None:
                 if not more or message.get("body"):
                     await self.flush_head()
-                    if self.dropped:
+                    if self.replaced is not None:  # dropped: our response went instead
                         return
                 else:
                     return  # an empty chunk with more to come: the head stays held

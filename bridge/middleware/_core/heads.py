@@ -350,7 +350,8 @@ class RequestHead(_HeadSlots):
 
     def with_value(self, key: str, value: Any) -> RequestHead:
         """A copy whose ``values`` also maps ``key`` to ``value``."""
-        values = MappingProxyType({**self.values, key: value})
+        known = self.values  # usually none: a new mapping of one key is quicker to make
+        values = MappingProxyType({**known, key: value} if known else {key: value})
         copy: RequestHead = _make_head(
             type(self),
             self.method,
@@ -678,23 +679,22 @@ _BARE_NAMES: Final = frozenset({b"content-type", b"content-length"})
 def _with_source(head: RequestHead, source: Any, values: Mapping[str, Any]) -> RequestHead:
     """A copy of ``head`` (a driver's head, lines unread) reading its lines from ``source``,
     with ``values``."""
-    copy: RequestHead = _make_head(
-        type(head),
-        head.method,
-        head.scheme,
-        head.path,
-        head.root_path,
-        head.raw_path,
-        head.query_string,
-        None,
-        head.client,
-        head.server,
-        head.http_version,
-        values,
-        source,
-        head._fields_from or head,
-    )
-    return copy
+    copy = object.__new__(_HeadSlots)  # filled as in _make_head, without a call per field
+    copy.method = head.method
+    copy.scheme = head.scheme
+    copy.path = head.path
+    copy.root_path = head.root_path
+    copy.raw_path = head.raw_path
+    copy.query_string = head.query_string
+    copy._headers = None
+    copy.client = head.client
+    copy.server = head.server
+    copy.http_version = head.http_version
+    copy.values = values
+    copy._source = source
+    copy._fields_from = head._fields_from or head
+    copy.__class__ = type(head)  # frozen from here on
+    return copy  # type: ignore[return-value]  # a head since the class switch
 
 
 def _scope_lines_with(
