@@ -60,6 +60,7 @@ if TYPE_CHECKING:
 __all__ = ("run_wsgi",)
 
 _CHUNK = 65536
+_new_tuple = tuple.__new__  # a named tuple made without its Python-level __new__
 NO_SPELLINGS: Final[Mapping[bytes, str]] = MappingProxyType({})
 
 
@@ -386,7 +387,8 @@ class _WsgiRun(ResponsePath):
         # Never memoised: an app's lines carry per-request values (Set-Cookie), which no
         # process-wide cache may hold. One comprehension, no call per line.
         lines = tuple([(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers])
-        return ResponseHead(int(status[:3]), lines)
+        head: ResponseHead = _new_tuple(ResponseHead, (int(status[:3]), lines, False))
+        return head
 
     def write(self, data: bytes) -> None:
         # Legacy write(): through response_body like any chunk; held with the head
