@@ -15,9 +15,13 @@ __all__ = ("merge_vary",)
 
 def merge_vary(headers: Headers, token: bytes) -> Headers:
     """``headers`` whose single Vary line also names ``token`` (e.g. ``b"Origin"``)."""
-    lines = header_values(headers, b"vary")
-    if not lines:
+    for pair in headers:
+        name = pair[0]
+        if len(name) == 4 and name.lower() == b"vary":
+            break
+    else:  # the usual case: no Vary line yet (one loop, no list made)
         return (*headers, (b"vary", token))
+    lines = header_values(headers, b"vary")
     tokens: list[bytes] = []
     seen: set[bytes] = set()
     for line in lines:

@@ -161,7 +161,10 @@ class _RequestIdExchange(Exchange):
         if rid is None:  # a new id: the app's request header becomes it (one copy of the head)
             rid = mw.generator() if mw.generator is _uuid4_hex else mw.new_id()
             value = rid.encode("ascii")
-            values = MappingProxyType({**head.values, REQUEST_ID_KEY: rid})
+            known = head.values  # usually none: a new mapping of one key is quicker to make
+            values = MappingProxyType(
+                {**known, REQUEST_ID_KEY: rid} if known else {REQUEST_ID_KEY: rid}
+            )
             head = with_header(head, mw.header, value, values)
         else:
             value = rid.encode("ascii")

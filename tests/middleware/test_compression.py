@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import sys
 import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -172,3 +173,34 @@ def test_missing_optional_package(monkeypatch: pytest.MonkeyPatch) -> None:
         Compression(InnerApp().wsgi(), brotli=True)
     app = Compression(InnerApp(body=CHUNKS).wsgi())  # None: offered only when installed
     assert call_wsgi(app, _request(b"br, gzip;q=0.5")).header(b"content-encoding") == b"gzip"
+
+
+@pytest.mark.parametrize("restart_on_empty_chunk", [False, True])
+def test_wsgi_restart_while_the_first_chunk_is_read_is_compressed_by_its_new_head(
+    restart_on_empty_chunk: bool,
+) -> None:
+    """A WSGI app starts a response whose body would pass unchanged (too short), then
+    restarts it with ``exc_info`` while its first chunk is read: the new head decides,
+    and the body is compressed."""
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
+
+        def body() -> Iterator[bytes]:
+            if restart_on_empty_chunk:
+                yield b""
+            try:
+                raise ValueError("failed after start_response")
+            except ValueError:
+                start_response(
+                    "500 Internal Server Error", [("Content-Type", "text/plain")], sys.exc_info()
+                )
+            yield WHOLE[:1000]
+            yield WHOLE[1000:]
+
+        return body()
+
+    result = call_wsgi(Compression(app), _request(b"gzip"))
+    assert result.status == 500
+    assert result.header(b"content-encoding") == b"gzip"
+    assert gzip.decompress(result.body) == WHOLE

@@ -36,6 +36,7 @@ from bridge.middleware._core.drive import (
     log,
 )
 from bridge.middleware._core.exchange import (
+    FEATURES,
     BodyTimeout,
     ClientDisconnected,
     Effect,
@@ -104,9 +105,9 @@ async def run_asgi(
     if ex is None:
         await mw.app(scope, receive, send)
         return
-    features = features_of(type(ex))
+    features = FEATURES.get(type(ex)) or features_of(type(ex))
     if not features.request_only:
-        await _AsgiRun(mw, ex, http, receive, send, features).run()
+        await _AsgiRun(mw, ex, send, features).run(http, receive)
         return
     # Request-only exchange: decide, then leave the response path to the app and server.
     try:
@@ -370,96 +371,79 @@ async def _receive_disconnect() -> Message:
     return _DISCONNECT
 
 
-class _AsgiRun:
-    """Per-request I/O of the ASGI driver; the decisions are its :class:`ResponsePath`'s."""
+class _AsgiRun(ResponsePath):
+    """Per-request I/O of the ASGI driver; the decisions are those of the
+    :class:`ResponsePath` it extends (one object per request, not two)."""
 
-    __slots__ = (
-        "complete",
-        "group",
-        "held",
-        "mw",
-        "outer_send",
-        "path",
-        "receive",
-        "scope",
-        "tail",
-    )
+    __slots__ = ("group", "held", "mw", "outer_send", "tail")
 
-    def __init__(
-        self,
-        mw: Middleware,
-        ex: Exchange,
-        scope: HTTPScope,
-        receive: Any,
-        send: Any,
-        features: Features,
-    ) -> None:
+    def __init__(self, mw: Middleware, ex: Exchange, send: Any, features: Features) -> None:
+        ResponsePath.__init__(self, type(mw).__name__, ex, features)
         self.mw = mw
-        self.path = ResponsePath(type(mw).__name__, ex, features)
-        self.scope = scope
-        self.receive = receive
         self.outer_send = send
         self.held: Message | None = None
         self.group: anyio.abc.TaskGroup | None = None  # while a response_body app runs (trio)
         self.tail: AsyncioTail | None = None  # while a response_body app runs (asyncio)
 
-    async def run(self) -> None:
+    async def run(self, scope: HTTPScope, receive: Any) -> None:
         # One coroutine for deciding, forwarding and calling the app: a frame per step
         # would cost more than the steps themselves for the usual header-only exchange.
-        path = self.path
-        receive = self.receive
-        outcome = _CANCELLED
+        ex = self.ex
+        features = self.features
+        request_receive = receive  # what effects of finish() read (not a replayed body)
+        outcome: Outcome | None = _CANCELLED  # None: ended as self.outcome() tells
         try:
-            decision: Forward | Respond
-            if not path.features.request:  # nothing to decide: the request goes on as it is
-                decision = Forward(path.ex.head)
-            else:
+            app_scope: HTTPScope = scope  # nothing to decide: the request goes on as it is
+            app_receive = receive
+            if features.request:
                 try:
-                    result = path.ex.request()
-                    found = as_decision(result)
-                    if found is None:
-                        found, receive = await _drive_request(result, receive)
-                    decision = found
+                    result = ex.request()
+                    decision = as_decision(result)
+                    if decision is None:
+                        decision, receive = await _drive_request(result, receive)
                 except Exception as exc:
-                    await _send_response(self.outer_send, path.request_failed(exc))
-                    outcome = path.outcome()
+                    await _send_response(self.outer_send, self.request_failed(exc))
+                    outcome = None
                     return
-            if type(decision) is Respond:
-                await _send_response(self.outer_send, path.responded(decision.response))
-                outcome = path.outcome()
-                return
-            forward: Forward = decision  # type: ignore[assignment]  # not a Respond (no cast(): a call)
-            head, body = forward
-            scope = scope_with_head(self.scope, path.ex.head, path.forward(head, body))
-            if body is not None:
-                receive = replay_receive(body, receive)
-            if path.features.request_body:
-                receive = self.filtered_receive(receive)
+                if type(decision) is Respond:
+                    await _send_response(self.outer_send, self.responded(decision.response))
+                    outcome = None
+                    return
+                forward: Forward = decision  # type: ignore[assignment]  # not a Respond (no cast(): a call)
+                head, body = forward
+                app_scope = scope_with_head(scope, ex.head, self.forward(head, body))
+                app_receive = receive
+                if body is not None:
+                    app_receive = replay_receive(body, app_receive)
+            if features.request_body:
+                app_receive = self.filtered_receive(app_receive)
             try:
-                if path.features.response_body:
-                    await self.call_app_beside_tail(scope, receive)
+                if features.response_body:
+                    await self.call_app_beside_tail(app_scope, app_receive)
                 else:
-                    await self.mw.app(scope, receive, self.send)
+                    await self.mw.app(app_scope, app_receive, self.send)
             except Exception as exc:
-                if path.app_head_sent:
+                if self.app_head_sent:
                     raise
-                response = path.app_failed(exc)
+                response = self.app_failed(exc)
                 if response is not None:
                     await _send_response(self.outer_send, response)
-                outcome = path.outcome()
+                outcome = None
                 return
-            if path.status is None:
+            if self.status is None:
                 # Nothing sent yet: the app returned without a response, or without its body.
                 what = "a response" if self.held is None else "its response body"
-                await _send_response(self.outer_send, path.app_returned_early(what))
-            outcome = path.outcome()
+                await _send_response(self.outer_send, self.app_returned_early(what))
+            outcome = None
         except Exception as exc:
-            outcome = self.path.outcome(exc)
+            outcome = self.outcome(exc)
             raise
         finally:
-            steps = self.path.finish(outcome)
-            if steps is not None:
-                await _drive_finish(self.mw, steps, self.receive, self.path.ex.head)
+            # Nothing to finish (no finish hook, no replayed body): no outcome is made.
+            if features.finish or self.replay is not None:
+                steps = self.finish(self.outcome() if outcome is None else outcome)
+                if steps is not None:
+                    await _drive_finish(self.mw, steps, request_receive, ex.head)
 
     async def call_app_beside_tail(self, scope: HTTPScope, receive: Any) -> None:
         """The app, next to a task for a long ``response_body`` tail if one turns up."""
@@ -497,65 +481,64 @@ class _AsgiRun:
     # -- the app's send --
 
     async def send(self, message: Any) -> None:
-        path = self.path
-        if path.replaced is not None:
+        replaced = self.replaced  # a local: the field is read again after sending the head
+        if replaced is not None:
             return  # our response went out instead of the app's
         kind = message["type"]
         if kind == "http.response.body":
             if self.held is None:
                 raise RuntimeError(f"the app sent {kind!r} before http.response.start")
-            if path.body_hook:
+            if self.body_hook:
                 await self.send_hooked(message)
                 return
             more = message.get("more_body", False)
-            if path.status is None:
+            if self.status is None:
                 if not more or message.get("body"):
-                    await self.send_head()
-                    if path.dropped:
+                    await self.flush_head()
+                    if self.replaced is not None:  # dropped: our response went instead
                         return
                 else:
                     return  # an empty chunk with more to come: the head stays held
-            path.ended = not more
+            self.ended = not more
             await self.outer_send(message)
             return
         if kind == "http.response.start":
             if self.held is not None:
                 raise RuntimeError("the app sent http.response.start twice")
             self.held = message
-            if path.features.response_start:
-                path.started(self.held_head())
-                if path.refused:
-                    await self.send_head()
+            if self.features.response_start:
+                self.started(self.held_head())
+                if self.refused:
+                    await self.flush_head()
             return
         if self.held is None:
             raise RuntimeError(f"the app sent {kind!r} before http.response.start")
         # trailers, pathsend, ...: after the head
-        if path.status is None:
-            await self.send_head()
-        if not path.dropped:
+        if self.status is None:
+            await self.flush_head()
+        if not self.dropped:
             await self.outer_send(message)
 
     def held_head(self) -> ResponseHead:
         """The app's held ``http.response.start`` as a head."""
         held: Message = self.held  # type: ignore[assignment]  # set before any body
+        lines = tuple(held.get("headers", ()))
+        for line in lines:
+            if type(line) is not tuple:  # lists (ASGI allows them): the head holds tuples
+                lines = tuple(map(tuple, lines))
+                break
         head: ResponseHead = _new_tuple(
-            ResponseHead,
-            (
-                held["status"],
-                tuple(map(tuple, held.get("headers", ()))),
-                bool(held.get("trailers", False)),
-            ),
+            ResponseHead, (held["status"], lines, bool(held.get("trailers", False)))
         )
         return head
 
     async def send_hooked(self, message: Any) -> None:
         body = message.get("body", b"")
         more = message.get("more_body", False)
-        path = self.path
-        chunks = path.response_body(body, True)
-        tail = None if more else path.response_body(b"", False)
-        if path.refused:
-            await self.send_head()
+        chunks = self.response_body(body, True)
+        tail = None if more else self.response_body(b"", False)
+        if self.refused:
+            await self.flush_head()
             return
         if tail is None:
             await self.send_chunks(chunks)
@@ -587,26 +570,24 @@ class _AsgiRun:
 
     async def send_tail(self, head: list[bytes], rest: Iterator[bytes]) -> None:
         """The held tail, then the end of the body (one coroutine: it runs per response)."""
-        path = self.path
-        if path.status is None:
-            await self.send_head()
-        if path.dropped:
+        if self.status is None:
+            await self.flush_head()
+        if self.dropped:
             return
         send = self.outer_send
         for chunk in itertools.chain(head, rest):
             if chunk:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        path.ended = True
+        self.ended = True
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def send_chunks(self, chunks: Iterable[bytes]) -> None:
-        path = self.path
         for chunk in chunks:
             if not chunk:
                 continue
-            if path.status is None:
-                await self.send_head()
-            if path.dropped:
+            if self.status is None:
+                await self.flush_head()
+            if self.dropped:
                 return
             await self.outer_send({"type": "http.response.body", "body": chunk, "more_body": True})
 
@@ -618,20 +599,19 @@ class _AsgiRun:
                 if last:
                     await self.send_chunks((last,))
                 last = chunk
-        path = self.path
-        if path.status is None:
-            await self.send_head()
-        if path.dropped:
+        if self.status is None:
+            await self.flush_head()
+        if self.dropped:
             return
-        path.ended = True
+        self.ended = True
         await self.outer_send({"type": "http.response.body", "body": last, "more_body": False})
 
-    def send_head(self) -> Awaitable[None]:
+    def flush_head(self) -> Awaitable[None]:
         """The head the path decides on: the app's, rewritten, or a whole response instead.
 
         A plain function returning what to await: no coroutine of its own per response."""
         held: Message = self.held  # type: ignore[assignment]  # set before any body
-        decided = self.path.send_head(held["status"], self.held_head)
+        decided = self.send_head(held["status"], self.held_head)
         sent: Awaitable[None]
         if decided is None:
             sent = self.outer_send(held)
@@ -647,21 +627,20 @@ class _AsgiRun:
     # -- the app's receive --
 
     def filtered_receive(self, inner: Any) -> Any:
-        path = self.path
-        timeout = path.ex.request_read_timeout
+        timeout = self.ex.request_read_timeout
 
         async def filtered() -> Message:
-            if path.abort is not None:
+            if self.abort is not None:
                 return _DISCONNECT
             if timeout is None:
                 message: Message = await inner()
             else:
                 timed = await receive_within(inner, timeout)
                 if timed is None:
-                    path.read_timed_out()
+                    self.read_timed_out()
                     return _DISCONNECT
                 message = timed
-            if message["type"] == "http.request" and not path.request_chunk(
+            if message["type"] == "http.request" and not self.request_chunk(
                 message.get("body", b""), message.get("more_body", False)
             ):
                 return _DISCONNECT

@@ -371,12 +371,13 @@ class Features:
     finish: bool
 
 
-_features: dict[type[Exchange], Features] = {}
+#: The features of each exchange class seen so far (read by the drivers on every request).
+FEATURES: dict[type[Exchange], Features] = {}
 
 
 def features_of(kind: type[Exchange]) -> Features:
     """The :class:`Features` of exchange class ``kind`` (cached)."""
-    found = _features.get(kind)
+    found = FEATURES.get(kind)
     if found is None:
         hooks = {
             name: getattr(kind, name) is not getattr(Exchange, name)
@@ -392,7 +393,7 @@ def features_of(kind: type[Exchange]) -> Features:
         found = Features(
             request_only=not any(v for k, v in hooks.items() if k != "request"), **hooks
         )
-        _features[kind] = found
+        FEATURES[kind] = found
     return found
 
 

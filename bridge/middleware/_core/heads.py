@@ -101,7 +101,7 @@ def set_header(headers: Iterable[tuple[bytes, bytes]], name: bytes, value: bytes
     size = len(lowered)
     for pair in headers:
         key = pair[0]
-        if key == lowered or (len(key) == size and key.lower() == lowered):
+        if len(key) == size and key.lower() == lowered:
             break
     else:  # the usual case: a new line at the end (most names differ in length: no lower())
         return (*headers, (name, value))
@@ -140,6 +140,8 @@ _REQUEST_FIELDS: Final = (
     "values",
 )
 _FIELD_NAMES: Final = frozenset(_REQUEST_FIELDS)
+#: The fields a copy may change and still share the others with its original.
+_OWN_FIELDS: Final = frozenset({"headers", "values"})
 _set = object.__setattr__
 
 
@@ -149,6 +151,7 @@ class _HeadSlots:
     per field, which a per-request object pays on every request)."""
 
     __slots__ = (
+        "_fields_from",
         "_headers",
         "_source",
         "client",
@@ -175,6 +178,9 @@ class _HeadSlots:
     http_version: str
     values: Mapping[str, Any]
     _source: Any  # what a driver's head reads its header lines from (None otherwise)
+    # The head whose fields other than headers and values this one holds, the same
+    # objects (a copy that changed only those), or None: a rewrite then compares no field.
+    _fields_from: RequestHead | None
 
 
 def _make_head(
@@ -191,6 +197,7 @@ def _make_head(
     http_version: str,
     values: Mapping[str, Any],
     source: Any,
+    fields_from: RequestHead | None = None,
 ) -> Any:
     head = object.__new__(_HeadSlots)
     head.method = method
@@ -205,6 +212,7 @@ def _make_head(
     head.http_version = http_version
     head.values = values
     head._source = source
+    head._fields_from = fields_from
     head.__class__ = cls  # frozen from here on
     return head
 
@@ -324,6 +332,7 @@ class RequestHead(_HeadSlots):
             get("http_version", self.http_version),
             get("values", self.values),
             self._source,
+            (self._fields_from or self) if _OWN_FIELDS.issuperset(changes) else None,
         )
         return copy
 
@@ -341,7 +350,8 @@ class RequestHead(_HeadSlots):
 
     def with_value(self, key: str, value: Any) -> RequestHead:
         """A copy whose ``values`` also maps ``key`` to ``value``."""
-        values = MappingProxyType({**self.values, key: value})
+        known = self.values  # usually none: a new mapping of one key is quicker to make
+        values = MappingProxyType({**known, key: value} if known else {key: value})
         copy: RequestHead = _make_head(
             type(self),
             self.method,
@@ -356,6 +366,7 @@ class RequestHead(_HeadSlots):
             self.http_version,
             values,
             self._source,
+            self._fields_from or self,
         )
         return copy
 
@@ -397,12 +408,12 @@ class ResponseHead(NamedTuple):
         trailers: bool | None = None,
     ) -> ResponseHead:
         """A copy with the given fields changed."""
-        return _new_tuple(
+        return _new_tuple(  # fields by index: quicker than by name
             ResponseHead,
             (
-                self.status if status is None else status,
-                self.headers if headers is None else headers,
-                self.trailers if trailers is None else trailers,
+                self[0] if status is None else status,
+                self[1] if headers is None else headers,
+                self[2] if trailers is None else trailers,
             ),
         )
 
@@ -559,6 +570,7 @@ def head_from_environ(environ: Environ) -> RequestHead:
     head._headers = None
     head.values = environ.get(VALUES_KEY, NO_VALUES)
     head._source = environ
+    head._fields_from = None
     head.__class__ = _EnvironHead  # frozen from here on
     return head  # type: ignore[return-value]  # a head since the class switch
 
@@ -599,27 +611,25 @@ def head_from_scope(scope: HTTPScope) -> RequestHead:
     raw_path: bytes | None = get("raw_path")
     if raw_path is None:
         raw_path = quote_path(path)
-    head: RequestHead = _make_head(
-        _ScopeHead,
-        get("method", "GET"),  # websocket scopes have none
-        get("scheme", "http"),
-        path,
-        root_path,
-        raw_path,
-        get("query_string", b""),
-        None,
-        _pair(get("client")),
-        _pair(get("server")),
-        get("http_version", "1.1"),
-        get(VALUES_KEY, NO_VALUES),
-        fields["headers"],
-    )
-    return head
-
-
-def _pair(value: Any) -> Any:
+    client = get("client")
+    server = get("server")
+    head = object.__new__(_HeadSlots)  # filled as in _make_head, without a call per field
+    head.method = get("method", "GET")  # websocket scopes have none
+    head.scheme = get("scheme", "http")
+    head.path = path
+    head.root_path = root_path
+    head.raw_path = raw_path
+    head.query_string = get("query_string", b"")
+    head._headers = None
     # Some servers send client and server as lists.
-    return value if value is None or type(value) is tuple else (value[0], value[1])
+    head.client = client if client is None or type(client) is tuple else (client[0], client[1])
+    head.server = server if server is None or type(server) is tuple else (server[0], server[1])
+    head.http_version = get("http_version", "1.1")
+    head.values = get(VALUES_KEY, NO_VALUES)
+    head._source = fields["headers"]
+    head._fields_from = None
+    head.__class__ = _ScopeHead  # frozen from here on
+    return head  # type: ignore[return-value]  # a head since the class switch
 
 
 def _refuse_undecodable(path: str, root_path: str) -> None:
@@ -669,22 +679,22 @@ _BARE_NAMES: Final = frozenset({b"content-type", b"content-length"})
 def _with_source(head: RequestHead, source: Any, values: Mapping[str, Any]) -> RequestHead:
     """A copy of ``head`` (a driver's head, lines unread) reading its lines from ``source``,
     with ``values``."""
-    copy: RequestHead = _make_head(
-        type(head),
-        head.method,
-        head.scheme,
-        head.path,
-        head.root_path,
-        head.raw_path,
-        head.query_string,
-        None,
-        head.client,
-        head.server,
-        head.http_version,
-        values,
-        source,
-    )
-    return copy
+    copy = object.__new__(_HeadSlots)  # filled as in _make_head, without a call per field
+    copy.method = head.method
+    copy.scheme = head.scheme
+    copy.path = head.path
+    copy.root_path = head.root_path
+    copy.raw_path = head.raw_path
+    copy.query_string = head.query_string
+    copy._headers = None
+    copy.client = head.client
+    copy.server = head.server
+    copy.http_version = head.http_version
+    copy.values = values
+    copy._source = source
+    copy._fields_from = head._fields_from or head
+    copy.__class__ = type(head)  # frozen from here on
+    return copy  # type: ignore[return-value]  # a head since the class switch
 
 
 def _scope_lines_with(
@@ -694,6 +704,12 @@ def _scope_lines_with(
     value`` line, at the first one's place or last; normalizing them then gives what
     :func:`set_header` gives on the normalized lines."""
     size = len(name)
+    for pair in lines:
+        key = pair[0]
+        if len(key) == size and key.lower() == name:
+            break
+    else:  # the usual case: no such line (name is lowercase: no check of key == name)
+        return [*lines, (name, value)]
     out: list[tuple[bytes, bytes]] = []
     placed = False
     for pair in lines:
@@ -729,10 +745,13 @@ def _changed_fields(old: RequestHead, new: RequestHead) -> list[str]:
     """The scope fields ``new`` holds other objects for than ``old`` (``replace`` keeps
     the objects of the fields it is not given, so an unchanged field is the same object;
     writing an equal value again is harmless)."""
-    mine, theirs = _scope_fields_of(old), _scope_fields_of(new)
-    # The usual rewrite changes headers or values only: one tuple comparison (by identity
-    # first) finds no other field changed.
-    changed = [] if mine == theirs else list(compress(_SCOPE_KEYS, map(is_not, mine, theirs)))
+    base = new._fields_from
+    if base is not None and (base is old or base is old._fields_from):
+        changed = []  # the usual rewrite: headers or values only, made by replace() & co.
+    else:
+        mine, theirs = _scope_fields_of(old), _scope_fields_of(new)
+        # One tuple comparison (by identity first) finds whether any field changed.
+        changed = [] if mine == theirs else list(compress(_SCOPE_KEYS, map(is_not, mine, theirs)))
     if _headers_changed(old, new):
         changed.append("headers")
     return changed

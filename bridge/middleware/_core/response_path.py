@@ -3,9 +3,10 @@
 Theory of operation
 -------------------
 A driver running an exchange that has a hook beyond ``request()`` makes one
-:class:`ResponsePath` per request and reports what happens, in order; the path
-runs the exchange's hooks, keeps the request's state and answers with what to
-send. The driver only converts between its interface and heads, and sends.
+:class:`ResponsePath` per request (its per-request run object is a subclass, so
+the request costs one object, not two) and reports what happens, in order; the
+path runs the exchange's hooks, keeps the request's state and answers with what
+to send. The driver only converts between its interface and heads, and sends.
 
 1. ``request_failed(exc)`` / ``responded(response)``: the app is not called;
    the driver sends the response. Or ``forward(head, body)``: the head the app

@@ -27,6 +27,7 @@ from bridge._loop.green import cross_thread_wait
 from bridge._loop.threads import worker_pool
 from bridge.middleware._core.drive import bad_request, drive_sync, failure, log
 from bridge.middleware._core.exchange import (
+    FEATURES,
     BodyTimeout,
     ClientDisconnected,
     Exchange,
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
 __all__ = ("run_wsgi",)
 
 _CHUNK = 65536
+_new_tuple = tuple.__new__  # a named tuple made without its Python-level __new__
 NO_SPELLINGS: Final[Mapping[bytes, str]] = MappingProxyType({})
 
 
@@ -84,7 +86,7 @@ def run_wsgi(mw: Middleware, environ: Environ, start_response: StartResponse) ->
     if ex is None:
         result: Iterable[bytes] = mw.app(environ, start_response)
         return result
-    features = features_of(type(ex))
+    features = FEATURES.get(type(ex)) or features_of(type(ex))
     if not features.request_only:
         return _WsgiRun(mw, ex, environ, start_response, features).run()
     # Request-only exchange: decide, then leave the response path to the app and server.
@@ -306,8 +308,9 @@ class _FilteredInput:
 # -- one request ----------------------------------------------------------------
 
 
-class _WsgiRun:
-    """Per-request I/O of the WSGI driver; the decisions are its :class:`ResponsePath`'s."""
+class _WsgiRun(ResponsePath):
+    """Per-request I/O of the WSGI driver; the decisions are those of the
+    :class:`ResponsePath` it extends (one object per request, not two)."""
 
     __slots__ = (
         "app_closed",
@@ -316,7 +319,6 @@ class _WsgiRun:
         "mw",
         "outer_start",
         "outer_write",
-        "path",
         "pending",
     )
 
@@ -329,7 +331,7 @@ class _WsgiRun:
         features: Features,
     ) -> None:
         self.mw = mw
-        self.path = ResponsePath(type(mw).__name__, ex, features)
+        ResponsePath.__init__(self, type(mw).__name__, ex, features)
         self.environ = environ
         self.outer_start = start_response
         self.held: tuple[str, WsgiHeaders] | None = None
@@ -338,29 +340,29 @@ class _WsgiRun:
         self.app_closed = False
 
     def run(self) -> Iterable[bytes]:
-        path = self.path
-        if not path.features.request:  # nothing to decide: the request goes on as it is
-            return self.forward(path.ex.head, None)
+        if not self.features.request:  # nothing to decide: the request goes on as it is
+            return self.forward_to_app(self.ex.head, None)
         try:
-            decision = _decide(path.ex, self.environ, path.features)
+            decision = _decide(self.ex, self.environ, self.features)
         except Exception as exc:
-            return self.respond(path.request_failed(exc))
+            return self.respond(self.request_failed(exc))
         if isinstance(decision, Respond):
-            return self.respond(path.responded(decision.response))
-        return self.forward(decision.head, decision.body)
+            return self.respond(self.responded(decision.response))
+        return self.forward_to_app(decision.head, decision.body)
 
-    def forward(self, head: RequestHead, body: ReplayBody | None) -> Iterable[bytes]:
-        path = self.path
-        environ = environ_with_head(self.environ, path.ex.head, path.forward(head, body))
+    def forward_to_app(self, head: RequestHead, body: ReplayBody | None) -> Iterable[bytes]:
+        environ = self.environ
+        if body is not None or head is not self.ex.head:  # else: the app gets the caller's
+            environ = environ_with_head(environ, self.ex.head, self.forward(head, body))
         if environ is self.environ:
-            keep_headers_apart(path.ex.head)  # the app may change its environ in place
+            keep_headers_apart(self.ex.head)  # the app may change its environ in place
         if body is not None:
             environ = with_replay(environ, self.environ, body)
-        if path.features.request_body:  # wsgi.input through request_body
+        if self.features.request_body:  # wsgi.input through request_body
             if environ is self.environ:
                 environ = dict(environ)
             length = _content_length(environ)
-            environ["wsgi.input"] = _FilteredInput(path, environ, length)
+            environ["wsgi.input"] = _FilteredInput(self, environ, length)
         return self.call_app(environ)
 
     # -- the app's side of start_response --
@@ -368,16 +370,15 @@ class _WsgiRun:
     def start_response(
         self, status: str, headers: WsgiHeaders, exc_info: ExcInfo | None = None
     ) -> Any:
-        if exc_info is not None and exc_info[1] is not None and self.path.status is not None:
+        if exc_info is not None and exc_info[1] is not None and self.status is not None:
             raise exc_info[1].with_traceback(exc_info[2])
         if self.held is not None and exc_info is None:
             raise RuntimeError("start_response called twice without exc_info")
         self.held = (status, headers)
-        path = self.path
-        if path.features.response_start:
-            path.started(self.held_head())
+        if self.features.response_start:
+            self.started(self.held_head())
         else:
-            path.app_head = None
+            self.app_head = None
         return self.write
 
     def held_head(self) -> ResponseHead:
@@ -386,14 +387,15 @@ class _WsgiRun:
         # Never memoised: an app's lines carry per-request values (Set-Cookie), which no
         # process-wide cache may hold. One comprehension, no call per line.
         lines = tuple([(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers])
-        return ResponseHead(int(status[:3]), lines)
+        head: ResponseHead = _new_tuple(ResponseHead, (int(status[:3]), lines, False))
+        return head
 
     def write(self, data: bytes) -> None:
         # Legacy write(): through response_body like any chunk; held with the head
         # until the head is sent, then passed straight to the server.
         chunks: Iterable[bytes] = (data,)
-        if self.path.body_hook:
-            chunks = self.path.response_body(data, True)
+        if self.body_hook:
+            chunks = self.response_body(data, True)
         if self.outer_write is None:
             self.pending.extend(chunks)
             return
@@ -404,42 +406,40 @@ class _WsgiRun:
     # -- running the app --
 
     def call_app(self, environ: Environ) -> Iterable[bytes]:
-        path = self.path
         try:
             iterable = self.mw.app(environ, self.start_response)
         except Exception as exc:
-            return self.app_failed(exc, None)
+            return self.app_raised(exc, None)
         try:
-            chunks = self.chunks(iterable)
-            first = self.first_chunk(chunks)
+            chunks: Iterator[bytes] = iter(iterable)
+            # Started, and its body passes unchanged: no response_body per chunk, unless a
+            # restart turns it on while the first chunk is read (see first_chunk).
+            watch = self.features.response_body and self.held is not None and not self.body_hook
+            if self.features.response_body and not watch:
+                chunks = _hooked(self, chunks, iterable)
+            first, chunks = self.first_chunk(chunks, iterable, watch)
         except Exception as exc:
-            return self.app_failed(exc, iterable)
+            return self.app_raised(exc, iterable)
         if self.held is None:
             self.close_app(iterable)
-            return self.respond(path.app_returned_early("calling start_response"))
-        replacement = self.send_head()
+            return self.respond(self.app_returned_early("calling start_response"))
+        replacement = self.flush_head()
         if replacement is not None:
             self.close_app(iterable)
             return self.respond(replacement)
         if first is None:
             self.close_app(iterable)
-            path.ended = True
-            self.finish(path.outcome())
+            self.ended = True
+            self.finish_once(self.outcome())
             return []
-        features = path.features
-        if features.finish or path.body_hook or path.replay is not None:
+        features = self.features
+        if features.finish or self.body_hook or self.replay is not None:
             return _Body(self, first, chunks, iterable)
         # Nothing to tell at the end: the rest of the body needs no Python-level wrapper.
-        path.finished = True
+        self.finished = True
         if type(iterable) is list or type(iterable) is tuple:  # no close() to call
             return [first, *chunks]
         return _PlainBody(first, chunks, iterable)
-
-    def chunks(self, iterable: Iterable[bytes]) -> Iterator[bytes]:
-        chunks: Iterator[bytes] = iter(iterable)
-        if self.path.features.response_body:
-            chunks = _hooked(self, chunks, iterable)
-        return chunks
 
     def close_app(self, iterable: Iterable[bytes]) -> None:
         """Close the app's iterable, once (it may be released before the body is served)."""
@@ -447,38 +447,49 @@ class _WsgiRun:
             self.app_closed = True
             _close(iterable, self.environ)
 
-    def first_chunk(self, chunks: Iterator[bytes]) -> bytes | None:
-        """The first non-empty chunk; bytes given to ``write()`` so far come first."""
+    def first_chunk(
+        self, chunks: Iterator[bytes], iterable: Iterable[bytes], watch: bool
+    ) -> tuple[bytes | None, Iterator[bytes]]:
+        """The first non-empty chunk (bytes given to ``write()`` so far come first) and the
+        chunks after it. ``watch``: ``chunks`` skip ``response_body`` because the body
+        passed unchanged; a restart (``exc_info``) that turns it on while they are read
+        hooks the chunk read with it and every later one, as :func:`_hooked` does (the head
+        leaves right after this, so no later restart can)."""
         for chunk in chunks:
+            if watch and self.body_hook:
+                hooked = _hooked(self, itertools.chain((chunk,), chunks), iterable)
+                return self.first_chunk(hooked, iterable, False)
             if self.pending:
                 chunk = self.take_pending() + chunk
             if chunk:
-                return chunk
-        return self.take_pending() or None
+                return chunk, chunks
+        if watch and self.body_hook:  # restarted while the body ended: the hook's tail
+            return self.first_chunk(_hooked(self, iter(()), iterable), iterable, False)
+        return self.take_pending() or None, chunks
 
     def take_pending(self) -> bytes:
         data = b"".join(self.pending)
         self.pending.clear()
         return data
 
-    def send_head(self) -> Response | None:
+    def flush_head(self) -> Response | None:
         """Send the head the path decides on; a response to send instead is returned."""
         status, headers = self.held  # type: ignore[misc]  # checked by the caller
-        decided = self.path.send_head(int(status[:3]), self.held_head)
+        decided = self.send_head(int(status[:3]), self.held_head)
         if isinstance(decided, Response):
             return decided
         if decided is not None:
             if decided.status != int(status[:3]):
                 status = status_line(decided.status)
             spelled = self.mw.header_spellings
-            headers = _text_lines(headers, self.path.app_head, decided.headers, spelled)
+            headers = _text_lines(headers, self.app_head, decided.headers, spelled)
         self.outer_write = self.outer_start(status, headers)
         return None
 
-    def app_failed(self, exc: Exception, iterable: Iterable[bytes] | None) -> list[bytes]:
+    def app_raised(self, exc: Exception, iterable: Iterable[bytes] | None) -> list[bytes]:
         if iterable is not None:
             self.close_app(iterable)
-        response = self.path.app_failed(exc)
+        response = self.app_failed(exc)
         return [] if response is None else self.respond(response)
 
     def respond(self, response: Response) -> list[bytes]:
@@ -486,12 +497,12 @@ class _WsgiRun:
         try:
             body = _respond(self.outer_start, response, self.mw.header_spellings)
         finally:
-            self.finish(self.path.outcome())
+            self.finish_once(self.outcome())
         return body
 
-    def finish(self, outcome: Outcome) -> None:
+    def finish_once(self, outcome: Outcome) -> None:
         try:
-            steps = self.path.finish(outcome)
+            steps = self.finish(outcome)
             if steps is not None:
                 drive_sync(steps, _WsgiBody(self.environ))
         except Exception as exc:
@@ -523,18 +534,17 @@ def _hooked(run: _WsgiRun, chunks: Iterator[bytes], iterable: Iterable[bytes]) -
     Stops at a refusal: the app's response will not be sent. Passes the chunks as they are
     once ``response_start`` said the body passes unchanged (it is called before the first
     chunk: PEP 3333 has the app start its response first)."""
-    path = run.path
     for chunk in chunks:
-        if not path.body_hook:
+        if not run.body_hook:
             yield chunk
             yield from chunks
             return
-        yield from path.response_body(chunk, True)
-        if path.refused:
+        yield from run.response_body(chunk, True)
+        if run.refused:
             return
-    if not path.body_hook:
+    if not run.body_hook:
         return
-    tail = path.response_body(b"", False)
+    tail = run.response_body(b"", False)
     run.close_app(iterable)  # the app is released before the client reads the tail
     yield from tail
 
@@ -570,22 +580,22 @@ class _Body:
         if first is not None:
             self._first = None
             return first
-        path = self._run.path
+        run = self._run
         try:
             return next(self._chunks)
         except StopIteration:
-            path.ended = True
-            self._outcome = path.outcome()
+            run.ended = True
+            self._outcome = run.outcome()
             raise
         except Exception as exc:
-            self._outcome = path.outcome(exc)
+            self._outcome = run.outcome(exc)
             raise
 
     def close(self) -> None:
         try:
             self._run.close_app(self._inner)
         finally:
-            self._run.finish(self._outcome or self._run.path.cut_short())
+            self._run.finish_once(self._outcome or self._run.cut_short())
 
 
 class _PlainBody:
