@@ -11,8 +11,10 @@ from asgiref.typing import HTTPScope
 from bridge._http.translate import (
     BadRequest,
     environ_from_scope,
+    normalize_request_headers,
     parse_content_length,
     scope_from_environ,
+    scope_lines_named,
     split_root_path,
 )
 
@@ -235,3 +237,24 @@ def test_normalize_fast_path_agrees_with_the_general_rules(
     except BadRequest as exc:
         got = str(exc)
     assert got == expected
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        pytest.param([(b"host", b"x"), (b"x-forwarded-for", b"1.2.3.4")], id="usual"),
+        pytest.param(
+            [(b"x-forwarded-for", b"1.2.3.4"), (b"x-forwarded-for", b"5.6.7.8")], id="repeated"
+        ),
+        pytest.param([(b"X-Forwarded-For", b"1.2.3.4"), (b"host", b"x")], id="uppercase"),
+        pytest.param([(b"x_forwarded_for", b"1.2.3.4")], id="underscore-dropped"),
+        pytest.param([(b"123", b"digits"), (b"x-forwarded-proto", b"https")], id="uncased-name"),
+        pytest.param([], id="none"),
+    ],
+)
+def test_scope_lines_named_agrees_with_the_normalized_lines(
+    lines: list[tuple[bytes, bytes]],
+) -> None:
+    names = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"forwarded"})
+    expected = {k: v for k, v in normalize_request_headers(lines) if k in names}
+    assert scope_lines_named(lines, names) == expected

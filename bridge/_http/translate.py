@@ -56,6 +56,7 @@ __all__ = (
     "request_fields_from_environ",
     "scope_from_environ",
     "scope_header",
+    "scope_lines_named",
     "split_root_path",
 )
 
@@ -289,6 +290,29 @@ def environ_header(environ: Mapping[str, Any], name: bytes) -> bytes | None:
         # an empty CONTENT_TYPE / CONTENT_LENGTH means "absent" (see headers_from_environ)
         return None if value is None or name in _BARE_HEADERS else b""
     return value.encode("latin-1") if type(value) is str else str(value).encode("latin-1")
+
+
+def scope_lines_named(
+    headers: Iterable[tuple[bytes, bytes]], names: frozenset[bytes]
+) -> dict[bytes, bytes]:
+    """``{name: value}`` of a scope's lines named in ``names``, as
+    :func:`normalize_request_headers` gives them. ``names`` are lowercase, without ``_``,
+    and neither Content-Type nor Content-Length.
+
+    One scan, no list built, in the usual case (lowercase names, none repeated): a
+    repeated name, or a line that matches only when lowercased, takes the full rules.
+    """
+    found: dict[bytes, bytes] = {}
+    for key, value in headers:
+        if key in names:
+            if key in found:
+                break  # repeated: joined by the full rules
+            found[key] = value
+        elif not key.islower() and key.lower() in names:
+            break
+    else:
+        return found
+    return {key: value for key, value in normalize_request_headers(headers) if key in names}
 
 
 def scope_header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:

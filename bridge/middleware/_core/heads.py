@@ -46,6 +46,7 @@ from bridge._http.translate import (
     parse_content_length,
     request_fields_from_environ,
     scope_header,
+    scope_lines_named,
     split_root_path,
 )
 from bridge._http.types import Environ
@@ -539,16 +540,25 @@ class _ScopeHead(RequestHead):
         return [] if value is None else [value]
 
 
-def lines_named(head: RequestHead, names: frozenset[bytes]) -> dict[bytes, bytes]:
-    """``{name: value}`` of the request lines of ``head`` named in ``names`` (lowercase).
+#: Names :func:`scope_lines_named` leaves to the full rules (rewritten or dropped lines).
+_UNSCANNED: Final = frozenset({b"content-type", b"content-length"})
 
-    An environ head whose list is unread reads one environ key per name instead of
-    translating every header (ProxyHeaders asks for its seven forwarded headers:
-    about 1 us instead of 2.5 us for a server's usual environ)."""
-    if type(head) is _EnvironHead and head._headers is None:
-        environ = head._source
-        found = {name: environ_header(environ, name) for name in names}
-        return {name: value for name, value in found.items() if value is not None}
+
+def lines_named(head: RequestHead, names: frozenset[bytes]) -> dict[bytes, bytes]:
+    """``{name: value}`` of the request lines of ``head`` named in ``names`` (lowercase,
+    without ``_``).
+
+    A head whose list is unread does not translate every header: an environ head reads
+    one environ key per name (ProxyHeaders asks for its seven forwarded headers: about
+    1 us instead of 2.5 us for a server's usual environ), a scope head scans the scope's
+    lines once (0.8 us instead of 2.7 us)."""
+    if head._headers is None:
+        if type(head) is _EnvironHead:
+            environ = head._source
+            found = {name: environ_header(environ, name) for name in names}
+            return {name: value for name, value in found.items() if value is not None}
+        if type(head) is _ScopeHead and not names & _UNSCANNED:
+            return scope_lines_named(head._source, names)  # one scan of the scope's lines
     return {name: value for name, value in head.headers if name in names}
 
 
