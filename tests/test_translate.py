@@ -14,6 +14,7 @@ from bridge._http.translate import (
     normalize_request_headers,
     parse_content_length,
     scope_from_environ,
+    scope_header,
     scope_lines_named,
     split_root_path,
 )
@@ -250,11 +251,39 @@ def test_normalize_fast_path_agrees_with_the_general_rules(
         pytest.param([(b"x_forwarded_for", b"1.2.3.4")], id="underscore-dropped"),
         pytest.param([(b"123", b"digits"), (b"x-forwarded-proto", b"https")], id="uncased-name"),
         pytest.param([], id="none"),
+        pytest.param([(b"content-length", b"12"), (b"content-type", b"text/plain")], id="bare"),
+        pytest.param([(b"content-length", b"012"), (b"host", b"x")], id="length-rewritten"),
+        pytest.param([(b"content-type", b""), (b"host", b"x")], id="empty-type-dropped"),
     ],
 )
 def test_scope_lines_named_agrees_with_the_normalized_lines(
     lines: list[tuple[bytes, bytes]],
 ) -> None:
-    names = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"forwarded"})
+    names = frozenset(
+        {b"x-forwarded-for", b"x-forwarded-proto", b"content-length", b"content-type"}
+    )
     expected = {k: v for k, v in normalize_request_headers(lines) if k in names}
     assert scope_lines_named(lines, names) == expected
+    for name in names:  # and one name at a time
+        assert scope_header(lines, name) == expected.get(name)
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        [(b"content-length", b"12x"), (b"host", b"x")],
+        [(b"content-length", b"-1")],
+        [(b"content-length", b"1, 2")],
+        [(b"content-length", b"5"), (b"host", b"x"), (b"content-length", b"5")],
+    ],
+    ids=["letters", "negative", "list", "twice"],
+)
+def test_a_content_length_the_full_rules_refuse_is_refused_by_one_name_lookups(
+    lines: list[tuple[bytes, bytes]],
+) -> None:
+    with pytest.raises(BadRequest):
+        normalize_request_headers(lines)
+    with pytest.raises(BadRequest):
+        scope_header(lines, b"content-length")
+    with pytest.raises(BadRequest):
+        scope_lines_named(lines, frozenset({b"content-length"}))

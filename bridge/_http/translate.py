@@ -223,13 +223,15 @@ def normalize_request_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tu
 def _bare_headers_canonical(headers: list[tuple[bytes, bytes]]) -> bool:
     """True when :func:`_regroup` would keep these (unrepeated) lines as they are:
     a Content-Length in canonical digits, a non-empty Content-Type."""
-    for name, value in headers:
-        if name == b"content-length":
-            if not (value.isdigit() and len(value) <= 19 and (value[:1] != b"0" or value == b"0")):
-                return False
-        elif name == b"content-type" and not value:
-            return False
-    return True
+    return all(_kept_as_is(name, value) for name, value in headers if name in _BARE_HEADERS)
+
+
+def _kept_as_is(name: bytes, value: bytes) -> bool:
+    """For an unrepeated Content-Length or Content-Type line: whether :func:`_regroup`
+    keeps it as it is (canonical digits; a non-empty type)."""
+    if name == b"content-length":
+        return value.isdigit() and len(value) <= 19 and (value[:1] != b"0" or value == b"0")
+    return bool(value)
 
 
 def _regroup(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
@@ -296,17 +298,18 @@ def scope_lines_named(
     headers: Iterable[tuple[bytes, bytes]], names: frozenset[bytes]
 ) -> dict[bytes, bytes]:
     """``{name: value}`` of a scope's lines named in ``names``, as
-    :func:`normalize_request_headers` gives them. ``names`` are lowercase, without ``_``,
-    and neither Content-Type nor Content-Length.
+    :func:`normalize_request_headers` gives them (raising its :class:`BadRequest` for
+    a Content-Length it refuses). ``names`` are lowercase, without ``_``.
 
-    One scan, no list built, in the usual case (lowercase names, none repeated): a
-    repeated name, or a line that matches only when lowercased, takes the full rules.
+    One scan, no list built, in the usual case (lowercase names, none repeated, a
+    Content-Length or Content-Type as the full rules keep it): anything else takes the
+    full rules.
     """
     found: dict[bytes, bytes] = {}
     for key, value in headers:
         if key in names:
-            if key in found:
-                break  # repeated: joined by the full rules
+            if key in found or (key in _BARE_HEADERS and not _kept_as_is(key, value)):
+                break  # repeated (joined), or rewritten or refused by the full rules
             found[key] = value
         elif not key.islower() and key.lower() in names:
             break
@@ -321,21 +324,22 @@ def scope_header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes |
 
     One scan, no list built: servers send lowercase names (the ASGI spec asks them
     to), so the usual line is found as it is. A repeated name, a line that matches
-    only when lowercased, or Content-Type / -Length take the full rules.
+    only when lowercased, or a Content-Type / -Length the full rules would rewrite or
+    refuse take the full rules.
     """
     if b"_" in name:
         return None  # names with "_" are dropped
-    if name not in _BARE_HEADERS:
-        size = len(name)
-        found = None
-        for key, value in headers:
-            if key == name:
-                if found is not None:
-                    break
-                found = value
-            elif len(key) == size and key.lower() == name:
+    size = len(name)
+    found = None
+    for key, value in headers:
+        if key == name:
+            if found is not None:
                 break
-        else:
+            found = value
+        elif len(key) == size and key.lower() == name:
+            break
+    else:
+        if found is None or name not in _BARE_HEADERS or _kept_as_is(name, found):
             return found
     for key, value in normalize_request_headers(headers):
         if key == name:

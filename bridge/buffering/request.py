@@ -137,12 +137,17 @@ def printable(path: str) -> str:
     return path if path.isprintable() else repr(path)
 
 
+_FRAMING: Final = (b"content-length", b"transfer-encoding")
+
+
 def open_account(head: RequestHead, limits: BodyLimits, now: float) -> BodyAccount:
     """The body account of ``head``; :class:`BodyRejected` for a head that cannot have one."""
-    # head.headers is built lazily by the core: a broken header list raises
-    # BadRequest here, which the core answers through ``bad_request`` below.
+    # A Content-Length the head refuses raises BadRequest here, which the core answers
+    # through ``bad_request`` below. Only the two framing lines are read: a head reads
+    # one line without translating the others.
     self_framed = head.http_version not in ("1.1", "1.0")
-    return BodyAccount.open(head.headers, limits, now, self_framed=self_framed)
+    framing = [(name, value) for name in _FRAMING if (value := head.header(name)) is not None]
+    return BodyAccount.open(framing, limits, now, self_framed=self_framed)
 
 
 def _bad_request(ex: BufferingExchange | StreamingExchange, error: BadRequest) -> Response:

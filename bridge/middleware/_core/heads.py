@@ -540,10 +540,6 @@ class _ScopeHead(RequestHead):
         return [] if value is None else [value]
 
 
-#: Names :func:`scope_lines_named` leaves to the full rules (rewritten or dropped lines).
-_UNSCANNED: Final = frozenset({b"content-type", b"content-length"})
-
-
 def lines_named(head: RequestHead, names: frozenset[bytes]) -> dict[bytes, bytes]:
     """``{name: value}`` of the request lines of ``head`` named in ``names`` (lowercase,
     without ``_``).
@@ -557,7 +553,7 @@ def lines_named(head: RequestHead, names: frozenset[bytes]) -> dict[bytes, bytes
             environ = head._source
             found = {name: environ_header(environ, name) for name in names}
             return {name: value for name, value in found.items() if value is not None}
-        if type(head) is _ScopeHead and not names & _UNSCANNED:
+        if type(head) is _ScopeHead:
             return scope_lines_named(head._source, names)  # one scan of the scope's lines
     return {name: value for name, value in head.headers if name in names}
 
