@@ -258,8 +258,8 @@ async def test_loop_producer_thread_consumer_and_end() -> None:
     got: list[bytes] = []
 
     def consume() -> None:
-        while (item := queue.get_from_thread()) is not None:
-            got.append(item)
+        while (batch := queue.get_all_from_thread()) is not None:
+            got.extend(batch)
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(anyio.to_thread.run_sync, consume)

@@ -168,20 +168,6 @@ class HandoffQueue(Generic[T]):
                 self._append(item, size_of(item))
             self._wake_loop()
 
-    def get_from_thread(self) -> T | None:
-        """The next item, waiting while the queue is empty; None at the end."""
-        with self._lock:
-            while self._error is None and not self._items and not self._finished:
-                self._wait_in_thread()
-            if self._error is not None:
-                raise self._error
-            if not self._items:
-                return None
-            item = self._items.popleft()
-            self._size -= self._size_of(item)
-            self._wake_loop()
-            return item
-
     def get_all_from_thread(self) -> list[T] | None:
         """Everything queued (one lock, one wake-up), waiting while the queue is empty;
         None at the end."""
