@@ -511,10 +511,8 @@ class RedisStore:
         charge: int,
         now: float,
     ) -> tuple[RateOutcome, ...] | None:
-        if charge == reservation.cost:
-            return None
-        if reservation.fallback:
-            return self.fallback.settle(key, rates, algorithm, reservation, charge, now)
+        if charge == reservation.cost or reservation.fallback:  # no round trip: settle's own
+            return self.settle(key, rates, algorithm, reservation, charge, now)
         keys = self.keys_for(key, rates)
         args = self._charge_args(rates, algorithm, reservation, charge)
         reply = await self._run_async(
