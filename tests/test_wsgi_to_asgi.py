@@ -513,6 +513,17 @@ async def test_a_client_gone_before_a_prefetched_body_ends_never_starts_the_app(
     assert "disconnected before its body ended" in records[0].getMessage()
 
 
+async def test_a_refused_head_is_answered_before_its_body_is_received() -> None:
+    log: list[str] = []
+    exchange = Exchange(body_messages(b"a", b"b", b"c"))
+    headers = declared(3) + [(b"x-many", b"1")] * 10
+    scope = http_scope("/", method="POST", headers=headers)
+    await drive(counting_app(log), exchange, scope, max_header_lines=5)
+    assert exchange.status == 431
+    assert log == []
+    assert len(exchange.incoming) == 2  # only the first body message was taken
+
+
 @pytest.mark.parametrize("value", [-1, 1.5, True, "1"])
 def test_prefetch_size_must_be_a_byte_count(value: Any) -> None:
     with pytest.raises(ValueError, match="prefetch_size must be an int of bytes"):

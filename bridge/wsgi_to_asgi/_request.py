@@ -63,7 +63,6 @@ from anyio import from_thread
 from anyio.abc import TaskGroup
 from asgiref.typing import HTTPScope
 
-from bridge._http.headers import parse_length
 from bridge._http.logfields import EventLog
 from bridge._http.translate import BadRequest, environ_from_scope
 from bridge._http.wsgi_input import ClientDisconnected, RequestBodyError, WsgiInput
@@ -107,13 +106,6 @@ _ERRORS: Final = _ErrorStream()
 def _body_size(message: Message) -> int:
     body = message.get("body")
     return len(body) if body else 0
-
-
-def _declared_length(scope: HTTPScope) -> int | None:
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            return parse_length(value)
-    return None
 
 
 def _body(chunk: bytes, more_body: bool) -> Message:
@@ -176,17 +168,20 @@ class WsgiToAsgiRequest:
         if message["type"] != "http.request":
             log.info("abandoned", self.scope, "client disconnected before sending its request")
             return
-        body: bytes = message.get("body", b"")
-        held: list[bytes] | None = []
-        if message.get("more_body", False):
-            held = await self._receive_held_body(len(body))
-            if held is None:
-                self.requests = HandoffQueue(self.adapter.request_buffer_size, len)
-            elif self.body_over:
-                log.info("abandoned", self.scope, "client disconnected before its body ended")
-                return
         try:
-            run = self._prepare(body, held)
+            environ = self._environ()  # a head it refuses is refused before any body is read
+            length = environ.get("CONTENT_LENGTH")
+            declared = int(length) if length else None
+            body: bytes = message.get("body", b"")
+            held: list[bytes] | None = []
+            if message.get("more_body", False):
+                held = await self._receive_held_body(len(body), declared)
+                if held is None:
+                    self.requests = HandoffQueue(self.adapter.request_buffer_size, len)
+                elif self.body_over:
+                    log.info("abandoned", self.scope, "client disconnected before its body ended")
+                    return
+            run = self._app_run(environ, body, held, declared)
         except (BadRequest, RequestBodyError) as exc:
             log.warning("refused", self.scope, "bad request: %s", exc)
             await self._send_plain_error(getattr(exc, "status", 400), str(exc))
@@ -202,7 +197,7 @@ class WsgiToAsgiRequest:
         if self.send_error is not None:
             raise self.send_error
 
-    async def _receive_held_body(self, received: int) -> list[bytes] | None:
+    async def _receive_held_body(self, received: int, declared: int | None) -> list[bytes] | None:
         """The rest of a body of at most ``prefetch_size`` bytes, received here before the
         app starts; None (nothing received) for a body that must stream: one of unknown
         length, or declared longer than ``prefetch_size``.
@@ -211,7 +206,6 @@ class WsgiToAsgiRequest:
         body is longer than declared, which ``wsgi.input`` then refuses as it would have.
         ``body_over`` is set when the client went away instead.
         """
-        declared = _declared_length(self.scope)
         if declared is None or declared > self.adapter.prefetch_size:
             return None
         rest: list[bytes] = []
@@ -228,7 +222,7 @@ class WsgiToAsgiRequest:
                 break
         return rest
 
-    def _prepare(self, body: bytes, held: list[bytes] | None) -> AppRun:
+    def _environ(self) -> dict[str, Any]:
         adapter = self.adapter
         environ = environ_from_scope(
             self.scope,
@@ -241,17 +235,21 @@ class WsgiToAsgiRequest:
         )
         if not adapter.allow_underscores_in_headers:
             self._log_dropped_headers()
-        length = environ.get("CONTENT_LENGTH")
+        return environ
+
+    def _app_run(
+        self, environ: dict[str, Any], body: bytes, held: list[bytes] | None, declared: int | None
+    ) -> AppRun:
         more: Callable[[], list[bytes] | None] | None = None
         if self.requests is not None:
             more = self.requests.get_all_from_thread
         elif held:
             more = partial(next, iter((held,)), None)  # the held chunks, then the end
-        environ["wsgi.input"] = WsgiInput(body, more, int(length) if length else None)
+        environ["wsgi.input"] = WsgiInput(body, more, declared)
         state = ResponseState(self.pending.append, head_request=self.scope["method"] == "HEAD")
         extensions = self.scope.get("extensions") or {}
         pathsend = "http.response.pathsend" in extensions
-        run = AppRun(adapter.app, environ, state, pathsend=pathsend)
+        run = AppRun(self.adapter.app, environ, state, pathsend=pathsend)
         run.start_streaming = partial(self._start_streaming, state)
         return run
 
