@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 import logging
 import time
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
 from bridge._http.errors import ErrorFormat, check_error_format
@@ -50,7 +50,14 @@ from bridge.ratelimit._memory import MemoryStore
 from bridge.ratelimit._rates import Rate
 from bridge.ratelimit._rejection import Rejection, compile_rejection
 from bridge.ratelimit._rules import CompiledRule, Rule, compile_rules, match_rule
-from bridge.ratelimit._store import ChargingStore, Reservation, Store, StoreCall, Verdict
+from bridge.ratelimit._store import (
+    ChargingStore,
+    CheckArgs,
+    Reservation,
+    Store,
+    StoreCall,
+    Verdict,
+)
 
 if TYPE_CHECKING:
     from bridge.ratelimit._route_link import RouteLimits
@@ -469,7 +476,7 @@ class _RateLimitExchange(Exchange):
         mw: RateLimit,
         rule: CompiledRule,
         key: str,
-        args: tuple[str, Sequence[Rate], str, int, float],
+        args: CheckArgs,
     ) -> None:
         super().__init__(head, now)
         self.mw = mw
@@ -525,7 +532,7 @@ class _ChargedExchange(_RateLimitExchange):
         mw: RateLimit,
         rule: CompiledRule,
         key: str,
-        args: tuple[str, Sequence[Rate], str, int, float],
+        args: CheckArgs,
     ) -> None:
         super().__init__(head, now, mw, rule, key, args)
         self.reservation: Reservation | None = None  # held until settled

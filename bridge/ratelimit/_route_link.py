@@ -23,7 +23,7 @@ the request's only check.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Generator, Iterable
 from typing import Any, Final
 
 from bridge.middleware import (
@@ -37,9 +37,9 @@ from bridge.middleware import (
 )
 from bridge.ratelimit._keys import KeyFunc
 from bridge.ratelimit._middleware import RateLimit, _RateLimitExchange, merge_fields
-from bridge.ratelimit._rates import Rate
 from bridge.ratelimit._rejection import RenderRejection
 from bridge.ratelimit._rules import CompiledRule, Cost
+from bridge.ratelimit._store import CheckArgs
 
 __all__ = ("ROUTE_KEY", "RouteLimits", "RouteLink")
 
@@ -163,7 +163,7 @@ class RouteLimits:
         now: float,
         rule: CompiledRule,
         key: str,
-        args: tuple[str, Sequence[Rate], str, int, float],
+        args: CheckArgs,
     ) -> Exchange:
         """The exchange of a request a middleware rule limits, with the link added."""
         return _LinkedRuleExchange(head, now, self.limiter, rule, key, args)
@@ -181,7 +181,7 @@ class _LinkedRuleExchange(_RateLimitExchange):
         mw: RateLimit,
         rule: CompiledRule,
         key: str,
-        args: tuple[str, Sequence[Rate], str, int, float],
+        args: CheckArgs,
     ) -> None:
         super().__init__(head, now, mw, rule, key, args)
         self.link = RouteLink(mw, head)

@@ -41,6 +41,9 @@ __all__ = ("ChargingStore", "Reservation", "Store", "StoreCall", "Verdict")
 
 T = TypeVar("T")
 
+#: The arguments of ``Store.check`` / ``check_async``: key, rates, algorithm, cost, now.
+CheckArgs = tuple[str, Sequence[Rate], str, int, float]
+
 
 class Verdict(NamedTuple):
     """A store's answer for one request.
