@@ -36,7 +36,6 @@ from bridge.middleware._core.drive import (
     log,
 )
 from bridge.middleware._core.exchange import (
-    FEATURES,
     BodyTimeout,
     ClientDisconnected,
     Effect,
@@ -105,7 +104,7 @@ async def run_asgi(
     if ex is None:
         await mw.app(scope, receive, send)
         return
-    features = FEATURES.get(type(ex)) or features_of(type(ex))
+    features = features_of(type(ex))
     if not features.request_only:
         await _AsgiRun(mw, ex, send, features).run(http, receive)
         return

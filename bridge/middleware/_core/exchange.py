@@ -371,13 +371,12 @@ class Features:
     finish: bool
 
 
-#: The features of each exchange class seen so far (read by the drivers on every request).
-FEATURES: dict[type[Exchange], Features] = {}
+_features: dict[type[Exchange], Features] = {}
 
 
 def features_of(kind: type[Exchange]) -> Features:
     """The :class:`Features` of exchange class ``kind`` (cached)."""
-    found = FEATURES.get(kind)
+    found = _features.get(kind)
     if found is None:
         hooks = {
             name: getattr(kind, name) is not getattr(Exchange, name)
@@ -393,7 +392,7 @@ def features_of(kind: type[Exchange]) -> Features:
         found = Features(
             request_only=not any(v for k, v in hooks.items() if k != "request"), **hooks
         )
-        FEATURES[kind] = found
+        _features[kind] = found
     return found
 
 

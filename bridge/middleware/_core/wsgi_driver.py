@@ -27,7 +27,6 @@ from bridge._loop.green import cross_thread_wait
 from bridge._loop.threads import worker_pool
 from bridge.middleware._core.drive import bad_request, drive_sync, failure, log
 from bridge.middleware._core.exchange import (
-    FEATURES,
     BodyTimeout,
     ClientDisconnected,
     Exchange,
@@ -86,7 +85,7 @@ def run_wsgi(mw: Middleware, environ: Environ, start_response: StartResponse) ->
     if ex is None:
         result: Iterable[bytes] = mw.app(environ, start_response)
         return result
-    features = FEATURES.get(type(ex)) or features_of(type(ex))
+    features = features_of(type(ex))
     if not features.request_only:
         return _WsgiRun(mw, ex, environ, start_response, features).run()
     # Request-only exchange: decide, then leave the response path to the app and server.
