@@ -145,6 +145,27 @@ def test_handshakes_over_the_limit_get_the_429(
     assert refused.body == b"Too Many Requests: retry in 20 seconds.\n"
 
 
+@pytest.mark.parametrize("argv", [uvicorn, hypercorn], ids=["uvicorn", "hypercorn"])
+def test_refused_handshakes_count_toward_the_limit(
+    run_server: RunServer, argv: Callable[[int], list[str]]
+) -> None:
+    """count_when=(403,): a handshake the app closes before accept counts, an accepted one
+    does not; after two refusals even the right token gets the 429."""
+    server = run_server(argv)
+    for _ in range(3):
+        with connected(server, "/ws/login?token=secret") as client:
+            assert client.result.accepted
+            assert client.receive() == "welcome"
+    for _ in range(2):
+        with connected(server, "/ws/login?token=guess") as client:
+            assert not client.result.accepted
+            assert client.result.status == 403  # the server's answer to a close before accept
+    with connected(server, "/ws/login?token=secret") as client:
+        assert not client.result.accepted
+        assert client.result.status == 429
+        assert client.result.headers[b"ratelimit"].startswith(b'"2/minute";r=0;')
+
+
 def test_open_connections_are_capped_until_one_closes(run_server: RunServer) -> None:
     server = run_server(uvicorn)
     first, second = Client(server.port, "/ws/chat"), Client(server.port, "/ws/chat")

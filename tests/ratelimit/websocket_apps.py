@@ -2,7 +2,9 @@
 
 ``/ws/handshake`` accepts and closes at once; its handshakes are limited to
 3 a minute per client. ``/ws/chat`` echoes until the client closes; at most
-2 such connections are open per client.
+2 such connections are open per client. ``/ws/login`` refuses a handshake without
+``?token=secret`` (closed before accept: the server answers 403); two refusals a
+minute per client are allowed, then every handshake there gets the 429.
 """
 
 from __future__ import annotations
@@ -32,7 +34,23 @@ async def chat(websocket: WebSocket) -> None:
         pass
 
 
+@app.websocket("/ws/login")
+async def login(websocket: WebSocket) -> None:
+    if websocket.query_params.get("token") != "secret":
+        await websocket.close(code=1008)  # before accept: the server answers 403
+        return
+    await websocket.accept()
+    await websocket.send_text("welcome")
+    await websocket.close()
+
+
 app.add_middleware(
-    RateLimit, limit=None, rules=[Rule("3/minute", path="=/ws/handshake")], websocket=True
+    RateLimit,
+    limit=None,
+    rules=[
+        Rule("3/minute", path="=/ws/handshake"),
+        Rule("2/minute", path="=/ws/login", count_when=(403,)),
+    ],
+    websocket=True,
 )
 app.add_middleware(ConcurrencyLimit, limit=2, exempt="/ws/handshake", websocket=True)

@@ -231,39 +231,57 @@ async def _websocket(mw: Middleware, scope: Any, receive: Any, send: Any) -> Non
 
 
 class _AcceptHeaders:
-    """A websocket ``send`` whose ``websocket.accept`` headers pass through
-    ``ex.response`` (a 101 head); every other message is sent unchanged.
+    """A websocket ``send`` whose handshake answer passes through ``ex.response`` once:
 
-    A response hook that raises is logged, and the accept goes out as the app
-    wrote it: the connection is not the hook's to refuse after the decision.
+    * ``websocket.accept``: a 101 head of its headers; the accept carries the headers
+      ``response`` returns;
+    * ``websocket.http.response.start`` (the denial response extension): the app's own
+      refusal, whose status and headers ``response`` may rewrite, as for HTTP;
+    * ``websocket.close`` before accept: the 403 the server answers with (ASGI spec),
+      shown to ``response`` as a head without headers; the close goes out as it is.
+
+    Every later message is sent unchanged. A response hook that raises is logged, and
+    the message goes out as the app wrote it: the connection is not the hook's to
+    refuse after the decision.
     """
 
-    __slots__ = ("ex", "mw", "send")
+    __slots__ = ("answered", "ex", "mw", "send")
 
     def __init__(self, mw: Middleware, ex: Exchange, send: Any) -> None:
         self.mw = mw
         self.ex = ex
         self.send = send
+        self.answered = False  # the handshake's answer went through response()
 
     async def __call__(self, message: Any) -> None:
-        if message.get("type") == "websocket.accept":
-            message = self._with_headers(message)
+        if not self.answered:
+            kind = message.get("type")
+            if kind == "websocket.accept":
+                message = self._with_head(message, 101)
+            elif kind == "websocket.http.response.start":
+                message = self._with_head(message, message.get("status", 403))
+            elif kind == "websocket.close":
+                self._with_head({"headers": ()}, 403)  # what the server sends: seen, not sent
         await self.send(message)
 
-    def _with_headers(self, message: Any) -> Any:
+    def _with_head(self, message: Any, status: int) -> Any:
+        self.answered = True
         headers = tuple((bytes(n), bytes(v)) for n, v in message.get("headers") or ())
         try:
-            head = self.ex.response(ResponseHead(101, headers))
+            head = self.ex.response(ResponseHead(status, headers))
         except Exception as exc:
             log.error(
                 "failed",
                 self.ex.head,
-                "raised in response() for a websocket accept; accepted unchanged",
+                "raised in response() for a websocket handshake; answered unchanged",
                 exc_info=exc,
                 middleware=type(self.mw).__name__,
             )
             return message
-        return {**message, "headers": list(head.headers)}
+        rewritten = {**message, "headers": list(head.headers)}
+        if status != 101:  # an HTTP answer: its status is the hook's, as for HTTP
+            rewritten["status"] = head.status
+        return rewritten
 
 
 async def _refuse_websocket(

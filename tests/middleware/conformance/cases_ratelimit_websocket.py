@@ -178,6 +178,53 @@ async def _app_charges_websockets(_: Any) -> None:
     assert await handshake(app) == CLOSED  # two charged: spent
 
 
+async def refuse_some(scope: Any, receive: Any, send: Any) -> None:
+    """Accepts and closes, except on /bad (closed before accept: the server answers 403)
+    and /denied (the app's own 401, where the server offers the denial extension)."""
+    assert (await receive())["type"] == "websocket.connect"
+    if scope["path"] == "/bad":
+        await send({"type": "websocket.close", "code": 4401})
+        return
+    if scope["path"] == "/denied":
+        start = {"status": 401, "headers": [(b"content-type", b"text/plain")]}
+        await send({"type": "websocket.http.response.start", **start})
+        await send({"type": "websocket.http.response.body", "body": b"who are you?"})
+        return
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.close", "code": 1000})
+
+
+async def _refused_handshakes_counted(_: Any) -> None:
+    """count_when sees a handshake's answer: the 403 of a close before accept counts, a
+    101 does not; the limit then refuses every handshake."""
+    app = RateLimit(refuse_some, "2/minute", websocket=True, count_when=(403,), headers=False)
+    for _ in range(3):
+        assert kinds(await handshake(app)) == ["websocket.accept", "websocket.close"]  # free
+    refused_by_app = [{"type": "websocket.close", "code": 4401}]
+    assert await handshake(app, path="/bad") == refused_by_app
+    assert await handshake(app, path="/bad") == refused_by_app
+    assert await handshake(app) == CLOSED  # two refusals counted: spent
+
+
+async def _apps_denial_response_counted(_: Any) -> None:
+    """The app's own denial response is the handshake's head: counted by status, and it
+    carries the RateLimit fields as an HTTP response would."""
+    app = RateLimit(refuse_some, "1/minute", websocket=True, count_when=(401,), clock=lambda: 0.0)
+    denied = await handshake(app, DENIAL, path="/denied")
+    assert denied[0] == {
+        "type": "websocket.http.response.start",
+        "status": 401,
+        "headers": [
+            (b"content-type", b"text/plain"),
+            (b"ratelimit-policy", b'"1/minute";q=1;w=60'),
+            (b"ratelimit", b'"1/minute";r=0;t=60'),
+        ],
+    }
+    assert denied[1] == {"type": "websocket.http.response.body", "body": b"who are you?"}
+    refused = await handshake(app, DENIAL)
+    assert refused[0]["status"] == 429
+
+
 async def _connections_capped_until_closed(_: Any) -> None:
     """Two open connections fill a cap of 2; the third is refused; one closing frees a slot."""
     app = ConcurrencyLimit(echo_until_closed, 2, websocket=True)
@@ -241,6 +288,16 @@ ASGI_CASES = [
         _fields_join_the_apps_accept_headers,
     ),
     AsgiCase("ratelimit-websocket-charged-by-the-app", lambda app: app, _app_charges_websockets),
+    AsgiCase(
+        "ratelimit-websocket-refused-handshakes-counted",
+        lambda app: app,
+        _refused_handshakes_counted,
+    ),
+    AsgiCase(
+        "ratelimit-websocket-apps-denial-response-counted",
+        lambda app: app,
+        _apps_denial_response_counted,
+    ),
     AsgiCase(
         "concurrency-websocket-connections-capped-until-closed",
         lambda app: app,
