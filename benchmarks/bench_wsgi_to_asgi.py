@@ -7,8 +7,13 @@ memory for 200 MiB streamed each way is measured in a fresh subprocess per adapt
 Flask under uvicorn (httptools) through each adapter vs Flask under gunicorn's sync
 worker, with wrk, interleaved.
 
+``--fresh-process`` runs each in-process measurement (one case, one adapter, one round)
+in a process of its own, so no adapter inherits another's heap, caches or threads: with
+every adapter in one process, the order and the heap state moved a case by up to ±30%.
+
     PYTHONPATH=$PWD python benchmarks/bench_wsgi_to_asgi.py            # everything
     PYTHONPATH=$PWD python benchmarks/bench_wsgi_to_asgi.py --skip-loopback
+    PYTHONPATH=$PWD python benchmarks/bench_wsgi_to_asgi.py --fresh-process --cases POST
 """
 
 from __future__ import annotations
@@ -145,6 +150,45 @@ def in_process(rounds: int) -> dict[str, dict[str, float]]:
         {c: {a: statistics.median(v) for a, v in r.items() if v} for c, r in latency.items()}
     )
     return {c: {a: statistics.median(v) for a, v in r.items()} for c, r in results.items()}
+
+
+def in_fresh_processes(rounds: int) -> dict[str, dict[str, float]]:
+    """:func:`in_process`'s figures, each measured in a fresh process (``--fresh-process``)."""
+    names = list(apps.ADAPTERS)
+    results: dict[str, dict[str, list[float]]] = {c: {a: [] for a in names} for c in CASES}
+    cpu: dict[str, dict[str, list[float]]] = {c: {a: [] for a in names} for c in CASES}
+    latency: dict[str, dict[str, list[float]]] = {c: {a: [] for a in names} for c in CASES}
+    for round_number in range(rounds):
+        for case in CASES:
+            shift = round_number % len(names)
+            for name in names[shift:] + names[:shift]:
+                argv = [sys.executable, os.path.abspath(__file__), "--case-child", case, name]
+                done = subprocess.run(argv, capture_output=True, text=True, check=True)
+                rate, us, median = json.loads(done.stdout.strip().splitlines()[-1])
+                results[case][name].append(rate)
+                cpu[case][name].append(us)
+                if median is not None:
+                    latency[case][name].append(median)
+    CPU.update({c: {a: statistics.median(v) for a, v in r.items()} for c, r in cpu.items()})
+    LATENCY.update(
+        {c: {a: statistics.median(v) for a, v in r.items() if v} for c, r in latency.items()}
+    )
+    return {c: {a: statistics.median(v) for a, v in r.items()} for c, r in results.items()}
+
+
+def case_child(case: str, adapter: str) -> None:
+    """One case through one adapter in this process, after a warm-up; prints its figures
+    as JSON: requests per second, CPU µs per request, median request µs (or null)."""
+    app, count, in_flight, body = CASES[case]
+    wrapped = apps.ADAPTERS[adapter](app)
+
+    async def run() -> tuple[float, float]:
+        await throughput_and_cpu(wrapped, max(in_flight, count // 10), in_flight, body)
+        return await throughput_and_cpu(wrapped, count, in_flight, body)
+
+    rate, us = asyncio.run(run())
+    median = statistics.median(LAST_LATENCIES) * 1e6 if LAST_LATENCIES else None
+    print(json.dumps([rate, us, median]))
 
 
 # -- trio: only bridge runs there -----------------------------------------------------------
@@ -303,17 +347,28 @@ def main() -> None:
     parser.add_argument("--skip-loopback", action="store_true")
     parser.add_argument("--wrk-seconds", type=int, default=3)
     parser.add_argument("--wrk-connections", type=int, default=8)
+    parser.add_argument(
+        "--fresh-process",
+        action="store_true",
+        help="run each in-process measurement (case, adapter, round) in a fresh process",
+    )
     parser.add_argument("--memory-child", nargs=2, metavar=("ADAPTER", "DIRECTION"))
+    parser.add_argument("--case-child", nargs=2, metavar=("CASE", "ADAPTER"))
     args = parser.parse_args()
     if args.memory_child:
         memory_child(*args.memory_child)
+        return
+    if args.case_child:
+        case_child(*args.case_child)
         return
     if args.cases:
         for case in [c for c in CASES if args.cases not in c]:
             del CASES[case]
     if not args.skip_in_process:
-        print(f"in-process, asyncio, median of {args.rounds} interleaved rounds")
-        for case, rates in in_process(args.rounds).items():
+        fresh = " (each measurement in a fresh process)" if args.fresh_process else ""
+        print(f"in-process, asyncio, median of {args.rounds} interleaved rounds{fresh}")
+        measured = in_fresh_processes if args.fresh_process else in_process
+        for case, rates in measured(args.rounds).items():
             report_rates(case, rates)
             cpu = "   ".join(f"{name} {us:.0f}" for name, us in CPU[case].items())
             print(f"    CPU µs/request: {cpu}")
