@@ -10,7 +10,10 @@ asgiref's ``sync_to_async``); else the persistent background loop of ``bridge._l
 
 Invariants: the frame is current (for both bridge and asgiref) exactly while the thread
 waits; the coroutine's contextvars are merged back into the caller on every outcome; a
-loop that fails to start releases the waiting thread with its error.
+loop that fails to start releases the waiting thread with its error. The driver coroutine
+is *primed* (:func:`_primed`): it has entered its ``try`` before any loop sees it, so a
+task cancelled before its first step (a loop shutting down cancels every task) still
+finishes the frame, with no done-callback on the loop per call.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ import asyncio
 import contextvars
 import functools
 import sys
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
 from bridge._loop import green
@@ -33,7 +37,7 @@ from bridge._loop.interop import (
     origin_loop_from_asgiref,
     set_current_frame,
 )
-from bridge._loop.origin import Origin, origin_of, wake_waiter
+from bridge._loop.origin import Origin, await_started, origin_of, wake_waiter
 from bridge._loop.threads import SyncFrame, served_call, served_origin
 
 __all__ = ("call_async", "refuse_in_loop_thread")
@@ -88,7 +92,7 @@ def call_async(
     try:
         context = contextvars.copy_context()
         forget_async_library(context)
-        driver = _drive(fn, args, kwargs, frame, sys.exc_info()[1])
+        driver = _primed(_drive(fn, args, kwargs, frame, sys.exc_info()[1]))
         loop_thread = None
         if force_new_loop:
             loop_thread = _start_new_loop(driver, context, backend, frame)
@@ -104,6 +108,18 @@ def call_async(
     return frame.outcome()
 
 
+def _primed(driver: Coroutine[Any, Any, None]) -> Coroutine[Any, Any, None]:
+    """Run ``driver`` (in this thread) up to its first ``await``: ``_first_step()``."""
+    driver.send(None)
+    return driver
+
+
+@types.coroutine
+def _first_step() -> Generator[None, None, None]:
+    """Yields once, to :func:`_primed`; the loop's first step resumes after it."""
+    yield
+
+
 async def _drive(
     fn: Callable[..., Any],
     args: tuple[Any, ...],
@@ -111,6 +127,13 @@ async def _drive(
     frame: SyncFrame,
     exc: BaseException | None,
 ) -> None:
+    try:
+        await _first_step()
+    except GeneratorExit:
+        raise  # closed before it reached a loop: nobody waits for it
+    except BaseException:  # its task was cancelled before its first step
+        frame.finish(None, asyncio.CancelledError("the event loop cancelled the task"), None)
+        return
     result: Any = None
     error: BaseException | None = None
     adopt_context(contextvars.copy_context())
@@ -123,6 +146,8 @@ async def _drive(
                 result = await _call(fn, args, kwargs, exc)
             if frame.cancel_scope.cancelled_caught:  # the scope absorbed trio's Cancelled
                 raise asyncio.CancelledError("the caller of sync_to_async was cancelled")
+        elif exc is None:
+            result = await fn(*args, **kwargs)
         else:
             result = await _call(fn, args, kwargs, exc)
     except BaseException as raised:
@@ -183,10 +208,6 @@ def _origin_here() -> Origin | None:
     return None if native is None else origin_of(native)
 
 
-async def _await(driver: Any) -> None:
-    await driver
-
-
 def _start_new_loop(
     driver: Any, context: contextvars.Context, backend: str, frame: SyncFrame
 ) -> green.OsThread:
@@ -225,4 +246,4 @@ def _run_loop(
     else:
         import trio
 
-        context.run(trio.run, _await, driver)
+        context.run(trio.run, await_started, driver)
