@@ -11,9 +11,9 @@ asgiref's ``sync_to_async``); else the persistent background loop of ``bridge._l
 Invariants: the frame is current (for both bridge and asgiref) exactly while the thread
 waits; the coroutine's contextvars are merged back into the caller on every outcome; a
 loop that fails to start releases the waiting thread with its error. The driver coroutine
-is *primed* (:func:`_primed`): it has entered its ``try`` before any loop sees it, so a
-task cancelled before its first step (a loop shutting down cancels every task) still
-finishes the frame, with no done-callback on the loop per call.
+is primed (sent to once in the calling thread): it has entered its ``try`` before any loop
+sees it, so a task cancelled before its first step (a loop shutting down cancels every
+task) still finishes the frame, with no done-callback on the loop per call.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import contextvars
 import functools
 import sys
 import types
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 from bridge._loop import green
@@ -37,7 +37,7 @@ from bridge._loop.interop import (
     origin_loop_from_asgiref,
     set_current_frame,
 )
-from bridge._loop.origin import Origin, await_started, origin_of, wake_waiter
+from bridge._loop.origin import await_started, origin_of, wake_waiter
 from bridge._loop.threads import SyncFrame, served_call, served_origin
 
 __all__ = ("call_async", "refuse_in_loop_thread")
@@ -92,7 +92,8 @@ def call_async(
     try:
         context = contextvars.copy_context()
         forget_async_library(context)
-        driver = _primed(_drive(fn, args, kwargs, frame, sys.exc_info()[1]))
+        driver = _drive(fn, args, kwargs, frame, sys.exc_info()[1])
+        driver.send(None)  # primed: now awaiting _first_step()
         loop_thread = None
         if force_new_loop:
             loop_thread = _start_new_loop(driver, context, backend, frame)
@@ -108,15 +109,10 @@ def call_async(
     return frame.outcome()
 
 
-def _primed(driver: Coroutine[Any, Any, None]) -> Coroutine[Any, Any, None]:
-    """Run ``driver`` (in this thread) up to its first ``await``: ``_first_step()``."""
-    driver.send(None)
-    return driver
-
-
 @types.coroutine
 def _first_step() -> Generator[None, None, None]:
-    """Yields once, to :func:`_primed`; the loop's first step resumes after it."""
+    """Yields once, to :func:`call_async`, which primes the driver; the loop's first step
+    resumes after it."""
     yield
 
 
@@ -182,7 +178,12 @@ def _is_cancellation(error: BaseException) -> bool:
 
 
 def _start_on_origin(driver: Any, context: Any, frame: SyncFrame, backend: str) -> None:
-    origin = _origin_here()
+    # The loop this thread works for: bridge's, anyio's or asgiref's worker thread.
+    origin = served_origin()
+    if origin is None:
+        native = origin_from_anyio_worker() or origin_loop_from_asgiref()
+        if native is not None:
+            origin = origin_of(native)
     if origin is not None:
         call = served_call()
         if call is not None and call.origin is origin:
@@ -197,15 +198,6 @@ def _start_on_origin(driver: Any, context: Any, frame: SyncFrame, backend: str) 
     except BaseException:
         driver.close()
         raise
-
-
-def _origin_here() -> Origin | None:
-    """The loop this thread works for: bridge's, anyio's or asgiref's worker thread."""
-    origin = served_origin()
-    if origin is not None:
-        return origin
-    native = origin_from_anyio_worker() or origin_loop_from_asgiref()
-    return None if native is None else origin_of(native)
 
 
 def _start_new_loop(
