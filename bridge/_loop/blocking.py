@@ -30,8 +30,8 @@ from bridge._loop import green
 from bridge._loop import portal as _portal
 from bridge._loop.interop import (
     adopt_context,
+    async_library_var,
     current_frame,
-    forget_async_library,
     merge_context,
     origin_from_anyio_worker,
     origin_loop_from_asgiref,
@@ -91,7 +91,8 @@ def call_async(
     previous = set_current_frame(frame)
     try:
         context = contextvars.copy_context()
-        forget_async_library(context)
+        if async_library_var is not None and context.get(async_library_var) is not None:
+            context.run(async_library_var.set, None)  # the coroutine's loop names its own
         driver = _drive(fn, args, kwargs, frame, sys.exc_info()[1])
         driver.send(None)  # primed: now awaiting _first_step()
         loop_thread = None

@@ -279,6 +279,14 @@ class SyncFrame(Target):
     can walk a stack of frames that mixes its executors and these.
     """
 
+    # Class-level defaults, set on a frame only when they apply (one frame per call).
+    #: The ``sync_to_async`` call whose thread waits here, when the coroutine runs on that
+    #: call's loop (so a cancelled caller can cancel the coroutine).
+    call: ThreadCall | None = None
+    cancel_scope: Any = None  # trio: the scope the coroutine runs in
+    cancelled = False  # the coroutine ended with its loop's cancellation
+    watcher: Waiter | None = None  # woken on the loop when the coroutine ends
+
     def __init__(self, old_executor: Any) -> None:
         # the loop's thread puts here: under gevent the blocked thread may be a greenlet
         self._queue: green.CrossThreadQueue[Runnable | None] = green.cross_thread_queue()
@@ -291,12 +299,6 @@ class SyncFrame(Target):
         #: The asyncio task driving the coroutine, kept alive here (asyncio holds tasks
         #: weakly).
         self.task: Any = None
-        #: The ``sync_to_async`` call whose thread waits here, when the coroutine runs on
-        #: that call's loop (so a cancelled caller can cancel the coroutine).
-        self.call: ThreadCall | None = None
-        self.cancel_scope: Any = None  # trio: the scope the coroutine runs in
-        self.cancelled = False  # the coroutine ended with its loop's cancellation
-        self.watcher: Waiter | None = None  # woken on the loop when the coroutine ends
 
     def cancel(self) -> None:
         """On the loop: cancel the coroutine (a started one; asyncio: once, as asgiref does)."""
