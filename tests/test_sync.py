@@ -967,6 +967,40 @@ async def test_native_asyncio_cancel_with_wait_on_cancel_waits_for_the_thread() 
     assert finished.is_set()
 
 
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_coroutine_cancelled_before_its_first_step_releases_the_sync_thread() -> None:
+    """A loop shutting down cancels every task, maybe one async_to_sync has just started
+    and that never ran a step: the sync thread gets CancelledError instead of waiting on."""
+    loop = asyncio.get_running_loop()
+    armed, ran, seen = threading.Event(), [], []
+
+    def cancel_the_next_task(loop: Any, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        task = asyncio.Task(coro, loop=loop, **kwargs)
+        if armed.is_set():
+            armed.clear()
+            task.cancel()
+        return task
+
+    async def never_runs() -> None:
+        ran.append(True)
+
+    def sync_side() -> None:
+        armed.set()
+        try:
+            bridge.async_to_sync(never_runs)()
+        except BaseException as error:
+            seen.append(type(error))
+
+    loop.set_task_factory(cancel_the_next_task)
+    try:
+        await bridge.sync_to_async(sync_side)()
+    finally:
+        loop.set_task_factory(None)
+    assert seen == [asyncio.CancelledError]
+    assert ran == []
+
+
 # -- background loop lifecycle ------------------------------------------------------------
 
 

@@ -10,7 +10,10 @@ asgiref's ``sync_to_async``); else the persistent background loop of ``bridge._l
 
 Invariants: the frame is current (for both bridge and asgiref) exactly while the thread
 waits; the coroutine's contextvars are merged back into the caller on every outcome; a
-loop that fails to start releases the waiting thread with its error.
+loop that fails to start releases the waiting thread with its error. The driver coroutine
+is primed (sent to once in the calling thread): it has entered its ``try`` before any loop
+sees it, so a task cancelled before its first step (a loop shutting down cancels every
+task) still finishes the frame, with no done-callback on the loop per call.
 """
 
 from __future__ import annotations
@@ -19,21 +22,22 @@ import asyncio
 import contextvars
 import functools
 import sys
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Generator
 from typing import Any
 
 from bridge._loop import green
 from bridge._loop import portal as _portal
 from bridge._loop.interop import (
     adopt_context,
+    async_library_var,
     current_frame,
-    forget_async_library,
     merge_context,
     origin_from_anyio_worker,
     origin_loop_from_asgiref,
     set_current_frame,
 )
-from bridge._loop.origin import Origin, origin_of, wake_waiter
+from bridge._loop.origin import await_started, origin_of, wake_waiter
 from bridge._loop.threads import SyncFrame, served_call, served_origin
 
 __all__ = ("call_async", "refuse_in_loop_thread")
@@ -87,8 +91,10 @@ def call_async(
     previous = set_current_frame(frame)
     try:
         context = contextvars.copy_context()
-        forget_async_library(context)
+        if async_library_var is not None and context.get(async_library_var) is not None:
+            context.run(async_library_var.set, None)  # the coroutine's loop names its own
         driver = _drive(fn, args, kwargs, frame, sys.exc_info()[1])
+        driver.send(None)  # primed: now awaiting _first_step()
         loop_thread = None
         if force_new_loop:
             loop_thread = _start_new_loop(driver, context, backend, frame)
@@ -104,6 +110,13 @@ def call_async(
     return frame.outcome()
 
 
+@types.coroutine
+def _first_step() -> Generator[None, None, None]:
+    """Yields once, to :func:`call_async`, which primes the driver; the loop's first step
+    resumes after it."""
+    yield
+
+
 async def _drive(
     fn: Callable[..., Any],
     args: tuple[Any, ...],
@@ -111,6 +124,13 @@ async def _drive(
     frame: SyncFrame,
     exc: BaseException | None,
 ) -> None:
+    try:
+        await _first_step()
+    except GeneratorExit:
+        raise  # closed before it reached a loop: nobody waits for it
+    except BaseException:  # its task was cancelled before its first step
+        frame.finish(None, asyncio.CancelledError("the event loop cancelled the task"), None)
+        return
     result: Any = None
     error: BaseException | None = None
     adopt_context(contextvars.copy_context())
@@ -123,6 +143,8 @@ async def _drive(
                 result = await _call(fn, args, kwargs, exc)
             if frame.cancel_scope.cancelled_caught:  # the scope absorbed trio's Cancelled
                 raise asyncio.CancelledError("the caller of sync_to_async was cancelled")
+        elif exc is None:
+            result = await fn(*args, **kwargs)
         else:
             result = await _call(fn, args, kwargs, exc)
     except BaseException as raised:
@@ -157,7 +179,12 @@ def _is_cancellation(error: BaseException) -> bool:
 
 
 def _start_on_origin(driver: Any, context: Any, frame: SyncFrame, backend: str) -> None:
-    origin = _origin_here()
+    # The loop this thread works for: bridge's, anyio's or asgiref's worker thread.
+    origin = served_origin()
+    if origin is None:
+        native = origin_from_anyio_worker() or origin_loop_from_asgiref()
+        if native is not None:
+            origin = origin_of(native)
     if origin is not None:
         call = served_call()
         if call is not None and call.origin is origin:
@@ -172,19 +199,6 @@ def _start_on_origin(driver: Any, context: Any, frame: SyncFrame, backend: str) 
     except BaseException:
         driver.close()
         raise
-
-
-def _origin_here() -> Origin | None:
-    """The loop this thread works for: bridge's, anyio's or asgiref's worker thread."""
-    origin = served_origin()
-    if origin is not None:
-        return origin
-    native = origin_from_anyio_worker() or origin_loop_from_asgiref()
-    return None if native is None else origin_of(native)
-
-
-async def _await(driver: Any) -> None:
-    await driver
 
 
 def _start_new_loop(
@@ -225,4 +239,4 @@ def _run_loop(
     else:
         import trio
 
-        context.run(trio.run, _await, driver)
+        context.run(trio.run, await_started, driver)

@@ -60,13 +60,13 @@ _patched = False  # once True, for good
 
 def gevent_patched() -> bool:
     """Whether gevent has monkey-patched ``threading`` in this process."""
-    return _patched or _ask_gevent()
+    # gevent.monkey is never imported here: only a patcher has
+    return _patched or ("gevent.monkey" in sys.modules and _ask_gevent())
 
 
 def _ask_gevent() -> bool:
     global _patched
-    monkey = sys.modules.get("gevent.monkey")  # never imported here: only a patcher has
-    _patched = monkey is not None and bool(monkey.is_module_patched("threading"))
+    _patched = bool(sys.modules["gevent.monkey"].is_module_patched("threading"))
     return _patched
 
 
@@ -85,7 +85,8 @@ def cross_thread_queue() -> CrossThreadQueue[T]:
     Without gevent, or in an OS thread that has no hub: the C ``SimpleQueue``. In a
     greenlet: a :class:`_HubQueue`, whose ``get`` lets the hub run other greenlets.
     """
-    if gevent_patched():
+    # gevent_patched(), inline: every async_to_sync call makes one of these queues
+    if _patched or ("gevent.monkey" in sys.modules and _ask_gevent()):
         from gevent._hub_local import get_hub_if_exists  # type: ignore[import-untyped]
 
         if get_hub_if_exists() is not None:

@@ -44,11 +44,11 @@ except ImportError:  # pragma: no cover - asgiref < 3.10 has no thread-tagged st
 __all__ = (
     "adopt_context",
     "anyio_token_for",
+    "async_library_var",
     "current_frame",
     "current_thread_sensitive_context",
     "enter_anyio_worker",
     "executor_for_context",
-    "forget_async_library",
     "forget_context_executor",
     "inside_thread",
     "leave_anyio_worker",
@@ -302,22 +302,18 @@ def _sniffio_library_var() -> contextvars.ContextVar[Any] | None:
     return sniffio.current_async_library_cvar
 
 
-# sniffio's "which async library runs this task" (anyio.run sets it): it describes the loop
-# a context runs on, so it never crosses to another loop or back.
-_library_var = _sniffio_library_var()
-
-
-def forget_async_library(context: contextvars.Context) -> None:
-    """Before a coroutine runs in ``context`` on some loop: let that loop's library say."""
-    if _library_var is not None and context.get(_library_var) is not None:
-        context.run(_library_var.set, None)
+#: sniffio's "which async library runs this task" (anyio.run sets it), or None without
+#: sniffio. It describes the loop a context runs on, so it never crosses to another loop or
+#: back: :func:`merge_context` skips it, and ``async_to_sync`` clears it (inline, per call)
+#: in the context its coroutine runs in, so that loop's library says.
+async_library_var = _sniffio_library_var()
 
 
 def merge_context(context: contextvars.Context) -> None:
     """Copy the values of ``context`` into the current context (changes flow back)."""
     ident = threading.get_ident()
     for var, value in context.items():
-        if var is inside_thread or var is _library_var:
+        if var is inside_thread or var is async_library_var:
             continue  # they describe the callee's side only
         if _Storage is not None and type(value) is _Storage and value.thread_id != ident:
             value = _Storage(ident, value.data)

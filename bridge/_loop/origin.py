@@ -42,7 +42,7 @@ import sys
 import threading
 import weakref
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import Callable, Coroutine, Generator
 from typing import Any, Final, Protocol
 
 from bridge._http.logfields import EventLog
@@ -214,11 +214,26 @@ def _create_task(
 
 
 def _spawn_system_task(coroutine: Coroutine[Any, Any, Any], context: Any) -> None:
-    sys.modules["trio"].lowlevel.spawn_system_task(_await, coroutine, context=context)
+    sys.modules["trio"].lowlevel.spawn_system_task(await_started, coroutine, context=context)
 
 
-async def _await(awaitable: Awaitable[Any]) -> None:
-    await awaitable
+async def await_started(coroutine: Coroutine[Any, Any, Any]) -> None:
+    """``await coroutine``, which may have been started (sent to) already.
+
+    A native coroutine suspended in an ``await`` refuses a plain ``await`` ("being awaited
+    already"); its ``__await__`` iterator resumes it where it stopped.
+    """
+    await _Resumed(coroutine)
+
+
+class _Resumed:
+    __slots__ = ("coroutine",)
+
+    def __init__(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        self.coroutine = coroutine
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        return self.coroutine.__await__()
 
 
 # At most one origin per loop alive: keyed by id(native), which cannot be reused while

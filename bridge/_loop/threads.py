@@ -30,7 +30,6 @@ thread of the parent.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import threading
 from _queue import Empty, SimpleQueue  # never gevent's: bridge's OS threads wait on these
@@ -280,6 +279,14 @@ class SyncFrame(Target):
     can walk a stack of frames that mixes its executors and these.
     """
 
+    # Class-level defaults, set on a frame only when they apply (one frame per call).
+    #: The ``sync_to_async`` call whose thread waits here, when the coroutine runs on that
+    #: call's loop (so a cancelled caller can cancel the coroutine).
+    call: ThreadCall | None = None
+    cancel_scope: Any = None  # trio: the scope the coroutine runs in
+    cancelled = False  # the coroutine ended with its loop's cancellation
+    watcher: Waiter | None = None  # woken on the loop when the coroutine ends
+
     def __init__(self, old_executor: Any) -> None:
         # the loop's thread puts here: under gevent the blocked thread may be a greenlet
         self._queue: green.CrossThreadQueue[Runnable | None] = green.cross_thread_queue()
@@ -289,27 +296,9 @@ class SyncFrame(Target):
         self.result: Any = None
         self.error: BaseException | None = None
         self.final_context: Any = None
-        self._task: Any = None
-        #: The ``sync_to_async`` call whose thread waits here, when the coroutine runs on
-        #: that call's loop (so a cancelled caller can cancel the coroutine).
-        self.call: ThreadCall | None = None
-        self.cancel_scope: Any = None  # trio: the scope the coroutine runs in
-        self.cancelled = False  # the coroutine ended with its loop's cancellation
-        self.watcher: Waiter | None = None  # woken on the loop when the coroutine ends
-
-    @property
-    def task(self) -> Any:
-        """The asyncio task driving the coroutine, kept alive here."""
-        return self._task
-
-    @task.setter
-    def task(self, task: Any) -> None:
-        self._task = task
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: Any) -> None:
-        if not self._broken:  # cancelled before it started (a loop shutting down)
-            self.finish(None, asyncio.CancelledError("the event loop cancelled the task"), None)
+        #: The asyncio task driving the coroutine, kept alive here (asyncio holds tasks
+        #: weakly).
+        self.task: Any = None
 
     def cancel(self) -> None:
         """On the loop: cancel the coroutine (a started one; asyncio: once, as asgiref does)."""
