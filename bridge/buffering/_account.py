@@ -26,7 +26,7 @@ be taken for the next request).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from bridge._http.errors import error_title
 from bridge._http.translate import BadRequest, parse_content_length
@@ -105,6 +105,20 @@ class BodyAccount:
                 lengths.append(value)
             elif name == b"transfer-encoding":
                 chunked = True
+        return cls.framed(lengths, chunked, limits, now, self_framed=self_framed)
+
+    @classmethod
+    def framed(
+        cls,
+        lengths: Sequence[bytes],
+        chunked: bool,
+        limits: BodyLimits,
+        now: float,
+        *,
+        self_framed: bool = False,
+    ) -> BodyAccount:
+        """:meth:`open` for a head already read: its Content-Length values (one, or
+        none, for a head that holds one line per name) and whether it is chunked."""
         try:
             declared = parse_content_length(lengths)
         except BadRequest as exc:
@@ -140,12 +154,21 @@ class BodyAccount:
             f"{self.limits.body_deadline:g} s ({self.received} bytes received)",
         )
 
+    def take(self, size: int, more: bool) -> None:
+        """:meth:`add`, then :meth:`finish` when ``more`` says the body ended."""
+        self.received += size
+        cap = self.limits.max_body_size
+        if cap is not None and self.received > cap:
+            raise _crossed(cap)
+        if not more:
+            self.finish()
+
     def add(self, size: int) -> None:
         """Count ``size`` more bytes; 413 the moment the total crosses the cap."""
         self.received += size
         cap = self.limits.max_body_size
         if cap is not None and self.received > cap:
-            raise BodyRejected(413, f"request body crossed the limit {cap} while being read")
+            raise _crossed(cap)
 
     def timed_out(self) -> BodyRejected:
         """A read waited longer than it was allowed to: past the deadline when that is
@@ -164,3 +187,7 @@ class BodyAccount:
                 400,
                 f"request body ended after {self.received} of {self.declared} declared bytes",
             )
+
+
+def _crossed(cap: int) -> BodyRejected:
+    return BodyRejected(413, f"request body crossed the limit {cap} while being read")
