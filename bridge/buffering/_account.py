@@ -26,9 +26,10 @@ be taken for the next request).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 from bridge._http.errors import error_title
+from bridge._http.headers import parse_length
 from bridge._http.translate import BadRequest, parse_content_length
 from bridge.buffering._rules import BodyLimits
 
@@ -65,7 +66,6 @@ class BodyAccount:
         declared: int | None,
         now: float,
         expects_body: bool = True,
-        *,
         unframed: bool = False,
     ) -> None:
         self.limits = limits
@@ -105,31 +105,34 @@ class BodyAccount:
                 lengths.append(value)
             elif name == b"transfer-encoding":
                 chunked = True
-        return cls.framed(lengths, chunked, limits, now, self_framed=self_framed)
+        if len(lengths) > 1:
+            _declared(lengths)  # raises: a repeated Content-Length
+        length = lengths[0] if lengths else None
+        return cls.framed(length, chunked, limits, now, self_framed)
 
     @classmethod
     def framed(
         cls,
-        lengths: Sequence[bytes],
+        length: bytes | None,
         chunked: bool,
         limits: BodyLimits,
         now: float,
-        *,
         self_framed: bool = False,
     ) -> BodyAccount:
-        """:meth:`open` for a head already read: its Content-Length values (one, or
-        none, for a head that holds one line per name) and whether it is chunked."""
-        try:
-            declared = parse_content_length(lengths)
-        except BadRequest as exc:
-            raise BodyRejected(400, str(exc)) from None
+        """:meth:`open` for a head already read (one line per name): its Content-Length
+        value or None, and whether it has a Transfer-Encoding."""
+        declared = None
+        if length is not None:
+            declared = parse_length(length)
+            if declared is None:
+                declared = _declared((length,))  # raises: the rules refuse it (400)
         if declared is not None and chunked:
             raise BodyRejected(400, "both Content-Length and Transfer-Encoding were sent")
         cap = limits.max_body_size
         if declared is not None and cap is not None and declared > cap:
             raise BodyRejected(413, f"declared Content-Length {declared} is over the limit {cap}")
         unframed = declared is None and not chunked and not self_framed
-        return cls(limits, declared, now, declared != 0, unframed=unframed)
+        return cls(limits, declared, now, declared != 0, unframed)
 
     def read_timeout(self, now: float) -> float | None:
         """Seconds the next read may wait (None: forever); 408 once the deadline passed."""
@@ -187,6 +190,14 @@ class BodyAccount:
                 400,
                 f"request body ended after {self.received} of {self.declared} declared bytes",
             )
+
+
+def _declared(lengths: Iterable[bytes]) -> int | None:
+    """The declared length; :class:`BodyRejected` (400) for one the rules refuse."""
+    try:
+        return parse_content_length(lengths)
+    except BadRequest as exc:
+        raise BodyRejected(400, str(exc)) from None
 
 
 def _crossed(cap: int) -> BodyRejected:

@@ -151,13 +151,8 @@ def open_account(head: RequestHead, limits: BodyLimits, now: float) -> BodyAccou
     # one line without translating the others, and holds one line per name.
     length = head.header(b"content-length")
     chunked = head.header(b"transfer-encoding") is not None
-    return BodyAccount.framed(
-        () if length is None else (length,),
-        chunked,
-        limits,
-        now,
-        self_framed=head.http_version not in _DELIMITED_BY_LENGTH,
-    )
+    self_framed = head.http_version not in _DELIMITED_BY_LENGTH
+    return BodyAccount.framed(length, chunked, limits, now, self_framed)
 
 
 def _bad_request(ex: BufferingExchange | StreamingExchange, error: BadRequest) -> Response:
