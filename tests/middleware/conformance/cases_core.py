@@ -477,6 +477,35 @@ CASES = [
         ],
         inner=InnerApp(echo=True),
     ),
+    # An exchange with request_body alone: the ASGI driver's lighter path for it still
+    # holds the head, so a refused read and an app's failure are answered as above.
+    Case(
+        "core-streaming-cap-app-raises-before-start",
+        lambda app, clock: Cap(app, clock=clock, limit=100),
+        [Step(Request(method=POST, body=b"ab"), status=500, body=b"Internal Server Error\n")],
+        inner=InnerApp(fail="before_start"),
+    ),
+    Case(
+        "core-streaming-cap-app-raises-after-start",
+        lambda app, clock: Cap(app, clock=clock, limit=100),
+        [Step(Request(method=POST, body=b"ab"), status=500, body=b"Internal Server Error\n")],
+        inner=InnerApp(fail="after_start"),
+    ),
+    Case(
+        "core-streaming-cap-empty-first-chunk-and-empty-body",
+        lambda app, clock: Cap(app, clock=clock, limit=100),
+        [
+            Step(Request(method=POST, body=b"ab"), status=200, body=b"data"),
+            Step(Request(method=POST, body=b"ab"), status=200, body=b"data"),
+        ],
+        inner=InnerApp(body=[b"", b"", b"data", b""]),
+    ),
+    Case(
+        "core-streaming-cap-empty-response",
+        lambda app, clock: Cap(app, clock=clock, limit=100),
+        [Step(Request(method=POST, body=b"ab"), status=204, body=b"")],
+        inner=InnerApp(status=204, headers=(), body=()),
+    ),
     Case(
         "core-app-raises-before-start",
         tag,
