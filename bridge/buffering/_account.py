@@ -158,13 +158,14 @@ class BodyAccount:
         )
 
     def take(self, size: int, more: bool) -> None:
-        """:meth:`add`, then :meth:`finish` when ``more`` says the body ended."""
-        self.received += size
+        """:meth:`add`, then :meth:`finish` when ``more`` says the body ended (one call
+        per chunk the app reads in stream mode)."""
+        received = self.received = self.received + size
         cap = self.limits.max_body_size
-        if cap is not None and self.received > cap:
+        if cap is not None and received > cap:
             raise _crossed(cap)
-        if not more:
-            self.finish()
+        if not more and self.declared is not None and received < self.declared:
+            raise self._short()
 
     def add(self, size: int) -> None:
         """Count ``size`` more bytes; 413 the moment the total crosses the cap."""
@@ -186,10 +187,12 @@ class BodyAccount:
     def finish(self) -> None:
         """The body ended; a short body means the client went away before sending it all."""
         if self.declared is not None and self.received < self.declared:
-            raise BodyRejected(
-                400,
-                f"request body ended after {self.received} of {self.declared} declared bytes",
-            )
+            raise self._short()
+
+    def _short(self) -> BodyRejected:
+        return BodyRejected(
+            400, f"request body ended after {self.received} of {self.declared} declared bytes"
+        )
 
 
 def _declared(lengths: Iterable[bytes]) -> int | None:
