@@ -661,8 +661,9 @@ def _reads_only(features: Features) -> bool:
 class _AsgiReadRun(ResponsePath):
     """Per-request I/O for an exchange that only watches the body the app reads
     (``request_body``, no response hook, no ``finish``): RequestBuffering in
-    stream mode, a body cap. :class:`_AsgiRun` with what such an exchange never
-    uses left out, so the request costs about half as much.
+    stream mode, a body cap. :class:`_AsgiRun` without what such an exchange never
+    uses (response hooks, outcomes, the tail task): about 3 k instructions less per
+    request (a seventh of what the driver adds for such an exchange).
 
     The response path keeps the invariants that concern a refusal: the app's head
     is held until its first non-empty chunk (or the end of its body), so an
