@@ -297,7 +297,7 @@ class StreamingExchange(Exchange):
     def __init__(
         self, head: RequestHead, now: float, config: _Config, account: BodyAccount
     ) -> None:
-        self.head = head
+        self.head = head  # Exchange.__init__'s two fields, without its call
         self.now = now
         self.config = config
         self._account = account
