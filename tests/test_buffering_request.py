@@ -172,6 +172,45 @@ async def test_http2_body_without_length_is_buffered() -> None:
     assert calls == ["receive", "receive"]  # read whole before the app ran
 
 
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("options", "headers", "untouched"),
+    [
+        pytest.param({"body_timeout": None}, [(b"content-length", b"4")], True, id="declared"),
+        pytest.param({"body_timeout": None, "max_body_size": None}, [], True, id="no-limit"),
+        pytest.param({}, [(b"content-length", b"4")], False, id="timed"),
+        pytest.param({"body_timeout": None, "body_deadline": 5.0}, [], False, id="deadline"),
+        pytest.param(
+            {"body_timeout": None}, [(b"transfer-encoding", b"chunked")], False, id="chunked"
+        ),
+    ],
+)
+async def test_stream_with_nothing_to_watch_leaves_the_request_alone(
+    options: dict[str, Any], headers: list[tuple[bytes, bytes]], untouched: bool
+) -> None:
+    # Nothing to watch: the server delivers exactly a declared length, so with no timeout
+    # and no deadline the app gets the server's own scope and receive.
+    message = {"type": "http.request", "body": b"abcd", "more_body": False}
+    receive, scope, _ = asgi_probe("1.1", headers, [message])
+    seen: list[Any] = []
+
+    async def app(app_scope: Any, app_receive: Any, send: Any) -> None:
+        seen.append((app_scope, app_receive, await app_receive()))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await RequestBuffering(app, mode="stream", **options)(scope, receive, send)
+    assert [m.get("status") for m in sent] == [200, None]
+    assert seen[0][0] is scope
+    assert (seen[0][1] is receive) is untouched
+    assert seen[0][2] == message
+
+
 def test_wsgi_get_without_length_is_forwarded_unread() -> None:
     environ = environ_for("")
     environ["REQUEST_METHOD"] = "GET"
