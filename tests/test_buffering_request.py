@@ -58,6 +58,7 @@ def scope_with(headers: list[tuple[bytes, bytes]]) -> Request:
     return Request(method="POST", headers=[(b"host", b"t"), *headers])
 
 
+@pytest.mark.parametrize("mode", ["buffer", "stream"])
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize(
     ("value", "detail"),
@@ -70,21 +71,24 @@ def scope_with(headers: list[tuple[bytes, bytes]]) -> Request:
     ],
 )
 def test_bad_content_length_asgi(
-    backend: str, value: bytes, detail: str, caplog: pytest.LogCaptureFixture
+    backend: str, value: bytes, detail: str, mode: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     request = Request(method="GET", headers=[(b"host", b"t"), (b"content-length", value)])
-    result = call_asgi(RequestBuffering(ECHO.asgi()), request, backend=backend)
+    result = call_asgi(RequestBuffering(ECHO.asgi(), mode=mode), request, backend=backend)
     assert result.status == 400
     assert result.body.startswith(b"Bad Request: " + detail.encode())
     assert result.seen is None
     assert len(rejections(caplog)) == 1
 
 
+@pytest.mark.parametrize("mode", ["buffer", "stream"])
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_duplicated_content_length_asgi(backend: str) -> None:
+def test_duplicated_content_length_asgi(backend: str, mode: Any) -> None:
     headers = [(b"host", b"t"), (b"content-length", b"3"), (b"content-length", b"4")]
     result = call_asgi(
-        RequestBuffering(ECHO.asgi()), Request(method="GET", headers=headers), backend=backend
+        RequestBuffering(ECHO.asgi(), mode=mode),
+        Request(method="GET", headers=headers),
+        backend=backend,
     )
     assert result.status == 400  # refused while building the head, before the exchange
     assert b"duplicated Content-Length" in result.body
@@ -168,6 +172,45 @@ async def test_http2_body_without_length_is_buffered() -> None:
     assert calls == ["receive", "receive"]  # read whole before the app ran
 
 
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("options", "headers", "untouched"),
+    [
+        pytest.param({"body_timeout": None}, [(b"content-length", b"4")], True, id="declared"),
+        pytest.param({"body_timeout": None, "max_body_size": None}, [], True, id="no-limit"),
+        pytest.param({}, [(b"content-length", b"4")], False, id="timed"),
+        pytest.param({"body_timeout": None, "body_deadline": 5.0}, [], False, id="deadline"),
+        pytest.param(
+            {"body_timeout": None}, [(b"transfer-encoding", b"chunked")], False, id="chunked"
+        ),
+    ],
+)
+async def test_stream_with_nothing_to_watch_leaves_the_request_alone(
+    options: dict[str, Any], headers: list[tuple[bytes, bytes]], untouched: bool
+) -> None:
+    # Nothing to watch: the server delivers exactly a declared length, so with no timeout
+    # and no deadline the app gets the server's own scope and receive.
+    message = {"type": "http.request", "body": b"abcd", "more_body": False}
+    receive, scope, _ = asgi_probe("1.1", headers, [message])
+    seen: list[Any] = []
+
+    async def app(app_scope: Any, app_receive: Any, send: Any) -> None:
+        seen.append((app_scope, app_receive, await app_receive()))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await RequestBuffering(app, mode="stream", **options)(scope, receive, send)
+    assert [m.get("status") for m in sent] == [200, None]
+    assert seen[0][0] is scope
+    assert (seen[0][1] is receive) is untouched
+    assert seen[0][2] == message
+
+
 def test_wsgi_get_without_length_is_forwarded_unread() -> None:
     environ = environ_for("")
     environ["REQUEST_METHOD"] = "GET"
@@ -230,9 +273,11 @@ def call_environ(app: Any, environ: Environ) -> tuple[str, bytes]:
     return status[0], body
 
 
+@pytest.mark.parametrize("mode", ["buffer", "stream"])
 @pytest.mark.parametrize("value", ["-1", "ten", "+3", " 3 4"])
-def test_bad_content_length_wsgi(value: str, caplog: pytest.LogCaptureFixture) -> None:
-    status, body = call_environ(RequestBuffering(ECHO.wsgi()), environ_for(value, b"abc"))
+def test_bad_content_length_wsgi(value: str, mode: Any, caplog: pytest.LogCaptureFixture) -> None:
+    app = RequestBuffering(ECHO.wsgi(), mode=mode)
+    status, body = call_environ(app, environ_for(value, b"abc"))
     assert status == "400 Bad Request"
     assert body.startswith(b"Bad Request: invalid Content-Length")
     assert len(rejections(caplog)) == 1
@@ -242,10 +287,14 @@ def test_bad_content_length_wsgi(value: str, caplog: pytest.LogCaptureFixture) -
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_one_log_line_per_rejection(backend: str, caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("mode", ["buffer", "stream"])
+def test_one_log_line_per_rejection(
+    backend: str, mode: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     chunked = Request(method="POST", body=[b"a" * 8, b"b" * 8], chunked=True, path="/up")
-    call_asgi(RequestBuffering(ECHO.asgi(), max_body_size=10), chunked, backend=backend)
-    call_wsgi(RequestBuffering(ECHO.wsgi(), max_body_size=10), chunked)
+    options: dict[str, Any] = {"max_body_size": 10, "mode": mode}
+    call_asgi(RequestBuffering(ECHO.asgi(), **options), chunked, backend=backend)
+    call_wsgi(RequestBuffering(ECHO.wsgi(), **options), chunked)
     records = rejections(caplog)
     assert [r.getMessage() for r in records] == [
         "RequestBuffering refused POST /up (client 127.0.0.1): 413 Content Too Large: "

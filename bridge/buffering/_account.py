@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from bridge._http.errors import error_title
+from bridge._http.headers import parse_length
 from bridge._http.translate import BadRequest, parse_content_length
 from bridge.buffering._rules import BodyLimits
 
@@ -65,7 +66,6 @@ class BodyAccount:
         declared: int | None,
         now: float,
         expects_body: bool = True,
-        *,
         unframed: bool = False,
     ) -> None:
         self.limits = limits
@@ -105,17 +105,34 @@ class BodyAccount:
                 lengths.append(value)
             elif name == b"transfer-encoding":
                 chunked = True
-        try:
-            declared = parse_content_length(lengths)
-        except BadRequest as exc:
-            raise BodyRejected(400, str(exc)) from None
+        if len(lengths) > 1:
+            _declared(lengths)  # raises: a repeated Content-Length
+        length = lengths[0] if lengths else None
+        return cls.framed(length, chunked, limits, now, self_framed)
+
+    @classmethod
+    def framed(
+        cls,
+        length: bytes | None,
+        chunked: bool,
+        limits: BodyLimits,
+        now: float,
+        self_framed: bool = False,
+    ) -> BodyAccount:
+        """:meth:`open` for a head already read (one line per name): its Content-Length
+        value or None, and whether it has a Transfer-Encoding."""
+        declared = None
+        if length is not None:
+            declared = parse_length(length)
+            if declared is None:
+                declared = _declared((length,))  # raises: the rules refuse it (400)
         if declared is not None and chunked:
             raise BodyRejected(400, "both Content-Length and Transfer-Encoding were sent")
         cap = limits.max_body_size
         if declared is not None and cap is not None and declared > cap:
             raise BodyRejected(413, f"declared Content-Length {declared} is over the limit {cap}")
         unframed = declared is None and not chunked and not self_framed
-        return cls(limits, declared, now, declared != 0, unframed=unframed)
+        return cls(limits, declared, now, declared != 0, unframed)
 
     def read_timeout(self, now: float) -> float | None:
         """Seconds the next read may wait (None: forever); 408 once the deadline passed."""
@@ -140,12 +157,22 @@ class BodyAccount:
             f"{self.limits.body_deadline:g} s ({self.received} bytes received)",
         )
 
+    def take(self, size: int, more: bool) -> None:
+        """:meth:`add`, then :meth:`finish` when ``more`` says the body ended (one call
+        per chunk the app reads in stream mode)."""
+        received = self.received = self.received + size
+        cap = self.limits.max_body_size
+        if cap is not None and received > cap:
+            raise _crossed(cap)
+        if not more and self.declared is not None and received < self.declared:
+            raise self._short()
+
     def add(self, size: int) -> None:
         """Count ``size`` more bytes; 413 the moment the total crosses the cap."""
         self.received += size
         cap = self.limits.max_body_size
         if cap is not None and self.received > cap:
-            raise BodyRejected(413, f"request body crossed the limit {cap} while being read")
+            raise _crossed(cap)
 
     def timed_out(self) -> BodyRejected:
         """A read waited longer than it was allowed to: past the deadline when that is
@@ -160,7 +187,21 @@ class BodyAccount:
     def finish(self) -> None:
         """The body ended; a short body means the client went away before sending it all."""
         if self.declared is not None and self.received < self.declared:
-            raise BodyRejected(
-                400,
-                f"request body ended after {self.received} of {self.declared} declared bytes",
-            )
+            raise self._short()
+
+    def _short(self) -> BodyRejected:
+        return BodyRejected(
+            400, f"request body ended after {self.received} of {self.declared} declared bytes"
+        )
+
+
+def _declared(lengths: Iterable[bytes]) -> int | None:
+    """The declared length; :class:`BodyRejected` (400) for one the rules refuse."""
+    try:
+        return parse_content_length(lengths)
+    except BadRequest as exc:
+        raise BodyRejected(400, str(exc)) from None
+
+
+def _crossed(cap: int) -> BodyRejected:
+    return BodyRejected(413, f"request body crossed the limit {cap} while being read")

@@ -10,8 +10,10 @@ per request from the matching rule's ``mode``:
   driver announces with a Content-Length. The spool is owned by the driver
   once forwarded and closed by ``_buffer`` on every other path, so no
   temporary file outlives its request.
-* :class:`StreamingExchange` decides from the head the same way, then counts
-  what the app reads (``request_body``) and lets the driver time each read.
+* In ``"stream"`` mode the head is decided the same way in ``exchange`` itself
+  (:func:`stream_exchange`): a :class:`Refusal`, nothing at all when there is
+  nothing to watch, or a :class:`StreamingExchange`, which counts what the app
+  reads (``request_body``) and lets the driver time each read.
 
 Every rejection is logged once (logger ``bridge.buffering``) and answered with
 the short response of :mod:`._replies`.
@@ -137,17 +139,20 @@ def printable(path: str) -> str:
     return path if path.isprintable() else repr(path)
 
 
-_FRAMING: Final = (b"content-length", b"transfer-encoding")
+#: HTTP versions whose bodies are framed by Content-Length or chunking (HTTP/2 and 3
+#: frame bodies themselves, so a body may come with neither header).
+_DELIMITED_BY_LENGTH: Final = ("1.1", "1.0")
 
 
 def open_account(head: RequestHead, limits: BodyLimits, now: float) -> BodyAccount:
     """The body account of ``head``; :class:`BodyRejected` for a head that cannot have one."""
-    # A Content-Length the head refuses raises BadRequest here, which the core answers
-    # through ``bad_request`` below. Only the two framing lines are read: a head reads
-    # one line without translating the others.
-    self_framed = head.http_version not in ("1.1", "1.0")
-    framing = [(name, value) for name in _FRAMING if (value := head.header(name)) is not None]
-    return BodyAccount.open(framing, limits, now, self_framed=self_framed)
+    # A Content-Length the head refuses raises BadRequest here, which the caller answers
+    # as a 400 of this middleware's. Only the two framing lines are read: a head reads
+    # one line without translating the others, and holds one line per name.
+    length = head.header(b"content-length")
+    chunked = head.header(b"transfer-encoding") is not None
+    self_framed = head.http_version not in _DELIMITED_BY_LENGTH
+    return BodyAccount.framed(length, chunked, limits, now, self_framed)
 
 
 def _bad_request(ex: BufferingExchange | StreamingExchange, error: BadRequest) -> Response:
@@ -241,49 +246,81 @@ class BufferingExchange(Exchange):
         return self.config.response(rejection)
 
 
-class StreamingExchange(Exchange):
-    """One request in ``"stream"`` mode: count what the app reads, time each read."""
+def stream_exchange(
+    head: RequestHead, now: float, config: _Config, limits: BodyLimits
+) -> StreamingExchange | Refusal | None:
+    """The exchange of a ``"stream"`` request, its head already checked: a
+    :class:`Refusal` for a head refused (400, 413), None when there is nothing to
+    watch, else a :class:`StreamingExchange`.
 
-    __slots__ = ("_account", "config", "limits")
+    Nothing to watch: no ``body_timeout`` and no ``body_deadline``, and a body that
+    cannot cross the cap, because there is none or its declared length is within it.
+    The server delivers exactly the declared length (HTTP/1.1 framing: uvicorn and
+    hypercorn end the body with ``more_body`` False only once it has all arrived, h2
+    refuses a stream whose DATA differs from it, WSGI servers give ``wsgi.input`` that
+    many bytes) and reports a client that stops short as a disconnect.
+    """
+    try:
+        account = open_account(head, limits, now)
+    except BodyRejected as rejection:
+        return Refusal(head, now, config.reject(head, rejection))
+    except BadRequest as error:  # a Content-Length the header rules refuse
+        return Refusal(head, now, config.reject(head, BodyRejected(error.status, str(error))))
+    unwatched = limits.body_timeout is None and limits.body_deadline is None
+    if unwatched and (account.declared is not None or limits.max_body_size is None):
+        return None
+    return StreamingExchange(head, now, config, account)
 
-    def __init__(self, head: RequestHead, now: float, config: _Config, limits: BodyLimits) -> None:
+
+class Refusal(Exchange):
+    """A request refused from its head alone (stream mode decides in ``exchange``)."""
+
+    __slots__ = ("refusal",)
+
+    def __init__(self, head: RequestHead, now: float, refusal: Response) -> None:
         super().__init__(head, now)
-        self.config = config
-        self.limits = limits
-        self._account: BodyAccount | None = None
+        self.refusal = refusal
 
-    def request(self) -> Forward | Respond:
-        try:
-            self._account = open_account(self.head, self.limits, self.now)
-        except BodyRejected as rejection:
-            return Respond(self.config.reject(self.head, rejection))
-        return Forward(self.head)
+    def request(self) -> Respond:
+        return Respond(self.refusal)
+
+
+class StreamingExchange(Exchange):
+    """One request in ``"stream"`` mode: count what the app reads, time each read.
+
+    It overrides ``request_body`` only (the head was checked by
+    :func:`stream_exchange`), so the drivers add nothing to the response but the
+    held head that lets a refused read replace it."""
+
+    __slots__ = ("_account", "_deadline", "config")
+
+    def __init__(
+        self, head: RequestHead, now: float, config: _Config, account: BodyAccount
+    ) -> None:
+        self.head = head  # Exchange.__init__'s two fields, without its call
+        self.now = now
+        self.config = config
+        self._account = account
+        self._deadline = account.limits.body_deadline is not None
 
     # The core reads this per exchange; here it depends on the matching rule.
     @property
     def request_read_timeout(self) -> float | None:  # type: ignore[override]
-        return self.limits.body_timeout
+        return self._account.limits.body_timeout
 
     def request_body(self, chunk: bytes, more: bool) -> None:
         account = self._account
-        if account is None:  # pragma: no cover - the app runs only after request()
-            return
         try:
-            if self.limits.body_deadline is not None:  # 408 once it has passed
+            if self._deadline:  # 408 once it has passed
                 account.read_timeout(self.config.clock())
-            account.add(len(chunk))
-            if not more:
-                account.finish()
+            account.take(len(chunk), more)
         except BodyRejected as rejection:
             raise Abort(self.config.reject(self.head, rejection)) from None
 
     bad_request = _bad_request
 
     def read_timed_out(self) -> Response:
-        account = self._account
-        if account is None:  # pragma: no cover - the core only times reads it filters
-            return self.config.reject(self.head, BodyRejected(408, "request body stalled"))
-        return self.config.reject(self.head, account.timed_out())
+        return self.config.reject(self.head, self._account.timed_out())
 
 
 class RequestBuffering(Middleware):
@@ -357,8 +394,11 @@ class RequestBuffering(Middleware):
             close_connection=close_connection and self.interface == "asgi",
         )
 
-    def exchange(self, head: RequestHead, now: float) -> BufferingExchange | StreamingExchange:
-        limits = self.config.limits(head)
+    def exchange(
+        self, head: RequestHead, now: float
+    ) -> BufferingExchange | StreamingExchange | Refusal | None:
+        config = self.config
+        limits = config.base if not config.rules else config.limits(head)
         if limits.mode == "stream":
-            return StreamingExchange(head, now, self.config, limits)
-        return BufferingExchange(head, now, self.config, limits)
+            return stream_exchange(head, now, config, limits)
+        return BufferingExchange(head, now, config, limits)

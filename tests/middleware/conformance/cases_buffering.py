@@ -162,6 +162,58 @@ CASES = [
         steps=[ok(post([b"abc", b"def"], chunked=True), b"abcdef", length=False)],
     ),
     Case(
+        # No timeout, no deadline: a declared body within the cap has nothing left to
+        # watch (the server delivers exactly its length) and passes untouched; the head
+        # is still checked, and a chunked body is still counted.
+        id="buffering-stream-mode-unwatched-still-caps",
+        build=request_buffering(max_body_size=10, mode="stream", body_timeout=None),
+        inner=ECHO,
+        steps=[
+            ok(post(b"abcdef"), b"abcdef"),
+            reply(
+                413,
+                "Content Too Large: declared Content-Length 11 is over the limit 10",
+                post(b"x" * 11),
+            ),
+            reply(
+                413,
+                CROSSED,
+                post([b"a" * 6, b"b" * 6, b"c"], chunked=True),
+                seen=saw(b"a" * 6, length=False, error="disconnected"),
+            ),
+            reply(
+                400,
+                "Bad Request: both Content-Length and Transfer-Encoding were sent",
+                post(b"abc", chunked=True, headers=[HOST, (b"content-length", b"3")]),
+            ),
+        ],
+    ),
+    Case(
+        id="buffering-stream-mode-declared-over-limit-413-before-app",
+        build=request_buffering(max_body_size=10, mode="stream"),
+        inner=ECHO,
+        steps=[
+            reply(
+                413,
+                "Content Too Large: declared Content-Length 11 is over the limit 10",
+                post(b"x" * 11),
+            ),
+            ok(post(b"x" * 10), b"x" * 10),
+        ],
+    ),
+    Case(
+        id="buffering-stream-mode-app-raises-before-start-500",
+        build=request_buffering(max_body_size=10, mode="stream"),
+        inner=InnerApp(fail="before_start"),
+        steps=[Step(request=post(b"abc"), status=500, body=b"Internal Server Error\n")],
+    ),
+    Case(
+        id="buffering-stream-mode-app-raises-after-first-chunk",
+        build=request_buffering(max_body_size=10, mode="stream"),
+        inner=InnerApp(body=(b"ab", b"cd"), fail="after_body"),
+        steps=[Step(request=post(b"abc"), status=200, body=b"ab", error=True)],
+    ),
+    Case(
         id="buffering-content-length-with-transfer-encoding-400",
         build=request_buffering(),
         inner=ECHO,

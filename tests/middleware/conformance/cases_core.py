@@ -107,6 +107,22 @@ class _CapExchange(Exchange):
             raise Abort(Response.text(413, "body too large"))
 
 
+class GatedCap(Cap):
+    """A Cap whose ``request()`` refuses ``/closed`` and forwards the rest."""
+
+    def exchange(self, head: RequestHead, now: float) -> Exchange:
+        return _GatedCapExchange(head, now, self.limit)
+
+
+class _GatedCapExchange(_CapExchange):
+    __slots__ = ()
+
+    def request(self) -> Forward | Respond:
+        if self.head.path == "/closed":
+            return Respond(Response.text(403, "closed"))
+        return Forward(self.head)
+
+
 class Collect(Middleware):
     """Holds the body back and sends it in one piece with a Content-Length."""
 
@@ -476,6 +492,49 @@ CASES = [
             )
         ],
         inner=InnerApp(echo=True),
+    ),
+    # An exchange with request_body alone: the ASGI driver's lighter path for it still
+    # holds the head, so a refused read and an app's failure are answered as above.
+    Case(
+        "core-streaming-cap-with-a-request-decision",
+        lambda app, clock: GatedCap(app, clock=clock, limit=4),
+        [
+            Step(Request(method=POST, path="/closed", body=b"ab"), status=403, body=b"closed"),
+            Step(Request(method=POST, body=b"abc"), status=200, body=b"abc"),
+            Step(
+                Request(method=POST, body=[b"abc", b"def"], chunked=True),
+                status=413,
+                body=b"body too large",
+            ),
+        ],
+        inner=InnerApp(echo=True),
+    ),
+    Case(
+        "core-streaming-cap-app-raises-before-start",
+        lambda app, clock: Cap(app, clock=clock, limit=100),
+        [Step(Request(method=POST, body=b"ab"), status=500, body=b"Internal Server Error\n")],
+        inner=InnerApp(fail="before_start"),
+    ),
+    Case(
+        "core-streaming-cap-app-raises-after-start",
+        lambda app, clock: Cap(app, clock=clock, limit=100),
+        [Step(Request(method=POST, body=b"ab"), status=500, body=b"Internal Server Error\n")],
+        inner=InnerApp(fail="after_start"),
+    ),
+    Case(
+        "core-streaming-cap-empty-first-chunk-and-empty-body",
+        lambda app, clock: Cap(app, clock=clock, limit=100),
+        [
+            Step(Request(method=POST, body=b"ab"), status=200, body=b"data"),
+            Step(Request(method=POST, body=b"ab"), status=200, body=b"data"),
+        ],
+        inner=InnerApp(body=[b"", b"", b"data", b""]),
+    ),
+    Case(
+        "core-streaming-cap-empty-response",
+        lambda app, clock: Cap(app, clock=clock, limit=100),
+        [Step(Request(method=POST, body=b"ab"), status=204, body=b"")],
+        inner=InnerApp(status=204, headers=(), body=()),
     ),
     Case(
         "core-app-raises-before-start",
