@@ -106,10 +106,7 @@ async def run_asgi(
         return
     features = features_of(type(ex))
     if not features.request_only:
-        if features.request_body and _reads_only(features):
-            await _AsgiReadRun(mw, ex, send, features).run(http, receive)
-        else:
-            await _AsgiRun(mw, ex, send, features).run(http, receive)
+        await _AsgiRun(mw, ex, send, features).run(http, receive)
         return
     # Request-only exchange: decide, then leave the response path to the app and server.
     try:
@@ -667,124 +664,6 @@ class _AsgiRun(ResponsePath):
             return message
 
         return filtered
-
-
-def _reads_only(features: Features) -> bool:
-    """True for an exchange whose hooks after ``request()`` are ``request_body`` alone."""
-    return not (
-        features.response_start or features.response_body or features.response or features.finish
-    )
-
-
-class _AsgiReadRun(ResponsePath):
-    """Per-request I/O for an exchange that only watches the body the app reads
-    (``request_body``, no response hook, no ``finish``): RequestBuffering in
-    stream mode, a body cap. :class:`_AsgiRun` without what such an exchange never
-    uses (response hooks, outcomes, the tail task): about 3 k instructions less per
-    request (a seventh of what the driver adds for such an exchange).
-
-    The response path keeps the invariants that concern a refusal: the app's head
-    is held until its first non-empty chunk (or the end of its body), so an
-    :class:`Abort` raised by a later read still replaces the app's response; an
-    app that fails or returns before its head left gets the refusal or a 500.
-    """
-
-    __slots__ = ("held", "inner_receive", "mw", "outer_send", "timeout")
-
-    def __init__(self, mw: Middleware, ex: Exchange, send: Any, features: Features) -> None:
-        ResponsePath.__init__(self, type(mw).__name__, ex, features)
-        self.mw = mw
-        self.outer_send = send
-        self.held: Message | None = None
-        self.timeout = ex.request_read_timeout
-        self.inner_receive: Any = None
-
-    async def run(self, scope: HTTPScope, receive: Any) -> None:
-        ex = self.ex
-        send = self.outer_send
-        app_scope: HTTPScope = scope
-        if self.features.request:
-            try:
-                result = ex.request()
-                decision = as_decision(result)
-                if decision is None:
-                    decision, receive = await _drive_request(result, receive)
-            except Exception as exc:
-                await _send_response(send, self.request_failed(exc))
-                return
-            if type(decision) is Respond:
-                await _send_response(send, self.responded(decision.response))
-                return
-            forward: Forward = decision  # type: ignore[assignment]  # not a Respond
-            head, body = forward
-            app_scope = scope_with_head(scope, ex.head, self.forward(head, body))
-            if body is not None:
-                receive = replay_receive(body, receive)
-        self.inner_receive = receive
-        try:
-            await self.mw.app(app_scope, self.receive, self.send)
-        except Exception as exc:
-            if self.app_head_sent:
-                raise
-            response = self.app_failed(exc)
-            if response is not None:
-                await _send_response(send, response)
-            return
-        finally:
-            if self.replay is not None:  # no finish hook: only the replayed body to close
-                self.finish(_CANCELLED)
-        if self.status is None:  # nothing sent: no response, or no end of its body
-            what = "a response" if self.held is None else "its response body"
-            await _send_response(send, self.app_returned_early(what))
-
-    async def receive(self) -> Message:
-        """The app's ``receive``: each read timed and shown to ``request_body``; a
-        disconnect once a read was refused."""
-        if self.abort is not None:
-            return _DISCONNECT
-        timeout = self.timeout
-        if timeout is None:
-            message: Message = await self.inner_receive()
-        else:
-            timed = await receive_within(self.inner_receive, timeout)
-            if timed is None:
-                self.read_timed_out()
-                return _DISCONNECT
-            message = timed
-        if message["type"] == "http.request" and not self.request_chunk(
-            message.get("body", b""), message.get("more_body", False)
-        ):
-            return _DISCONNECT
-        return message
-
-    async def send(self, message: Any) -> None:
-        """The app's ``send``: the head held until its first non-empty chunk, then sent
-        as it is, or the refusal sent instead (and the app's output dropped)."""
-        if self.replaced is not None:
-            return  # our response went out instead of the app's
-        held = self.held
-        kind = message["type"]
-        if held is None or kind == "http.response.start":
-            if kind != "http.response.start":
-                raise RuntimeError(f"the app sent {kind!r} before http.response.start")
-            if held is not None:
-                raise RuntimeError("the app sent http.response.start twice")
-            self.held = message
-            return
-        if self.status is None:
-            body = kind == "http.response.body"
-            if body and message.get("more_body", False) and not message.get("body"):
-                return  # an empty chunk with more to come: the head stays held
-            decided = self.send_head(held["status"], _no_head)
-            if decided is not None:  # the refusal, instead of the app's whole response
-                await _send_response(self.outer_send, cast(Response, decided))
-                return
-            await self.outer_send(held)
-        await self.outer_send(message)
-
-
-def _no_head() -> ResponseHead:  # pragma: no cover - only a response hook converts the head
-    raise AssertionError("no response hook to show the head to")
 
 
 def replay_receive(body: ReplayBody, receive: Any) -> Any:

@@ -493,8 +493,8 @@ CASES = [
         ],
         inner=InnerApp(echo=True),
     ),
-    # An exchange with request_body alone: the ASGI driver's lighter path for it still
-    # holds the head, so a refused read and an app's failure are answered as above.
+    # An exchange with request_body alone (and a request() decision): the head is still
+    # held, so a refused read and an app's failure are answered as above.
     Case(
         "core-streaming-cap-with-a-request-decision",
         lambda app, clock: GatedCap(app, clock=clock, limit=4),
