@@ -1,16 +1,16 @@
 """Why bridge's middleware add more time around Flask than around a bare app.
 
-Flask's hello world, called directly in a loop, is timed alone and with other work run
+The first section times Flask from inside (a shim around ``wsgi_app`` that also keeps
+``start_response`` out of the measurement), called directly and through bridge's
+Compression / CORS around it: the same environ, the same code, only the neighbours differ.
+
+Then Flask's hello world, called directly in a loop, is timed alone and with other work run
 beside it on every request (before the call; the place makes no difference): a request
 through bridge's Compression or CORS around a *bare* app (not around Flask), a few stdlib
 calls, and a C-level walk over 128 KiB of memory that runs no Python code at all. Each
 neighbour is also timed alone. "interaction" is how much more the pair costs than its two
 parts: time that neither spends alone, which is the cost of sharing the CPU's caches
 (the pair's working set no longer fits where each one's did).
-
-Section 2 times Flask from inside (a shim around ``wsgi_app`` that also keeps
-``start_response`` out of the measurement), called directly and through bridge's
-Compression / CORS around it: the same environ, the same code, only the neighbours differ.
 
 Run pinned: ``taskset -c 1 python benchmarks/bench_flask_neighbours.py``. CPU clock, min of
 rounds, variants interleaved.
@@ -184,8 +184,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}; CPU clock, min of {args.rounds} rounds of 2000")
+    inside_section(args.rounds)  # first: after the pairs, Flask's heap is laid out differently
     pair_section(args.rounds)
-    inside_section(args.rounds)
 
 
 if __name__ == "__main__":
