@@ -840,6 +840,9 @@ def keep_headers_apart(head: RequestHead) -> None:
         _set(head, "_source", dict(head._source))
 
 
+_FRAMING: Final = frozenset({b"content-length", b"transfer-encoding"})
+
+
 def head_for_body(head: RequestHead, length: int) -> RequestHead:
     """``head`` announcing a replacement body of ``length`` bytes (Content-Length, no chunking).
 
@@ -848,8 +851,9 @@ def head_for_body(head: RequestHead, length: int) -> RequestHead:
     Request heads hold one line per name, so checking the first line is exact.
     An empty body needs no announcement to a head without framing (RFC 9112, 6.3).
     """
-    if head.header(b"transfer-encoding") is None:
-        declared = head.header(b"content-length")
+    framing = lines_named(head, _FRAMING)  # one scan of an unread head's lines for both
+    if b"transfer-encoding" not in framing:
+        declared = framing.get(b"content-length")
         if declared == b"%d" % length or (declared is None and length == 0):
             return head
     headers = remove_header(head.headers, b"transfer-encoding")
