@@ -25,7 +25,7 @@ from bridge._http.headers import (
 from bridge._http.status import reason_phrase, status_line
 from bridge._http.translate import BadRequest, parse_content_length
 from bridge.asgi_to_wsgi._response import wsgi_headers
-from bridge.middleware import CustomHeaders, Exchange, Middleware, RequestHead, Respond, Response
+from bridge.middleware import Answer, CustomHeaders, Exchange, Middleware, RequestHead, Response
 from bridge.testing import InnerApp, call_asgi, call_wsgi
 from bridge.wsgi_to_asgi._app_run import ResponseError, ResponseState
 
@@ -254,7 +254,7 @@ def test_a_middleware_response_under_wsgi_carries_no_hop_by_hop_header() -> None
             response = Response.error(
                 503, headers=((b"connection", b"close"), (b"upgrade", b"h2c"), (b"x-kept", b"1"))
             )
-            return _Answer(head, now, response)
+            return Answer(head, now, response)
 
     wsgi = call_wsgi(CloseAndTell(InnerApp().wsgi()))  # wsgiref.validate refuses hop-by-hop
     asgi = call_asgi(CloseAndTell(InnerApp().asgi()))
@@ -262,15 +262,6 @@ def test_a_middleware_response_under_wsgi_carries_no_hop_by_hop_header() -> None
     assert wsgi.header(b"upgrade") is None
     assert wsgi.header(b"x-kept") == b"1"
     assert asgi.header(b"connection") == b"close"  # an ASGI server may honour it
-
-
-class _Answer(Exchange):
-    def __init__(self, head: RequestHead, now: float, response: Response) -> None:
-        super().__init__(head, now)
-        self.answer = response
-
-    def request(self) -> Respond:
-        return Respond(self.answer)
 
 
 # -- Content-Length -----------------------------------------------------------------

@@ -11,7 +11,7 @@ per request from the matching rule's ``mode``:
   once forwarded and closed by ``_buffer`` on every other path, so no
   temporary file outlives its request.
 * In ``"stream"`` mode the head is decided the same way in ``exchange`` itself
-  (:func:`stream_exchange`): a :class:`Refusal`, nothing at all when there is
+  (:func:`stream_exchange`): an ``Answer`` (the refusal), nothing at all when there is
   nothing to watch, or a :class:`StreamingExchange`, which counts what the app
   reads (``request_body``) and lets the driver time each read.
 
@@ -44,6 +44,7 @@ from bridge.buffering._rules import make_limits as _make_limits
 from bridge.buffering._spool import ChunkReader, Spool, SpoolRefused
 from bridge.middleware import (
     Abort,
+    Answer,
     BodyTimeout,
     ClientDisconnected,
     Effect,
@@ -248,9 +249,9 @@ class BufferingExchange(Exchange):
 
 def stream_exchange(
     head: RequestHead, now: float, config: _Config, limits: BodyLimits
-) -> StreamingExchange | Refusal | None:
+) -> StreamingExchange | Answer | None:
     """The exchange of a ``"stream"`` request, its head already checked: a
-    :class:`Refusal` for a head refused (400, 413), None when there is nothing to
+    ``Answer`` of the refusal for a head refused (400, 413), None when there is nothing to
     watch, else a :class:`StreamingExchange`.
 
     Nothing to watch: no ``body_timeout`` and no ``body_deadline``, and a body that
@@ -263,26 +264,13 @@ def stream_exchange(
     try:
         account = open_account(head, limits, now)
     except BodyRejected as rejection:
-        return Refusal(head, now, config.reject(head, rejection))
+        return Answer(head, now, config.reject(head, rejection))
     except BadRequest as error:  # a Content-Length the header rules refuse
-        return Refusal(head, now, config.reject(head, BodyRejected(error.status, str(error))))
+        return Answer(head, now, config.reject(head, BodyRejected(error.status, str(error))))
     unwatched = limits.body_timeout is None and limits.body_deadline is None
     if unwatched and (account.declared is not None or limits.max_body_size is None):
         return None
     return StreamingExchange(head, now, config, account)
-
-
-class Refusal(Exchange):
-    """A request refused from its head alone (stream mode decides in ``exchange``)."""
-
-    __slots__ = ("refusal",)
-
-    def __init__(self, head: RequestHead, now: float, refusal: Response) -> None:
-        super().__init__(head, now)
-        self.refusal = refusal
-
-    def request(self) -> Respond:
-        return Respond(self.refusal)
 
 
 class StreamingExchange(Exchange):
@@ -396,7 +384,7 @@ class RequestBuffering(Middleware):
 
     def exchange(
         self, head: RequestHead, now: float
-    ) -> BufferingExchange | StreamingExchange | Refusal | None:
+    ) -> BufferingExchange | StreamingExchange | Answer | None:
         config = self.config
         limits = config.base if not config.rules else config.limits(head)
         if limits.mode == "stream":

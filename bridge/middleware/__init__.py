@@ -22,6 +22,7 @@ from bridge._http.translate import BadRequest
 from bridge.middleware._core.base import Interface, Middleware, detect_interface
 from bridge.middleware._core.exchange import (
     Abort,
+    Answer,
     BodyTimeout,
     Call,
     ClientDisconnected,
@@ -63,6 +64,7 @@ __all__ = (
     "CORS",
     "RECOMMENDED_ORDER",
     "Abort",
+    "Answer",
     "BadRequest",
     "BodyTimeout",
     "Call",

@@ -9,7 +9,7 @@ from typing import Any, Final
 
 from bridge._http.logfields import EventLog
 from bridge.middleware._core.base import Interface, Middleware, spellings
-from bridge.middleware._core.exchange import Exchange, Respond
+from bridge.middleware._core.exchange import Answer, Exchange
 from bridge.middleware._core.heads import Headers, RequestHead, Response, ResponseHead
 from bridge.middleware._cors_policy import CorsPolicy, flag, is_origin
 from bridge.middleware._host_rules import quoted_for_log
@@ -111,7 +111,7 @@ class CORS(Middleware):
             if head.method == "OPTIONS":
                 method = head.header(b"access-control-request-method")
                 if method is not None:
-                    return _Answer(head, now, self._preflight(head, origin, method))
+                    return Answer(head, now, self._preflight(head, origin, method))
             lines = self.policy.actual_lines(origin)
             if lines is not None:
                 return _ActualExchange(head, now, lines)
@@ -132,20 +132,7 @@ class CORS(Middleware):
         if not self.check_websocket_origin or origin is None or self.policy.allows(origin):
             return None
         log.warning("refused", head, "websocket handshake from Origin %s", quoted_for_log(origin))
-        return _Answer(head, now, _FORBIDDEN)
-
-
-class _Answer(Exchange):
-    """Answers without the app (a preflight, a refused handshake)."""
-
-    __slots__ = ("answer",)
-
-    def __init__(self, head: RequestHead, now: float, answer: Response) -> None:
-        super().__init__(head, now)
-        self.answer = answer
-
-    def request(self) -> Respond:
-        return Respond(self.answer)
+        return Answer(head, now, _FORBIDDEN)
 
 
 class _ActualExchange(Exchange):

@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Final, Literal, Self, TypeAlias
 from bridge._http.apps import is_coroutine_app
 from bridge.middleware._core.asgi_driver import run_asgi
 from bridge.middleware._core.construction import loud_init, report_construction_error
-from bridge.middleware._core.exchange import Exchange, Forward, Respond
+from bridge.middleware._core.exchange import Answer, Exchange, Forward
 from bridge.middleware._core.heads import RequestHead, Response
 from bridge.middleware._core.wsgi_driver import run_wsgi
 
@@ -163,7 +163,11 @@ class Middleware:
         if not self.decides:
             raise NotImplementedError(f"{type(self).__qualname__} must implement exchange()")
         decided = self.decide_request(head, now)
-        return None if decided is None else _Decided(head, now, decided)
+        if decided is None:
+            return None
+        if isinstance(decided, Response):
+            return Answer(head, now, decided)
+        return _Decided(head, now, decided)
 
     def decide_request(self, head: RequestHead, now: float) -> RequestHead | Response | None:
         """Optional, instead of :meth:`exchange`, for a middleware that only looks at the
@@ -186,14 +190,13 @@ class Middleware:
 
 
 class _Decided(Exchange):
-    """What :meth:`Middleware.decide_request` decided, as a request-only exchange."""
+    """The head :meth:`Middleware.decide_request` forwards, as a request-only exchange."""
 
     __slots__ = ("decided",)
 
-    def __init__(self, head: RequestHead, now: float, decided: RequestHead | Response) -> None:
+    def __init__(self, head: RequestHead, now: float, decided: RequestHead) -> None:
         super().__init__(head, now)
         self.decided = decided
 
-    def request(self) -> Forward | Respond:
-        decided = self.decided
-        return Respond(decided) if isinstance(decided, Response) else Forward(decided)
+    def request(self) -> Forward:
+        return Forward(self.decided)

@@ -45,6 +45,7 @@ from bridge.middleware._core.heads import RequestHead, Response, ResponseHead
 
 __all__ = (
     "Abort",
+    "Answer",
     "BodyTimeout",
     "Call",
     "ClientDisconnected",
@@ -351,6 +352,22 @@ class Exchange:
     def finish(self, outcome: Outcome) -> FinishResult:
         """Called exactly once when the exchange ends, whatever happened."""
         return None
+
+
+class Answer(Exchange):
+    """An exchange that answers with ``response`` and never calls the app (a refusal
+    decided from the head, a CORS preflight): what ``exchange()`` returns for a request
+    it can answer at once."""
+
+    __slots__ = ("answer",)
+
+    def __init__(self, head: RequestHead, now: float, response: Response) -> None:
+        self.head = head
+        self.now = now
+        self.answer = response
+
+    def request(self) -> Respond:
+        return Respond(self.answer)
 
 
 @dataclass(frozen=True, slots=True)
