@@ -157,16 +157,6 @@ class BodyAccount:
             f"{self.limits.body_deadline:g} s ({self.received} bytes received)",
         )
 
-    def take(self, size: int, more: bool) -> None:
-        """:meth:`add`, then :meth:`finish` when ``more`` says the body ended (one call
-        per chunk the app reads in stream mode)."""
-        received = self.received = self.received + size
-        cap = self.limits.max_body_size
-        if cap is not None and received > cap:
-            raise _crossed(cap)
-        if not more and self.declared is not None and received < self.declared:
-            raise self._short()
-
     def add(self, size: int) -> None:
         """Count ``size`` more bytes; 413 the moment the total crosses the cap."""
         self.received += size

@@ -301,7 +301,9 @@ class StreamingExchange(Exchange):
         try:
             if self._deadline:  # 408 once it has passed
                 account.read_timeout(self.config.clock())
-            account.take(len(chunk), more)
+            account.add(len(chunk))
+            if not more:
+                account.finish()
         except BodyRejected as rejection:
             raise Abort(self.config.reject(self.head, rejection)) from None
 
