@@ -257,18 +257,29 @@ class _AcceptHeaders:
         if not self.answered:
             kind = message.get("type")
             if kind == "websocket.accept":
-                message = self._with_head(message, 101)
+                message = self._rewritten(message, 101)
             elif kind == "websocket.http.response.start":
-                message = self._with_head(message, message.get("status", 403))
+                message = self._rewritten(message, message.get("status", 403))
             elif kind == "websocket.close":
-                self._with_head({"headers": ()}, 403)  # what the server sends: seen, not sent
+                self._shown(ResponseHead(403, ()))  # the server's answer: seen, not sent
         await self.send(message)
 
-    def _with_head(self, message: Any, status: int) -> Any:
-        self.answered = True
+    def _rewritten(self, message: Any, status: int) -> Any:
+        """``message`` with the status and headers ``response`` gives its head."""
         headers = tuple((bytes(n), bytes(v)) for n, v in message.get("headers") or ())
+        head = self._shown(ResponseHead(status, headers))
+        if head is None:
+            return message
+        rewritten = {**message, "headers": list(head.headers)}
+        if status != 101:  # an HTTP answer: its status is the hook's, as for HTTP
+            rewritten["status"] = head.status
+        return rewritten
+
+    def _shown(self, head: ResponseHead) -> ResponseHead | None:
+        """``ex.response(head)``, once; None when it raised (logged)."""
+        self.answered = True
         try:
-            head = self.ex.response(ResponseHead(status, headers))
+            return self.ex.response(head)
         except Exception as exc:
             log.error(
                 "failed",
@@ -277,11 +288,7 @@ class _AcceptHeaders:
                 exc_info=exc,
                 middleware=type(self.mw).__name__,
             )
-            return message
-        rewritten = {**message, "headers": list(head.headers)}
-        if status != 101:  # an HTTP answer: its status is the hook's, as for HTTP
-            rewritten["status"] = head.status
-        return rewritten
+            return None
 
 
 async def _refuse_websocket(
