@@ -85,8 +85,7 @@ def cross_thread_queue() -> CrossThreadQueue[T]:
     Without gevent, or in an OS thread that has no hub: the C ``SimpleQueue``. In a
     greenlet: a :class:`_HubQueue`, whose ``get`` lets the hub run other greenlets.
     """
-    # gevent_patched(), inline: every async_to_sync call makes one of these queues
-    if _patched or ("gevent.monkey" in sys.modules and _ask_gevent()):
+    if gevent_patched():
         from gevent._hub_local import get_hub_if_exists  # type: ignore[import-untyped]
 
         if get_hub_if_exists() is not None:

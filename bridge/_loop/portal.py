@@ -112,13 +112,9 @@ def background_origin(backend: str = "asyncio") -> Origin:
     """The background loop of ``backend`` as an :class:`~bridge._loop.origin.Origin`.
 
     This is the fast path for per-call work from plain threads: unlike
-    ``BlockingPortal.call`` it allocates no futures or portal tasks (and a started loop
-    of this process is found without a further call).
+    ``BlockingPortal.call`` it allocates no futures or portal tasks.
     """
-    loop = _loops.get(backend)
-    if loop is None or _owner_pid != os.getpid():
-        loop = _loop_for(backend)
-    return loop.origin
+    return _loop_for(backend).origin
 
 
 def keep_with_loop(backend: str, owned: object) -> None:
