@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 from bridge._http.logfields import EventLog
+from bridge._http.paths import Exempt, exempt_matcher
 from bridge.middleware._core.base import Interface, Middleware, spellings
 from bridge.middleware._core.exchange import Answer, Exchange
 from bridge.middleware._core.heads import Headers, RequestHead, Response, ResponseHead
@@ -60,6 +61,11 @@ class CORS(Middleware):
     * ``allow_private_network``: answer Private Network Access preflights.
     * ``check_websocket_origin``: refuse websocket handshakes (ASGI) from
       an Origin that is not allowed (default False: handshakes pass).
+    * ``exempt``: requests CORS leaves alone (no CORS headers, no
+      ``Vary: Origin``, preflights go to the app): path patterns or a
+      function of the head (see docs/middleware/configuring.md). To serve
+      CORS under ``/api`` only, as django-cors-headers' ``CORS_URLS_REGEX``
+      does: ``exempt=re.compile(r"(?!/api(?![^/]))")`` (every path not under it).
 
     A preflight (``OPTIONS`` with ``Origin`` and
     ``Access-Control-Request-Method``) is answered here, 200 or 400 with the
@@ -85,6 +91,7 @@ class CORS(Middleware):
         max_age: int = 600,
         allow_private_network: bool = False,
         check_websocket_origin: bool = False,
+        exempt: Exempt = None,
         interface: Interface | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -101,8 +108,11 @@ class CORS(Middleware):
         )
         self.check_websocket_origin = flag(check_websocket_origin, "check_websocket_origin")
         self.header_spellings = _SPELLINGS
+        self.exempt = exempt_matcher(exempt, "CORS: exempt")
 
     def exchange(self, head: RequestHead, now: float) -> Exchange | None:
+        if self.exempt is not None and self.exempt(head):
+            return None
         value = head.header(b"origin")
         origin = None if value is None else value.decode("latin-1")
         if head.scheme in ("ws", "wss"):

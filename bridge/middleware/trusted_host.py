@@ -9,6 +9,7 @@ from typing import Any, Final
 
 from bridge._http.logfields import EventLog
 from bridge._http.memo import Memo
+from bridge._http.paths import Exempt, exempt_matcher
 from bridge.middleware._core.base import Interface, Middleware
 from bridge.middleware._core.heads import RequestHead, Response
 from bridge.middleware._host_rules import (
@@ -45,6 +46,11 @@ class TrustedHost(Middleware):
     * ``www_redirect``: True (default) redirects (307) a request for
       ``example.com`` to ``www.example.com`` when only the latter is allowed
       (by name, not by a wildcard), as Starlette's TrustedHostMiddleware does.
+    * ``exempt``: requests served whatever their Host: path patterns (e.g.
+      ``["=/healthz"]`` for a load balancer's health check, which asks by IP
+      address; see docs/middleware/configuring.md) or a function of the head.
+      Only a refused request is checked against it. An exempt endpoint must not
+      build links from the Host it is given.
 
     A malformed Host (not a name or IP literal with an optional port, as
     Django's ``validate_host`` defines it) is refused even with ``"*"``, and
@@ -65,6 +71,7 @@ class TrustedHost(Middleware):
         *,
         allowed_hosts: Iterable[str] | str = ("*",),
         www_redirect: bool = True,
+        exempt: Exempt = None,
         interface: Interface | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -74,22 +81,26 @@ class TrustedHost(Middleware):
             raise TypeError(f"www_redirect must be True or False, not {www_redirect!r}")
         self.www_redirect = www_redirect and not self.allowed.any
         self.verdicts: Memo[bytes, str] = Memo(self._verdict, size=256)
+        self.exempt = exempt_matcher(exempt, "TrustedHost: exempt")
 
     def decide_request(self, head: RequestHead, now: float) -> Response | None:
         value = head.header(b"host")
         if value is None:
-            if head.http_version in _HOST_OPTIONAL:
+            if head.http_version in _HOST_OPTIONAL or self._exempts(head):
                 return None
             log.warning("refused", head, "no Host header; sent 400")
             return _MISSING
         verdict = self.verdicts[value]
-        if verdict is _ALLOWED:
+        if verdict is _ALLOWED or self._exempts(head):
             return None
         host = value.decode("latin-1")
         if verdict is _WWW:
             return _www_redirect(head, "www." + host.lower())
         log.warning("refused", head, "Host %s not in allowed_hosts; sent 400", quoted_for_log(host))
         return _INVALID
+
+    def _exempts(self, head: RequestHead) -> bool:
+        return self.exempt is not None and self.exempt(head)
 
     def _verdict(self, value: bytes) -> str:
         """What a Host header of ``value`` gets: allowed, a www redirect, or refused."""

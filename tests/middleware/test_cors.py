@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import pytest
@@ -203,3 +204,30 @@ def test_flask_wsgi_app() -> None:
         headers={"Origin": "https://evil.test", "Access-Control-Request-Method": "GET"},
     )
     assert (refused.status_code, refused.data) == (400, b"Disallowed CORS origin")
+
+
+@pytest.mark.parametrize("call", [call_wsgi, call_asgi], ids=["wsgi", "asgi"])
+def test_exempt_paths_are_left_to_the_app(call: Any) -> None:
+    """Outside the CORS paths (``CORS_URLS_REGEX`` in django-cors-headers) a preflight
+    reaches the app and no response gets CORS lines or ``Vary: Origin``."""
+    outside_api = re.compile(r"(?!/api(?![^/]))")
+    inner = InnerApp()
+    app = CORS(
+        inner.wsgi() if call is call_wsgi else inner.asgi(),
+        allow_origins=["https://a.example"],
+        exempt=outside_api,
+    )
+    origin = [(b"host", b"testserver"), (b"origin", b"https://a.example")]
+    preflight = [*origin, (b"access-control-request-method", b"GET")]
+    site = call(app, Request(method="OPTIONS", path="/page", headers=preflight))
+    assert site.seen is not None
+    assert site.seen.head.method == "OPTIONS"
+    assert site.header(b"access-control-allow-origin") is None
+    page = call(app, Request(path="/page", headers=origin))
+    assert page.header(b"access-control-allow-origin") is None
+    assert page.header(b"vary") is None
+    api = call(app, Request(path="/api/items", headers=origin))
+    assert api.header(b"access-control-allow-origin") == b"https://a.example"
+    answered = call(app, Request(method="OPTIONS", path="/api", headers=preflight))
+    assert answered.seen is None  # answered by CORS, never reached the app
+    assert answered.header(b"access-control-allow-methods") is not None

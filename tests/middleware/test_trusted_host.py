@@ -172,3 +172,29 @@ def test_fastapi_add_middleware(anyio_backend: tuple[str, dict[str, object]]) ->
     assert asgi_request(api, "GET", "/", backend=backend).json() == {"ok": True}
     refused = asgi_request(api, "GET", "/", {"Host": "evil.com"}, backend=backend)
     assert (refused.status_code, refused.text) == (400, "Invalid host header")
+
+
+@pytest.mark.parametrize("call", [call_wsgi, call_asgi], ids=["wsgi", "asgi"])
+def test_exempt_health_check_is_served_whatever_its_host(
+    call: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A load balancer asks by IP address (or with no Host): exempt paths are served,
+    every other path is still refused with its one log line."""
+
+    def build(inner: InnerApp) -> Any:
+        app = inner.wsgi() if call is call_wsgi else inner.asgi()
+        return TrustedHost(app, allowed_hosts=["example.com"], exempt=["=/healthz"])
+
+    by_ip = [(b"host", b"10.0.0.7:8000")]
+    with caplog.at_level(logging.WARNING, logger="bridge.middleware.trusted_host"):
+        assert call(build(InnerApp()), Request(path="/healthz", headers=by_ip)).status == 200
+        assert call(build(InnerApp()), Request(path="/healthz", headers=[])).status == 200
+        assert caplog.records == []
+        assert call(build(InnerApp()), Request(path="/healthz/x", headers=by_ip)).status == 400
+        assert call(build(InnerApp()), Request(path="/", headers=[])).status == 400
+    assert len(caplog.records) == 2
+
+
+def test_exempt_is_checked_at_construction() -> None:
+    with pytest.raises(TypeError, match="TrustedHost: exempt"):
+        TrustedHost(InnerApp().asgi(), exempt=[42])  # type: ignore[list-item]

@@ -16,7 +16,16 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bridge import CustomHeaders, RequestBuffering, RequestBufferingRule, SecurityHeaders
+from bridge import (
+    CORS,
+    Compression,
+    CustomHeaders,
+    HTTPSRedirect,
+    RequestBuffering,
+    RequestBufferingRule,
+    SecurityHeaders,
+    TrustedHost,
+)
 from bridge.ratelimit import ConcurrencyLimit, MemoryStore, RateLimit, Rule
 from bridge.testing import FakeClock, Request
 
@@ -71,6 +80,7 @@ NOSNIFF = (b"x-content-type-options", b"nosniff")
 HIT = (b"x-hit", b"1")
 HIT_TEXT = ("x-hit", "1")
 POLICY = (b"ratelimit-policy", b'"1000/minute";q=1000;w=60')
+VARY_ORIGIN = (b"vary", b"Origin")
 Build = Callable[[Any, FakeClock], Any]
 
 # name -> (build(app, clock), probe, whether the option takes methods)
@@ -90,6 +100,26 @@ PROBES: dict[str, tuple[Build, Probe, bool]] = {
     "headers-paths": (
         lambda app, clock: CustomHeaders(app, set_response=[HIT_TEXT], paths=PATTERNS, clock=clock),
         line_when(HIT, matched=True),
+        False,
+    ),
+    "cors-exempt": (
+        lambda app, clock: CORS(app, allow_origins=["https://a.example"], exempt=PATTERNS),
+        line_when(VARY_ORIGIN, matched=False),
+        False,
+    ),
+    "trusted-host-exempt": (  # the test client's Host (testserver) is not allowed
+        lambda app, clock: TrustedHost(app, allowed_hosts=["example.com"], exempt=PATTERNS),
+        lambda hit: {"status": 200 if hit else 400},
+        False,
+    ),
+    "https-redirect-exempt": (  # the test client asks over http
+        lambda app, clock: HTTPSRedirect(app, exempt=PATTERNS),
+        lambda hit: {"status": 200 if hit else 308},
+        False,
+    ),
+    "compression-exempt": (  # no Accept-Encoding: only Vary tells whether it looked
+        lambda app, clock: Compression(app, exempt=PATTERNS),
+        line_when((b"vary", b"Accept-Encoding"), matched=False),
         False,
     ),
     "ratelimit-exempt": (
