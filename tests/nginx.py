@@ -63,8 +63,9 @@ def _top_level_statements(text: str) -> list[str]:
     return statements
 
 
-def nginx_config(blocks: list[str], *, port: int, upstream_port: int, workdir: Path) -> str:
-    """A complete nginx.conf serving ``blocks`` (docs blocks) over TLS on ``port``.
+def nginx_config(blocks: list[str], *, port: int, upstream_port: int | Path, workdir: Path) -> str:
+    """A complete nginx.conf serving ``blocks`` (docs blocks) over TLS on ``port``, in
+    front of the app on ``upstream_port`` (or on the Unix socket at that path).
 
     ``map`` blocks go into the ``http`` context and everything else into the
     ``server`` block, as the docs say where each part belongs.
@@ -72,7 +73,12 @@ def nginx_config(blocks: list[str], *, port: int, upstream_port: int, workdir: P
     http_part: list[str] = []
     server_part: list[str] = []
     for block in blocks:
-        text = block.replace(DOCS_UPSTREAM, f"127.0.0.1:{upstream_port}")
+        upstream = (
+            f"unix:{upstream_port}"
+            if isinstance(upstream_port, Path)
+            else f"127.0.0.1:{upstream_port}"
+        )
+        text = block.replace(DOCS_UPSTREAM, upstream)
         for statement in _top_level_statements(text):
             (http_part if statement.lstrip().startswith("map ") else server_part).append(statement)
     temp = {name: workdir / name for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")}
@@ -141,12 +147,13 @@ class Nginx:
 
 
 class StartNginx(Protocol):
-    def __call__(self, blocks: list[str], upstream_port: int) -> Nginx: ...
+    def __call__(self, blocks: list[str], upstream_port: int | Path) -> Nginx: ...
 
 
 @pytest.fixture
 def start_nginx(tmp_path: Path) -> Iterator[StartNginx]:
-    """``start_nginx(blocks, upstream_port)``: nginx in front of the app; always stopped."""
+    """``start_nginx(blocks, upstream_port)``: nginx in front of the app (on a port, or on a
+    Unix socket given as a Path); always stopped."""
     binary = nginx_binary()
     if binary is None:
         message = "nginx is not installed (apt-get install nginx-light)"
@@ -155,7 +162,7 @@ def start_nginx(tmp_path: Path) -> Iterator[StartNginx]:
         pytest.skip(message)
     started: list[Nginx] = []
 
-    def start(blocks: list[str], upstream_port: int) -> Nginx:
+    def start(blocks: list[str], upstream_port: int | Path) -> Nginx:
         workdir = tmp_path / f"nginx{len(started)}"
         workdir.mkdir()
         workdir.chmod(0o755)

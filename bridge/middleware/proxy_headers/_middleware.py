@@ -64,8 +64,12 @@ class ProxyHeaders(Middleware):
       headers are believed, as a list or one comma-separated string
       (``"10.0.0.1,10.0.0.2"``, the form of uvicorn's and gunicorn's
       ``FORWARDED_ALLOW_IPS``), or ``"*"`` for any peer (only when nothing but
-      the proxy can reach the server). Default: loopback only (``127.0.0.1``,
-      ``::1``). An empty list or string trusts no peer.
+      the proxy can reach the server), and ``"unix"`` for a proxy that connects
+      over a Unix socket: a peer the server gives no address for (gunicorn's
+      empty ``REMOTE_ADDR``, ``scope["client"]`` None, as gunicorn itself
+      assumes) or names ``"localhost"`` (waitress).
+      Default: the same machine (``127.0.0.1``, ``::1``, ``"unix"``). An empty
+      list or string trusts no peer.
     * ``mode``: ``"x-forwarded"`` (default) reads ``X-Forwarded-*``;
       ``"x-real-ip"`` reads the client from ``X-Real-IP`` (one address, set by
       the nearest proxy) and the other values from ``X-Forwarded-*``;
@@ -102,7 +106,7 @@ class ProxyHeaders(Middleware):
         self,
         app: Any,
         *,
-        trusted: Iterable[str] | str = ("127.0.0.1", "::1"),
+        trusted: Iterable[str] | str = ("127.0.0.1", "::1", "unix"),
         mode: ProxyMode = "x-forwarded",
         use: ProxyUse | Iterable[ProxyUse] | None = None,
         strip_ignored: bool = True,
@@ -137,7 +141,8 @@ class ProxyHeaders(Middleware):
         if not found:
             return None  # nothing forwarded: pass through untouched
         client = head.client
-        if client is None or not self.trusted.verdict[client[0]]:
+        # No client address: a Unix socket peer (what gunicorn assumes too).
+        if not (self.trusted.unix if client is None else self.trusted.verdict[client[0]]):
             return self._untrusted(head, found)
         texts = tuple(map(found.get, self._names))
         drop = self._unread.intersection(found)
@@ -172,7 +177,9 @@ class TrustedPeers:
 
     ``peers.verdict[host]`` is True for a trusted ``host``: decided once per
     distinct address and then a dict lookup (at most 4096 kept); ``host in
-    peers`` says the same.
+    peers`` says the same. ``unix`` is True when the entries hold ``"unix"`` (or
+    ``"unix:"``): peers on a Unix socket, which have no address (waitress names
+    them ``"localhost"``, which no TCP peer is called).
     """
 
     _CACHE_SIZE: Final = 4096
@@ -181,9 +188,11 @@ class TrustedPeers:
         entries = trusted.split(",") if isinstance(trusted, str) else list(trusted)
         if isinstance(trusted, str):
             entries = [entry.strip() for entry in entries if entry.strip()]
-        self.everyone = "*" in entries
+        named = {entry for entry in entries if isinstance(entry, str)}
+        self.everyone = "*" in named
+        self.unix = not _UNIX.isdisjoint(named)
         self.networks: tuple[_Network, ...] = tuple(
-            _network(entry) for entry in entries if entry != "*"
+            _network(entry) for entry in entries if not (isinstance(entry, str) and entry in _WORDS)
         )
         self.verdict: Memo[str, bool] = Memo(self._lookup, self._CACHE_SIZE)
 
@@ -193,6 +202,8 @@ class TrustedPeers:
     def _lookup(self, host: str) -> bool:
         if self.everyone:
             return True
+        if host == "localhost":  # waitress's name for a Unix socket peer
+            return self.unix
         try:
             address = ipaddress.ip_address(host.strip("[]"))
         except ValueError:
@@ -200,6 +211,11 @@ class TrustedPeers:
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
             address = address.ipv4_mapped
         return any(address in net for net in self.networks if net.version == address.version)
+
+
+#: The ``trusted`` entries for a proxy on a Unix socket (uvicorn's pending spelling too).
+_UNIX: Final = frozenset({"unix", "unix:"})
+_WORDS: Final = _UNIX | {"*"}
 
 
 def _network(entry: str) -> _Network:

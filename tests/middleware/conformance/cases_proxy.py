@@ -78,9 +78,20 @@ CASES = [
             )
         ],
     ),
-    Case(
-        "proxy-no-client-address-is-untrusted",
+    Case(  # the default trusts a Unix socket's peer, which has no address
+        "proxy-no-client-address-is-a-unix-socket-peer",
         proxy(),
+        [
+            Step(
+                get((XFF, b"203.0.113.5"), client=None),
+                status=200,
+                seen=saw(client=("203.0.113.5", 0)),
+            )
+        ],
+    ),
+    Case(
+        "proxy-no-client-address-is-untrusted-without-unix",
+        proxy(trusted=["127.0.0.1", "::1"]),
         [Step(get((XFF, b"203.0.113.5"), client=None), status=200, seen=saw(client=None))],
     ),
     Case(
