@@ -150,6 +150,7 @@ class _ActualExchange(Exchange):
     allowed origin) when set."""
 
     __slots__ = ("lines",)
+    response_on_failure = True  # a browser shows the page the 500 only with CORS lines
 
     def __init__(self, head: RequestHead, now: float, lines: Headers | None) -> None:
         self.head = head

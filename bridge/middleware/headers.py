@@ -182,6 +182,7 @@ class _HeadersExchange(Exchange):
     """Edits the response head only (no request() call at all)."""
 
     __slots__ = ("mw",)
+    response_on_failure = True
 
     def __init__(self, head: RequestHead, now: float, mw: CustomHeaders) -> None:
         self.head = head

@@ -146,6 +146,7 @@ class RequestId(Middleware):
 
 class _RequestIdExchange(Exchange):
     __slots__ = ("mw", "request_id", "token")
+    response_on_failure = True  # the id of a failed request is the one worth reporting
 
     def __init__(self, head: RequestHead, now: float, mw: RequestId) -> None:
         self.head = head

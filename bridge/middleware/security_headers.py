@@ -212,6 +212,7 @@ class _SecurityExchange(Exchange):
 
     __slots__ = ("mw",)
     nonce: bytes | None = None
+    response_on_failure = True
 
     def __init__(self, head: RequestHead, now: float, mw: SecurityHeaders) -> None:
         self.head = head

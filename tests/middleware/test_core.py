@@ -647,3 +647,61 @@ def test_an_app_changing_its_environ_or_scope_does_not_change_the_head() -> None
     trio = call_asgi(EchoHead(asgi_app), request, backend="trio")
     for result in (wsgi, asgi, trio):
         assert result.header(b"x-head") == b"/original http b'sent'"
+
+
+class _FailureLines(Exchange):
+    """A response hook that asks to see the driver's 500, and tries to change its
+    framing and (with ``status``) its status, or raises (``raises``)."""
+
+    response_on_failure = True
+    status = 500
+    raises = False
+
+    def response(self, head: ResponseHead) -> ResponseHead:
+        if self.raises:
+            raise RuntimeError("hook bug")
+        lines = ((b"content-length", b"999"), (b"content-type", b"text/html"), (b"x-seen", b"1"))
+        return ResponseHead(self.status, (*head.headers, *lines))
+
+
+@pytest.mark.parametrize("call", [call_wsgi, call_asgi], ids=["wsgi", "asgi"])
+@pytest.mark.parametrize("fail", ["before_start", "after_start", "no_response"])
+def test_response_on_failure_adds_lines_but_keeps_the_500s_framing(
+    call: Any, fail: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    def build(exchange: type[Exchange]) -> Any:
+        class Lines(Middleware):
+            def exchange(self, head: RequestHead, now: float) -> Exchange:
+                return exchange(head, now)
+
+        inner = InnerApp(fail=None if fail == "no_response" else fail)
+        app = inner.wsgi() if call is call_wsgi else inner.asgi()
+        if fail == "no_response":  # returns without starting a response
+            app = _silent_wsgi if call is call_wsgi else _silent_asgi
+        return Lines(app)
+
+    plain = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"22")]
+    result = call(build(_FailureLines), Request())
+    assert (result.status, result.body) == (500, b"Internal Server Error\n")
+    assert [(k.lower(), v) for k, v in result.headers] == [*plain, (b"x-seen", b"1")]
+
+    class Moves(_FailureLines):
+        status = 503
+
+    class Raises(_FailureLines):
+        raises = True
+
+    with caplog.at_level(logging.ERROR, logger="bridge.middleware"):
+        for kind in (Moves, Raises):
+            result = call(build(kind), Request())
+            assert (result.status, result.body) == (500, b"Internal Server Error\n")
+            assert [(k.lower(), v) for k, v in result.headers] == plain
+    assert any("raised in response() on the 500" in r.getMessage() for r in caplog.records)
+
+
+def _silent_wsgi(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    return []
+
+
+async def _silent_asgi(scope: Any, receive: Any, send: Any) -> None:
+    return None

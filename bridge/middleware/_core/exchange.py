@@ -295,6 +295,13 @@ class Exchange:
     #: ``request_body`` is overridden (None: no limit). Exceeding it aborts
     #: with :meth:`read_timed_out`'s response.
     request_read_timeout: ClassVar[float | None] = None
+    #: True: the 500 the driver sends when the app fails (it raised, or returned
+    #: without a response, before its head left) also goes through ``response``,
+    #: so the lines it adds reach the client on that error too (CORS's, without
+    #: which a browser hides the 500 from the page, the request id, security
+    #: headers). Its status and framing stay the driver's; a hook that raises
+    #: there leaves the plain 500. For hooks that only add or edit header lines.
+    response_on_failure: ClassVar[bool] = False
 
     def __init__(self, head: RequestHead, now: float) -> None:
         self.head = head

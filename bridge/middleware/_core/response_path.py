@@ -40,6 +40,7 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Final
 
 from bridge._http.translate import BadRequest
 from bridge.middleware._core.drive import INTERNAL_ERROR, bad_request, failure, log
@@ -56,6 +57,12 @@ from bridge.middleware._core.exchange import (
 from bridge.middleware._core.heads import RequestHead, Response, ResponseHead, head_for_body
 
 __all__ = ("ResponsePath",)
+
+
+#: The lines of the driver's own 500 a ``response`` hook cannot change: they describe its body.
+_FRAMING: Final = frozenset(
+    {b"content-length", b"content-type", b"transfer-encoding", b"content-encoding"}
+)
 
 
 class ResponsePath:
@@ -202,7 +209,7 @@ class ResponsePath:
             exc_info=exc,
             middleware=self.who,
         )
-        return self._replace(INTERNAL_ERROR, "app_error", exc)
+        return self._replace(self._failure_response(), "app_error", exc)
 
     def app_returned_early(self, what: str) -> Response:
         """The app returned without ``what`` ("a response", "its response body"): the
@@ -216,7 +223,32 @@ class ResponsePath:
             what,
             middleware=self.who,
         )
-        return self._replace(INTERNAL_ERROR, "app_error", None)
+        return self._replace(self._failure_response(), "app_error", None)
+
+    def _failure_response(self) -> Response:
+        """The 500 for an app that failed, through the exchange's ``response`` hook when
+        it asks for that (``response_on_failure``): the hook's lines with our status and
+        framing (the body is ours), or the plain 500 when the hook raises or changes the
+        status."""
+        plain = INTERNAL_ERROR
+        if not (self.features.response and self.ex.response_on_failure):
+            return plain
+        try:
+            head = self.ex.response(plain.head)
+        except Exception as exc:
+            log.error(
+                "failed",
+                self.ex.head,
+                "raised in response() on the 500",
+                exc_info=exc,
+                middleware=self.who,
+            )
+            return plain
+        if head.status != plain.status:
+            return plain
+        ours = [line for line in plain.headers if line[0].lower() in _FRAMING]
+        theirs = [line for line in head.headers if line[0].lower() not in _FRAMING]
+        return Response(plain.status, (*ours, *theirs), plain.body)
 
     @property
     def dropped(self) -> bool:

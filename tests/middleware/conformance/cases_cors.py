@@ -272,11 +272,21 @@ CASES = [
             )
         ],
     ),
-    Case(
-        "cors-app-error-is-a-plain-500",
-        cors(**SITE_POLICY),
-        [Step(get((b"origin", SITE)), status=500, body=b"Internal Server Error\n")],
-        inner=InnerApp(fail="after_start"),
+    *(
+        Case(  # without the CORS lines a browser hides the 500 from the page
+            f"cors-app-error-500-carries-the-cors-lines-{fail.replace('_', '-')}",
+            cors(**SITE_POLICY),
+            [
+                Step(
+                    get((b"origin", SITE)),
+                    status=500,
+                    body=b"Internal Server Error\n",
+                    has_headers=[(b"access-control-allow-origin", SITE), (b"vary", b"Origin")],
+                )
+            ],
+            inner=InnerApp(fail=fail),
+        )
+        for fail in ("before_start", "after_start")
     ),
 ]
 

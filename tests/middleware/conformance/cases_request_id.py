@@ -84,10 +84,19 @@ CASES = [
         ],
         inner=InnerApp(headers=(TEXT, (b"correlation-id", b"from-app"))),
     ),
-    Case(
-        "request-id-app-error-gives-plain-500",
-        request_id(),
-        [Step(status=500, body=b"Internal Server Error\n")],
-        inner=InnerApp(fail="after_start"),
+    *(
+        Case(  # the id of a failed request is the one a user reports
+            f"request-id-app-error-500-carries-the-id-{fail.replace('_', '-')}",
+            request_id(),
+            [
+                Step(
+                    status=500,
+                    body=b"Internal Server Error\n",
+                    has_headers=[(b"X-Request-ID", b"gen-1")],
+                )
+            ],
+            inner=InnerApp(fail=fail),
+        )
+        for fail in ("before_start", "after_start")
     ),
 ]

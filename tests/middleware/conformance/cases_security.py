@@ -130,9 +130,9 @@ CASES = [
         [Step(status=200, headers=[TEXT, BASIC[0], BASIC[2]])],
     ),
     Case(
-        "security-app-error-gives-plain-500",
+        "security-app-error-500-carries-the-headers",
         security(),
-        [Step(status=500, body=b"Internal Server Error\n")],
+        [Step(status=500, body=b"Internal Server Error\n", has_headers=list(BASIC))],
         inner=InnerApp(fail="after_start"),
     ),
     Case(
