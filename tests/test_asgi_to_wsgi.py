@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -161,6 +162,27 @@ def test_body_without_content_length(make: Make, terminated: bool, expected: byt
     environ["wsgi.input_terminated"] = terminated
     _, body = call(make(echo), environ)
     assert body == expected
+
+
+def test_chunked_body_the_server_does_not_end_is_411_not_lost(
+    make: Make, caplog: pytest.LogCaptureFixture
+) -> None:
+    """wsgiref gives a chunked upload as the raw socket, with neither CONTENT_LENGTH nor
+    ``wsgi.input_terminated``: the body cannot be read, so it is refused (as mod_wsgi
+    refuses it), not handed to the app as empty."""
+    environ = environ_for("/", method="POST")
+    environ.pop("CONTENT_LENGTH", None)
+    environ["HTTP_TRANSFER_ENCODING"] = "chunked"
+    environ["wsgi.input"] = io.BytesIO(b"5\r\nhello\r\n0\r\n\r\n")
+    with caplog.at_level(logging.WARNING, logger="bridge.asgi_to_wsgi"):
+        recorder, body = call(make(echo), environ)
+    assert recorder.code == 411
+    assert b"chunked" in body
+    [record] = caplog.records
+    assert "411" in record.getMessage()
+    environ["wsgi.input_terminated"] = True  # gunicorn, werkzeug: de-chunked, read to EOF
+    environ["wsgi.input"] = io.BytesIO(b"hello")
+    assert call(make(echo), environ)[1] == b"hello"
 
 
 def test_large_streamed_body_without_content_length(make: Make) -> None:

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 from bridge._http.headers import HOP_BY_HOP, NAME_TEXT, invalid_value
 from bridge._http.status import status_line as _status_line
-from bridge._http.translate import parse_content_length
+from bridge._http.translate import BadRequest, parse_content_length
 from bridge._http.types import WsgiHeaders
 
 __all__ = (
@@ -73,8 +73,11 @@ def plan_body(environ: Mapping[str, Any]) -> BodyPlan:
     """Decide how much of ``wsgi.input`` belongs to this request (PEP 3333).
 
     A missing CONTENT_LENGTH means "read to EOF" only when the server promises
-    ``wsgi.input_terminated``; otherwise PEP 3333 says the body is empty.
-    Raises :class:`BadRequest` (400) for a non-numeric or negative value.
+    ``wsgi.input_terminated``; otherwise PEP 3333 says the body is empty, unless
+    the request says a chunked body follows (``Transfer-Encoding``): that body
+    cannot be read (wsgiref hands over the raw socket), so it is refused with
+    411 rather than lost, as mod_wsgi refuses it. Raises :class:`BadRequest`
+    (400) for a non-numeric or negative value.
     """
     raw = environ.get("CONTENT_LENGTH", "")
     if raw:
@@ -83,4 +86,11 @@ def plan_body(environ: Mapping[str, Any]) -> BodyPlan:
             return BodyPlan(length, length == 0)
     if environ.get("wsgi.input_terminated"):
         return BodyPlan(None, False)
+    if environ.get("HTTP_TRANSFER_ENCODING"):
+        raise BadRequest(
+            "a chunked request body the WSGI server neither de-chunks nor ends "
+            "(no CONTENT_LENGTH, no wsgi.input_terminated): enable the server's "
+            "chunked request support",
+            411,
+        )
     return BodyPlan(0, True)
