@@ -7,10 +7,13 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pytest
 
@@ -163,3 +166,40 @@ def redis_url() -> Iterator[str]:
         proc.wait(10)
         if proc.stdout is not None:
             proc.stdout.close()  # an unclosed pipe is a ResourceWarning, an error under -W error
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def wsgiref_server(app: Any) -> Iterator[Callable[[bytes], bytes]]:
+    """``app`` served by wsgiref's simple server on a free loopback port, in a thread:
+    yields ``exchange(raw_request) -> raw_reply`` (one connection each, read to EOF).
+    wsgiref gives ``wsgi.input`` as the raw socket and never de-chunks a body."""
+    server = make_server("127.0.0.1", 0, app, handler_class=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+
+    def exchange(raw: bytes) -> bytes:
+        with socket.create_connection(("127.0.0.1", server.server_port), timeout=10) as conn:
+            conn.sendall(raw)
+            reply = b""
+            while chunk := conn.recv(65536):
+                reply += chunk
+        return reply
+
+    try:
+        yield exchange
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+#: A chunked upload and a sized one, as raw HTTP/1.1 requests.
+CHUNKED_UPLOAD = (
+    b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+)
+SIZED_UPLOAD = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"

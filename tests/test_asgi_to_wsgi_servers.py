@@ -12,12 +12,10 @@ import concurrent.futures
 import hashlib
 import os
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import httpx
 import psutil
@@ -26,7 +24,16 @@ import pytest
 from bridge import AsgiToWsgi
 from tests.apps.asgi_apps import echo
 from tests.apps.asgi_frameworks import pattern
-from tests.conftest import PYTHON, RunServer, Server, free_port, start_server
+from tests.conftest import (
+    CHUNKED_UPLOAD,
+    PYTHON,
+    SIZED_UPLOAD,
+    RunServer,
+    Server,
+    free_port,
+    start_server,
+    wsgiref_server,
+)
 
 pytestmark = pytest.mark.server
 
@@ -404,33 +411,9 @@ def test_chunked_upload_under_wsgiref_is_refused_not_emptied() -> None:
     """wsgiref's simple server gives a chunked upload as the raw socket (no CONTENT_LENGTH,
     no ``wsgi.input_terminated``): the adapter answers 411 instead of running the app with
     an empty body; a sized upload on the same server is echoed."""
-
-    class Quiet(WSGIRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = make_server("127.0.0.1", 0, AsgiToWsgi(echo), handler_class=Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-
-    def exchange(raw: bytes) -> bytes:
-        with socket.create_connection(("127.0.0.1", server.server_port), timeout=10) as conn:
-            conn.sendall(raw)
-            reply = b""
-            while chunk := conn.recv(65536):
-                reply += chunk
-        return reply
-
-    try:
-        chunked = exchange(
-            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-            b"5\r\nhello\r\n0\r\n\r\n"
-        )
-        sized = exchange(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
+    with wsgiref_server(AsgiToWsgi(echo)) as exchange:
+        chunked = exchange(CHUNKED_UPLOAD)
+        sized = exchange(SIZED_UPLOAD)
     assert chunked.split(b"\r\n", 1)[0].endswith(b"411 Length Required")
     assert sized.split(b"\r\n", 1)[0].endswith(b"200 OK")
     assert sized.endswith(b"\r\n\r\nhello")

@@ -16,12 +16,14 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 
+from bridge import RequestBuffering
 from tests.buffering_client import Upload, get, start_upload
-from tests.conftest import PYTHON, RunServer, Server
+from tests.conftest import CHUNKED_UPLOAD, PYTHON, SIZED_UPLOAD, RunServer, Server, wsgiref_server
 from tests.memory import PeakRss
 
 pytestmark = pytest.mark.server
@@ -313,3 +315,20 @@ def test_body_deadline_under_gunicorn_stops_a_drip(run_server: RunServer, tmp_pa
     assert reply.body.startswith(
         b"Request Timeout: request body not complete within body_deadline 1 s"
     )
+
+
+def _echo_wsgi(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length else b""
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [body]
+
+
+def test_chunked_upload_under_wsgiref_is_411_not_an_empty_body() -> None:
+    """wsgiref gives a chunked upload as the raw socket: buffer mode cannot read it, so it
+    answers 411 (and logs it) instead of replaying an empty body to the app."""
+    with wsgiref_server(RequestBuffering(_echo_wsgi)) as exchange:
+        chunked = exchange(CHUNKED_UPLOAD)
+        sized = exchange(SIZED_UPLOAD)
+    assert chunked.split(b"\r\n", 1)[0].endswith(b"411 Length Required")
+    assert sized.endswith(b"\r\n\r\nhello")

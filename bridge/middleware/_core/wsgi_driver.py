@@ -220,19 +220,28 @@ def _content_length(environ: Environ) -> int | None:
     return parse_length(str(environ.get("CONTENT_LENGTH") or ""))
 
 
+_UNDELIVERED: Final = (
+    "a chunked request body the WSGI server neither de-chunks nor ends "
+    "(no CONTENT_LENGTH, no wsgi.input_terminated): enable the server's chunked request support"
+)
+
+
 class _WsgiBody:
     """``RequestBodyIO`` over ``wsgi.input``: honours CONTENT_LENGTH, never over-reads."""
 
-    __slots__ = ("_input", "_remaining", "_terminated", "_timed")
+    __slots__ = ("_chunked", "_input", "_remaining", "_terminated", "_timed")
 
     def __init__(self, environ: Environ) -> None:
         self._timed = timed_reader(environ, timed_read)
         self._input = environ["wsgi.input"]
         self._remaining = _content_length(environ)
         self._terminated = bool(environ.get("wsgi.input_terminated"))
+        self._chunked = bool(environ.get("HTTP_TRANSFER_ENCODING"))
 
     def read_sync(self, seconds: float | None) -> bytes:
         if self._remaining is None and not self._terminated:
+            if self._chunked:  # a body the server cannot deliver (wsgiref): refused, not lost
+                raise BadRequest(_UNDELIVERED, 411)
             return b""  # PEP 3333: no CONTENT_LENGTH means no body
         size = _CHUNK if self._remaining is None else min(_CHUNK, self._remaining)
         if size == 0:
