@@ -234,3 +234,33 @@ def test_a_scope_path_that_no_wsgi_path_could_hold_gets_the_wsgi_400() -> None:
         == "PATH_INFO is not valid UTF-8: '/caf\xe9'"
     )
     assert from_scope.value.status == 400
+
+
+@pytest.mark.parametrize(
+    ("path", "raw_path", "root_path", "refused"),
+    [
+        ("/caf\ufffd", b"/caf%E9", "", "PATH_INFO is not valid UTF-8: '/caf\xe9'"),
+        ("/m/caf\ufffd", b"/m/caf%e9", "/m", "request path is not valid UTF-8: b'/m/caf%e9'"),
+        ("/caf\xe9", b"/caf%C3%A9", "", None),  # é in UTF-8
+        ("/\ufffd", b"/%EF%BF%BD", "", None),  # a replacement character the client sent
+        ("/caf\ufffd", None, "", None),  # no raw_path: nothing to tell it by
+    ],
+)
+def test_scope_path_decoded_with_replacement_is_refused_as_under_wsgi(
+    path: str, raw_path: bytes | None, root_path: str, refused: str | None
+) -> None:
+    """uvicorn, hypercorn and daphne decode a percent-escape that is not UTF-8 to U+FFFD;
+    the raw path still holds it, and the head refuses it as a WSGI head refuses the byte."""
+    scope: dict[str, Any] = {"type": "http", "path": path, "root_path": root_path, "headers": []}
+    if raw_path is not None:
+        scope["raw_path"] = raw_path
+    if refused is None:
+        assert head_from_scope(scope).path == path  # type: ignore[arg-type]
+        return
+    with pytest.raises(BadRequest) as caught:
+        head_from_scope(scope)  # type: ignore[arg-type]
+    assert str(caught.value) == refused
+    if not root_path:
+        wsgi = {"PATH_INFO": "/caf\xe9", "SCRIPT_NAME": "", "REQUEST_METHOD": "GET"}
+        with pytest.raises(BadRequest, match="PATH_INFO is not valid UTF-8"):
+            head_from_environ(wsgi)

@@ -138,3 +138,19 @@ def test_websocket_through_uvicorn_gets_forwarded_client(run_server: RunServer) 
     server = run_server(uvicorn("starlette_app:starlette_app"))
     seen = _websocket_handshake(server.port, FORWARDED)
     assert seen == {"client": "203.0.113.9", "scheme": "wss"}
+
+
+@pytest.mark.parametrize(("argv", "framework"), SERVERS)
+def test_a_path_that_is_not_utf8_is_the_same_400_everywhere(
+    run_server: RunServer, argv: Callable[[int], Sequence[str]], framework: str
+) -> None:
+    """``/caf%E9`` (latin-1, not UTF-8): a WSGI server gives PATH_INFO the byte, the ASGI
+    servers a replacement character in ``path`` and the escape in ``raw_path``; the
+    middleware answers the same 400 whichever it is, before the app runs."""
+    server = run_server(argv)
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        bad = client.get("/caf%E9")
+        fine = client.get("/caf%C3%A9")  # é in UTF-8: the app's own answer (a 404 here)
+    assert bad.status_code == 400, server.stop()
+    assert bad.text == "Bad Request: PATH_INFO is not valid UTF-8: '/caf\xe9'\n"
+    assert fine.status_code != 400

@@ -29,6 +29,7 @@ from itertools import compress
 from operator import attrgetter, is_not
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple
+from urllib.parse import unquote_to_bytes
 
 from asgiref.typing import HTTPScope
 
@@ -612,9 +613,9 @@ def head_from_scope(scope: HTTPScope) -> RequestHead:
     if root_path:
         root_path, path_info = split_root_path(path, root_path)
         path = root_path + path_info
-    if not path.isascii():
-        _refuse_undecodable(path, root_path)
     raw_path: bytes | None = get("raw_path")
+    if not path.isascii():
+        _refuse_undecodable(path, root_path, raw_path)
     if raw_path is None:
         raw_path = quote_path(path)
     client = get("client")
@@ -638,9 +639,12 @@ def head_from_scope(scope: HTTPScope) -> RequestHead:
     return head  # type: ignore[return-value]  # a head since the class switch
 
 
-def _refuse_undecodable(path: str, root_path: str) -> None:
-    """Raise the :class:`BadRequest` a WSGI head gives for the same request when ``path``
-    holds bytes that are not UTF-8 (as surrogate escapes), so both interfaces answer alike."""
+def _refuse_undecodable(path: str, root_path: str, raw_path: bytes | None) -> None:
+    """Raise the :class:`BadRequest` a WSGI head gives for the same request when the path
+    holds bytes that are not UTF-8, so both interfaces answer alike: as surrogate escapes
+    in ``path``, or as percent-escapes in ``raw_path`` that the server decoded with
+    replacement characters (uvicorn, hypercorn and daphne give ``/%FF`` as ``"/\ufffd"``,
+    where a WSGI server gives ``PATH_INFO`` the byte itself)."""
     try:
         path.encode("utf-8")
     except UnicodeEncodeError:
@@ -652,6 +656,14 @@ def _refuse_undecodable(path: str, root_path: str) -> None:
             raise BadRequest(f"request path is not valid UTF-8: {path!r}") from None
         environ_path(environ)  # raises that request's BadRequest
         raise BadRequest(f"request path is not valid UTF-8: {path!r}") from None
+    if raw_path and b"%" in raw_path:
+        target = unquote_to_bytes(raw_path)
+        try:
+            target.decode("utf-8")
+        except UnicodeDecodeError:
+            if not root_path:
+                environ_path({"PATH_INFO": target.decode("latin-1")})  # raises its BadRequest
+            raise BadRequest(f"request path is not valid UTF-8: {raw_path!r}") from None
 
 
 def with_header(
