@@ -196,3 +196,12 @@ def test_unix_entry_decides_for_a_peer_without_an_address(call: Any) -> None:
     waitress = Request(headers=FORWARDED_LINES, client=("localhost", 0))  # its unix peer
     assert _client_seen(call, None, waitress) == (("203.0.113.9", 0), "https")
     assert _client_seen(call, ["::1"], waitress) == (("localhost", 0), "http")
+
+
+def test_localhost_in_a_forwarding_chain_is_not_a_trusted_hop() -> None:
+    """waitress names a Unix socket peer "localhost"; inside X-Forwarded-For the same word
+    is only what some client wrote, so the chain walk does not skip it as a trusted hop."""
+    chain = [(b"host", b"localhost"), (b"x-forwarded-for", b"203.0.113.9, localhost")]
+    seen = call_wsgi(ProxyHeaders(InnerApp().wsgi()), Request(headers=chain)).seen
+    assert seen is not None
+    assert seen.head.client == ("127.0.0.1", 50000)  # an invalid entry: nothing applied

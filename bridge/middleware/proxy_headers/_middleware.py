@@ -177,9 +177,9 @@ class TrustedPeers:
 
     ``peers.verdict[host]`` is True for a trusted ``host``: decided once per
     distinct address and then a dict lookup (at most 4096 kept); ``host in
-    peers`` says the same. ``unix`` is True when the entries hold ``"unix"`` (or
-    ``"unix:"``): peers on a Unix socket, which have no address (waitress names
-    them ``"localhost"``, which no TCP peer is called).
+    peers`` says the same for a hop of a forwarding chain. ``unix`` is True when
+    the entries hold ``"unix"`` (or ``"unix:"``): peers on a Unix socket, which
+    have no address (waitress names them ``"localhost"``, which no TCP peer is).
     """
 
     _CACHE_SIZE: Final = 4096
@@ -197,7 +197,8 @@ class TrustedPeers:
         self.verdict: Memo[str, bool] = Memo(self._lookup, self._CACHE_SIZE)
 
     def __contains__(self, host: object) -> bool:
-        return isinstance(host, str) and self.verdict[host]
+        # A hop of a forwarding chain is an address: "localhost" there is a client's word.
+        return isinstance(host, str) and host != "localhost" and self.verdict[host]
 
     def _lookup(self, host: str) -> bool:
         if self.everyone:
