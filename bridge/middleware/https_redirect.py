@@ -39,8 +39,11 @@ class HTTPSRedirect(Middleware):
       ``["/.well-known"]``, see docs/middleware/configuring.md) or a function of the head.
 
     The scheme checked is the request's, as resolved by :class:`~bridge.ProxyHeaders`
-    when it runs outside. A Host that is not a host name gets 400 and one
-    warning on ``bridge.middleware.https_redirect``. A websocket handshake over
+    when it runs outside. A plain-HTTP request whose (unapplied) ``X-Forwarded-Proto``
+    or ``Forwarded`` says https is still redirected, with one warning: behind a
+    TLS-terminating proxy without ProxyHeaders the client would loop. A Host
+    that is not a host name gets 400 and one warning on
+    ``bridge.middleware.https_redirect``. A websocket handshake over
     ``ws`` cannot follow a redirect: it is refused (HTTP 403).
 
     .. versionadded:: 0.1
@@ -75,7 +78,26 @@ class HTTPSRedirect(Middleware):
             shown = quoted_for_log(head.host or "")
             log.warning("refused", head, "cannot redirect to Host %s; sent 400", shown)
             return _INVALID
+        if _forwarded_as_secure(head):  # the redirect would come back as it is: a loop
+            log.warning("redirected", head, _LOOP_HINT, self.status)
         return redirect(self.status, absolute_url(secure, host, head.raw_path, head.query_string))
+
+
+_LOOP_HINT: Final = (
+    "sent %d to https for a request a proxy says came over https (X-Forwarded-Proto or "
+    "Forwarded proto): the client will loop; put ProxyHeaders outside HTTPSRedirect, "
+    "trusting that proxy"
+)
+
+
+def _forwarded_as_secure(head: RequestHead) -> bool:
+    """True when the request's forwarded headers (not applied: its scheme is plain) say
+    the client's scheme was https."""
+    proto = head.header(b"x-forwarded-proto")
+    if proto is not None and proto.split(b",")[0].strip().lower() in (b"https", b"wss"):
+        return True
+    forwarded = head.header(b"forwarded")
+    return forwarded is not None and b"proto=https" in forwarded.lower().replace(b'"', b"")
 
 
 def _host(head: RequestHead) -> str | None:

@@ -73,3 +73,32 @@ def test_flask_wsgi_app() -> None:
     moved = client.get("/?a=%41", base_url="http://example.com")
     assert (moved.status_code, moved.headers["Location"]) == (308, "https://example.com/?a=%41")
     assert client.get("/", base_url="https://example.com").data == b"secure"
+
+
+@pytest.mark.parametrize("call", [call_wsgi, call_asgi], ids=["wsgi", "asgi"])
+@pytest.mark.parametrize(
+    ("forwarded", "warned"),
+    [
+        ((b"x-forwarded-proto", b"https"), True),
+        ((b"x-forwarded-proto", b"HTTPS, http"), True),
+        ((b"forwarded", b'for=203.0.113.9;proto="https"'), True),
+        ((b"x-forwarded-proto", b"http"), False),
+        (None, False),
+    ],
+)
+def test_redirect_a_proxy_says_was_https_warns_of_the_loop(
+    call: Any, forwarded: tuple[bytes, bytes] | None, warned: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Behind a TLS-terminating proxy without ProxyHeaders every request looks like plain
+    HTTP: the redirect goes out (the scheme is all HTTPSRedirect trusts) with one warning
+    that names the fix, since the client will come back over the same proxy."""
+    inner = InnerApp()
+    app = HTTPSRedirect(inner.wsgi() if call is call_wsgi else inner.asgi())
+    headers = [(b"host", b"example.com"), *([forwarded] if forwarded else [])]
+    with caplog.at_level(logging.WARNING, logger="bridge.middleware.https_redirect"):
+        result = call(app, Request(headers=headers))
+    assert result.status == 308
+    messages = [record.getMessage() for record in caplog.records]
+    assert len(messages) == (1 if warned else 0)
+    if warned:
+        assert "put ProxyHeaders outside HTTPSRedirect" in messages[0]
