@@ -243,7 +243,9 @@ class AsgiToWsgiRequest:
     async def send(self, message: Any) -> None:
         kind = message.get("type") if isinstance(message, dict) else None
         if kind == "http.response.body":
-            await self._send_body(message)
+            waiter = self._send_body(message)
+            if waiter is not None:
+                await waiter.wait()
         elif kind == "http.response.start":
             if self.head is not None:
                 raise RuntimeError("http.response.start sent twice")
@@ -264,7 +266,8 @@ class AsgiToWsgiRequest:
         if self.disconnected:
             raise ClientDisconnected(f"the client went away; cannot send {what}")
 
-    async def _send_body(self, message: dict[str, Any]) -> None:
+    def _send_body(self, message: dict[str, Any]) -> anyio.Event | None:
+        """Hand a body message to the thread; the event to wait on when the buffer is full."""
         self._check_can_send("http.response.body")
         body = message.get("body", b"")
         if not isinstance(body, bytes):
@@ -278,9 +281,7 @@ class AsgiToWsgiRequest:
         if not self.head_sent and self.head is not None:
             event = (HEAD, (*self.head, body, more))
             self.head_sent = True
-        waiter = self._enqueue(event, len(body), may_wait=more)
-        if waiter is not None:
-            await waiter.wait()
+        return self._enqueue(event, len(body), may_wait=more)
 
     def _send_pathsend(self, message: dict[str, Any]) -> None:
         self._check_can_send("http.response.pathsend")
