@@ -6,8 +6,10 @@ too much for one hand-off per request, so a handle calls the loop through its
 :class:`~bridge._loop.origin.Origin` (``call_soon`` *is* the origin's
 ``call_soon_threadsafe``). Only starting request tasks differs by backend:
 
-* asyncio (and uvloop): tasks are created with ``loop.create_task`` and kept in a
-  set, because asyncio holds tasks weakly.
+* asyncio (and uvloop): the coroutine is made on the calling thread and the loop's
+  ``create_task`` is what the loop calls back: one callback and no done callback per
+  task. asyncio holds tasks weakly, so the spawner keeps each task referenced until
+  it ends (``AsgiToWsgi`` keeps its running requests, each holding its task).
 * trio: tasks start in a nursery owned by a hub task that lives in the portal's
   task group until the portal stops.
 
@@ -19,11 +21,10 @@ process is ever scheduled on.
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import os
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from typing import Any, Protocol
 
@@ -46,8 +47,12 @@ class LoopHandle(Protocol):
     #: blocks, never waits (the origin's ``call_soon_threadsafe``).
     call_soon: Callable[..., object]
 
-    def spawn(self, func: Callable[..., Awaitable[object]], *args: Any) -> None:
-        """Start ``func(*args)`` as a task on the loop; ``func`` must not raise."""
+    def spawn(self, func: Callable[..., Coroutine[Any, Any, object]], *args: Any) -> None:
+        """Start ``func(*args)`` as a task on the loop; ``func`` must not raise.
+
+        On asyncio the caller keeps the task referenced from its first step on (the
+        loop holds tasks weakly); raises ``RuntimeError`` if the loop has closed.
+        """
 
     def call_later_on_loop(self, delay: float, func: Callable[[], object]) -> None:
         """Loop thread only: run ``func()`` after ``delay`` seconds."""
@@ -62,15 +67,14 @@ class _AsyncioHandle:
         self.portal = portal
         self.call_soon = origin.call_soon_threadsafe
         self._loop = origin.asyncio_loop
-        self._tasks: set[asyncio.Task[object]] = set()
 
-    def _start(self, func: Callable[..., Awaitable[object]], args: tuple[Any, ...]) -> None:
-        task: asyncio.Task[object] = self._loop.create_task(func(*args))  # type: ignore[arg-type]
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def spawn(self, func: Callable[..., Awaitable[object]], *args: Any) -> None:
-        self.call_soon(self._start, func, args)
+    def spawn(self, func: Callable[..., Coroutine[Any, Any, object]], *args: Any) -> None:
+        coroutine = func(*args)
+        try:
+            self.call_soon(self._loop.create_task, coroutine)
+        except BaseException:
+            coroutine.close()  # never started: no "never awaited" warning
+            raise
 
     def call_later_on_loop(self, delay: float, func: Callable[[], object]) -> None:
         self._loop.call_later(delay, func)
@@ -84,7 +88,7 @@ class _TrioHandle:
         self.call_soon = origin.call_soon_threadsafe
         self._nursery = nursery
 
-    def spawn(self, func: Callable[..., Awaitable[object]], *args: Any) -> None:
+    def spawn(self, func: Callable[..., Coroutine[Any, Any, object]], *args: Any) -> None:
         self.call_soon(self._nursery.start_soon, func, *args)
 
     def call_later_on_loop(self, delay: float, func: Callable[[], object]) -> None:
@@ -148,7 +152,7 @@ def _build(backend: str, portal: BlockingPortal) -> LoopHandle:
         handle = _TrioHandle(portal, origin, nursery)
     else:
         handle = _AsyncioHandle(portal, origin)
-    keep_with_loop(backend, handle)  # its tasks live as long as the loop, never longer
+    keep_with_loop(backend, handle)  # what it holds lives as long as the loop, never longer
     return handle
 
 

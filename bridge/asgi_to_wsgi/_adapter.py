@@ -171,22 +171,17 @@ class AsgiToWsgi:
         remaining = None if plan.length is None else plan.length - read
         handle = loop_handle(self.backend)
         request = AsgiToWsgiRequest(self._options, handle, scope, environ, remaining, messages)
+        # _running keeps the request, and so its task (asyncio holds tasks weakly).
         self._running.add(request)
-        request.handle.spawn(self._run, request)
+        request.handle.spawn(request.run, self.app, self._running)
         return request.respond(start_response)  # type: ignore[no-any-return]
-
-    async def _run(self, request: AsgiToWsgiRequest) -> None:
-        try:
-            await request.run(self.app)
-        finally:
-            self._running.discard(request)
 
     def _complete_scope(self, scope: HTTPScope, environ: Environ) -> None:
         scope["state"] = dict(self._lifespan.state)
         # Per-request values of WSGI-side middleware ("bridge.csp_nonce", ...) reach the
         # ASGI app under the same keys (bridge.request_values reads them there).
-        values = [(key, value) for key, value in environ.items() if key[:7] == "bridge."]
-        if values:
+        if _may_hold_bridge_keys(environ):
+            values = [(key, value) for key, value in environ.items() if key[:7] == "bridge."]
             cast("dict[str, Any]", scope).update(values)
         if "wsgi.file_wrapper" in environ:
             extensions = scope.get("extensions")
@@ -229,6 +224,18 @@ def _check_backend(backend: str) -> None:
         raise ValueError(f"AsgiToWsgi(backend={backend!r}) needs {module}: pip install {module}")
 
 
+def _may_hold_bridge_keys(environ: Environ) -> bool:
+    """False only when no key of ``environ`` starts with ``bridge.``.
+
+    Most requests carry none: one search of the joined keys (in C) answers that
+    faster than a look at each key; a key merely containing ``bridge.`` says True.
+    """
+    try:
+        return "bridge." in "\n".join(environ)
+    except TypeError:  # a key that is not a str (outside PEP 3333): look at each key
+        return True
+
+
 def _request_message(body: bytes, more: bool) -> dict[str, Any]:
     return {"type": "http.request", "body": body, "more_body": more}
 
@@ -241,7 +248,7 @@ def _prefetch_body(environ: Environ, plan: BodyPlan, options: Options) -> Any:
     unknown length, beyond their first chunk) are left for streaming.
     """
     if plan.empty:
-        return [_request_message(b"", False)], 0
+        return [{"type": "http.request", "body": b"", "more_body": False}], 0
     stream = environ["wsgi.input"]
     try:
         if plan.length is None:
@@ -271,8 +278,13 @@ def _forget_parent_requests() -> None:
     """
     pid = os.getpid()
     for adapter in list(_open_adapters):
+        # Kept, never finalised here: their tasks belong to the parent's loop.
+        _parent_requests.append(adapter._running)
         adapter._running = set()
         adapter._pid = pid
+
+
+_parent_requests: list[set[AsgiToWsgiRequest]] = []
 
 
 os.register_at_fork(after_in_child=_forget_parent_requests)

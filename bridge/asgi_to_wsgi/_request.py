@@ -85,6 +85,34 @@ def respond_with_error(
 class AsgiToWsgiRequest:
     """Per-request state shared by the WSGI thread and the app's task."""
 
+    __slots__ = (
+        "app_finished",
+        "body_done",
+        "cancel_requested",
+        "cancel_scope",
+        "complete",
+        "disconnected",
+        "done_waiter",
+        "drain_waiter",
+        "environ",
+        "handle",
+        "head",
+        "head_sent",
+        "lock",
+        "options",
+        "prefetched",
+        "queued",
+        "read_pending",
+        "read_result",
+        "read_waiter",
+        "remaining",
+        "scope",
+        "task",
+        "thread_done",
+        "to_thread",
+        "truncated",
+    )
+
     def __init__(
         self,
         options: Options,
@@ -128,11 +156,20 @@ class AsgiToWsgiRequest:
 
     # -- loop side: the app's task -------------------------------------------
 
-    async def run(self, app: ASGI3Application) -> None:
-        outcome: tuple[int, Any] = (ENDED, None)
+    async def run(self, app: ASGI3Application, running: set[AsgiToWsgiRequest]) -> None:
+        """The request's task: run the app, report how it ended, leave ``running``."""
+        outcome = _ENDED_EVENT
         try:
             if self.handle.native_tasks:
-                await self._run_as_asyncio_task(app)
+                # Cheaper than a cancel scope per request: cancel the task itself, and
+                # swallow only the cancellation this request asked for.
+                task = self.task = asyncio.current_task()
+                if not self.cancel_requested:
+                    try:
+                        await app(self.scope, self.receive, self.send)  # type: ignore[arg-type]
+                    except asyncio.CancelledError:
+                        if not self._asked_to_cancel() or task is None or task.uncancel() > 0:
+                            raise
             else:
                 with anyio.CancelScope() as cancel_scope:
                     self.cancel_scope = cancel_scope
@@ -144,27 +181,17 @@ class AsgiToWsgiRequest:
         finally:
             self.app_finished = True
             self._report_exit(outcome)
-
-    async def _run_as_asyncio_task(self, app: ASGI3Application) -> None:
-        # Cheaper than a cancel scope per request: cancel the task itself, and
-        # swallow only the cancellation this request asked for.
-        task = self.task = asyncio.current_task()
-        if self.cancel_requested:
-            return
-        try:
-            await app(self.scope, self.receive, self.send)  # type: ignore[arg-type]
-        except asyncio.CancelledError:
-            if not self._asked_to_cancel() or task is None or task.uncancel() > 0:
-                raise
+            running.discard(self)
 
     def _asked_to_cancel(self) -> bool:
         return self.cancel_requested  # set by cancel() while the app was awaiting
 
     def _report_exit(self, outcome: tuple[int, Any]) -> None:
-        with self.lock:
-            if not self.thread_done and not self.complete:
-                self.to_thread.put(outcome)
-                return
+        if not self.complete:  # (complete is loop-side state: no lock needed to read it)
+            with self.lock:
+                if not self.thread_done:
+                    self.to_thread.put(outcome)
+                    return
         exc = outcome[1]
         # A cut-short body was logged when it was read; the app failing over it
         # (Starlette's ClientDisconnect) is the same event, not a second one.
@@ -216,7 +243,9 @@ class AsgiToWsgiRequest:
     async def send(self, message: Any) -> None:
         kind = message.get("type") if isinstance(message, dict) else None
         if kind == "http.response.body":
-            await self._send_body(message)
+            waiter = self._send_body(message)
+            if waiter is not None:
+                await waiter.wait()
         elif kind == "http.response.start":
             if self.head is not None:
                 raise RuntimeError("http.response.start sent twice")
@@ -237,7 +266,8 @@ class AsgiToWsgiRequest:
         if self.disconnected:
             raise ClientDisconnected(f"the client went away; cannot send {what}")
 
-    async def _send_body(self, message: dict[str, Any]) -> None:
+    def _send_body(self, message: dict[str, Any]) -> anyio.Event | None:
+        """Hand a body message to the thread; the event to wait on when the buffer is full."""
         self._check_can_send("http.response.body")
         body = message.get("body", b"")
         if not isinstance(body, bytes):
@@ -251,9 +281,7 @@ class AsgiToWsgiRequest:
         if not self.head_sent and self.head is not None:
             event = (HEAD, (*self.head, body, more))
             self.head_sent = True
-        waiter = self._enqueue(event, len(body), may_wait=more)
-        if waiter is not None:
-            await waiter.wait()
+        return self._enqueue(event, len(body), may_wait=more)
 
     def _send_pathsend(self, message: dict[str, Any]) -> None:
         self._check_can_send("http.response.pathsend")
@@ -325,7 +353,8 @@ class AsgiToWsgiRequest:
         kind, payload = event
         if kind == HEAD:
             status, headers, body, more = payload
-            self._consumed(len(body))
+            if more:  # a complete response leaves nothing to account for
+                self._consumed(len(body))
             try:
                 start_response(status, headers)
             except BaseException:

@@ -332,7 +332,7 @@ def _request_tasks() -> int:
     if sniffio.current_async_library() != "asyncio":
         return -1
     names = (getattr(task.get_coro(), "__qualname__", "") for task in asyncio.all_tasks())
-    return sum(name == "AsgiToWsgi._run" for name in names)
+    return sum(name == "AsgiToWsgiRequest.run" for name in names)
 
 
 async def _status(send: Send) -> None:
