@@ -474,7 +474,7 @@ class _WsgiRun(ResponsePath):
     def flush_head(self) -> Response | None:
         """Send the head the path decides on; a response to send instead is returned."""
         status, headers = self.held  # type: ignore[misc]  # checked by the caller
-        decided = self.send_head(int(status[:3]), self.held_head)
+        decided = self.send_head(int(status[:3]))
         if isinstance(decided, Response):
             return decided
         if decided is not None:
