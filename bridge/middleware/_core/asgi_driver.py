@@ -75,7 +75,7 @@ async def run_asgi(
     mw: Middleware, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
 ) -> None:
     """Handle one ASGI connection through ``mw`` (this is ``mw.__call__``)."""
-    passes = mw.passes_schemes
+    passes = mw._passes_schemes
     # An HTTP request passed on untouched needs no head, unless the head would hold an
     # error: a path that is not ASCII, or a root path to split off (what head_from_scope
     # may refuse). Checked first and inline: this is the whole of the pass-through.
@@ -101,7 +101,7 @@ async def run_asgi(
     except BadRequest as exc:  # a field that cannot be translated: the same 400 for any middleware
         await _send_response(send, bad_request(type(mw).__name__, exc, None, scope))
         return
-    if mw.decides:
+    if mw._decides:
         await _run_decided(mw, head, http, receive, send)
         return
     try:
@@ -407,11 +407,10 @@ class _AsgiRun(ResponsePath):
     """Per-request I/O of the ASGI driver; the decisions are those of the
     :class:`ResponsePath` it extends (one object per request, not two)."""
 
-    __slots__ = ("group", "held", "mw", "outer_send", "tail")
+    __slots__ = ("group", "held", "outer_send", "tail")
 
     def __init__(self, mw: Middleware, ex: Exchange, send: Any, features: Features) -> None:
-        ResponsePath.__init__(self, type(mw).__name__, ex, features)
-        self.mw = mw
+        ResponsePath.__init__(self, mw, ex, features)
         self.outer_send = send
         self.held: Message | None = None
         self.group: anyio.abc.TaskGroup | None = None  # while a response_body app runs (trio)

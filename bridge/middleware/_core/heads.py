@@ -200,7 +200,7 @@ def _make_head(
     source: Any,
     fields_from: RequestHead | None = None,
 ) -> Any:
-    head = object.__new__(_HeadSlots)
+    head = _HeadSlots()
     head.method = method
     head.scheme = scheme
     head.path = path
@@ -561,7 +561,7 @@ def lines_named(head: RequestHead, names: frozenset[bytes]) -> dict[bytes, bytes
 def head_from_environ(environ: Environ) -> RequestHead:
     """The head of a PEP 3333 environ; :class:`BadRequest` when a field cannot be translated
     (e.g. a PATH_INFO that is not UTF-8). Header lines are translated when first read."""
-    head = object.__new__(_HeadSlots)  # filled as in _make_head, without a call per field
+    head = _HeadSlots()  # filled as in _make_head, without a call per field
     (
         head.method,
         head.scheme,
@@ -612,7 +612,7 @@ def head_from_scope(scope: HTTPScope) -> RequestHead:
         raw_path = quote_path(path)
     client = get("client")
     server = get("server")
-    head = object.__new__(_HeadSlots)  # filled as in _make_head, without a call per field
+    head = _HeadSlots()  # filled as in _make_head, without a call per field
     head.method = get("method", "GET")  # websocket scopes have none
     head.scheme = get("scheme", "http")
     head.path = path

@@ -42,6 +42,7 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from bridge._http.translate import BadRequest
 from bridge.middleware._core.drive import INTERNAL_ERROR, bad_request, failure, log
@@ -57,6 +58,9 @@ from bridge.middleware._core.exchange import (
 )
 from bridge.middleware._core.heads import RequestHead, Response, ResponseHead, head_for_body
 
+if TYPE_CHECKING:
+    from bridge.middleware._core.base import Middleware
+
 __all__ = ("ResponsePath",)
 
 
@@ -71,14 +75,14 @@ class ResponsePath:
         "ex",
         "features",
         "finished",
+        "mw",
         "replaced",
         "replay",
         "status",
-        "who",
     )
 
-    def __init__(self, who: str, ex: Exchange, features: Features) -> None:
-        self.who = who  # the middleware's name, for log lines
+    def __init__(self, mw: Middleware, ex: Exchange, features: Features) -> None:
+        self.mw = mw
         self.ex = ex
         self.features = features
         self.status: int | None = None  # the status sent, once a head has left
@@ -91,6 +95,11 @@ class ResponsePath:
         self.body_hook = features.response_body
         self.ended = False  # the body's last chunk left
         self.finished = False
+
+    @property
+    def who(self) -> str:
+        """The middleware's name, for log lines."""
+        return type(self.mw).__name__
 
     # -- the request ------------------------------------------------------------
 
