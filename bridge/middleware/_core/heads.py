@@ -149,7 +149,8 @@ _set = object.__setattr__
 class _HeadSlots:
     """The storage of a :class:`RequestHead`: filled while it is this plain class,
     then frozen by switching the instance's class (cheaper than ``object.__setattr__``
-    per field, which a per-request object pays on every request)."""
+    per field, which a per-request object pays on every request). Made by calling it:
+    with no ``__init__`` that is cheaper than ``object.__new__(_HeadSlots)``."""
 
     __slots__ = (
         "_fields_from",
