@@ -55,7 +55,6 @@ from bridge.middleware._core.heads import (
     ResponseHead,
     head_for_body,
     head_from_scope,
-    scope_translates,
     scope_with_head,
 )
 from bridge.middleware._core.response_path import ResponsePath
@@ -76,24 +75,33 @@ async def run_asgi(
     mw: Middleware, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
 ) -> None:
     """Handle one ASGI connection through ``mw`` (this is ``mw.__call__``)."""
-    if scope["type"] not in mw.scope_types:
+    passes = mw._passes_schemes
+    # An HTTP request passed on untouched needs no head, unless the head would hold an
+    # error: a path that is not ASCII, or a root path to split off (what head_from_scope
+    # may refuse). Checked first and inline: this is the whole of the pass-through.
+    if (
+        passes
+        and scope.get("scheme", "http") in passes
+        and scope["type"] == "http"
+        and scope["path"].isascii()
+        and not scope.get("root_path")
+    ):
         await mw.app(scope, receive, send)
         return
-    if scope["type"] == "websocket":
+    kind = scope["type"]
+    if kind not in mw.scope_types:
+        await mw.app(scope, receive, send)
+        return
+    if kind == "websocket":
         await _websocket(mw, scope, receive, send)
         return
     http: HTTPScope = scope  # type: ignore[assignment]  # an http scope (no cast(): a call)
-    passes = mw.passes_schemes
-    # A request passed on untouched needs no head, unless the head would hold an error.
-    if passes and http.get("scheme", "http") in passes and scope_translates(http):
-        await mw.app(scope, receive, send)
-        return
     try:
         head = head_from_scope(http)
     except BadRequest as exc:  # a field that cannot be translated: the same 400 for any middleware
         await _send_response(send, bad_request(type(mw).__name__, exc, None, scope))
         return
-    if mw.decides:
+    if mw._decides:
         await _run_decided(mw, head, http, receive, send)
         return
     try:
@@ -399,11 +407,10 @@ class _AsgiRun(ResponsePath):
     """Per-request I/O of the ASGI driver; the decisions are those of the
     :class:`ResponsePath` it extends (one object per request, not two)."""
 
-    __slots__ = ("group", "held", "mw", "outer_send", "tail")
+    __slots__ = ("group", "held", "outer_send", "tail")
 
     def __init__(self, mw: Middleware, ex: Exchange, send: Any, features: Features) -> None:
-        ResponsePath.__init__(self, type(mw).__name__, ex, features)
-        self.mw = mw
+        ResponsePath.__init__(self, mw, ex, features)
         self.outer_send = send
         self.held: Message | None = None
         self.group: anyio.abc.TaskGroup | None = None  # while a response_body app runs (trio)
@@ -421,10 +428,10 @@ class _AsgiRun(ResponsePath):
             app_receive = receive
             if features.request:
                 try:
-                    result = ex.request()
-                    decision = as_decision(result)
-                    if decision is None:
-                        decision, receive = await _drive_request(result, receive)
+                    decision = ex.request()
+                    kind = type(decision)  # as_decision(), inline
+                    if kind is not Forward and kind is not Respond:
+                        decision, receive = await _drive_request(decision, receive)
                 except Exception as exc:
                     await _send_response(self.outer_send, self.request_failed(exc))
                     outcome = None
@@ -435,10 +442,11 @@ class _AsgiRun(ResponsePath):
                     return
                 forward: Forward = decision  # type: ignore[assignment]  # not a Respond (no cast(): a call)
                 head, body = forward
-                app_scope = scope_with_head(scope, ex.head, self.forward(head, body))
                 app_receive = receive
                 if body is not None:
+                    head = self.forward(head, body)
                     app_receive = replay_receive(body, app_receive)
+                app_scope = scope_with_head(scope, ex.head, head)
             if features.request_body:
                 app_receive = self.filtered_receive(app_receive)
             try:
@@ -635,7 +643,7 @@ class _AsgiRun(ResponsePath):
 
         A plain function returning what to await: no coroutine of its own per response."""
         held: Message = self.held  # type: ignore[assignment]  # set before any body
-        decided = self.send_head(held["status"], self.held_head)
+        decided = self.send_head(held["status"])
         sent: Awaitable[None]
         if decided is None:
             sent = self.outer_send(held)

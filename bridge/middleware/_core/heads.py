@@ -150,7 +150,8 @@ _set = object.__setattr__
 class _HeadSlots:
     """The storage of a :class:`RequestHead`: filled while it is this plain class,
     then frozen by switching the instance's class (cheaper than ``object.__setattr__``
-    per field, which a per-request object pays on every request)."""
+    per field, which a per-request object pays on every request). Made by calling it:
+    with no ``__init__`` that is cheaper than ``object.__new__(_HeadSlots)``."""
 
     __slots__ = (
         "_fields_from",
@@ -201,7 +202,7 @@ def _make_head(
     source: Any,
     fields_from: RequestHead | None = None,
 ) -> Any:
-    head = object.__new__(_HeadSlots)
+    head = _HeadSlots()
     head.method = method
     head.scheme = scheme
     head.path = path
@@ -562,7 +563,7 @@ def lines_named(head: RequestHead, names: frozenset[bytes]) -> dict[bytes, bytes
 def head_from_environ(environ: Environ) -> RequestHead:
     """The head of a PEP 3333 environ; :class:`BadRequest` when a field cannot be translated
     (e.g. a PATH_INFO that is not UTF-8). Header lines are translated when first read."""
-    head = object.__new__(_HeadSlots)  # filled as in _make_head, without a call per field
+    head = _HeadSlots()  # filled as in _make_head, without a call per field
     (
         head.method,
         head.scheme,
@@ -596,13 +597,6 @@ def environ_translates(environ: Environ) -> bool:
     )
 
 
-def scope_translates(scope: HTTPScope) -> bool:
-    """True when :func:`head_from_scope` certainly raises no :class:`BadRequest` for
-    ``scope`` (an ASCII path and no root path: what a server usually gives); False means:
-    build the head to find out. :func:`environ_translates`' twin."""
-    return scope["path"].isascii() and not scope.get("root_path")
-
-
 def head_from_scope(scope: HTTPScope) -> RequestHead:
     """The head of an ASGI ``http`` or ``websocket`` scope; :class:`BadRequest` when its
     path is not Unicode a WSGI head could hold. Header lines are normalized when first read."""
@@ -620,7 +614,7 @@ def head_from_scope(scope: HTTPScope) -> RequestHead:
         raw_path = quote_path(path)
     client = get("client")
     server = get("server")
-    head = object.__new__(_HeadSlots)  # filled as in _make_head, without a call per field
+    head = _HeadSlots()  # filled as in _make_head, without a call per field
     head.method = get("method", "GET")  # websocket scopes have none
     head.scheme = get("scheme", "http")
     head.path = path
@@ -697,7 +691,7 @@ _BARE_NAMES: Final = frozenset({b"content-type", b"content-length"})
 def _with_source(head: RequestHead, source: Any, values: Mapping[str, Any]) -> RequestHead:
     """A copy of ``head`` (a driver's head, lines unread) reading its lines from ``source``,
     with ``values``."""
-    copy = object.__new__(_HeadSlots)  # filled as in _make_head, without a call per field
+    copy = _HeadSlots()  # filled as in _make_head, without a call per field
     copy.method = head.method
     copy.scheme = head.scheme
     copy.path = head.path
@@ -793,13 +787,16 @@ def scope_with_head(scope: HTTPScope, old: RequestHead, new: RequestHead) -> HTT
     if new is old:
         return scope
     copied: dict[str, Any] = dict(scope)
-    for name in _changed_fields(old, new):
-        if name != "headers":
-            copied[name] = getattr(new, name)
-        elif new._headers is None:  # lines set by with_header(), still unread: as they are
-            copied[name] = list(new._source)
-        else:
-            copied[name] = list(new._headers)
+    if new._fields_from is old and new._headers is None and new._source is not old._source:
+        copied["headers"] = list(new._source)  # only lines set by with_header(), still unread
+    else:
+        for name in _changed_fields(old, new):
+            if name != "headers":
+                copied[name] = getattr(new, name)
+            elif new._headers is None:  # lines set by with_header(), still unread: as they are
+                copied[name] = list(new._source)
+            else:
+                copied[name] = list(new._headers)
     _set_values(copied, old, new)
     return copied  # type: ignore[return-value]  # the same scope with some fields replaced
 

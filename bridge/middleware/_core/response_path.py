@@ -17,10 +17,12 @@ to send. The driver only converts between its interface and heads, and sends.
 4. ``response_body(chunk, more)`` for each body chunk while ``body_hook`` (the
    exchange overrides ``response_body`` and ``response_start`` did not return
    False): the chunks to send now. Otherwise the body passes as it is.
-5. ``send_head(status, held)`` when the first non-empty chunk (or the end of
+5. ``send_head(status)`` when the first non-empty chunk (or the end of
    the body) is about to leave: None (send the app's head), a
    :class:`ResponseHead` (send it instead) or a :class:`Response` (send it
-   instead of the app's whole response, whose output is then dropped).
+   instead of the app's whole response, whose output is then dropped). The
+   path asks the driver's ``held_head()`` for the app's head only when the
+   exchange has a ``response`` hook.
 6. ``app_failed(exc)`` / ``app_returned_early(what)``: the response to send
    when the app raised or returned before its head could leave.
 7. ``outcome`` of the request, then ``finish(outcome)``, exactly once.
@@ -39,8 +41,8 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Final
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Final
 
 from bridge._http.translate import BadRequest
 from bridge.middleware._core.drive import INTERNAL_ERROR, bad_request, failure, log
@@ -55,6 +57,9 @@ from bridge.middleware._core.exchange import (
     completed,
 )
 from bridge.middleware._core.heads import RequestHead, Response, ResponseHead, head_for_body
+
+if TYPE_CHECKING:
+    from bridge.middleware._core.base import Middleware
 
 __all__ = ("ResponsePath",)
 
@@ -76,14 +81,14 @@ class ResponsePath:
         "ex",
         "features",
         "finished",
+        "mw",
         "replaced",
         "replay",
         "status",
-        "who",
     )
 
-    def __init__(self, who: str, ex: Exchange, features: Features) -> None:
-        self.who = who  # the middleware's name, for log lines
+    def __init__(self, mw: Middleware, ex: Exchange, features: Features) -> None:
+        self.mw = mw
         self.ex = ex
         self.features = features
         self.status: int | None = None  # the status sent, once a head has left
@@ -96,6 +101,11 @@ class ResponsePath:
         self.body_hook = features.response_body
         self.ended = False  # the body's last chunk left
         self.finished = False
+
+    @property
+    def who(self) -> str:
+        """The middleware's name, for log lines."""
+        return type(self.mw).__name__
 
     # -- the request ------------------------------------------------------------
 
@@ -170,15 +180,17 @@ class ResponsePath:
         """True when the head to send will be :attr:`abort`'s response, not the app's."""
         return self.abort is not None and self.status is None
 
-    def send_head(
-        self, status: int, held: Callable[[], ResponseHead]
-    ) -> ResponseHead | Response | None:
+    def held_head(self) -> ResponseHead:
+        """The app's held head as a :class:`ResponseHead` (each driver converts its own)."""
+        raise NotImplementedError
+
+    def send_head(self, status: int) -> ResponseHead | Response | None:
         """What to send as the head now: None for the app's own head (``status``), a
         rewritten head, or a response to send instead of the app's whole response.
 
-        ``held`` converts the app's head; it is called only for a ``response`` hook."""
+        The app's head is converted (:meth:`held_head`) only for a ``response`` hook."""
         if self.abort is None and self.features.response:
-            head = self.app_head or held()
+            head = self.app_head or self.held_head()
             self.app_head = head
             try:
                 new = self.ex.response(head)

@@ -65,7 +65,7 @@ NO_SPELLINGS: Final[Mapping[bytes, str]] = MappingProxyType({})
 
 def run_wsgi(mw: Middleware, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
     """Handle one WSGI request through ``mw`` (this is ``mw.__call__``)."""
-    passes = mw.passes_schemes
+    passes = mw._passes_schemes
     # A request passed on untouched needs no head, unless the head would hold an error.
     if passes and environ.get("wsgi.url_scheme", "http") in passes and environ_translates(environ):
         passed: Iterable[bytes] = mw.app(environ, start_response)
@@ -74,7 +74,7 @@ def run_wsgi(mw: Middleware, environ: Environ, start_response: StartResponse) ->
         head = head_from_environ(environ)
     except BadRequest as exc:  # a field that cannot be translated: the same 400 for any middleware
         return _respond(start_response, bad_request(type(mw).__name__, exc, None, environ))
-    if mw.decides:
+    if mw._decides:
         return _run_decided(mw, head, environ, start_response)
     try:
         ex = mw.exchange(head, mw.clock())
@@ -324,7 +324,6 @@ class _WsgiRun(ResponsePath):
         "app_closed",
         "environ",
         "held",
-        "mw",
         "outer_start",
         "outer_write",
         "pending",
@@ -338,8 +337,7 @@ class _WsgiRun(ResponsePath):
         start_response: StartResponse,
         features: Features,
     ) -> None:
-        self.mw = mw
-        ResponsePath.__init__(self, type(mw).__name__, ex, features)
+        ResponsePath.__init__(self, mw, ex, features)
         self.environ = environ
         self.outer_start = start_response
         self.held: tuple[str, WsgiHeaders] | None = None
@@ -483,7 +481,7 @@ class _WsgiRun(ResponsePath):
     def flush_head(self) -> Response | None:
         """Send the head the path decides on; a response to send instead is returned."""
         status, headers = self.held  # type: ignore[misc]  # checked by the caller
-        decided = self.send_head(int(status[:3]), self.held_head)
+        decided = self.send_head(int(status[:3]))
         if isinstance(decided, Response):
             return decided
         if decided is not None:
