@@ -292,19 +292,23 @@ class Plan(NamedTuple):
         """``head`` rewritten by this plan, without the header lines named in ``drop``
         and with the original kept under :data:`ORIGINAL_KEY`; and the problems
         (the plan's and any value this head could not take, "" when none)."""
-        changes = dict(self.changes)
+        changes = self.changes  # shared by every head: copied before adding to it
         problems = self.problems
         if self.with_head is not None:
+            changes = dict(changes)
             problem = self.with_head.add_changes(head, changes)
             problems = f"{problems}; {problem}" if problems and problem else problems or problem
-        if changes:
-            values = head.values
-            original = OriginalRequest(head)
-            kept = {**values, ORIGINAL_KEY: original} if values else {ORIGINAL_KEY: original}
-            changes["values"] = MappingProxyType(kept)
         if drop:
-            changes["headers"] = without_lines(changes.get("headers", head.headers), drop)
-        return (head.replace(**changes) if changes else head), problems
+            kept_lines = without_lines(changes.get("headers", head.headers), drop)
+            if not changes:
+                return head.replace(headers=kept_lines), problems
+            changes = {**changes, "headers": kept_lines}
+        elif not changes:
+            return head, problems
+        values = head.values
+        original = OriginalRequest(head)
+        kept = {**values, ORIGINAL_KEY: original} if values else {ORIGINAL_KEY: original}
+        return head.replace(**changes, values=MappingProxyType(kept)), problems
 
 
 def without_lines(headers: Headers, names: frozenset[bytes]) -> Headers:
