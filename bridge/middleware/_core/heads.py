@@ -34,6 +34,7 @@ from typing import Any, Final, NamedTuple
 from asgiref.typing import HTTPScope
 
 from bridge._http.errors import ErrorFormat, error_body
+from bridge._http.memo import Memo
 from bridge._http.paths import quote_path
 from bridge._http.status import reason_phrase
 from bridge._http.translate import (
@@ -615,19 +616,32 @@ class _ScopeHead(RequestHead):
         return [] if value is None else [value]
 
 
+#: The environ key of each name of a set :func:`lines_named` is asked for (those that
+#: have one); callers ask for a few constant sets.
+_ENVIRON_KEYS: Final[Memo[frozenset[bytes], tuple[tuple[bytes, str], ...]]] = Memo(
+    lambda names: tuple((name, environ_key(name)) for name in names if environ_key(name)),
+    size=64,
+)
+
+
 def lines_named(head: RequestHead, names: frozenset[bytes]) -> dict[bytes, bytes]:
     """``{name: value}`` of the request lines of ``head`` named in ``names`` (lowercase,
     without ``_``).
 
-    A head whose list is unread does not translate every header: an environ head reads
-    one environ key per name (ProxyHeaders asks for its seven forwarded headers: about
-    1 us instead of 2.5 us for a server's usual environ), a scope head scans the scope's
-    lines once (0.8 us instead of 2.7 us)."""
+    A head whose list is unread does not translate every header: an environ head looks
+    up one environ key per name and translates the keys it holds (ProxyHeaders asks for
+    its seven forwarded headers: 0.3 us instead of 2.5 us for a server's usual environ),
+    a scope head scans the scope's lines once (0.8 us instead of 2.7 us)."""
     if head._headers is None:
         if type(head) is _EnvironHead:
             environ = head._source
-            found = {name: environ_header(environ, name) for name in names}
-            return {name: value for name, value in found.items() if value is not None}
+            found: dict[bytes, bytes] = {}
+            for name, key in _ENVIRON_KEYS[names]:
+                if key in environ:
+                    value = environ_header(environ, name)
+                    if value is not None:  # None: an empty CONTENT_TYPE or CONTENT_LENGTH
+                        found[name] = value
+            return found
         if type(head) is _ScopeHead:
             return scope_lines_named(head._source, names)  # one scan of the scope's lines
     return {name: value for name, value in head.headers if name in names}
