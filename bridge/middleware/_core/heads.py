@@ -349,7 +349,12 @@ class RequestHead(_HeadSlots):
         values: Mapping[str, Any] | None = None,
         **unknown: Any,
     ) -> RequestHead:
-        """A copy with the given fields changed (the others are this head's)."""
+        """A copy with the given fields changed; the others are this head's.
+
+        A field left out (None, or ``_KEEP`` for ``client`` and ``server``, which may be
+        set to None: no address) keeps this head's value. ``replace(**changes)`` with a
+        dict works too; a name that is not a field raises ``TypeError``.
+        """
         if unknown:
             raise TypeError(f"RequestHead has no field {sorted(unknown)}")
         # Filled as in _make_head, without a call; each field given sets its bit of
