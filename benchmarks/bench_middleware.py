@@ -11,6 +11,15 @@ to the peer's. ``--json FILE`` also writes every sample, so runs of two checkout
 (``PYTHONPATH`` pointing at each in turn) can be compared.
 
     PYTHONPATH=$PWD python benchmarks/bench_middleware.py [--rounds 7] [--seconds 0.3]
+
+``--instructions NAME KIND N`` only runs N untimed calls of one variant (``"bridge
+ProxyHeaders"``, ``"uvicorn ProxyHeadersMiddleware"``, ``"bare"`` ...) around the bare
+``KIND`` (``wsgi`` or ``asgi``) app, for an instruction count that does not depend on the
+machine's load: the count of N=3000 minus the count of N=1000, divided by 2000, is one
+request's instructions (``PYTHONHASHSEED=0`` keeps the runs alike)::
+
+    PYTHONHASHSEED=0 valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out \
+        python benchmarks/bench_middleware.py --instructions "bridge ProxyHeaders" asgi 3000
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import gc
 import io
 import json
 import random
@@ -217,6 +227,28 @@ def report(kind: str, samples: dict[tuple[str, str], list[float]], stat: str) ->
             )
 
 
+def instructions_run(name: str, kind: str, count: str) -> None:
+    """``count`` untimed calls of variant ``name`` around the bare ``kind`` app.
+
+    The objects alive after the warm-up are frozen out of the garbage collector, so a
+    full collection (its cost depends on what the imports left, not on the request)
+    does not land in one count and not the other."""
+    if kind == "wsgi":
+        app = WSGI_VARIANTS[name](wsgi_hello)
+        wsgi_batch(app, 200)  # warm: imports, caches, first-request work
+        gc.freeze()
+        wsgi_batch(app, int(count))
+        return
+    app = ASGI_VARIANTS[name](asgi_hello)
+    loop = asyncio.new_event_loop()
+    try:
+        _run_asgi(loop, app, 200)
+        gc.freeze()
+        _run_asgi(loop, app, int(count))
+    finally:
+        loop.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=7)
@@ -231,7 +263,11 @@ def main() -> None:
     parser.add_argument(
         "--json", metavar="FILE", help="also write every sample (µs) to FILE, for comparisons"
     )
+    parser.add_argument("--instructions", nargs=3, metavar=("NAME", "KIND", "N"))
     args = parser.parse_args()
+    if args.instructions:
+        instructions_run(*args.instructions)
+        return
     print(f"python {sys.version.split()[0]}; batches of ~{args.seconds}s, interleaved, shuffled")
     wsgi = measure(
         "wsgi", {"bare WSGI hello": wsgi_hello, "Flask hello": flask_hello()}, WSGI_VARIANTS, args

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import re
 from types import SimpleNamespace
+from urllib.parse import quote
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bridge._http.options import UNSET, http_methods, renamed_option
 from bridge._http.paths import (
@@ -122,6 +125,18 @@ def test_quote_path() -> None:
     assert quote_path("/a b/caf\u00e9;x=1") == b"/a%20b/caf%C3%A9;x=1"
     assert quote_path("/50%") == b"/50%25"
     assert quote_path("/a%2Fb c", keep_escapes=True) == b"/a%2Fb%20c"
+
+
+@given(
+    st.text(alphabet=st.sampled_from("aZ09_.~/;=,:@!$&'()*+-% \u00e9\n?#"), max_size=12),
+    st.booleans(),
+)
+def test_quote_path_agrees_with_quote(path: str, keep_escapes: bool) -> None:
+    """A path made of safe characters only is returned without calling quote(): the
+    same bytes quote() gives."""
+    safe = "/;=,:@!$&'()*+~" + ("%" if keep_escapes else "")
+    expected = quote(path, safe=safe).encode("ascii")
+    assert quote_path(path, keep_escapes=keep_escapes) == expected
 
 
 @pytest.mark.parametrize(

@@ -29,6 +29,7 @@ construction; nothing is guessed per request.
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final, Literal, Protocol, TypeAlias, cast
@@ -52,6 +53,8 @@ __all__ = (
 
 #: Characters a request target's path keeps as they are (RFC 3986 pchar and "/").
 _PATH_SAFE: Final = "/;=,:@!$&'()*+~"
+#: The characters quoting keeps: ``_PATH_SAFE`` and quote()'s own (letters, digits, ``_.-~``).
+_KEPT: Final = _PATH_SAFE + string.ascii_letters + string.digits + "_.-"
 
 
 def quote_path(path: str, *, keep_escapes: bool = False) -> bytes:
@@ -60,6 +63,8 @@ def quote_path(path: str, *, keep_escapes: bool = False) -> bytes:
     ``keep_escapes=True`` leaves ``%`` alone, for text that is already
     percent-encoded (a forwarded prefix as the proxy sent it).
     """
+    if not path.strip(_KEPT):  # every character kept (the usual path): quoting changes nothing
+        return path.encode("ascii")
     return quote(path, safe=_PATH_SAFE + "%" if keep_escapes else _PATH_SAFE).encode("ascii")
 
 

@@ -51,8 +51,8 @@ _MODES: Final = get_args(ProxyMode)
 _CACHE_SIZE: Final = 4096
 _CACHED_TEXT: Final = 200
 
-#: A plan's inputs: the forwarded header texts (None where absent) and the scheme.
-_PlanKey = tuple[tuple[bytes | None, ...], str]
+#: A plan's inputs: the forwarded header lines (name, text) and the scheme.
+_PlanKey = tuple[tuple[tuple[bytes, bytes], ...], str]
 
 
 class ProxyHeaders(Middleware):
@@ -130,7 +130,6 @@ class ProxyHeaders(Middleware):
         self.uses = uses
         self.strip_ignored = bool(strip_ignored)
         self._names = header_names(mode, uses)
-        self._absent = (None,) * len(self._names)
         #: The forwarded headers a trusted peer's request loses (none unless stripping).
         self._unread = FAMILY - set(self._names) if strip_ignored else frozenset()
         self._plans: Memo[_PlanKey, Plan] = Memo(self._plan, _CACHE_SIZE, keep=_short_texts)
@@ -144,12 +143,9 @@ class ProxyHeaders(Middleware):
         # No client address: a Unix socket peer (what gunicorn assumes too).
         if not (self.trusted.unix if client is None else self.trusted.verdict[client[0]]):
             return self._untrusted(head, found)
-        texts = tuple(map(found.get, self._names))
-        drop = self._unread.intersection(found)
-        if texts == self._absent:
-            rewritten, problems = head.replace(headers=without_lines(head.headers, drop)), ""
-        else:
-            rewritten, problems = self._plans[texts, head.scheme].apply(head, drop)
+        plan = self._plans[tuple(found.items()), head.scheme]
+        rewritten, problems = plan.apply(head)
+        drop = plan.drop
         if problems:
             removed = f" (removed unread: {_listed(drop)})" if drop else ""
             log.warning("ignored", head, "invalid forwarded values: %s%s", problems, removed)
@@ -165,8 +161,12 @@ class ProxyHeaders(Middleware):
         return head.replace(headers=without_lines(head.headers, FAMILY))
 
     def _plan(self, key: _PlanKey) -> Plan:
-        texts, scheme = key
-        return make_plan(texts, self._names, self.uses, self.trusted, scheme in ("ws", "wss"))
+        lines, scheme = key
+        found = dict(lines)
+        texts = tuple(map(found.get, self._names))
+        websocket = scheme in ("ws", "wss")
+        drop = self._unread.intersection(found)
+        return make_plan(texts, self._names, self.uses, self.trusted, websocket, drop)
 
 
 class TrustedPeers:
@@ -236,4 +236,4 @@ def _listed(names: Iterable[bytes]) -> str:
 
 
 def _short_texts(key: _PlanKey) -> bool:
-    return sum(len(text) for text in key[0] if text is not None) <= _CACHED_TEXT
+    return sum(len(text) for _, text in key[0]) <= _CACHED_TEXT

@@ -281,30 +281,37 @@ class Plan(NamedTuple):
 
     ``changes`` holds what applies to any head (client, scheme); ``with_head``
     what combines with the head's own Host and paths (None when nothing does).
-    ``problems`` names each value ignored as invalid ("" when none).
+    ``problems`` names each value ignored as invalid ("" when none); ``drop`` the
+    header lines removed.
     """
 
     changes: dict[str, Any]
     with_head: HostAndPrefix | None
     problems: str
+    drop: frozenset[bytes]
 
-    def apply(self, head: RequestHead, drop: frozenset[bytes]) -> tuple[RequestHead, str]:
+    def apply(self, head: RequestHead) -> tuple[RequestHead, str]:
         """``head`` rewritten by this plan, without the header lines named in ``drop``
         and with the original kept under :data:`ORIGINAL_KEY`; and the problems
         (the plan's and any value this head could not take, "" when none)."""
-        changes = dict(self.changes)
+        drop = self.drop
+        changes = self.changes  # shared by every head: copied before adding to it
         problems = self.problems
         if self.with_head is not None:
+            changes = dict(changes)
             problem = self.with_head.add_changes(head, changes)
             problems = f"{problems}; {problem}" if problems and problem else problems or problem
-        if changes:
-            values = head.values
-            original = OriginalRequest(head)
-            kept = {**values, ORIGINAL_KEY: original} if values else {ORIGINAL_KEY: original}
-            changes["values"] = MappingProxyType(kept)
         if drop:
-            changes["headers"] = without_lines(changes.get("headers", head.headers), drop)
-        return (head.replace(**changes) if changes else head), problems
+            kept_lines = without_lines(changes.get("headers", head.headers), drop)
+            if not changes:
+                return head.replace(headers=kept_lines), problems
+            changes = {**changes, "headers": kept_lines}
+        elif not changes:
+            return head, problems
+        values = head.values
+        original = OriginalRequest(head)
+        kept = {**values, ORIGINAL_KEY: original} if values else {ORIGINAL_KEY: original}
+        return head.replace(**changes, values=MappingProxyType(kept)), problems
 
 
 def without_lines(headers: Headers, names: frozenset[bytes]) -> Headers:
@@ -326,14 +333,18 @@ def make_plan(
     uses: frozenset[str],
     trusted: Container[str],
     websocket: bool,
+    drop: frozenset[bytes] = frozenset(),
 ) -> Plan:
-    """The plan for forwarded header ``texts`` (one per name in ``names``, None if absent).
+    """The plan for forwarded header ``texts`` (one per name in ``names``, None if absent),
+    removing the lines named in ``drop``.
 
     ``names`` comes from :func:`header_names`.
     """
     problems: list[str] = []
     decoded = {n: t.decode("latin-1") for n, t in zip(names, texts, strict=True) if t is not None}
-    if names == (b"forwarded",):
+    if not decoded:  # only headers this configuration does not read
+        values = {}
+    elif names == (b"forwarded",):
         values = _forwarded(decoded[b"forwarded"], uses, trusted, problems)
     else:
         values = _x_forwarded(decoded, trusted, problems)
@@ -360,8 +371,8 @@ def make_plan(
             problems.append(f"X-Forwarded-Prefix {values['prefix'][:100]!r}")
     with_head = HostAndPrefix(host, port, prefix)
     if with_head == (None, None, None):
-        return Plan(changes, None, "; ".join(problems))
-    return Plan(changes, with_head, "; ".join(problems))
+        return Plan(changes, None, "; ".join(problems), drop)
+    return Plan(changes, with_head, "; ".join(problems), drop)
 
 
 _USE_OF: Final = {name: use for use, name in X_NAMES.items()}
