@@ -40,8 +40,9 @@ class HTTPSRedirect(Middleware):
 
     The scheme checked is the request's, as resolved by :class:`~bridge.ProxyHeaders`
     when it runs outside. A plain-HTTP request whose (unapplied) ``X-Forwarded-Proto``
-    or ``Forwarded`` says https is still redirected, with one warning: behind a
-    TLS-terminating proxy without ProxyHeaders the client would loop. A Host
+    or ``Forwarded`` says https is still redirected, with one warning (the first
+    time only): behind a TLS-terminating proxy without ProxyHeaders the client
+    would loop. A Host
     that is not a host name gets 400 and one warning on
     ``bridge.middleware.https_redirect``. A websocket handshake over
     ``ws`` cannot follow a redirect: it is refused (HTTP 403).
@@ -66,6 +67,7 @@ class HTTPSRedirect(Middleware):
             raise ValueError(f"status must be one of {sorted(_STATUSES)}, not {status!r}")
         self.status = status
         self.exempt = exempt_matcher(exempt, "HTTPSRedirect: exempt")
+        self._loop_reported = False  # the redirect-loop warning went out
 
     def decide_request(self, head: RequestHead, now: float) -> Response | None:
         secure = _SECURE.get(head.scheme)
@@ -78,7 +80,8 @@ class HTTPSRedirect(Middleware):
             shown = quoted_for_log(head.host or "")
             log.warning("refused", head, "cannot redirect to Host %s; sent 400", shown)
             return _INVALID
-        if _forwarded_as_secure(head):  # the redirect would come back as it is: a loop
+        if not self._loop_reported and _forwarded_as_secure(head):  # it would come back: a loop
+            self._loop_reported = True  # a configuration problem: once, not per request
             log.warning("redirected", head, _LOOP_HINT, self.status)
         return redirect(self.status, absolute_url(secure, host, head.raw_path, head.query_string))
 
