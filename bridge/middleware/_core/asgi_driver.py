@@ -75,7 +75,7 @@ async def run_asgi(
     mw: Middleware, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
 ) -> None:
     """Handle one ASGI connection through ``mw`` (this is ``mw.__call__``)."""
-    passes = mw._passes_schemes
+    passes = mw.passes_schemes
     # An HTTP request passed on untouched needs no head, unless the head would hold an
     # error: a path that is not ASCII, or a root path to split off (what head_from_scope
     # may refuse). Checked first and inline: this is the whole of the pass-through.
@@ -101,7 +101,7 @@ async def run_asgi(
     except BadRequest as exc:  # a field that cannot be translated: the same 400 for any middleware
         await _send_response(send, bad_request(type(mw).__name__, exc, None, scope))
         return
-    if mw._decides:
+    if mw.decides:
         await _run_decided(mw, head, http, receive, send)
         return
     try:
@@ -428,10 +428,10 @@ class _AsgiRun(ResponsePath):
             app_receive = receive
             if features.request:
                 try:
-                    decision = ex.request()
-                    kind = type(decision)  # as_decision(), inline
-                    if kind is not Forward and kind is not Respond:
-                        decision, receive = await _drive_request(decision, receive)
+                    result = ex.request()
+                    decision = as_decision(result)
+                    if decision is None:
+                        decision, receive = await _drive_request(result, receive)
                 except Exception as exc:
                     await _send_response(self.outer_send, self.request_failed(exc))
                     outcome = None

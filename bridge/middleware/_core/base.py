@@ -109,8 +109,7 @@ class Middleware:
     #: Schemes (``scope["scheme"]``, ``environ["wsgi.url_scheme"]``) of HTTP requests this
     #: middleware passes through untouched whatever else they hold: the drivers then call
     #: the app without building a head (HTTPSRedirect: ``https``). A request whose path
-    #: cannot be translated still gets the same 400 as under any middleware. Read once,
-    #: when the instance is made (``scope_types`` may be set per instance; this may not).
+    #: cannot be translated still gets the same 400 as under any middleware.
     passes_schemes: ClassVar[frozenset[str]] = frozenset()
 
     #: Response header names this middleware sets (lowercase bytes, as its lines hold
@@ -120,8 +119,6 @@ class Middleware:
 
     interface: Interface
     decides: bool  # set per variant: the class overrides decide_request()
-    _passes_schemes: frozenset[str]
-    _decides: bool
     app: Any
     clock: Callable[[], float]
 
@@ -157,10 +154,6 @@ class Middleware:
             raise TypeError(f"clock must be a function returning seconds, not {clock!r}")
         self.app = app
         self.clock = clock
-        # What the drivers read on every request, copied from the class: Python 3.11
-        # specializes reads of instance attributes, not of class attributes.
-        self._passes_schemes = self.passes_schemes
-        self._decides = self.decides
 
     def exchange(self, head: RequestHead, now: float) -> Exchange | None:
         """The per-request exchange for ``head``, or None to pass it through untouched.

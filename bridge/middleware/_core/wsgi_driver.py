@@ -65,7 +65,7 @@ NO_SPELLINGS: Final[Mapping[bytes, str]] = MappingProxyType({})
 
 def run_wsgi(mw: Middleware, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
     """Handle one WSGI request through ``mw`` (this is ``mw.__call__``)."""
-    passes = mw._passes_schemes
+    passes = mw.passes_schemes
     # A request passed on untouched needs no head, unless the head would hold an error.
     if passes and environ.get("wsgi.url_scheme", "http") in passes and environ_translates(environ):
         passed: Iterable[bytes] = mw.app(environ, start_response)
@@ -74,7 +74,7 @@ def run_wsgi(mw: Middleware, environ: Environ, start_response: StartResponse) ->
         head = head_from_environ(environ)
     except BadRequest as exc:  # a field that cannot be translated: the same 400 for any middleware
         return _respond(start_response, bad_request(type(mw).__name__, exc, None, environ))
-    if mw._decides:
+    if mw.decides:
         return _run_decided(mw, head, environ, start_response)
     try:
         ex = mw.exchange(head, mw.clock())
