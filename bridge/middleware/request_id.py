@@ -36,7 +36,6 @@ REQUEST_ID_KEY: Final = "bridge.request_id"
 #: Printable ASCII, no spaces at either end, at most 200 characters.
 _VALID: Final = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,198}[\x21-\x7e])?")
 
-_new_tuple: Final = tuple.__new__  # a named tuple made without its Python-level __new__
 _current: ContextVar[str | None] = ContextVar("bridge.request_id", default=None)
 
 
@@ -173,13 +172,10 @@ class _RequestIdExchange(Exchange):
             head = head.with_value(REQUEST_ID_KEY, rid)
         self.request_id = value
         self.token = _current.set(rid)
-        forward: Forward = _new_tuple(Forward, (head, None))  # Forward(head), without its __new__
-        return forward
+        return Forward(head)
 
     def response(self, head: ResponseHead) -> ResponseHead:
-        headers = set_header(head[1], self.mw.header, self.request_id)
-        copy: ResponseHead = _new_tuple(ResponseHead, (head[0], headers, head[2]))  # replace()
-        return copy
+        return head.replace(headers=set_header(head.headers, self.mw.header, self.request_id))
 
     def finish(self, outcome: Outcome) -> None:
         token = self.token
