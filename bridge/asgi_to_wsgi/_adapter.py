@@ -248,7 +248,7 @@ def _prefetch_body(environ: Environ, plan: BodyPlan, options: Options) -> Any:
     unknown length, beyond their first chunk) are left for streaming.
     """
     if plan.empty:
-        return [{"type": "http.request", "body": b"", "more_body": False}], 0
+        return [_request_message(b"", False)], 0
     stream = environ["wsgi.input"]
     try:
         if plan.length is None:
