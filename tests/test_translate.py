@@ -11,6 +11,8 @@ from asgiref.typing import HTTPScope
 from bridge._http.translate import (
     BadRequest,
     environ_from_scope,
+    environ_header,
+    environ_lines_named,
     normalize_request_headers,
     parse_content_length,
     scope_from_environ,
@@ -287,3 +289,21 @@ def test_a_content_length_the_full_rules_refuse_is_refused_by_one_name_lookups(
         scope_header(lines, b"content-length")
     with pytest.raises(BadRequest):
         scope_lines_named(lines, frozenset({b"content-length"}))
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"HTTP_X_FORWARDED_FOR": "203.0.113.9", "HTTP_FORWARDED": "", "CONTENT_TYPE": ""},
+        {"CONTENT_LENGTH": "5", "HTTP_X_REAL_IP": "10.0.0.1", "HTTP_X_FORWARDED_PROTO": "https"},
+        {},
+    ],
+)
+def test_environ_lines_named_gives_what_environ_header_gives(environ: dict[str, str]) -> None:
+    names = frozenset(
+        {b"x-forwarded-for", b"forwarded", b"content-type", b"content-length", b"x-real-ip",
+         b"x-forwarded-proto", b"x_underscored"}
+    )  # fmt: skip
+    expected = {name: environ_header(environ, name) for name in names}
+    got = environ_lines_named(environ, names)
+    assert got == {name: value for name, value in expected.items() if value is not None}

@@ -43,6 +43,7 @@ __all__ = (
     "environ_header",
     "environ_http_version",
     "environ_key",
+    "environ_lines_named",
     "environ_method",
     "environ_path",
     "environ_query",
@@ -285,9 +286,25 @@ def environ_header(environ: Mapping[str, Any], name: bytes) -> bytes | None:
     translate them all. ``name`` is lowercase.
     """
     key = _LOOKUP_KEYS[name]
-    if not key:
-        return None
-    value = environ.get(key)
+    return _environ_line(name, environ.get(key)) if key else None
+
+
+def environ_lines_named(environ: Mapping[str, Any], names: frozenset[bytes]) -> dict[bytes, bytes]:
+    """``{name: value}`` of the request headers of ``environ`` named in ``names``, each as
+    :func:`environ_header` gives it (absent ones left out): one environ lookup per name,
+    and a translation only for the keys present. :func:`scope_lines_named`' twin."""
+    found: dict[bytes, bytes] = {}
+    for name in names:
+        value = environ.get(_LOOKUP_KEYS[name])  # "" (no environ key) is never a key
+        if value is not None:
+            line = _environ_line(name, value)
+            if line is not None:
+                found[name] = line
+    return found
+
+
+def _environ_line(name: bytes, value: Any) -> bytes | None:
+    """Header ``name``'s value as an environ holds it (None: absent), as bytes."""
     if not value:
         # an empty CONTENT_TYPE / CONTENT_LENGTH means "absent" (see headers_from_environ)
         return None if value is None or name in _BARE_HEADERS else b""
