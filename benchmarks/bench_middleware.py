@@ -135,8 +135,8 @@ def _start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
     return None
 
 
-def wsgi_batch(app: Any, n: int) -> float:
-    base = environ_from_scope(REQUEST.scope(), wsgi_input=io.BytesIO(), wsgi_errors=sys.stderr)
+def wsgi_batch(app: Any, n: int, request: Request = REQUEST) -> float:
+    base = environ_from_scope(request.scope(), wsgi_input=io.BytesIO(), wsgi_errors=sys.stderr)
     del base["asgi.scope"]
     start = time.perf_counter()
     for _ in range(n):
@@ -157,8 +157,8 @@ async def _send(message: Any) -> None:
     return None
 
 
-async def asgi_batch(app: Any, n: int) -> float:
-    base = REQUEST.scope()
+async def asgi_batch(app: Any, n: int, request: Request = REQUEST) -> float:
+    base = request.scope()
     start = time.perf_counter()
     for _ in range(n):
         await app(dict(base), _receive, _send)

@@ -2,7 +2,8 @@
 
 ``python benchmarks/count_direct.py VARIANT N`` makes N calls of VARIANT around a hello
 world that declares its length, with nothing timed, so that the difference of two runs
-under callgrind is the work of N calls (run from the repository root, ``PYTHONPATH=$PWD``)::
+under callgrind is the work of N calls (run from the repository root, ``PYTHONPATH=$PWD``;
+the loops are ``bench_middleware``'s, timing nothing worth counting)::
 
     for n in 1000 3000; do
         valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.$n \\
@@ -18,11 +19,12 @@ from 127.0.0.1 with Host, an allowed Origin, ``Accept-Encoding: gzip`` and
 from __future__ import annotations
 
 import asyncio
-import io
+import dataclasses
 import sys
 from collections.abc import Callable
 from typing import Any
 
+from benchmarks.bench_middleware import asgi_batch, wsgi_batch
 from bridge import (
     CORS,
     Compression,
@@ -32,15 +34,20 @@ from bridge import (
     SecurityHeaders,
     TrustedHost,
 )
+from bridge.testing import Request
 
-HEADERS = [
-    (b"host", b"127.0.0.1:8000"),
-    (b"user-agent", b"wrk"),
-    (b"origin", b"https://site.example"),
-    (b"accept-encoding", b"gzip"),
-    (b"x-forwarded-for", b"203.0.113.9"),
-    (b"x-forwarded-proto", b"https"),
-]
+REQUEST = Request(
+    headers=[
+        (b"host", b"127.0.0.1:8000"),
+        (b"user-agent", b"wrk"),
+        (b"origin", b"https://site.example"),
+        (b"accept-encoding", b"gzip"),
+        (b"x-forwarded-for", b"203.0.113.9"),
+        (b"x-forwarded-proto", b"https"),
+    ],
+    client=("127.0.0.1", 5000),
+    server=("127.0.0.1", 8000),
+)
 SITE = ["https://site.example"]
 
 
@@ -97,76 +104,14 @@ def variants() -> dict[str, Callable[[], Any]]:
     }
 
 
-def run_wsgi(app: Any, count: int) -> None:
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": "GET",
-        "SCRIPT_NAME": "",
-        "PATH_INFO": "/",
-        "QUERY_STRING": "",
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "8000",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1",
-        "REMOTE_PORT": "5000",
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(b""),
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": True,
-        "wsgi.multiprocess": False,
-        "wsgi.run_once": False,
-    }
-    for name, value in HEADERS:
-        environ["HTTP_" + name.decode().upper().replace("-", "_")] = value.decode()
-
-    def start_response(status: str, headers: Any, exc_info: Any = None) -> None:
-        return None
-
-    for _ in range(count):
-        body = app(dict(environ), start_response)
-        for _chunk in body:
-            pass
-        close = getattr(body, "close", None)
-        if close is not None:
-            close()
-
-
-def run_asgi(app: Any, count: int, scheme: str) -> None:
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": scheme,
-        "path": "/",
-        "raw_path": b"/",
-        "query_string": b"",
-        "root_path": "",
-        "headers": HEADERS,
-        "client": ("127.0.0.1", 5000),
-        "server": ("127.0.0.1", 8000),
-    }
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        return None
-
-    async def calls() -> None:
-        for _ in range(count):
-            await app(dict(scope), receive, send)
-
-    asyncio.run(calls())
-
-
 def main() -> None:
     name, count = sys.argv[1], int(sys.argv[2])
     app = variants()[name]()
     if name.startswith("w-"):
-        run_wsgi(app, count)
+        wsgi_batch(app, count, REQUEST)
     else:
-        run_asgi(app, count, "https" if name.startswith("https") else "http")
+        scheme = "https" if name.startswith("https") else "http"
+        asyncio.run(asgi_batch(app, count, dataclasses.replace(REQUEST, scheme=scheme)))
 
 
 if __name__ == "__main__":
