@@ -59,6 +59,7 @@ __all__ = (
     "scope_header",
     "scope_lines_named",
     "split_root_path",
+    "undelivered_body",
 )
 
 #: Same default as gunicorn's ``limit_request_fields``.
@@ -104,6 +105,19 @@ def _unicode_from_wsgi(text: str, what: str) -> str:
 
 
 # -- headers -----------------------------------------------------------------
+
+
+def undelivered_body() -> BadRequest:
+    """The 411 for a request that announces a body (``Transfer-Encoding``) the WSGI server
+    neither de-chunks nor ends: no CONTENT_LENGTH and no ``wsgi.input_terminated``
+    (wsgiref hands over the raw socket). PEP 3333 reads such a body as empty, so it is
+    refused rather than lost, as mod_wsgi refuses it."""
+    return BadRequest(
+        "a chunked request body the WSGI server neither de-chunks nor ends "
+        "(no CONTENT_LENGTH, no wsgi.input_terminated): enable the server's "
+        "chunked request support",
+        411,
+    )
 
 
 def parse_content_length(values: Iterable[bytes]) -> int | None:

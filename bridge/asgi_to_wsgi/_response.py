@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 from bridge._http.headers import HOP_BY_HOP, NAME_TEXT, invalid_value
 from bridge._http.status import status_line as _status_line
-from bridge._http.translate import BadRequest, parse_content_length
+from bridge._http.translate import parse_content_length, undelivered_body
 from bridge._http.types import WsgiHeaders
 
 __all__ = (
@@ -87,10 +87,5 @@ def plan_body(environ: Mapping[str, Any]) -> BodyPlan:
     if environ.get("wsgi.input_terminated"):
         return BodyPlan(None, False)
     if environ.get("HTTP_TRANSFER_ENCODING"):
-        raise BadRequest(
-            "a chunked request body the WSGI server neither de-chunks nor ends "
-            "(no CONTENT_LENGTH, no wsgi.input_terminated): enable the server's "
-            "chunked request support",
-            411,
-        )
+        raise undelivered_body()
     return BodyPlan(0, True)

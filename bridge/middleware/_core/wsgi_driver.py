@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 from bridge._http.headers import HOP_BY_HOP, parse_length
 from bridge._http.status import status_line
-from bridge._http.translate import BadRequest
+from bridge._http.translate import BadRequest, undelivered_body
 from bridge._http.types import Environ, ExcInfo, StartResponse, WsgiHeaders
 from bridge._loop.green import cross_thread_wait
 from bridge._loop.threads import worker_pool
@@ -220,12 +220,6 @@ def _content_length(environ: Environ) -> int | None:
     return parse_length(str(environ.get("CONTENT_LENGTH") or ""))
 
 
-_UNDELIVERED: Final = (
-    "a chunked request body the WSGI server neither de-chunks nor ends "
-    "(no CONTENT_LENGTH, no wsgi.input_terminated): enable the server's chunked request support"
-)
-
-
 class _WsgiBody:
     """``RequestBodyIO`` over ``wsgi.input``: honours CONTENT_LENGTH, never over-reads."""
 
@@ -241,7 +235,7 @@ class _WsgiBody:
     def read_sync(self, seconds: float | None) -> bytes:
         if self._remaining is None and not self._terminated:
             if self._chunked:  # a body the server cannot deliver (wsgiref): refused, not lost
-                raise BadRequest(_UNDELIVERED, 411)
+                raise undelivered_body()
             return b""  # PEP 3333: no CONTENT_LENGTH means no body
         size = _CHUNK if self._remaining is None else min(_CHUNK, self._remaining)
         if size == 0:
