@@ -40,27 +40,49 @@ def free_port() -> int:
         return port
 
 
-def wait_for_port(port: int, proc: subprocess.Popen[bytes] | None, timeout: float = 20.0) -> None:
+def wait_for_port(
+    port: int | Path, proc: subprocess.Popen[bytes] | None, timeout: float = 20.0
+) -> None:
+    """Wait until something accepts connections on 127.0.0.1:``port`` (or on the Unix
+    socket at ``port``, a Path); fail early with its output if ``proc`` exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
             raise RuntimeError(f"server exited with {proc.returncode} before listening:\n{out}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            with _connect(port):
                 return
         except OSError:
             time.sleep(0.05)
-    raise TimeoutError(f"nothing listened on 127.0.0.1:{port} within {timeout}s")
+    raise TimeoutError(f"nothing listened on {_where(port)} within {timeout}s")
+
+
+def _connect(port: int | Path) -> socket.socket:
+    if not isinstance(port, Path):
+        return socket.create_connection(("127.0.0.1", port), timeout=0.5)
+    probe = socket.socket(socket.AF_UNIX)
+    try:
+        probe.settimeout(0.5)
+        probe.connect(str(port))
+    except OSError:
+        probe.close()
+        raise
+    return probe
+
+
+def _where(port: int | Path) -> str:
+    return str(port) if isinstance(port, Path) else f"127.0.0.1:{port}"
 
 
 class Server:
-    """A server process on 127.0.0.1; ``url`` is its base URL."""
+    """A server process on 127.0.0.1; ``url`` is its base URL. A server on a Unix socket
+    has port 0 and ``url`` ``http://localhost`` (connect through the socket)."""
 
     def __init__(self, proc: subprocess.Popen[bytes], port: int) -> None:
         self.proc = proc
         self.port = port
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"http://127.0.0.1:{port}" if port else "http://localhost"
         self.output = ""
 
     def stop(self) -> str:
@@ -82,7 +104,9 @@ class Server:
         return self.output
 
 
-def start_server(argv: Sequence[str], port: int, *, env: dict[str, str] | None = None) -> Server:
+def start_server(
+    argv: Sequence[str], port: int | Path, *, env: dict[str, str] | None = None
+) -> Server:
     """Start ``argv`` (a server listening on ``port``) and wait until it accepts connections.
 
     The test modules under tests/ are importable as ``tests.xxx`` from the repository
@@ -102,7 +126,7 @@ def start_server(argv: Sequence[str], port: int, *, env: dict[str, str] | None =
         proc.kill()
         proc.wait(10)
         raise
-    return Server(proc, port)
+    return Server(proc, 0 if isinstance(port, Path) else port)
 
 
 class RunServer(Protocol):

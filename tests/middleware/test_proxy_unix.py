@@ -11,11 +11,7 @@ ProxyHeaders with its default ``trusted``, on a socket in the test's directory.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +21,7 @@ import pytest
 
 from bridge import ProxyHeaders
 from bridge.testing import InnerApp, Request, call_asgi, call_wsgi
-from tests.conftest import ROOT
+from tests.conftest import Server, start_server
 from tests.nginx import StartNginx, docs_nginx_block, start_nginx
 
 __all__ = ("start_nginx",)
@@ -76,53 +72,21 @@ SERVERS: list[Any] = [
 ]
 
 
-def _wait_for_socket(path: Path, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
-            raise RuntimeError(f"server exited with {proc.returncode} before listening:\n{out}")
-        try:
-            with socket.socket(socket.AF_UNIX) as probe:
-                probe.settimeout(0.5)
-                probe.connect(str(path))
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listened on {path} within {timeout}s")
-
-
 @pytest.fixture
 def unix_server(tmp_path: Path) -> Iterator[Callable[[Callable[[Path], Sequence[str]]], Path]]:
     """``unix_server(argv_for(path))``: a server on a Unix socket; always stopped."""
-    procs: list[subprocess.Popen[bytes]] = []
+    servers: list[Server] = []
     tmp_path.chmod(0o755)  # nginx's worker (another user when run as root) reaches the socket
 
     def start(argv_for: Callable[[Path], Sequence[str]]) -> Path:
-        path = tmp_path / f"app{len(procs)}.sock"
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        proc = subprocess.Popen(
-            list(argv_for(path)),
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        procs.append(proc)
-        _wait_for_socket(path, proc)
+        path = tmp_path / f"app{len(servers)}.sock"
+        servers.append(start_server(argv_for(path), path))
         path.chmod(0o777)  # waitress makes it 0600, daphne as the umask says
         return path
 
     yield start
-    for proc in procs:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        if proc.stdout is not None:
-            proc.stdout.close()
+    for server in servers:
+        server.stop()
 
 
 def _get_over(path: Path, headers: dict[str, str]) -> Any:
