@@ -165,8 +165,10 @@ async def asgi_batch(app: Any, n: int, request: Request = REQUEST) -> float:
     return (time.perf_counter() - start) / n
 
 
-def _run_asgi(loop: asyncio.AbstractEventLoop, app: Any, n: int) -> float:
-    return loop.run_until_complete(asgi_batch(app, n))
+def _run_asgi(
+    loop: asyncio.AbstractEventLoop, app: Any, n: int, request: Request = REQUEST
+) -> float:
+    return loop.run_until_complete(asgi_batch(app, n, request))
 
 
 def calibrate(run: Callable[[int], float], seconds: float) -> int:

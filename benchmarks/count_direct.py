@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
+import gc
 import sys
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks.bench_middleware import asgi_batch, wsgi_batch
+from benchmarks.bench_middleware import _run_asgi, wsgi_batch
 from bridge import (
     CORS,
     Compression,
@@ -49,6 +51,7 @@ REQUEST = Request(
     server=("127.0.0.1", 8000),
 )
 SITE = ["https://site.example"]
+_WARM_UP = 300
 
 
 async def hello(scope: Any, receive: Any, send: Any) -> None:
@@ -108,10 +111,16 @@ def main() -> None:
     name, count = sys.argv[1], int(sys.argv[2])
     app = variants()[name]()
     if name.startswith("w-"):
-        wsgi_batch(app, count, REQUEST)
+        run = functools.partial(wsgi_batch, app, request=REQUEST)
     else:
-        scheme = "https" if name.startswith("https") else "http"
-        asyncio.run(asgi_batch(app, count, dataclasses.replace(REQUEST, scheme=scheme)))
+        request = dataclasses.replace(
+            REQUEST, scheme="https" if name.startswith("https") else "http"
+        )
+        loop = asyncio.new_event_loop()
+        run = functools.partial(_run_asgi, loop, app, request=request)
+    run(_WARM_UP)
+    gc.freeze()  # the warm-up's objects: no full collection lands in one run and not the other
+    run(count)
 
 
 if __name__ == "__main__":
